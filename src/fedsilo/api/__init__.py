@@ -1,0 +1,72 @@
+"""The fedsilo API types: ``FederatedJob`` and ``Silo`` (group ``fedsilo.io``, ``v1alpha1``).
+
+These models are the one schema source: the local run validates manifests with them and
+the CRDs in ``crds/`` are generated from them. Everything above this layer receives
+validated, typed objects and never re-checks raw YAML.
+"""
+
+from ._manifest import Manifest as Manifest
+from ._manifest import ManifestError as ManifestError
+from ._manifest import load_manifest as load_manifest
+from ._manifest import parse_manifest as parse_manifest
+from ._types import API_GROUP as API_GROUP
+from ._types import API_VERSION as API_VERSION
+from ._types import AggregationMode as AggregationMode
+from ._types import AggregationSpec as AggregationSpec
+from ._types import BuiltinModel as BuiltinModel
+from ._types import DataClass as DataClass
+from ._types import DataSource as DataSource
+from ._types import DataSpec as DataSpec
+from ._types import FederatedJob as FederatedJob
+from ._types import FederatedJobSpec as FederatedJobSpec
+from ._types import ModelSpec as ModelSpec
+from ._types import ObjectMeta as ObjectMeta
+from ._types import PartitionScheme as PartitionScheme
+from ._types import PartitionSpec as PartitionSpec
+from ._types import PolicySpec as PolicySpec
+from ._types import PrivacyMode as PrivacyMode
+from ._types import PrivacySpec as PrivacySpec
+from ._types import RoundNumber as RoundNumber
+from ._types import Silo as Silo
+from ._types import SiloDataSpec as SiloDataSpec
+from ._types import SiloIdentity as SiloIdentity
+from ._types import SiloName as SiloName
+from ._types import SiloSpec as SiloSpec
+from ._types import StrategyName as StrategyName
+from ._types import StrategySpec as StrategySpec
+from ._types import SyntheticSpec as SyntheticSpec
+from ._types import TrainingSpec as TrainingSpec
+
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "AggregationMode",
+    "AggregationSpec",
+    "BuiltinModel",
+    "DataClass",
+    "DataSource",
+    "DataSpec",
+    "FederatedJob",
+    "FederatedJobSpec",
+    "Manifest",
+    "ManifestError",
+    "ModelSpec",
+    "ObjectMeta",
+    "PartitionScheme",
+    "PartitionSpec",
+    "PolicySpec",
+    "PrivacyMode",
+    "PrivacySpec",
+    "RoundNumber",
+    "Silo",
+    "SiloDataSpec",
+    "SiloIdentity",
+    "SiloName",
+    "SiloSpec",
+    "StrategyName",
+    "StrategySpec",
+    "SyntheticSpec",
+    "TrainingSpec",
+    "load_manifest",
+    "parse_manifest",
+]

@@ -1,0 +1,457 @@
+"""Typed models of the ``FederatedJob`` and ``Silo`` resources.
+
+Field descriptions here become the CRD descriptions that ``kubectl explain`` shows, so
+they are written for a platform engineer reading the API for the first time. Field names
+are snake_case in Python and camelCase on the wire, as Kubernetes conventions ask.
+Cross-field rules that the API server can check carry a CEL expression in
+``x-kubernetes-validations`` and are checked again here for the local run.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal, NewType, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "fedsilo.io"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+
+SiloName = NewType("SiloName", str)
+RoundNumber = NewType("RoundNumber", int)
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(
+            "must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+
+
+class _Model(BaseModel):
+    """Common model settings: camelCase aliases, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=False,
+    )
+
+
+class ObjectMeta(_Model):
+    """The subset of Kubernetes object metadata that fedsilo reads."""
+
+    name: DnsLabel = Field(description="Object name, a DNS-1123 label.")
+    namespace: str | None = Field(default=None, description="Namespace of the object.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+    model_config = ConfigDict(extra="allow")
+
+
+class BuiltinModel(StrEnum):
+    """Models fedsilo ships; each implements the same trainer interface a user model does."""
+
+    LOGISTIC_REGRESSION = "logistic_regression"
+    MLP = "mlp"
+    CNN = "cnn"
+
+
+class ModelSpec(_Model):
+    """Which model the silos train: a built-in one or a user factory."""
+
+    builtin: BuiltinModel | None = Field(
+        default=None,
+        description=(
+            "A built-in model: logistic_regression, mlp, or cnn (a small convolutional "
+            "network for image-shaped data such as digits). Exactly one of builtin or "
+            "factory is set."
+        ),
+    )
+    factory: str | None = Field(
+        default=None,
+        pattern=_FACTORY.pattern,
+        description=(
+            "A user trainer client factory as 'package.module:callable'. The callable "
+            "returns an object implementing fedsilo.trainer.TrainerClient; it must be "
+            "importable in the trainer image."
+        ),
+    )
+    hidden_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field(
+        default_factory=lambda: [64],
+        max_length=8,
+        description="Hidden layer widths of the mlp model.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Self:
+        if (self.builtin is None) == (self.factory is None):
+            raise ValueError("set exactly one of builtin or factory")
+        return self
+
+
+class DataSource(StrEnum):
+    """Where the training data comes from."""
+
+    SYNTHETIC = "synthetic"
+    DIGITS = "digits"
+    BREAST_CANCER = "breast_cancer"
+    CSV = "csv"
+    NPZ = "npz"
+
+
+class PartitionScheme(StrEnum):
+    """How a pooled data set is split across silos when it is simulated locally."""
+
+    IID = "iid"
+    DIRICHLET = "dirichlet"
+    QUANTITY = "quantity"
+
+
+class SyntheticSpec(_Model):
+    """Parameters of the Synthetic(alpha, beta) generator of the FedProx paper (Li et al. 2020)."""
+
+    alpha: float = Field(
+        default=1.0, ge=0.0, le=100.0, description="Variance of per-silo model heterogeneity."
+    )
+    beta: float = Field(
+        default=1.0, ge=0.0, le=100.0, description="Variance of per-silo feature heterogeneity."
+    )
+    num_features: int = Field(default=60, ge=2, le=10000, description="Input dimension.")
+    num_classes: int = Field(default=10, ge=2, le=1000, description="Number of classes.")
+    samples_per_silo: int = Field(
+        default=600, ge=20, le=1_000_000, description="Mean number of records per silo."
+    )
+
+
+class PartitionSpec(_Model):
+    """How records are dealt to silos in a local simulation."""
+
+    scheme: PartitionScheme = Field(
+        default=PartitionScheme.IID,
+        description="iid (uniform), dirichlet (label skew), or quantity (size skew).",
+    )
+    alpha: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1000.0,
+        description="Dirichlet concentration for dirichlet and quantity schemes; smaller is more skewed.",
+    )
+
+
+class DataSpec(_Model):
+    """The data each silo trains on."""
+
+    source: DataSource = Field(
+        default=DataSource.SYNTHETIC,
+        description="synthetic, digits, breast_cancer (bundled, no download), csv or npz (a local path).",
+    )
+    path: str | None = Field(
+        default=None,
+        description=(
+            "For csv or npz: the file to read. In a cluster each Silo's own spec.data.path "
+            "wins, so every partner keeps its data in place."
+        ),
+    )
+    label_column: str = Field(
+        default="label", description="For csv: the name of the column holding class labels."
+    )
+    synthetic: SyntheticSpec = Field(
+        default_factory=SyntheticSpec, description="For synthetic: generator parameters."
+    )
+    partition: PartitionSpec = Field(
+        default_factory=PartitionSpec,
+        description="How a pooled data set is split across silos (local simulation only).",
+    )
+    test_fraction: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=0.9,
+        description="Fraction of each silo's records held out for federated evaluation.",
+    )
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> Self:
+        if self.source in (DataSource.CSV, DataSource.NPZ) and not self.path:
+            raise ValueError(f"data.path is required when data.source is {self.source.value}")
+        return self
+
+
+class TrainingSpec(_Model):
+    """Local training on each silo in every round."""
+
+    local_epochs: int = Field(default=1, ge=1, le=1000, description="Epochs per round.")
+    batch_size: int = Field(default=32, ge=1, le=65536, description="Mini-batch size.")
+    learning_rate: float = Field(default=0.05, gt=0.0, le=10.0, description="Client SGD step size.")
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0, description="Client SGD momentum.")
+    weight_decay: float = Field(default=0.0, ge=0.0, le=1.0, description="Client L2 penalty.")
+
+
+class StrategyName(StrEnum):
+    """Server strategies."""
+
+    FEDAVG = "fedavg"
+    FEDPROX = "fedprox"
+    FEDADAM = "fedadam"
+
+
+class StrategySpec(_Model):
+    """How the server turns the aggregate into the next global model."""
+
+    name: StrategyName = Field(
+        default=StrategyName.FEDAVG,
+        description=(
+            "fedavg (sample-weighted mean), fedprox (fedavg plus a proximal term on the "
+            "clients), or fedadam (Adam on the server over the mean update)."
+        ),
+    )
+    proximal_mu: float = Field(
+        default=0.01, ge=0.0, le=100.0, description="FedProx proximal coefficient mu."
+    )
+    server_learning_rate: float = Field(
+        default=1.0, gt=0.0, le=100.0, description="Server step size (fedadam; 1.0 is plain fedavg)."
+    )
+    beta1: float = Field(default=0.9, ge=0.0, lt=1.0, description="fedadam first-moment decay.")
+    beta2: float = Field(default=0.99, ge=0.0, lt=1.0, description="fedadam second-moment decay.")
+    tau: float = Field(default=1e-3, gt=0.0, le=1.0, description="fedadam adaptivity (epsilon).")
+
+
+class AggregationMode(StrEnum):
+    """How updates are combined. Masked keeps every single update hidden from the hub."""
+
+    MASKED = "masked"
+    PLAIN = "plain"
+
+
+class AggregationSpec(_Model):
+    """Secure aggregation settings."""
+
+    mode: AggregationMode = Field(
+        default=AggregationMode.MASKED,
+        description=(
+            "masked: pairwise-masked secure aggregation (Bonawitz et al. 2017); the hub only "
+            "sees the sum. plain: updates are summed in the clear (testing only)."
+        ),
+    )
+    threshold: int | None = Field(
+        default=None,
+        ge=2,
+        le=10000,
+        description=(
+            "Shamir threshold t: survivors needed to unmask. Defaults to more than half of "
+            "the job's silos."
+        ),
+    )
+    clip_range: float = Field(
+        default=4.0,
+        gt=0.0,
+        le=1e6,
+        description="Every coordinate of an update is clipped to [-clipRange, clipRange] before fixed-point encoding.",
+    )
+
+
+class PrivacyMode(StrEnum):
+    """Differential privacy mode."""
+
+    NONE = "none"
+    RECORD = "record"
+    SILO = "silo"
+
+
+class PrivacySpec(_Model):
+    """Differential privacy: record-level DP-SGD on the trainer or silo-level noise on the sidecar."""
+
+    mode: PrivacyMode = Field(
+        default=PrivacyMode.NONE,
+        description="none, record (DP-SGD per record in the trainer), or silo (Gaussian noise on each clipped update).",
+    )
+    noise_multiplier: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1000.0,
+        description="Gaussian noise multiplier sigma. Set this or targetEpsilon.",
+    )
+    target_epsilon: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1000.0,
+        description="Calibrate the noise so the whole job spends at most this epsilon.",
+    )
+    max_grad_norm: float = Field(
+        default=1.0, gt=0.0, le=1e6, description="Per-record gradient clipping bound (record mode)."
+    )
+    delta: float = Field(
+        default=1e-5, gt=0.0, lt=1.0, description="The delta of (epsilon, delta)-DP."
+    )
+    accountant: Literal["rdp", "pld"] = Field(
+        default="rdp", description="Privacy accountant: rdp (Renyi DP) or pld (privacy loss distributions, tighter)."
+    )
+
+    @model_validator(mode="after")
+    def _noise_source(self) -> Self:
+        if self.mode is not PrivacyMode.NONE and (self.noise_multiplier is None) == (
+            self.target_epsilon is None
+        ):
+            raise ValueError("set exactly one of noiseMultiplier or targetEpsilon when mode is not none")
+        return self
+
+
+class DataClass(StrEnum):
+    """Sensitivity class of the job's data; policies decide what each class allows."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    SENSITIVE = "sensitive"
+
+
+class PolicySpec(_Model):
+    """Limits every update must meet to enter the aggregate."""
+
+    norm_cap: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=1e6,
+        description="Maximum L2 norm of one update; the sidecar clips to it and the policy denies larger ones.",
+    )
+    max_epsilon: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1000.0,
+        description="Job-wide privacy ceiling per silo; an update that would cross it is denied.",
+    )
+    data_class: DataClass = Field(
+        default=DataClass.INTERNAL, description="public, internal or sensitive."
+    )
+    min_samples: int = Field(
+        default=1, ge=1, le=10**9, description="Minimum records behind one update."
+    )
+
+
+class FederatedJobSpec(_Model):
+    """What to train, with whom, and under which guarantees."""
+
+    silos: list[DnsLabel] = Field(
+        min_length=1,
+        max_length=1000,
+        description="Names of the Silo objects taking part.",
+    )
+    min_silos: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="Quorum: a round closes with at least this many accepted updates, or fails.",
+    )
+    rounds: int = Field(default=10, ge=1, le=100000, description="Number of federated rounds.")
+    round_timeout_seconds: int = Field(
+        default=300,
+        ge=5,
+        le=86400,
+        description="A round waiting longer than this closes with the silos that answered.",
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed for data, init and sampling.")
+    model: ModelSpec = Field(description="The model to train.")
+    data: DataSpec = Field(default_factory=DataSpec, description="The training data.")
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Local training.")
+    strategy: StrategySpec = Field(default_factory=StrategySpec, description="Server strategy.")
+    aggregation: AggregationSpec = Field(
+        default_factory=AggregationSpec, description="Secure aggregation."
+    )
+    privacy: PrivacySpec = Field(default_factory=PrivacySpec, description="Differential privacy.")
+    policy: PolicySpec = Field(default_factory=PolicySpec, description="Update admission limits.")
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Self:
+        if len(set(self.silos)) != len(self.silos):
+            duplicated = sorted({s for s in self.silos if self.silos.count(s) > 1})
+            raise ValueError(f"silos lists {', '.join(duplicated)} more than once")
+        if self.min_silos > len(self.silos):
+            raise ValueError(
+                f"minSilos ({self.min_silos}) is above the number of silos ({len(self.silos)})"
+            )
+        threshold = self.aggregation.threshold
+        if threshold is not None and threshold > len(self.silos):
+            raise ValueError(
+                f"aggregation.threshold ({threshold}) is above the number of silos ({len(self.silos)})"
+            )
+        return self
+
+    def secagg_threshold(self) -> int:
+        """The Shamir threshold t: configured, or the smallest strict majority."""
+        if self.aggregation.threshold is not None:
+            return self.aggregation.threshold
+        return max(2, len(self.silos) // 2 + 1)
+
+
+class FederatedJob(_Model):
+    """A federated training job."""
+
+    api_version: Literal["fedsilo.io/v1alpha1"] = Field(description="fedsilo.io/v1alpha1")
+    kind: Literal["FederatedJob"] = Field(description="FederatedJob")
+    metadata: ObjectMeta
+    spec: FederatedJobSpec
+    status: dict[str, Any] | None = Field(default=None, description="Written by the operator.")
+
+
+class SiloIdentity(_Model):
+    """The silo's registered public identity."""
+
+    public_key: str | None = Field(
+        default=None,
+        description=(
+            "The silo's Ed25519 public key, base64 (32 bytes). Updates signed by any other "
+            "key are rejected. Written by 'fedsilo identity create'; the private half never "
+            "leaves the silo."
+        ),
+    )
+
+
+class SiloDataSpec(_Model):
+    """Where this silo's records are."""
+
+    path: str | None = Field(
+        default=None,
+        description="A csv or npz file inside the silo; overrides the job's data.path for this silo.",
+    )
+    volume_claim: str | None = Field(
+        default=None,
+        description="In a cluster: the PersistentVolumeClaim holding the data, mounted read-only.",
+    )
+
+
+class SiloSpec(_Model):
+    """A partner institution that trains on its own data."""
+
+    display_name: str | None = Field(
+        default=None, max_length=256, description="Human-readable name of the institution."
+    )
+    identity: SiloIdentity = Field(
+        default_factory=SiloIdentity, description="The silo's registered public identity."
+    )
+    data: SiloDataSpec = Field(default_factory=SiloDataSpec, description="The silo's data.")
+    max_epsilon: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1000.0,
+        description="Lifetime privacy ceiling of this silo across all jobs.",
+    )
+
+
+class Silo(_Model):
+    """A silo taking part in federated jobs."""
+
+    api_version: Literal["fedsilo.io/v1alpha1"] = Field(description="fedsilo.io/v1alpha1")
+    kind: Literal["Silo"] = Field(description="Silo")
+    metadata: ObjectMeta
+    spec: SiloSpec = Field(default_factory=SiloSpec)
+    status: dict[str, Any] | None = Field(default=None, description="Written by the operator.")

@@ -1,0 +1,32 @@
+"""Identity: Ed25519 signing keys, X.509 material for mutual TLS, and digests.
+
+The sidecar holds a silo's signing key and client certificate; the aggregator holds its
+own signing key (for audit checkpoints) and server certificate. The trainer never
+imports this package.
+"""
+
+from ._crypto import SignatureError as SignatureError
+from ._crypto import SigningKey as SigningKey
+from ._crypto import VerifyKey as VerifyKey
+from ._crypto import constant_time_equal as constant_time_equal
+from ._crypto import load_signing_key as load_signing_key
+from ._crypto import save_signing_key as save_signing_key
+from ._crypto import sha256_digest as sha256_digest
+from ._crypto import write_private_file as write_private_file
+from ._pki import CertificateAuthority as CertificateAuthority
+from ._pki import TlsCredentials as TlsCredentials
+from ._pki import certificate_common_name as certificate_common_name
+
+__all__ = [
+    "CertificateAuthority",
+    "SignatureError",
+    "SigningKey",
+    "TlsCredentials",
+    "VerifyKey",
+    "certificate_common_name",
+    "constant_time_equal",
+    "load_signing_key",
+    "save_signing_key",
+    "sha256_digest",
+    "write_private_file",
+]

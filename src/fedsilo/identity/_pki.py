@@ -1,0 +1,125 @@
+"""X.509 material for mutual TLS: a certificate authority and the leaf certificates it issues.
+
+The local run creates an ephemeral CA per run (``fedsilo run``); ``fedsilo identity create``
+issues a silo's long-lived client certificate. A client certificate's common name is the
+silo name, which the aggregator matches against the name in each signed update.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+_VALIDITY = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class TlsCredentials:
+    """PEM bytes a gRPC endpoint needs: its key, its certificate chain, and the CA to trust."""
+
+    private_key_pem: bytes
+    certificate_pem: bytes
+    ca_certificate_pem: bytes
+
+    def __repr__(self) -> str:
+        return "TlsCredentials(<private key hidden>)"
+
+
+class CertificateAuthority:
+    """An ECDSA P-256 CA that signs server and client certificates."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> None:
+        self._key = key
+        self.certificate = certificate
+
+    @classmethod
+    def create(cls, common_name: str = "fedsilo run CA") -> CertificateAuthority:
+        """A new self-signed CA valid for 30 days."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = dt.datetime.now(dt.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key, certificate)
+
+    @property
+    def certificate_pem(self) -> bytes:
+        """The CA certificate, which every endpoint trusts."""
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def issue(
+        self,
+        common_name: str,
+        *,
+        server: bool,
+        dns_names: tuple[str, ...] = (),
+        ip_addresses: tuple[str, ...] = (),
+    ) -> TlsCredentials:
+        """A leaf certificate for a server (aggregator) or a client (silo sidecar)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+        alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if alt_names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        certificate = builder.sign(self._key, hashes.SHA256())
+        return TlsCredentials(
+            private_key_pem=key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            certificate_pem=certificate.public_bytes(serialization.Encoding.PEM),
+            ca_certificate_pem=self.certificate_pem,
+        )
+
+
+def certificate_common_name(certificate_pem: bytes) -> str:
+    """The subject common name of a PEM certificate."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    values = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not values:
+        raise ValueError("certificate has no common name")
+    value = values[0].value
+    return value if isinstance(value, str) else value.decode()
