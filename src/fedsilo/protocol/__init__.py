@@ -1,8 +1,64 @@
-"""The wire: the gRPC protocol, tensor encoding, and the one converter to domain objects."""
+"""The wire: the gRPC protocol, tensor encoding, signed messages, and the one converter.
 
+``fedsilo.proto`` defines every message; the generated ``fedsilo_pb2``/``fedsilo_pb2_grpc``
+stubs are committed. Services import conversions from here and never build protobuf
+messages themselves.
+"""
+
+from . import fedsilo_pb2 as pb
+from . import fedsilo_pb2_grpc as rpc
+from ._convert import blob_from_chunks as blob_from_chunks
+from ._convert import blob_to_chunks as blob_to_chunks
+from ._convert import frames_in as frames_in
+from ._convert import frames_out as frames_out
+from ._convert import plan_from_proto as plan_from_proto
+from ._convert import plan_to_proto as plan_to_proto
+from ._convert import update_chunk_from_proto as update_chunk_from_proto
+from ._convert import update_metadata_from_proto as update_metadata_from_proto
+from ._convert import update_stream as update_stream
+from ._convert import verdict_from_proto as verdict_from_proto
+from ._convert import verdict_to_proto as verdict_to_proto
+from ._messages import EvaluationReport as EvaluationReport
+from ._messages import MessageError as MessageError
+from ._messages import PolicyVerdict as PolicyVerdict
+from ._messages import RoundPlan as RoundPlan
+from ._messages import UpdateMetadata as UpdateMetadata
+from ._messages import canonical_json as canonical_json
+from ._streams import CHUNK_BYTES as CHUNK_BYTES
+from ._streams import StreamError as StreamError
+from ._streams import decode_weights as decode_weights
+from ._streams import encode_weights as encode_weights
 from ._tensors import FloatVector as FloatVector
 from ._tensors import TensorLayout as TensorLayout
 from ._tensors import TensorSpec as TensorSpec
 from ._tensors import Weights as Weights
 
-__all__ = ["FloatVector", "TensorLayout", "TensorSpec", "Weights"]
+__all__ = [
+    "CHUNK_BYTES",
+    "EvaluationReport",
+    "FloatVector",
+    "MessageError",
+    "PolicyVerdict",
+    "RoundPlan",
+    "StreamError",
+    "TensorLayout",
+    "TensorSpec",
+    "UpdateMetadata",
+    "Weights",
+    "blob_from_chunks",
+    "blob_to_chunks",
+    "canonical_json",
+    "decode_weights",
+    "encode_weights",
+    "frames_in",
+    "frames_out",
+    "pb",
+    "plan_from_proto",
+    "plan_to_proto",
+    "rpc",
+    "update_chunk_from_proto",
+    "update_metadata_from_proto",
+    "update_stream",
+    "verdict_from_proto",
+    "verdict_to_proto",
+]

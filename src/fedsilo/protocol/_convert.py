@@ -1,0 +1,148 @@
+"""The one module that converts between protobuf messages and fedsilo's domain objects.
+
+Services (aggregator, sidecar, trainer) call these functions at the edge of every RPC and
+work with domain objects only, so the wire format can change in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import fedsilo_pb2 as pb
+from ._messages import MessageError, PolicyVerdict, RoundPlan
+from ._streams import BlobAssembler, split_bytes, vector_from_bytes, vector_to_bytes
+
+
+def plan_to_proto(plan: RoundPlan) -> pb.RoundPlan:
+    """A round plan for the wire."""
+    return pb.RoundPlan(
+        round=plan.round,
+        finished=plan.finished,
+        evaluate_only=plan.evaluate_only,
+        fit_config_json=json.dumps(plan.fit_config, sort_keys=True),
+        aggregation=plan.aggregation,
+        fractional_bits=plan.fractional_bits,
+        threshold=plan.threshold,
+        participants=list(plan.participants),
+        model_digest=plan.model_digest,
+        vector_length=plan.vector_length,
+        failure=plan.failure,
+    )
+
+
+def plan_from_proto(message: pb.RoundPlan) -> RoundPlan:
+    """A round plan from the wire."""
+    try:
+        fit_config = json.loads(message.fit_config_json) if message.fit_config_json else {}
+    except json.JSONDecodeError as error:
+        raise MessageError(f"RoundPlan.fit_config_json: not JSON ({error})") from error
+    return RoundPlan(
+        round=message.round,
+        finished=message.finished,
+        evaluate_only=message.evaluate_only,
+        fit_config=fit_config,
+        aggregation=message.aggregation,
+        fractional_bits=message.fractional_bits,
+        threshold=message.threshold,
+        participants=tuple(message.participants),
+        model_digest=message.model_digest,
+        vector_length=message.vector_length,
+        failure=message.failure,
+    )
+
+
+def verdict_to_proto(verdict: PolicyVerdict) -> pb.Decision:
+    """A decision for the wire."""
+    return pb.Decision(
+        accepted=verdict.accepted,
+        reasons=list(verdict.reasons),
+        policy_revision=verdict.policy_revision,
+    )
+
+
+def verdict_from_proto(message: pb.Decision) -> PolicyVerdict:
+    """A decision from the wire."""
+    return PolicyVerdict(
+        accepted=message.accepted,
+        reasons=tuple(message.reasons),
+        policy_revision=message.policy_revision,
+    )
+
+
+def blob_to_chunks(data: bytes) -> Iterator[pb.BytesChunk]:
+    """A byte string as a stream of chunks."""
+    for offset, total, piece in split_bytes(data):
+        yield pb.BytesChunk(offset=offset, total=total, data=piece)
+
+
+def blob_from_chunks(chunks: Iterable[pb.BytesChunk], limit: int) -> bytes:
+    """Reassemble a chunked byte string of at most ``limit`` bytes."""
+    assembler = BlobAssembler(limit)
+    for chunk in chunks:
+        assembler.add(chunk.offset, chunk.total, chunk.data)
+    return assembler.result()
+
+
+def frames_out(header: dict[str, Any], blob: bytes) -> Iterator[pb.Frame]:
+    """A trainer-link message: a JSON header frame, then the blob in chunks."""
+    yield pb.Frame(header_json=json.dumps(header, sort_keys=True, allow_nan=False))
+    for chunk in blob_to_chunks(blob):
+        yield pb.Frame(blob=chunk)
+
+
+def frames_in(frames: Iterable[pb.Frame], limit: int) -> tuple[dict[str, Any], bytes]:
+    """Read a trainer-link message; the header must come first and be a JSON object."""
+    iterator = iter(frames)
+    first = next(iterator, None)
+    if first is None or first.WhichOneof("part") != "header_json":
+        raise MessageError("frame stream must start with a header")
+    try:
+        header = json.loads(first.header_json)
+    except json.JSONDecodeError as error:
+        raise MessageError(f"frame header is not JSON ({error})") from error
+    if not isinstance(header, dict):
+        raise MessageError("frame header is not a JSON object")
+    assembler = BlobAssembler(limit)
+    seen_blob = False
+    for frame in iterator:
+        if frame.WhichOneof("part") != "blob":
+            raise MessageError("a second header arrived inside a frame stream")
+        assembler.add(frame.blob.offset, frame.blob.total, frame.blob.data)
+        seen_blob = True
+    return header, assembler.result() if seen_blob else b""
+
+
+def update_stream(
+    metadata_json: bytes,
+    signature: bytes,
+    chunks: Iterable[tuple[int, npt.NDArray[np.generic]]],
+    dtype: str,
+) -> Iterator[pb.UpdateChunk]:
+    """An update as a stream: signed metadata, then vector chunks in order."""
+    yield pb.UpdateChunk(
+        metadata=pb.SignedMetadata(metadata_json=metadata_json, signature=signature)
+    )
+    for offset, array in chunks:
+        yield pb.UpdateChunk(
+            vector=pb.VectorChunk(offset=offset, dtype=dtype, data=vector_to_bytes(array, dtype))
+        )
+
+
+def update_metadata_from_proto(message: pb.UpdateChunk) -> tuple[bytes, bytes]:
+    """The signed metadata bytes and signature of an update stream's first message."""
+    if message.WhichOneof("part") != "metadata":
+        raise MessageError("an update stream must start with its signed metadata")
+    return message.metadata.metadata_json, message.metadata.signature
+
+
+def update_chunk_from_proto(message: pb.UpdateChunk) -> tuple[int, str, npt.NDArray[np.generic]]:
+    """``(offset, dtype, values)`` of one vector chunk."""
+    if message.WhichOneof("part") != "vector":
+        raise MessageError("signed metadata may appear only once, at the start")
+    chunk = message.vector
+    return chunk.offset, chunk.dtype, vector_from_bytes(chunk.data, chunk.dtype)
