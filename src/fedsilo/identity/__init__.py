@@ -13,6 +13,9 @@ from ._crypto import load_signing_key as load_signing_key
 from ._crypto import save_signing_key as save_signing_key
 from ._crypto import sha256_digest as sha256_digest
 from ._crypto import write_private_file as write_private_file
+from ._files import SiloIdentity as SiloIdentity
+from ._files import read_identity as read_identity
+from ._files import write_identity as write_identity
 from ._pki import CertificateAuthority as CertificateAuthority
 from ._pki import TlsCredentials as TlsCredentials
 from ._pki import certificate_common_name as certificate_common_name
@@ -20,13 +23,16 @@ from ._pki import certificate_common_name as certificate_common_name
 __all__ = [
     "CertificateAuthority",
     "SignatureError",
+    "SiloIdentity",
     "SigningKey",
     "TlsCredentials",
     "VerifyKey",
     "certificate_common_name",
     "constant_time_equal",
     "load_signing_key",
+    "read_identity",
     "save_signing_key",
     "sha256_digest",
+    "write_identity",
     "write_private_file",
 ]

@@ -8,7 +8,8 @@ before anything is parsed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import json
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -68,26 +69,45 @@ class BlobAssembler:
         return bytes(self._buffer)
 
 
+_ORDER_KEY = "fedsilo.tensor_order"
+
+
 def encode_weights(weights: Mapping[str, npt.NDArray[np.generic]]) -> bytes:
-    """Weights as safetensors bytes (a header of names, dtypes and shapes, then raw data)."""
-    return safetensors_save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()})
+    """Weights as safetensors bytes; the model's tensor order rides in the header metadata."""
+    return safetensors_save(
+        {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()},
+        metadata={_ORDER_KEY: json.dumps(list(weights))},
+    )
 
 
-def decode_weights(data: bytes, order: Iterable[str] | None = None) -> Weights:
-    """Parse safetensors bytes into float32 weights; never executes or unpickles anything.
+def _header_order(data: bytes) -> list[str]:
+    """The tensor order recorded by ``encode_weights`` (safetensors itself sorts names)."""
+    if len(data) < 8:
+        raise StreamError("model bytes are too short to be safetensors")
+    size = int.from_bytes(data[:8], "little")
+    if size > len(data) - 8:
+        raise StreamError("safetensors header is longer than the data")
+    try:
+        header = json.loads(data[8 : 8 + size])
+        order = json.loads(header["__metadata__"][_ORDER_KEY])
+    except (ValueError, KeyError, TypeError) as error:
+        raise StreamError("model bytes carry no fedsilo tensor order") from error
+    if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
+        raise StreamError("model tensor order is not a list of names")
+    return order
 
-    safetensors sorts names, so ``order`` restores the model's own tensor order.
-    """
+
+def decode_weights(data: bytes) -> Weights:
+    """Parse safetensors bytes into float32 weights; never executes or unpickles anything."""
+    order = _header_order(data)
     try:
         loaded = safetensors_load(data)
     except (SafetensorError, ValueError) as error:
         raise StreamError(f"model bytes are not valid safetensors: {error}") from error
-    names = list(order) if order is not None else list(loaded)
-    missing = [n for n in names if n not in loaded]
-    if missing or len(names) != len(loaded):
-        raise StreamError(f"model tensors differ from the expected set (missing {missing})")
+    if sorted(order) != sorted(loaded):
+        raise StreamError("model tensor order does not match the tensors it describes")
     out: Weights = {}
-    for name in names:
+    for name in order:
         array = loaded[name]
         if array.dtype != np.float32:
             raise StreamError(f"tensor {name!r} has dtype {array.dtype}, expected float32")

@@ -133,12 +133,12 @@ class Frame(_message.Message):
     def __init__(self, header_json: _Optional[str] = ..., blob: _Optional[_Union[BytesChunk, _Mapping]] = ...) -> None: ...
 
 class TaskRequest(_message.Message):
-    __slots__ = ("silo", "after_round")
+    __slots__ = ("silo", "next_round")
     SILO_FIELD_NUMBER: _ClassVar[int]
-    AFTER_ROUND_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ROUND_FIELD_NUMBER: _ClassVar[int]
     silo: str
-    after_round: int
-    def __init__(self, silo: _Optional[str] = ..., after_round: _Optional[int] = ...) -> None: ...
+    next_round: int
+    def __init__(self, silo: _Optional[str] = ..., next_round: _Optional[int] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("ok", "message")

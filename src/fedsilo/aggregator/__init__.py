@@ -1,0 +1,33 @@
+"""The aggregator (hub side): rounds, admission of signed updates through the policy gate,
+masked or plain aggregation, the server strategy, and the model registry.
+"""
+
+from ._aggregation import Aggregation as Aggregation
+from ._aggregation import PlainAggregation as PlainAggregation
+from ._aggregation import UpdateSink as UpdateSink
+from ._coordinator import JobCoordinator as JobCoordinator
+from ._coordinator import JobFailed as JobFailed
+from ._coordinator import PrivacyBook as PrivacyBook
+from ._coordinator import RoundObserver as RoundObserver
+from ._coordinator import RoundSummary as RoundSummary
+from ._coordinator import ServerStrategy as ServerStrategy
+from ._coordinator import SiloRoundStats as SiloRoundStats
+from ._coordinator import UpdateGate as UpdateGate
+from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from ._service import start_server as start_server
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "Aggregation",
+    "JobCoordinator",
+    "JobFailed",
+    "PlainAggregation",
+    "PrivacyBook",
+    "RoundObserver",
+    "RoundSummary",
+    "ServerStrategy",
+    "SiloRoundStats",
+    "UpdateGate",
+    "UpdateSink",
+    "start_server",
+]

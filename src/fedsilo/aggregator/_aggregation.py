@@ -1,0 +1,124 @@
+"""How accepted updates are combined within one round: the interface and the plain mode.
+
+Every mode receives *weighted* inputs: a silo sends ``[n * update..., n]`` (its sample
+count as the last coordinate), so the sum carries the FedAvg numerator and denominator
+and the mean needs nothing but the sum. The masked mode (``_masked.py``) implements the
+same interface over secure aggregation; plain mode exists for tests and comparisons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from fedsilo.protocol import StreamError
+
+
+class UpdateSink(ABC):
+    """Receives one silo's vector chunk by chunk, in order."""
+
+    @abstractmethod
+    def add(self, offset: int, dtype: str, values: npt.NDArray[np.generic]) -> None:
+        """Take one chunk; raise ``StreamError`` on a gap, overlap, size or dtype problem."""
+
+    @abstractmethod
+    def finish(self) -> str:
+        """Close the stream and return the ``sha256:`` digest of the bytes received."""
+
+
+class Aggregation(ABC):
+    """One round's combination of updates."""
+
+    #: Secure-aggregation steps before the input step (empty in plain mode).
+    setup_steps: tuple[str, ...] = ()
+
+    def __init__(self, vector_length: int) -> None:
+        # Payload length: the update plus the weight coordinate.
+        self.vector_length = vector_length
+
+    def setup_step(self, step: str, posted: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Close a setup step: from every silo's message, the reply each silo gets."""
+        raise NotImplementedError(f"{type(self).__name__} has no step {step!r}")
+
+    @abstractmethod
+    def open_update(self, silo: str) -> UpdateSink:
+        """A sink for ``silo``'s vector; nothing counts until ``admit``."""
+
+    @abstractmethod
+    def admit(self, silo: str) -> None:
+        """Count ``silo``'s finished vector in the aggregate (its update passed the gate)."""
+
+    @abstractmethod
+    def exclude(self, silo: str, reason: str) -> None:
+        """Leave ``silo`` out: denied, invalid or dropped; whatever it sent is discarded."""
+
+    def unmask_request(self, survivors: frozenset[str]) -> bytes:
+        """What survivors are asked to reveal (masked mode); empty in plain mode."""
+        return b""
+
+    def unmask(self, posted: Mapping[str, bytes]) -> None:  # noqa: B027 - optional step
+        """Take the survivors' revealed shares (masked mode)."""
+
+    @abstractmethod
+    def result(self) -> tuple[npt.NDArray[np.float64], float]:
+        """The sum of admitted weighted updates and the sum of their weights."""
+
+
+class _BufferedSink(UpdateSink):
+    """Plain-mode sink: keeps one silo's float32 vector until it is admitted or dropped."""
+
+    def __init__(self, vector_length: int) -> None:
+        self.vector = np.empty(vector_length, dtype=np.float32)
+        self._filled = 0
+        self._digest = hashlib.sha256()
+
+    def add(self, offset: int, dtype: str, values: npt.NDArray[np.generic]) -> None:
+        if dtype != "float32":
+            raise StreamError(f"plain aggregation takes float32 chunks, got {dtype}")
+        if offset != self._filled:
+            raise StreamError(f"chunk at offset {offset}, expected {self._filled}")
+        end = offset + values.size
+        if end > self.vector.size:
+            raise StreamError(f"update is longer than the model ({self.vector.size} values)")
+        self.vector[offset:end] = values
+        self._filled = end
+        self._digest.update(values.tobytes())
+
+    def finish(self) -> str:
+        if self._filled != self.vector.size:
+            raise StreamError(f"update ended after {self._filled} of {self.vector.size} values")
+        if not np.isfinite(self.vector).all():
+            raise StreamError("update holds NaN or infinite values")
+        return "sha256:" + self._digest.hexdigest()
+
+
+class PlainAggregation(Aggregation):
+    """Sums float32 updates in the clear, in float64. For testing and baselines only."""
+
+    def __init__(self, vector_length: int) -> None:
+        super().__init__(vector_length)
+        self._sum = np.zeros(vector_length, dtype=np.float64)
+        self._pending: dict[str, _BufferedSink] = {}
+        self._admitted: set[str] = set()
+
+    def open_update(self, silo: str) -> UpdateSink:
+        sink = _BufferedSink(self.vector_length)
+        self._pending[silo] = sink
+        return sink
+
+    def admit(self, silo: str) -> None:
+        sink = self._pending.pop(silo)
+        self._sum += sink.vector
+        self._admitted.add(silo)
+
+    def exclude(self, silo: str, reason: str) -> None:
+        self._pending.pop(silo, None)
+        if silo in self._admitted:
+            raise RuntimeError(f"{silo} was already admitted; plain mode cannot take it back")
+
+    def result(self) -> tuple[npt.NDArray[np.float64], float]:
+        return self._sum[:-1].copy(), float(self._sum[-1])

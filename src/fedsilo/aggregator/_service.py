@@ -1,0 +1,158 @@
+"""The aggregator's gRPC service: mutual TLS only, each call bound to its certificate's silo.
+
+Handlers are thin: they establish who is calling (the client certificate's common name,
+which must be an enrolled silo and match the silo the request names), convert messages
+at the edge through ``fedsilo.protocol``, and hand over to ``JobCoordinator``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+
+from fedsilo.identity import TlsCredentials
+from fedsilo.protocol import (
+    MessageError,
+    StreamError,
+    blob_to_chunks,
+    pb,
+    plan_to_proto,
+    rpc,
+    update_chunk_from_proto,
+    update_metadata_from_proto,
+    verdict_to_proto,
+)
+
+from ._coordinator import JobCoordinator
+from ._phases import PhaseClosed
+
+log = logging.getLogger("fedsilo.aggregator")
+
+# Room for the largest chunk (1 MiB of data) plus framing.
+MAX_MESSAGE_BYTES = 4 << 20
+# A silo re-asks for the next round after this long, so a cancelled call never hangs.
+WAIT_ROUND_SECONDS = 30.0
+
+
+class AggregatorService(rpc.AggregatorServicer):
+    """Maps RPCs to a ``JobCoordinator``."""
+
+    def __init__(self, coordinator: JobCoordinator) -> None:
+        self._coordinator = coordinator
+
+    def _caller(self, context: grpc.ServicerContext, claimed: str) -> str:
+        """The enrolled silo behind this TLS session; aborts on a mismatch."""
+        names = context.auth_context().get("x509_common_name", [])
+        silo = names[0].decode() if names else ""
+        if not self._coordinator.enrolled(silo):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate {silo!r} is not an enrolled silo")
+        if claimed and claimed != silo:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate is for {silo}, request names {claimed}")
+        return silo
+
+    def _check_job(self, context: grpc.ServicerContext, job: str) -> None:
+        if job != self._coordinator.job.metadata.name:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"this aggregator serves job {self._coordinator.job.metadata.name!r}, not {job!r}")
+
+    def Join(self, request: pb.JoinRequest, context: grpc.ServicerContext) -> pb.JoinReply:
+        silo = self._caller(context, request.silo)
+        self._check_job(context, request.job)
+        try:
+            self._coordinator.join(silo, request.num_samples)
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        return pb.JoinReply(total_rounds=self._coordinator.spec.rounds)
+
+    def WaitRound(self, request: pb.WaitRoundRequest, context: grpc.ServicerContext) -> pb.RoundPlan:
+        silo = self._caller(context, request.silo)
+        self._check_job(context, request.job)
+        plan = self._coordinator.wait_round(silo, request.after_round, WAIT_ROUND_SECONDS)
+        if plan is None:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no round opened yet; ask again")
+        return plan_to_proto(plan)
+
+    def GetModel(self, request: pb.RoundRef, context: grpc.ServicerContext) -> Iterator[pb.BytesChunk]:
+        silo = self._caller(context, request.silo)
+        try:
+            blob = self._coordinator.model_blob(silo, request.round)
+        except PhaseClosed as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        yield from blob_to_chunks(blob)
+
+    def _setup(self, step: str, request: pb.SecAggEnvelope, context: grpc.ServicerContext) -> pb.SecAggEnvelope:
+        silo = self._caller(context, request.ref.silo)
+        try:
+            reply = self._coordinator.setup_step(step, silo, request.ref.round, request.body)
+        except PhaseClosed as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{step}: {error}")
+        return pb.SecAggEnvelope(ref=request.ref, body=reply)
+
+    def AdvertiseKeys(self, request: pb.SecAggEnvelope, context: grpc.ServicerContext) -> pb.SecAggEnvelope:
+        return self._setup("advertise", request, context)
+
+    def ShareKeys(self, request: pb.SecAggEnvelope, context: grpc.ServicerContext) -> pb.SecAggEnvelope:
+        return self._setup("share", request, context)
+
+    def SubmitUpdate(self, request_iterator: Iterator[pb.UpdateChunk], context: grpc.ServicerContext) -> pb.Decision:
+        silo = self._caller(context, "")
+        try:
+            metadata_json, signature = update_metadata_from_proto(next(request_iterator))
+        except (StopIteration, MessageError) as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"update stream: {error or 'empty'}")
+        chunks = (update_chunk_from_proto(message) for message in request_iterator)
+        try:
+            verdict = self._coordinator.submit_update(silo, metadata_json, signature, chunks)
+        except (MessageError, StreamError) as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"update stream: {error}")
+        log.info("round update from %s: %s %s", silo, "accepted" if verdict.accepted else "denied", "; ".join(verdict.reasons))
+        return verdict_to_proto(verdict)
+
+    def GetUnmaskRequest(self, request: pb.RoundRef, context: grpc.ServicerContext) -> pb.SecAggEnvelope:
+        silo = self._caller(context, request.silo)
+        try:
+            body = self._coordinator.unmask_request(silo, request.round)
+        except PhaseClosed as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        return pb.SecAggEnvelope(ref=request, body=body)
+
+    def Unmask(self, request: pb.SecAggEnvelope, context: grpc.ServicerContext) -> pb.Decision:
+        silo = self._caller(context, request.ref.silo)
+        try:
+            verdict = self._coordinator.unmask(silo, request.ref.round, request.body)
+        except PhaseClosed as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        return verdict_to_proto(verdict)
+
+    def ReportEvaluation(self, request: pb.SignedMetadata, context: grpc.ServicerContext) -> pb.Decision:
+        silo = self._caller(context, "")
+        verdict = self._coordinator.report_evaluation(silo, request.metadata_json, request.signature)
+        return verdict_to_proto(verdict)
+
+
+def start_server(coordinator: JobCoordinator, listen: str, credentials: TlsCredentials, *, workers: int | None = None) -> tuple[grpc.Server, int]:
+    """Start the mTLS gRPC server; returns it and the bound port. Never listens in plaintext."""
+    # Every silo holds a call open while it waits in a step, so size the pool to the job.
+    size = workers or 4 * len(coordinator.spec.silos) + 8
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="aggregator"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    rpc.add_AggregatorServicer_to_server(AggregatorService(coordinator), server)
+    server_credentials = grpc.ssl_server_credentials(
+        [(credentials.private_key_pem, credentials.certificate_pem)],
+        root_certificates=credentials.ca_certificate_pem,
+        require_client_auth=True,
+    )
+    port = server.add_secure_port(listen, server_credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    server.start()
+    return server, port

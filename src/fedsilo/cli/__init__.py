@@ -1,0 +1,5 @@
+"""The ``fedsilo`` command line."""
+
+from ._app import main as main
+
+__all__ = ["main"]

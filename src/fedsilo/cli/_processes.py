@@ -1,0 +1,75 @@
+"""``fedsilo sidecar`` and ``fedsilo trainer``: the per-silo processes, as pods run them too."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from fedsilo.api import ManifestError, load_manifest
+from fedsilo.identity import VerifyKey, read_identity
+from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService, start_link_server
+from fedsilo.trainer import run_trainer
+
+from ._exit import EXIT_USAGE
+
+log = logging.getLogger("fedsilo.cli")
+
+
+def _sidecar(args: argparse.Namespace) -> int:
+    try:
+        manifest = load_manifest(args.job_config)
+    except ManifestError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.silo not in manifest.job.spec.silos:
+        print(f"error: --silo {args.silo} is not in the job's spec.silos", file=sys.stderr)
+        return EXIT_USAGE
+    peer_keys = {
+        s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key)
+        for s in manifest.silos
+        if s.spec.identity.public_key
+    }
+    identity = read_identity(args.identity_dir)
+    link = TrainerLinkService()
+    server = start_link_server(link, args.trainer_listen, identity.tls)
+    try:
+        config = SidecarConfig(job=manifest.job, silo=args.silo, aggregator=args.aggregator, peer_keys=peer_keys)
+        return Sidecar(config, identity, link).run()
+    finally:
+        server.stop(grace=1)
+
+
+def _trainer(args: argparse.Namespace) -> int:
+    try:
+        manifest = load_manifest(args.job_config)
+    except ManifestError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    spec = manifest.job.spec
+    if args.silo not in spec.silos:
+        print(f"error: --silo {args.silo} is not in the job's spec.silos", file=sys.stderr)
+        return EXIT_USAGE
+    data_path = args.data_path or manifest.silo(args.silo).spec.data.path
+    ca = args.sidecar_ca.read_bytes() if args.sidecar_ca else None
+    return run_trainer(spec, args.silo, args.sidecar, data_path=data_path, ca_certificate_pem=ca)
+
+
+def register(commands: Any) -> None:
+    """Add ``sidecar`` and ``trainer``."""
+    sidecar = commands.add_parser("sidecar", help="run a silo's sidecar (its only network path)")
+    sidecar.add_argument("--job-config", type=Path, required=True, help="manifest with the job and its silos")
+    sidecar.add_argument("--silo", required=True, help="this silo's name")
+    sidecar.add_argument("--aggregator", required=True, help="HOST:PORT of the aggregator (mTLS)")
+    sidecar.add_argument("--identity-dir", type=Path, required=True, help="signing key and TLS files")
+    sidecar.add_argument("--trainer-listen", required=True, help="unix:PATH, or HOST:PORT (TLS) in a cluster")
+    sidecar.set_defaults(handler=_sidecar)
+    trainer = commands.add_parser("trainer", help="run a silo's trainer (talks only to its sidecar)")
+    trainer.add_argument("--job-config", type=Path, required=True, help="manifest with the job and its silos")
+    trainer.add_argument("--silo", required=True, help="this silo's name")
+    trainer.add_argument("--sidecar", required=True, help="unix:PATH or HOST:PORT of the sidecar's trainer link")
+    trainer.add_argument("--data-path", help="csv or npz file with this silo's records")
+    trainer.add_argument("--sidecar-ca", type=Path, help="CA certificate to verify a TCP sidecar")
+    trainer.set_defaults(handler=_trainer)

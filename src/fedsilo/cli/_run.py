@@ -1,0 +1,124 @@
+"""``fedsilo run`` and ``fedsilo validate``: run a manifest locally, or only check it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fedsilo.aggregator import RoundSummary
+from fedsilo.api import ManifestError, load_manifest
+from fedsilo.baseline import train_centralized
+from fedsilo.protocol import PolicyVerdict
+from fedsilo.runner import LocalRun, RunOptions, render_table, write_plot
+
+from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+
+class _ProgressObserver:
+    """A progress bar over rounds plus one line per finished round, on stderr."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self._progress = progress
+        self._task = progress.add_task("round", total=total)
+        self._printed: set[int] = set()
+
+    def round_started(self, round_number: int, participants: tuple[str, ...]) -> None:
+        self._progress.update(self._task, description=f"round {round_number} ({len(participants)} silos)")
+
+    def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
+        if not verdict.accepted:
+            self._progress.console.print(f"  round {round_number}: [yellow]{silo} denied[/]: {'; '.join(verdict.reasons)}")
+
+    def round_finished(self, summary: RoundSummary) -> None:
+        if summary.round not in self._printed:
+            self._printed.add(summary.round)
+            self._progress.advance(self._task)
+            self._progress.console.print(
+                f"  round {summary.round}: {len(summary.accepted)}/{len(summary.participants)} updates accepted "
+                f"in {summary.seconds:.1f}s"
+            )
+        if summary.accuracy is not None and summary.loss is not None:
+            self._progress.console.print(
+                f"  round {summary.round} model: accuracy {summary.accuracy:.4f}, loss {summary.loss:.4f}"
+            )
+
+
+def _run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    try:
+        manifest = load_manifest(args.manifest)
+    except ManifestError as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        return EXIT_USAGE
+    spec = manifest.job.spec
+    options = RunOptions(
+        manifest_path=Path(args.manifest),
+        workdir=args.workdir,
+        registry=args.registry,
+        identity_dir=args.identity_dir,
+        isolate=not args.no_isolation,
+        baseline=not args.no_baseline,
+    )
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:
+        run = LocalRun(manifest, options, _ProgressObserver(progress, spec.rounds))
+        progress.console.print(f"job [bold]{manifest.job.metadata.name}[/]: {len(spec.silos)} silos, "
+                               f"{spec.rounds} rounds, {spec.aggregation.mode.value} aggregation")
+        progress.console.print(f"trainer isolation {run.isolation.description}")
+        progress.console.print(f"run directory {run.workdir}")
+        try:
+            report = run.execute()
+        except (OSError, ValueError) as error:
+            console.print(f"[red]error:[/] {error}")
+            return EXIT_ENVIRONMENT
+    if options.baseline:
+        with console.status("training the centralized baseline on the pooled data"):
+            baseline = train_centralized(spec, len(spec.silos))
+        report.centralized_accuracy = baseline.accuracy
+        report.centralized_loss = baseline.loss
+    plot_path: Path = args.plot or Path(report.workdir) / "accuracy.png"
+    report.plot = str(write_plot(report, plot_path))
+    (Path(report.workdir) / "report.json").write_text(report.to_json())
+    if args.json:
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        Console().print(render_table(report))
+        print(f"plot: {report.plot}\nreport: {Path(report.workdir) / 'report.json'}")
+    if report.status != "succeeded":
+        console.print(f"[red]job failed:[/] {report.failure}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        manifest = load_manifest(args.manifest)
+    except ManifestError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.manifest}: FederatedJob/{manifest.job.metadata.name} with {len(manifest.silos)} silos is valid")
+    return EXIT_OK
+
+
+def register(commands: Any) -> None:
+    """Add ``run`` and ``validate``."""
+    run = commands.add_parser("run", help="run a FederatedJob manifest locally, end to end")
+    run.add_argument("manifest", help="YAML with one FederatedJob and its Silo objects")
+    run.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    run.add_argument("--workdir", type=Path, help="run directory (default runs/<job>-<time>)")
+    run.add_argument("--registry", type=Path, default=Path("runs/registry"), help="model registry folder")
+    run.add_argument("--identity-dir", type=Path, help="folder with <silo>/ identities from 'fedsilo identity create'")
+    run.add_argument("--plot", type=Path, help="where to write the accuracy plot (PNG)")
+    run.add_argument("--no-isolation", action="store_true", help="do not put trainers in their own network namespace")
+    run.add_argument("--no-baseline", action="store_true", help="skip the centralized baseline")
+    run.set_defaults(handler=_run)
+    validate = commands.add_parser("validate", help="check a manifest without running it")
+    validate.add_argument("manifest")
+    validate.set_defaults(handler=_validate)

@@ -1,0 +1,150 @@
+"""What a run reports: per-round results as a table, a PNG plot, and JSON for machines.
+
+Built by the local run from the aggregator's round summaries and the centralized
+baseline; ``--json`` prints ``RunReport.to_json()``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from fedsilo.aggregator import RoundSummary
+
+
+@dataclass(frozen=True)
+class RoundRow:
+    """One round as people and machines read it."""
+
+    round: int
+    loss: float | None
+    accuracy: float | None
+    participants: list[str]
+    accepted: list[str]
+    dropped: list[str]
+    denied: dict[str, list[str]]
+    seconds: float
+    bytes_up: dict[str, int]
+    bytes_down: dict[str, int]
+    epsilon: dict[str, float | None]
+    model_digest: str
+
+    @classmethod
+    def of(cls, summary: RoundSummary) -> RoundRow:
+        """A row from the aggregator's summary."""
+        return cls(
+            round=summary.round,
+            loss=summary.loss,
+            accuracy=summary.accuracy,
+            participants=list(summary.participants),
+            accepted=list(summary.accepted),
+            dropped=list(summary.dropped),
+            denied={k: list(v) for k, v in summary.denied.items()},
+            seconds=round(summary.seconds, 3),
+            bytes_up={s: v.bytes_up for s, v in summary.silos.items()},
+            bytes_down={s: v.bytes_down for s, v in summary.silos.items()},
+            epsilon={s: v.epsilon_round for s, v in summary.silos.items()},
+            model_digest=summary.model_digest,
+        )
+
+
+@dataclass
+class RunReport:
+    """The outcome of ``fedsilo run``."""
+
+    job: str
+    status: str
+    aggregation: str
+    strategy: str
+    isolation: str
+    workdir: str
+    rounds: list[RoundRow] = field(default_factory=list)
+    centralized_accuracy: float | None = None
+    centralized_loss: float | None = None
+    failure: str = ""
+    plot: str | None = None
+    denials: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def final_accuracy(self) -> float | None:
+        """Accuracy of the last model, from the closing federated evaluation."""
+        scored = [r.accuracy for r in self.rounds if r.accuracy is not None]
+        return scored[-1] if scored else None
+
+    def to_json(self) -> str:
+        """The whole report as JSON."""
+        document: dict[str, Any] = asdict(self)
+        document["final_accuracy"] = self.final_accuracy
+        if self.final_accuracy is not None and self.centralized_accuracy:
+            document["accuracy_vs_centralized"] = self.final_accuracy / self.centralized_accuracy
+        return json.dumps(document, indent=2, sort_keys=True)
+
+
+def _kib(value: int) -> str:
+    return f"{value / 1024:,.0f}"
+
+
+def render_table(report: RunReport) -> Table:
+    """Round, loss, accuracy, participants and traffic per silo."""
+    silos = sorted({s for row in report.rounds for s in row.participants})
+    table = Table(title=f"{report.job}: {report.strategy}, {report.aggregation} aggregation", show_lines=False)
+    table.add_column("round", justify="right")
+    table.add_column("loss", justify="right")
+    table.add_column("accuracy", justify="right")
+    table.add_column("accepted", justify="right")
+    table.add_column("denied / dropped")
+    for silo in silos:
+        table.add_column(f"{silo}\nKiB up/down", justify="right")
+    for row in report.rounds:
+        problems = [f"{s}: denied" for s in row.denied] + [f"{s}: dropped" for s in row.dropped]
+        table.add_row(
+            str(row.round),
+            "-" if row.loss is None else f"{row.loss:.4f}",
+            "-" if row.accuracy is None else f"{row.accuracy:.4f}",
+            f"{len(row.accepted)}/{len(row.participants)}",
+            ", ".join(problems) or "-",
+            *[
+                f"{_kib(row.bytes_up.get(s, 0))}/{_kib(row.bytes_down.get(s, 0))}" if s in row.participants else "-"
+                for s in silos
+            ],
+        )
+    if report.centralized_accuracy is not None:
+        table.caption = (
+            f"centralized baseline accuracy {report.centralized_accuracy:.4f}"
+            + (
+                f"; federated reaches {report.final_accuracy / report.centralized_accuracy:.1%} of it"
+                if report.final_accuracy is not None and report.centralized_accuracy
+                else ""
+            )
+        )
+    return table
+
+
+def write_plot(report: RunReport, path: Path) -> Path:
+    """Accuracy per round, with the centralized baseline as a horizontal line."""
+    # Imported here: matplotlib is slow to import and needs its headless backend chosen
+    # before pyplot loads, which a library must not do to its callers at import time.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
+    points = [(r.round, r.accuracy) for r in report.rounds if r.accuracy is not None]
+    if points:
+        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"federated ({report.strategy}, {report.aggregation})")
+    if report.centralized_accuracy is not None:
+        axes.axhline(report.centralized_accuracy, color="gray", linestyle="--", label="centralized baseline")
+    axes.set_xlabel("round")
+    axes.set_ylabel("accuracy (held-out, all silos)")
+    axes.set_title(f"fedsilo job {report.job}")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path

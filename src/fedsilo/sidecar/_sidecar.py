@@ -1,0 +1,238 @@
+"""The sidecar's main loop: the silo's only network path, and the holder of its identity.
+
+Per round it fetches the global model from the aggregator (it dials out; nothing dials
+in), hands it to its trainer over the trainer link, checks and clips what comes back,
+signs the update metadata with the silo's Ed25519 key, masks (or in plain mode weights)
+the payload, streams it, and reports the verdict it gets back. Called by
+``fedsilo sidecar`` and, per silo, by ``fedsilo run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+
+from fedsilo.api import FederatedJob
+from fedsilo.identity import SiloIdentity, VerifyKey, sha256_digest
+from fedsilo.protocol import (
+    EvaluationReport,
+    MessageError,
+    PolicyVerdict,
+    RoundPlan,
+    StreamError,
+    TensorLayout,
+    UpdateMetadata,
+    blob_from_chunks,
+    decode_weights,
+    pb,
+    plan_from_proto,
+    rpc,
+    update_stream,
+    verdict_from_proto,
+)
+
+from ._link import TrainerLinkService
+from ._masking import MaskedSubmission
+from ._update import InvalidUpdate, check_trainer_weights, prepare_update, weighted_plain_payload
+
+log = logging.getLogger("fedsilo.sidecar")
+
+# Values per plain-mode chunk: 256 Ki float32 = 1 MiB.
+CHUNK_VALUES = 1 << 18
+# Largest model a sidecar will download (guards against a hostile or broken hub).
+MODEL_LIMIT_BYTES = 1 << 31
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    """Everything one sidecar needs to know."""
+
+    job: FederatedJob
+    silo: str
+    aggregator: str
+    peer_keys: Mapping[str, VerifyKey]
+    # How long to keep trying to reach the aggregator before giving up.
+    connect_timeout: float = 60.0
+
+
+def _channel(target: str, identity: SiloIdentity) -> grpc.Channel:
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=identity.tls.ca_certificate_pem,
+        private_key=identity.tls.private_key_pem,
+        certificate_chain=identity.tls.certificate_pem,
+    )
+    return grpc.secure_channel(
+        target,
+        credentials,
+        options=[("grpc.max_receive_message_length", 4 << 20), ("grpc.max_send_message_length", 4 << 20)],
+    )
+
+
+class Sidecar:
+    """One silo's sidecar."""
+
+    def __init__(
+        self,
+        config: SidecarConfig,
+        identity: SiloIdentity,
+        link: TrainerLinkService,
+        *,
+        on_verdict: Callable[[int, PolicyVerdict], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._identity = identity
+        self._link = link
+        self._on_verdict = on_verdict
+        self._job_name = config.job.metadata.name
+        self._spec = config.job.spec
+
+    def run(self) -> int:
+        """Take part in every round; 0 when the job finished, 1 when it failed."""
+        with _channel(self.config.aggregator, self._identity) as channel:
+            stub = rpc.AggregatorStub(channel)
+            num_samples = self._hello()
+            self._join(stub, num_samples)
+            after = 0
+            while True:
+                plan = self._wait_round(stub, after)
+                if plan.finished:
+                    self._link.offer(after + 1, {"kind": "finished"}, b"")
+                    if plan.failure:
+                        log.error("job %s failed: %s", self._job_name, plan.failure)
+                        return 1
+                    log.info("job %s finished", self._job_name)
+                    return 0
+                self._round(stub, plan, num_samples)
+                after = plan.round
+
+    def _hello(self) -> int:
+        self._link.offer(0, {"kind": "hello"}, b"")
+        result = self._link.await_result(0, timeout=self.config.connect_timeout * 5)
+        num_samples = result.header.get("num_samples")
+        if not isinstance(num_samples, int) or num_samples <= 0:
+            raise MessageError("the trainer reported no positive num_samples")
+        return num_samples
+
+    def _join(self, stub: rpc.AggregatorStub, num_samples: int) -> None:
+        deadline = time.monotonic() + self.config.connect_timeout
+        while True:
+            try:
+                stub.Join(pb.JoinRequest(job=self._job_name, silo=self.config.silo, num_samples=num_samples), timeout=10)
+                return
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _wait_round(self, stub: rpc.AggregatorStub, after: int) -> RoundPlan:
+        while True:
+            try:
+                reply = stub.WaitRound(pb.WaitRoundRequest(job=self._job_name, silo=self.config.silo, after_round=after), timeout=60)
+                return plan_from_proto(reply)
+            except grpc.RpcError as error:
+                if error.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                    raise
+                if error.code() == grpc.StatusCode.UNAVAILABLE:
+                    # The hub went away: after a job finishes its server stops.
+                    raise
+                continue
+
+    def _round(self, stub: rpc.AggregatorStub, plan: RoundPlan, num_samples: int) -> None:
+        ref = pb.RoundRef(job=self._job_name, round=plan.round, silo=self.config.silo)
+        blob = blob_from_chunks(stub.GetModel(ref), MODEL_LIMIT_BYTES)
+        if sha256_digest(blob) != plan.model_digest:
+            log.error("round %d: the model received differs from the announced digest; skipping", plan.round)
+            return
+        global_weights = decode_weights(blob)
+        layout = TensorLayout.of(global_weights)
+        self._link.result_limit_bytes = len(blob) + (1 << 20)
+        kind = "evaluate" if plan.evaluate_only else "fit"
+        self._link.offer(plan.round, {"kind": kind, "fit_config": plan.fit_config}, blob)
+        try:
+            result = self._link.await_result(plan.round, timeout=float(self._spec.round_timeout_seconds))
+        except (TimeoutError, MessageError) as error:
+            log.error("round %d: no usable trainer result: %s", plan.round, error)
+            return
+        self._report_evaluation(stub, plan.round, result.header.get("evaluation"))
+        if plan.evaluate_only:
+            return
+        try:
+            local = check_trainer_weights(layout, decode_weights(result.blob))
+        except (InvalidUpdate, StreamError) as error:
+            reason = error.reason if isinstance(error, InvalidUpdate) else f"payload_invalid: {error}"
+            log.error("round %d: rejected the trainer's update: %s", plan.round, reason)
+            self._verdict(plan.round, PolicyVerdict(False, (f"rejected by sidecar: {reason}",)))
+            return
+        fit = result.header.get("fit") or {}
+        weight = int(fit.get("num_samples", num_samples))
+        prepared = prepare_update(
+            layout.flatten(global_weights), local, self._spec.policy.norm_cap, self._spec.aggregation.clip_range
+        )
+        if plan.aggregation == "masked":
+            submission = MaskedSubmission(plan, self.config, self._identity, prepared.delta, weight)
+            submission.setup(stub)
+            dtype, chunks, digest = "uint32", submission.chunks(), submission.digest
+        else:
+            payload = weighted_plain_payload(prepared.delta, weight)
+            dtype, chunks, digest = "float32", _plain_chunks(payload), sha256_digest(payload.tobytes())
+        metadata = UpdateMetadata(
+            job=self._job_name,
+            round=plan.round,
+            silo=self.config.silo,
+            nonce=secrets.token_hex(16),
+            l2_norm=prepared.l2_norm,
+            num_samples=weight,
+            vector_length=plan.vector_length,
+            dtype=dtype,
+            payload_digest=digest,
+            epsilon_round=None,
+            mechanism=None,
+        )
+        signed = metadata.canonical_bytes()
+        signature = self._identity.signing_key.sign(signed)
+        verdict = verdict_from_proto(stub.SubmitUpdate(update_stream(signed, signature, chunks, dtype)))
+        self._verdict(plan.round, verdict)
+        if plan.aggregation == "masked":
+            submission.unmask(stub)
+
+    def _report_evaluation(self, stub: rpc.AggregatorStub, round_number: int, evaluation: Any) -> None:
+        if not isinstance(evaluation, dict):
+            return
+        try:
+            report = EvaluationReport(
+                job=self._job_name,
+                round=round_number,
+                silo=self.config.silo,
+                nonce=secrets.token_hex(16),
+                loss=float(evaluation["loss"]),
+                accuracy=float(evaluation["accuracy"]),
+                num_samples=int(evaluation["num_samples"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            log.error("round %d: the trainer's evaluation is malformed: %s", round_number, error)
+            return
+        if not (np.isfinite(report.loss) and np.isfinite(report.accuracy)):
+            log.error("round %d: the trainer's evaluation is not finite", round_number)
+            return
+        signed = report.canonical_bytes()
+        stub.ReportEvaluation(pb.SignedMetadata(metadata_json=signed, signature=self._identity.signing_key.sign(signed)))
+
+    def _verdict(self, round_number: int, verdict: PolicyVerdict) -> None:
+        if verdict.accepted:
+            log.info("round %d: update accepted (policy %s)", round_number, verdict.policy_revision or "-")
+        else:
+            log.warning("round %d: update denied: %s", round_number, "; ".join(verdict.reasons))
+        if self._on_verdict is not None:
+            self._on_verdict(round_number, verdict)
+
+
+def _plain_chunks(payload: np.ndarray[Any, np.dtype[np.float32]]) -> Iterator[tuple[int, np.ndarray[Any, np.dtype[np.float32]]]]:
+    for offset in range(0, payload.size, CHUNK_VALUES):
+        yield offset, payload[offset : offset + CHUNK_VALUES]
