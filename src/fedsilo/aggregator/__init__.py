@@ -1,5 +1,7 @@
-"""The aggregator (hub side): rounds, admission of signed updates through the policy gate,
-masked or plain aggregation, the server strategy, and the model registry.
+"""The aggregator (hub side): rounds, admission of updates, aggregation, the next model.
+
+Signed updates pass the policy gate before masked (or plain) aggregation; the server
+strategy turns the aggregate into the next global model, which goes to the registry.
 """
 
 from ._aggregation import Aggregation as Aggregation

@@ -216,9 +216,7 @@ class JobCoordinator:
             def ready() -> bool:
                 current = self._round
                 return self._final_plan is not None or (
-                    current is not None
-                    and current.plan.round > after_round
-                    and silo in current.plan.participants
+                    current is not None and current.plan.round > after_round and silo in current.plan.participants
                 )
 
             if not wait_until(self._cond, ready, deadline):
@@ -320,7 +318,11 @@ class JobCoordinator:
             current = self._require_round(silo, round_number)
             if current.unmask is None:
                 raise PhaseClosed("this round has no unmasking step")
-            wait_until(self._cond, lambda: current.unmask_body != b"" or current.plan.failure != "", current.inputs.deadline + 5)
+            wait_until(
+                self._cond,
+                lambda: current.unmask_body != b"" or current.plan.failure != "",
+                current.inputs.deadline + 5,
+            )
             if silo not in current.unmask.expected:
                 raise PhaseClosed(f"{silo} is not a survivor of round {round_number}")
             self._stats(current, silo).bytes_down += len(current.unmask_body)
@@ -382,6 +384,7 @@ class JobCoordinator:
 
     def _participants(self, after_round: int, deadline: float) -> tuple[str, ...]:
         """Silos ready for the next round: everyone still live, waiting up to ``deadline``."""
+
         def live() -> list[str]:
             return [s for s in self.spec.silos if s in self._joined and s not in self._gone]
 
@@ -426,7 +429,9 @@ class JobCoordinator:
             else:
                 aggregation = PlainAggregation(plan.vector_length)
         expected = frozenset(participants)
-        steps = {name: Phase[bytes](name, expected, deadline) for name in (aggregation.setup_steps if aggregation else ())}
+        steps = {
+            name: Phase[bytes](name, expected, deadline) for name in (aggregation.setup_steps if aggregation else ())
+        }
         current = _Round(
             plan=plan,
             aggregation=aggregation,

@@ -1,5 +1,7 @@
-"""Barriers for the steps of a round: each closes when every live participant has posted,
-or at the round's deadline with whoever has.
+"""Barriers for the steps of a round.
+
+Each closes when every live participant has posted, or at the round's deadline with
+whoever has.
 
 The coordinator owns one ``threading.Condition``; gRPC handler threads post into a phase
 and wait on the same condition, so a phase closing wakes exactly the calls blocked on it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent import futures
+from typing import cast
 
 import grpc
 
@@ -45,7 +46,8 @@ class AggregatorService(rpc.AggregatorServicer):
 
     def _caller(self, context: grpc.ServicerContext, claimed: str) -> str:
         """The enrolled silo behind this TLS session; aborts on a mismatch."""
-        names = context.auth_context().get("x509_common_name", [])
+        # gRPC puts the verified client certificate's common names here (a list of bytes).
+        names = cast(list[bytes], context.auth_context().get("x509_common_name", []))
         silo = names[0].decode() if names else ""
         if not self._coordinator.enrolled(silo):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate {silo!r} is not an enrolled silo")
@@ -55,7 +57,10 @@ class AggregatorService(rpc.AggregatorServicer):
 
     def _check_job(self, context: grpc.ServicerContext, job: str) -> None:
         if job != self._coordinator.job.metadata.name:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"this aggregator serves job {self._coordinator.job.metadata.name!r}, not {job!r}")
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"this aggregator serves job {self._coordinator.job.metadata.name!r}, not {job!r}",
+            )
 
     def Join(self, request: pb.JoinRequest, context: grpc.ServicerContext) -> pb.JoinReply:
         silo = self._caller(context, request.silo)
@@ -109,7 +114,12 @@ class AggregatorService(rpc.AggregatorServicer):
             verdict = self._coordinator.submit_update(silo, metadata_json, signature, chunks)
         except (MessageError, StreamError) as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"update stream: {error}")
-        log.info("round update from %s: %s %s", silo, "accepted" if verdict.accepted else "denied", "; ".join(verdict.reasons))
+        log.info(
+            "round update from %s: %s %s",
+            silo,
+            "accepted" if verdict.accepted else "denied",
+            "; ".join(verdict.reasons),
+        )
         return verdict_to_proto(verdict)
 
     def GetUnmaskRequest(self, request: pb.RoundRef, context: grpc.ServicerContext) -> pb.SecAggEnvelope:
@@ -134,7 +144,9 @@ class AggregatorService(rpc.AggregatorServicer):
         return verdict_to_proto(verdict)
 
 
-def start_server(coordinator: JobCoordinator, listen: str, credentials: TlsCredentials, *, workers: int | None = None) -> tuple[grpc.Server, int]:
+def start_server(
+    coordinator: JobCoordinator, listen: str, credentials: TlsCredentials, *, workers: int | None = None
+) -> tuple[grpc.Server, int]:
     """Start the mTLS gRPC server; returns it and the bound port. Never listens in plaintext."""
     # Every silo holds a call open while it waits in a step, so size the pool to the job.
     size = workers or 4 * len(coordinator.spec.silos) + 8

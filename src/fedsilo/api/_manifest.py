@@ -115,9 +115,7 @@ def _problems_from(error: ValidationError, model: type[BaseModel], prefix: str) 
         message = item["msg"]
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
-        if "input" in item and item["type"] not in ("missing", "model_type") and not isinstance(
-            item["input"], dict
-        ):
+        if "input" in item and item["type"] not in ("missing", "model_type") and not isinstance(item["input"], dict):
             message = f"{message} (got {item['input']!r})"
         fix = _FIXES.get(item["type"], "correct the value as the message says")
         if item["type"] == "value_error":
@@ -131,9 +129,7 @@ def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
     try:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as error:
-        raise ManifestError(
-            source, [Problem("(file)", f"not valid YAML: {error}", "fix the YAML syntax")]
-        ) from error
+        raise ManifestError(source, [Problem("(file)", f"not valid YAML: {error}", "fix the YAML syntax")]) from error
 
     problems: list[Problem] = []
     jobs: list[FederatedJob] = []
@@ -152,9 +148,7 @@ def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
         elif kind == "Silo":
             model = Silo
         else:
-            problems.append(
-                Problem(f"{prefix}kind", f"unknown kind {kind!r}", "use FederatedJob or Silo")
-            )
+            problems.append(Problem(f"{prefix}kind", f"unknown kind {kind!r}", "use FederatedJob or Silo"))
             continue
         if document.get("apiVersion") != API_VERSION:
             problems.append(

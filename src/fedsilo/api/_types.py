@@ -122,17 +122,11 @@ class PartitionScheme(StrEnum):
 class SyntheticSpec(_Model):
     """Parameters of the Synthetic(alpha, beta) generator of the FedProx paper (Li et al. 2020)."""
 
-    alpha: float = Field(
-        default=1.0, ge=0.0, le=100.0, description="Variance of per-silo model heterogeneity."
-    )
-    beta: float = Field(
-        default=1.0, ge=0.0, le=100.0, description="Variance of per-silo feature heterogeneity."
-    )
+    alpha: float = Field(default=1.0, ge=0.0, le=100.0, description="Variance of per-silo model heterogeneity.")
+    beta: float = Field(default=1.0, ge=0.0, le=100.0, description="Variance of per-silo feature heterogeneity.")
     num_features: int = Field(default=60, ge=2, le=10000, description="Input dimension.")
     num_classes: int = Field(default=10, ge=2, le=1000, description="Number of classes.")
-    samples_per_silo: int = Field(
-        default=600, ge=20, le=1_000_000, description="Mean number of records per silo."
-    )
+    samples_per_silo: int = Field(default=600, ge=20, le=1_000_000, description="Mean number of records per silo.")
 
 
 class PartitionSpec(_Model):
@@ -164,12 +158,8 @@ class DataSpec(_Model):
             "wins, so every partner keeps its data in place."
         ),
     )
-    label_column: str = Field(
-        default="label", description="For csv: the name of the column holding class labels."
-    )
-    synthetic: SyntheticSpec = Field(
-        default_factory=SyntheticSpec, description="For synthetic: generator parameters."
-    )
+    label_column: str = Field(default="label", description="For csv: the name of the column holding class labels.")
+    synthetic: SyntheticSpec = Field(default_factory=SyntheticSpec, description="For synthetic: generator parameters.")
     partition: PartitionSpec = Field(
         default_factory=PartitionSpec,
         description="How a pooled data set is split across silos (local simulation only).",
@@ -216,11 +206,12 @@ class StrategySpec(_Model):
             "clients), or fedadam (Adam on the server over the mean update)."
         ),
     )
-    proximal_mu: float = Field(
-        default=0.01, ge=0.0, le=100.0, description="FedProx proximal coefficient mu."
-    )
+    proximal_mu: float = Field(default=0.01, ge=0.0, le=100.0, description="FedProx proximal coefficient mu.")
     server_learning_rate: float = Field(
-        default=1.0, gt=0.0, le=100.0, description="Server step size (fedadam; 1.0 is plain fedavg)."
+        default=1.0,
+        gt=0.0,
+        le=100.0,
+        description="Server step size: 1.0 is plain fedavg; fedadam wants a small one such as 0.01.",
     )
     beta1: float = Field(default=0.9, ge=0.0, lt=1.0, description="fedadam first-moment decay.")
     beta2: float = Field(default=0.99, ge=0.0, lt=1.0, description="fedadam second-moment decay.")
@@ -248,10 +239,7 @@ class AggregationSpec(_Model):
         default=None,
         ge=2,
         le=10000,
-        description=(
-            "Shamir threshold t: survivors needed to unmask. Defaults to more than half of "
-            "the job's silos."
-        ),
+        description=("Shamir threshold t: survivors needed to unmask. Defaults to more than half of the job's silos."),
     )
     clip_range: float = Field(
         default=4.0,
@@ -291,18 +279,14 @@ class PrivacySpec(_Model):
     max_grad_norm: float = Field(
         default=1.0, gt=0.0, le=1e6, description="Per-record gradient clipping bound (record mode)."
     )
-    delta: float = Field(
-        default=1e-5, gt=0.0, lt=1.0, description="The delta of (epsilon, delta)-DP."
-    )
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0, description="The delta of (epsilon, delta)-DP.")
     accountant: Literal["rdp", "pld"] = Field(
         default="rdp", description="Privacy accountant: rdp (Renyi DP) or pld (privacy loss distributions, tighter)."
     )
 
     @model_validator(mode="after")
     def _noise_source(self) -> Self:
-        if self.mode is not PrivacyMode.NONE and (self.noise_multiplier is None) == (
-            self.target_epsilon is None
-        ):
+        if self.mode is not PrivacyMode.NONE and (self.noise_multiplier is None) == (self.target_epsilon is None):
             raise ValueError("set exactly one of noiseMultiplier or targetEpsilon when mode is not none")
         return self
 
@@ -330,12 +314,8 @@ class PolicySpec(_Model):
         le=1000.0,
         description="Job-wide privacy ceiling per silo; an update that would cross it is denied.",
     )
-    data_class: DataClass = Field(
-        default=DataClass.INTERNAL, description="public, internal or sensitive."
-    )
-    min_samples: int = Field(
-        default=1, ge=1, le=10**9, description="Minimum records behind one update."
-    )
+    data_class: DataClass = Field(default=DataClass.INTERNAL, description="public, internal or sensitive.")
+    min_samples: int = Field(default=1, ge=1, le=10**9, description="Minimum records behind one update.")
 
 
 class FederatedJobSpec(_Model):
@@ -364,9 +344,7 @@ class FederatedJobSpec(_Model):
     data: DataSpec = Field(default_factory=DataSpec, description="The training data.")
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Local training.")
     strategy: StrategySpec = Field(default_factory=StrategySpec, description="Server strategy.")
-    aggregation: AggregationSpec = Field(
-        default_factory=AggregationSpec, description="Secure aggregation."
-    )
+    aggregation: AggregationSpec = Field(default_factory=AggregationSpec, description="Secure aggregation.")
     privacy: PrivacySpec = Field(default_factory=PrivacySpec, description="Differential privacy.")
     policy: PolicySpec = Field(default_factory=PolicySpec, description="Update admission limits.")
 
@@ -376,14 +354,10 @@ class FederatedJobSpec(_Model):
             duplicated = sorted({s for s in self.silos if self.silos.count(s) > 1})
             raise ValueError(f"silos lists {', '.join(duplicated)} more than once")
         if self.min_silos > len(self.silos):
-            raise ValueError(
-                f"minSilos ({self.min_silos}) is above the number of silos ({len(self.silos)})"
-            )
+            raise ValueError(f"minSilos ({self.min_silos}) is above the number of silos ({len(self.silos)})")
         threshold = self.aggregation.threshold
         if threshold is not None and threshold > len(self.silos):
-            raise ValueError(
-                f"aggregation.threshold ({threshold}) is above the number of silos ({len(self.silos)})"
-            )
+            raise ValueError(f"aggregation.threshold ({threshold}) is above the number of silos ({len(self.silos)})")
         return self
 
     def secagg_threshold(self) -> int:
@@ -435,9 +409,7 @@ class SiloSpec(_Model):
     display_name: str | None = Field(
         default=None, max_length=256, description="Human-readable name of the institution."
     )
-    identity: SiloIdentity = Field(
-        default_factory=SiloIdentity, description="The silo's registered public identity."
-    )
+    identity: SiloIdentity = Field(default_factory=SiloIdentity, description="The silo's registered public identity.")
     data: SiloDataSpec = Field(default_factory=SiloDataSpec, description="The silo's data.")
     max_epsilon: float | None = Field(
         default=None,

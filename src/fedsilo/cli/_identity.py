@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fedsilo.identity import CertificateAuthority, SiloIdentity, SigningKey, write_identity
+from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, write_identity
 
 from ._exit import EXIT_OK, EXIT_USAGE
 

@@ -32,7 +32,9 @@ class _ProgressObserver:
 
     def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
         if not verdict.accepted:
-            self._progress.console.print(f"  round {round_number}: [yellow]{silo} denied[/]: {'; '.join(verdict.reasons)}")
+            self._progress.console.print(
+                f"  round {round_number}: [yellow]{silo} denied[/]: {'; '.join(verdict.reasons)}"
+            )
 
     def round_finished(self, summary: RoundSummary) -> None:
         if summary.round not in self._printed:
@@ -65,12 +67,18 @@ def _run(args: argparse.Namespace) -> int:
         baseline=not args.no_baseline,
     )
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         run = LocalRun(manifest, options, _ProgressObserver(progress, spec.rounds))
-        progress.console.print(f"job [bold]{manifest.job.metadata.name}[/]: {len(spec.silos)} silos, "
-                               f"{spec.rounds} rounds, {spec.aggregation.mode.value} aggregation")
+        progress.console.print(
+            f"job [bold]{manifest.job.metadata.name}[/]: {len(spec.silos)} silos, "
+            f"{spec.rounds} rounds, {spec.aggregation.mode.value} aggregation"
+        )
         progress.console.print(f"trainer isolation {run.isolation.description}")
         progress.console.print(f"run directory {run.workdir}")
         try:

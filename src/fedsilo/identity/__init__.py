@@ -23,8 +23,8 @@ from ._pki import certificate_common_name as certificate_common_name
 __all__ = [
     "CertificateAuthority",
     "SignatureError",
-    "SiloIdentity",
     "SigningKey",
+    "SiloIdentity",
     "TlsCredentials",
     "VerifyKey",
     "certificate_common_name",

@@ -76,9 +76,7 @@ class VerifyKey:
     def from_bytes(cls, raw: bytes) -> VerifyKey:
         """Load 32 raw bytes; raise ``SignatureError`` if they are not a public key."""
         if len(raw) != ED25519_PUBLIC_KEY_BYTES:
-            raise SignatureError(
-                f"public key has {len(raw)} bytes, expected {ED25519_PUBLIC_KEY_BYTES}"
-            )
+            raise SignatureError(f"public key has {len(raw)} bytes, expected {ED25519_PUBLIC_KEY_BYTES}")
         return cls(Ed25519PublicKey.from_public_bytes(raw))
 
     @classmethod
@@ -105,9 +103,7 @@ class VerifyKey:
     def verify(self, signature: bytes, message: bytes) -> None:
         """Raise ``SignatureError`` unless ``signature`` is this key's signature of ``message``."""
         if len(signature) != ED25519_SIGNATURE_BYTES:
-            raise SignatureError(
-                f"signature has {len(signature)} bytes, expected {ED25519_SIGNATURE_BYTES}"
-            )
+            raise SignatureError(f"signature has {len(signature)} bytes, expected {ED25519_SIGNATURE_BYTES}")
         try:
             self._key.verify(signature, message)
         except InvalidSignature as error:

@@ -49,9 +49,7 @@ def read_identity(directory: Path) -> SiloIdentity:
         if not (directory / name).exists()
     ]
     if missing:
-        raise FileNotFoundError(
-            f"{directory} lacks {', '.join(missing)}; create it with 'fedsilo identity create'"
-        )
+        raise FileNotFoundError(f"{directory} lacks {', '.join(missing)}; create it with 'fedsilo identity create'")
     return SiloIdentity(
         signing_key=load_signing_key(directory / SIGNING_KEY_FILE),
         tls=TlsCredentials(

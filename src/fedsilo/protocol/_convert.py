@@ -124,13 +124,9 @@ def update_stream(
     dtype: str,
 ) -> Iterator[pb.UpdateChunk]:
     """An update as a stream: signed metadata, then vector chunks in order."""
-    yield pb.UpdateChunk(
-        metadata=pb.SignedMetadata(metadata_json=metadata_json, signature=signature)
-    )
+    yield pb.UpdateChunk(metadata=pb.SignedMetadata(metadata_json=metadata_json, signature=signature))
     for offset, array in chunks:
-        yield pb.UpdateChunk(
-            vector=pb.VectorChunk(offset=offset, dtype=dtype, data=vector_to_bytes(array, dtype))
-        )
+        yield pb.UpdateChunk(vector=pb.VectorChunk(offset=offset, dtype=dtype, data=vector_to_bytes(array, dtype)))
 
 
 def update_metadata_from_proto(message: pb.UpdateChunk) -> tuple[bytes, bytes]:

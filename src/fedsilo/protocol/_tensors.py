@@ -51,9 +51,7 @@ class TensorLayout:
         self.check(weights)
         if not self.tensors:
             return np.zeros(0, dtype=np.float32)
-        return np.concatenate(
-            [np.asarray(weights[t.name], dtype=np.float32).reshape(-1) for t in self.tensors]
-        )
+        return np.concatenate([np.asarray(weights[t.name], dtype=np.float32).reshape(-1) for t in self.tensors])
 
     def unflatten(self, vector: npt.NDArray[np.generic]) -> Weights:
         """Split a flat vector back into named float32 arrays."""
@@ -62,9 +60,7 @@ class TensorLayout:
         out: Weights = {}
         offset = 0
         for t in self.tensors:
-            out[t.name] = np.asarray(vector[offset : offset + t.size], dtype=np.float32).reshape(
-                t.shape
-            )
+            out[t.name] = np.asarray(vector[offset : offset + t.size], dtype=np.float32).reshape(t.shape)
             offset += t.size
         return out
 

@@ -1,5 +1,6 @@
-"""Network isolation for the trainer: its own network namespace, with no interface but a
-loopback that is down, so it has no route anywhere.
+"""Network isolation for the trainer: its own network namespace, with no route anywhere.
+
+The namespace has no interface but a loopback that is down.
 
 Used by the local run to wrap the trainer command. Linux lets root, or any user where
 unprivileged user namespaces are enabled, create one with ``unshare``; elsewhere the run
@@ -30,7 +31,7 @@ def detect_isolation(enabled: bool = True) -> Isolation:
     unshare = shutil.which("unshare")
     if unshare is None:
         return Isolation((), False, "not applied: the unshare command (util-linux) is missing")
-    candidates = [(unshare, "--net")] if os.geteuid() == 0 else []
+    candidates: list[tuple[str, ...]] = [(unshare, "--net")] if os.geteuid() == 0 else []
     candidates.append((unshare, "--user", "--map-root-user", "--net"))
     for prefix in candidates:
         probe = subprocess.run([*prefix, "true"], capture_output=True, check=False, timeout=10)

@@ -9,6 +9,7 @@ directory (mode 0700); nothing listens in plaintext.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -27,8 +28,8 @@ from fedsilo.aggregator import JobCoordinator, JobFailed, RoundObserver, start_s
 from fedsilo.api import Manifest, Silo
 from fedsilo.identity import (
     CertificateAuthority,
-    SiloIdentity,
     SigningKey,
+    SiloIdentity,
     VerifyKey,
     read_identity,
     save_signing_key,
@@ -132,19 +133,33 @@ class LocalRun:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (manifest_dir, env.get("PYTHONPATH", "")) if p)
         sidecar = subprocess.Popen(
             _python_command(
-                "sidecar", "--job-config", str(job_config), "--silo", name,
-                "--aggregator", f"localhost:{port}", "--identity-dir", str(identity_dir),
-                "--trainer-listen", f"unix:{socket_path}",
+                "sidecar",
+                "--job-config",
+                str(job_config),
+                "--silo",
+                name,
+                "--aggregator",
+                f"localhost:{port}",
+                "--identity-dir",
+                str(identity_dir),
+                "--trainer-listen",
+                f"unix:{socket_path}",
             ),
-            stdout=(silo_dir / "sidecar.log").open("wb"), stderr=subprocess.STDOUT, env=env,
+            stdout=(silo_dir / "sidecar.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         trainer_env = {k: v for k, v in env.items() if not k.endswith("_PROXY") and not k.endswith("_proxy")}
         trainer = subprocess.Popen(
             [
                 *self.isolation.prefix,
-                *_python_command("trainer", "--job-config", str(job_config), "--silo", name, "--sidecar", f"unix:{socket_path}"),
+                *_python_command(
+                    "trainer", "--job-config", str(job_config), "--silo", name, "--sidecar", f"unix:{socket_path}"
+                ),
             ],
-            stdout=(silo_dir / "trainer.log").open("wb"), stderr=subprocess.STDOUT, env=trainer_env,
+            stdout=(silo_dir / "trainer.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            env=trainer_env,
         )
         return _SiloProcesses(name, sidecar, trainer)
 
@@ -222,18 +237,21 @@ class LocalRun:
                     code = process.poll()
                     if code not in (None, 0) and process.pid not in reported:
                         reported.add(process.pid)
-                        log.warning("%s of %s exited with code %s (log: %s)", role, processes.name, code,
-                                    self.workdir / "silos" / processes.name / f"{role}.log")
+                        log.warning(
+                            "%s of %s exited with code %s (log: %s)",
+                            role,
+                            processes.name,
+                            code,
+                            self.workdir / "silos" / processes.name / f"{role}.log",
+                        )
             time.sleep(0.5)
 
     def _wait_for_silos(self) -> None:
         deadline = time.monotonic() + EXIT_GRACE_SECONDS
         for processes in self._processes:
             for process in (processes.sidecar, processes.trainer):
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
 
     def _stop_silos(self) -> None:
         for processes in self._processes:

@@ -113,13 +113,10 @@ def render_table(report: RunReport) -> Table:
             ],
         )
     if report.centralized_accuracy is not None:
-        table.caption = (
-            f"centralized baseline accuracy {report.centralized_accuracy:.4f}"
-            + (
-                f"; federated reaches {report.final_accuracy / report.centralized_accuracy:.1%} of it"
-                if report.final_accuracy is not None and report.centralized_accuracy
-                else ""
-            )
+        table.caption = f"centralized baseline accuracy {report.centralized_accuracy:.4f}" + (
+            f"; federated reaches {report.final_accuracy / report.centralized_accuracy:.1%} of it"
+            if report.final_accuracy is not None and report.centralized_accuracy
+            else ""
         )
     return table
 
@@ -136,7 +133,12 @@ def write_plot(report: RunReport, path: Path) -> Path:
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
     points = [(r.round, r.accuracy) for r in report.rounds if r.accuracy is not None]
     if points:
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"federated ({report.strategy}, {report.aggregation})")
+        axes.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            marker="o",
+            label=f"federated ({report.strategy}, {report.aggregation})",
+        )
     if report.centralized_accuracy is not None:
         axes.axhline(report.centralized_accuracy, color="gray", linestyle="--", label="centralized baseline")
     axes.set_xlabel("round")

@@ -61,37 +61,47 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
                 raise MessageError(self._errors.pop(round_number))
             return self._results.pop(round_number)
 
-    def NextTask(self, request: pb.TaskRequest, context: grpc.ServicerContext) -> Iterator[pb.Frame]:
-        deadline = time.monotonic() + NEXT_TASK_WAIT_SECONDS
+    def next_task(self, next_round: int, timeout: float) -> tuple[dict[str, Any], bytes] | None:
+        """The first task at or after ``next_round`` (the end of the job always); None on timeout."""
+        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._task is None or (self._task[0] < request.next_round and self._task[1].get("kind") != "finished"):
+            while self._task is None or (self._task[0] < next_round and self._task[1].get("kind") != "finished"):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not context.is_active():
-                    context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no task yet; ask again")
+                if remaining <= 0:
+                    return None
                 self._cond.wait(min(remaining, 1.0))
             _, header, blob = self._task
-        yield from frames_out(header, blob)
+            return header, blob
 
-    def Complete(self, request_iterator: Iterator[pb.Frame], context: grpc.ServicerContext) -> pb.Ack:
-        try:
-            header, blob = frames_in(request_iterator, self.result_limit_bytes)
-        except (MessageError, StreamError) as error:
-            return pb.Ack(ok=False, message=str(error))
+    def complete(self, header: dict[str, Any], blob: bytes) -> str | None:
+        """Take a result; returns why it was refused, or None."""
         round_number = header.get("round")
         if not isinstance(round_number, int):
-            return pb.Ack(ok=False, message="result header has no integer round")
+            return "result header has no integer round"
         with self._cond:
             if "error" in header:
                 self._errors[round_number] = f"trainer failed: {header['error']}"
             else:
                 self._results[round_number] = TrainerResult(header, blob)
             self._cond.notify_all()
-        return pb.Ack(ok=True)
+        return None
+
+    def NextTask(self, request: pb.TaskRequest, context: grpc.ServicerContext) -> Iterator[pb.Frame]:
+        task = self.next_task(request.next_round, NEXT_TASK_WAIT_SECONDS)
+        if task is None:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no task yet; ask again")
+        yield from frames_out(*task)
+
+    def Complete(self, request_iterator: Iterator[pb.Frame], context: grpc.ServicerContext) -> pb.Ack:
+        try:
+            header, blob = frames_in(request_iterator, self.result_limit_bytes)
+        except (MessageError, StreamError) as error:
+            return pb.Ack(ok=False, message=str(error))
+        problem = self.complete(header, blob)
+        return pb.Ack(ok=problem is None, message=problem or "")
 
 
-def start_link_server(
-    service: TrainerLinkService, listen: str, credentials: TlsCredentials | None
-) -> grpc.Server:
+def start_link_server(service: TrainerLinkService, listen: str, credentials: TlsCredentials | None) -> grpc.Server:
     """Serve the trainer link on ``unix:PATH`` (no TLS needed) or a TCP address (TLS required)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="trainer-link"),

@@ -124,7 +124,9 @@ class Sidecar:
         deadline = time.monotonic() + self.config.connect_timeout
         while True:
             try:
-                stub.Join(pb.JoinRequest(job=self._job_name, silo=self.config.silo, num_samples=num_samples), timeout=10)
+                stub.Join(
+                    pb.JoinRequest(job=self._job_name, silo=self.config.silo, num_samples=num_samples), timeout=10
+                )
                 return
             except grpc.RpcError as error:
                 if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
@@ -134,7 +136,9 @@ class Sidecar:
     def _wait_round(self, stub: rpc.AggregatorStub, after: int) -> RoundPlan:
         while True:
             try:
-                reply = stub.WaitRound(pb.WaitRoundRequest(job=self._job_name, silo=self.config.silo, after_round=after), timeout=60)
+                reply = stub.WaitRound(
+                    pb.WaitRoundRequest(job=self._job_name, silo=self.config.silo, after_round=after), timeout=60
+                )
                 return plan_from_proto(reply)
             except grpc.RpcError as error:
                 if error.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
@@ -222,7 +226,9 @@ class Sidecar:
             log.error("round %d: the trainer's evaluation is not finite", round_number)
             return
         signed = report.canonical_bytes()
-        stub.ReportEvaluation(pb.SignedMetadata(metadata_json=signed, signature=self._identity.signing_key.sign(signed)))
+        stub.ReportEvaluation(
+            pb.SignedMetadata(metadata_json=signed, signature=self._identity.signing_key.sign(signed))
+        )
 
     def _verdict(self, round_number: int, verdict: PolicyVerdict) -> None:
         if verdict.accepted:
@@ -233,6 +239,8 @@ class Sidecar:
             self._on_verdict(round_number, verdict)
 
 
-def _plain_chunks(payload: np.ndarray[Any, np.dtype[np.float32]]) -> Iterator[tuple[int, np.ndarray[Any, np.dtype[np.float32]]]]:
+def _plain_chunks(
+    payload: np.ndarray[Any, np.dtype[np.float32]],
+) -> Iterator[tuple[int, np.ndarray[Any, np.dtype[np.float32]]]]:
     for offset in range(0, payload.size, CHUNK_VALUES):
         yield offset, payload[offset : offset + CHUNK_VALUES]

@@ -44,9 +44,7 @@ def check_trainer_weights(layout: TensorLayout, weights: Weights) -> FloatVector
         offset = 0
         for spec in layout.tensors:
             if first < offset + spec.size:
-                raise InvalidUpdate(
-                    f"non_finite: {int(bad.sum())} NaN/Inf values, first in tensor {spec.name!r}"
-                )
+                raise InvalidUpdate(f"non_finite: {int(bad.sum())} NaN/Inf values, first in tensor {spec.name!r}")
             offset += spec.size
     return vector
 
@@ -55,7 +53,7 @@ def prepare_update(
     global_vector: FloatVector, local_vector: FloatVector, norm_cap: float, clip_range: float
 ) -> PreparedUpdate:
     """``local - global``, scaled into the L2 ball of ``norm_cap`` and the fixed-point range."""
-    delta = (local_vector.astype(np.float64) - global_vector.astype(np.float64))
+    delta = local_vector.astype(np.float64) - global_vector.astype(np.float64)
     norm = float(np.linalg.norm(delta))
     clipped = norm > norm_cap
     if clipped:

@@ -21,7 +21,7 @@ from fedsilo.api import FederatedJobSpec
 from fedsilo.datasets import load_silo_data
 from fedsilo.protocol import decode_weights, encode_weights, frames_in, frames_out, pb, rpc
 
-from ._client import EvaluateConfig, FitConfig, TrainerClient
+from ._client import DpSgdConfig, EvaluateConfig, FitConfig, TrainerClient
 from ._factory import build_client
 
 log = logging.getLogger("fedsilo.trainer")
@@ -44,13 +44,16 @@ def _fit_config(document: dict[str, Any]) -> FitConfig:
     unknown = sorted(set(document) - known)
     if unknown:
         raise ValueError(f"fit configuration has unknown fields {unknown}")
-    return FitConfig(**document)
+    dp = document.get("dp")
+    return FitConfig(**{**document, "dp": DpSgdConfig(**dp) if isinstance(dp, dict) else None})
 
 
 def _task(stub: rpc.TrainerLinkStub, silo: str, next_round: int) -> tuple[dict[str, Any], bytes]:
     while True:
         try:
-            return frames_in(stub.NextTask(pb.TaskRequest(silo=silo, next_round=next_round), timeout=90), TASK_LIMIT_BYTES)
+            return frames_in(
+                stub.NextTask(pb.TaskRequest(silo=silo, next_round=next_round), timeout=90), TASK_LIMIT_BYTES
+            )
         except grpc.RpcError as error:
             if error.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
                 time.sleep(0.2)
@@ -99,7 +102,8 @@ def run_trainer(
             if not isinstance(round_number, int):
                 raise ValueError("task header has no integer round")
             if kind == "hello":
-                reply, out = {"round": round_number, "num_samples": len(data.train_y)}, b""
+                reply: dict[str, Any] = {"round": round_number, "num_samples": len(data.train_y)}
+                out = b""
             else:
                 try:
                     reply, out = _serve(client, header, blob, len(data.test_y))

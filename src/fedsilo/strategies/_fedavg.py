@@ -1,0 +1,17 @@
+"""FedAvg (McMahan et al., AISTATS 2017): the sample-weighted mean of the local models."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedsilo.protocol import Weights
+
+from ._strategy import Strategy
+
+
+class FedAvg(Strategy):
+    """``global + server_lr * mean_update``; a server learning rate of 1 is plain FedAvg."""
+
+    def aggregate(self, global_weights: Weights, mean_update: Weights) -> Weights:
+        rate = np.float32(self.spec.strategy.server_learning_rate)
+        return {name: (value + rate * mean_update[name]).astype(np.float32) for name, value in global_weights.items()}

@@ -1,0 +1,83 @@
+"""The built-in models: logistic regression, a multi-layer perceptron, and a small CNN.
+
+Plain ``torch.nn`` modules without batch normalisation, so the same models also work
+under record-level DP-SGD (per-sample gradients), and a user model can look just like them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from fedsilo.api import BuiltinModel, ModelSpec
+
+
+class LogisticRegression(nn.Module):
+    """Multinomial logistic regression."""
+
+    def __init__(self, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(num_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))  # type: ignore[no-any-return]
+
+
+class MLP(nn.Module):
+    """Fully connected layers with ReLU."""
+
+    def __init__(self, num_features: int, num_classes: int, hidden_sizes: list[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = num_features
+        for size in hidden_sizes:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.flatten(1))  # type: ignore[no-any-return]
+
+
+class SmallCNN(nn.Module):
+    """Two 3x3 convolutions, a 2x2 pooling and two dense layers, for small square images."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        if len(input_shape) == 3:
+            channels, height, width = input_shape
+        else:
+            side = math.isqrt(int(math.prod(input_shape)))
+            if side * side != math.prod(input_shape):
+                raise ValueError(f"the cnn model needs image-shaped records, got shape {input_shape}")
+            channels, height, width = 1, side, side
+        self.shape = (channels, height, width)
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(
+            nn.Linear(32 * (height // 2) * (width // 2), 64), nn.ReLU(), nn.Linear(64, num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], *self.shape)
+        return self.head(self.features(x).flatten(1))  # type: ignore[no-any-return]
+
+
+def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """The built-in model ``spec.builtin`` for records of ``input_shape``."""
+    features = int(math.prod(input_shape))
+    if spec.builtin is BuiltinModel.LOGISTIC_REGRESSION:
+        return LogisticRegression(features, num_classes)
+    if spec.builtin is BuiltinModel.MLP:
+        return MLP(features, num_classes, list(spec.hidden_sizes))
+    if spec.builtin is BuiltinModel.CNN:
+        return SmallCNN(input_shape, num_classes)
+    raise ValueError(f"spec.model.builtin {spec.builtin!r} is not a built-in model")
