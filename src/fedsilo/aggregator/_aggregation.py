@@ -68,17 +68,25 @@ class Aggregation(ABC):
         """The sum of admitted weighted updates and the sum of their weights."""
 
 
-class _BufferedSink(UpdateSink):
-    """Plain-mode sink: keeps one silo's float32 vector until it is admitted or dropped."""
+class BufferedSink(UpdateSink):
+    """Keeps one silo's vector until it is admitted or dropped.
 
-    def __init__(self, vector_length: int) -> None:
-        self.vector = np.empty(vector_length, dtype=np.float32)
+    A payload is only added to the aggregate once its digest and the policy decision are
+    known, because a masked value cannot be taken back out of a sum. The coordinator
+    bounds how many uploads are buffered at once, so memory stays a few models whatever
+    the number of silos.
+    """
+
+    def __init__(self, vector_length: int, dtype: str, check_finite: bool) -> None:
+        self.dtype = dtype
+        self.vector: npt.NDArray[np.generic] = np.empty(vector_length, dtype=np.dtype(dtype))
+        self._check_finite = check_finite
         self._filled = 0
         self._digest = hashlib.sha256()
 
     def add(self, offset: int, dtype: str, values: npt.NDArray[np.generic]) -> None:
-        if dtype != "float32":
-            raise StreamError(f"plain aggregation takes float32 chunks, got {dtype}")
+        if dtype != self.dtype:
+            raise StreamError(f"this round takes {self.dtype} chunks, got {dtype}")
         if offset != self._filled:
             raise StreamError(f"chunk at offset {offset}, expected {self._filled}")
         end = offset + values.size
@@ -91,7 +99,7 @@ class _BufferedSink(UpdateSink):
     def finish(self) -> str:
         if self._filled != self.vector.size:
             raise StreamError(f"update ended after {self._filled} of {self.vector.size} values")
-        if not np.isfinite(self.vector).all():
+        if self._check_finite and not np.isfinite(self.vector).all():
             raise StreamError("update holds NaN or infinite values")
         return "sha256:" + self._digest.hexdigest()
 
@@ -102,17 +110,17 @@ class PlainAggregation(Aggregation):
     def __init__(self, vector_length: int) -> None:
         super().__init__(vector_length)
         self._sum = np.zeros(vector_length, dtype=np.float64)
-        self._pending: dict[str, _BufferedSink] = {}
+        self._pending: dict[str, BufferedSink] = {}
         self._admitted: set[str] = set()
 
     def open_update(self, silo: str) -> UpdateSink:
-        sink = _BufferedSink(self.vector_length)
+        sink = BufferedSink(self.vector_length, "float32", check_finite=True)
         self._pending[silo] = sink
         return sink
 
     def admit(self, silo: str) -> None:
         sink = self._pending.pop(silo)
-        self._sum += sink.vector
+        self._sum += sink.vector.astype(np.float64)
         self._admitted.add(silo)
 
     def exclude(self, silo: str, reason: str) -> None:

@@ -10,11 +10,12 @@ into ``Aggregation.admit``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Protocol
 
@@ -35,12 +36,16 @@ from fedsilo.protocol import (
     encode_weights,
 )
 from fedsilo.registry import Lineage, ModelRegistry
-from fedsilo.secagg import choose_fractional_bits
+from fedsilo.secagg import SecAggAbort, SecAggConfig, choose_fractional_bits
 
 from ._aggregation import Aggregation, PlainAggregation
+from ._masked import MaskedAggregation
 from ._phases import Phase, PhaseClosed, wait_until
 
 log = logging.getLogger("fedsilo.aggregator")
+
+# Payloads buffered at once before they are admitted or dropped.
+UPLOAD_SLOTS = 2
 
 
 class UpdateGate(Protocol):
@@ -161,7 +166,6 @@ class JobCoordinator:
         *,
         observer: RoundObserver | None = None,
         privacy: PrivacyBook | None = None,
-        masked_factory: Callable[[RoundPlan, Mapping[str, VerifyKey]], Aggregation] | None = None,
         silo_ceilings: Mapping[str, float | None] | None = None,
         join_timeout: float | None = None,
     ) -> None:
@@ -177,7 +181,8 @@ class JobCoordinator:
         self._gate = gate
         self._observer = observer
         self._privacy = privacy
-        self._masked_factory = masked_factory
+        # Uploads buffered at once (see BufferedSink): bounds hub memory whatever the silo count.
+        self._upload_slots = threading.BoundedSemaphore(UPLOAD_SLOTS)
         self._silo_ceilings = dict(silo_ceilings or {})
         self._join_timeout = join_timeout or float(self.spec.round_timeout_seconds)
         self._cond = threading.Condition()
@@ -271,43 +276,46 @@ class JobCoordinator:
         stats.bytes_up += len(metadata_json) + len(signature)
         nonce_seen = claims.nonce in self._nonces.setdefault(silo, set())
         precheck = problem or self._precheck(current, silo, claims, signature_valid, nonce_seen)
-        payload_digest = ""
-        if precheck is None:
-            sink = current.aggregation.open_update(silo)
-            try:
-                for offset, dtype, values in chunks:
-                    stats.bytes_up += values.nbytes
-                    sink.add(offset, dtype, values)
-                payload_digest = sink.finish()
-            except StreamError as error:
-                precheck = f"payload_invalid: {error}"
-            else:
-                if payload_digest != claims.payload_digest:
-                    precheck = "payload_digest_mismatch: the payload differs from what the silo signed"
         if signature_valid:
             self._nonces[silo].add(claims.nonce)
-        document = self._policy_input(current, silo, claims, signature_valid, nonce_seen)
-        verdict = self._gate.check(document)
-        if verdict.accepted and precheck is not None:
-            # The policy only sees claims; a transport-level failure still excludes the update.
-            verdict = PolicyVerdict(False, (precheck,), verdict.policy_revision)
-        with self._cond:
-            try:
-                current.inputs.post(silo, verdict)
-            except PhaseClosed as error:
-                verdict = PolicyVerdict(False, (f"round_closed: {error}",), verdict.policy_revision)
-            if verdict.accepted:
-                current.aggregation.admit(silo)
-                current.digests[silo] = payload_digest
-                stats.epsilon_round = claims.epsilon_round
-                if self._privacy is not None:
-                    self._privacy.commit(silo, claims)
-            else:
-                current.aggregation.exclude(silo, "; ".join(verdict.reasons))
-                current.denied[silo] = verdict.reasons
-            stats.accepted = verdict.accepted
-            stats.reasons = verdict.reasons
-            self._cond.notify_all()
+        # Only updates that will be read take an upload slot; the slot is held until the
+        # buffered payload is admitted or dropped.
+        with self._upload_slots if precheck is None else contextlib.nullcontext():
+            payload_digest = ""
+            if precheck is None:
+                sink = current.aggregation.open_update(silo)
+                try:
+                    for offset, dtype, values in chunks:
+                        stats.bytes_up += values.nbytes
+                        sink.add(offset, dtype, values)
+                    payload_digest = sink.finish()
+                except StreamError as error:
+                    precheck = f"payload_invalid: {error}"
+                else:
+                    if payload_digest != claims.payload_digest:
+                        precheck = "payload_digest_mismatch: the payload differs from what the silo signed"
+            verdict = self._gate.check(self._policy_input(current, silo, claims, signature_valid, nonce_seen))
+            if verdict.accepted and precheck is not None:
+                # The policy judges the signed claims; a payload that fails transport checks is still out.
+                verdict = PolicyVerdict(False, (precheck,), verdict.policy_revision)
+            with self._cond:
+                try:
+                    current.inputs.post(silo, verdict)
+                except PhaseClosed as error:
+                    # Late, repeated or not a participant: this stream never touches the round.
+                    return PolicyVerdict(False, (f"round_closed: {error}", *verdict.reasons), verdict.policy_revision)
+                if verdict.accepted:
+                    current.aggregation.admit(silo)
+                    current.digests[silo] = payload_digest
+                    stats.epsilon_round = claims.epsilon_round
+                    if self._privacy is not None:
+                        self._privacy.commit(silo, claims)
+                else:
+                    current.aggregation.exclude(silo, "; ".join(verdict.reasons))
+                    current.denied[silo] = verdict.reasons
+                stats.accepted = verdict.accepted
+                stats.reasons = verdict.reasons
+                self._cond.notify_all()
         if self._observer is not None:
             self._observer.update_decided(current.plan.round, silo, verdict)
         return verdict
@@ -316,14 +324,14 @@ class JobCoordinator:
         """Block until the input step closes; what ``silo`` must reveal."""
         with self._cond:
             current = self._require_round(silo, round_number)
-            if current.unmask is None:
+            if current.aggregation is None or not current.aggregation.setup_steps:
                 raise PhaseClosed("this round has no unmasking step")
             wait_until(
                 self._cond,
                 lambda: current.unmask_body != b"" or current.plan.failure != "",
                 current.inputs.deadline + 5,
             )
-            if silo not in current.unmask.expected:
+            if current.unmask is None or silo not in current.unmask.expected:
                 raise PhaseClosed(f"{silo} is not a survivor of round {round_number}")
             self._stats(current, silo).bytes_down += len(current.unmask_body)
             return current.unmask_body
@@ -423,9 +431,16 @@ class JobCoordinator:
         aggregation: Aggregation | None = None
         if not evaluate_only:
             if masked:
-                if self._masked_factory is None:
-                    raise JobFailed("masked aggregation requested but not configured on this aggregator")
-                aggregation = self._masked_factory(plan, {s: self._keys[s] for s in participants})
+                config = SecAggConfig(
+                    job=self.job.metadata.name,
+                    round=round_number,
+                    silos=tuple(self.spec.silos),
+                    threshold=plan.threshold,
+                    vector_length=plan.vector_length,
+                    fractional_bits=plan.fractional_bits,
+                    clip_range=self.spec.aggregation.clip_range,
+                )
+                aggregation = MaskedAggregation(config, {s: self._keys[s] for s in participants})
             else:
                 aggregation = PlainAggregation(plan.vector_length)
         expected = frozenset(participants)
@@ -459,7 +474,14 @@ class JobCoordinator:
                 alive &= set(phase.posted)
                 self._mark_gone(phase.missing(), round_number, name)
                 self._require(len(alive), round_number, f"the {name} step")
-                current.replies[name] = aggregation.setup_step(name, {s: phase.posted[s] for s in alive})
+                try:
+                    replies = aggregation.setup_step(name, {s: phase.posted[s] for s in alive})
+                except SecAggAbort as error:
+                    raise JobFailed(f"round {round_number}: {error}") from error
+                for silo in alive - replies.keys():
+                    log.warning("round %d: %s left out at the %s step", round_number, silo, name)
+                alive = set(replies)
+                current.replies[name] = replies
                 self._cond.notify_all()
             current.inputs.expected = frozenset(alive)
             wait_until(self._cond, current.inputs.complete, current.inputs.deadline)
@@ -475,8 +497,9 @@ class JobCoordinator:
                     f"({', '.join(accepted) or 'none'}); minSilos is {self.spec.min_silos}"
                 )
             if aggregation.setup_steps:
-                survivors = frozenset(alive - missing)
-                current.unmask = Phase[bytes]("unmask", survivors, time.monotonic() + self.spec.round_timeout_seconds)
+                current.unmask = Phase[bytes](
+                    "unmask", frozenset(accepted), time.monotonic() + self.spec.round_timeout_seconds
+                )
                 current.unmask_body = aggregation.unmask_request(frozenset(accepted))
                 self._cond.notify_all()
                 wait_until(self._cond, current.unmask.complete, current.unmask.deadline)

@@ -97,7 +97,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
     else:
-        Console().print(render_table(report))
+        # A pipe or log file gets the whole table rather than an 80-column squeeze.
+        stdout = Console()
+        Console(width=max(stdout.width, 160) if not stdout.is_terminal else None).print(render_table(report))
         print(f"plot: {report.plot}\nreport: {Path(report.workdir) / 'report.json'}")
     if report.status != "succeeded":
         console.print(f"[red]job failed:[/] {report.failure}")

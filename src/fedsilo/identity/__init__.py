@@ -5,6 +5,13 @@ own signing key (for audit checkpoints) and server certificate. The trainer neve
 imports this package.
 """
 
+from ._agreement import WORDS_PER_BLOCK as WORDS_PER_BLOCK
+from ._agreement import AgreementKey as AgreementKey
+from ._agreement import DecryptionError as DecryptionError
+from ._agreement import derive_key as derive_key
+from ._agreement import keystream_words as keystream_words
+from ._agreement import open_sealed as open_sealed
+from ._agreement import seal as seal
 from ._crypto import SignatureError as SignatureError
 from ._crypto import SigningKey as SigningKey
 from ._crypto import VerifyKey as VerifyKey
@@ -21,7 +28,10 @@ from ._pki import TlsCredentials as TlsCredentials
 from ._pki import certificate_common_name as certificate_common_name
 
 __all__ = [
+    "WORDS_PER_BLOCK",
+    "AgreementKey",
     "CertificateAuthority",
+    "DecryptionError",
     "SignatureError",
     "SigningKey",
     "SiloIdentity",
@@ -29,9 +39,13 @@ __all__ = [
     "VerifyKey",
     "certificate_common_name",
     "constant_time_equal",
+    "derive_key",
+    "keystream_words",
     "load_signing_key",
+    "open_sealed",
     "read_identity",
     "save_signing_key",
+    "seal",
     "sha256_digest",
     "write_identity",
     "write_private_file",

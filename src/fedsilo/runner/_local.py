@@ -26,6 +26,7 @@ import yaml
 
 from fedsilo.aggregator import JobCoordinator, JobFailed, RoundObserver, start_server
 from fedsilo.api import Manifest, Silo
+from fedsilo.datasets import load_silo_data
 from fedsilo.identity import (
     CertificateAuthority,
     SigningKey,
@@ -69,7 +70,8 @@ class _SiloProcesses:
 
 
 def _python_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fedsilo", *args]
+    # -v: the silo logs in the run directory record every round at INFO level.
+    return [sys.executable, "-m", "fedsilo", "-v", *args]
 
 
 def _manifest_documents(manifest: Manifest, silos: list[Silo]) -> list[dict[str, object]]:
@@ -180,13 +182,14 @@ class LocalRun:
         job_config.write_text(yaml.safe_dump_all(_manifest_documents(self.manifest, silos), sort_keys=False))
 
         keys = {s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key or "") for s in silos}
+        gate = build_gate(self.workdir, aggregator_key)
         coordinator = JobCoordinator(
             self.manifest.job,
             keys,
-            initial_weights(spec),
+            initial_weights(spec, load_silo_data(spec, 0, len(spec.silos), silos[0].spec.data.path)),
             make_strategy(spec),
             LocalRegistry(self.options.registry),
-            build_gate(self.workdir, aggregator_key),
+            gate,
             observer=self.observer,
             silo_ceilings={s.metadata.name: s.spec.max_epsilon for s in silos},
         )
@@ -215,6 +218,7 @@ class LocalRun:
         finally:
             self._stop_silos()
             server.stop(grace=2).wait()
+            gate.audit.close()
         report.rounds = [RoundRow.of(s) for s in coordinator.summaries]
         for row in report.rounds:
             for silo in row.denied:

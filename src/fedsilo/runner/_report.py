@@ -129,6 +129,7 @@ def write_plot(report: RunReport, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
     points = [(r.round, r.accuracy) for r in report.rounds if r.accuracy is not None]
@@ -142,6 +143,7 @@ def write_plot(report: RunReport, path: Path) -> Path:
     if report.centralized_accuracy is not None:
         axes.axhline(report.centralized_accuracy, color="gray", linestyle="--", label="centralized baseline")
     axes.set_xlabel("round")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("accuracy (held-out, all silos)")
     axes.set_title(f"fedsilo job {report.job}")
     axes.grid(alpha=0.3)

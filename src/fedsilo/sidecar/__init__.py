@@ -1,10 +1,10 @@
 """The sidecar: a silo's only network path and the only holder of its identity key."""
 
+from ._config import SidecarConfig as SidecarConfig
 from ._link import TrainerLinkService as TrainerLinkService
 from ._link import TrainerResult as TrainerResult
 from ._link import start_link_server as start_link_server
 from ._sidecar import Sidecar as Sidecar
-from ._sidecar import SidecarConfig as SidecarConfig
 from ._update import InvalidUpdate as InvalidUpdate
 from ._update import PreparedUpdate as PreparedUpdate
 from ._update import check_trainer_weights as check_trainer_weights

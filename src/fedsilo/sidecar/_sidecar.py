@@ -12,15 +12,14 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 
-from fedsilo.api import FederatedJob
-from fedsilo.identity import SiloIdentity, VerifyKey, sha256_digest
+from fedsilo.identity import SiloIdentity, sha256_digest
 from fedsilo.protocol import (
     EvaluationReport,
     MessageError,
@@ -38,6 +37,7 @@ from fedsilo.protocol import (
     verdict_from_proto,
 )
 
+from ._config import SidecarConfig
 from ._link import TrainerLinkService
 from ._masking import MaskedSubmission
 from ._update import InvalidUpdate, check_trainer_weights, prepare_update, weighted_plain_payload
@@ -48,18 +48,6 @@ log = logging.getLogger("fedsilo.sidecar")
 CHUNK_VALUES = 1 << 18
 # Largest model a sidecar will download (guards against a hostile or broken hub).
 MODEL_LIMIT_BYTES = 1 << 31
-
-
-@dataclass(frozen=True)
-class SidecarConfig:
-    """Everything one sidecar needs to know."""
-
-    job: FederatedJob
-    silo: str
-    aggregator: str
-    peer_keys: Mapping[str, VerifyKey]
-    # How long to keep trying to reach the aggregator before giving up.
-    connect_timeout: float = 60.0
 
 
 def _channel(target: str, identity: SiloIdentity) -> grpc.Channel:
@@ -179,6 +167,7 @@ class Sidecar:
         prepared = prepare_update(
             layout.flatten(global_weights), local, self._spec.policy.norm_cap, self._spec.aggregation.clip_range
         )
+        chunks: Iterator[tuple[int, npt.NDArray[np.generic]]]
         if plan.aggregation == "masked":
             submission = MaskedSubmission(plan, self.config, self._identity, prepared.delta, weight)
             submission.setup(stub)

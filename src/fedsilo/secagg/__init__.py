@@ -1,0 +1,37 @@
+"""Secure aggregation: pairwise-masked sums with dropout recovery (Bonawitz et al., CCS 2017).
+
+Sans-IO state machines for the silo (``SecAggClient``) and the hub (``SecAggServer``);
+the sidecar and the aggregator carry their messages over gRPC as opaque bytes.
+"""
+
+from ._client import SecAggClient as SecAggClient
+from ._config import CHUNK_WORDS as CHUNK_WORDS
+from ._config import SecAggConfig as SecAggConfig
+from ._fixed_point import FixedPointError as FixedPointError
+from ._fixed_point import choose_fractional_bits as choose_fractional_bits
+from ._fixed_point import decode_sum as decode_sum
+from ._fixed_point import encode as encode
+from ._messages import SecAggAbort as SecAggAbort
+from ._messages import SecAggError as SecAggError
+from ._server import SecAggServer as SecAggServer
+from ._shamir import ShamirError as ShamirError
+from ._shamir import Share as Share
+from ._shamir import reconstruct as reconstruct
+from ._shamir import split as split
+
+__all__ = [
+    "CHUNK_WORDS",
+    "FixedPointError",
+    "SecAggAbort",
+    "SecAggClient",
+    "SecAggConfig",
+    "SecAggError",
+    "SecAggServer",
+    "ShamirError",
+    "Share",
+    "choose_fractional_bits",
+    "decode_sum",
+    "encode",
+    "reconstruct",
+    "split",
+]

@@ -1,0 +1,52 @@
+"""What both sides of one round's secure aggregation agree on, and the derivations they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedsilo.identity import derive_key
+
+# Values per masking chunk: a multiple of the 4 words of one AES block (1 MiB of uint32).
+CHUNK_WORDS = 1 << 18
+
+
+@dataclass(frozen=True)
+class SecAggConfig:
+    """One round of the protocol: who takes part, the threshold, the vector and its encoding."""
+
+    job: str
+    round: int
+    silos: tuple[str, ...]
+    threshold: int
+    vector_length: int
+    fractional_bits: int
+    clip_range: float
+    chunk_words: int = CHUNK_WORDS
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.threshold <= len(self.silos):
+            raise ValueError(f"threshold {self.threshold} must be between 2 and {len(self.silos)}")
+        if self.chunk_words % 4:
+            raise ValueError("chunk_words must be a multiple of 4")
+
+    def x_of(self, silo: str) -> int:
+        """The Shamir point of ``silo``: its 1-based position in the job's silo list."""
+        return self.silos.index(silo) + 1
+
+    def context(self, purpose: str, *names: str) -> bytes:
+        """Binding of a derived key to this job, round and purpose (and the silos involved)."""
+        return "|".join(("fedsilo.secagg/v1", purpose, self.job, str(self.round), *names)).encode()
+
+    def pairwise_key(self, secret: bytes, a: str, b: str) -> bytes:
+        """The mask key two silos share, the same from either side."""
+        low, high = sorted((a, b))
+        return derive_key(secret, self.context("pairwise-mask", low, high))
+
+    def share_key(self, secret: bytes, a: str, b: str) -> bytes:
+        """The AES-GCM key for share ciphertexts between two silos."""
+        low, high = sorted((a, b))
+        return derive_key(secret, self.context("share-encryption", low, high))
+
+    def chunks(self) -> range:
+        """Start offsets of the vector's chunks."""
+        return range(0, self.vector_length, self.chunk_words)

@@ -1,0 +1,55 @@
+"""Fixed-point encoding of weighted updates into Z_2^32, and back.
+
+A silo encodes ``round(x * n * 2^f)`` for its clipped update ``x`` and sample count ``n``,
+so the sum over silos (mod 2^32) is the FedAvg numerator; ``f`` is chosen by the hub so
+no sum can overflow the signed 32-bit range. The weight ``n`` itself rides as one more
+coordinate, so the sum also carries the denominator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+# Keep sums strictly inside int32 and leave headroom for rounding.
+_LIMIT = 2**31 - 1
+MAX_FRACTIONAL_BITS = 24
+
+
+class FixedPointError(ValueError):
+    """Values that cannot be encoded without overflow."""
+
+
+def choose_fractional_bits(clip_range: float, total_weight_bound: int) -> int:
+    """The most fractional bits ``f`` with ``clip_range * total_weight_bound * 2^f`` below 2^31."""
+    if clip_range <= 0 or total_weight_bound <= 0:
+        raise FixedPointError("clip range and total weight must be positive")
+    bits = math.floor(math.log2(_LIMIT / (clip_range * total_weight_bound)))
+    if bits < 1:
+        raise FixedPointError(
+            f"{total_weight_bound} records with clip range {clip_range} overflow 32-bit fixed point; "
+            "lower spec.aggregation.clipRange"
+        )
+    return min(bits, MAX_FRACTIONAL_BITS)
+
+
+def encode(
+    values: npt.NDArray[np.floating], weight: int, clip_range: float, fractional_bits: int
+) -> npt.NDArray[np.uint32]:
+    """``[round(clip(x) * weight * 2^f) mod 2^32 ..., weight]`` as uint32."""
+    if weight <= 0 or weight >= _LIMIT:
+        raise FixedPointError(f"weight {weight} is outside 1..2^31-2")
+    clipped = np.clip(values.astype(np.float64), -clip_range, clip_range)
+    scaled = np.rint(clipped * (float(weight) * 2.0**fractional_bits)).astype(np.int64)
+    out = np.empty(values.size + 1, dtype=np.uint32)
+    out[:-1] = scaled.astype(np.uint32)  # two's complement wrap: exactly mod 2^32
+    out[-1] = weight
+    return out
+
+
+def decode_sum(total: npt.NDArray[np.uint32], fractional_bits: int) -> tuple[npt.NDArray[np.float64], int]:
+    """The float sum of weighted values and the total weight from an unmasked sum."""
+    signed = total[:-1].view(np.int32).astype(np.float64)
+    return signed / 2.0**fractional_bits, int(total[-1])

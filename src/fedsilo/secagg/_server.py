@@ -1,0 +1,203 @@
+"""The hub's side of secure aggregation (Bonawitz et al., CCS 2017), without I/O.
+
+It relays key advertisements and encrypted shares, adds masked inputs into one running
+uint32 sum (memory is one model, whatever the number of silos), and after the input step
+reconstructs, from at least ``threshold`` survivors' revelations, the self-mask seeds of
+counted silos and the masking keys of silos that dropped or were denied, and removes their
+masks chunk by chunk. It never holds a single silo's unmasked input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from fedsilo.identity import AgreementKey, SignatureError, VerifyKey, keystream_words
+
+from ._config import SecAggConfig
+from ._fixed_point import decode_sum
+from ._messages import Advert, SecAggAbort, SecAggError, dump, load, unb64
+from ._shamir import ShamirError, Share, reconstruct
+
+_SEED_BYTES = 32
+_KEY_BYTES = 32
+
+
+class SecAggServer:
+    """The hub in one round."""
+
+    def __init__(self, config: SecAggConfig, verify_keys: Mapping[str, VerifyKey]) -> None:
+        self.config = config
+        self._keys = dict(verify_keys)
+        self._adverts: dict[str, Advert] = {}
+        self._shared: set[str] = set()
+        self._mailboxes: dict[str, dict[str, str]] = {}
+        self._sum = np.zeros(config.vector_length, dtype=np.uint32)
+        self._counted: set[str] = set()
+        self._excluded: dict[str, str] = {}
+        self._result: npt.NDArray[np.uint32] | None = None
+
+    # ----- step 0 ----------------------------------------------------------------------------
+
+    def advertise(self, posted: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Check every advertisement's signature; broadcast the valid ones to their senders."""
+        c = self.config
+        for silo, data in posted.items():
+            try:
+                advert = Advert.from_dict(load(data, "advertise", {"advert"})["advert"])
+                if advert.silo != silo:
+                    raise SecAggError(f"advertisement names {advert.silo}, sent by {silo}")
+                self._keys[silo].verify(
+                    advert.signature,
+                    Advert.signed_bytes(c.job, c.round, silo, advert.encryption_key, advert.masking_key),
+                )
+            except (SecAggError, SignatureError, KeyError) as error:
+                self._excluded[silo] = f"advertise: {error}"
+                continue
+            self._adverts[silo] = advert
+        self._require(len(self._adverts), "advertising keys")
+        broadcast = dump("adverts", {"adverts": [self._adverts[s].to_dict() for s in sorted(self._adverts)]})
+        return {silo: broadcast for silo in self._adverts}
+
+    # ----- step 1 ----------------------------------------------------------------------------
+
+    def share_keys(self, posted: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Route each silo's encrypted shares to their recipients."""
+        bundles: dict[str, dict[str, str]] = {}
+        for silo, data in posted.items():
+            if silo not in self._adverts:
+                continue
+            try:
+                document = load(data, "shares", {"silo", "ciphertexts"})
+                ciphertexts = document["ciphertexts"]
+                if document["silo"] != silo or not isinstance(ciphertexts, dict):
+                    raise SecAggError("share bundle is malformed")
+                if set(ciphertexts) != set(self._adverts) - {silo}:
+                    raise SecAggError("share bundle is not addressed to exactly the silos that advertised keys")
+                for text in ciphertexts.values():
+                    unb64(text, "share ciphertext")
+            except SecAggError as error:
+                self._excluded[silo] = f"share keys: {error.reason}"
+                continue
+            bundles[silo] = ciphertexts
+        self._shared = set(bundles)
+        self._require(len(self._shared), "sharing keys")
+        self._mailboxes = {
+            receiver: {sender: bundle[receiver] for sender, bundle in bundles.items() if sender != receiver}
+            for receiver in self._shared
+        }
+        return {receiver: dump("delivery", {"ciphertexts": box}) for receiver, box in self._mailboxes.items()}
+
+    # ----- step 2 ----------------------------------------------------------------------------
+
+    def add_input(self, silo: str, masked: npt.NDArray[np.uint32]) -> None:
+        """Count a silo's masked input (after the gate allowed it): added into the running sum."""
+        if silo not in self._shared:
+            raise SecAggError(f"{silo} did not share keys in this round; its input cannot be unmasked")
+        if silo in self._counted:
+            raise SecAggError(f"{silo} already sent its input")
+        if masked.dtype != np.uint32 or masked.shape != self._sum.shape:
+            raise SecAggError(f"masked input must be {self._sum.size} uint32 values")
+        np.add(self._sum, masked, out=self._sum)
+        self._counted.add(silo)
+
+    def exclude(self, silo: str, reason: str) -> None:
+        """Leave ``silo``'s input out (denied, invalid, or never sent); its masks are removed later."""
+        if silo in self._counted:
+            raise SecAggError(f"{silo}'s input is already in the sum")
+        self._excluded[silo] = reason
+
+    # ----- step 3 ----------------------------------------------------------------------------
+
+    def unmask_request(self) -> bytes:
+        """Ask survivors for seed shares of counted silos and key shares of the others in U2."""
+        self._require(len(self._counted), "the input step")
+        dropped = sorted(self._shared - self._counted)
+        return dump("unmask", {"survivors": sorted(self._counted), "dropped": dropped})
+
+    def unmask(self, posted: Mapping[str, bytes]) -> None:
+        """Reconstruct seeds and keys from the revealed shares and remove every mask."""
+        c = self.config
+        dropped = self._shared - self._counted
+        seed_shares: dict[str, list[Share]] = {s: [] for s in self._counted}
+        key_shares: dict[str, list[Share]] = {s: [] for s in dropped}
+        for silo, data in posted.items():
+            if silo not in self._counted:
+                continue
+            try:
+                document = load(data, "reveal", {"silo", "seed_shares", "key_shares"})
+                if document["silo"] != silo:
+                    raise SecAggError("revelation names another silo")
+                if set(document["seed_shares"]) != self._counted or set(document["key_shares"]) != dropped:
+                    raise SecAggError("revelation does not answer the request")
+                for owner, text in document["seed_shares"].items():
+                    seed_shares[owner].append(Share.from_bytes(unb64(text, "seed share")))
+                for owner, text in document["key_shares"].items():
+                    key_shares[owner].append(Share.from_bytes(unb64(text, "key share")))
+            except (SecAggError, ShamirError) as error:
+                self._excluded.setdefault(silo, f"unmask: {error}")
+        responders = {len(v) for v in seed_shares.values()} | {len(v) for v in key_shares.values()}
+        self._require(min(responders), "unmasking")
+        try:
+            seeds = {s: reconstruct(v, c.threshold, _SEED_BYTES) for s, v in seed_shares.items()}
+            keys = {
+                s: AgreementKey.from_private_bytes(reconstruct(v, c.threshold, _KEY_BYTES))
+                for s, v in key_shares.items()
+            }
+        except ShamirError as error:
+            raise SecAggAbort(f"shares do not reconstruct: {error}") from error
+        self._remove_masks(seeds, keys)
+
+    def _remove_masks(self, seeds: Mapping[str, bytes], dropped_keys: Mapping[str, AgreementKey]) -> None:
+        c = self.config
+        pair_keys = []
+        for gone, key in dropped_keys.items():
+            for survivor in self._counted:
+                secret = key.exchange(self._adverts[survivor].masking_key)
+                # The survivor added the mask if its name is lower, subtracted it otherwise.
+                pair_keys.append((c.pairwise_key(secret, gone, survivor), survivor < gone))
+        for offset in c.chunks():
+            count = min(c.chunk_words, c.vector_length - offset)
+            view = self._sum[offset : offset + count]
+            for seed in seeds.values():
+                view -= keystream_words(seed, offset, count)
+            for pair_key, added in pair_keys:
+                stream = keystream_words(pair_key, offset, count)
+                if added:
+                    view -= stream
+                else:
+                    view += stream
+        self._result = self._sum
+
+    # ----- results ---------------------------------------------------------------------------
+
+    def result(self) -> tuple[npt.NDArray[np.float64], int]:
+        """The sum of counted silos' weighted inputs (decoded) and their total weight."""
+        if self._result is None:
+            raise SecAggError("the round has not been unmasked")
+        return decode_sum(self._result, self.config.fractional_bits)
+
+    def raw_result(self) -> npt.NDArray[np.uint32]:
+        """The unmasked sum in Z_2^32, for bit-exact checks."""
+        if self._result is None:
+            raise SecAggError("the round has not been unmasked")
+        return self._result.copy()
+
+    @property
+    def counted(self) -> frozenset[str]:
+        """Silos whose inputs are in the sum."""
+        return frozenset(self._counted)
+
+    @property
+    def excluded(self) -> dict[str, str]:
+        """Silos left out, with the reason."""
+        return dict(self._excluded)
+
+    def _require(self, alive: int, step: str) -> None:
+        if alive < self.config.threshold:
+            raise SecAggAbort(
+                f"secure aggregation aborted at {step}: {alive} silos remain, the threshold is "
+                f"{self.config.threshold}; no input can be unmasked"
+            )
