@@ -39,7 +39,12 @@ def test_the_quickstart_is_valid() -> None:
         ("rounds: 15", "rounds: many", "spec.rounds", "whole number"),
         ("name: fedavg", "name: fedsgd", "spec.strategy.name", "allowed values"),
         ("minSilos: 2", "minSilos: 4", "spec", "minSilos (4) is above the number of silos (3)"),
-        ("silos: [hospital-a, hospital-b, hospital-c]", "silos: [hospital-a, hospital-a, hospital-c]", "spec", "more than once"),
+        (
+            "silos: [hospital-a, hospital-b, hospital-c]",
+            "silos: [hospital-a, hospital-a, hospital-c]",
+            "spec",
+            "more than once",
+        ),
         ("  model:\n    builtin: mlp\n", "  model:\n", "spec.model", "exactly one of builtin or factory"),
         ("  seed: 7\n", "  seed: 7\n  sede: 8\n", "spec.sede", "check its spelling"),
         ("source: digits", "source: csv", "spec.data", "data.path is required"),
@@ -78,7 +83,12 @@ def test_a_silo_the_job_names_but_the_file_lacks_is_refused() -> None:
 
 
 def test_wrong_api_version_and_unknown_kind_are_refused() -> None:
-    assert "set apiVersion: fedsilo.io/v1alpha1" in _problems(_quickstart("fedsilo.io/v1alpha1", "fedsilo.io/v2", ))
+    assert "set apiVersion: fedsilo.io/v1alpha1" in _problems(
+        _quickstart(
+            "fedsilo.io/v1alpha1",
+            "fedsilo.io/v2",
+        )
+    )
     assert "unknown kind 'Silos'" in _problems(_quickstart("kind: Silo\n", "kind: Silos\n"))
 
 

@@ -11,8 +11,17 @@ from fedsilo.protocol import MessageError, UpdateMetadata, canonical_json
 
 def _metadata() -> UpdateMetadata:
     return UpdateMetadata(
-        job="j", round=3, silo="a", nonce="00ff", l2_norm=1.5, num_samples=10, vector_length=11,
-        dtype="uint32", payload_digest="sha256:00", epsilon_round=None, mechanism=None,
+        job="j",
+        round=3,
+        silo="a",
+        nonce="00ff",
+        l2_norm=1.5,
+        num_samples=10,
+        vector_length=11,
+        dtype="uint32",
+        payload_digest="sha256:00",
+        epsilon_round=None,
+        mechanism=None,
     )
 
 

@@ -12,8 +12,13 @@ from fedsilo.registry import Lineage, LocalRegistry, RegistryError
 
 def _lineage(round_number: int) -> Lineage:
     return Lineage(
-        job="quickstart", round=round_number, model_digest="", parent_digest=None,
-        participants=("a", "b"), update_digests={"a": "sha256:aa", "b": "sha256:bb"}, metrics={"accuracy": 0.9},
+        job="quickstart",
+        round=round_number,
+        model_digest="",
+        parent_digest=None,
+        participants=("a", "b"),
+        update_digests={"a": "sha256:aa", "b": "sha256:bb"},
+        metrics={"accuracy": 0.9},
     )
 
 

@@ -46,6 +46,8 @@ log = logging.getLogger("fedsilo.aggregator")
 
 # Payloads buffered at once before they are admitted or dropped.
 UPLOAD_SLOTS = 2
+# Least time silos get to join before the first round.
+JOIN_TIMEOUT_SECONDS = 120.0
 
 
 class UpdateGate(Protocol):
@@ -184,7 +186,8 @@ class JobCoordinator:
         # Uploads buffered at once (see BufferedSink): bounds hub memory whatever the silo count.
         self._upload_slots = threading.BoundedSemaphore(UPLOAD_SLOTS)
         self._silo_ceilings = dict(silo_ceilings or {})
-        self._join_timeout = join_timeout or float(self.spec.round_timeout_seconds)
+        # Silos need time to start (a trainer loads its data and model before it greets).
+        self._join_timeout = join_timeout or max(JOIN_TIMEOUT_SECONDS, float(self.spec.round_timeout_seconds))
         self._cond = threading.Condition()
         self._joined: dict[str, int] = {}
         self._gone: set[str] = set()
@@ -412,7 +415,7 @@ class JobCoordinator:
         participants = self._participants(round_number - 1, deadline)
         if len(participants) < self.spec.min_silos:
             raise JobFailed(
-                f"round {round_number}: only {len(participants)} silos are live "
+                f"round {round_number}: quorum lost: only {len(participants)} silos are live "
                 f"({', '.join(participants) or 'none'}); minSilos is {self.spec.min_silos}"
             )
         masked = self.spec.aggregation.mode is AggregationMode.MASKED
@@ -468,7 +471,9 @@ class JobCoordinator:
         assert aggregation is not None
         with self._cond:
             alive = set(current.plan.participants)
-            for name, phase in current.steps.items():
+            for index, (name, phase) in enumerate(current.steps.items()):
+                if index:
+                    self._restart(phase, alive)
                 wait_until(self._cond, phase.complete, phase.deadline)
                 phase.closed = True
                 alive &= set(phase.posted)
@@ -483,7 +488,8 @@ class JobCoordinator:
                 alive = set(replies)
                 current.replies[name] = replies
                 self._cond.notify_all()
-            current.inputs.expected = frozenset(alive)
+            if current.steps:
+                self._restart(current.inputs, alive)
             wait_until(self._cond, current.inputs.complete, current.inputs.deadline)
             current.inputs.closed = True
             missing = current.inputs.missing()
@@ -493,7 +499,7 @@ class JobCoordinator:
             accepted = tuple(s for s, v in current.inputs.posted.items() if v.accepted)
             if len(accepted) < self.spec.min_silos:
                 raise JobFailed(
-                    f"round {round_number}: {len(accepted)} updates accepted "
+                    f"round {round_number}: quorum lost: {len(accepted)} updates accepted "
                     f"({', '.join(accepted) or 'none'}); minSilos is {self.spec.min_silos}"
                 )
             if aggregation.setup_steps:
@@ -580,13 +586,19 @@ class JobCoordinator:
 
     # ----- helpers ------------------------------------------------------------------------
 
+    def _restart(self, phase: Phase[Any], alive: set[str]) -> None:
+        """Open the next step to the silos still alive, with a full timeout of its own."""
+        phase.expected = frozenset(alive)
+        phase.deadline = time.monotonic() + self.spec.round_timeout_seconds
+        self._cond.notify_all()
+
     def _require(self, alive: int, round_number: int, where: str) -> None:
         threshold = self.spec.secagg_threshold()
         needed = max(threshold, self.spec.min_silos)
         if alive < needed:
             raise JobFailed(
-                f"round {round_number}: {alive} silos left after {where}; secure aggregation "
-                f"needs at least {needed} (threshold {threshold}, minSilos {self.spec.min_silos})"
+                f"round {round_number}: quorum lost after {where}: {alive} silos left; minSilos is "
+                f"{self.spec.min_silos} and the secure-aggregation threshold is {threshold}"
             )
 
     def _mark_gone(self, silos: Iterable[str], round_number: int, step: str) -> None:

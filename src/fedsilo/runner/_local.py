@@ -91,6 +91,11 @@ class LocalRun:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         self.workdir = options.workdir or Path("runs") / f"{job}-{stamp}"
         self.isolation: Isolation = detect_isolation(options.isolate)
+        # A user factory beside the manifest must import here too: the hub builds round 0's
+        # model and the baseline with it, as the trainers do.
+        manifest_dir = str(options.manifest_path.resolve().parent)
+        if manifest_dir not in sys.path:
+            sys.path.insert(0, manifest_dir)
         self._processes: list[_SiloProcesses] = []
 
     # ----- set-up --------------------------------------------------------------------

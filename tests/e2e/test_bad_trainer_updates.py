@@ -1,0 +1,54 @@
+"""A trainer that returns NaN/Inf or wrongly shaped weights: the sidecar rejects the update
+with a reason in its log, and the round goes on with the other silos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedsilo.api import load_manifest
+from fedsilo.runner import LocalRun, RunOptions
+
+from .conftest import quick_manifest
+
+FAULTY_FACTORY = '''
+import numpy as np
+from fedsilo.api import ModelSpec
+from fedsilo.trainer import build_model, TorchClassifierClient
+
+class Faulty(TorchClassifierClient):
+    """Breaks its weights after training, on the smallest silo only."""
+    trained = False
+    def fit(self, config):
+        self.trained = True
+        return super().fit(config)
+    def get_weights(self):
+        weights = super().get_weights()
+        if self.trained and len(self.data.train_y) < 400:
+            if "{kind}" == "nan":
+                first = next(iter(weights))
+                weights[first][...] = np.nan
+            else:
+                weights["extra.weight"] = np.zeros(3, np.float32)
+        return weights
+
+def make_client(spec, data):
+    return Faulty(build_model(ModelSpec(builtin="mlp"), data.input_shape, data.num_classes), data)
+'''
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("nan", "non_finite"), ("shape", "shape_mismatch")])
+def test_a_broken_trainer_update_is_rejected_and_the_round_goes_on(tmp_path: Path, kind: str, reason: str) -> None:
+    (tmp_path / "faulty.py").write_text(FAULTY_FACTORY.format(kind=kind))
+    path = quick_manifest(tmp_path, rounds=2, roundTimeoutSeconds=8, model={"factory": "faulty:make_client"})
+    report = LocalRun(
+        load_manifest(path),
+        RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
+    ).execute()
+    assert report.status == "succeeded", report.failure
+    assert [r.dropped for r in report.rounds][0] == ["hospital-a"], report.rounds
+    for row in report.rounds:
+        assert sorted(row.accepted) == ["hospital-b", "hospital-c"]
+    log = (tmp_path / "run" / "silos" / "hospital-a" / "sidecar.log").read_text()
+    assert f"rejected the trainer's update: {reason}" in log
