@@ -1,0 +1,144 @@
+"""A real hub for admission tests: coordinator, mTLS gRPC server, embedded Rego gate, audit log.
+
+Silos are played by raw gRPC clients holding real certificates, so tests can send what a
+real sidecar never would (bad signatures, replays, tampered payloads).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+
+from fedsilo.aggregator import JobCoordinator, start_server
+from fedsilo.api import FederatedJob
+from fedsilo.identity import CertificateAuthority, SigningKey, TlsCredentials, sha256_digest
+from fedsilo.protocol import UpdateMetadata, pb, plan_from_proto, rpc, update_stream, verdict_from_proto
+from fedsilo.registry import LocalRegistry
+from fedsilo.runner import build_gate
+from fedsilo.strategies import make_strategy
+
+WEIGHTS = {"w": np.zeros((4, 3), np.float32), "b": np.zeros(3, np.float32)}
+LENGTH = 16  # 15 values + the weight
+
+
+def job_document(silos: list[str], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "fedsilo.io/v1alpha1",
+        "kind": "FederatedJob",
+        "metadata": {"name": "admission"},
+        "spec": {
+            "silos": silos,
+            "minSilos": 1,
+            "rounds": 1,
+            "roundTimeoutSeconds": 20,
+            "model": {"builtin": "logistic_regression"},
+            "aggregation": {"mode": "plain"},
+            "policy": {"normCap": 5.0, "dataClass": "internal"},
+            **spec,
+        },
+    }
+
+
+@dataclass
+class Silo:
+    """A silo's credentials and a stub on an mTLS channel."""
+
+    name: str
+    key: SigningKey
+    stub: rpc.AggregatorStub
+    channel: grpc.Channel
+
+    def join(self) -> None:
+        self.stub.Join(pb.JoinRequest(job="admission", silo=self.name, num_samples=100))
+
+    def metadata(self, payload: np.ndarray, **changes: Any) -> UpdateMetadata:
+        fields: dict[str, Any] = {
+            "job": "admission", "round": 1, "silo": self.name, "nonce": secrets.token_hex(16), "l2_norm": 1.0,
+            "num_samples": 100, "vector_length": LENGTH, "dtype": "float32",
+            "payload_digest": sha256_digest(payload.astype("<f4").tobytes()), "epsilon_round": None, "mechanism": None,
+        }
+        return UpdateMetadata(**(fields | changes))
+
+    def submit(self, metadata: UpdateMetadata, payload: np.ndarray, *, key: SigningKey | None = None, signed: bytes | None = None):
+        data = signed if signed is not None else metadata.canonical_bytes()
+        signature = (key or self.key).sign(data)
+        reply = self.stub.SubmitUpdate(update_stream(data, signature, [(0, payload)], "float32"))
+        return verdict_from_proto(reply)
+
+
+@dataclass
+class Hub:
+    coordinator: JobCoordinator
+    port: int
+    ca: CertificateAuthority
+    workdir: Path
+    silos: dict[str, Silo]
+    thread: threading.Thread
+    outcome: dict[str, Any]
+
+    def open_round(self) -> int:
+        """Every silo joins and waits; the round opens once all of them wait."""
+        for silo in self.silos.values():
+            silo.join()
+        waits = [
+            s.stub.WaitRound.future(pb.WaitRoundRequest(job="admission", silo=s.name, after_round=0))
+            for s in self.silos.values()
+        ]
+        rounds = {plan_from_proto(w.result(timeout=30)).round for w in waits}
+        assert len(rounds) == 1
+        return rounds.pop()
+
+    def first_summary(self, timeout: float = 30.0) -> Any:
+        """Round 1's summary, once the coordinator has closed it."""
+        deadline = time.monotonic() + timeout
+        while not self.coordinator.summaries and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.coordinator.summaries[0]
+
+    def client(self, name: str, key: SigningKey) -> Silo:
+        credentials: TlsCredentials = self.ca.issue(name, server=False)
+        channel = grpc.secure_channel(
+            f"localhost:{self.port}",
+            grpc.ssl_channel_credentials(credentials.ca_certificate_pem, credentials.private_key_pem, credentials.certificate_pem),
+        )
+        return Silo(name, key, rpc.AggregatorStub(channel), channel)
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    names = ["a", "b", "c"]
+    keys = {n: SigningKey.generate() for n in names}
+    job = FederatedJob.model_validate(job_document(names))
+    ca = CertificateAuthority.create()
+    gate = build_gate(tmp_path, SigningKey.generate())
+    coordinator = JobCoordinator(
+        job, {n: k.public_key for n, k in keys.items()}, WEIGHTS, make_strategy(job.spec),
+        LocalRegistry(tmp_path / "registry"), gate,
+    )
+    server, port = start_server(coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",)))
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["summaries"] = coordinator.run()
+        except Exception as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome)
+    h.silos = {n: h.client(n, keys[n]) for n in names}
+    yield h
+    for silo in h.silos.values():
+        silo.channel.close()
+    server.stop(grace=0)
+    gate.audit.close()
