@@ -62,13 +62,28 @@ class Silo:
 
     def metadata(self, payload: np.ndarray, **changes: Any) -> UpdateMetadata:
         fields: dict[str, Any] = {
-            "job": "admission", "round": 1, "silo": self.name, "nonce": secrets.token_hex(16), "l2_norm": 1.0,
-            "num_samples": 100, "vector_length": LENGTH, "dtype": "float32",
-            "payload_digest": sha256_digest(payload.astype("<f4").tobytes()), "epsilon_round": None, "mechanism": None,
+            "job": "admission",
+            "round": 1,
+            "silo": self.name,
+            "nonce": secrets.token_hex(16),
+            "l2_norm": 1.0,
+            "num_samples": 100,
+            "vector_length": LENGTH,
+            "dtype": "float32",
+            "payload_digest": sha256_digest(payload.astype("<f4").tobytes()),
+            "epsilon_round": None,
+            "mechanism": None,
         }
         return UpdateMetadata(**(fields | changes))
 
-    def submit(self, metadata: UpdateMetadata, payload: np.ndarray, *, key: SigningKey | None = None, signed: bytes | None = None):
+    def submit(
+        self,
+        metadata: UpdateMetadata,
+        payload: np.ndarray,
+        *,
+        key: SigningKey | None = None,
+        signed: bytes | None = None,
+    ):
         data = signed if signed is not None else metadata.canonical_bytes()
         signature = (key or self.key).sign(data)
         reply = self.stub.SubmitUpdate(update_stream(data, signature, [(0, payload)], "float32"))
@@ -108,7 +123,9 @@ class Hub:
         credentials: TlsCredentials = self.ca.issue(name, server=False)
         channel = grpc.secure_channel(
             f"localhost:{self.port}",
-            grpc.ssl_channel_credentials(credentials.ca_certificate_pem, credentials.private_key_pem, credentials.certificate_pem),
+            grpc.ssl_channel_credentials(
+                credentials.ca_certificate_pem, credentials.private_key_pem, credentials.certificate_pem
+            ),
         )
         return Silo(name, key, rpc.AggregatorStub(channel), channel)
 
@@ -121,10 +138,16 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     ca = CertificateAuthority.create()
     gate = build_gate(tmp_path, SigningKey.generate())
     coordinator = JobCoordinator(
-        job, {n: k.public_key for n, k in keys.items()}, WEIGHTS, make_strategy(job.spec),
-        LocalRegistry(tmp_path / "registry"), gate,
+        job,
+        {n: k.public_key for n, k in keys.items()},
+        WEIGHTS,
+        make_strategy(job.spec),
+        LocalRegistry(tmp_path / "registry"),
+        gate,
     )
-    server, port = start_server(coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",)))
+    server, port = start_server(
+        coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
+    )
     outcome: dict[str, Any] = {}
 
     def run() -> None:

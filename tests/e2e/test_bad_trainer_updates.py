@@ -47,7 +47,7 @@ def test_a_broken_trainer_update_is_rejected_and_the_round_goes_on(tmp_path: Pat
         RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
     ).execute()
     assert report.status == "succeeded", report.failure
-    assert [r.dropped for r in report.rounds][0] == ["hospital-a"], report.rounds
+    assert report.rounds[0].dropped == ["hospital-a"], report.rounds
     for row in report.rounds:
         assert sorted(row.accepted) == ["hospital-b", "hospital-c"]
     log = (tmp_path / "run" / "silos" / "hospital-a" / "sidecar.log").read_text()

@@ -23,9 +23,24 @@ def test_every_example_manifest_is_valid(path: Path) -> None:
 
 def test_the_custom_model_example_trains_a_user_model(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "fedsilo", "run", "examples/custom_model/job.yaml", "--json", "--no-baseline",
-         "--workdir", str(tmp_path / "run"), "--registry", str(tmp_path / "registry")],
-        capture_output=True, text=True, cwd=ROOT, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "fedsilo",
+            "run",
+            "examples/custom_model/job.yaml",
+            "--json",
+            "--no-baseline",
+            "--workdir",
+            str(tmp_path / "run"),
+            "--registry",
+            str(tmp_path / "registry"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(completed.stdout)

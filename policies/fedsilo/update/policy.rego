@@ -28,6 +28,10 @@ deny contains msg if {
 	msg := sprintf("stale_round: the update is for round %d but round %d is open", [input.update.round, input.job.round])
 }
 
+deny contains input.update.transport_problem if {
+	is_string(input.update.transport_problem)
+}
+
 deny contains "nonce_replayed: this nonce was already used by the silo (replayed update)" if {
 	input.ledger.nonce_seen
 }

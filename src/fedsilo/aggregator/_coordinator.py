@@ -278,14 +278,17 @@ class JobCoordinator:
         stats = self._stats(current, silo)
         stats.bytes_up += len(metadata_json) + len(signature)
         nonce_seen = claims.nonce in self._nonces.setdefault(silo, set())
-        precheck = problem or self._precheck(current, silo, claims, signature_valid, nonce_seen)
+        # Nothing of an update that cannot be attributed, or that is replayed or stale, is read.
+        readable = signature_valid and not nonce_seen and claims.round == current.plan.round
+        transport = problem if problem and signature_valid is False and problem.startswith("identity") else None
+        if readable:
+            transport = self._transport_check(current, silo, claims)
         if signature_valid:
             self._nonces[silo].add(claims.nonce)
-        # Only updates that will be read take an upload slot; the slot is held until the
-        # buffered payload is admitted or dropped.
-        with self._upload_slots if precheck is None else contextlib.nullcontext():
+        # An update that is read takes an upload slot until its buffered payload is admitted or dropped.
+        with self._upload_slots if readable and transport is None else contextlib.nullcontext():
             payload_digest = ""
-            if precheck is None:
+            if readable and transport is None:
                 sink = current.aggregation.open_update(silo)
                 try:
                     for offset, dtype, values in chunks:
@@ -293,14 +296,13 @@ class JobCoordinator:
                         sink.add(offset, dtype, values)
                     payload_digest = sink.finish()
                 except StreamError as error:
-                    precheck = f"payload_invalid: {error}"
+                    transport = f"payload_invalid: {error}"
                 else:
                     if payload_digest != claims.payload_digest:
-                        precheck = "payload_digest_mismatch: the payload differs from what the silo signed"
-            verdict = self._gate.check(self._policy_input(current, silo, claims, signature_valid, nonce_seen))
-            if verdict.accepted and precheck is not None:
-                # The policy judges the signed claims; a payload that fails transport checks is still out.
-                verdict = PolicyVerdict(False, (precheck,), verdict.policy_revision)
+                        transport = "payload_digest_mismatch: the payload differs from what the silo signed"
+            verdict = self._gate.check(
+                self._policy_input(current, silo, claims, signature_valid, nonce_seen, transport)
+            )
             with self._cond:
                 try:
                     current.inputs.post(silo, verdict)
@@ -641,16 +643,10 @@ class JobCoordinator:
             return claims, False, f"identity_mismatch: signed for {claims.silo}, sent by {silo}"
         return claims, True, None
 
-    def _precheck(
-        self, current: _Round, silo: str, claims: UpdateMetadata, signature_valid: bool, nonce_seen: bool
-    ) -> str | None:
-        """Whether to read the payload at all: never for an unattributable or stale update."""
-        if not signature_valid:
-            return "signature_invalid"
-        if nonce_seen:
-            return "nonce_replayed"
-        if claims.job != self.job.metadata.name or claims.round != current.plan.round:
-            return f"stale_round: update is for round {claims.round}, round {current.plan.round} is open"
+    def _transport_check(self, current: _Round, silo: str, claims: UpdateMetadata) -> str | None:
+        """What is wrong with a verified, current update before its payload is read, if anything."""
+        if claims.job != self.job.metadata.name:
+            return f"wrong_job: the update is for job {claims.job}"
         if claims.vector_length != current.plan.vector_length:
             return f"shape_mismatch: {claims.vector_length} values, the model needs {current.plan.vector_length}"
         if claims.num_samples > self._joined.get(silo, 0):
@@ -660,7 +656,13 @@ class JobCoordinator:
         return None
 
     def _policy_input(
-        self, current: _Round, silo: str, claims: UpdateMetadata, signature_valid: bool, nonce_seen: bool
+        self,
+        current: _Round,
+        silo: str,
+        claims: UpdateMetadata,
+        signature_valid: bool,
+        nonce_seen: bool,
+        transport_problem: str | None,
     ) -> dict[str, Any]:
         ledger: dict[str, Any] = {"nonce_seen": nonce_seen, "seen_nonces": len(self._nonces.get(silo, ()))}
         if self._privacy is not None and signature_valid:
@@ -692,6 +694,7 @@ class JobCoordinator:
                 "num_samples": claims.num_samples,
                 "epsilon_round": claims.epsilon_round,
                 "payload_digest": claims.payload_digest,
+                "transport_problem": transport_problem,
             },
             "ledger": ledger,
         }
