@@ -19,7 +19,7 @@ deny contains msg if {
 deny contains msg if {
 	ceiling := input.spec.policy.maxEpsilon
 	ceiling > params.organization_max_epsilon
-	msg := sprintf("epsilon_above_organization_max: policy.maxEpsilon %v is above the organization's maximum %v", [ceiling, params.organization_max_epsilon])
+	msg := sprintf("epsilon_above_organization_max: policy.maxEpsilon %.4f is above the organization's maximum %.4f", [ceiling, params.organization_max_epsilon])
 }
 
 deny contains msg if {

@@ -1,6 +1,8 @@
 # METADATA
 # title: Update admission
 # description: |
+#   Numbers in reasons are printed with %.4f (not %v) so that every Rego engine renders
+#   them identically.
 #   The decision on one signed model update, made before it may enter an aggregate.
 #   Input: the fedsilo.update/v1 document (docs/policy-input.md). Every deny carries a
 #   reason of the form "<code>: <explanation>" that an auditor can read.
@@ -38,21 +40,21 @@ deny contains "nonce_replayed: this nonce was already used by the silo (replayed
 
 deny contains msg if {
 	input.update.l2_norm > input.job.norm_cap
-	msg := sprintf("norm_cap_exceeded: the update's L2 norm %v is above the job's norm cap %v", [input.update.l2_norm, input.job.norm_cap])
+	msg := sprintf("norm_cap_exceeded: the update's L2 norm %.4f is above the job's norm cap %.4f", [input.update.l2_norm, input.job.norm_cap])
 }
 
 deny contains msg if {
 	ceiling := input.job.max_epsilon
 	ceiling != null
 	input.ledger.epsilon_if_accepted > ceiling
-	msg := sprintf("job_epsilon_exceeded: accepting would spend epsilon %v, above the job's ceiling %v", [input.ledger.epsilon_if_accepted, ceiling])
+	msg := sprintf("job_epsilon_exceeded: accepting would spend epsilon %.4f, above the job's ceiling %.4f", [input.ledger.epsilon_if_accepted, ceiling])
 }
 
 deny contains msg if {
 	ceiling := input.silo.max_epsilon
 	ceiling != null
 	input.ledger.epsilon_lifetime_if_accepted > ceiling
-	msg := sprintf("silo_epsilon_exceeded: accepting would spend epsilon %v over the silo's lifetime, above its ceiling %v", [input.ledger.epsilon_lifetime_if_accepted, ceiling])
+	msg := sprintf("silo_epsilon_exceeded: accepting would spend epsilon %.4f over the silo's lifetime, above its ceiling %.4f", [input.ledger.epsilon_lifetime_if_accepted, ceiling])
 }
 
 deny contains msg if {
