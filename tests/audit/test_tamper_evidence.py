@@ -32,7 +32,7 @@ def _lines(path: Path) -> list[str]:
 
 def _edit(lines: list[str]) -> list[str]:
     record = json.loads(lines[2])
-    record["decision"] = "allow"
+    record["decision"] = "deny" if record["decision"] == "allow" else "allow"
     lines[2] = json.dumps(record, sort_keys=True)
     return lines
 
@@ -40,7 +40,7 @@ def _edit(lines: list[str]) -> list[str]:
 def _edit_and_rehash(lines: list[str]) -> list[str]:
     """A careful forger: edits a record and recomputes every later hash; the signed checkpoint catches it."""
     records = [json.loads(line) for line in lines]
-    records[1]["reasons"] = []
+    records[1]["reasons"] = ["forged reason"]
     previous = records[0]["hash"]
     for record in records[1:]:
         record["prev_hash"] = previous
