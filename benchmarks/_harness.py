@@ -1,0 +1,204 @@
+"""Shared harness: a real hub (coordinator + mTLS gRPC server) in this process and N real
+sidecars in a second process whose trainers answer instantly, so a round's cost is the
+protocol's cost (training excluded).
+
+Peak memory of the hub is the growth of this process's resident set during the rounds,
+which the client process does not share.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from fedsilo.aggregator import JobCoordinator, RoundSummary, start_server
+from fedsilo.api import FederatedJob, Silo, load_manifest
+from fedsilo.identity import (
+    CertificateAuthority,
+    SigningKey,
+    SiloIdentity,
+    VerifyKey,
+    read_identity,
+    write_identity,
+)
+from fedsilo.protocol import TensorLayout, Weights, decode_weights, encode_weights
+from fedsilo.registry import LocalRegistry
+from fedsilo.runner import build_gate
+from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
+from fedsilo.strategies import make_strategy
+
+
+@dataclass
+class RoundFigures:
+    """What one benchmark configuration measured."""
+
+    silos: int
+    parameters: int
+    mode: str
+    round_seconds: list[float]
+    hub_peak_rss_mib: float
+    bytes_up_per_silo: float
+    bytes_down_per_silo: float
+
+    @property
+    def median_seconds(self) -> float:
+        return float(np.median(self.round_seconds))
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def model_of(parameters: int) -> Weights:
+    """A model of about ``parameters`` values in two tensors."""
+    side = int(parameters**0.5)
+    return {
+        "layer.weight": np.zeros((side, side), np.float32),
+        "layer.bias": np.zeros(parameters - side * side, np.float32),
+    }
+
+
+def job_documents(silos: int, rounds: int, mode: str) -> list[dict[str, Any]]:
+    names = [f"silo-{i:02d}" for i in range(silos)]
+    job = {
+        "apiVersion": "fedsilo.io/v1alpha1",
+        "kind": "FederatedJob",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "silos": names,
+            "minSilos": silos,
+            "rounds": rounds,
+            "roundTimeoutSeconds": 300,
+            "model": {"builtin": "mlp"},
+            "aggregation": {"mode": mode},
+            "policy": {"normCap": 1e6, "dataClass": "internal"},
+        },
+    }
+    return [job] + [{"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": n}} for n in names]
+
+
+def run_round_benchmark(silos: int, parameters: int, mode: str, rounds: int = 3) -> RoundFigures:
+    """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        documents = job_documents(silos, rounds, mode)
+        ca = CertificateAuthority.create()
+        keys: dict[str, VerifyKey] = {}
+        for document in documents[1:]:
+            name = document["metadata"]["name"]
+            key = SigningKey.generate()
+            write_identity(work / name, SiloIdentity(key, ca.issue(name, server=False)))
+            document["spec"] = {"identity": {"publicKey": key.public_key.to_base64()}}
+            keys[name] = key.public_key
+        (work / "job.yaml").write_text(yaml.safe_dump_all(documents))
+        job = FederatedJob.model_validate(documents[0])
+        silo_objects = [Silo.model_validate(d) for d in documents[1:]]
+        coordinator = JobCoordinator(
+            job,
+            keys,
+            model_of(parameters),
+            make_strategy(job.spec),
+            LocalRegistry(work / "registry"),
+            build_gate(work, SigningKey.generate()),
+            silo_ceilings={s.metadata.name: None for s in silo_objects},
+        )
+        server, port = start_server(
+            coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
+        )
+        before = _rss_mib()
+        clients = subprocess.Popen(
+            [sys.executable, __file__, str(work), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            summaries: list[RoundSummary] = coordinator.run()
+        finally:
+            server.stop(grace=1)
+            _, err = clients.communicate(timeout=120)
+        if clients.returncode != 0:
+            raise RuntimeError(err.decode()[-3000:])
+        trained = [s for s in summaries if s.silos]
+        up = [v.bytes_up for s in trained for v in s.silos.values()]
+        down = [v.bytes_down for s in trained for v in s.silos.values()]
+        return RoundFigures(
+            silos=silos,
+            parameters=sum(a.size for a in model_of(parameters).values()),
+            mode=mode,
+            round_seconds=[s.seconds for s in trained],
+            hub_peak_rss_mib=_rss_mib() - before,
+            bytes_up_per_silo=float(np.mean(up)),
+            bytes_down_per_silo=float(np.mean(down)),
+        )
+
+
+def _instant_trainer(link: TrainerLinkService, stop: threading.Event) -> None:
+    """Answers every task at once: the global model plus a small perturbation."""
+    next_round = 0
+    rng = np.random.default_rng()
+    while not stop.is_set():
+        task = link.next_task(next_round, 1.0)
+        if task is None:
+            continue
+        header, blob = task
+        if header["kind"] == "finished":
+            return
+        if header["kind"] == "hello":
+            link.complete({"round": 0, "num_samples": 1000}, b"")
+        else:
+            weights = decode_weights(blob)
+            layout = TensorLayout.of(weights)
+            local = layout.flatten(weights) + rng.normal(0, 1e-3, layout.size).astype(np.float32)
+            reply = {"round": header["round"], "evaluation": {"loss": 1.0, "accuracy": 0.5, "num_samples": 100}}
+            if header["kind"] == "fit":
+                reply["fit"] = {"num_samples": 1000}
+            link.complete(reply, encode_weights(layout.unflatten(local)) if header["kind"] == "fit" else b"")
+        next_round = header["round"] + 1
+
+
+def _client_main(work: Path, port: int) -> None:
+    """The client process: one real Sidecar per silo, each with an instant trainer."""
+    manifest = load_manifest(work / "job.yaml")
+    peers = {s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key or "") for s in manifest.silos}
+    threads = []
+    stop = threading.Event()
+    codes: list[int] = []
+    for silo in manifest.job.spec.silos:
+        link = TrainerLinkService()
+        sidecar = Sidecar(
+            SidecarConfig(manifest.job, silo, f"localhost:{port}", peers), read_identity(work / silo), link
+        )
+        threads.append(threading.Thread(target=_instant_trainer, args=(link, stop), daemon=True))
+        threads.append(threading.Thread(target=lambda s=sidecar: codes.append(s.run()), daemon=True))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    stop.set()
+    if any(codes) or len(codes) != len(manifest.job.spec.silos):
+        raise SystemExit(f"sidecars ended with {codes}")
+
+
+def print_figures(title: str, rows: list[dict[str, Any]]) -> None:
+    """A table on stdout, then the same rows as JSON."""
+    table = Table(title=title)
+    for column in rows[0]:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()])
+    Console().print(table)
+    print(json.dumps({"benchmark": title, "results": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    _client_main(Path(sys.argv[1]), int(sys.argv[2]))
