@@ -189,6 +189,18 @@ def _client_main(work: Path, port: int) -> None:
         raise SystemExit(f"sidecars ended with {codes}")
 
 
+def measure_in_child(silos: int, parameters: int, mode: str, rounds: int = 3) -> RoundFigures:
+    """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
+    code = (
+        "import json, dataclasses, sys; sys.path.insert(0, %r); from _harness import run_round_benchmark; "
+        "print(json.dumps(dataclasses.asdict(run_round_benchmark(%d, %d, %r, %d))))"
+    ) % (str(Path(__file__).parent), silos, parameters, mode, rounds)
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr[-3000:])
+    return RoundFigures(**json.loads(completed.stdout.strip().splitlines()[-1]))
+
+
 def print_figures(title: str, rows: list[dict[str, Any]]) -> None:
     """A table on stdout, then the same rows as JSON."""
     table = Table(title=title)

@@ -1,0 +1,57 @@
+"""Masked vs plain rounds over the real mTLS gRPC service, training excluded.
+
+1. A masked round vs a plain round, 10 silos, 1M parameters (target: at most 1.3x).
+2. The hub's peak memory with 10 vs 50 silos (target: flat within 20%), 200K parameters.
+3. Bytes on the wire per silo vs the float32 update (target: at most 1.05x).
+
+    .venv/bin/python benchmarks/bench_secagg_round.py
+"""
+
+from __future__ import annotations
+
+from _harness import measure_in_child, print_figures
+
+
+def main() -> None:
+    plain = measure_in_child(10, 1_000_000, "plain")
+    masked = measure_in_child(10, 1_000_000, "masked")
+    small = {n: measure_in_child(n, 200_000, "masked", rounds=2) for n in (10, 50)}
+    print_figures(
+        "masked vs plain round, 10 silos, 1M parameters",
+        [
+            {
+                "plain_round_s": plain.median_seconds,
+                "masked_round_s": masked.median_seconds,
+                "ratio": masked.median_seconds / plain.median_seconds,
+                "target": 1.3,
+            }
+        ],
+    )
+    print_figures(
+        "hub peak memory growth, masked, 200K parameters",
+        [
+            {
+                "silos_10_mib": small[10].hub_peak_rss_mib,
+                "silos_50_mib": small[50].hub_peak_rss_mib,
+                "ratio": small[50].hub_peak_rss_mib / small[10].hub_peak_rss_mib,
+                "target": 1.2,
+            }
+        ],
+    )
+    print_figures(
+        "bytes sent per silo per round vs the float32 update",
+        [
+            {
+                "mode": figures.mode,
+                "float32_update_bytes": figures.parameters * 4,
+                "bytes_up_per_silo": int(figures.bytes_up_per_silo),
+                "ratio": figures.bytes_up_per_silo / (figures.parameters * 4),
+                "target": 1.05,
+            }
+            for figures in (plain, masked)
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
