@@ -123,9 +123,10 @@ def run_round_benchmark(silos: int, parameters: int, mode: str, rounds: int = 3)
         )
         try:
             summaries: list[RoundSummary] = coordinator.run()
+            # The sidecars learn that the job finished from the server: stop it only after them.
+            _, err = clients.communicate(timeout=120)
         finally:
             server.stop(grace=1)
-            _, err = clients.communicate(timeout=120)
         if clients.returncode != 0:
             raise RuntimeError(err.decode()[-3000:])
         trained = [s for s in summaries if s.silos]
