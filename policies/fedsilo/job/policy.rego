@@ -1,44 +1,73 @@
 # METADATA
 # title: Job admission
 # description: |
-#   Whether a FederatedJob may run at all, from its spec (input.spec, camelCase as in
-#   the manifest). Same decision shape as fedsilo.update.
+#   Whether a FederatedJob may run at all. Input: a fedsilo.job/v1 document
+#   (docs/policy-input.md), built from the job's spec. Parameters: data.fedsilo.params.
+#   Same decision shape and reason format as fedsilo.update.
 package fedsilo.job
 
-params := data.fedsilo.params
+import data.fedsilo.lib
+import data.fedsilo.params
 
-mode := object.get(input.spec, ["aggregation", "mode"], "masked")
+required_fields := [
+	["job", "name"],
+	["job", "aggregation"],
+	["job", "data_class"],
+	["job", "silos"],
+	["job", "privacy", "mode"],
+]
 
-data_class := object.get(input.spec, ["policy", "dataClass"], "internal")
+# The tightest ceiling that applies: the job's own, else the organization's.
+ceiling := c if {
+	c := input.job.max_epsilon
+	is_number(c)
+} else := params.organization_max_epsilon
 
 deny contains msg if {
-	not mode in params.allowed_aggregation[data_class]
+	some msg in lib.schema_reasons(params.job_schema_versions)
+}
+
+deny contains msg if {
+	some msg in lib.missing_reasons(required_fields)
+}
+
+deny contains msg if {
+	mode := input.job.aggregation
+	data_class := input.job.data_class
+	not mode in object.get(params.allowed_aggregation, data_class, [])
 	msg := sprintf("aggregation_not_allowed: %s aggregation is not allowed for %s data", [mode, data_class])
 }
 
 deny contains msg if {
-	ceiling := input.spec.policy.maxEpsilon
-	ceiling > params.organization_max_epsilon
-	msg := sprintf("epsilon_above_organization_max: policy.maxEpsilon %.4f is above the organization's maximum %.4f", [ceiling, params.organization_max_epsilon])
+	input.job.max_epsilon > params.organization_max_epsilon
+	msg := sprintf("epsilon_above_organization_max: the job's max_epsilon %s is above the organization's maximum %s", [lib.num(input.job.max_epsilon), lib.num(params.organization_max_epsilon)])
 }
 
 deny contains msg if {
-	data_class == "sensitive"
-	not input.spec.policy.maxEpsilon
-	object.get(input.spec, ["privacy", "mode"], "none") != "none"
-	msg := "epsilon_ceiling_missing: sensitive data with differential privacy needs policy.maxEpsilon"
+	input.job.privacy.target_epsilon > ceiling
+	msg := sprintf("target_epsilon_above_ceiling: the privacy target epsilon %s is above the ceiling %s", [lib.num(input.job.privacy.target_epsilon), lib.num(ceiling)])
 }
 
 deny contains msg if {
-	mode == "masked"
-	count(input.spec.silos) < params.masked_min_silos
-	msg := sprintf("too_few_silos_for_masking: masked aggregation needs at least %d silos, the job has %d", [params.masked_min_silos, count(input.spec.silos)])
+	input.job.data_class in params.epsilon_ceiling_required
+	input.job.privacy.mode != "none"
+	not is_number(lib.field(["job", "max_epsilon"]))
+	msg := sprintf("epsilon_ceiling_missing: %s data under differential privacy needs a max_epsilon", [input.job.data_class])
+}
+
+deny contains msg if {
+	input.job.aggregation == "masked"
+	count(input.job.silos) < params.masked_min_silos
+	msg := sprintf("too_few_silos_for_masking: masked aggregation needs at least %s silos, the job has %s", [lib.num(params.masked_min_silos), lib.num(count(input.job.silos))])
 }
 
 default allow := false
 
 allow if count(deny) == 0
 
+# METADATA
+# entrypoint: true
+# description: The decision the operator asks for; data.fedsilo.job.decision.
 decision := {
 	"allow": allow,
 	"reasons": sort(deny),

@@ -1,76 +1,154 @@
 # METADATA
 # title: Update admission
 # description: |
-#   Numbers in reasons are printed with %.4f (not %v) so that every Rego engine renders
-#   them identically.
 #   The decision on one signed model update, made before it may enter an aggregate.
-#   Input: the fedsilo.update/v1 document (docs/policy-input.md). Every deny carries a
-#   reason of the form "<code>: <explanation>" that an auditor can read.
+#   Input: a fedsilo.update/v1 document (docs/policy-input.md). Parameters: data.fedsilo.params.
+#   Every failed rule adds one reason "<code>: <explanation>": the code is stable and
+#   machine-readable, the explanation is for the auditor. A required field that is missing
+#   or null denies the update (input_incomplete): the gate fails closed.
 package fedsilo.update
 
-params := data.fedsilo.params
+import data.fedsilo.lib
+import data.fedsilo.params
+
+required_fields := [
+	["job", "name"],
+	["job", "round"],
+	["job", "norm_cap"],
+	["job", "aggregation"],
+	["job", "data_class"],
+	["job", "silos"],
+	["silo", "name"],
+	["silo", "enrolled"],
+	["update", "signature_valid"],
+	["update", "round"],
+	["update", "l2_norm"],
+	["update", "num_samples"],
+	["update", "payload_digest"],
+	["ledger", "nonce_seen"],
+]
+
+# The job's minimum, or the organization's default when the job sets none.
+min_samples := n if {
+	n := input.job.min_samples
+	is_number(n)
+} else := params.min_samples_default
+
+# The silo's lifetime spend if the ledger tracks it across jobs; otherwise this job's spend,
+# which is a lower bound of it.
+silo_epsilon_if_accepted := e if {
+	e := input.ledger.epsilon_lifetime_if_accepted
+	is_number(e)
+} else := lib.field(["ledger", "epsilon_if_accepted"])
+
+# A transport problem the aggregator already phrased as a reason passes through unchanged.
+transport_reason(problem) := problem if {
+	regex.match(`^[a-z][a-z0-9_]*: `, problem)
+} else := concat("", ["transport_problem: ", lib.describe(problem)])
+
+deny contains msg if {
+	some msg in lib.schema_reasons(params.update_schema_versions)
+}
+
+deny contains msg if {
+	some msg in lib.missing_reasons(required_fields)
+}
 
 deny contains "signature_invalid: the update's signature does not verify against the silo's registered key" if {
-	not input.update.signature_valid
+	input.update.signature_valid != true
 }
 
 deny contains msg if {
-	not input.silo.enrolled
-	msg := sprintf("silo_not_enrolled: %s is not enrolled in job %s", [input.silo.name, input.job.name])
+	input.silo.enrolled != true
+	msg := sprintf("silo_not_enrolled: silo %s has no registered identity in job %s", [input.silo.name, input.job.name])
 }
 
 deny contains msg if {
+	input.silo.enrolled == true
 	not input.silo.name in input.job.silos
-	input.silo.enrolled
-	msg := sprintf("silo_not_in_job: %s is not one of the job's silos", [input.silo.name])
+	msg := sprintf("silo_not_in_job: silo %s is not one of the silos of job %s", [input.silo.name, input.job.name])
 }
 
 deny contains msg if {
 	input.update.round != input.job.round
-	msg := sprintf("stale_round: the update is for round %d but round %d is open", [input.update.round, input.job.round])
+	msg := sprintf("stale_round: the update is for round %s but round %s is open", [lib.num(input.update.round), lib.num(input.job.round)])
 }
 
-deny contains input.update.transport_problem if {
-	is_string(input.update.transport_problem)
+deny contains "nonce_replayed: the silo already used this nonce; the update is a replay" if {
+	input.ledger.nonce_seen != false
 }
 
-deny contains "nonce_replayed: this nonce was already used by the silo (replayed update)" if {
-	input.ledger.nonce_seen
+deny contains reason if {
+	problem := input.update.transport_problem
+	problem != null
+	reason := transport_reason(problem)
+}
+
+# The wire format types a silo's claims but does not bound them; a negative claim is a lie.
+deny contains msg if {
+	some name in ["l2_norm", "num_samples", "epsilon_round"]
+	value := input.update[name]
+	is_number(value)
+	value < 0
+	msg := sprintf("claim_out_of_range: update.%s is %s, below zero", [name, lib.num(value)])
 }
 
 deny contains msg if {
 	input.update.l2_norm > input.job.norm_cap
-	msg := sprintf("norm_cap_exceeded: the update's L2 norm %.4f is above the job's norm cap %.4f", [input.update.l2_norm, input.job.norm_cap])
+	msg := sprintf("norm_cap_exceeded: the update's L2 norm %s is above the job's norm cap %s", [lib.num(input.update.l2_norm), lib.num(input.job.norm_cap)])
 }
 
 deny contains msg if {
 	ceiling := input.job.max_epsilon
-	ceiling != null
-	input.ledger.epsilon_if_accepted > ceiling
-	msg := sprintf("job_epsilon_exceeded: accepting would spend epsilon %.4f, above the job's ceiling %.4f", [input.ledger.epsilon_if_accepted, ceiling])
+	is_number(ceiling)
+	spent := input.ledger.epsilon_if_accepted
+	is_number(spent)
+	spent > ceiling
+	msg := sprintf("job_epsilon_exceeded: accepting would bring the silo's epsilon in this job to %s, above the job's ceiling %s", [lib.num(spent), lib.num(ceiling)])
 }
 
 deny contains msg if {
 	ceiling := input.silo.max_epsilon
-	ceiling != null
-	input.ledger.epsilon_lifetime_if_accepted > ceiling
-	msg := sprintf("silo_epsilon_exceeded: accepting would spend epsilon %.4f over the silo's lifetime, above its ceiling %.4f", [input.ledger.epsilon_lifetime_if_accepted, ceiling])
+	is_number(ceiling)
+	spent := silo_epsilon_if_accepted
+	is_number(spent)
+	spent > ceiling
+	msg := sprintf("silo_epsilon_exceeded: accepting would bring the silo's epsilon to %s, above the silo's own ceiling %s", [lib.num(spent), lib.num(ceiling)])
 }
 
 deny contains msg if {
-	not input.job.aggregation in params.allowed_aggregation[input.job.data_class]
-	msg := sprintf("aggregation_not_allowed: %s aggregation is not allowed for %s data", [input.job.aggregation, input.job.data_class])
+	ceiling := input.job.max_epsilon
+	is_number(ceiling)
+	not is_number(lib.field(["ledger", "epsilon_if_accepted"]))
+	msg := sprintf("epsilon_unaccounted: the job caps epsilon at %s but the ledger gives no epsilon_if_accepted for this update", [lib.num(ceiling)])
 }
 
 deny contains msg if {
-	input.update.num_samples < input.job.min_samples
-	msg := sprintf("too_few_samples: the update comes from %d records, the job needs at least %d", [input.update.num_samples, input.job.min_samples])
+	ceiling := input.silo.max_epsilon
+	is_number(ceiling)
+	not is_number(silo_epsilon_if_accepted)
+	msg := sprintf("epsilon_unaccounted: the silo caps epsilon at %s but the ledger gives no epsilon_if_accepted for this update", [lib.num(ceiling)])
+}
+
+deny contains msg if {
+	mode := input.job.aggregation
+	data_class := input.job.data_class
+	not mode in object.get(params.allowed_aggregation, data_class, [])
+	msg := sprintf("aggregation_not_allowed: %s aggregation is not allowed for %s data", [mode, data_class])
+}
+
+deny contains msg if {
+	input.update.num_samples < min_samples
+	msg := sprintf("too_few_samples: the update comes from %s records, the job needs at least %s", [lib.num(input.update.num_samples), lib.num(min_samples)])
 }
 
 default allow := false
 
 allow if count(deny) == 0
 
+# METADATA
+# entrypoint: true
+# description: The decision the aggregator asks for; data.fedsilo.update.decision.
 decision := {
 	"allow": allow,
 	"reasons": sort(deny),

@@ -5,73 +5,159 @@ import data.fedsilo.update
 valid := {
 	"schema_version": "fedsilo.update/v1",
 	"job": {
-		"name": "j", "round": 3, "norm_cap": 5.0, "max_epsilon": 8.0, "aggregation": "masked",
-		"data_class": "sensitive", "min_samples": 10, "delta": 1e-5, "silos": ["a", "b", "c"],
+		"name": "j",
+		"round": 3,
+		"norm_cap": 5.0,
+		"max_epsilon": 8.0,
+		"aggregation": "masked",
+		"data_class": "sensitive",
+		"min_samples": 10,
+		"delta": 1e-5,
+		"silos": ["a", "b", "c"],
 	},
 	"silo": {"name": "a", "enrolled": true, "max_epsilon": 6.0},
 	"update": {
-		"signature_valid": true, "round": 3, "nonce": "n1", "l2_norm": 3.0, "num_samples": 100,
-		"epsilon_round": 0.2, "payload_digest": "sha256:00", "transport_problem": null,
+		"signature_valid": true,
+		"round": 3,
+		"nonce": "n1",
+		"l2_norm": 3.0,
+		"num_samples": 100,
+		"epsilon_round": 0.2,
+		"payload_digest": "sha256:00",
+		"transport_problem": null,
 	},
 	"ledger": {
-		"nonce_seen": false, "seen_nonces": 2, "epsilon_spent": 1.0, "epsilon_if_accepted": 1.2,
+		"nonce_seen": false,
+		"seen_nonces": 2,
+		"epsilon_spent": 1.0,
+		"epsilon_if_accepted": 1.2,
 		"epsilon_lifetime_if_accepted": 2.0,
 	},
 }
+
+with_value(path, value) := json.patch(valid, [{"op": "add", "path": path, "value": value}])
+
+without(path) := json.patch(valid, [{"op": "remove", "path": path}])
 
 reasons_for(doc) := reasons if {
 	reasons := update.decision.reasons with input as doc
 }
 
+# Denied with exactly one reason, whose code is code.
 only(doc, code) if {
 	reasons := reasons_for(doc)
 	count(reasons) == 1
-	startswith(reasons[0], code)
+	startswith(reasons[0], concat("", [code, ": "]))
 }
 
 test_a_valid_update_is_allowed if {
 	decision := update.decision with input as valid
-	decision.allow
+	decision.allow == true
 	decision.reasons == []
-	decision.policy_revision != ""
+	decision.policy_revision == data.fedsilo.params.revision
 }
 
-test_bad_signature_is_denied if only(json.patch(valid, [{"op": "replace", "path": "/update/signature_valid", "value": false}]), "signature_invalid")
+test_an_unknown_schema_version_is_denied if only(with_value("/schema_version", "fedsilo.update/v0"), "schema_version_unsupported")
 
-test_unenrolled_silo_is_denied if only(json.patch(valid, [{"op": "replace", "path": "/silo/enrolled", "value": false}]), "silo_not_enrolled")
+test_a_missing_field_is_denied_not_ignored if {
+	reasons_for(without("/update/l2_norm")) == ["input_incomplete: update.l2_norm is missing"]
+}
 
-test_silo_outside_the_job_is_denied if only(json.patch(valid, [{"op": "replace", "path": "/silo/name", "value": "z"}]), "silo_not_in_job")
+# A null flag is missing, and it does not vouch for the nonce either.
+test_a_null_required_field_is_denied if {
+	reasons := reasons_for(with_value("/ledger/nonce_seen", null))
+	"input_incomplete: ledger.nonce_seen is missing" in reasons
+	count(reasons) == 2
+}
 
-test_stale_round_is_denied if only(json.patch(valid, [{"op": "replace", "path": "/update/round", "value": 2}]), "stale_round")
+test_an_empty_input_is_denied if {
+	decision := update.decision with input as {}
+	decision.allow == false
+	count(decision.reasons) > 10
+}
 
-test_replayed_nonce_is_denied if only(json.patch(valid, [{"op": "replace", "path": "/ledger/nonce_seen", "value": true}]), "nonce_replayed")
+test_a_bad_signature_is_denied if only(with_value("/update/signature_valid", false), "signature_invalid")
 
-test_norm_above_cap_is_denied if only(json.patch(valid, [{"op": "replace", "path": "/update/l2_norm", "value": 5.5}]), "norm_cap_exceeded")
+test_an_unenrolled_silo_is_denied if only(with_value("/silo/enrolled", false), "silo_not_enrolled")
 
-test_job_epsilon_ceiling_is_enforced if only(json.patch(valid, [{"op": "replace", "path": "/ledger/epsilon_if_accepted", "value": 8.5}]), "job_epsilon_exceeded")
+test_an_enrolled_silo_outside_the_job_is_denied if only(with_value("/silo/name", "z"), "silo_not_in_job")
 
-test_silo_epsilon_ceiling_is_enforced if only(json.patch(valid, [{"op": "replace", "path": "/ledger/epsilon_lifetime_if_accepted", "value": 6.5}]), "silo_epsilon_exceeded")
+test_an_update_for_another_round_is_denied if only(with_value("/update/round", 2), "stale_round")
 
-test_plain_aggregation_of_sensitive_data_is_denied if only(json.patch(valid, [{"op": "replace", "path": "/job/aggregation", "value": "plain"}]), "aggregation_not_allowed")
+test_a_replayed_nonce_is_denied if only(with_value("/ledger/nonce_seen", true), "nonce_replayed")
 
-test_too_few_samples_are_denied if only(json.patch(valid, [{"op": "replace", "path": "/update/num_samples", "value": 5}]), "too_few_samples")
+test_a_transport_reason_passes_through_verbatim if {
+	reasons_for(with_value("/update/transport_problem", "payload_digest_mismatch: the payload differs")) == ["payload_digest_mismatch: the payload differs"]
+}
 
-test_transport_problems_are_denied if only(json.patch(valid, [{"op": "replace", "path": "/update/transport_problem", "value": "payload_digest_mismatch: x"}]), "payload_digest_mismatch")
+test_an_unphrased_transport_problem_is_wrapped if {
+	reasons_for(with_value("/update/transport_problem", "Stream broke")) == ["transport_problem: Stream broke"]
+}
+
+test_a_negative_claim_is_denied if {
+	reasons_for(with_value("/update/epsilon_round", -0.5)) == ["claim_out_of_range: update.epsilon_round is -0.5, below zero"]
+}
+
+test_a_norm_above_the_cap_is_denied_with_both_numbers if {
+	reasons_for(with_value("/update/l2_norm", 5.5)) == ["norm_cap_exceeded: the update's L2 norm 5.5 is above the job's norm cap 5"]
+}
+
+test_a_norm_at_the_cap_is_allowed if {
+	reasons_for(with_value("/update/l2_norm", 5.0)) == []
+}
+
+test_the_job_epsilon_ceiling_is_enforced if only(with_value("/ledger/epsilon_if_accepted", 8.5), "job_epsilon_exceeded")
+
+test_the_silo_epsilon_ceiling_is_enforced_on_the_lifetime_spend if only(with_value("/ledger/epsilon_lifetime_if_accepted", 6.5), "silo_epsilon_exceeded")
+
+test_the_silo_ceiling_falls_back_to_the_job_spend if {
+	doc := json.patch(valid, [
+		{"op": "remove", "path": "/ledger/epsilon_lifetime_if_accepted"},
+		{"op": "replace", "path": "/ledger/epsilon_if_accepted", "value": 7},
+	])
+	only(doc, "silo_epsilon_exceeded")
+}
+
+test_a_ceiling_without_a_ledger_figure_is_denied if only(without("/ledger/epsilon_if_accepted"), "epsilon_unaccounted")
 
 test_no_ceiling_means_no_epsilon_denial if {
 	doc := json.patch(valid, [
 		{"op": "replace", "path": "/job/max_epsilon", "value": null},
-		{"op": "replace", "path": "/silo/max_epsilon", "value": null},
-		{"op": "replace", "path": "/ledger/epsilon_if_accepted", "value": 100},
-		{"op": "replace", "path": "/ledger/epsilon_lifetime_if_accepted", "value": 100},
+		{"op": "remove", "path": "/silo/max_epsilon"},
+		{"op": "remove", "path": "/ledger/epsilon_if_accepted"},
+		{"op": "remove", "path": "/ledger/epsilon_lifetime_if_accepted"},
 	])
 	reasons_for(doc) == []
 }
 
-test_every_failed_rule_is_reported if {
+test_plain_aggregation_of_sensitive_data_is_denied if only(with_value("/job/aggregation", "plain"), "aggregation_not_allowed")
+
+test_plain_aggregation_of_internal_data_is_allowed if {
+	doc := json.patch(valid, [
+		{"op": "replace", "path": "/job/aggregation", "value": "plain"},
+		{"op": "replace", "path": "/job/data_class", "value": "internal"},
+	])
+	reasons_for(doc) == []
+}
+
+test_an_unknown_data_class_allows_no_aggregation if only(with_value("/job/data_class", "secret"), "aggregation_not_allowed")
+
+test_too_few_samples_are_denied if only(with_value("/update/num_samples", 9), "too_few_samples")
+
+test_the_default_minimum_applies_when_the_job_sets_none if {
+	doc := json.patch(valid, [
+		{"op": "remove", "path": "/job/min_samples"},
+		{"op": "replace", "path": "/update/num_samples", "value": 0},
+	])
+	reasons_for(doc) == ["too_few_samples: the update comes from 0 records, the job needs at least 1"]
+}
+
+test_every_failed_rule_is_reported_in_order if {
 	doc := json.patch(valid, [
 		{"op": "replace", "path": "/update/l2_norm", "value": 9},
 		{"op": "replace", "path": "/update/num_samples", "value": 1},
+		{"op": "replace", "path": "/update/signature_valid", "value": false},
 	])
-	count(reasons_for(doc)) == 2
+	codes := [code | some reason in reasons_for(doc); code := split(reason, ":")[0]]
+	codes == ["norm_cap_exceeded", "signature_invalid", "too_few_samples"]
 }
