@@ -2,8 +2,9 @@
 sidecars in a second process whose trainers answer instantly, so a round's cost is the
 protocol's cost (training excluded).
 
-Peak memory of the hub is the growth of this process's resident set during the rounds,
-which the client process does not share.
+Peak memory of the hub is reported twice: the growth of this process's resident set during
+the rounds (which includes gRPC's per-connection transport buffers), and the peak of the
+Python heap (tracemalloc: the aggregator's own arrays and messages).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ class RoundFigures:
     mode: str
     round_seconds: list[float]
     hub_peak_rss_mib: float
+    hub_peak_python_heap_mib: float
     bytes_up_per_silo: float
     bytes_down_per_silo: float
 
@@ -89,7 +92,9 @@ def job_documents(silos: int, rounds: int, mode: str) -> list[dict[str, Any]]:
     return [job] + [{"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": n}} for n in names]
 
 
-def run_round_benchmark(silos: int, parameters: int, mode: str, rounds: int = 3) -> RoundFigures:
+def run_round_benchmark(
+    silos: int, parameters: int, mode: str, rounds: int = 3, trace_memory: bool = False
+) -> RoundFigures:
     """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -118,6 +123,8 @@ def run_round_benchmark(silos: int, parameters: int, mode: str, rounds: int = 3)
             coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
         )
         before = _rss_mib()
+        if trace_memory:  # tracemalloc slows every allocation: only when memory is the question
+            tracemalloc.start()
         clients = subprocess.Popen(
             [sys.executable, __file__, str(work), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -138,6 +145,7 @@ def run_round_benchmark(silos: int, parameters: int, mode: str, rounds: int = 3)
             mode=mode,
             round_seconds=[s.seconds for s in trained],
             hub_peak_rss_mib=_rss_mib() - before,
+            hub_peak_python_heap_mib=tracemalloc.get_traced_memory()[1] / 2**20,
             bytes_up_per_silo=float(np.mean(up)),
             bytes_down_per_silo=float(np.mean(down)),
         )
@@ -190,12 +198,14 @@ def _client_main(work: Path, port: int) -> None:
         raise SystemExit(f"sidecars ended with {codes}")
 
 
-def measure_in_child(silos: int, parameters: int, mode: str, rounds: int = 3) -> RoundFigures:
+def measure_in_child(
+    silos: int, parameters: int, mode: str, rounds: int = 3, trace_memory: bool = False
+) -> RoundFigures:
     """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
     code = (
         "import json, dataclasses, sys; sys.path.insert(0, %r); from _harness import run_round_benchmark; "
-        "print(json.dumps(dataclasses.asdict(run_round_benchmark(%d, %d, %r, %d))))"
-    ) % (str(Path(__file__).parent), silos, parameters, mode, rounds)
+        "print(json.dumps(dataclasses.asdict(run_round_benchmark(%d, %d, %r, %d, %r))))"
+    ) % (str(Path(__file__).parent), silos, parameters, mode, rounds, trace_memory)
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-3000:])

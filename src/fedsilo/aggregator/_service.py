@@ -8,6 +8,7 @@ at the edge through ``fedsilo.protocol``, and hand over to ``JobCoordinator``.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 from typing import cast
@@ -43,6 +44,9 @@ class AggregatorService(rpc.AggregatorServicer):
 
     def __init__(self, coordinator: JobCoordinator) -> None:
         self._coordinator = coordinator
+        # Every silo downloads the same model: cut it into messages once per round, not per silo.
+        self._model_chunks: tuple[bytes, list[pb.BytesChunk]] | None = None
+        self._chunk_lock = threading.Lock()
 
     def _caller(self, context: grpc.ServicerContext, claimed: str) -> str:
         """The enrolled silo behind this TLS session; aborts on a mismatch."""
@@ -85,7 +89,11 @@ class AggregatorService(rpc.AggregatorServicer):
             blob = self._coordinator.model_blob(silo, request.round)
         except PhaseClosed as error:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-        yield from blob_to_chunks(blob)
+        with self._chunk_lock:
+            if self._model_chunks is None or self._model_chunks[0] is not blob:
+                self._model_chunks = (blob, list(blob_to_chunks(blob)))
+            chunks = self._model_chunks[1]
+        yield from chunks
 
     def _setup(self, step: str, request: pb.SecAggEnvelope, context: grpc.ServicerContext) -> pb.SecAggEnvelope:
         silo = self._caller(context, request.ref.silo)
