@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fedsilo.policy import UPDATE_DECISION, PolicyEngine
+from fedsilo.policy import UPDATE_DECISION, PolicyBundle, PolicyEngine
 
 from .conftest import valid_input
 
@@ -29,7 +29,7 @@ RULES: list[tuple[str, str, Any, str]] = [
 def test_a_valid_update_is_allowed(engine: PolicyEngine) -> None:
     verdict = engine.decide(UPDATE_DECISION, valid_input())
     assert verdict.accepted and verdict.reasons == ()
-    assert verdict.policy_revision == "fedsilo-policies-2026.11.1"
+    assert verdict.policy_revision == PolicyBundle.load().data["fedsilo"]["params"]["revision"]
 
 
 @pytest.mark.parametrize(("section", "field", "value", "code"), RULES, ids=[r[3] for r in RULES])
