@@ -1,22 +1,16 @@
-"""Server strategies: FedAvg, FedProx and FedAdam behind one ``Strategy`` interface."""
+"""Server strategies: FedAvg, FedProx and FedAdam behind one ``Strategy`` interface.
 
-from fedsilo.api import FederatedJobSpec, StrategyName
+The runner builds one with ``make_strategy`` per job; the hub's coordinator asks it for
+each round's ``FitConfig`` and hands it the securely aggregated mean update. Strategies
+never see a single silo's update.
+"""
 
+from ._config import DpSgdConfig as DpSgdConfig
+from ._config import FitConfig as FitConfig
 from ._fedadam import FedAdam as FedAdam
 from ._fedavg import FedAvg as FedAvg
 from ._fedprox import FedProx as FedProx
+from ._make import make_strategy as make_strategy
 from ._strategy import Strategy as Strategy
 
-_STRATEGIES: dict[StrategyName, type[Strategy]] = {
-    StrategyName.FEDAVG: FedAvg,
-    StrategyName.FEDPROX: FedProx,
-    StrategyName.FEDADAM: FedAdam,
-}
-
-
-def make_strategy(spec: FederatedJobSpec) -> Strategy:
-    """The strategy ``spec.strategy.name`` for this job."""
-    return _STRATEGIES[spec.strategy.name](spec)
-
-
-__all__ = ["FedAdam", "FedAvg", "FedProx", "Strategy", "make_strategy"]
+__all__ = ["DpSgdConfig", "FedAdam", "FedAvg", "FedProx", "FitConfig", "Strategy", "make_strategy"]

@@ -3,37 +3,51 @@
 As in Flower, every strategy is a class behind one ABC, one per file. The strategy never
 sees a single silo's update: secure aggregation hands it only the sample-weighted mean
 of the accepted updates. Privacy and secure aggregation wrap strategies; they do not
-subclass them.
+subclass them. The local runner and the hub's coordinator call these methods.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
+
 from fedsilo.api import FederatedJobSpec
 from fedsilo.protocol import Weights
-from fedsilo.trainer import FitConfig
+
+from ._config import FitConfig
 
 
 class Strategy(ABC):
-    """A server strategy for one job."""
+    """A server strategy for one job; it may keep state across rounds (FedAdam's moments)."""
 
     def __init__(self, spec: FederatedJobSpec) -> None:
         self.spec = spec
 
     def configure_round(self, round_number: int) -> FitConfig:
         """The training every silo runs in ``round_number``."""
-        training = self.spec.training
-        return FitConfig(
-            round=round_number,
-            local_epochs=training.local_epochs,
-            batch_size=training.batch_size,
-            learning_rate=training.learning_rate,
-            momentum=training.momentum,
-            weight_decay=training.weight_decay,
-            seed=self.spec.seed,
-        )
+        return FitConfig.from_training(self.spec.training, round_number, self.spec.seed)
 
     @abstractmethod
     def aggregate(self, global_weights: Weights, mean_update: Weights) -> Weights:
-        """The next global model from the current one and the mean of ``local - global``."""
+        """The next global model from the current one and the mean of ``local - global``.
+
+        Raises:
+            ValueError: ``mean_update`` lacks a tensor of the model or has another shape.
+        """
+
+
+def check_update(global_weights: Weights, mean_update: Weights) -> None:
+    """Raise ``ValueError`` naming the first tensor the update lacks, adds, or reshapes."""
+    extra = sorted(set(mean_update) - set(global_weights))
+    if extra:
+        raise ValueError(f"the mean update has tensors the model lacks: {extra}")
+    for name, value in global_weights.items():
+        if name not in mean_update:
+            raise ValueError(f"the mean update lacks tensor {name!r}")
+        if mean_update[name].shape != value.shape:
+            raise ValueError(
+                f"tensor {name!r} of the mean update has shape {mean_update[name].shape}, expected {value.shape}"
+            )
+        if not np.isfinite(mean_update[name]).all():
+            raise ValueError(f"tensor {name!r} of the mean update holds NaN or infinite values")

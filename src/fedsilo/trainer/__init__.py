@@ -1,13 +1,16 @@
 """The trainer: the SDK a model implements, the built-in models, and the trainer process.
 
-A trainer holds no credential and opens no network connection; it talks only to its own
-sidecar (see ``run_trainer``).
+Model authors implement ``TrainerClient`` (or use ``TorchClassifierClient``) and name a
+factory in ``spec.model.factory``; ``run_trainer`` (the ``fedsilo trainer`` command)
+serves the sidecar's tasks with it. A trainer holds no credential and opens no network
+connection; it talks only to its own sidecar.
 """
 
-from ._client import DpSgdConfig as DpSgdConfig
+from fedsilo.strategies import DpSgdConfig as DpSgdConfig
+from fedsilo.strategies import FitConfig as FitConfig
+
 from ._client import EvaluateConfig as EvaluateConfig
 from ._client import EvaluateResult as EvaluateResult
-from ._client import FitConfig as FitConfig
 from ._client import FitResult as FitResult
 from ._client import TrainerClient as TrainerClient
 from ._factory import FactoryError as FactoryError

@@ -8,34 +8,15 @@ visible to fedsilo, and weights travel as named float32 numpy arrays.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from fedsilo.protocol import Weights
 
-
-@dataclass(frozen=True)
-class DpSgdConfig:
-    """Record-level DP-SGD parameters the sidecar requires the trainer to run with."""
-
-    noise_multiplier: float
-    max_grad_norm: float
-
-
-@dataclass(frozen=True)
-class FitConfig:
-    """How to train in one round; built by the server strategy, the same for every silo."""
-
-    round: int
-    local_epochs: int
-    batch_size: int
-    learning_rate: float
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    # FedProx: adds mu/2 * ||w - w_global||^2 to the local loss (0 is plain FedAvg).
-    proximal_mu: float = 0.0
-    seed: int = 0
-    dp: DpSgdConfig | None = None
+# Re-exported: the round configuration is the strategies' type, read here by every client.
+from fedsilo.strategies import DpSgdConfig as DpSgdConfig
+from fedsilo.strategies import FitConfig as FitConfig
 
 
 @dataclass(frozen=True)
@@ -47,7 +28,12 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class FitResult:
-    """What local training did. ``steps`` and ``sample_rate`` are what the sidecar charges for."""
+    """What local training did.
+
+    ``num_samples`` weights this silo's update in the mean. ``steps``, ``batch_size`` and
+    the DP fields are what the sidecar's accountant charges for; leave the DP fields
+    ``None`` when the round ran without DP-SGD.
+    """
 
     num_samples: int
     train_loss: float
@@ -61,25 +47,29 @@ class FitResult:
 
 @dataclass(frozen=True)
 class EvaluateResult:
-    """Held-out loss and accuracy of the current weights."""
+    """Held-out loss and accuracy of the current weights (``nan`` when there is no held-out record)."""
 
     loss: float
     accuracy: float
     num_samples: int
 
 
-class TrainerClient(ABC):
+@runtime_checkable
+class TrainerClient(Protocol):
     """A model that can be trained federatedly.
 
-    ``set_weights`` receives the global model at the start of every round; ``fit`` trains
-    on the silo's own training split starting from it; ``get_weights`` returns the local
-    result; ``evaluate`` scores the current weights on the silo's held-out split. Tensor
-    names and shapes must stay the same for the whole job.
+    In every round the trainer process calls ``set_weights`` with the global model,
+    ``evaluate`` to score it on the silo's held-out split, ``fit`` to train on the silo's
+    training split starting from it, and ``get_weights`` to collect the local result.
+    Tensor names and shapes must stay the same for the whole job.
+
+    Subclass it to have the type checker hold you to the interface, or just write a
+    class with these four methods: ``build_client`` accepts either.
     """
 
     @abstractmethod
     def get_weights(self) -> Weights:
-        """Return the current weights, as copies."""
+        """Return the current weights as float32 copies the caller may keep."""
 
     @abstractmethod
     def set_weights(self, weights: Weights) -> None:
@@ -87,7 +77,11 @@ class TrainerClient(ABC):
 
     @abstractmethod
     def fit(self, config: FitConfig) -> FitResult:
-        """Train locally from the current weights."""
+        """Train locally from the current weights as ``config`` says.
+
+        Raise ``ValueError`` when ``config.dp`` is set and the client cannot run DP-SGD:
+        training without the privacy the job asked for must never happen silently.
+        """
 
     @abstractmethod
     def evaluate(self, config: EvaluateConfig) -> EvaluateResult:
