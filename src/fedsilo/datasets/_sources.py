@@ -1,11 +1,13 @@
 """Where records come from: bundled sets, the FedProx synthetic generator, or a user's file.
 
-Nothing here downloads: scikit-learn's digits and breast-cancer sets ship inside the
-package, the synthetic generator is computed, and csv/npz files are read from a path.
+Called by ``_load`` only. Nothing here downloads: scikit-learn's digits and breast-cancer
+sets ship inside the package, the synthetic generator is computed, and csv/npz files are
+read from a path (never unpickled).
 """
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,13 @@ import numpy.typing as npt
 from sklearn.datasets import load_breast_cancer, load_digits
 
 from fedsilo.api import SyntheticSpec
+
+# Fewest records one synthetic device holds, as the paper's generator adds 50 to every
+# device's lognormal draw; here it is smaller so small configured means stay possible.
+SYNTHETIC_FLOOR = 20
+# Spread of the lognormal device sizes: heavy-tailed like the paper's power law, but
+# mild enough that a handful of silos are not all dwarfed by one.
+_SIZE_SIGMA = 1.0
 
 
 class DataError(ValueError):
@@ -31,9 +40,14 @@ class Pool:
 
 
 def digits() -> Pool:
-    """8x8 handwritten digits (1,797 records, 10 classes), bundled with scikit-learn."""
+    """8x8 handwritten digits (1,797 records, 10 classes), bundled with scikit-learn.
+
+    Records are one-channel 8x8 images. Pixels (0..16) are mapped to [-1, 1]: a fixed transform, the same in every silo and
+    learned from no split, so label-skewed silos still see identically scaled inputs.
+    """
     bunch = load_digits()
-    return Pool(np.asarray(bunch.data, np.float32) / 16.0, np.asarray(bunch.target, np.int64), 10, (1, 8, 8))
+    images = np.asarray(bunch.data, np.float32).reshape(-1, 1, 8, 8) / 8.0 - 1.0
+    return Pool(images, np.asarray(bunch.target, np.int64), 10, (1, 8, 8))
 
 
 def breast_cancer() -> Pool:
@@ -44,8 +58,10 @@ def breast_cancer() -> Pool:
 
 def _labels(raw: npt.NDArray[np.generic], where: str) -> tuple[npt.NDArray[np.int64], int]:
     values = np.asarray(raw)
-    if values.dtype.kind == "f" and not np.all(values == np.round(values)):
-        raise DataError(f"{where}: labels must be whole numbers")
+    if len(values) == 0:
+        raise DataError(f"{where}: no records")
+    if values.dtype.kind not in "fiub" or (values.dtype.kind == "f" and not np.all(values == np.round(values))):
+        raise DataError(f"{where}: labels must be whole numbers 0, 1, 2, ...")
     labels = values.astype(np.int64)
     if labels.min() < 0:
         raise DataError(f"{where}: labels must be 0 or more")
@@ -62,48 +78,72 @@ def read_npz(path: str) -> Pool:
                 )
             x = np.asarray(archive["x"], np.float32)
             raw_y = archive["y"]
+    except DataError:
+        raise
     except (OSError, ValueError) as error:
-        if isinstance(error, DataError):
-            raise
         raise DataError(f"{path}: cannot read as npz ({error})") from error
-    if len(x) != len(raw_y):
-        raise DataError(f"{path}: x has {len(x)} records but y has {len(raw_y)}")
-    y, classes = _labels(raw_y, path)
+    if x.ndim < 2:
+        raise DataError(f"{path}: x must hold one row (or image) per record, has shape {x.shape}")
+    if raw_y.ndim != 1 or len(x) != len(raw_y):
+        raise DataError(f"{path}: y must hold one label per record of x ({len(x)}), has shape {raw_y.shape}")
+    if not np.isfinite(x).all():
+        raise DataError(f"{path}: x holds NaN or infinite values")
+    y, classes = _labels(raw_y, f"{path} array y")
     return Pool(x, y, classes, tuple(x.shape[1:]))
 
 
 def read_csv(path: str, label_column: str) -> Pool:
-    """A CSV file with a header row, numeric feature columns and one label column."""
+    """A CSV file with a header row, numeric feature columns and one numeric label column."""
     try:
-        with Path(path).open(encoding="utf-8") as handle:
-            header = handle.readline().strip().split(",")
-            table = np.loadtxt(handle, delimiter=",", dtype=np.float64, ndmin=2)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot read as numeric CSV with a header row ({error})") from error
+        with Path(path).open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read as a CSV file ({error})") from error
+    if not rows:
+        raise DataError(f"{path}: empty file; expected a header row and records")
+    header = [name.strip() for name in rows[0]]
     if label_column not in header:
         raise DataError(
             f"{path}: no column named {label_column!r} (spec.data.labelColumn); the header has {', '.join(header)}"
         )
-    if table.shape[1] != len(header):
-        raise DataError(f"{path}: rows have {table.shape[1]} values but the header names {len(header)} columns")
+    records = [row for row in rows[1:] if row]
+    for line, row in enumerate(records, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path} line {line}: {len(row)} values, but the header names {len(header)} columns")
+    try:
+        table = np.array(records, dtype=np.float64).reshape(len(records), len(header))
+    except ValueError as error:
+        raise DataError(f"{path}: every value must be a number ({error})") from error
+    if not np.isfinite(table).all():
+        raise DataError(f"{path}: holds NaN or infinite values")
     index = header.index(label_column)
-    y, classes = _labels(table[:, index], f"{path} column {label_column}")
+    y, classes = _labels(table[:, index], f"{path} column {label_column!r}")
     x = np.delete(table, index, axis=1).astype(np.float32)
     return Pool(x, y, classes, (x.shape[1],))
 
 
 def synthetic(spec: SyntheticSpec, num_silos: int, seed: int) -> list[Pool]:
-    """Synthetic(alpha, beta) of Li et al. (FedProx, MLSys 2020), one device per silo.
+    """Synthetic(alpha, beta) of Li et al. (FedProx, MLSys 2020, Sec. 5.1), one device per silo.
 
-    Device k draws u_k ~ N(0, alpha) and B_k ~ N(0, beta); its model W_k, b_k ~ N(u_k, 1);
-    its inputs x ~ N(v_k, Sigma) with v_k ~ N(B_k, 1) and Sigma_jj = j^-1.2; labels are
-    argmax(softmax(W_k x + b_k)). Sizes follow a lognormal law around the configured mean.
+    Device k draws u_k ~ N(0, alpha) and B_k ~ N(0, beta) (alpha and beta are variances,
+    as in the paper's text); its model W_k ~ N(u_k, 1), b_k ~ N(u_k, 1); its inputs
+    x ~ N(v_k, Sigma) with v_k's elements ~ N(B_k, 1) and Sigma diagonal, Sigma_jj = j^-1.2;
+    labels are argmax(softmax(W_k x + b_k)). beta sets how much the devices' inputs
+    differ. alpha, faithfully to the paper, cannot change labels: u_k adds
+    u_k * (sum_j x_j + 1) to every class's logit alike, and argmax ignores a common shift;
+    labels differ across devices through their own W_k, b_k and v_k. The authors' code
+    draws u_k and B_k with standard deviation alpha and beta, the same at the paper's
+    settings 0 and 1. Device sizes are lognormal, the paper's power law, with mean
+    ``samples_per_silo`` (the authors' code: lognormal(4, 2) + 50).
     """
     rng = np.random.default_rng(seed)
     d, c = spec.num_features, spec.num_classes
-    sizes = rng.lognormal(mean=np.log(spec.samples_per_silo), sigma=0.5, size=num_silos).astype(int)
-    sizes = np.clip(sizes, 40, None)
-    sigma = np.power(np.arange(1, d + 1, dtype=np.float64), -1.2)
+    floor = min(SYNTHETIC_FLOOR, spec.samples_per_silo)
+    # Lognormal with mean (samples_per_silo - floor): mu = ln(mean) - sigma^2 / 2.
+    spread = max(spec.samples_per_silo - floor, 1)
+    extra = rng.lognormal(np.log(spread) - _SIZE_SIGMA**2 / 2, _SIZE_SIGMA, size=num_silos)
+    sizes = floor + np.round(extra).astype(int)
+    variances = np.power(np.arange(1, d + 1, dtype=np.float64), -1.2)
     pools = []
     for k in range(num_silos):
         u = rng.normal(0.0, np.sqrt(spec.alpha))
@@ -111,7 +151,8 @@ def synthetic(spec: SyntheticSpec, num_silos: int, seed: int) -> list[Pool]:
         weights = rng.normal(u, 1.0, size=(d, c))
         bias = rng.normal(u, 1.0, size=c)
         mean = rng.normal(big_b, 1.0, size=d)
-        x = rng.normal(mean, np.sqrt(sigma), size=(int(sizes[k]), d))
+        x = rng.normal(mean, np.sqrt(variances), size=(int(sizes[k]), d))
+        # argmax of softmax is argmax of the logits.
         y = np.argmax(x @ weights + bias, axis=1)
         pools.append(Pool(x.astype(np.float32), y.astype(np.int64), c, (d,)))
     return pools
