@@ -2,7 +2,8 @@
 
 The trainer process calls ``build_client`` with its silo's data; the hub calls
 ``initial_weights`` to create round 0's global model with the same seed, so every silo
-and the hub start from identical weights.
+and the hub start from identical weights. The centralized baseline builds its client
+here too, so it trains exactly the model the silos train.
 """
 
 from __future__ import annotations
@@ -21,31 +22,44 @@ from ._torch_client import TorchClassifierClient
 
 
 class FactoryError(ValueError):
-    """``spec.model.factory`` cannot be used; the message says why and what to do."""
+    """``spec.model.factory`` cannot be used; the message names it and says why."""
 
 
 def _user_client(factory: str, spec: FederatedJobSpec, data: SiloData) -> TrainerClient:
     module_name, _, attribute = factory.partition(":")
+    where = f"spec.model.factory {factory!r}"
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise FactoryError(
-            f"spec.model.factory: cannot import {module_name!r} ({error}); put it on the trainer's PYTHONPATH "
-            "(locally: beside the manifest)"
+            f"{where}: cannot import {module_name!r} ({error}); put it on the trainer's PYTHONPATH "
+            "(locally: beside the manifest; in a cluster: in the trainer image)"
         ) from error
+    except Exception as error:  # any failure of user code at import time is the factory's fault
+        raise FactoryError(f"{where}: importing {module_name!r} failed: {type(error).__name__}: {error}") from error
     make = getattr(module, attribute, None)
     if not callable(make):
-        raise FactoryError(f"spec.model.factory: {module_name} has no callable {attribute!r}")
-    client = make(spec, data)
+        raise FactoryError(f"{where}: module {module_name!r} has no callable {attribute!r}")
+    try:
+        client = make(spec, data)
+    except Exception as error:  # reported with the factory's name rather than a bare traceback
+        raise FactoryError(f"{where} raised {type(error).__name__}: {error}") from error
     if not isinstance(client, TrainerClient):
         raise FactoryError(
-            f"spec.model.factory: {factory} returned {type(client).__name__}, not a fedsilo.trainer.TrainerClient"
+            f"{where} returned {type(client).__name__}, which lacks the fedsilo.trainer.TrainerClient methods "
+            "get_weights, set_weights, fit and evaluate"
         )
     return client
 
 
 def build_client(spec: FederatedJobSpec, data: SiloData) -> TrainerClient:
-    """The client for this job's model on this silo's data, initialised from the job's seed."""
+    """The client for this job's model on ``data``, initialised from ``spec.seed``.
+
+    Raises:
+        FactoryError: ``spec.model.factory`` cannot be imported, fails, or returns
+            something that is not a ``TrainerClient``.
+    """
+    # The same seed in every trainer and on the hub: identical initial weights everywhere.
     torch.manual_seed(spec.seed)
     if spec.model.factory is not None:
         return _user_client(spec.model.factory, spec, data)

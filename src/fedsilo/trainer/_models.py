@@ -1,7 +1,8 @@
 """The built-in models: logistic regression, a multi-layer perceptron, and a small CNN.
 
-Plain ``torch.nn`` modules without batch normalisation, so the same models also work
-under record-level DP-SGD (per-sample gradients), and a user model can look just like them.
+``build_client`` builds them from ``spec.model``. Plain ``torch.nn`` modules without batch
+normalisation, so the same models also work under record-level DP-SGD (per-sample
+gradients) and have no buffers that averaging would corrupt; every tensor is a parameter.
 """
 
 from __future__ import annotations
@@ -43,18 +44,24 @@ class MLP(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """Two 3x3 convolutions, a 2x2 pooling and two dense layers, for small square images."""
+    """Two 3x3 convolutions, a 2x2 max-pooling and two dense layers, for small images.
+
+    ``input_shape`` is ``(channels, height, width)``, or flat records whose length is a
+    square number, read as one-channel square images (an 8x8 digit is 64 values).
+    """
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         if len(input_shape) == 3:
             channels, height, width = input_shape
+            if min(height, width) < 2:
+                raise ValueError(f"the cnn model needs images of at least 2x2, got shape {input_shape}")
         else:
             side = math.isqrt(int(math.prod(input_shape)))
-            if side * side != math.prod(input_shape):
+            if side < 2 or side * side != math.prod(input_shape):
                 raise ValueError(f"the cnn model needs image-shaped records, got shape {input_shape}")
             channels, height, width = 1, side, side
-        self.shape = (channels, height, width)
+        self.image_shape = (channels, height, width)
         self.features = nn.Sequential(
             nn.Conv2d(channels, 16, 3, padding=1),
             nn.ReLU(),
@@ -67,7 +74,7 @@ class SmallCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(x.shape[0], *self.shape)
+        x = x.reshape(x.shape[0], *self.image_shape)
         return self.head(self.features(x).flatten(1))  # type: ignore[no-any-return]
 
 
