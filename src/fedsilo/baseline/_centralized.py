@@ -1,17 +1,19 @@
 """The centralized baseline: the same model trained on all silos' records pooled together.
 
 What federated learning is measured against: ``fedsilo run`` trains it after the job so
-every run reports "federated vs centralized" side by side. It uses the trainer SDK and
-the same optimizer settings, with as many epochs as a silo trains in the whole job.
+every run reports "federated vs centralized" side by side. It builds the client the
+silos build and uses the same optimizer settings, for as many epochs over the pooled
+data as each silo runs over its own data in the whole job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 from fedsilo.api import FederatedJobSpec
 from fedsilo.datasets import load_pooled_data
-from fedsilo.trainer import EvaluateConfig, FitConfig, build_client
+from fedsilo.strategies import FitConfig
+from fedsilo.trainer import EvaluateConfig, build_client
 
 # Enough epochs to converge on the bundled sets without making a run wait.
 MAX_EPOCHS = 60
@@ -19,35 +21,32 @@ MAX_EPOCHS = 60
 
 @dataclass(frozen=True)
 class BaselineResult:
-    """Held-out accuracy and loss of the centralized model, per epoch and at the end."""
+    """Held-out accuracy and loss of the centralized model: at the end, and after every epoch."""
 
     accuracy: float
     loss: float
     epochs: int
-    accuracy_per_epoch: list[float] = field(default_factory=list)
+    accuracy_per_epoch: tuple[float, ...]
+    loss_per_epoch: tuple[float, ...]
 
 
 def train_centralized(
     spec: FederatedJobSpec, num_silos: int, path_overrides: dict[int, str] | None = None
 ) -> BaselineResult:
-    """Train on the pooled training splits; score on the pooled held-out splits."""
+    """Train on the pooled training splits for ``rounds * localEpochs`` epochs (at most ``MAX_EPOCHS``).
+
+    ``path_overrides`` maps silo indices to their own data files, as the silos read them.
+    Client-side strategy settings (FedProx's proximal term) do not apply: there is no
+    global model to stay near.
+    """
     data = load_pooled_data(spec, num_silos, path_overrides)
     client = build_client(spec, data)
     epochs = min(MAX_EPOCHS, spec.rounds * spec.training.local_epochs)
-    history: list[float] = []
-    training = spec.training
+    accuracy: list[float] = []
+    loss: list[float] = []
     for epoch in range(1, epochs + 1):
-        client.fit(
-            FitConfig(
-                round=epoch,
-                local_epochs=1,
-                batch_size=training.batch_size,
-                learning_rate=training.learning_rate,
-                momentum=training.momentum,
-                weight_decay=training.weight_decay,
-                seed=spec.seed,
-            )
-        )
-        history.append(client.evaluate(EvaluateConfig(round=epoch)).accuracy)
-    final = client.evaluate(EvaluateConfig(round=epochs))
-    return BaselineResult(final.accuracy, final.loss, epochs, history)
+        client.fit(replace(FitConfig.from_training(spec.training, epoch, spec.seed), local_epochs=1))
+        result = client.evaluate(EvaluateConfig(round=epoch))
+        accuracy.append(result.accuracy)
+        loss.append(result.loss)
+    return BaselineResult(accuracy[-1], loss[-1], epochs, tuple(accuracy), tuple(loss))
