@@ -17,7 +17,7 @@ ROOT = Path(__file__).parents[1]
 def built_tool(name: str) -> Path:
     """A tool from scripts/build-tools (which honours overrides such as OPA_BIN), built if needed."""
     completed = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build-tools")], capture_output=True, text=True, check=False
+        ["bash", str(ROOT / "scripts" / "build-tools"), name], capture_output=True, text=True, check=False
     )
     if completed.returncode != 0:
         raise RuntimeError(f"scripts/build-tools failed:\n{completed.stderr[-3000:]}")
