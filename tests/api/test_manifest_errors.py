@@ -34,9 +34,9 @@ def test_the_quickstart_is_valid() -> None:
 @pytest.mark.parametrize(
     ("replace", "by", "path", "fix"),
     [
-        ("  rounds: 20\n", "", None, None),  # a missing field with a default is fine
-        ("rounds: 20", "rounds: -3", "spec.rounds", "raise the value"),
-        ("rounds: 20", "rounds: many", "spec.rounds", "whole number"),
+        ("  rounds: 15\n", "", None, None),  # a missing field with a default is fine
+        ("rounds: 15", "rounds: -3", "spec.rounds", "raise the value"),
+        ("rounds: 15", "rounds: many", "spec.rounds", "whole number"),
         ("name: fedavg", "name: fedsgd", "spec.strategy.name", "allowed values"),
         ("minSilos: 2", "minSilos: 4", "spec", "minSilos (4) is above the number of silos (3)"),
         (
@@ -67,7 +67,7 @@ def test_a_missing_required_field_is_named() -> None:
 
 
 def test_every_problem_is_listed_at_once() -> None:
-    text = _quickstart("rounds: 20", "rounds: 0").replace("name: fedavg", "name: nope")
+    text = _quickstart("rounds: 15", "rounds: 0").replace("name: fedavg", "name: nope")
     message = _problems(text)
     assert "spec.rounds" in message and "spec.strategy.name" in message
 

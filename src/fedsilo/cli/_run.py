@@ -88,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_ENVIRONMENT
     if options.baseline:
         with console.status("training the centralized baseline on the pooled data"):
-            baseline = train_centralized(spec, len(spec.silos))
+            own_files = {i: s.spec.data.path for i, s in enumerate(manifest.silos) if s.spec.data.path}
+            baseline = train_centralized(spec, len(spec.silos), own_files)
         report.centralized_accuracy = baseline.accuracy
         report.centralized_loss = baseline.loss
     plot_path: Path = args.plot or Path(report.workdir) / "accuracy.png"
