@@ -39,7 +39,7 @@ def test_the_quickstart_reaches_97_percent_of_the_centralized_baseline(tmp_path:
     assert report["final_accuracy"] >= 0.97 * report["centralized_accuracy"], report
     assert Path(report["plot"]).stat().st_size > 10_000
     for row in report["rounds"]:
-        assert row["accepted"] == row["participants"]
+        assert sorted(row["accepted"]) == sorted(row["participants"])
         assert all(report_bytes > 0 for report_bytes in row["bytes_up"].values())
     models = subprocess.run(
         [sys.executable, "-m", "fedsilo", "models", "list", "--json", "--registry", str(tmp_path / "registry")],
