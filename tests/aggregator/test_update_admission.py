@@ -9,6 +9,7 @@ import json
 import grpc
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from fedsilo.identity import SigningKey
 from fedsilo.protocol import pb
@@ -51,6 +52,11 @@ def test_bad_updates_are_refused_each_with_its_reason(hub: Hub) -> None:
     decided = [(d["silo"], d["decision"]) for d in decisions if d["kind"] == "decision"]
     assert decided.count(("a", "allow")) == 1
     assert ("b", "deny") in decided and ("c", "deny") in decided and ("a", "deny") in decided
+
+    def counted(outcome: str) -> float:
+        return REGISTRY.get_sample_value("fedsilo_policy_decisions_total", {"job": "admission", "outcome": outcome}) or 0
+
+    assert counted("allow") >= 1 and counted("deny") >= 2
 
 
 def test_an_update_for_another_round_is_stale(hub: Hub) -> None:

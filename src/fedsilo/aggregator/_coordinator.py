@@ -40,6 +40,7 @@ from fedsilo.secagg import SecAggAbort, SecAggConfig, choose_fractional_bits
 
 from ._aggregation import Aggregation, PlainAggregation
 from ._masked import MaskedAggregation
+from ._metrics import BYTES, DECISIONS, EPSILON, ROUNDS
 from ._phases import Phase, PhaseClosed, wait_until
 
 log = logging.getLogger("fedsilo.aggregator")
@@ -320,6 +321,7 @@ class JobCoordinator:
                     current.denied[silo] = verdict.reasons
                 stats.accepted = verdict.accepted
                 stats.reasons = verdict.reasons
+                DECISIONS.labels(self.job.metadata.name, "allow" if verdict.accepted else "deny").inc()
                 self._cond.notify_all()
         if self._observer is not None:
             self._observer.update_decided(current.plan.round, silo, verdict)
@@ -543,6 +545,12 @@ class JobCoordinator:
             silos=dict(current.stats),
         )
         self.summaries.append(summary)
+        ROUNDS.labels(self.job.metadata.name, "completed").inc()
+        for silo, silo_stats in summary.silos.items():
+            BYTES.labels(self.job.metadata.name, silo, "up").inc(silo_stats.bytes_up)
+            BYTES.labels(self.job.metadata.name, silo, "down").inc(silo_stats.bytes_down)
+            if silo_stats.epsilon_round is not None:
+                EPSILON.labels(self.job.metadata.name, silo).set(silo_stats.epsilon_round)
         self._registry.save(
             new_weights,
             Lineage(
@@ -580,6 +588,8 @@ class JobCoordinator:
         target.accuracy = sum(r.accuracy * r.num_samples for r in reports) / count
 
     def _finish(self, failure: str) -> None:
+        if failure:
+            ROUNDS.labels(self.job.metadata.name, "failed").inc()
         with self._cond:
             self._final_plan = RoundPlan(round=0, finished=True, failure=failure)
             if self._round is not None:
