@@ -68,8 +68,14 @@ def _show(args: argparse.Namespace) -> int:
     for row in rows:
         style = "green" if row["decision"] == "allow" else "red"
         table.add_row(
-            str(row["seq"]), row["time"][:19], row["job"], str(row["round"]), row["silo"],
-            f"[{style}]{row['decision']}[/]", "\n".join(row["reasons"]) or "-", row["policy_revision"],
+            str(row["seq"]),
+            row["time"][:19],
+            row["job"],
+            str(row["round"]),
+            row["silo"],
+            f"[{style}]{row['decision']}[/]",
+            "\n".join(row["reasons"]) or "-",
+            row["policy_revision"],
         )
     Console(width=200).print(table)
     return EXIT_OK

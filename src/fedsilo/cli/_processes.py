@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-from fedsilo.api import ManifestError, load_manifest
 from fedsilo.identity import VerifyKey, read_identity
 from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService, start_link_server
 from fedsilo.trainer import run_trainer
 
 from ._exit import EXIT_USAGE
+from ._manifests import manifest_or_report
 
 log = logging.getLogger("fedsilo.cli")
 
 
 def _sidecar(args: argparse.Namespace) -> int:
-    try:
-        manifest = load_manifest(args.job_config)
-    except ManifestError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.silo not in manifest.job.spec.silos:
-        print(f"error: --silo {args.silo} is not in the job's spec.silos", file=sys.stderr)
+    manifest = manifest_or_report(args.job_config, args.silo)
+    if manifest is None:
         return EXIT_USAGE
     peer_keys = {
         s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key)
@@ -43,15 +37,10 @@ def _sidecar(args: argparse.Namespace) -> int:
 
 
 def _trainer(args: argparse.Namespace) -> int:
-    try:
-        manifest = load_manifest(args.job_config)
-    except ManifestError as error:
-        print(f"error: {error}", file=sys.stderr)
+    manifest = manifest_or_report(args.job_config, args.silo)
+    if manifest is None:
         return EXIT_USAGE
     spec = manifest.job.spec
-    if args.silo not in spec.silos:
-        print(f"error: --silo {args.silo} is not in the job's spec.silos", file=sys.stderr)
-        return EXIT_USAGE
     data_path = args.data_path or manifest.silo(args.silo).spec.data.path
     ca = args.sidecar_ca.read_bytes() if args.sidecar_ca else None
     return run_trainer(spec, args.silo, args.sidecar, data_path=data_path, ca_certificate_pem=ca)

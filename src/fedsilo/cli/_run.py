@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedsilo.aggregator import RoundSummary
-from fedsilo.api import ManifestError, load_manifest
 from fedsilo.baseline import train_centralized
 from fedsilo.protocol import PolicyVerdict
 from fedsilo.runner import LocalRun, RunOptions, render_table, write_plot
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from ._manifests import manifest_or_report
 
 
 class _ProgressObserver:
@@ -52,10 +52,8 @@ class _ProgressObserver:
 
 def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
-    try:
-        manifest = load_manifest(args.manifest)
-    except ManifestError as error:
-        console.print(f"[red]error:[/] {error}", highlight=False)
+    manifest = manifest_or_report(args.manifest)
+    if manifest is None:
         return EXIT_USAGE
     spec = manifest.job.spec
     options = RunOptions(
@@ -109,10 +107,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    try:
-        manifest = load_manifest(args.manifest)
-    except ManifestError as error:
-        print(f"error: {error}", file=sys.stderr)
+    manifest = manifest_or_report(args.manifest)
+    if manifest is None:
         return EXIT_USAGE
     print(f"{args.manifest}: FederatedJob/{manifest.job.metadata.name} with {len(manifest.silos)} silos is valid")
     return EXIT_OK
