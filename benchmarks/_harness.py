@@ -202,10 +202,11 @@ def measure_in_child(
     silos: int, parameters: int, mode: str, rounds: int = 3, trace_memory: bool = False
 ) -> RoundFigures:
     """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
+    here = str(Path(__file__).parent)
     code = (
-        "import json, dataclasses, sys; sys.path.insert(0, %r); from _harness import run_round_benchmark; "
-        "print(json.dumps(dataclasses.asdict(run_round_benchmark(%d, %d, %r, %d, %r))))"
-    ) % (str(Path(__file__).parent), silos, parameters, mode, rounds, trace_memory)
+        f"import json, dataclasses, sys; sys.path.insert(0, {here!r}); from _harness import run_round_benchmark; "
+        f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, {trace_memory!r}))))"
+    )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-3000:])
