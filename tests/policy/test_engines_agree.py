@@ -9,7 +9,6 @@ from fedsilo.policy import UPDATE_DECISION, EmbeddedRegoEngine, OpaServerEngine
 
 from .conftest import valid_input
 
-
 CHOICES: list[tuple[str, str, list[Any]]] = [
     ("job", "round", [1, 2, 4]),
     ("job", "norm_cap", [0.5, 1.0, 12.25]),
