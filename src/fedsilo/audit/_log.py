@@ -1,78 +1,95 @@
 """The audit log: one hash-chained record per policy decision, checkpointed with a signature.
 
-The aggregator appends a record for every decision (``PolicyGate`` does it before the
-decision takes effect). Each record carries the previous record's hash; every
-``checkpoint_every`` records, and when the log is closed, a checkpoint record signs the
-chain head with the aggregator's Ed25519 key. An auditor verifies the whole file offline
-with the public key (``fedsilo audit verify``): an edited, dropped, inserted or reordered
-record, a truncated tail, or a wrong key is found and named.
+``fedsilo.policy.PolicyGate`` appends a record for every decision before the decision takes
+effect. Each record carries the previous record's hash; every ``checkpoint_every``
+decisions, and when the log is closed, a checkpoint record signs the chain head with the
+aggregator's Ed25519 key. An auditor verifies the file offline with the public key
+(``verify_audit_log``): an edited, dropped, inserted or reordered record, a truncated tail,
+or a wrong key is found and named.
+
+A decision record stores the whole policy input beside its digest, so an auditor can re-run
+the policy on exactly what the aggregator saw (``fedsilo.policy.replay_audit_log``).
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import json
+import fcntl
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from fedsilo.identity import SigningKey, sha256_digest
 from fedsilo.protocol import canonical_json
 
-GENESIS = "sha256:" + "0" * 64
+from ._chain import GENESIS, RecordKind, checkpoint_message, encode_line, record_hash, rfc3339_now
+from ._verify import scan_audit_log
 
 
-def record_hash(record: dict[str, Any]) -> str:
-    """The hash of a record: SHA-256 over its canonical JSON without the ``hash`` field."""
-    return sha256_digest(canonical_json({k: v for k, v in record.items() if k != "hash"}))
-
-
-def checkpoint_message(seq: int, head: str, kind: str) -> bytes:
-    """The bytes a checkpoint signs: what it covers, unambiguously."""
-    return canonical_json({"kind": kind, "seq": seq, "chain_head": head, "domain": "fedsilo.audit/v1"})
+class AuditLogClosed(RuntimeError):
+    """A decision was offered to a log that is already sealed."""
 
 
 class AuditLog:
-    """An append-only JSONL file of decision records. Safe to share between threads."""
+    """An append-only JSONL file of decision records, for one writer. Safe to share between threads.
+
+    Opening an existing log verifies it first and continues its chain; a tampered or
+    foreign log (other key) raises ``AuditVerificationError`` instead of being extended.
+    Another process holding the same file open for writing raises ``BlockingIOError``.
+    """
 
     def __init__(self, path: Path, signing_key: SigningKey, *, checkpoint_every: int = 32) -> None:
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.path = path
         self._key = signing_key
+        self._fingerprint = signing_key.public_key.fingerprint()
         self._every = checkpoint_every
         self._lock = threading.Lock()
-        self._seq, self._head = self._resume()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            # Two writers would fork the chain; the lock lasts as long as the descriptor.
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._seq, self._head = 0, GENESIS
+            if path.stat().st_size:
+                report = scan_audit_log(path, signing_key.public_key).report
+                self._seq, self._head = report.head_seq, report.head_hash
+        except BaseException:
+            os.close(self._fd)
+            raise
         self._since_checkpoint = 0
 
-    def _resume(self) -> tuple[int, str]:
-        """Continue an existing chain: the last record's sequence number and hash."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return 0, GENESIS
-        last = self.path.read_text(encoding="utf-8").splitlines()[-1]
-        record = json.loads(last)
-        return int(record["seq"]), str(record["hash"])
+    @property
+    def head(self) -> tuple[int, str]:
+        """The last record's sequence number and hash: what to anchor outside the log."""
+        with self._lock:
+            return self._seq, self._head
 
     def _append(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self._fd is None:
+            raise AuditLogClosed(f"{self.path} is closed")
         record = {"seq": self._seq + 1, "prev_hash": self._head, **body}
         record["hash"] = record_hash(record)
-        line = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        os.write(self._fd, encode_line(record).encode("utf-8"))
+        # The decision must be on disk before the update it admits touches the aggregate.
+        os.fsync(self._fd)
         self._seq, self._head = record["seq"], record["hash"]
         return record
 
-    def _checkpoint(self, kind: str) -> None:
-        signature = self._key.sign(checkpoint_message(self._seq, self._head, kind))
+    def _checkpoint(self, kind: RecordKind) -> None:
+        signature = self._key.sign(checkpoint_message(kind, self._seq, self._head))
         self._append(
             {
-                "kind": kind,
+                "kind": kind.value,
+                "time": rfc3339_now(),
                 "covers_seq": self._seq,
                 "chain_head": self._head,
-                "signature": base64.b64encode(signature).decode(),
+                "key_fingerprint": self._fingerprint,
+                "signature": base64.b64encode(signature).decode("ascii"),
             }
         )
         self._since_checkpoint = 0
@@ -84,36 +101,50 @@ class AuditLog:
         round_number: int,
         silo: str,
         payload_digest: str,
-        policy_input: dict[str, Any],
+        policy_input: Mapping[str, Any],
         allow: bool,
-        reasons: list[str],
+        reasons: Sequence[str],
         policy_revision: str,
         engine: str,
     ) -> dict[str, Any]:
-        """Append one decision (with its full input, so it can be re-run offline)."""
+        """Append one decision, with its full policy input, durably; the record as written."""
         with self._lock:
             record = self._append(
                 {
-                    "kind": "decision",
-                    "time": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+                    "kind": RecordKind.DECISION.value,
+                    "time": rfc3339_now(),
                     "job": job,
                     "round": round_number,
                     "silo": silo,
                     "payload_digest": payload_digest,
                     "input_digest": sha256_digest(canonical_json(policy_input)),
-                    "input": policy_input,
+                    "input": dict(policy_input),
                     "decision": "allow" if allow else "deny",
-                    "reasons": reasons,
+                    "reasons": list(reasons),
                     "policy_revision": policy_revision,
                     "engine": engine,
                 }
             )
             self._since_checkpoint += 1
             if self._since_checkpoint >= self._every:
-                self._checkpoint("checkpoint")
+                self._checkpoint(RecordKind.CHECKPOINT)
             return record
 
     def close(self) -> None:
-        """Seal the log: a signed closing checkpoint, so truncation is detectable."""
+        """Seal the log with a signed closing checkpoint, so truncation is detectable. Idempotent."""
         with self._lock:
-            self._checkpoint("close")
+            if self._fd is None:
+                return
+            try:
+                self._checkpoint(RecordKind.CLOSE)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
