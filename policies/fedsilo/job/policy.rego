@@ -9,12 +9,15 @@ package fedsilo.job
 import data.fedsilo.lib
 import data.fedsilo.params
 
-required_fields := [
-	["job", "name"],
-	["job", "aggregation"],
-	["job", "data_class"],
-	["job", "silos"],
-	["job", "privacy", "mode"],
+# Every field a rule reads, with the JSON types it may have (docs/policy-input.md).
+fields := [
+	[["job", "name"], ["string"]],
+	[["job", "aggregation"], ["string"]],
+	[["job", "data_class"], ["string"]],
+	[["job", "silos"], ["array"]],
+	[["job", "max_epsilon"], ["number", "null"]],
+	[["job", "privacy", "mode"], ["string"]],
+	[["job", "privacy", "target_epsilon"], ["number", "null"]],
 ]
 
 # The tightest ceiling that applies: the job's own, else the organization's.
@@ -28,22 +31,24 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	some msg in lib.missing_reasons(required_fields)
+	some msg in lib.type_reasons(fields)
 }
 
 deny contains msg if {
 	mode := input.job.aggregation
 	data_class := input.job.data_class
 	not mode in object.get(params.allowed_aggregation, data_class, [])
-	msg := sprintf("aggregation_not_allowed: %s aggregation is not allowed for %s data", [mode, data_class])
+	msg := concat("", ["aggregation_not_allowed: ", lib.describe(mode), " aggregation is not allowed for ", lib.describe(data_class), " data"])
 }
 
 deny contains msg if {
+	is_number(input.job.max_epsilon)
 	input.job.max_epsilon > params.organization_max_epsilon
 	msg := sprintf("epsilon_above_organization_max: the job's max_epsilon %s is above the organization's maximum %s", [lib.num(input.job.max_epsilon), lib.num(params.organization_max_epsilon)])
 }
 
 deny contains msg if {
+	is_number(input.job.privacy.target_epsilon)
 	input.job.privacy.target_epsilon > ceiling
 	msg := sprintf("target_epsilon_above_ceiling: the privacy target epsilon %s is above the ceiling %s", [lib.num(input.job.privacy.target_epsilon), lib.num(ceiling)])
 }
@@ -52,11 +57,12 @@ deny contains msg if {
 	input.job.data_class in params.epsilon_ceiling_required
 	input.job.privacy.mode != "none"
 	not is_number(lib.field(["job", "max_epsilon"]))
-	msg := sprintf("epsilon_ceiling_missing: %s data under differential privacy needs a max_epsilon", [input.job.data_class])
+	msg := concat("", ["epsilon_ceiling_missing: ", input.job.data_class, " data under differential privacy needs a max_epsilon"])
 }
 
 deny contains msg if {
 	input.job.aggregation == "masked"
+	is_array(input.job.silos)
 	count(input.job.silos) < params.masked_min_silos
 	msg := sprintf("too_few_silos_for_masking: masked aggregation needs at least %s silos, the job has %s", [lib.num(params.masked_min_silos), lib.num(count(input.job.silos))])
 }

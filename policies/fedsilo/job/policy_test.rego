@@ -39,7 +39,7 @@ test_a_masked_sensitive_private_job_is_admitted if {
 test_an_unknown_schema_version_is_refused if only(with_value("/schema_version", "fedsilo.job/v9"), "schema_version_unsupported")
 
 test_a_missing_field_is_refused if {
-	reasons_for(json.patch(valid, [{"op": "remove", "path": "/job/privacy/mode"}])) == ["input_incomplete: job.privacy.mode is missing"]
+	reasons_for(json.patch(valid, [{"op": "remove", "path": "/job/privacy/mode"}])) == ["input_invalid: job.privacy.mode is missing, needs string"]
 }
 
 test_plain_aggregation_of_sensitive_data_is_refused if only(with_value("/job/aggregation", "plain"), "aggregation_not_allowed")

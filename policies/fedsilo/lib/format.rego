@@ -27,12 +27,24 @@ describe(value) := value if {
 # The input value at path, or null when any step of the path is absent.
 field(path) := object.get(input, path, null)
 
-# One input_incomplete reason per required path that is absent or null.
-missing_reasons(paths) := {msg |
-	some path in paths
-	field(path) == null
-	msg := concat("", ["input_incomplete: ", concat(".", path), " is missing"])
+# One input_invalid reason per field whose value is absent or of a type it may not have.
+# fields: [[path, [allowed type_name, ...]], ...]; "null" in the list makes the field optional.
+# The rules compare values only once this holds, since OPA and rego-cpp order values of
+# different types differently.
+type_reasons(fields) := {msg |
+	some spec in fields
+	value := field(spec[0])
+	not type_name(value) in spec[1]
+	msg := concat("", ["input_invalid: ", concat(".", spec[0]), " ", found(value), ", needs ", concat(" or ", spec[1])])
 }
+
+found(value) := "is missing" if {
+	value == null
+} else := concat(" ", ["is", article(type_name(value)), type_name(value)])
+
+article(type) := "an" if {
+	type in {"array", "object"}
+} else := "a"
 
 # A schema_version_unsupported reason unless the input declares one of versions.
 schema_reasons(versions) := {msg |

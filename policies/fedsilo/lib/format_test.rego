@@ -21,9 +21,15 @@ test_values_of_any_type_are_described if {
 	lib.describe({"a": 1}) == "object"
 }
 
-test_absent_and_null_fields_are_missing if {
-	reasons := lib.missing_reasons([["a", "b"], ["a", "c"], ["d"]]) with input as {"a": {"b": null, "c": 0}}
-	reasons == {"input_incomplete: a.b is missing", "input_incomplete: d is missing"}
+test_absent_null_and_mistyped_fields_are_invalid if {
+	fields := [[["a", "b"], ["number"]], [["a", "c"], ["number"]], [["d"], ["string"]], [["a", "e"], ["boolean", "null"]], [["a", "f"], ["array"]]]
+	reasons := lib.type_reasons(fields) with input as {"a": {"b": null, "c": 0, "e": "yes", "f": {}}}
+	reasons == {
+		"input_invalid: a.b is missing, needs number",
+		"input_invalid: d is missing, needs string",
+		"input_invalid: a.e is a string, needs boolean or null",
+		"input_invalid: a.f is an object, needs array",
+	}
 }
 
 test_an_unknown_schema_version_is_named if {

@@ -5,27 +5,35 @@
 #   Input: a fedsilo.update/v1 document (docs/policy-input.md). Parameters: data.fedsilo.params.
 #   Every failed rule adds one reason "<code>: <explanation>": the code is stable and
 #   machine-readable, the explanation is for the auditor. A required field that is missing
-#   or null denies the update (input_incomplete): the gate fails closed.
+#   or null, or of the wrong type, denies the update (input_invalid): the gate fails closed.
 package fedsilo.update
 
 import data.fedsilo.lib
 import data.fedsilo.params
 
-required_fields := [
-	["job", "name"],
-	["job", "round"],
-	["job", "norm_cap"],
-	["job", "aggregation"],
-	["job", "data_class"],
-	["job", "silos"],
-	["silo", "name"],
-	["silo", "enrolled"],
-	["update", "signature_valid"],
-	["update", "round"],
-	["update", "l2_norm"],
-	["update", "num_samples"],
-	["update", "payload_digest"],
-	["ledger", "nonce_seen"],
+# Every field a rule reads, with the JSON types it may have (docs/policy-input.md).
+fields := [
+	[["job", "name"], ["string"]],
+	[["job", "round"], ["number"]],
+	[["job", "norm_cap"], ["number"]],
+	[["job", "max_epsilon"], ["number", "null"]],
+	[["job", "aggregation"], ["string"]],
+	[["job", "data_class"], ["string"]],
+	[["job", "min_samples"], ["number", "null"]],
+	[["job", "silos"], ["array"]],
+	[["silo", "name"], ["string"]],
+	[["silo", "enrolled"], ["boolean"]],
+	[["silo", "max_epsilon"], ["number", "null"]],
+	[["update", "signature_valid"], ["boolean"]],
+	[["update", "round"], ["number"]],
+	[["update", "l2_norm"], ["number"]],
+	[["update", "num_samples"], ["number"]],
+	[["update", "epsilon_round"], ["number", "null"]],
+	[["update", "payload_digest"], ["string"]],
+	[["update", "transport_problem"], ["string", "null"]],
+	[["ledger", "nonce_seen"], ["boolean"]],
+	[["ledger", "epsilon_if_accepted"], ["number", "null"]],
+	[["ledger", "epsilon_lifetime_if_accepted"], ["number", "null"]],
 ]
 
 # The job's minimum, or the organization's default when the job sets none.
@@ -44,14 +52,14 @@ silo_epsilon_if_accepted := e if {
 # A transport problem the aggregator already phrased as a reason passes through unchanged.
 transport_reason(problem) := problem if {
 	regex.match(`^[a-z][a-z0-9_]*: `, problem)
-} else := concat("", ["transport_problem: ", lib.describe(problem)])
+} else := concat("", ["transport_problem: ", problem])
 
 deny contains msg if {
 	some msg in lib.schema_reasons(params.update_schema_versions)
 }
 
 deny contains msg if {
-	some msg in lib.missing_reasons(required_fields)
+	some msg in lib.type_reasons(fields)
 }
 
 deny contains "signature_invalid: the update's signature does not verify against the silo's registered key" if {
@@ -60,18 +68,23 @@ deny contains "signature_invalid: the update's signature does not verify against
 
 deny contains msg if {
 	input.silo.enrolled != true
-	msg := sprintf("silo_not_enrolled: silo %s has no registered identity in job %s", [input.silo.name, input.job.name])
+	msg := concat("", ["silo_not_enrolled: silo ", lib.describe(lib.field(["silo", "name"])), " has no registered identity in job ", lib.describe(lib.field(["job", "name"]))])
 }
 
 deny contains msg if {
 	input.silo.enrolled == true
+	is_array(input.job.silos)
 	not input.silo.name in input.job.silos
-	msg := sprintf("silo_not_in_job: silo %s is not one of the silos of job %s", [input.silo.name, input.job.name])
+	msg := concat("", ["silo_not_in_job: silo ", lib.describe(input.silo.name), " is not one of the silos of job ", lib.describe(lib.field(["job", "name"]))])
 }
 
 deny contains msg if {
-	input.update.round != input.job.round
-	msg := sprintf("stale_round: the update is for round %s but round %s is open", [lib.num(input.update.round), lib.num(input.job.round)])
+	claimed := input.update.round
+	open := input.job.round
+	is_number(claimed)
+	is_number(open)
+	claimed != open
+	msg := sprintf("stale_round: the update is for round %s but round %s is open", [lib.num(claimed), lib.num(open)])
 }
 
 deny contains "nonce_replayed: the silo already used this nonce; the update is a replay" if {
@@ -80,7 +93,7 @@ deny contains "nonce_replayed: the silo already used this nonce; the update is a
 
 deny contains reason if {
 	problem := input.update.transport_problem
-	problem != null
+	is_string(problem)
 	reason := transport_reason(problem)
 }
 
@@ -94,6 +107,8 @@ deny contains msg if {
 }
 
 deny contains msg if {
+	is_number(input.update.l2_norm)
+	is_number(input.job.norm_cap)
 	input.update.l2_norm > input.job.norm_cap
 	msg := sprintf("norm_cap_exceeded: the update's L2 norm %s is above the job's norm cap %s", [lib.num(input.update.l2_norm), lib.num(input.job.norm_cap)])
 }
@@ -134,10 +149,11 @@ deny contains msg if {
 	mode := input.job.aggregation
 	data_class := input.job.data_class
 	not mode in object.get(params.allowed_aggregation, data_class, [])
-	msg := sprintf("aggregation_not_allowed: %s aggregation is not allowed for %s data", [mode, data_class])
+	msg := concat("", ["aggregation_not_allowed: ", lib.describe(mode), " aggregation is not allowed for ", lib.describe(data_class), " data"])
 }
 
 deny contains msg if {
+	is_number(input.update.num_samples)
 	input.update.num_samples < min_samples
 	msg := sprintf("too_few_samples: the update comes from %s records, the job needs at least %s", [lib.num(input.update.num_samples), lib.num(min_samples)])
 }

@@ -60,13 +60,13 @@ test_a_valid_update_is_allowed if {
 test_an_unknown_schema_version_is_denied if only(with_value("/schema_version", "fedsilo.update/v0"), "schema_version_unsupported")
 
 test_a_missing_field_is_denied_not_ignored if {
-	reasons_for(without("/update/l2_norm")) == ["input_incomplete: update.l2_norm is missing"]
+	reasons_for(without("/update/l2_norm")) == ["input_invalid: update.l2_norm is missing, needs number"]
 }
 
 # A null flag is missing, and it does not vouch for the nonce either.
 test_a_null_required_field_is_denied if {
 	reasons := reasons_for(with_value("/ledger/nonce_seen", null))
-	"input_incomplete: ledger.nonce_seen is missing" in reasons
+	"input_invalid: ledger.nonce_seen is missing, needs boolean" in reasons
 	count(reasons) == 2
 }
 

@@ -1,8 +1,10 @@
 """The policy bundle: Rego modules and their data documents, as OPA loads them.
 
-The canonical files live in the repository's ``policies/`` folder (with ``*_test.rego``
-beside each policy); the package ships them as ``fedsilo/policy/bundle``, so the local
-run's embedded engine, the OPA server and ``opa test`` all read the same files.
+The canonical files live in the repository's ``policies/`` folder (each policy with its
+``*_test.rego``). ``fedsilo/policy/bundle`` is a symbolic link to that folder, so an
+editable install reads the same files, and a built wheel carries a copy of them (setuptools
+follows the link); ``tests/policy/test_bundle.py`` checks both. The embedded engine, the
+OPA server and ``opa test`` therefore all read one source.
 """
 
 from __future__ import annotations
@@ -14,28 +16,34 @@ from pathlib import Path
 from typing import Any
 
 from fedsilo.identity import sha256_digest
+from fedsilo.protocol import canonical_json
 
 
 def default_bundle_path() -> Path:
-    """Where the shipped bundle is."""
+    """Where the installed package keeps its bundle."""
     return Path(str(files("fedsilo.policy") / "bundle"))
 
 
 @dataclass(frozen=True)
 class PolicyBundle:
-    """Policy modules (name to source), data (merged by path), and a content digest."""
+    """Policy modules (path to source, tests left out), data (merged by folder), and a content digest."""
 
     root: Path
     modules: dict[str, str]
     data: dict[str, Any]
     digest: str
 
+    @property
+    def revision(self) -> str:
+        """The revision every decision reports (``data.fedsilo.params.revision``)."""
+        return str(self.data["fedsilo"]["params"]["revision"])
+
     @classmethod
     def load(cls, root: Path | None = None) -> PolicyBundle:
-        """Read every ``*.rego`` (except tests) and every ``data.json`` under ``root``."""
+        """Read every ``*.rego`` except tests, and every ``data.json`` at the path its folder names."""
         base = root or default_bundle_path()
         modules = {
-            str(p.relative_to(base)): p.read_text(encoding="utf-8")
+            p.relative_to(base).as_posix(): p.read_text(encoding="utf-8")
             for p in sorted(base.rglob("*.rego"))
             if not p.name.endswith("_test.rego")
         }
@@ -47,5 +55,4 @@ class PolicyBundle:
             for part in path.parent.relative_to(base).parts:
                 node = node.setdefault(part, {})
             node.update(json.loads(path.read_text(encoding="utf-8")))
-        material = json.dumps({"modules": modules, "data": data}, sort_keys=True).encode()
-        return cls(base, modules, data, sha256_digest(material))
+        return cls(base, modules, data, sha256_digest(canonical_json({"modules": modules, "data": data})))

@@ -1,59 +1,111 @@
 """The policy gate: the one place an update's admission is decided, and always recorded.
 
-The aggregator hands every update's policy input to ``PolicyGate.check``. The gate asks
-the engine, retries a transient failure a bounded number of times, writes the decision
-to the audit log, and only then returns it. If the engine stays unavailable the update
-is denied with a ``policy_unavailable`` reason (fail closed) and that denial is recorded.
+The aggregator hands every update's ``UpdatePolicyInput`` to ``PolicyGate.check``. The gate
+asks the engine, retries a transient ``PolicyUnavailable`` with bounded exponential backoff
+within a deadline, writes the decision to the audit log, and only then returns it. If the
+engine stays unavailable the update is denied with a ``policy_unavailable`` reason (fail
+closed), and that denial is recorded like any other. If the audit log cannot be written the
+gate raises: no decision takes effect unrecorded.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fedsilo.audit import AuditLog
-from fedsilo.protocol import PolicyVerdict
 
-from ._engine import UPDATE_DECISION, PolicyEngine, PolicyUnavailable
+from ._decision import Decision
+from ._engine import PolicyEngine
+from ._errors import PolicyUnavailable
+from ._input import UpdatePolicyInput
 
 log = logging.getLogger("fedsilo.policy")
 
+POLICY_UNAVAILABLE = "policy_unavailable"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long the gate keeps asking an unavailable engine before it denies."""
+
+    attempts: int = 4
+    first_backoff_seconds: float = 0.05
+    max_backoff_seconds: float = 1.0
+    deadline_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be at least 1, not {self.attempts}")
+        if self.first_backoff_seconds < 0 or self.max_backoff_seconds < self.first_backoff_seconds:
+            raise ValueError("backoffs must satisfy 0 <= first_backoff_seconds <= max_backoff_seconds")
+        if self.deadline_seconds <= 0:
+            raise ValueError(f"deadline_seconds must be positive, not {self.deadline_seconds}")
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.max_backoff_seconds, self.first_backoff_seconds * 2 ** (attempt - 1)))
+
 
 class PolicyGate:
-    """Decides and records. Implements the aggregator's ``UpdateGate``."""
+    """Decides and records every update. Thread-safe if the engine is (both shipped engines are)."""
 
     def __init__(
-        self, engine: PolicyEngine, audit: AuditLog, *, attempts: int = 3, backoff_seconds: float = 0.2
+        self,
+        engine: PolicyEngine,
+        audit: AuditLog,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.audit = audit
-        self._attempts = attempts
-        self._backoff = backoff_seconds
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
 
-    def _decide(self, document: dict[str, Any]) -> PolicyVerdict:
-        problem: PolicyUnavailable | None = None
-        for attempt in range(self._attempts):
+    def _decide(self, policy_input: UpdatePolicyInput) -> Decision:
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                return self.engine.decide(UPDATE_DECISION, document)
+                return self.engine.decide_update(policy_input)
             except PolicyUnavailable as error:
-                problem = error
-                log.warning("policy engine unavailable (attempt %d of %d): %s", attempt + 1, self._attempts, error)
-                time.sleep(self._backoff * 2**attempt)
-        return PolicyVerdict(False, (f"policy_unavailable: no decision after {self._attempts} attempts ({problem})",))
+                elapsed = self._clock() - started
+                pause = self.retry.backoff(attempt)
+                if attempt >= self.retry.attempts or elapsed + pause > self.retry.deadline_seconds:
+                    message = (
+                        f"{POLICY_UNAVAILABLE}: no decision from the {self.engine.name} engine after {attempt} "
+                        f"attempt(s) in {elapsed:.2f}s, so the update is denied; last error: {error}"
+                    )
+                    log.error("%s", message)
+                    return Decision(False, (message,), "")
+                log.warning(
+                    "policy engine %s unavailable (attempt %d of %d), retrying in %.2fs: %s",
+                    self.engine.name,
+                    attempt,
+                    self.retry.attempts,
+                    pause,
+                    error,
+                )
+                self._sleep(pause)
 
-    def check(self, document: dict[str, Any]) -> PolicyVerdict:
-        """The decision on one update, after it is in the audit log."""
-        verdict = self._decide(document)
+    def check(self, policy_input: UpdatePolicyInput) -> Decision:
+        """The decision on one update, returned only once it is durably in the audit log."""
+        decision = self._decide(policy_input)
         self.audit.record_decision(
-            job=str(document["job"]["name"]),
-            round_number=int(document["job"]["round"]),
-            silo=str(document["silo"]["name"]),
-            payload_digest=str(document["update"]["payload_digest"]),
-            policy_input=document,
-            allow=verdict.accepted,
-            reasons=list(verdict.reasons),
-            policy_revision=verdict.policy_revision,
+            job=policy_input.job.name,
+            round_number=policy_input.job.round,
+            silo=policy_input.silo.name,
+            payload_digest=policy_input.update.payload_digest,
+            policy_input=policy_input.to_document(),
+            allow=decision.allow,
+            reasons=decision.reasons,
+            policy_revision=decision.policy_revision,
             engine=self.engine.name,
         )
-        return verdict
+        return decision

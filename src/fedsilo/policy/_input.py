@@ -1,0 +1,194 @@
+"""The policy inputs: typed, validated builders of the documents the Rego decides on.
+
+``UpdatePolicyInput`` is the ``fedsilo.update/v1`` document the aggregator builds for every
+update; ``JobPolicyInput`` is the ``fedsilo.job/v1`` document the operator builds for a
+FederatedJob. Both are the contract auditors read (docs/policy-input.md): the JSON Schemas
+in ``schema/`` are generated from these models (``input_json_schemas``) and a test fails if
+they drift.
+
+Values are typed here, judged in Rego: a negative L2 norm or an unknown schema version is
+valid input that the policy denies with a reason, so the gate records a decision for every
+update instead of raising on odd claims.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fedsilo.api import FederatedJob
+
+UPDATE_SCHEMA_VERSION: Final = "fedsilo.update/v1"
+JOB_SCHEMA_VERSION: Final = "fedsilo.job/v1"
+
+AggregationName = Literal["masked", "plain", "homomorphic"]
+DataClassName = Literal["public", "internal", "sensitive"]
+
+
+class PolicyInputError(ValueError):
+    """A document is not a valid policy input; the message names every offending field."""
+
+
+class _Facts(BaseModel):
+    # strict: a bool is not an int and "3" is not a number; NaN and infinities cannot be
+    # written as JSON, so they are refused here rather than by the engine.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class JobFacts(_Facts):
+    """The job and its open round, as the aggregator runs it."""
+
+    name: str = Field(description="FederatedJob name.")
+    round: int = Field(description="The round now open for updates.")
+    norm_cap: float = Field(description="Largest L2 norm an update may have.")
+    max_epsilon: float | None = Field(default=None, description="Job-wide epsilon ceiling per silo; null: none.")
+    aggregation: AggregationName = Field(description="How updates are combined.")
+    data_class: DataClassName = Field(description="Sensitivity class of the job's data.")
+    min_samples: int | None = Field(
+        default=None, description="Fewest records behind one update; null: the policy's default."
+    )
+    delta: float | None = Field(default=None, description="The delta of (epsilon, delta)-DP; null without DP.")
+    silos: tuple[str, ...] = Field(description="Names of the silos taking part.")
+
+
+class SiloFacts(_Facts):
+    """The silo that sent the update, as the hub knows it."""
+
+    name: str = Field(description="Silo name, taken from its mTLS identity.")
+    enrolled: bool = Field(description="The hub holds a registered key for this silo.")
+    max_epsilon: float | None = Field(default=None, description="The silo's own lifetime ceiling; null: none.")
+
+
+class UpdateFacts(_Facts):
+    """What the silo signed about its update, and what the hub checked of it."""
+
+    signature_valid: bool = Field(description="The metadata signature verifies against the silo's registered key.")
+    round: int = Field(description="Round the silo says the update is for.")
+    nonce: str = Field(description="Per-update nonce, for replay detection.")
+    l2_norm: float = Field(description="L2 norm the silo claims for its (clipped) update.")
+    num_samples: int = Field(description="Records the update was trained on.")
+    epsilon_round: float | None = Field(default=None, description="Epsilon this round costs; null without DP.")
+    payload_digest: str = Field(description="sha256:<hex> of the payload, as signed.")
+    transport_problem: str | None = Field(
+        default=None,
+        description="What the hub found wrong with the payload itself (digest, size, shape), as a reason; null if nothing.",
+    )
+
+
+class LedgerFacts(_Facts):
+    """The hub's records about this silo: replay and privacy budget."""
+
+    nonce_seen: bool = Field(description="The silo already used this nonce.")
+    seen_nonces: int = Field(default=0, description="Nonces seen from this silo so far (context for auditors).")
+    epsilon_spent: float | None = Field(default=None, description="Epsilon the silo has spent in this job.")
+    epsilon_if_accepted: float | None = Field(
+        default=None, description="Epsilon the silo will have spent in this job if this update is accepted."
+    )
+    epsilon_lifetime_if_accepted: float | None = Field(
+        default=None,
+        description="Epsilon across all the silo's jobs if accepted; null: only this job is tracked.",
+    )
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON document the engines evaluate and the audit log stores; absent values as null."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_document(cls, document: Any) -> Self:
+        """Validate a JSON document (e.g. one stored in the audit log); raise ``PolicyInputError``."""
+        try:
+            # JSON mode: arrays may stand for tuples, as they must after a round trip through a file.
+            return cls.model_validate_json(json.dumps(document, allow_nan=False))
+        except (ValueError, TypeError) as error:  # pydantic's ValidationError is a ValueError; so is NaN
+            raise PolicyInputError(f"not a valid {cls.__name__}: {error}") from error
+
+
+class UpdatePolicyInput(_Document):
+    """The ``fedsilo.update/v1`` document: everything the policy sees about one update."""
+
+    schema_version: Literal["fedsilo.update/v1"] = Field(
+        default=UPDATE_SCHEMA_VERSION, description="Version of this document's schema."
+    )
+    job: JobFacts
+    silo: SiloFacts
+    update: UpdateFacts
+    ledger: LedgerFacts
+
+
+class PrivacyFacts(_Facts):
+    """The job's differential privacy settings."""
+
+    mode: Literal["none", "record", "silo"] = Field(description="none, record (DP-SGD) or silo (noise per update).")
+    target_epsilon: float | None = Field(default=None, description="Epsilon the noise is calibrated to; null: none.")
+    noise_multiplier: float | None = Field(default=None, description="Gaussian noise multiplier; null: derived.")
+    delta: float | None = Field(default=None, description="The delta of (epsilon, delta)-DP.")
+
+
+class JobSpecFacts(_Facts):
+    """A FederatedJob's spec, as far as admission is concerned."""
+
+    name: str = Field(description="FederatedJob name.")
+    namespace: str | None = Field(default=None, description="FederatedJob namespace; null when run locally.")
+    aggregation: AggregationName = Field(description="How updates are combined.")
+    data_class: DataClassName = Field(description="Sensitivity class of the job's data.")
+    silos: tuple[str, ...] = Field(description="Names of the silos taking part.")
+    min_silos: int = Field(description="Quorum of accepted updates per round.")
+    norm_cap: float = Field(description="Largest L2 norm an update may have.")
+    min_samples: int | None = Field(default=None, description="Fewest records behind one update.")
+    max_epsilon: float | None = Field(default=None, description="Job-wide epsilon ceiling per silo; null: none.")
+    privacy: PrivacyFacts
+
+
+class JobPolicyInput(_Document):
+    """The ``fedsilo.job/v1`` document: a FederatedJob, for admission."""
+
+    schema_version: Literal["fedsilo.job/v1"] = Field(
+        default=JOB_SCHEMA_VERSION, description="Version of this document's schema."
+    )
+    job: JobSpecFacts
+
+    @classmethod
+    def from_job(cls, job: FederatedJob) -> JobPolicyInput:
+        """The admission input for a FederatedJob object."""
+        spec = job.spec
+        return cls(
+            job=JobSpecFacts(
+                name=job.metadata.name,
+                namespace=job.metadata.namespace,
+                aggregation=spec.aggregation.mode.value,
+                data_class=spec.policy.data_class.value,
+                silos=tuple(spec.silos),
+                min_silos=spec.min_silos,
+                norm_cap=spec.policy.norm_cap,
+                min_samples=spec.policy.min_samples,
+                max_epsilon=spec.policy.max_epsilon,
+                privacy=PrivacyFacts(
+                    mode=spec.privacy.mode.value,
+                    target_epsilon=spec.privacy.target_epsilon,
+                    noise_multiplier=spec.privacy.noise_multiplier,
+                    delta=spec.privacy.delta,
+                ),
+            )
+        )
+
+
+def input_json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each input document, by file name under ``fedsilo/policy/schema``."""
+    schemas = {}
+    for name, model, version in (
+        ("update-input.v1.json", UpdatePolicyInput, UPDATE_SCHEMA_VERSION),
+        ("job-input.v1.json", JobPolicyInput, JOB_SCHEMA_VERSION),
+    ):
+        schema = model.model_json_schema()
+        schemas[name] = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://fedsilo.io/schemas/{version}.json",
+            **schema,
+        }
+    return schemas
