@@ -1,112 +1,81 @@
-"""The unmasked sum equals, bit for bit in Z_2^32, the sum of the counted silos' encoded inputs,
-whoever drops out (or is denied) at whichever step, as long as t silos remain; below t the
-round aborts and says where."""
+"""The unmasked sum equals, bit for bit in Z_2^32, the sum of the counted silos' encoded
+inputs, whoever drops out at whichever step (up to n - t of them)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fedsilo.secagg import Dropout, DropPoint, SecAggAbort, ShareDelivery, run_local_round
+from fedsilo.secagg import SecAggAbort, encode
 
-from .conftest import expected_sum, make_config, random_inputs, silo_names
+from .conftest import make_round
 
-# Silos that leave at these points never had their input counted.
-_UNCOUNTED = {DropPoint.BEFORE_ADVERTISE, DropPoint.AFTER_ADVERTISE, DropPoint.AFTER_SHARE_KEYS, DropPoint.MID_STREAM}
+
+def _expected(round_, counted: list[str]) -> np.ndarray:
+    total = np.zeros(round_.config.vector_length, dtype=np.uint32)
+    for silo in counted:
+        values, weight = round_.inputs[silo]
+        total += encode(values, weight, round_.config.clip_range, round_.config.fractional_bits)
+    return total
 
 
 @pytest.mark.parametrize("trial", range(100))
-def test_the_sum_is_exact_whoever_drops_out_at_whichever_step(trial: int) -> None:
+def test_the_sum_is_exact_whatever_drops_out(trial: int) -> None:
     rng = np.random.default_rng(trial)
     n = int(rng.integers(3, 9))
     threshold = int(rng.integers(2, n + 1))
-    length = int(rng.integers(1, 200))
-    config = make_config(n, threshold, length, chunk=int(rng.choice([4, 16, 64])))
-    inputs = random_inputs(config, rng)
-    chunks = len(config.chunk_offsets())
-    leaving = rng.choice(config.silos, size=int(rng.integers(0, n - threshold + 1)), replace=False)
-    dropouts, denied = {}, {}
-    for silo in leaving:
-        where = int(rng.integers(0, len(DropPoint) + 1))
-        if where == len(DropPoint):
-            denied[silo] = "denied by policy"
-        else:
-            point = list(DropPoint)[where]
-            sent = int(rng.integers(0, chunks)) if point is DropPoint.MID_STREAM else 0
-            dropouts[silo] = Dropout(point, sent)
+    names = tuple(f"silo-{i}" for i in range(n))
+    round_ = make_round(names, threshold, length=int(rng.integers(5, 400)), chunk_words=int(rng.choice([4, 16, 64])))
+    budget = n - threshold  # how many may drop in total
 
-    outcome = run_local_round(config, inputs, dropouts=dropouts, denied=denied)
+    def survivors(alive: list[str]) -> list[str]:
+        nonlocal budget
+        k = int(rng.integers(0, budget + 1))
+        budget -= k
+        dropped = set(rng.choice(alive, size=k, replace=False).tolist()) if k else set()
+        return [s for s in alive if s not in dropped]
 
-    counted = set(config.silos) - set(denied) - {s for s, d in dropouts.items() if d.at in _UNCOUNTED}
-    assert outcome.refusals == {}
-    assert outcome.result.survivors == counted
-    assert set(outcome.result.dropped) == set(config.silos) - counted
-    np.testing.assert_array_equal(outcome.result.encoded_sum, expected_sum(config, inputs, counted))
-    assert outcome.result.total_weight == sum(inputs[s][1] for s in counted)
-    clipped = sum(np.clip(inputs[s][0], -config.clip_range, config.clip_range) * inputs[s][1] for s in counted)
-    # Per input: rounding to 2^-f, and float32 scaling (2^-23 relative to at most clip * weight).
-    tolerance = len(counted) * (2.0**-config.fractional_bits + config.clip_range * 500 * 2.0**-23)
-    np.testing.assert_allclose(outcome.result.sum_vector, clipped, rtol=0, atol=tolerance)
-
-
-def test_a_denied_silo_is_subtracted_and_its_masks_removed(five) -> None:
-    five.setup()
-    for silo in five.config.silos:
-        five.send(silo)
-    denied = five.config.silos[1]
-    five.server.exclude(denied, "policy: epsilon budget exceeded")
-    five.finish()
-    result = five.server.result()
-    assert denied not in result.survivors
-    assert result.dropped == {denied: "policy: epsilon budget exceeded"}
-    survivors = set(five.config.silos) - {denied}
-    np.testing.assert_array_equal(result.encoded_sum, expected_sum(five.config, five.inputs, survivors))
+    alive = round_.advertise(survivors(list(names)))
+    alive = round_.share(survivors(alive))
+    round_.mask(alive, rng)
+    sent = survivors(alive)  # drop after masking, before the input arrives
+    counted = list(sent)
+    for silo in sent:  # the policy gate denies some, as long as t inputs remain
+        if rng.random() < 0.15 and len(counted) > threshold:
+            counted.remove(silo)
+    round_.send(counted)
+    for silo in set(alive) - set(counted):
+        round_.server.exclude(silo, "dropped or denied")
+    quiet = int(rng.integers(0, len(counted) - threshold + 1))  # silos that vanish while unmasking
+    responders = list(rng.permutation(counted)[quiet:])
+    round_.unmask(responders)
+    np.testing.assert_array_equal(round_.server.raw_result(), _expected(round_, counted))
+    total, weight = round_.server.result()
+    assert weight == sum(round_.inputs[s][1] for s in counted)
+    plain = sum(round_.inputs[s][0] * round_.inputs[s][1] for s in counted)
+    # Per input: fixed-point rounding (2^-f) plus float32 scaling (half an ulp of |x| * weight).
+    np.testing.assert_allclose(total, plain, atol=len(counted) * (2.0**-16 + 4.0 * 500 * 2.0**-24))
 
 
-@pytest.mark.parametrize(
-    ("point", "message"),
-    [
-        (DropPoint.BEFORE_ADVERTISE, "aborted at advertise keys: only 2 silos advertised keys; the threshold is 3"),
-        (DropPoint.AFTER_ADVERTISE, "aborted at share keys: only 2 silos shared keys; the threshold is 3"),
-        (DropPoint.AFTER_SHARE_KEYS, "aborted at masked input: only 2 inputs were counted; the threshold is 3"),
-        (DropPoint.MID_STREAM, "aborted at masked input: only 2 inputs were counted; the threshold is 3"),
-        (
-            DropPoint.AFTER_INPUT,
-            "aborted at consistency check: only 2 survivors confirmed the survivor set; the threshold is 3",
-        ),
-        (DropPoint.AFTER_CONFIRM, "aborted at unmasking: only 2 survivors revealed their shares; the threshold is 3"),
-    ],
-)
-def test_fewer_than_t_silos_abort_with_the_step_the_count_and_the_threshold(point: DropPoint, message: str) -> None:
-    config = make_config(5, 3, 40)
-    leaving = {s: Dropout(point, 1) for s in silo_names(5)[:3]}
-    with pytest.raises(SecAggAbort, match=message):
-        run_local_round(config, random_inputs(config, np.random.default_rng(0)), dropouts=leaving)
-
-
-def test_denials_that_leave_fewer_than_t_inputs_abort(five) -> None:
-    five.setup()
-    for silo in five.config.silos:
-        five.send(silo)
-    for silo in five.config.silos[:3]:
-        five.server.exclude(silo, "denied")
-    with pytest.raises(SecAggAbort, match="only 2 inputs were counted; the threshold is 3"):
+def test_fewer_survivors_than_the_threshold_abort_with_a_clear_message(five) -> None:
+    five.advertise(["a", "b", "c", "d", "e"])
+    five.share(["a", "b", "c", "d", "e"])
+    five.mask(["a", "b"], np.random.default_rng(0))
+    five.send(["a", "b"])
+    with pytest.raises(SecAggAbort, match="at the input step: 2 silos remain, the threshold is 3"):
         five.server.unmask_request()
 
 
-def test_a_silo_that_sees_fewer_than_t_peers_aborts_on_its_own() -> None:
-    config = make_config(4, 3, 10)
-    inputs = random_inputs(config, np.random.default_rng(1))
-    victim = config.silos[0]
+def test_too_few_silos_at_advertising_abort(five) -> None:
+    with pytest.raises(SecAggAbort, match="advertising keys: 2 silos remain"):
+        five.advertise(["a", "b"])
 
-    def strip_delivery(hop, data):
-        if hop.message == "ShareDelivery" and hop.silo == victim:
-            delivery = ShareDelivery.from_bytes(data)
-            return ShareDelivery(delivery.receiver, delivery.shares[:1]).to_bytes()
-        return data
 
-    outcome = run_local_round(config, inputs, relay=strip_delivery)
-    error = outcome.refusals[victim]
-    assert isinstance(error, SecAggAbort)
-    assert "only 2 silos shared keys (this one included); the threshold is 3" in error.reason
-    assert outcome.result.survivors == set(config.silos) - {victim}
+def test_too_few_unmask_answers_abort(five) -> None:
+    five.advertise(["a", "b", "c", "d", "e"])
+    five.share(["a", "b", "c", "d", "e"])
+    five.mask(["a", "b", "c", "d"], np.random.default_rng(1))
+    five.send(["a", "b", "c", "d"])
+    five.server.exclude("e", "dropped")
+    with pytest.raises(SecAggAbort, match="unmasking: 2 silos remain"):
+        five.unmask(["a", "b"])
