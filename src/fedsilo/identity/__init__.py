@@ -5,12 +5,11 @@ own signing key (for audit checkpoints) and server certificate. The trainer neve
 imports this package.
 """
 
-from ._agreement import KEYSTREAM_KEY_BYTES as KEYSTREAM_KEY_BYTES
 from ._agreement import WORDS_PER_BLOCK as WORDS_PER_BLOCK
 from ._agreement import AgreementKey as AgreementKey
 from ._agreement import DecryptionError as DecryptionError
-from ._agreement import KeystreamBuffer as KeystreamBuffer
 from ._agreement import derive_key as derive_key
+from ._agreement import keystream_words as keystream_words
 from ._agreement import open_sealed as open_sealed
 from ._agreement import seal as seal
 from ._crypto import SignatureError as SignatureError
@@ -21,7 +20,6 @@ from ._crypto import load_signing_key as load_signing_key
 from ._crypto import save_signing_key as save_signing_key
 from ._crypto import sha256_digest as sha256_digest
 from ._crypto import write_private_file as write_private_file
-from ._digest import StreamingDigest as StreamingDigest
 from ._files import SiloIdentity as SiloIdentity
 from ._files import read_identity as read_identity
 from ._files import write_identity as write_identity
@@ -30,21 +28,19 @@ from ._pki import TlsCredentials as TlsCredentials
 from ._pki import certificate_common_name as certificate_common_name
 
 __all__ = [
-    "KEYSTREAM_KEY_BYTES",
     "WORDS_PER_BLOCK",
     "AgreementKey",
     "CertificateAuthority",
     "DecryptionError",
-    "KeystreamBuffer",
     "SignatureError",
     "SigningKey",
     "SiloIdentity",
-    "StreamingDigest",
     "TlsCredentials",
     "VerifyKey",
     "certificate_common_name",
     "constant_time_equal",
     "derive_key",
+    "keystream_words",
     "load_signing_key",
     "open_sealed",
     "read_identity",
