@@ -35,6 +35,7 @@ from fedsilo.protocol import (
     Weights,
     encode_weights,
 )
+from fedsilo.policy import Decision, UpdatePolicyInput
 from fedsilo.registry import Lineage, ModelRegistry
 from fedsilo.secagg import SecAggAbort, SecAggConfig, choose_fractional_bits
 
@@ -54,8 +55,8 @@ JOIN_TIMEOUT_SECONDS = 120.0
 class UpdateGate(Protocol):
     """The policy decision on one update; implementations record every decision they make."""
 
-    def check(self, document: dict[str, Any]) -> PolicyVerdict:
-        """Allow or deny the update described by ``document`` (the policy input)."""
+    def check(self, policy_input: UpdatePolicyInput) -> Decision:
+        """Allow or deny the update described by ``policy_input``."""
         ...
 
 
@@ -301,9 +302,9 @@ class JobCoordinator:
                 else:
                     if payload_digest != claims.payload_digest:
                         transport = "payload_digest_mismatch: the payload differs from what the silo signed"
-            verdict = self._gate.check(
-                self._policy_input(current, silo, claims, signature_valid, nonce_seen, transport)
-            )
+            document = self._policy_input(current, silo, claims, signature_valid, nonce_seen, transport)
+            decision = self._gate.check(UpdatePolicyInput.from_document(document))
+            verdict = PolicyVerdict(decision.allow, decision.reasons, decision.policy_revision)
             with self._cond:
                 try:
                     current.inputs.post(silo, verdict)
