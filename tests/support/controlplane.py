@@ -116,7 +116,14 @@ class ControlPlane:
             self._write_pki()
             self._start_etcd(etcd)
             self._start_apiserver(apiserver)
-            self._write_kubeconfig()
+            self._write_kubeconfig(
+                self.kubeconfig,
+                "fedsilo-test-admin",
+                {
+                    "client-certificate-data": _base64(self.pki / "admin.crt"),
+                    "client-key-data": _base64(self.pki / "admin.key"),
+                },
+            )
         except BaseException:
             self.stop()
             raise
@@ -147,11 +154,20 @@ class ControlPlane:
         return {"KUBECONFIG": str(self.kubeconfig)}
 
     def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60.0,
+        kubeconfig: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the real kubectl as cluster-admin; raise :class:`KubectlError` on failure if ``check``."""
+        """Run the real kubectl, as cluster-admin unless another ``kubeconfig`` is given.
+
+        Raises :class:`KubectlError` (with kubectl's stderr) on a non-zero exit if ``check``.
+        """
         assert self._kubectl is not None, "the control plane is not started"
-        command = [str(self._kubectl), "--kubeconfig", str(self.kubeconfig), *args]
+        config = self.kubeconfig if kubeconfig is None else kubeconfig
+        command = [str(self._kubectl), "--kubeconfig", str(config), *args]
         completed = subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout, check=False)
         if check and completed.returncode != 0:
             raise KubectlError(completed.returncode, command, completed.stdout, completed.stderr)
@@ -178,6 +194,17 @@ class ControlPlane:
         # kube-controller-manager would create it; pods cannot be admitted without it.
         self.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}})
         return name
+
+    def token_kubeconfig(self, token: str, name: str) -> Path:
+        """Write a kubeconfig that authenticates with a bearer ``token`` only; return its path.
+
+        For acting as a ServiceAccount for real (``kubectl create token``), e.g. to run a
+        component with exactly the RBAC its chart grants, where ``--as`` impersonation
+        would not exercise token authentication.
+        """
+        path = self.workdir / f"{name}.kubeconfig"
+        self._write_kubeconfig(path, name, {"token": token})
+        return path
 
     def get(self, path: str) -> Any:
         """GET an API path (e.g. ``/version``) as cluster-admin and decode the JSON."""
@@ -286,6 +313,9 @@ class ControlPlane:
                     f"--etcd-servers={self.etcd_url}",
                     "--bind-address=127.0.0.1",
                     "--advertise-address=127.0.0.1",
+                    # The reconciler refuses a loopback address for the `kubernetes` Service's
+                    # endpoints, and nothing runs in-cluster to use them.
+                    "--endpoint-reconciler-type=none",
                     f"--secure-port={port}",
                     f"--tls-cert-file={pki / 'apiserver.crt'}",
                     f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -345,34 +375,21 @@ class ControlPlane:
                 break
         raise RuntimeError(f"{name} exited during start-up; {log}:\n{_process.tail(log)}")
 
-    def _write_kubeconfig(self) -> None:
-        def data(path: Path) -> str:
-            return base64.b64encode(path.read_bytes()).decode()
-
+    def _write_kubeconfig(self, path: Path, user: str, credentials: dict[str, str]) -> None:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
                 {
                     "name": "fedsilo-test",
-                    "cluster": {"server": self.url, "certificate-authority-data": data(self.ca_file)},
+                    "cluster": {"server": self.url, "certificate-authority-data": _base64(self.ca_file)},
                 }
             ],
-            "users": [
-                {
-                    "name": "fedsilo-test-admin",
-                    "user": {
-                        "client-certificate-data": data(self.pki / "admin.crt"),
-                        "client-key-data": data(self.pki / "admin.key"),
-                    },
-                }
-            ],
-            "contexts": [
-                {"name": "fedsilo-test", "context": {"cluster": "fedsilo-test", "user": "fedsilo-test-admin"}}
-            ],
+            "users": [{"name": user, "user": credentials}],
+            "contexts": [{"name": "fedsilo-test", "context": {"cluster": "fedsilo-test", "user": user}}],
             "current-context": "fedsilo-test",
         }
-        _write(self.kubeconfig, yaml.safe_dump(config, sort_keys=False).encode())
+        _write(path, yaml.safe_dump(config, sort_keys=False).encode())
 
 
 def _certificate(
@@ -420,6 +437,10 @@ def _certificate(
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(alt_names)), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _base64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
