@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from fedsilo.api import AggregationMode, FederatedJob
 from fedsilo.identity import SignatureError, VerifyKey, sha256_digest
+from fedsilo.policy import Decision, UpdatePolicyInput
 from fedsilo.protocol import (
     EvaluationReport,
     MessageError,
@@ -35,7 +36,6 @@ from fedsilo.protocol import (
     Weights,
     encode_weights,
 )
-from fedsilo.policy import Decision, UpdatePolicyInput
 from fedsilo.registry import Lineage, ModelRegistry
 from fedsilo.secagg import SecAggAbort, SecAggConfig, choose_fractional_bits
 
