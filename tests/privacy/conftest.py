@@ -1,11 +1,16 @@
-"""Reference epsilons from Opacus (an independent implementation) and a grid to compare on."""
+"""Reference epsilons from Opacus (an independent implementation), a grid to compare on, and a fresh ledger."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import NamedTuple
 
+import pytest
 from dp_accounting.rdp.rdp_privacy_accountant import DEFAULT_RDP_ORDERS
 from opacus.accountants import PRVAccountant, RDPAccountant
+
+from fedsilo.privacy.ledger import PrivacyLedger
 
 
 class Setting(NamedTuple):
@@ -65,3 +70,9 @@ def opacus_prv(setting: Setting, eps_error: float = 0.01) -> PrvBounds:
     discrete = accountant._get_dprv(eps_error=eps_error, delta_error=delta_error)
     lower, estimate, upper = discrete.compute_epsilon(setting.delta, delta_error, eps_error)
     return PrvBounds(float(lower), float(estimate), float(upper))
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[PrivacyLedger]:
+    with PrivacyLedger(tmp_path / "ledger.db") as opened:
+        yield opened
