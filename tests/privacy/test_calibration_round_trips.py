@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedsilo.api import PrivacySpec
+from fedsilo.api import PrivacyMode, PrivacySpec
 from fedsilo.privacy import AccountantKind, DpSgdEvent, calibrate_noise, epsilon_for, resolve_noise_multiplier
 
 TOLERANCE = 1e-3
@@ -50,7 +50,7 @@ def test_an_unreachable_target_is_refused() -> None:
 
 
 def test_the_job_runs_with_the_configured_noise_or_the_calibrated_one() -> None:
-    configured = PrivacySpec(mode="record", noise_multiplier=1.3)
+    configured = PrivacySpec(mode=PrivacyMode.RECORD, noise_multiplier=1.3)
     assert resolve_noise_multiplier(configured, 0.01, 1000) == 1.3
-    targeted = PrivacySpec(mode="silo", target_epsilon=2.0, delta=1e-6)
+    targeted = PrivacySpec(mode=PrivacyMode.SILO, target_epsilon=2.0, delta=1e-6)
     assert resolve_noise_multiplier(targeted, 1.0, 30) == calibrate_noise(2.0, 1e-6, 1.0, 30)
