@@ -9,6 +9,20 @@ from ._manifest import Manifest as Manifest
 from ._manifest import ManifestError as ManifestError
 from ._manifest import load_manifest as load_manifest
 from ._manifest import parse_manifest as parse_manifest
+from ._status import AggregatorEndpoint as AggregatorEndpoint
+from ._status import Condition as Condition
+from ._status import ConditionType as ConditionType
+from ._status import Denial as Denial
+from ._status import FederatedJobStatus as FederatedJobStatus
+from ._status import JobOutcome as JobOutcome
+from ._status import JobPhase as JobPhase
+from ._status import JobResult as JobResult
+from ._status import ModelReference as ModelReference
+from ._status import RoundReport as RoundReport
+from ._status import SiloIdentityStatus as SiloIdentityStatus
+from ._status import SiloJobStatus as SiloJobStatus
+from ._status import SiloStatus as SiloStatus
+from ._status import StatusReporter as StatusReporter
 from ._types import API_GROUP as API_GROUP
 from ._types import API_VERSION as API_VERSION
 from ._types import AggregationMode as AggregationMode
@@ -42,14 +56,23 @@ __all__ = [
     "API_VERSION",
     "AggregationMode",
     "AggregationSpec",
+    "AggregatorEndpoint",
     "BuiltinModel",
+    "Condition",
+    "ConditionType",
     "DataClass",
     "DataSource",
     "DataSpec",
+    "Denial",
     "FederatedJob",
     "FederatedJobSpec",
+    "FederatedJobStatus",
+    "JobOutcome",
+    "JobPhase",
+    "JobResult",
     "Manifest",
     "ManifestError",
+    "ModelReference",
     "ModelSpec",
     "ObjectMeta",
     "PartitionScheme",
@@ -58,11 +81,16 @@ __all__ = [
     "PrivacyMode",
     "PrivacySpec",
     "RoundNumber",
+    "RoundReport",
     "Silo",
     "SiloDataSpec",
     "SiloIdentity",
+    "SiloIdentityStatus",
+    "SiloJobStatus",
     "SiloName",
     "SiloSpec",
+    "SiloStatus",
+    "StatusReporter",
     "StrategyName",
     "StrategySpec",
     "SyntheticSpec",

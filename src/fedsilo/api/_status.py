@@ -1,0 +1,243 @@
+"""Status of the ``FederatedJob`` and ``Silo`` resources, and how the aggregator reports progress.
+
+The operator writes the conditions and the phase; the aggregator writes the round figures
+through a :class:`StatusReporter` (in a cluster ``fedsilo.kube.KubeStatusReporter``, which
+patches ``federatedjobs/status`` of its own job and nothing else). The CRD generator turns
+these models into the status schemas, so their descriptions are what ``kubectl explain``
+shows. No field has a default: the API server would otherwise write defaults into every
+status patch and blur which writer owns which field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from ._types import RoundNumber, SiloName
+
+
+class _Status(BaseModel):
+    """Common settings: camelCase on the wire, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+# Conditions merge by type, so the operator and other writers can each own theirs (server-side apply).
+_CONDITIONS: dict[str, Any] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+
+
+class ConditionType(StrEnum):
+    """The conditions the operator sets, as Kubernetes API conventions name them."""
+
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+
+
+class Condition(_Status):
+    """One aspect of the object's state, as in Kubernetes API conventions."""
+
+    type: str = Field(max_length=316, description="Ready, Progressing or Degraded.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="Why the condition is in its state, one CamelCase word (e.g. WaitingForSiloIdentity).",
+    )
+    message: str = Field(max_length=32768, description="What happened and, when it needs one, what to do about it.")
+    last_transition_time: str = Field(
+        json_schema_extra={"format": "date-time"},
+        description="When status last changed (RFC 3339).",
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation the condition was computed from."
+    )
+
+
+class JobPhase(StrEnum):
+    """Where a job is in its life."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class JobResult(StrEnum):
+    """How a finished job ended, as the aggregator reports it."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class ModelReference(_Status):
+    """Where the newest global model is and what it is."""
+
+    uri: str = Field(max_length=4096, description="Registry location of the model (file path or s3:// URI).")
+    round: int = Field(ge=0, description="The round that produced it.")
+    digest: str = Field(max_length=128, description="sha256 digest of the stored model, 'sha256:<hex>'.")
+
+
+class AggregatorEndpoint(_Status):
+    """How a silo's sidecar reaches the job's aggregator."""
+
+    address: str = Field(max_length=512, description="host:port of the aggregator's gRPC (mTLS) endpoint.")
+    ca_certificate: str = Field(
+        max_length=16384,
+        description="PEM certificate of the CA that signed the aggregator's serving certificate (public).",
+    )
+
+
+class FederatedJobStatus(_Status):
+    """What the operator and the aggregator observed about a job."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation the operator last reconciled."
+    )
+    phase: JobPhase | None = Field(default=None, description="Pending, Running, Succeeded or Failed.")
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=8,
+        json_schema_extra=_CONDITIONS,
+        description="Ready (aggregator serving), Progressing (rounds advancing), Degraded (something needs attention).",
+    )
+    round: int | None = Field(default=None, ge=0, description="The last completed round (0 before the first).")
+    participants: list[str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Silos whose update entered the aggregate of the last completed round.",
+    )
+    dropouts: list[str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Silos that did not deliver an accepted update in the last completed round.",
+    )
+    participation: str | None = Field(
+        default=None,
+        max_length=16,
+        description="Participants of the last round over the silos in the job, e.g. 3/3.",
+    )
+    denials: int | None = Field(default=None, ge=0, description="Updates the policy denied since the job began.")
+    epsilon: dict[str, float] | None = Field(
+        default=None, description="Privacy budget (epsilon) each silo has spent in this job, by silo name."
+    )
+    max_epsilon_spent: float | None = Field(
+        default=None, ge=0.0, description="The largest epsilon any silo has spent in this job."
+    )
+    latest_model: ModelReference | None = Field(default=None, description="The newest global model.")
+    endpoint: AggregatorEndpoint | None = Field(
+        default=None, description="Where silos reach the aggregator; published by the operator."
+    )
+    result: JobResult | None = Field(
+        default=None, description="Set by the aggregator when the job ends: Succeeded or Failed."
+    )
+    message: str | None = Field(
+        default=None,
+        max_length=32768,
+        description="The aggregator's last word on the job, e.g. why it failed.",
+    )
+
+
+class SiloIdentityStatus(_Status):
+    """The silo's public identity as the operator found or created it."""
+
+    public_key: str | None = Field(default=None, max_length=64, description="Ed25519 public key, base64.")
+    fingerprint: str | None = Field(default=None, max_length=128, description="Fingerprint of the public key.")
+    secret_name: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The Secret holding the private key, in the silo's workload namespace.",
+    )
+    namespace: str | None = Field(
+        default=None, max_length=63, description="The namespace where the silo's pods and identity Secret live."
+    )
+    ca_certificate: str | None = Field(
+        default=None,
+        max_length=16384,
+        description="PEM certificate of the CA that signed the silo's mTLS client certificate (public).",
+    )
+    created_by_operator: bool | None = Field(
+        default=None,
+        description="True if the operator generated the key (it then deletes the Secret with the Silo).",
+    )
+
+
+class SiloJobStatus(_Status):
+    """One job the silo takes part in."""
+
+    name: str = Field(max_length=253, description="The FederatedJob's name.")
+    phase: JobPhase | None = Field(default=None, description="The job's phase.")
+    epsilon_spent: float | None = Field(default=None, ge=0.0, description="Epsilon this silo spent in the job.")
+
+
+class SiloStatus(_Status):
+    """What the operator observed about a silo."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation the operator last reconciled."
+    )
+    conditions: list[Condition] | None = Field(
+        default=None,
+        max_length=8,
+        json_schema_extra=_CONDITIONS,
+        description="Ready (identity in place and registered), Degraded.",
+    )
+    identity: SiloIdentityStatus | None = Field(default=None, description="The silo's identity.")
+    jobs: list[SiloJobStatus] | None = Field(
+        default=None,
+        max_length=1000,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="The jobs that name this silo.",
+    )
+    epsilon_spent: float | None = Field(
+        default=None, ge=0.0, description="Epsilon spent across all jobs (basic composition: the sum)."
+    )
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """The aggregator's figures after a round closed; cumulative, so a lost report is healed by the next."""
+
+    round: RoundNumber
+    participants: tuple[SiloName, ...]
+    dropouts: tuple[SiloName, ...]
+    denials_total: int
+    epsilon_spent: Mapping[SiloName, float] = field(default_factory=dict)
+    latest_model: ModelReference | None = None
+
+
+@dataclass(frozen=True)
+class Denial:
+    """One update the policy denied."""
+
+    round: RoundNumber
+    silo: SiloName
+    reasons: tuple[str, ...]
+    policy_revision: str
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended."""
+
+    succeeded: bool
+    rounds_completed: int
+    message: str
+
+
+class StatusReporter(Protocol):
+    """Where the aggregator reports progress; implementations must not raise on a transient failure."""
+
+    def round_completed(self, report: RoundReport) -> None:
+        """A round closed with ``report``'s figures."""
+
+    def update_denied(self, denial: Denial) -> None:
+        """The policy denied one update."""
+
+    def job_finished(self, outcome: JobOutcome) -> None:
+        """The job ended (all rounds done, or quorum lost)."""

@@ -1,0 +1,109 @@
+"""The real API server, given the committed CRDs, accepts the examples and rejects invalid objects
+with messages that say what is wrong; ``kubectl explain`` teaches the API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from fedsilo.api import ManifestError, parse_manifest
+from tests.support import ControlPlane, KubectlError
+
+from .conftest import EXAMPLES
+
+pytestmark = pytest.mark.integration
+
+
+def job(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"silos": ["hospital-a", "hospital-b"], "model": {"builtin": "mlp"}}
+    base.update(spec)
+    return {"apiVersion": "fedsilo.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "job"}, "spec": base}
+
+
+def silo(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": "hospital-a"}, "spec": spec}
+
+
+def server_says(cluster: ControlPlane, namespace: str, obj: dict[str, Any]) -> str:
+    """Submit ``obj`` (server-side dry run) and return the API server's refusal."""
+    with pytest.raises(KubectlError) as refused:
+        cluster.kubectl("create", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(obj))
+    return refused.value.stderr
+
+
+# Each: an invalid object, and what the user must read in the API server's answer.
+INVALID = {
+    "min silos above the silos": (job(minSilos=3), "minSilos is above the number of silos"),
+    "threshold above the silos": (
+        job(aggregation={"threshold": 5}),
+        "aggregation.threshold is above the number of silos",
+    ),
+    "two model sources": (
+        job(model={"builtin": "mlp", "factory": "pkg.mod:make"}),
+        "set exactly one of builtin or factory",
+    ),
+    "no model source": (job(model={}), "set exactly one of builtin or factory"),
+    "csv without a path": (job(data={"source": "csv"}), "data.path is required when data.source is csv or npz"),
+    "privacy without noise": (job(privacy={"mode": "record"}), "set exactly one of noiseMultiplier or targetEpsilon"),
+    "privacy with both noise sources": (
+        job(privacy={"mode": "silo", "noiseMultiplier": 1.0, "targetEpsilon": 3.0}),
+        "set exactly one of noiseMultiplier or targetEpsilon",
+    ),
+    "a silo named twice": (job(silos=["hospital-a", "hospital-a"]), 'Duplicate value: "hospital-a"'),
+    "a silo name that is no DNS label": (job(silos=["Hospital_A", "b"]), "spec.silos[0]"),
+    "an unknown strategy": (job(strategy={"name": "fedsgd"}), 'supported values: "fedavg", "fedprox", "fedadam"'),
+    "zero rounds": (job(rounds=0), "spec.rounds in body should be greater than or equal to 1"),
+    "a learning rate of zero": (
+        job(training={"learningRate": 0}),
+        "spec.training.learningRate in body should be greater than 0",
+    ),
+    "no silos": (job(silos=[]), "spec.silos in body should have at least 1 items"),
+    "a misspelt field": (job(minSilo=2), 'unknown field "spec.minSilo"'),
+    "a silo epsilon ceiling of zero": (silo(maxEpsilon=0), "spec.maxEpsilon in body should be greater than 0"),
+}
+
+
+@pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
+def test_the_api_server_rejects_an_invalid_object_saying_why(cluster: ControlPlane, namespace: str, case: str) -> None:
+    obj, message = INVALID[case]
+    assert message in server_says(cluster, namespace, obj)
+
+
+@pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
+def test_the_models_reject_what_the_api_server_rejects(case: str) -> None:
+    obj, _ = INVALID[case]
+    documents = [obj] if obj["kind"] == "FederatedJob" else [job(silos=["hospital-a"], minSilos=1), obj]
+    with pytest.raises(ManifestError):
+        parse_manifest(yaml.safe_dump_all(documents))
+
+
+def test_the_aggregation_mode_cannot_be_weakened_after_creation(cluster: ControlPlane, namespace: str) -> None:
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(job()))
+    plain = job(aggregation={"mode": "plain"})
+    with pytest.raises(KubectlError) as refused:
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(plain))
+    assert "aggregation.mode cannot change once the job exists" in refused.value.stderr
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.rglob("*.yaml")), ids=lambda path: path.name)
+def test_the_api_server_accepts_every_example(cluster: ControlPlane, namespace: str, example: Any) -> None:
+    cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(example))
+
+
+def test_kubectl_explain_teaches_the_job_spec(cluster: ControlPlane) -> None:
+    explained = cluster.kubectl("explain", "federatedjob.spec", "--recursive").stdout
+    for field in ("minSilos", "aggregation", "noiseMultiplier", "normCap", "enum: masked, plain"):
+        assert field in explained
+    described = cluster.kubectl("explain", "federatedjob.spec.minSilos").stdout
+    assert "Quorum" in described
+
+
+def test_printer_columns_show_in_kubectl_get(cluster: ControlPlane, namespace: str) -> None:
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(job()))
+    header = cluster.kubectl("get", "fj", "-n", namespace).stdout.splitlines()[0].split()
+    assert header == ["NAME", "READY", "PHASE", "ROUND", "SILOS", "EPSILON", "AGE"]
+    wide = cluster.kubectl("get", "fedsilo", "-n", namespace, "-o", "wide").stdout
+    assert "AGGREGATION" in wide and "DENIALS" in wide
