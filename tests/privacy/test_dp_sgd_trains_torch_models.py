@@ -59,13 +59,26 @@ def test_a_shipped_model_learns_digits_under_dp_sgd(digits: TensorDataset, build
     torch.manual_seed(0)
     model: nn.Module = build()  # type: ignore[operator]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    training = make_dp_sgd(model, optimizer, DataLoader(digits, batch_size=BATCH), 1.0, 1.0)
-    # Poisson sampling at one batch in len(loader) records: what the trainer reports.
-    assert training.sample_rate == pytest.approx(1 / int(np.ceil(len(digits) / BATCH)))
-    before = _accuracy(training.module, digits)
-    steps = _train(training, epochs=3)
+    before = _accuracy(model, digits)
+    with make_dp_sgd(model, optimizer, DataLoader(digits, batch_size=BATCH), 1.0, 1.0) as training:
+        # Poisson sampling at one batch in len(loader) records: what the trainer reports.
+        assert training.sample_rate == pytest.approx(1 / int(np.ceil(len(digits) / BATCH)))
+        steps = _train(training, epochs=3)
     assert steps == 3 * len(training.data_loader)
-    assert _accuracy(training.module, digits) > max(0.6, before + 0.4)
+    assert _accuracy(model, digits) > max(0.6, before + 0.4)
+
+
+def test_the_same_model_is_wrapped_again_round_after_round(digits: TensorDataset) -> None:
+    torch.manual_seed(0)
+    model = LogisticRegression(64, 10)
+    for _ in range(3):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        with make_dp_sgd(model, optimizer, DataLoader(digits, batch_size=BATCH), 1.0, 1.0) as training:
+            _train(training, epochs=1)
+        # Closed: the model is a plain module again, with no per-record state left behind.
+        assert not model._forward_hooks
+        assert not any(hasattr(p, "grad_sample") for p in model.parameters())
+    assert _accuracy(model, digits) > 0.6
 
 
 def test_every_record_gradient_is_clipped_and_noise_is_added(digits: TensorDataset) -> None:
@@ -79,7 +92,7 @@ def test_every_record_gradient_is_clipped_and_noise_is_added(digits: TensorDatas
     optimizer.zero_grad()
     torch.autograd.backward(nn.functional.cross_entropy(training.module(x), y))
     # Opacus puts each record's gradient beside the parameter's, as grad_sample.
-    per_record = torch.cat([p.grad_sample.flatten(1) for p in training.module.parameters()], dim=1)  # type: ignore[attr-defined]
+    per_record = torch.cat([p.grad_sample.flatten(1) for p in training.module.parameters()], dim=1)
     training.optimizer.step()
     # Without noise the step is the mean of clipped gradients: at most the clip norm (lr 1).
     moved = torch.cat([(p.detach() - s).flatten() for p, s in zip(training.module.parameters(), start, strict=True)])

@@ -16,19 +16,26 @@ with ``fedsilo.privacy.charge_for_round``: a number the trainer computed is neve
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from dataclasses import dataclass
+from types import TracebackType
 
 import torch
-from opacus import PrivacyEngine
+from opacus import GradSampleModule, PrivacyEngine
 from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader
 
 
-class DpSgdTraining(NamedTuple):
-    """The private counterparts of a model, optimizer and loader; train with these only."""
+@dataclass(frozen=True)
+class DpSgdTraining:
+    """The private counterparts of a model, optimizer and loader: train with these only.
 
-    module: nn.Module
+    Use it as a context manager (or call ``close``): leaving it takes Opacus' hooks off the
+    original model, which keeps its trained weights and can be wrapped again next round.
+    """
+
+    # An nn.Module: the model, computing per-record gradients as it trains.
+    module: GradSampleModule
     optimizer: torch.optim.Optimizer
     data_loader: DataLoader[tuple[torch.Tensor, ...]]
 
@@ -36,6 +43,18 @@ class DpSgdTraining(NamedTuple):
     def sample_rate(self) -> float:
         """The probability with which each record joins each batch: what the trainer reports."""
         return 1.0 / len(self.data_loader)
+
+    def close(self) -> None:
+        """Remove the per-record gradient hooks and their attributes from the model."""
+        self.module.cleanup()
+
+    def __enter__(self) -> DpSgdTraining:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def make_dp_compatible(module: nn.Module) -> nn.Module:
@@ -60,7 +79,8 @@ def make_dp_sgd(
 ) -> DpSgdTraining:
     """Wrap a model, its optimizer and its data loader for DP-SGD with Poisson sampling.
 
-    ``data_loader.batch_size`` becomes the expected batch size. ``ValueError`` when the
+    ``data_loader.batch_size`` becomes the expected batch size. Wrap the same model again
+    each round after closing the last round's ``DpSgdTraining``. ``ValueError`` when the
     module holds a layer Opacus cannot compute per-record gradients for, naming it; see
     ``make_dp_compatible``.
     """
