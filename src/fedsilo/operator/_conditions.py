@@ -1,0 +1,145 @@
+"""Pure status computation: the phase and the Ready / Progressing / Degraded conditions.
+
+The reconcilers gather facts (what is missing, what failed, whether the aggregator serves,
+what the aggregator reported) and these functions turn them into the operator-owned part
+of the status. A condition keeps its ``lastTransitionTime`` while its status stays the
+same, so recomputing an unchanged status yields the same object and the apply is a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fedsilo.api import ConditionType, JobPhase, JobResult
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that stops reconciliation: a CamelCase reason and a message saying what to do."""
+
+    reason: str
+    message: str
+
+
+def now() -> str:
+    """The current time as Kubernetes writes it."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(
+    type: ConditionType,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    previous: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """One condition; the transition time carries over from ``previous`` if the status did not change."""
+    value = "True" if status else "False"
+    before = next((c for c in previous if c.get("type") == type.value), None)
+    since = before["lastTransitionTime"] if before and before.get("status") == value else now()
+    return {
+        "type": type.value,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What the hub reconciler found out about a job."""
+
+    generation: int
+    rounds: int
+    problem: Problem | None = None
+    waiting: Problem | None = None
+    aggregator_available: bool = False
+    result: str | None = None
+    round: int | None = None
+    message: str | None = None
+
+
+def job_status(facts: JobFacts, previous: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``observedGeneration``, ``phase`` and ``conditions`` of a FederatedJob."""
+    generation = facts.generation
+    finished = facts.result in (JobResult.SUCCEEDED.value, JobResult.FAILED.value)
+    serving = facts.aggregator_available and facts.problem is None and not finished
+
+    if facts.result is not None and finished:
+        phase = JobPhase(facts.result)
+        outcome = f"Job{phase.value}"
+        said = facts.message or f"the aggregator reported {phase.value.lower()}"
+        ready = condition(ConditionType.READY, False, outcome, f"the job has ended: {said}", generation, previous)
+        progressing = condition(ConditionType.PROGRESSING, False, outcome, said, generation, previous)
+    elif facts.problem is not None:
+        phase = JobPhase.PENDING
+        ready = condition(ConditionType.READY, False, facts.problem.reason, facts.problem.message, generation, previous)
+        progressing = condition(
+            ConditionType.PROGRESSING, False, facts.problem.reason, facts.problem.message, generation, previous
+        )
+    elif facts.waiting is not None:
+        phase = JobPhase.PENDING
+        ready = condition(ConditionType.READY, False, facts.waiting.reason, facts.waiting.message, generation, previous)
+        progressing = condition(
+            ConditionType.PROGRESSING, True, facts.waiting.reason, facts.waiting.message, generation, previous
+        )
+    elif serving:
+        phase = JobPhase.RUNNING
+        done = facts.round or 0
+        ready = condition(
+            ConditionType.READY,
+            True,
+            "AggregatorServing",
+            "the aggregator accepts silo connections",
+            generation,
+            previous,
+        )
+        progressing = condition(
+            ConditionType.PROGRESSING,
+            True,
+            "RoundsAdvancing",
+            f"{done} of {facts.rounds} rounds completed",
+            generation,
+            previous,
+        )
+    else:
+        phase = JobPhase.PENDING
+        message = "waiting for the aggregator Deployment to report an available replica"
+        ready = condition(ConditionType.READY, False, "AggregatorStarting", message, generation, previous)
+        progressing = condition(ConditionType.PROGRESSING, True, "AggregatorStarting", message, generation, previous)
+
+    if facts.problem is not None:
+        degraded = condition(
+            ConditionType.DEGRADED, True, facts.problem.reason, facts.problem.message, generation, previous
+        )
+    elif facts.result == JobResult.FAILED.value:
+        degraded = condition(
+            ConditionType.DEGRADED, True, "JobFailed", facts.message or "the job failed", generation, previous
+        )
+    else:
+        degraded = condition(
+            ConditionType.DEGRADED, False, "AsExpected", "nothing needs attention", generation, previous
+        )
+
+    return {"observedGeneration": generation, "phase": phase.value, "conditions": [ready, progressing, degraded]}
+
+
+def silo_conditions(
+    generation: int, problem: Problem | None, ready_message: str, previous: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Ready and Degraded of a Silo."""
+    if problem is None:
+        return [
+            condition(ConditionType.READY, True, "IdentityReady", ready_message, generation, previous),
+            condition(ConditionType.DEGRADED, False, "AsExpected", "nothing needs attention", generation, previous),
+        ]
+    return [
+        condition(ConditionType.READY, False, problem.reason, problem.message, generation, previous),
+        condition(ConditionType.DEGRADED, True, problem.reason, problem.message, generation, previous),
+    ]

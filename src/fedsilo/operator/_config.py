@@ -1,0 +1,63 @@
+"""What the operator is configured with: images, the namespaces it manages, cluster conventions.
+
+Built once by :func:`fedsilo.operator.run_operator` (from the ``fedsilo operator`` command
+line) and passed to the pure builders, so a builder's output depends on its arguments only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fedsilo import __version__
+
+#: The aggregator's mTLS gRPC port, the only one its NetworkPolicy admits.
+GRPC_PORT = 7443
+#: The sidecar's port for its trainer (TLS), the only one the sidecar's policy admits.
+TRAINER_LINK_PORT = 7000
+AGGREGATOR_METRICS_PORT = 9090
+#: OPA listens on loopback only: nothing but the aggregator in the same pod may ask it.
+OPA_ADDRESS = "127.0.0.1:8181"
+#: OPA's health endpoint for the kubelet's probes (no policy data is served there).
+OPA_DIAGNOSTIC_PORT = 8282
+
+
+class OperatorRole(StrEnum):
+    """Which half of the system an operator process runs."""
+
+    HUB = "hub"
+    SILO = "silo"
+    BOTH = "both"
+
+    @property
+    def runs_hub(self) -> bool:
+        """Whether this process creates aggregators."""
+        return self in (OperatorRole.HUB, OperatorRole.BOTH)
+
+    @property
+    def runs_silo(self) -> bool:
+        """Whether this process creates silo workloads and identities."""
+        return self in (OperatorRole.SILO, OperatorRole.BOTH)
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Images and cluster conventions the builders use.
+
+    ``namespaces`` are the namespaces the operator watches and may create workloads in;
+    empty means every namespace (cluster-wide). A Silo whose workload namespace is not
+    among them is reported, never acted on.
+    """
+
+    namespaces: frozenset[str] = field(default_factory=frozenset)
+    image: str = f"ghcr.io/fedsilo/fedsilo:{__version__}"
+    trainer_image: str = f"ghcr.io/fedsilo/trainer:{__version__}"
+    opa_image: str = "openpolicyagent/opa:1.22.2-static"
+    image_pull_policy: str = "IfNotPresent"
+    cluster_domain: str = "cluster.local"
+    dns_namespace: str = "kube-system"
+    dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+
+    def manages(self, namespace: str) -> bool:
+        """Whether the operator may create objects in ``namespace``."""
+        return not self.namespaces or namespace in self.namespaces

@@ -1,0 +1,186 @@
+"""The kopf handlers of both roles, registered into a registry of their own: thin, each one call.
+
+:func:`build_registry` is what :func:`fedsilo.operator.run_operator` runs and what the
+tests hand to ``kopf.testing.KopfRunner``. Handlers only translate kopf's arguments for a
+reconciler and count the outcome; all decisions are in the reconcilers and builders.
+
+Change handlers (create, update, resume, delete) carry kopf's retries and finalizers.
+Event handlers react at once to what change handlers do not see: a status field the
+aggregator or the hub wrote, a Deployment becoming available, a Silo's key appearing.
+Every path is idempotent, so a change and an event handling the same object agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from fedsilo.kube import DEPLOYMENT, FEDERATED_JOB, SILO, ClusterAccess, Kind, KubeApi
+from fedsilo.policy import default_bundle_path
+
+from ._config import OperatorConfig, OperatorRole
+from ._hub import HubReconciler, aggregator_available
+from ._hub_objects import AGGREGATOR, load_policy_files
+from ._metrics import measured
+from ._names import COMPONENT_LABEL, JOB_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from ._silo import SiloReconciler
+
+#: The field manager of everything the operator applies.
+FIELD_MANAGER = "fedsilo-operator"
+AGGREGATOR_LABELS = {COMPONENT_LABEL: AGGREGATOR, MANAGED_BY_LABEL: MANAGED_BY}
+#: Index names; kopf passes each index to every handler as a keyword argument of that name.
+JOBS_BY_SILO = "jobs_by_silo"
+AGGREGATORS = "aggregators"
+
+
+def _resource(kind: Kind) -> tuple[str, str, str]:
+    group, _, version = kind.api_version.rpartition("/")
+    return group, version, kind.plural
+
+
+JOBS = _resource(FEDERATED_JOB)
+SILOS = _resource(SILO)
+DEPLOYMENTS = _resource(DEPLOYMENT)
+
+
+def connection_info(access: ClusterAccess) -> kopf.ConnectionInfo:
+    """Kopf's credentials, from the same access the operator's own client uses."""
+    header = access.authorization()
+    scheme, _, token = header.partition(" ") if header else ("", "", "")
+    return kopf.ConnectionInfo(
+        server=access.server,
+        ca_path=access.ca_file,
+        insecure=not access.verify,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=access.cert_file,
+        private_key_path=access.key_file,
+    )
+
+
+def _where(body: kopf.Body) -> tuple[str, str]:
+    return str(body.metadata.namespace), str(body.metadata.name)
+
+
+def _index(kwargs: Mapping[str, Any], name: str) -> kopf.Index[Any, Any]:
+    """An index kopf passes by its name (indexes are keyword arguments handlers cannot declare)."""
+    index: kopf.Index[Any, Any] = kwargs[name]
+    return index
+
+
+def _jobs_of(kwargs: Mapping[str, Any], namespace: str, silo: str) -> list[str]:
+    return [entry["name"] for entry in _index(kwargs, JOBS_BY_SILO).get((namespace, silo), [])]
+
+
+def _entries(kwargs: Mapping[str, Any], body: kopf.Body) -> dict[str, list[Mapping[str, Any]]]:
+    namespace, silos = str(body.metadata.namespace), body.spec.get("silos") or []
+    index = _index(kwargs, JOBS_BY_SILO)
+    return {silo: list(index.get((namespace, silo), [])) for silo in silos}
+
+
+def _available(kwargs: Mapping[str, Any], namespace: str, job: str) -> bool:
+    return any(_index(kwargs, AGGREGATORS).get((namespace, job), []))
+
+
+def build_registry(role: OperatorRole, config: OperatorConfig, access: ClusterAccess) -> kopf.OperatorRegistry:
+    """A registry with the login, the indexes, and the handlers of ``role``."""
+    registry = kopf.OperatorRegistry()
+    api = KubeApi(access, FIELD_MANAGER)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(access)
+
+    @kopf.index(*JOBS, id=JOBS_BY_SILO, registry=registry)
+    def jobs_by_silo(body: kopf.Body, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+        namespace, name = _where(body)
+        epsilon = body.status.get("epsilon") or {}
+        return {
+            (namespace, silo): {
+                "name": name,
+                "phase": body.status.get("phase"),
+                "epsilonSpent": epsilon.get(silo),
+                "deleting": body.metadata.deletion_timestamp is not None,
+            }
+            for silo in body.spec.get("silos") or []
+        }
+
+    if role.runs_hub:
+        _register_hub(registry, HubReconciler(api, config, load_policy_files(default_bundle_path())))
+    if role.runs_silo:
+        _register_silo(registry, SiloReconciler(api, config))
+    return registry
+
+
+def _register_hub(registry: kopf.OperatorRegistry, hub: HubReconciler) -> None:
+    @kopf.index(*DEPLOYMENTS, labels=AGGREGATOR_LABELS, id=AGGREGATORS, registry=registry)
+    def aggregators(body: kopf.Body, **_: Any) -> dict[tuple[str, str], bool]:
+        return {(str(body.metadata.namespace), body.metadata.labels.get(JOB_LABEL, "")): aggregator_available(body)}
+
+    @kopf.on.resume(*JOBS, id="hub", registry=registry)
+    @kopf.on.create(*JOBS, id="hub", registry=registry)
+    @kopf.on.update(*JOBS, id="hub", registry=registry)
+    def reconcile_job(body: kopf.Body, **kwargs: Any) -> None:
+        with measured("federatedjob", "hub"):
+            hub.reconcile(body, _available(kwargs, *_where(body)))
+
+    @kopf.on.delete(*JOBS, id="hub-cleanup", registry=registry)
+    def cleanup_job(body: kopf.Body, **_: Any) -> None:
+        with measured("federatedjob", "hub-cleanup"):
+            hub.cleanup(body)
+
+    @kopf.on.event(*JOBS, id="hub-status", registry=registry)
+    def job_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+        if event["type"] != "DELETED":
+            hub.refresh(body, _available(kwargs, *_where(body)))
+
+    @kopf.on.event(*DEPLOYMENTS, labels=AGGREGATOR_LABELS, id="hub-aggregator", registry=registry)
+    def deployment_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        if event["type"] != "DELETED":
+            hub.deployment_changed(body)
+
+    @kopf.on.event(*SILOS, id="hub-silo-keys", registry=registry)
+    def silo_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+        if event["type"] != "DELETED":
+            namespace, name = _where(body)
+            jobs = _jobs_of(kwargs, namespace, name)
+            hub.silo_changed(body, jobs, {job: _available(kwargs, namespace, job) for job in jobs})
+
+
+def _register_silo(registry: kopf.OperatorRegistry, silo: SiloReconciler) -> None:
+    @kopf.on.resume(*SILOS, id="silo-identity", registry=registry)
+    @kopf.on.create(*SILOS, id="silo-identity", registry=registry)
+    @kopf.on.update(*SILOS, id="silo-identity", registry=registry)
+    def reconcile_silo(body: kopf.Body, **_: Any) -> None:
+        with measured("silo", "silo-identity"):
+            silo.reconcile_silo(body)
+
+    @kopf.on.delete(*SILOS, id="silo-identity-cleanup", registry=registry)
+    def cleanup_silo(body: kopf.Body, **_: Any) -> None:
+        with measured("silo", "silo-identity-cleanup"):
+            silo.cleanup_silo(body)
+
+    @kopf.on.resume(*JOBS, id="silo-workloads", registry=registry)
+    @kopf.on.create(*JOBS, id="silo-workloads", registry=registry)
+    @kopf.on.update(*JOBS, id="silo-workloads", registry=registry)
+    def reconcile_job(body: kopf.Body, **_: Any) -> None:
+        with measured("federatedjob", "silo-workloads"):
+            silo.reconcile_job(body)
+
+    @kopf.on.delete(*JOBS, id="silo-workloads-cleanup", registry=registry)
+    def cleanup_job(body: kopf.Body, **kwargs: Any) -> None:
+        with measured("federatedjob", "silo-workloads-cleanup"):
+            silo.cleanup_job(body)
+            silo.refresh_usage(str(body.metadata.namespace), _entries(kwargs, body))
+
+    @kopf.on.event(*JOBS, id="silo-events", registry=registry)
+    def job_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+        if event["type"] != "DELETED":
+            silo.job_changed(body, _entries(kwargs, body))
+
+    @kopf.on.event(*SILOS, id="silo-keys", registry=registry)
+    def silo_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+        if event["type"] != "DELETED":
+            silo.silo_changed(body, _jobs_of(kwargs, *_where(body)))

@@ -1,0 +1,302 @@
+"""The hub role: for each FederatedJob, the aggregator and its surroundings, and the job's status.
+
+Called by the kopf handlers in :mod:`fedsilo.operator._handlers`. ``reconcile`` waits (a
+``TemporaryError``) until every named Silo has a public key, creates the aggregator's
+serving certificate once, applies the children :func:`hub_objects` builds, and writes the
+operator's part of the status. ``refresh`` recomputes that part when something it depends
+on changes (the aggregator Deployment became available, the aggregator reported a round
+or the end) without re-applying children. ``cleanup`` deletes the children by name when
+the job goes: adoption lets a garbage collector do it too, but fedsilo does not rely on one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from fedsilo.api import API_VERSION, FederatedJob, Silo
+from fedsilo.kube import (
+    CONFIG_MAP,
+    DEPLOYMENT,
+    FEDERATED_JOB,
+    NETWORK_POLICY,
+    ROLE,
+    ROLE_BINDING,
+    SECRET,
+    SERVICE,
+    SERVICE_ACCOUNT,
+    SILO,
+    KubeApi,
+)
+
+from ._conditions import JobFacts, Problem, job_status
+from ._config import OperatorConfig
+from ._errors import CALL_ERRORS, problem_of, retry_decision
+from ._hub_objects import (
+    AGGREGATOR,
+    HubInputs,
+    PolicyFiles,
+    aggregator_name,
+    endpoint_address,
+    hub_objects,
+    job_config_name,
+    policies_name,
+    tls_secret_name,
+)
+from ._identity import aggregator_credentials, tls_secret
+from ._manifest import SeenKeys, job_manifest, parse_object, registered_key
+from ._metrics import forget_job, record_job_figures
+from ._names import JOB_LABEL, adopt, as_body, labels
+
+log = logging.getLogger(__name__)
+
+#: Seconds between retries while silos lack identities; a Silo's key appearing retriggers sooner.
+WAIT_DELAY = 10.0
+STATUS_FIELDS = ("observedGeneration", "phase", "conditions", "endpoint")
+
+
+def aggregator_available(deployment: Mapping[str, Any]) -> bool:
+    """Whether a Deployment reports an available replica."""
+    return int((deployment.get("status") or {}).get("availableReplicas") or 0) >= 1
+
+
+class HubReconciler:
+    """Builds and maintains the hub side of every FederatedJob the operator watches."""
+
+    def __init__(self, api: KubeApi, config: OperatorConfig, policies: PolicyFiles) -> None:
+        self.api = api
+        self.config = config
+        self.policies = policies
+        # The generation whose children are in place, by job uid; refresh waits for it.
+        self._applied: dict[str, int] = {}
+        # Jobs whose aggregator was scaled to zero after the aggregator reported the end.
+        self._ended: set[str] = set()
+        self._keys = SeenKeys()
+        self._lock = threading.Lock()
+
+    # -- change handlers -----------------------------------------------------------------
+
+    def reconcile(self, body: Mapping[str, Any], available: bool) -> None:
+        """Bring the job's hub children to what its spec asks; raise TemporaryError while waiting."""
+        job: FederatedJob = parse_object(body, FederatedJob)
+        meta, status = body["metadata"], body.get("status") or {}
+        namespace = meta["namespace"]
+        facts = _facts(body, job, available)
+        try:
+            silos = self._silos(namespace)
+            waiting = _waiting_for(job, silos, namespace)
+            if waiting is not None:
+                self._write_status(body, _with(facts, waiting=waiting))
+                raise kopf.TemporaryError(waiting.message, delay=WAIT_DELAY)
+            endpoint = self._ensure_certificate(body)
+            ordered = [silos[name] for name in job.spec.silos]
+            inputs = HubInputs(
+                owner=body,
+                job=job,
+                manifest=job_manifest(job, ordered),
+                silo_cas=tuple(ca for silo in ordered if (ca := _silo_ca(silo))),
+                aggregator_ca=endpoint["caCertificate"],
+                finished=status.get("result") is not None,
+            )
+            for child in hub_objects(inputs, self.policies, self.config):
+                self.api.apply(child)
+            self._write_status(body, facts, endpoint)
+        except CALL_ERRORS as error:
+            self._report(body, _with(facts, problem=problem_of(error)))
+            raise retry_decision(error) from error
+        with self._lock:
+            self._applied[meta["uid"]] = int(meta.get("generation") or 0)
+            if inputs.finished:
+                self._ended.add(meta["uid"])
+
+    def cleanup(self, body: Mapping[str, Any]) -> None:
+        """Delete the job's hub children (by name: the operator may not list Secrets)."""
+        meta = body["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        aggregator = aggregator_name(name)
+        children = (
+            (DEPLOYMENT, aggregator),
+            (SERVICE, aggregator),
+            (NETWORK_POLICY, aggregator),
+            (ROLE_BINDING, aggregator),
+            (ROLE, aggregator),
+            (SERVICE_ACCOUNT, aggregator),
+            (CONFIG_MAP, job_config_name(name)),
+            (CONFIG_MAP, policies_name(name)),
+            (SECRET, tls_secret_name(name)),
+        )
+        try:
+            for kind, child in children:
+                self.api.delete(kind, namespace, child)
+        except CALL_ERRORS as error:
+            raise retry_decision(error) from error
+        forget_job(namespace, name, (body.get("spec") or {}).get("silos") or [])
+        with self._lock:
+            self._applied.pop(meta["uid"], None)
+            self._ended.discard(meta["uid"])
+
+    # -- level-based refreshes -----------------------------------------------------------
+
+    def refresh(self, body: Mapping[str, Any], available: bool) -> None:
+        """Recompute the job's phase and conditions after an event; re-apply only when the job just ended."""
+        meta, status = body["metadata"], body.get("status") or {}
+        record_job_figures(meta["namespace"], meta["name"], status)
+        with self._lock:
+            current = self._applied.get(meta["uid"]) == int(meta.get("generation") or 0)
+        if not current or meta.get("deletionTimestamp"):
+            return  # the change handler has not built this generation yet, or the job is going
+        with self._lock:
+            scaled_down = meta["uid"] in self._ended
+        if status.get("result") is not None and not scaled_down:
+            try:
+                self.reconcile(body, available)  # scales the aggregator to zero
+            except kopf.TemporaryError as waiting:
+                log.info("job %s/%s will be scaled down on retry: %s", meta["namespace"], meta["name"], waiting)
+            return
+        job: FederatedJob = parse_object(body, FederatedJob)
+        try:
+            self._write_status(body, _facts(body, job, available))
+        except CALL_ERRORS as error:
+            log.warning("status of job %s/%s not refreshed: %s", meta["namespace"], meta["name"], error)
+
+    def deployment_changed(self, deployment: Mapping[str, Any]) -> None:
+        """An aggregator Deployment changed: refresh its job's conditions."""
+        meta = deployment["metadata"]
+        job = (meta.get("labels") or {}).get(JOB_LABEL)
+        if not job:
+            return
+        body = self.api.get(FEDERATED_JOB, meta["namespace"], job)
+        if body is not None:
+            self.refresh(body, aggregator_available(deployment))
+
+    def silo_changed(self, silo_body: Mapping[str, Any], jobs: list[str], available: Mapping[str, bool]) -> None:
+        """A Silo changed: if its public key did, rebuild the jobs that name it (their manifests hold it)."""
+        namespace = silo_body["metadata"]["namespace"]
+        try:
+            changed = self._keys.changed(parse_object(silo_body, Silo))
+        except kopf.PermanentError:
+            return  # the silo role reports an invalid Silo on the Silo itself
+        if not changed:
+            return
+        for job in jobs:
+            body = self.api.get(FEDERATED_JOB, namespace, job)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                continue
+            try:
+                self.reconcile(body, available.get(job, False))
+            except kopf.TemporaryError as waiting:
+                log.info("job %s/%s still waiting: %s", namespace, job, waiting)
+
+    # -- pieces --------------------------------------------------------------------------
+
+    def _silos(self, namespace: str) -> dict[str, Silo]:
+        silos = {}
+        for body in self.api.list(SILO, namespace, {}):
+            try:
+                silos[body["metadata"]["name"]] = parse_object(body, Silo)
+            except kopf.PermanentError as error:
+                log.warning("ignoring invalid Silo %s/%s: %s", namespace, body["metadata"]["name"], error)
+        return silos
+
+    def _ensure_certificate(self, body: Mapping[str, Any]) -> dict[str, str]:
+        """The endpoint to publish; creates the serving certificate the first time.
+
+        The operator cannot read the Secret back, so the CA certificate it publishes comes
+        from the job's status. If the Secret exists but the status never got its CA (the
+        operator stopped in between), no silo can have used it yet: replace it.
+        """
+        meta, status = body["metadata"], body.get("status") or {}
+        name, namespace = meta["name"], meta["namespace"]
+        service = aggregator_name(name)
+        credentials = aggregator_credentials(service, namespace, self.config.cluster_domain)
+        secret = tls_secret(tls_secret_name(name), namespace, credentials, labels(AGGREGATOR, name))
+        adopt([secret], body)
+        if self.api.create(secret) is None:
+            published = status.get("endpoint")
+            if published:
+                return dict(published)
+            self.api.delete(SECRET, namespace, tls_secret_name(name))
+            if self.api.create(secret) is None:
+                raise kopf.TemporaryError("waiting for the unpublished serving certificate to go", delay=1)
+        kopf.info(as_body(body), reason="CertificateCreated", message=f"serving certificate for {service} created")
+        return {
+            "address": endpoint_address(name, namespace, self.config),
+            "caCertificate": credentials.ca_certificate_pem.decode(),
+        }
+
+    def _write_status(
+        self, body: Mapping[str, Any], facts: JobFacts, endpoint: Mapping[str, str] | None = None
+    ) -> None:
+        """Apply the operator-owned status fields, unless they already hold these values."""
+        meta, status = body["metadata"], body.get("status") or {}
+        fields: dict[str, Any] = job_status(facts, status.get("conditions") or [])
+        endpoint = endpoint or status.get("endpoint")
+        if endpoint:
+            fields["endpoint"] = dict(endpoint)
+        if all(status.get(key) == fields.get(key) for key in STATUS_FIELDS):
+            return
+        self.api.apply(
+            {
+                "apiVersion": API_VERSION,
+                "kind": FEDERATED_JOB.kind,
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                "status": fields,
+            },
+            subresource="status",
+        )
+
+    def _report(self, body: Mapping[str, Any], facts: JobFacts) -> None:
+        """Best effort: a problem that stops the reconcile is shown on the job if the API server allows it."""
+        try:
+            self._write_status(body, facts)
+        except CALL_ERRORS as error:
+            log.warning("could not report a problem on %s: %s", body["metadata"]["name"], error)
+
+
+def _facts(body: Mapping[str, Any], job: FederatedJob, available: bool) -> JobFacts:
+    status = body.get("status") or {}
+    return JobFacts(
+        generation=int(body["metadata"].get("generation") or 0),
+        rounds=job.spec.rounds,
+        aggregator_available=available,
+        result=status.get("result"),
+        round=status.get("round"),
+        message=status.get("message"),
+    )
+
+
+def _with(facts: JobFacts, *, waiting: Problem | None = None, problem: Problem | None = None) -> JobFacts:
+    return JobFacts(
+        generation=facts.generation,
+        rounds=facts.rounds,
+        problem=problem,
+        waiting=waiting,
+        aggregator_available=facts.aggregator_available,
+        result=facts.result,
+        round=facts.round,
+        message=facts.message,
+    )
+
+
+def _waiting_for(job: FederatedJob, silos: Mapping[str, Silo], namespace: str) -> Problem | None:
+    absent = [name for name in job.spec.silos if name not in silos]
+    unkeyed = [name for name in job.spec.silos if name in silos and registered_key(silos[name]) is None]
+    parts = []
+    if absent:
+        parts.append(f"no Silo named {', '.join(absent)} in namespace {namespace}")
+    if unkeyed:
+        parts.append(
+            f"Silo {', '.join(unkeyed)} has no identity yet (the silo role creates one, "
+            "or register spec.identity.publicKey)"
+        )
+    return Problem("WaitingForSilos", "; ".join(parts)) if parts else None
+
+
+def _silo_ca(silo: Silo) -> str | None:
+    identity = (silo.status or {}).get("identity") or {}
+    ca = identity.get("caCertificate")
+    return str(ca) if ca else None

@@ -1,0 +1,334 @@
+"""Pure builders of a FederatedJob's hub-side children: the aggregator and everything around it.
+
+The hub reconciler calls :func:`hub_objects` and applies the result; tests call it to check
+what a job turns into. For a job ``J`` in namespace ``N``:
+
+- ConfigMap ``J-job``: the job manifest with the silos' public keys (and their CA bundle);
+- ConfigMap ``J-policies``: the Rego bundle and OPA's configuration;
+- ServiceAccount, Role and RoleBinding ``J-aggregator``: patch this job's status, create Events;
+- Deployment ``J-aggregator``: the aggregator with OPA beside it on loopback;
+- Service ``J-aggregator`` and a NetworkPolicy admitting only the gRPC port.
+
+The serving certificate (Secret ``J-aggregator-tls``) is created once by the reconciler,
+never applied, because the operator cannot read it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedsilo.api import API_GROUP, FederatedJob
+from fedsilo.kube import (
+    JOB_NAME_VARIABLE,
+    JOB_NAMESPACE_VARIABLE,
+    JOB_UID_VARIABLE,
+    POD_NAME_VARIABLE,
+    Object,
+)
+from fedsilo.policy import opa_config, opa_run_args
+
+from ._config import AGGREGATOR_METRICS_PORT, GRPC_PORT, OPA_ADDRESS, OPA_DIAGNOSTIC_PORT, OperatorConfig
+from ._manifest import MANIFEST_KEY
+from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
+from ._podspec import container, pod_security_context, tmp_mount, tmp_volume
+
+AGGREGATOR = "aggregator"
+SILO_CA_KEY = "silo-ca.crt"
+OPA_CONFIG_KEY = "opa-config.yaml"
+
+JOB_DIR = "/etc/fedsilo/job"
+TLS_DIR = "/etc/fedsilo/tls"
+STATE_DIR = "/var/lib/fedsilo"
+POLICY_DIR = "/policies"
+OPA_CONFIG_DIR = "/etc/opa"
+
+#: Policy bundle files by their path in the bundle (``fedsilo/update/policy.rego``).
+PolicyFiles = Mapping[str, str]
+
+
+def load_policy_files(root: Path) -> dict[str, str]:
+    """The bundle OPA serves: its manifest, the policies (tests left out) and the data documents."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        wanted = (
+            path.name == ".manifest"
+            or path.suffix == ".json"
+            or (path.suffix == ".rego" and not path.name.endswith("_test.rego"))
+        )
+        if path.is_file() and wanted:
+            files[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+    return files
+
+
+def aggregator_name(job: str) -> str:
+    """The Deployment, Service, ServiceAccount, Role and NetworkPolicy of a job's aggregator."""
+    return child_name(job, AGGREGATOR)
+
+
+def job_config_name(job: str) -> str:
+    """The ConfigMap with the job manifest on the hub."""
+    return child_name(job, "job")
+
+
+def policies_name(job: str) -> str:
+    """The ConfigMap with the policy bundle."""
+    return child_name(job, "policies")
+
+
+def tls_secret_name(job: str) -> str:
+    """The Secret with the aggregator's serving certificate."""
+    return child_name(job, AGGREGATOR, "tls")
+
+
+def endpoint_address(job: str, namespace: str, config: OperatorConfig) -> str:
+    """host:port where sidecars in the cluster reach the aggregator."""
+    return f"{aggregator_name(job)}.{namespace}.svc.{config.cluster_domain}:{GRPC_PORT}"
+
+
+@dataclass(frozen=True)
+class HubInputs:
+    """Everything the hub children of one job are built from."""
+
+    owner: Mapping[str, Any]
+    job: FederatedJob
+    manifest: str
+    silo_cas: tuple[str, ...]
+    aggregator_ca: str
+    finished: bool
+
+
+def _config_key(path: str) -> str:
+    """A ConfigMap key for a bundle path (keys may not hold '/')."""
+    return path.replace("/", ".")
+
+
+def _digest(*parts: object) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _meta(name: str, namespace: str, job: str) -> Object:
+    return {"name": name, "namespace": namespace, "labels": labels(AGGREGATOR, job)}
+
+
+def _job_config_map(inputs: HubInputs, namespace: str) -> Object:
+    job = inputs.job.metadata.name
+    data = {MANIFEST_KEY: inputs.manifest}
+    if inputs.silo_cas:
+        data[SILO_CA_KEY] = "".join(inputs.silo_cas)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(job_config_name(job), namespace, job),
+        "data": data,
+    }
+
+
+def _policies_config_map(job: str, namespace: str, policies: PolicyFiles) -> Object:
+    data = {_config_key(path): text for path, text in policies.items()}
+    data[OPA_CONFIG_KEY] = yaml.safe_dump(opa_config(), sort_keys=False)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(policies_name(job), namespace, job),
+        "data": data,
+    }
+
+
+def _rbac(job: str, namespace: str) -> list[Object]:
+    name = aggregator_name(job)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(name, namespace, job),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(name, namespace, job),
+            "rules": [
+                # Its own job's status, nothing else of the API.
+                {
+                    "apiGroups": [API_GROUP],
+                    "resources": ["federatedjobs/status"],
+                    "resourceNames": [job],
+                    "verbs": ["get", "patch"],
+                },
+                {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(name, namespace, job),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    ]
+
+
+def _field_env(name: str, path: str) -> Object:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config: OperatorConfig) -> Object:
+    job = inputs.job.metadata.name
+    name = aggregator_name(job)
+    aggregator = container(
+        AGGREGATOR,
+        config.image,
+        config.image_pull_policy,
+        [
+            AGGREGATOR,
+            "--job-config",
+            f"{JOB_DIR}/{MANIFEST_KEY}",
+            "--listen",
+            f"0.0.0.0:{GRPC_PORT}",
+            "--tls-dir",
+            TLS_DIR,
+            "--state-dir",
+            STATE_DIR,
+            "--policy-url",
+            f"http://{OPA_ADDRESS}",
+            "--metrics-port",
+            str(AGGREGATOR_METRICS_PORT),
+        ],
+        ports=[
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": AGGREGATOR_METRICS_PORT, "protocol": "TCP"},
+        ],
+        env=[
+            {"name": JOB_NAME_VARIABLE, "value": job},
+            _field_env(JOB_NAMESPACE_VARIABLE, "metadata.namespace"),
+            {"name": JOB_UID_VARIABLE, "value": str(inputs.owner["metadata"]["uid"])},
+            _field_env(POD_NAME_VARIABLE, "metadata.name"),
+        ],
+        volumeMounts=[
+            {"name": "job", "mountPath": JOB_DIR, "readOnly": True},
+            {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+            {"name": "state", "mountPath": STATE_DIR},
+            tmp_mount(),
+        ],
+        readinessProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 5},
+        livenessProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 20, "failureThreshold": 6},
+    )
+    opa = container(
+        "opa",
+        config.opa_image,
+        config.image_pull_policy,
+        [
+            *opa_run_args(Path(POLICY_DIR), config_file=Path(OPA_CONFIG_DIR) / OPA_CONFIG_KEY, address=OPA_ADDRESS),
+            "--diagnostic-addr",
+            f"0.0.0.0:{OPA_DIAGNOSTIC_PORT}",
+        ],
+        ports=[{"name": "opa-health", "containerPort": OPA_DIAGNOSTIC_PORT, "protocol": "TCP"}],
+        volumeMounts=[
+            {"name": "policies", "mountPath": POLICY_DIR, "readOnly": True},
+            {"name": "opa-config", "mountPath": OPA_CONFIG_DIR, "readOnly": True},
+        ],
+        readinessProbe={"httpGet": {"path": "/health?bundles", "port": "opa-health"}, "periodSeconds": 5},
+        livenessProbe={"httpGet": {"path": "/health", "port": "opa-health"}, "periodSeconds": 20},
+    )
+    template_labels = labels(AGGREGATOR, job)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, namespace, job),
+        "spec": {
+            # One aggregator per job: it holds the round's state; a second would split the silos.
+            "replicas": 0 if inputs.finished else 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector(AGGREGATOR, job)},
+            "template": {
+                "metadata": {
+                    "labels": template_labels,
+                    "annotations": {
+                        SPEC_DIGEST_ANNOTATION: _digest(
+                            inputs.manifest, inputs.silo_cas, inputs.aggregator_ca, dict(policies)
+                        ),
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(AGGREGATOR_METRICS_PORT),
+                    },
+                },
+                "spec": {
+                    "serviceAccountName": name,
+                    # The status reporter is the one API client in the pod.
+                    "automountServiceAccountToken": True,
+                    "enableServiceLinks": False,
+                    "securityContext": pod_security_context(),
+                    "containers": [aggregator, opa],
+                    "volumes": [
+                        {"name": "job", "configMap": {"name": job_config_name(job)}},
+                        {"name": "tls", "secret": {"secretName": tls_secret_name(job), "defaultMode": 0o440}},
+                        {
+                            "name": "policies",
+                            "configMap": {
+                                "name": policies_name(job),
+                                "items": [{"key": _config_key(path), "path": path} for path in policies],
+                            },
+                        },
+                        {
+                            "name": "opa-config",
+                            "configMap": {
+                                "name": policies_name(job),
+                                "items": [{"key": OPA_CONFIG_KEY, "path": OPA_CONFIG_KEY}],
+                            },
+                        },
+                        {"name": "state", "emptyDir": {}},
+                        tmp_volume(),
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _service(job: str, namespace: str) -> Object:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(aggregator_name(job), namespace, job),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(AGGREGATOR, job),
+            "ports": [
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"}
+            ],
+        },
+    }
+
+
+def _network_policy(job: str, namespace: str) -> Object:
+    # Silos may dial in from other clusters, so any source, but only the gRPC port.
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(aggregator_name(job), namespace, job),
+        "spec": {
+            "podSelector": {"matchLabels": selector(AGGREGATOR, job)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": GRPC_PORT}]}],
+        },
+    }
+
+
+def hub_objects(inputs: HubInputs, policies: PolicyFiles, config: OperatorConfig) -> list[Object]:
+    """Every hub-side child of the job, adopted by it, in the order they should be applied."""
+    job, namespace = inputs.job.metadata.name, str(inputs.owner["metadata"]["namespace"])
+    objects = [
+        _job_config_map(inputs, namespace),
+        _policies_config_map(job, namespace, policies),
+        *_rbac(job, namespace),
+        _service(job, namespace),
+        _network_policy(job, namespace),
+        _deployment(inputs, namespace, policies, config),
+    ]
+    return adopt(objects, inputs.owner)

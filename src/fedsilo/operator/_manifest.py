@@ -1,0 +1,78 @@
+"""The job manifest the operator mounts into the aggregator, sidecar and trainer pods.
+
+It is the same multi-document YAML ``fedsilo run`` reads (one FederatedJob, its Silos, each
+with its registered public key), so every process in a cluster loads its configuration
+with :func:`fedsilo.api.load_manifest`, exactly as in a local run. The hub and the silo
+role render it with this one function, so both sides see byte-identical files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import kopf
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from fedsilo.api import FederatedJob, Silo, SiloIdentity
+
+MANIFEST_KEY = "job.yaml"
+
+
+def parse_object(body: Mapping[str, Any], model: type[FederatedJob] | type[Silo]) -> Any:
+    """Validate an object from the API server; an invalid one is a permanent error.
+
+    The CRD schema rejects almost everything the model does; this catches what slipped
+    through (e.g. an object stored before the CRD was upgraded).
+    """
+    try:
+        return model.model_validate(dict(body))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise kopf.PermanentError(f"invalid {model.__name__}: {problems}") from error
+
+
+def registered_key(silo: Silo) -> str | None:
+    """The silo's public key: registered in the spec, else the one the operator generated (status)."""
+    if silo.spec.identity.public_key:
+        return silo.spec.identity.public_key
+    identity = (silo.status or {}).get("identity") or {}
+    key = identity.get("publicKey")
+    return str(key) if key else None
+
+
+def _document(model: BaseModel, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = model.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"status"})
+    # Only the name: uid, managedFields and kopf's annotations mean nothing to the processes.
+    document["metadata"] = {"name": name}
+    return document
+
+
+def job_manifest(job: FederatedJob, silos: Sequence[Silo]) -> str:
+    """The manifest text: the job, then its silos in the job's order, each with its public key."""
+    by_name = {silo.metadata.name: silo for silo in silos}
+    documents = [_document(job, job.metadata.name)]
+    for name in job.spec.silos:
+        silo = by_name[name]
+        with_key = silo.spec.model_copy(update={"identity": SiloIdentity(public_key=registered_key(silo))})
+        documents.append(_document(silo.model_copy(update={"spec": with_key}), name))
+    return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+class SeenKeys:
+    """The public key last seen on each Silo, so a Silo event rebuilds jobs only when its key changed."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], str | None] = {}
+        self._lock = threading.Lock()
+
+    def changed(self, silo: Silo) -> bool:
+        """Record the silo's key; True if it differs from the last one seen (or none was)."""
+        key, where = registered_key(silo), (str(silo.metadata.namespace), silo.metadata.name)
+        with self._lock:
+            unseen = where not in self._keys
+            before = self._keys.get(where)
+            self._keys[where] = key
+        return key is not None and (unseen or before != key)

@@ -1,0 +1,425 @@
+"""The silo role: each Silo's identity, and each job's trainer and sidecar pods for the silos it names.
+
+Called by the kopf handlers in :mod:`fedsilo.operator._handlers`.
+
+A Silo's *workload namespace* is the Silo's own namespace, or the one its annotation
+``fedsilo.io/workload-namespace`` names (several silos as namespaces of one cluster, their
+Silo objects beside the job they join). That namespace holds the silo's identity Secret
+and its pods; the operator acts there only if it manages the namespace.
+
+``reconcile_silo`` makes sure the identity exists (creating it if absent, see
+:mod:`._identity` for the trade-off) and reports it. ``reconcile_job`` waits for the hub to
+publish the aggregator endpoint, then applies each silo's ConfigMap, Service and
+NetworkPolicies and creates its pods (replacing a pod built from an older spec), and
+removes the workloads of silos the job no longer names. Cleanup deletes what ownership
+cannot reach: children in other namespaces than the job's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from fedsilo.api import API_VERSION, AggregatorEndpoint, FederatedJob, Silo
+from fedsilo.identity import VerifyKey
+from fedsilo.kube import (
+    CONFIG_MAP,
+    FEDERATED_JOB,
+    NETWORK_POLICY,
+    POD,
+    SECRET,
+    SERVICE,
+    SILO,
+    ApiError,
+    KubeApi,
+    Object,
+)
+
+from ._conditions import Problem, silo_conditions
+from ._config import OperatorConfig
+from ._errors import CALL_ERRORS, problem_of, retry_decision
+from ._identity import (
+    CA_CERT_FILE,
+    PUBLIC_KEY_FILE,
+    PublicIdentity,
+    identity_public_config_map,
+    identity_public_name,
+    identity_secret,
+    identity_secret_name,
+    new_silo_identity,
+    public_identity,
+)
+from ._manifest import SeenKeys, job_manifest, parse_object, registered_key
+from ._names import (
+    JOB_LABEL,
+    JOB_NAMESPACE_LABEL,
+    SILO_LABEL,
+    SPEC_DIGEST_ANNOTATION,
+    WORKLOAD_NAMESPACE_ANNOTATION,
+    adopt,
+    as_body,
+)
+from ._silo_objects import SiloInputs, silo_pods, silo_support_objects
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """What a job's workloads were built from; the same again means nothing to do."""
+
+    generation: int
+    aggregator_ca: str
+    manifest: str
+    silos: frozenset[str]
+
+
+#: Seconds between retries while waiting for the hub or for a partner to provide an identity.
+WAIT_DELAY = 10.0
+IDENTITY_FIELDS = ("observedGeneration", "conditions", "identity")
+#: The jobs/epsilon part of a Silo's status has a field manager of its own: it is written
+#: from job events, and an apply drops the fields its manager leaves out.
+USAGE_FIELD_MANAGER = "fedsilo-operator-usage"
+#: Kinds of a silo's per-job children, deleted in this order.
+WORKLOAD_KINDS = (POD, SERVICE, NETWORK_POLICY, CONFIG_MAP)
+
+#: One job as the index of jobs by silo records it, for the silo's status.
+JobEntry = Mapping[str, Any]
+
+
+def workload_namespace(silo: Silo) -> str:
+    """Where the silo's pods and identity live."""
+    annotated = silo.metadata.annotations.get(WORKLOAD_NAMESPACE_ANNOTATION)
+    return annotated or str(silo.metadata.namespace)
+
+
+class SiloReconciler:
+    """Builds and maintains the silo side: identities, and trainer + sidecar pods per job."""
+
+    def __init__(self, api: KubeApi, config: OperatorConfig) -> None:
+        self.api = api
+        self.config = config
+        # Per job uid: what its workloads were last built from, by this process.
+        self._built: dict[str, _Built] = {}
+        self._keys = SeenKeys()
+        self._usage: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    # -- Silo ----------------------------------------------------------------------------
+
+    def reconcile_silo(self, body: Mapping[str, Any]) -> None:
+        """Make sure the silo's identity exists and report it; TemporaryError while a partner must act."""
+        silo: Silo = parse_object(body, Silo)
+        workload = workload_namespace(silo)
+        if not self.config.manages(workload):
+            problem = Problem(
+                "NamespaceNotManaged",
+                f"workload namespace {workload} is not managed by this operator "
+                f"(it manages {', '.join(sorted(self.config.namespaces))}); add it to the operator's namespaces "
+                f"or change the {WORKLOAD_NAMESPACE_ANNOTATION} annotation",
+            )
+            self._report_identity(body, None, problem, workload)
+            raise kopf.PermanentError(problem.message)
+        try:
+            public, created, found = self._ensure_identity(body, silo, workload)
+            self._write_identity_status(body, public, found, workload, created)
+        except CALL_ERRORS as error:
+            self._report_identity(body, None, problem_of(error), workload)
+            raise retry_decision(error) from error
+        if found is not None:
+            raise kopf.TemporaryError(found.message, delay=WAIT_DELAY)
+
+    def cleanup_silo(self, body: Mapping[str, Any]) -> None:
+        """Delete the silo's workloads, and its identity if the operator created it."""
+        silo: Silo = parse_object(body, Silo)
+        workload, name = workload_namespace(silo), silo.metadata.name
+        if not self.config.manages(workload):
+            return
+        try:
+            self._delete_workloads(workload, {SILO_LABEL: name, JOB_NAMESPACE_LABEL: str(silo.metadata.namespace)})
+            identity = (silo.status or {}).get("identity") or {}
+            if identity.get("createdByOperator"):
+                self.api.delete(SECRET, workload, identity_secret_name(name))
+                self.api.delete(CONFIG_MAP, workload, identity_public_name(name))
+        except CALL_ERRORS as error:
+            raise retry_decision(error) from error
+        with self._lock:
+            self._usage.pop((str(silo.metadata.namespace), name), None)
+
+    def _ensure_identity(
+        self, body: Mapping[str, Any], silo: Silo, workload: str
+    ) -> tuple[PublicIdentity | None, bool, Problem | None]:
+        """The published identity, whether the operator created it just now, and what stops it."""
+        name = silo.metadata.name
+        secret, config_map = identity_secret_name(name), identity_public_name(name)
+        registered = silo.spec.identity.public_key
+        if not registered:
+            # Create-if-absent without reading: the operator may create Secrets, never get them.
+            identity = new_silo_identity(name)
+            public = public_identity(identity)
+            secret_object, public_object = (
+                identity_secret(name, workload, identity),
+                identity_public_config_map(name, workload, public),
+            )
+            if workload == silo.metadata.namespace:
+                adopt([secret_object, public_object], body)
+            if self.api.create(secret_object) is not None:
+                self.api.apply(public_object)
+                kopf.info(
+                    as_body(body),
+                    reason="IdentityCreated",
+                    message=f"identity {public.fingerprint} created in Secret {workload}/{secret}",
+                )
+                return public, True, None
+        published = self._published_identity(workload, name)
+        if published is None:
+            if registered:
+                return (
+                    None,
+                    False,
+                    Problem(
+                        "IdentityIncomplete",
+                        f"spec.identity.publicKey is registered, so the operator does not create an identity; "
+                        f"create Secret {workload}/{secret} (signing-key.pem, tls.crt, tls.key, ca.crt) and ConfigMap "
+                        f"{workload}/{config_map} (signing-key.pub, ca.crt) from 'fedsilo identity create'",
+                    ),
+                )
+            return (
+                None,
+                False,
+                Problem(
+                    "IdentityUnregistered",
+                    f"Secret {workload}/{secret} exists but its public half is unknown: create ConfigMap "
+                    f"{workload}/{config_map} (signing-key.pub, ca.crt) and register the key in spec.identity.publicKey, "
+                    "or delete the Secret to have the operator create a new identity",
+                ),
+            )
+        if registered and registered != published.public_key:
+            return (
+                published,
+                False,
+                Problem(
+                    "IdentityMismatch",
+                    f"spec.identity.publicKey is not the key in ConfigMap {workload}/{config_map} "
+                    f"({published.fingerprint}); updates signed by the Secret's key would be rejected",
+                ),
+            )
+        return published, False, None
+
+    def _published_identity(self, workload: str, name: str) -> PublicIdentity | None:
+        config_map = self.api.get(CONFIG_MAP, workload, identity_public_name(name))
+        data = (config_map or {}).get("data") or {}
+        if PUBLIC_KEY_FILE not in data or CA_CERT_FILE not in data:
+            return None
+        key = data[PUBLIC_KEY_FILE].strip()
+        try:
+            fingerprint = VerifyKey.from_base64(key).fingerprint()
+        except ValueError:
+            return None
+        return PublicIdentity(key, fingerprint, data[CA_CERT_FILE])
+
+    def _write_identity_status(
+        self,
+        body: Mapping[str, Any],
+        public: PublicIdentity | None,
+        problem: Problem | None,
+        workload: str,
+        created: bool = False,
+    ) -> None:
+        meta, status = body["metadata"], body.get("status") or {}
+        name = meta["name"]
+        identity: dict[str, Any] = {"secretName": identity_secret_name(name), "namespace": workload}
+        before = status.get("identity") or {}
+        if public is not None:
+            # Still the key the operator made earlier, or made just now: the operator deletes it with the Silo.
+            ours = created or (bool(before.get("createdByOperator")) and before.get("publicKey") == public.public_key)
+            identity.update(
+                publicKey=public.public_key,
+                fingerprint=public.fingerprint,
+                caCertificate=public.ca_certificate,
+                createdByOperator=ours,
+            )
+        ready = f"identity {public.fingerprint} in Secret {workload}/{identity['secretName']}" if public else ""
+        fields = {
+            "observedGeneration": int(meta.get("generation") or 0),
+            "conditions": silo_conditions(
+                int(meta.get("generation") or 0), problem, ready, status.get("conditions") or []
+            ),
+            "identity": identity,
+        }
+        if all(status.get(key) == fields[key] for key in IDENTITY_FIELDS):
+            return
+        self.api.apply(_status_patch(SILO.kind, meta, fields), subresource="status")
+
+    def _report_identity(
+        self, body: Mapping[str, Any], public: PublicIdentity | None, problem: Problem, workload: str
+    ) -> None:
+        try:
+            self._write_identity_status(body, public, problem, workload)
+        except CALL_ERRORS as error:
+            log.warning("could not report a problem on Silo %s: %s", body["metadata"]["name"], error)
+
+    # -- FederatedJob --------------------------------------------------------------------
+
+    def reconcile_job(self, body: Mapping[str, Any]) -> None:
+        """Create the job's pods for every silo in a managed namespace; TemporaryError while waiting.
+
+        Does nothing if this process already built the same generation with the same
+        manifest and endpoint, so the change handler and the event handler can both call it.
+        """
+        job: FederatedJob = parse_object(body, FederatedJob)
+        meta, status = body["metadata"], body.get("status") or {}
+        namespace = meta["namespace"]
+        if not status.get("endpoint"):
+            raise kopf.TemporaryError("waiting for the hub to publish the aggregator endpoint", delay=WAIT_DELAY)
+        endpoint = AggregatorEndpoint.model_validate(status["endpoint"])
+        try:
+            silos = self._silos(namespace)
+            missing = [n for n in job.spec.silos if n not in silos or registered_key(silos[n]) is None]
+            if missing:
+                raise kopf.TemporaryError(f"waiting for the identity of silo {', '.join(missing)}", delay=WAIT_DELAY)
+            manifest = job_manifest(job, [silos[name] for name in job.spec.silos])
+            built = _Built(
+                int(meta.get("generation") or 0), endpoint.ca_certificate, manifest, frozenset(job.spec.silos)
+            )
+            with self._lock:
+                previous = self._built.get(meta["uid"])
+            if previous == built:
+                return
+            for name in job.spec.silos:
+                silo = silos[name]
+                workload = workload_namespace(silo)
+                if self.config.manages(workload):
+                    self._build(SiloInputs(body, job, silo, workload, manifest, endpoint))
+            if previous is None or previous.silos != built.silos:
+                self._remove_workloads(meta, silos.values(), keep=set(job.spec.silos))
+        except CALL_ERRORS as error:
+            raise retry_decision(error) from error
+        with self._lock:
+            self._built[meta["uid"]] = built
+
+    def cleanup_job(self, body: Mapping[str, Any]) -> None:
+        """Delete the job's workloads in every managed namespace they may be in."""
+        meta = body["metadata"]
+        try:
+            self._remove_workloads(meta, self._silos(meta["namespace"]).values(), keep=set())
+        except CALL_ERRORS as error:
+            raise retry_decision(error) from error
+        with self._lock:
+            self._built.pop(meta["uid"], None)
+
+    def job_changed(self, body: Mapping[str, Any], entries: Mapping[str, Iterable[JobEntry]]) -> None:
+        """A job event: build its workloads as soon as the endpoint appears, and refresh its silos' usage."""
+        meta, status = body["metadata"], body.get("status") or {}
+        if status.get("endpoint") and not meta.get("deletionTimestamp"):
+            self._reconcile_quietly(body)
+        self.refresh_usage(meta["namespace"], entries)
+
+    def silo_changed(self, silo_body: Mapping[str, Any], jobs: Iterable[str]) -> None:
+        """A Silo event: if its key changed, rebuild the jobs naming it (every silo's manifest holds it)."""
+        try:
+            changed = self._keys.changed(parse_object(silo_body, Silo))
+        except kopf.PermanentError:
+            return
+        if not changed:
+            return
+        namespace = silo_body["metadata"]["namespace"]
+        for name in jobs:
+            body = self.api.get(FEDERATED_JOB, namespace, name)
+            if body is not None and (body.get("status") or {}).get("endpoint"):
+                self._reconcile_quietly(body)
+
+    def _reconcile_quietly(self, body: Mapping[str, Any]) -> None:
+        """Reconcile from an event handler: waiting is normal there, the change handler retries."""
+        try:
+            self.reconcile_job(body)
+        except kopf.TemporaryError as waiting:
+            log.info("job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], waiting)
+
+    def refresh_usage(self, namespace: str, entries: Mapping[str, Iterable[JobEntry]]) -> None:
+        """Write each silo's jobs and total epsilon, from the index of jobs by silo, if they changed."""
+        for silo, jobs in entries.items():
+            listed = sorted((dict(entry) for entry in jobs if not entry.get("deleting")), key=lambda e: str(e["name"]))
+            fields: dict[str, Any] = {
+                "jobs": [{k: v for k, v in entry.items() if k != "deleting" and v is not None} for entry in listed],
+                "epsilonSpent": float(sum(entry.get("epsilonSpent") or 0.0 for entry in listed)),
+            }
+            with self._lock:
+                if self._usage.get((namespace, silo)) == fields:
+                    continue
+            try:
+                self.api.apply(
+                    _status_patch(SILO.kind, {"name": silo, "namespace": namespace}, fields),
+                    subresource="status",
+                    field_manager=USAGE_FIELD_MANAGER,
+                )
+            except ApiError as error:
+                if not error.not_found:
+                    log.warning("usage of Silo %s/%s not updated: %s", namespace, silo, error)
+                continue
+            except CALL_ERRORS as error:
+                log.warning("usage of Silo %s/%s not updated: %s", namespace, silo, error)
+                continue
+            with self._lock:
+                self._usage[(namespace, silo)] = fields
+
+    # -- pieces --------------------------------------------------------------------------
+
+    def _silos(self, namespace: str) -> dict[str, Silo]:
+        silos = {}
+        for body in self.api.list(SILO, namespace, {}):
+            try:
+                silos[body["metadata"]["name"]] = parse_object(body, Silo)
+            except kopf.PermanentError as error:
+                log.warning("ignoring invalid Silo %s/%s: %s", namespace, body["metadata"]["name"], error)
+        return silos
+
+    def _build(self, inputs: SiloInputs) -> None:
+        identity = (inputs.silo.status or {}).get("identity") or {}
+        if not identity.get("publicKey") and not inputs.silo.spec.identity.public_key:
+            raise kopf.TemporaryError(f"waiting for the identity of silo {inputs.silo_name}", delay=WAIT_DELAY)
+        applied = [self.api.apply(child) for child in silo_support_objects(inputs, self.config)]
+        service = next(child for child in applied if child["kind"] == SERVICE.kind)
+        for pod in silo_pods(inputs, service["spec"]["clusterIP"], self.config):
+            self._ensure_pod(pod)
+
+    def _ensure_pod(self, pod: Object) -> None:
+        """Create the pod, or replace a live one built from something else (pods are immutable)."""
+        meta = pod["metadata"]
+        live = self.api.get(POD, meta["namespace"], meta["name"])
+        if live is not None:
+            digest = (live["metadata"].get("annotations") or {}).get(SPEC_DIGEST_ANNOTATION)
+            if digest == meta["annotations"][SPEC_DIGEST_ANNOTATION]:
+                return
+            self.api.delete(POD, meta["namespace"], meta["name"])
+        if self.api.create(pod) is None:
+            raise kopf.TemporaryError(f"waiting for the old pod {meta['name']} to terminate", delay=2)
+
+    def _remove_workloads(self, job_meta: Mapping[str, Any], silos: Iterable[Silo], keep: set[str]) -> None:
+        """Delete this job's workloads of silos not in ``keep``, wherever the job's silos may have them."""
+        namespace = job_meta["namespace"]
+        namespaces = {namespace} | {workload_namespace(silo) for silo in silos}
+        selector = {JOB_LABEL: job_meta["name"], JOB_NAMESPACE_LABEL: namespace}
+        for workload in sorted(n for n in namespaces if self.config.manages(n)):
+            self._delete_workloads(workload, selector, keep)
+
+    def _delete_workloads(self, namespace: str, selector: Mapping[str, str], keep: set[str] | None = None) -> None:
+        for kind in WORKLOAD_KINDS:
+            for child in self.api.list(kind, namespace, selector):
+                silo = (child["metadata"].get("labels") or {}).get(SILO_LABEL)
+                if keep is None or silo not in keep:
+                    self.api.delete(kind, namespace, child["metadata"]["name"])
+
+
+def _status_patch(kind: str, meta: Mapping[str, Any], fields: Mapping[str, Any]) -> Object:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "status": dict(fields),
+    }

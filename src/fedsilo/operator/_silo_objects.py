@@ -1,0 +1,279 @@
+"""Pure builders of a silo's workloads for one job: trainer pod, sidecar pod, and their fences.
+
+The silo reconciler applies :func:`silo_support_objects` first (it needs the sidecar
+Service's cluster IP), then creates :func:`silo_pods`. For job ``J`` and silo ``S`` in the
+silo's workload namespace:
+
+- ConfigMap ``J-S-job``: the job manifest and the aggregator's CA certificate;
+- Service ``J-S-sidecar``: the trainer's one destination;
+- Pod ``J-S-sidecar``: holds the identity Secret, dials the aggregator, serves its trainer;
+- Pod ``J-S-trainer``: the data read-only, no service-account token, no network but the sidecar;
+- NetworkPolicies ``J-S-trainer`` (egress to its sidecar only, no ingress) and ``J-S-sidecar``
+  (ingress from its trainer only; egress to the job's aggregator and DNS only).
+
+Containers of one pod share a network namespace, so the trainer and the sidecar are two
+pods: only then can a NetworkPolicy keep the trainer off the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fedsilo.api import AggregatorEndpoint, FederatedJob, Silo
+from fedsilo.kube import Object
+
+from ._config import GRPC_PORT, TRAINER_LINK_PORT, OperatorConfig
+from ._hub_objects import AGGREGATOR
+from ._identity import CA_CERT_FILE, identity_public_name, identity_secret_name
+from ._manifest import MANIFEST_KEY
+from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
+from ._podspec import container, pod_security_context, tmp_mount, tmp_volume
+
+SIDECAR = "sidecar"
+TRAINER = "trainer"
+AGGREGATOR_CA_KEY = "aggregator-ca.crt"
+
+JOB_DIR = "/etc/fedsilo/job"
+IDENTITY_DIR = "/etc/fedsilo/identity"
+SIDECAR_CA_DIR = "/etc/fedsilo/sidecar-ca"
+DATA_DIR = "/data"
+
+
+def sidecar_name(job: str, silo: str) -> str:
+    """The sidecar Pod, its Service and its NetworkPolicy."""
+    return child_name(job, silo, SIDECAR)
+
+
+def trainer_name(job: str, silo: str) -> str:
+    """The trainer Pod and its NetworkPolicy."""
+    return child_name(job, silo, TRAINER)
+
+
+def silo_job_config_name(job: str, silo: str) -> str:
+    """The ConfigMap with the job manifest in the silo's namespace."""
+    return child_name(job, silo, "job")
+
+
+@dataclass(frozen=True)
+class SiloInputs:
+    """Everything one silo's workloads for one job are built from."""
+
+    owner: Mapping[str, Any]
+    job: FederatedJob
+    silo: Silo
+    workload_namespace: str
+    manifest: str
+    endpoint: AggregatorEndpoint
+
+    @property
+    def job_name(self) -> str:
+        """The job's name."""
+        return self.job.metadata.name
+
+    @property
+    def silo_name(self) -> str:
+        """The silo's name."""
+        return self.silo.metadata.name
+
+    @property
+    def job_namespace(self) -> str:
+        """Where the job (and its aggregator) live."""
+        return str(self.owner["metadata"]["namespace"])
+
+    def labels(self, component: str) -> dict[str, str]:
+        """Labels of a child of this silo for this job."""
+        return labels(component, self.job_name, self.silo_name, self.job_namespace)
+
+    def selector(self, component: str) -> dict[str, str]:
+        """The labels picking this silo's ``component`` pod for this job."""
+        return selector(component, self.job_name, self.silo_name, self.job_namespace)
+
+    def meta(self, name: str, component: str) -> Object:
+        """Object metadata in the workload namespace."""
+        return {"name": name, "namespace": self.workload_namespace, "labels": self.labels(component)}
+
+
+def _adopt_if_local(objects: list[Object], inputs: SiloInputs) -> list[Object]:
+    # An owner reference cannot cross namespaces (the garbage collector would delete the
+    # child at once); the job's finalizer removes such children instead.
+    if inputs.workload_namespace == inputs.job_namespace:
+        adopt(objects, inputs.owner)
+    return objects
+
+
+def data_path(inputs: SiloInputs) -> str | None:
+    """The data file the trainer reads: the silo's own path, else the job's; relative paths are under /data."""
+    path = inputs.silo.spec.data.path or inputs.job.spec.data.path
+    if path is None:
+        return None
+    return path if path.startswith("/") else f"{DATA_DIR}/{path}"
+
+
+def silo_support_objects(inputs: SiloInputs, config: OperatorConfig) -> list[Object]:
+    """The ConfigMap, sidecar Service and both NetworkPolicies, adopted when in the job's namespace."""
+    job, silo = inputs.job_name, inputs.silo_name
+    config_map: Object = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": inputs.meta(silo_job_config_name(job, silo), SIDECAR),
+        "data": {MANIFEST_KEY: inputs.manifest, AGGREGATOR_CA_KEY: inputs.endpoint.ca_certificate},
+    }
+    service: Object = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": inputs.meta(sidecar_name(job, silo), SIDECAR),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": inputs.selector(SIDECAR),
+            "ports": [
+                {
+                    "name": "trainer-link",
+                    "port": TRAINER_LINK_PORT,
+                    "targetPort": "trainer-link",
+                    "protocol": "TCP",
+                    "appProtocol": "grpc",
+                }
+            ],
+        },
+    }
+    return _adopt_if_local([config_map, service, *network_policies(inputs, config)], inputs)
+
+
+def network_policies(inputs: SiloInputs, config: OperatorConfig) -> list[Object]:
+    """The trainer's and the sidecar's fences."""
+    job, silo = inputs.job_name, inputs.silo_name
+    trainer_link = [{"protocol": "TCP", "port": TRAINER_LINK_PORT}]
+    trainer_policy: Object = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": inputs.meta(trainer_name(job, silo), TRAINER),
+        "spec": {
+            "podSelector": {"matchLabels": inputs.selector(TRAINER)},
+            "policyTypes": ["Ingress", "Egress"],
+            # The trainer dials its sidecar and accepts nothing: an empty list admits no one.
+            "ingress": [],
+            "egress": [{"to": [{"podSelector": {"matchLabels": inputs.selector(SIDECAR)}}], "ports": trainer_link}],
+        },
+    }
+    aggregator_peer = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": inputs.job_namespace}},
+        "podSelector": {"matchLabels": selector(AGGREGATOR, job)},
+    }
+    dns_peer = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": config.dns_namespace}},
+        "podSelector": {"matchLabels": dict(config.dns_pod_labels)},
+    }
+    sidecar_policy: Object = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": inputs.meta(sidecar_name(job, silo), SIDECAR),
+        "spec": {
+            "podSelector": {"matchLabels": inputs.selector(SIDECAR)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": inputs.selector(TRAINER)}}], "ports": trainer_link}],
+            "egress": [
+                {"to": [aggregator_peer], "ports": [{"protocol": "TCP", "port": GRPC_PORT}]},
+                {"to": [dns_peer], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+            ],
+        },
+    }
+    return [trainer_policy, sidecar_policy]
+
+
+def _pod(inputs: SiloInputs, name: str, component: str, spec: Object) -> Object:
+    # Pods are immutable in the fields that matter; the digest tells the reconciler when
+    # the live pod was built from something else and must be replaced.
+    built_from = [spec, inputs.manifest, inputs.endpoint.ca_certificate]
+    digest = "sha256:" + hashlib.sha256(json.dumps(built_from, sort_keys=True).encode()).hexdigest()
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {**inputs.meta(name, component), "annotations": {SPEC_DIGEST_ANNOTATION: digest}},
+        "spec": spec,
+    }
+
+
+def _pod_spec(containers: list[Object], volumes: list[Object]) -> Object:
+    return {
+        # Neither process talks to the Kubernetes API: no token in either pod.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "restartPolicy": "OnFailure",
+        "securityContext": pod_security_context(),
+        "containers": containers,
+        "volumes": [*volumes, tmp_volume()],
+    }
+
+
+def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) -> list[Object]:
+    """The sidecar and trainer pods; the trainer dials ``sidecar_address`` (the Service's cluster IP)."""
+    job, silo = inputs.job_name, inputs.silo_name
+    job_volume = {"name": "job", "configMap": {"name": silo_job_config_name(job, silo)}}
+    job_mount = {"name": "job", "mountPath": JOB_DIR, "readOnly": True}
+    manifest = f"{JOB_DIR}/{MANIFEST_KEY}"
+
+    sidecar = container(
+        SIDECAR,
+        config.image,
+        config.image_pull_policy,
+        [
+            SIDECAR,
+            "--job-config",
+            manifest,
+            "--silo",
+            silo,
+            "--aggregator",
+            inputs.endpoint.address,
+            "--identity-dir",
+            IDENTITY_DIR,
+            "--trainer-listen",
+            f"0.0.0.0:{TRAINER_LINK_PORT}",
+        ],
+        ports=[{"name": "trainer-link", "containerPort": TRAINER_LINK_PORT, "protocol": "TCP"}],
+        volumeMounts=[job_mount, {"name": "identity", "mountPath": IDENTITY_DIR, "readOnly": True}, tmp_mount()],
+        readinessProbe={"tcpSocket": {"port": "trainer-link"}, "periodSeconds": 5},
+    )
+    sidecar_volumes = [
+        job_volume,
+        {"name": "identity", "secret": {"secretName": identity_secret_name(silo), "defaultMode": 0o440}},
+    ]
+
+    trainer_args = [
+        TRAINER,
+        "--job-config",
+        manifest,
+        "--silo",
+        silo,
+        "--sidecar",
+        f"{sidecar_address}:{TRAINER_LINK_PORT}",
+        "--sidecar-ca",
+        f"{SIDECAR_CA_DIR}/{CA_CERT_FILE}",
+    ]
+    trainer_mounts = [job_mount, {"name": "sidecar-ca", "mountPath": SIDECAR_CA_DIR, "readOnly": True}, tmp_mount()]
+    trainer_volumes = [
+        job_volume,
+        {
+            "name": "sidecar-ca",
+            "configMap": {"name": identity_public_name(silo), "items": [{"key": CA_CERT_FILE, "path": CA_CERT_FILE}]},
+        },
+    ]
+    path = data_path(inputs)
+    if path is not None:
+        trainer_args += ["--data-path", path]
+    claim = inputs.silo.spec.data.volume_claim
+    if claim:
+        trainer_mounts.append({"name": "data", "mountPath": DATA_DIR, "readOnly": True})
+        trainer_volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+    trainer = container(
+        TRAINER, config.trainer_image, config.image_pull_policy, trainer_args, volumeMounts=trainer_mounts
+    )
+
+    pods = [
+        _pod(inputs, sidecar_name(job, silo), SIDECAR, _pod_spec([sidecar], sidecar_volumes)),
+        _pod(inputs, trainer_name(job, silo), TRAINER, _pod_spec([trainer], trainer_volumes)),
+    ]
+    return _adopt_if_local(pods, inputs)
