@@ -48,6 +48,7 @@ from ._hub_objects import (
     tls_secret_name,
 )
 from ._identity import aggregator_credentials, tls_secret
+from ._locks import KeyedLocks
 from ._manifest import SeenKeys, job_manifest, parse_object, registered_key
 from ._metrics import forget_job, record_job_figures
 from ._names import JOB_LABEL, adopt, as_body, labels
@@ -76,12 +77,17 @@ class HubReconciler:
         # Jobs whose aggregator was scaled to zero after the aggregator reported the end.
         self._ended: set[str] = set()
         self._keys = SeenKeys()
+        self._locks = KeyedLocks()
         self._lock = threading.Lock()
 
     # -- change handlers -----------------------------------------------------------------
 
     def reconcile(self, body: Mapping[str, Any], available: bool) -> None:
         """Bring the job's hub children to what its spec asks; raise TemporaryError while waiting."""
+        with self._locks.hold(body["metadata"]["uid"]):
+            self._reconcile(body, available)
+
+    def _reconcile(self, body: Mapping[str, Any], available: bool) -> None:
         job: FederatedJob = parse_object(body, FederatedJob)
         meta, status = body["metadata"], body.get("status") or {}
         namespace = meta["namespace"]
@@ -138,6 +144,7 @@ class HubReconciler:
         with self._lock:
             self._applied.pop(meta["uid"], None)
             self._ended.discard(meta["uid"])
+        self._locks.forget(meta["uid"])
 
     # -- level-based refreshes -----------------------------------------------------------
 
@@ -206,8 +213,9 @@ class HubReconciler:
         """The endpoint to publish; creates the serving certificate the first time.
 
         The operator cannot read the Secret back, so the CA certificate it publishes comes
-        from the job's status. If the Secret exists but the status never got its CA (the
-        operator stopped in between), no silo can have used it yet: replace it.
+        from the job's status (read afresh: the handler's copy may predate the last write).
+        If the Secret exists but the status never got its CA (the operator stopped in
+        between), no silo can have used it yet: replace it.
         """
         meta, status = body["metadata"], body.get("status") or {}
         name, namespace = meta["name"], meta["namespace"]
@@ -216,9 +224,9 @@ class HubReconciler:
         secret = tls_secret(tls_secret_name(name), namespace, credentials, labels(AGGREGATOR, name))
         adopt([secret], body)
         if self.api.create(secret) is None:
-            published = status.get("endpoint")
-            if published:
-                return dict(published)
+            current = status.get("endpoint") or _published_endpoint(self.api.get(FEDERATED_JOB, namespace, name))
+            if current:
+                return dict(current)
             self.api.delete(SECRET, namespace, tls_secret_name(name))
             if self.api.create(secret) is None:
                 raise kopf.TemporaryError("waiting for the unpublished serving certificate to go", delay=1)
@@ -294,6 +302,11 @@ def _waiting_for(job: FederatedJob, silos: Mapping[str, Silo], namespace: str) -
             "or register spec.identity.publicKey)"
         )
     return Problem("WaitingForSilos", "; ".join(parts)) if parts else None
+
+
+def _published_endpoint(job: Mapping[str, Any] | None) -> Mapping[str, str] | None:
+    endpoint: Mapping[str, str] | None = ((job or {}).get("status") or {}).get("endpoint")
+    return endpoint
 
 
 def _silo_ca(silo: Silo) -> str | None:

@@ -54,6 +54,7 @@ from ._identity import (
     new_silo_identity,
     public_identity,
 )
+from ._locks import KeyedLocks
 from ._manifest import SeenKeys, job_manifest, parse_object, registered_key
 from ._names import (
     JOB_LABEL,
@@ -107,6 +108,7 @@ class SiloReconciler:
         # Per job uid: what its workloads were last built from, by this process.
         self._built: dict[str, _Built] = {}
         self._keys = SeenKeys()
+        self._locks = KeyedLocks()
         self._usage: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -270,8 +272,12 @@ class SiloReconciler:
         """Create the job's pods for every silo in a managed namespace; TemporaryError while waiting.
 
         Does nothing if this process already built the same generation with the same
-        manifest and endpoint, so the change handler and the event handler can both call it.
+        manifest and endpoint, so the change handler and the event handlers can all call it.
         """
+        with self._locks.hold(body["metadata"]["uid"]):
+            self._reconcile_job(body)
+
+    def _reconcile_job(self, body: Mapping[str, Any]) -> None:
         job: FederatedJob = parse_object(body, FederatedJob)
         meta, status = body["metadata"], body.get("status") or {}
         namespace = meta["namespace"]
@@ -312,6 +318,7 @@ class SiloReconciler:
             raise retry_decision(error) from error
         with self._lock:
             self._built.pop(meta["uid"], None)
+        self._locks.forget(meta["uid"])
 
     def job_changed(self, body: Mapping[str, Any], entries: Mapping[str, Iterable[JobEntry]]) -> None:
         """A job event: build its workloads as soon as the endpoint appears, and refresh its silos' usage."""
@@ -401,9 +408,9 @@ class SiloReconciler:
             raise kopf.TemporaryError(f"waiting for the old pod {meta['name']} to terminate", delay=2)
 
     def _remove_workloads(self, job_meta: Mapping[str, Any], silos: Iterable[Silo], keep: set[str]) -> None:
-        """Delete this job's workloads of silos not in ``keep``, wherever the job's silos may have them."""
+        """Delete this job's workloads of silos not in ``keep``, in every workload namespace of the Silos beside it."""
         namespace = job_meta["namespace"]
-        namespaces = {namespace} | {workload_namespace(silo) for silo in silos}
+        namespaces = {workload_namespace(silo) for silo in silos}
         selector = {JOB_LABEL: job_meta["name"], JOB_NAMESPACE_LABEL: namespace}
         for workload in sorted(n for n in namespaces if self.config.manages(n)):
             self._delete_workloads(workload, selector, keep)

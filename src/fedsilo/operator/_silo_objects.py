@@ -153,9 +153,10 @@ def network_policies(inputs: SiloInputs, config: OperatorConfig) -> list[Object]
         "metadata": inputs.meta(trainer_name(job, silo), TRAINER),
         "spec": {
             "podSelector": {"matchLabels": inputs.selector(TRAINER)},
+            # The trainer dials its sidecar and accepts nothing: Ingress with no rule admits no
+            # one. (An empty "ingress" list would mean the same, but the API server drops it and
+            # every apply would then write the object again.)
             "policyTypes": ["Ingress", "Egress"],
-            # The trainer dials its sidecar and accepts nothing: an empty list admits no one.
-            "ingress": [],
             "egress": [{"to": [{"podSelector": {"matchLabels": inputs.selector(SIDECAR)}}], "ports": trainer_link}],
         },
     }

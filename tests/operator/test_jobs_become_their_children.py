@@ -1,0 +1,384 @@
+"""The operator (both roles, as cluster-admin) against the real API server, driven by kubectl.
+
+Every namespace here enforces Pod Security "restricted", so every pod the operator gets
+created is one the API server admitted under that profile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+
+from fedsilo.api import Denial, JobOutcome, ModelReference, RoundNumber, RoundReport, SiloName, load_manifest
+from fedsilo.kube import SECRET, ApiError, KubeApi, KubeStatusReporter, load_access
+from fedsilo.kube._reporter import FIELD_MANAGER as AGGREGATOR_FIELD_MANAGER
+from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION
+from tests.support import ControlPlane, KubectlError
+
+from .conftest import (
+    EXAMPLES,
+    apply_file,
+    apply_objects,
+    children,
+    condition,
+    get,
+    hub_children,
+    mark_available,
+    reconciles,
+    running_operator,
+    service_account_kubeconfig,
+    silo_children,
+    unique,
+    versions,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+QUICKSTART = EXAMPLES / "quickstart.yaml"
+SCENARIOS = ("quickstart", "custom", "again", "report", "delete", "hub", "silo-a", "silo-b", "misc")
+
+
+@pytest.fixture(scope="module")
+def namespaces(cluster: ControlPlane) -> dict[str, str]:
+    return {scenario: cluster.create_namespace(unique(scenario)) for scenario in SCENARIOS}
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: ControlPlane, namespaces: dict[str, str]) -> Iterator[KopfRunner]:
+    with running_operator(namespaces.values(), cluster.kubeconfig) as runner:
+        yield runner
+
+
+def expected_objects(path: Path) -> set[tuple[str, str]]:
+    manifest = load_manifest(path)
+    job = manifest.job.metadata.name
+    expected = hub_children(job)
+    for silo in manifest.silos:
+        expected |= silo_children(job, silo.metadata.name)
+    return expected
+
+
+def apply_and_wait(cluster: ControlPlane, admin: KubeApi, namespace: str, path: Path) -> dict[tuple[str, str], Any]:
+    apply_file(cluster, namespace, path)
+    expected = expected_objects(path)
+    return wait_for(
+        lambda: (found := children(admin, namespace)) and set(found) >= expected and found,
+        f"the children of {path.name} in {namespace}",
+    )
+
+
+@pytest.fixture(scope="module")
+def quickstart(cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str], operator: KopfRunner) -> str:
+    namespace = namespaces["quickstart"]
+    apply_and_wait(cluster, admin, namespace, QUICKSTART)
+    return namespace
+
+
+@pytest.mark.parametrize(
+    ("example", "scenario"), [(QUICKSTART, "quickstart"), (EXAMPLES / "custom_model" / "job.yaml", "custom")]
+)
+def test_applying_an_example_creates_exactly_the_expected_objects(
+    cluster: ControlPlane,
+    admin: KubeApi,
+    namespaces: dict[str, str],
+    operator: KopfRunner,
+    example: Path,
+    scenario: str,
+) -> None:
+    namespace = namespaces[scenario]
+    found = apply_and_wait(cluster, admin, namespace, example)
+    assert set(found) == expected_objects(example)
+
+
+def test_children_are_owned_by_their_job_and_identities_by_their_silo(admin: KubeApi, quickstart: str) -> None:
+    for (kind, name), obj in children(admin, quickstart).items():
+        (owner,) = obj["metadata"]["ownerReferences"]
+        expected = (
+            ("Silo", name.removesuffix("-identity").removesuffix("-identity-public"))
+            if "identity" in name
+            else ("FederatedJob", "quickstart")
+        )
+        assert (owner["kind"], owner["name"]) == expected, (kind, name)
+        assert owner["controller"] is True
+
+
+def test_the_stored_pods_keep_the_trainer_off_the_network_and_away_from_secrets(
+    admin: KubeApi, quickstart: str
+) -> None:
+    found = children(admin, quickstart)
+    trainer = found[("Pod", "quickstart-hospital-a-trainer")]["spec"]
+    sidecar = found[("Pod", "quickstart-hospital-a-sidecar")]["spec"]
+    assert trainer["automountServiceAccountToken"] is False and sidecar["automountServiceAccountToken"] is False
+    assert not any("secret" in volume or "projected" in volume for volume in trainer["volumes"])
+    assert [v["secret"]["secretName"] for v in sidecar["volumes"] if "secret" in v] == ["hospital-a-identity"]
+    for pod in (trainer, sidecar):
+        (container,) = pod["containers"]
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] and not context["allowPrivilegeEscalation"]
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"] == {
+            "type": "RuntimeDefault"
+        }
+    policy = found[("NetworkPolicy", "quickstart-hospital-a-trainer")]["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and policy.get("ingress", []) == []
+    (egress,) = policy["egress"]
+    assert egress["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "sidecar"
+    service = found[("Service", "quickstart-hospital-a-sidecar")]["spec"]["clusterIP"]
+    (trainer_container,) = trainer["containers"]
+    assert f"{service}:7000" in trainer_container["args"], "the trainer dials its sidecar by IP, with no DNS"
+    aggregator = found[("NetworkPolicy", "quickstart-aggregator")]["spec"]
+    assert aggregator["ingress"] == [{"ports": [{"protocol": "TCP", "port": 7443}]}]
+
+
+def test_every_pod_the_operator_makes_is_admitted_under_pod_security_restricted(
+    cluster: ControlPlane, admin: KubeApi, quickstart: str
+) -> None:
+    labels = get(cluster, "", "namespace", quickstart)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    found = children(admin, quickstart)
+    assert sum(kind == "Pod" for kind, _ in found) == 6, "the API server admitted every silo pod"
+    template = found[("Deployment", "quickstart-aggregator")]["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "aggregator-as-a-pod", **template["metadata"]},
+        "spec": template["spec"],
+    }
+    cluster.kubectl("create", "--dry-run=server", "-n", quickstart, "-f", "-", input=json.dumps(pod))
+    # The control: the same namespace refuses a pod without the restricted settings.
+    bare = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bare"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    with pytest.raises(KubectlError, match="violates PodSecurity"):
+        cluster.kubectl("create", "--dry-run=server", "-n", quickstart, "-f", "-", input=json.dumps(bare))
+
+
+def test_the_job_is_ready_once_its_aggregator_is_available(cluster: ControlPlane, quickstart: str) -> None:
+    job = get(cluster, quickstart, "federatedjob", "quickstart")
+    assert condition(job, "Ready")["status"] == "False" and job["status"]["phase"] == "Pending"
+    assert job["status"]["endpoint"]["address"] == f"quickstart-aggregator.{quickstart}.svc.cluster.local:7443"
+    mark_available(cluster, quickstart, "quickstart-aggregator")
+    job = wait_for(
+        lambda: (
+            (j := get(cluster, quickstart, "federatedjob", "quickstart"))
+            and condition(j, "Ready").get("status") == "True"
+            and j
+        ),
+        "Ready=True after the Deployment became available",
+    )
+    assert job["status"]["phase"] == "Running"
+    assert condition(job, "Ready")["observedGeneration"] == job["metadata"]["generation"]
+    silo = get(cluster, quickstart, "silo", "hospital-a")
+    assert condition(silo, "Ready")["status"] == "True"
+    assert silo["status"]["identity"]["fingerprint"].startswith("sha256:")
+    assert wait_for(
+        lambda: [j["name"] for j in get(cluster, quickstart, "silo", "hospital-a")["status"].get("jobs", [])],
+        "the silo lists its job",
+    ) == ["quickstart"]
+
+
+def test_reconciling_again_changes_nothing(
+    cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str], operator: KopfRunner
+) -> None:
+    namespace = namespaces["again"]
+    apply_and_wait(cluster, admin, namespace, QUICKSTART)
+    wait_for(
+        lambda: get(cluster, namespace, "federatedjob", "quickstart").get("status", {}).get("endpoint"), "the endpoint"
+    )
+    before = versions(admin, [namespace])
+    job_before = get(cluster, namespace, "federatedjob", "quickstart")["status"]
+    hub, silo = reconciles("federatedjob", "hub"), reconciles("federatedjob", "silo-workloads")
+    apply_file(cluster, namespace, QUICKSTART)  # unchanged: no event at all
+    cluster.kubectl("annotate", "-n", namespace, "federatedjob", "quickstart", "example.com/touched=yes")
+    wait_for(
+        lambda: reconciles("federatedjob", "hub") > hub and reconciles("federatedjob", "silo-workloads") > silo,
+        "both roles reconciled the touched job",
+    )
+    assert versions(admin, [namespace]) == before
+    assert get(cluster, namespace, "federatedjob", "quickstart")["status"] == job_before
+
+
+def test_editing_the_job_propagates_to_every_child(
+    cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str]
+) -> None:
+    namespace = namespaces["again"]
+    before = children(admin, namespace)
+    cluster.kubectl(
+        "patch", "-n", namespace, "federatedjob", "quickstart", "--type=merge", "-p", '{"spec":{"rounds":20}}'
+    )
+    wait_for(
+        lambda: "rounds: 20" in children(admin, namespace)[("ConfigMap", "quickstart-job")]["data"]["job.yaml"],
+        "the job manifest on the hub has the new round count",
+    )
+
+    def replaced() -> bool:
+        now = children(admin, namespace)
+        pod = ("Pod", "quickstart-hospital-b-trainer")
+        return pod in now and now[pod]["metadata"]["uid"] != before[pod]["metadata"]["uid"]
+
+    wait_for(replaced, "the trainer pod rebuilt from the new manifest")
+    after = children(admin, namespace)
+    assert "rounds: 20" in after[("ConfigMap", "quickstart-hospital-b-job")]["data"]["job.yaml"]
+    digest = "fedsilo.io/spec-digest"
+    deployment = ("Deployment", "quickstart-aggregator")
+    template = lambda found: found[deployment]["spec"]["template"]["metadata"]["annotations"][digest]  # noqa: E731
+    assert template(after) != template(before), "the aggregator rolls to the new configuration"
+
+    # A silo joins, another leaves.
+    apply_objects(
+        cluster,
+        namespace,
+        {"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": "hospital-d"}, "spec": {}},
+    )
+    silos = '{"spec":{"silos":["hospital-b","hospital-c","hospital-d"]}}'
+    cluster.kubectl("patch", "-n", namespace, "federatedjob", "quickstart", "--type=merge", "-p", silos)
+    wait_for(lambda: set(children(admin, namespace)) >= silo_children("quickstart", "hospital-d"), "hospital-d's pods")
+    gone = silo_children("quickstart", "hospital-a", identity=False)
+    wait_for(lambda: not gone & set(children(admin, namespace)), "hospital-a's pods removed")
+    assert silo_children("quickstart", "hospital-a") - gone <= set(children(admin, namespace)), "its identity stays"
+
+
+def test_the_aggregator_reports_progress_through_its_narrow_grant(
+    cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str], operator: KopfRunner, tmp_path: Path
+) -> None:
+    namespace = namespaces["report"]
+    apply_and_wait(cluster, admin, namespace, QUICKSTART)
+    mark_available(cluster, namespace, "quickstart-aggregator")
+    job = wait_for(
+        lambda: (
+            (j := get(cluster, namespace, "federatedjob", "quickstart")) and j["status"].get("phase") == "Running" and j
+        ),
+        "Running",
+    )
+    kubeconfig = service_account_kubeconfig(
+        cluster, namespace, "quickstart-aggregator", tmp_path / "aggregator.kubeconfig"
+    )
+    api = KubeApi(load_access(kubeconfig), AGGREGATOR_FIELD_MANAGER)
+    reporter = KubeStatusReporter(api, "quickstart", namespace, job["metadata"]["uid"], "quickstart-aggregator-0")
+
+    a, b, c = (SiloName(name) for name in ("hospital-a", "hospital-b", "hospital-c"))
+    model = ModelReference(uri="file:///var/lib/fedsilo/models/quickstart/1", round=1, digest="sha256:" + "ab" * 32)
+    reporter.update_denied(Denial(RoundNumber(1), c, ("l2 norm 31.0 above the cap 20.0",), "fedsilo-policies-test"))
+    reporter.round_completed(RoundReport(RoundNumber(1), (a, b), (c,), 1, {a: 0.5, b: 0.25}, model))
+    status = wait_for(
+        lambda: (s := get(cluster, namespace, "federatedjob", "quickstart")["status"]) and s.get("round") == 1 and s,
+        "the round in the job's status",
+    )
+    assert (status["participation"], status["denials"], status["maxEpsilonSpent"]) == ("2/3", 1, 0.5)
+    assert status["latestModel"]["digest"] == model.digest and status["phase"] == "Running"
+    events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=quickstart")["items"]
+    reasons = {e["reason"]: e for e in events}
+    assert "hospital-c" in reasons["UpdateDenied"]["message"] and reasons["UpdateDenied"]["type"] == "Warning"
+    assert "Round 1: 2/3 silos accepted" in reasons["RoundCompleted"]["message"]
+    assert wait_for(
+        lambda: get(cluster, namespace, "silo", "hospital-a")["status"].get("epsilonSpent") == 0.5,
+        "epsilon on the Silo",
+    )
+
+    # The grant is narrow: no other job's status, no Secrets.
+    other = {
+        "apiVersion": "fedsilo.io/v1alpha1",
+        "kind": "FederatedJob",
+        "metadata": {"name": "other", "namespace": namespace},
+        "status": {"round": 9},
+    }
+    with pytest.raises(ApiError) as refused:
+        api.apply(other, subresource="status")
+    assert refused.value.forbidden
+    with pytest.raises(ApiError) as refused:
+        api.get(SECRET, namespace, "hospital-a-identity")
+    assert refused.value.forbidden
+
+    reporter.job_finished(JobOutcome(succeeded=True, rounds_completed=15, message="15 rounds completed"))
+    job = wait_for(
+        lambda: (
+            (j := get(cluster, namespace, "federatedjob", "quickstart"))
+            and j["status"].get("phase") == "Succeeded"
+            and j
+        ),
+        "the job succeeded",
+    )
+    assert condition(job, "Ready")["reason"] == "JobSucceeded"
+    assert wait_for(
+        lambda: get(cluster, namespace, "deployment", "quickstart-aggregator")["spec"]["replicas"] == 0,
+        "the finished job's aggregator scaled to zero",
+    )
+
+
+def silo_in(namespace: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "fedsilo.io/v1alpha1",
+        "kind": "Silo",
+        "metadata": {"name": name, "annotations": {WORKLOAD_NAMESPACE_ANNOTATION: namespace}},
+        "spec": {"displayName": name},
+    }
+
+
+def test_silos_run_in_their_own_namespaces_and_are_cleaned_up_there(
+    cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str], operator: KopfRunner
+) -> None:
+    hub, silo_a, silo_b = namespaces["hub"], namespaces["silo-a"], namespaces["silo-b"]
+    job = {
+        "apiVersion": "fedsilo.io/v1alpha1",
+        "kind": "FederatedJob",
+        "metadata": {"name": "spread"},
+        "spec": {"silos": ["north", "south"], "minSilos": 2, "model": {"builtin": "logistic_regression"}},
+    }
+    apply_objects(cluster, hub, silo_in(silo_a, "north"), silo_in(silo_b, "south"), job)
+    wait_for(
+        lambda: set(children(admin, silo_a)) == silo_children("spread", "north"), "north's objects in its namespace"
+    )
+    wait_for(
+        lambda: set(children(admin, silo_b)) == silo_children("spread", "south"), "south's objects in its namespace"
+    )
+    assert set(children(admin, hub)) == hub_children("spread"), "no silo secret in the hub namespace"
+    for obj in children(admin, silo_a).values():
+        assert "ownerReferences" not in obj["metadata"], "owner references cannot cross namespaces"
+    policy = children(admin, silo_a)[("NetworkPolicy", "spread-north-sidecar")]["spec"]
+    assert policy["egress"][0]["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": hub}
+
+    cluster.kubectl("delete", "-n", hub, "federatedjob", "spread", "--timeout=60s")
+    identity = {("Secret", "north-identity"), ("ConfigMap", "north-identity-public")}
+    assert set(children(admin, silo_a)) == identity, "the job's pods are gone, the identity stays with the Silo"
+    assert set(children(admin, hub)) == set()
+    cluster.kubectl("delete", "-n", hub, "silo", "north", "south", "--timeout=60s")
+    assert children(admin, silo_a) == {} and children(admin, silo_b) == {}
+
+
+def test_deleting_a_job_and_its_silos_removes_every_child_without_a_garbage_collector(
+    cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str], operator: KopfRunner
+) -> None:
+    namespace = namespaces["delete"]
+    apply_and_wait(cluster, admin, namespace, QUICKSTART)
+    cluster.kubectl("delete", "-n", namespace, "federatedjob", "quickstart", "--timeout=60s")
+    identities = {key for key in children(admin, namespace) if "identity" in key[1]}
+    assert set(children(admin, namespace)) == identities and len(identities) == 6
+    cluster.kubectl("delete", "-n", namespace, "-f", str(QUICKSTART), "--ignore-not-found", "--timeout=60s")
+    assert children(admin, namespace) == {}
+
+
+def test_a_silo_in_a_namespace_the_operator_does_not_manage_is_reported_not_touched(
+    cluster: ControlPlane, namespaces: dict[str, str], operator: KopfRunner
+) -> None:
+    namespace = namespaces["misc"]
+    apply_objects(cluster, namespace, silo_in("kube-system", "stray"))
+    silo = wait_for(
+        lambda: (s := get(cluster, namespace, "silo", "stray")) and condition(s, "Ready") and s, "the Silo's conditions"
+    )
+    assert condition(silo, "Ready")["reason"] == "NamespaceNotManaged"
+    assert "kube-system is not managed by this operator" in condition(silo, "Degraded")["message"]
+    assert api_secret_absent(cluster)
+
+
+def api_secret_absent(cluster: ControlPlane) -> bool:
+    found = cluster.kubectl("get", "secret", "stray-identity", "-n", "kube-system", "--ignore-not-found", "-o", "name")
+    return found.stdout.strip() == ""
