@@ -50,10 +50,10 @@ def _check_delta(delta: float) -> None:
 
 
 class Accountant:
-    """Composes mechanisms and answers the smallest epsilon that holds for a given delta.
+    """Composes mechanisms and answers an epsilon that provably holds for a given delta.
 
     ``kind`` selects the accounting method: ``"rdp"`` (Renyi DP, Mironov 2017; the bound
-    Opacus and TensorFlow Privacy report) or ``"pld"`` (privacy loss distributions, Koskela
+    TensorFlow Privacy and Opacus' RDPAccountant report) or ``"pld"`` (privacy loss distributions, Koskela
     et al. 2020; tight up to discretization, with a pessimistic rounding so it never
     understates epsilon). Neighbouring data sets differ by adding or removing one record
     (record mode) or one silo (silo mode).

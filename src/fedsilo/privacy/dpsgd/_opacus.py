@@ -15,7 +15,6 @@ with ``fedsilo.privacy.charge_for_round``: a number the trainer computed is neve
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -92,11 +91,8 @@ def make_dp_sgd(
             + " (fedsilo.privacy.dpsgd.make_dp_compatible replaces such layers; call it before building the optimizer)"
         )
     # The engine's accountant only records steps here; the sidecar's ledger is the one that counts.
-    with warnings.catch_warnings():
-        # Opacus nags on every engine without secure_mode, which needs torchcsprng (not shipped):
-        # the noise comes from torch's generator, as the module docstring says.
-        warnings.filterwarnings("ignore", message="Secure RNG turned off", category=UserWarning)
-        engine = PrivacyEngine(accountant="rdp")
+    # Without secure_mode (see the module docstring) Opacus warns once per process; let it.
+    engine = PrivacyEngine(accountant="rdp")
     private_module, private_optimizer, private_loader = engine.make_private(
         module=module,
         optimizer=optimizer,
