@@ -23,6 +23,7 @@ from fedsilo.policy import default_bundle_path
 from ._config import OperatorConfig, OperatorRole
 from ._hub import HubReconciler, aggregator_available
 from ._hub_objects import AGGREGATOR, load_policy_files
+from ._manifest import SiloLookup
 from ._metrics import measured
 from ._names import COMPONENT_LABEL, JOB_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from ._silo import SiloReconciler
@@ -33,6 +34,7 @@ AGGREGATOR_LABELS = {COMPONENT_LABEL: AGGREGATOR, MANAGED_BY_LABEL: MANAGED_BY}
 #: Index names; kopf passes each index to every handler as a keyword argument of that name.
 JOBS_BY_SILO = "jobs_by_silo"
 AGGREGATORS = "aggregators"
+SILOS_BY_NAME = "silos_by_name"
 
 
 def _resource(kind: Kind) -> tuple[str, str, str]:
@@ -80,6 +82,16 @@ def _entries(kwargs: Mapping[str, Any], body: kopf.Body) -> dict[str, list[Mappi
     return {silo: list(index.get((namespace, silo), [])) for silo in silos}
 
 
+def _silos(kwargs: Mapping[str, Any]) -> SiloLookup:
+    """Silos from the operator's index: current as the watch stream, no API call per reconcile."""
+    index = _index(kwargs, SILOS_BY_NAME)
+
+    def lookup(namespace: str, name: str) -> Mapping[str, Any] | None:
+        return next(iter(index.get((namespace, name), [])), None)
+
+    return lookup
+
+
 def _available(kwargs: Mapping[str, Any], namespace: str, job: str) -> bool:
     return any(_index(kwargs, AGGREGATORS).get((namespace, job), []))
 
@@ -107,6 +119,10 @@ def build_registry(role: OperatorRole, config: OperatorConfig, access: ClusterAc
             for silo in body.spec.get("silos") or []
         }
 
+    @kopf.index(*SILOS, id=SILOS_BY_NAME, registry=registry)
+    def silos_by_name(body: kopf.Body, **_: Any) -> dict[tuple[str, str], kopf.Body]:
+        return {_where(body): body}
+
     if role.runs_hub:
         _register_hub(registry, HubReconciler(api, config, load_policy_files(default_bundle_path())))
     if role.runs_silo:
@@ -124,7 +140,7 @@ def _register_hub(registry: kopf.OperatorRegistry, hub: HubReconciler) -> None:
     @kopf.on.update(*JOBS, id="hub", registry=registry)
     def reconcile_job(body: kopf.Body, **kwargs: Any) -> None:
         with measured("federatedjob", "hub"):
-            hub.reconcile(body, _available(kwargs, *_where(body)))
+            hub.reconcile(body, _available(kwargs, *_where(body)), _silos(kwargs))
 
     @kopf.on.delete(*JOBS, id="hub-cleanup", registry=registry)
     def cleanup_job(body: kopf.Body, **_: Any) -> None:
@@ -134,19 +150,20 @@ def _register_hub(registry: kopf.OperatorRegistry, hub: HubReconciler) -> None:
     @kopf.on.event(*JOBS, id="hub-status", registry=registry)
     def job_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
         if event["type"] != "DELETED":
-            hub.refresh(body, _available(kwargs, *_where(body)))
+            hub.refresh(body, _available(kwargs, *_where(body)), _silos(kwargs))
 
     @kopf.on.event(*DEPLOYMENTS, labels=AGGREGATOR_LABELS, id="hub-aggregator", registry=registry)
-    def deployment_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+    def deployment_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
         if event["type"] != "DELETED":
-            hub.deployment_changed(body)
+            hub.deployment_changed(body, _silos(kwargs))
 
     @kopf.on.event(*SILOS, id="hub-silo-keys", registry=registry)
     def silo_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
         if event["type"] != "DELETED":
             namespace, name = _where(body)
             jobs = _jobs_of(kwargs, namespace, name)
-            hub.silo_changed(body, jobs, {job: _available(kwargs, namespace, job) for job in jobs})
+            available = {job: _available(kwargs, namespace, job) for job in jobs}
+            hub.silo_changed(body, jobs, available, _silos(kwargs))
 
 
 def _register_silo(registry: kopf.OperatorRegistry, silo: SiloReconciler) -> None:
@@ -165,22 +182,22 @@ def _register_silo(registry: kopf.OperatorRegistry, silo: SiloReconciler) -> Non
     @kopf.on.resume(*JOBS, id="silo-workloads", registry=registry)
     @kopf.on.create(*JOBS, id="silo-workloads", registry=registry)
     @kopf.on.update(*JOBS, id="silo-workloads", registry=registry)
-    def reconcile_job(body: kopf.Body, **_: Any) -> None:
+    def reconcile_job(body: kopf.Body, **kwargs: Any) -> None:
         with measured("federatedjob", "silo-workloads"):
-            silo.reconcile_job(body)
+            silo.reconcile_job(body, _silos(kwargs))
 
     @kopf.on.delete(*JOBS, id="silo-workloads-cleanup", registry=registry)
     def cleanup_job(body: kopf.Body, **kwargs: Any) -> None:
         with measured("federatedjob", "silo-workloads-cleanup"):
-            silo.cleanup_job(body)
+            silo.cleanup_job(body, _silos(kwargs))
             silo.refresh_usage(str(body.metadata.namespace), _entries(kwargs, body))
 
     @kopf.on.event(*JOBS, id="silo-events", registry=registry)
     def job_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
         if event["type"] != "DELETED":
-            silo.job_changed(body, _entries(kwargs, body))
+            silo.job_changed(body, _entries(kwargs, body), _silos(kwargs))
 
     @kopf.on.event(*SILOS, id="silo-keys", registry=registry)
     def silo_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
         if event["type"] != "DELETED":
-            silo.silo_changed(body, _jobs_of(kwargs, *_where(body)))
+            silo.silo_changed(body, _jobs_of(kwargs, *_where(body)), _silos(kwargs))

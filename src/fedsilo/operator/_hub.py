@@ -29,7 +29,6 @@ from fedsilo.kube import (
     SECRET,
     SERVICE,
     SERVICE_ACCOUNT,
-    SILO,
     KubeApi,
 )
 
@@ -49,7 +48,7 @@ from ._hub_objects import (
 )
 from ._identity import aggregator_credentials, tls_secret
 from ._locks import KeyedLocks
-from ._manifest import SeenKeys, job_manifest, parse_object, registered_key
+from ._manifest import SeenKeys, SiloLookup, job_manifest, named_silos, parse_object, registered_key
 from ._metrics import forget_job, record_job_figures
 from ._names import JOB_LABEL, adopt, as_body, labels
 
@@ -82,18 +81,18 @@ class HubReconciler:
 
     # -- change handlers -----------------------------------------------------------------
 
-    def reconcile(self, body: Mapping[str, Any], available: bool) -> None:
+    def reconcile(self, body: Mapping[str, Any], available: bool, silos: SiloLookup) -> None:
         """Bring the job's hub children to what its spec asks; raise TemporaryError while waiting."""
         with self._locks.hold(body["metadata"]["uid"]):
-            self._reconcile(body, available)
+            self._reconcile(body, available, silos)
 
-    def _reconcile(self, body: Mapping[str, Any], available: bool) -> None:
+    def _reconcile(self, body: Mapping[str, Any], available: bool, lookup: SiloLookup) -> None:
         job: FederatedJob = parse_object(body, FederatedJob)
         meta, status = body["metadata"], body.get("status") or {}
         namespace = meta["namespace"]
         facts = _facts(body, job, available)
         try:
-            silos = self._silos(namespace)
+            silos = named_silos(lookup, namespace, job.spec.silos)
             waiting = _waiting_for(job, silos, namespace)
             if waiting is not None:
                 self._write_status(body, _with(facts, waiting=waiting))
@@ -148,7 +147,7 @@ class HubReconciler:
 
     # -- level-based refreshes -----------------------------------------------------------
 
-    def refresh(self, body: Mapping[str, Any], available: bool) -> None:
+    def refresh(self, body: Mapping[str, Any], available: bool, silos: SiloLookup) -> None:
         """Recompute the job's phase and conditions after an event; re-apply only when the job just ended."""
         meta, status = body["metadata"], body.get("status") or {}
         record_job_figures(meta["namespace"], meta["name"], status)
@@ -160,7 +159,7 @@ class HubReconciler:
             scaled_down = meta["uid"] in self._ended
         if status.get("result") is not None and not scaled_down:
             try:
-                self.reconcile(body, available)  # scales the aggregator to zero
+                self.reconcile(body, available, silos)  # scales the aggregator to zero
             except kopf.TemporaryError as waiting:
                 log.info("job %s/%s will be scaled down on retry: %s", meta["namespace"], meta["name"], waiting)
             return
@@ -170,7 +169,7 @@ class HubReconciler:
         except CALL_ERRORS as error:
             log.warning("status of job %s/%s not refreshed: %s", meta["namespace"], meta["name"], error)
 
-    def deployment_changed(self, deployment: Mapping[str, Any]) -> None:
+    def deployment_changed(self, deployment: Mapping[str, Any], silos: SiloLookup) -> None:
         """An aggregator Deployment changed: refresh its job's conditions."""
         meta = deployment["metadata"]
         job = (meta.get("labels") or {}).get(JOB_LABEL)
@@ -178,9 +177,11 @@ class HubReconciler:
             return
         body = self.api.get(FEDERATED_JOB, meta["namespace"], job)
         if body is not None:
-            self.refresh(body, aggregator_available(deployment))
+            self.refresh(body, aggregator_available(deployment), silos)
 
-    def silo_changed(self, silo_body: Mapping[str, Any], jobs: list[str], available: Mapping[str, bool]) -> None:
+    def silo_changed(
+        self, silo_body: Mapping[str, Any], jobs: list[str], available: Mapping[str, bool], silos: SiloLookup
+    ) -> None:
         """A Silo changed: if its public key did, rebuild the jobs that name it (their manifests hold it)."""
         namespace = silo_body["metadata"]["namespace"]
         try:
@@ -193,21 +194,16 @@ class HubReconciler:
             body = self.api.get(FEDERATED_JOB, namespace, job)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 continue
+            named = (body.get("spec") or {}).get("silos") or []
+            keyed = named_silos(silos, namespace, named)
+            if len(keyed) < len(named) or any(registered_key(silo) is None for silo in keyed.values()):
+                continue  # the last of its silos to get a key will rebuild it; one rebuild, not one per silo
             try:
-                self.reconcile(body, available.get(job, False))
+                self.reconcile(body, available.get(job, False), silos)
             except kopf.TemporaryError as waiting:
                 log.info("job %s/%s still waiting: %s", namespace, job, waiting)
 
     # -- pieces --------------------------------------------------------------------------
-
-    def _silos(self, namespace: str) -> dict[str, Silo]:
-        silos = {}
-        for body in self.api.list(SILO, namespace, {}):
-            try:
-                silos[body["metadata"]["name"]] = parse_object(body, Silo)
-            except kopf.PermanentError as error:
-                log.warning("ignoring invalid Silo %s/%s: %s", namespace, body["metadata"]["name"], error)
-        return silos
 
     def _ensure_certificate(self, body: Mapping[str, Any]) -> dict[str, str]:
         """The endpoint to publish; creates the serving certificate the first time.

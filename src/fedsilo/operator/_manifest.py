@@ -8,8 +8,9 @@ role render it with this one function, so both sides see byte-identical files.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -19,6 +20,11 @@ from pydantic import BaseModel, ValidationError
 from fedsilo.api import FederatedJob, Silo, SiloIdentity
 
 MANIFEST_KEY = "job.yaml"
+
+log = logging.getLogger(__name__)
+
+#: A Silo object by namespace and name, as the operator's index of Silos holds it (None if absent).
+SiloLookup = Callable[[str, str], Mapping[str, Any] | None]
 
 
 def parse_object(body: Mapping[str, Any], model: type[FederatedJob] | type[Silo]) -> Any:
@@ -32,6 +38,20 @@ def parse_object(body: Mapping[str, Any], model: type[FederatedJob] | type[Silo]
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
         raise kopf.PermanentError(f"invalid {model.__name__}: {problems}") from error
+
+
+def named_silos(lookup: SiloLookup, namespace: str, names: Iterable[str]) -> dict[str, Silo]:
+    """The named Silos that exist in ``namespace``, validated; an invalid one is left out with a warning."""
+    silos = {}
+    for name in names:
+        body = lookup(namespace, name)
+        if body is None:
+            continue
+        try:
+            silos[name] = parse_object(body, Silo)
+        except kopf.PermanentError as error:
+            log.warning("ignoring invalid Silo %s/%s: %s", namespace, name, error)
+    return silos
 
 
 def registered_key(silo: Silo) -> str | None:

@@ -55,7 +55,7 @@ from ._identity import (
     public_identity,
 )
 from ._locks import KeyedLocks
-from ._manifest import SeenKeys, job_manifest, parse_object, registered_key
+from ._manifest import SeenKeys, SiloLookup, job_manifest, named_silos, parse_object, registered_key
 from ._names import (
     JOB_LABEL,
     JOB_NAMESPACE_LABEL,
@@ -76,8 +76,13 @@ class _Built:
 
     generation: int
     aggregator_ca: str
-    manifest: str
-    silos: frozenset[str]
+    #: Per silo: name, spec, public key and workload namespace (all the manifest and pods depend on).
+    silos: tuple[tuple[str, str, str | None, str], ...]
+
+    @property
+    def names(self) -> set[str]:
+        """The silos the job named."""
+        return {name for name, *_ in self.silos}
 
 
 #: Seconds between retries while waiting for the hub or for a partner to provide an identity.
@@ -268,66 +273,75 @@ class SiloReconciler:
 
     # -- FederatedJob --------------------------------------------------------------------
 
-    def reconcile_job(self, body: Mapping[str, Any]) -> None:
+    def reconcile_job(self, body: Mapping[str, Any], silos: SiloLookup) -> None:
         """Create the job's pods for every silo in a managed namespace; TemporaryError while waiting.
 
-        Does nothing if this process already built the same generation with the same
-        manifest and endpoint, so the change handler and the event handlers can all call it.
+        Does nothing if this process already built the same generation from the same silos
+        and endpoint, so the change handler and the event handlers can all call it.
         """
         with self._locks.hold(body["metadata"]["uid"]):
-            self._reconcile_job(body)
+            self._reconcile_job(body, silos)
 
-    def _reconcile_job(self, body: Mapping[str, Any]) -> None:
+    def _reconcile_job(self, body: Mapping[str, Any], lookup: SiloLookup) -> None:
         job: FederatedJob = parse_object(body, FederatedJob)
         meta, status = body["metadata"], body.get("status") or {}
         namespace = meta["namespace"]
         if not status.get("endpoint"):
             raise kopf.TemporaryError("waiting for the hub to publish the aggregator endpoint", delay=WAIT_DELAY)
         endpoint = AggregatorEndpoint.model_validate(status["endpoint"])
+        silos = named_silos(lookup, namespace, job.spec.silos)
+        missing = [n for n in job.spec.silos if n not in silos or registered_key(silos[n]) is None]
+        if missing:
+            raise kopf.TemporaryError(f"waiting for the identity of silo {', '.join(missing)}", delay=WAIT_DELAY)
+        ordered = [silos[name] for name in job.spec.silos]
+        built = _Built(
+            int(meta.get("generation") or 0),
+            endpoint.ca_certificate,
+            tuple(
+                (s.metadata.name, s.spec.model_dump_json(), registered_key(s), workload_namespace(s)) for s in ordered
+            ),
+        )
+        with self._lock:
+            previous = self._built.get(meta["uid"])
+        if previous == built:
+            return
         try:
-            silos = self._silos(namespace)
-            missing = [n for n in job.spec.silos if n not in silos or registered_key(silos[n]) is None]
-            if missing:
-                raise kopf.TemporaryError(f"waiting for the identity of silo {', '.join(missing)}", delay=WAIT_DELAY)
-            manifest = job_manifest(job, [silos[name] for name in job.spec.silos])
-            built = _Built(
-                int(meta.get("generation") or 0), endpoint.ca_certificate, manifest, frozenset(job.spec.silos)
-            )
-            with self._lock:
-                previous = self._built.get(meta["uid"])
-            if previous == built:
-                return
-            for name in job.spec.silos:
-                silo = silos[name]
+            manifest = job_manifest(job, ordered)
+            for silo in ordered:
                 workload = workload_namespace(silo)
                 if self.config.manages(workload):
                     self._build(SiloInputs(body, job, silo, workload, manifest, endpoint))
-            if previous is None or previous.silos != built.silos:
-                self._remove_workloads(meta, silos.values(), keep=set(job.spec.silos))
+            if previous is None or previous.names != built.names:
+                # Silos that left the job may live elsewhere: look in their namespaces too.
+                former = named_silos(lookup, namespace, previous.names - built.names if previous else ())
+                self._remove_workloads(meta, [*ordered, *former.values()], keep=built.names)
         except CALL_ERRORS as error:
             raise retry_decision(error) from error
         with self._lock:
             self._built[meta["uid"]] = built
 
-    def cleanup_job(self, body: Mapping[str, Any]) -> None:
+    def cleanup_job(self, body: Mapping[str, Any], silos: SiloLookup) -> None:
         """Delete the job's workloads in every managed namespace they may be in."""
         meta = body["metadata"]
+        named = named_silos(silos, meta["namespace"], (body.get("spec") or {}).get("silos") or [])
         try:
-            self._remove_workloads(meta, self._silos(meta["namespace"]).values(), keep=set())
+            self._remove_workloads(meta, named.values(), keep=set())
         except CALL_ERRORS as error:
             raise retry_decision(error) from error
         with self._lock:
             self._built.pop(meta["uid"], None)
         self._locks.forget(meta["uid"])
 
-    def job_changed(self, body: Mapping[str, Any], entries: Mapping[str, Iterable[JobEntry]]) -> None:
+    def job_changed(
+        self, body: Mapping[str, Any], entries: Mapping[str, Iterable[JobEntry]], silos: SiloLookup
+    ) -> None:
         """A job event: build its workloads as soon as the endpoint appears, and refresh its silos' usage."""
         meta, status = body["metadata"], body.get("status") or {}
         if status.get("endpoint") and not meta.get("deletionTimestamp"):
-            self._reconcile_quietly(body)
+            self._reconcile_quietly(body, silos)
         self.refresh_usage(meta["namespace"], entries)
 
-    def silo_changed(self, silo_body: Mapping[str, Any], jobs: Iterable[str]) -> None:
+    def silo_changed(self, silo_body: Mapping[str, Any], jobs: Iterable[str], silos: SiloLookup) -> None:
         """A Silo event: if its key changed, rebuild the jobs naming it (every silo's manifest holds it)."""
         try:
             changed = self._keys.changed(parse_object(silo_body, Silo))
@@ -339,12 +353,12 @@ class SiloReconciler:
         for name in jobs:
             body = self.api.get(FEDERATED_JOB, namespace, name)
             if body is not None and (body.get("status") or {}).get("endpoint"):
-                self._reconcile_quietly(body)
+                self._reconcile_quietly(body, silos)
 
-    def _reconcile_quietly(self, body: Mapping[str, Any]) -> None:
+    def _reconcile_quietly(self, body: Mapping[str, Any], silos: SiloLookup) -> None:
         """Reconcile from an event handler: waiting is normal there, the change handler retries."""
         try:
-            self.reconcile_job(body)
+            self.reconcile_job(body, silos)
         except kopf.TemporaryError as waiting:
             log.info("job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], waiting)
 
@@ -377,15 +391,6 @@ class SiloReconciler:
 
     # -- pieces --------------------------------------------------------------------------
 
-    def _silos(self, namespace: str) -> dict[str, Silo]:
-        silos = {}
-        for body in self.api.list(SILO, namespace, {}):
-            try:
-                silos[body["metadata"]["name"]] = parse_object(body, Silo)
-            except kopf.PermanentError as error:
-                log.warning("ignoring invalid Silo %s/%s: %s", namespace, body["metadata"]["name"], error)
-        return silos
-
     def _build(self, inputs: SiloInputs) -> None:
         identity = (inputs.silo.status or {}).get("identity") or {}
         if not identity.get("publicKey") and not inputs.silo.spec.identity.public_key:
@@ -398,11 +403,13 @@ class SiloReconciler:
     def _ensure_pod(self, pod: Object) -> None:
         """Create the pod, or replace a live one built from something else (pods are immutable)."""
         meta = pod["metadata"]
+        if self.api.create(pod) is not None:
+            return
         live = self.api.get(POD, meta["namespace"], meta["name"])
+        digest = ((live or {}).get("metadata", {}).get("annotations") or {}).get(SPEC_DIGEST_ANNOTATION)
+        if digest == meta["annotations"][SPEC_DIGEST_ANNOTATION]:
+            return
         if live is not None:
-            digest = (live["metadata"].get("annotations") or {}).get(SPEC_DIGEST_ANNOTATION)
-            if digest == meta["annotations"][SPEC_DIGEST_ANNOTATION]:
-                return
             self.api.delete(POD, meta["namespace"], meta["name"])
         if self.api.create(pod) is None:
             raise kopf.TemporaryError(f"waiting for the old pod {meta['name']} to terminate", delay=2)
