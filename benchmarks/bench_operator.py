@@ -169,7 +169,8 @@ def main() -> None:
 
     with (
         tempfile.TemporaryDirectory(prefix="fedsilo-bench-operator-") as work,
-        ControlPlane(Path(work) / "plane") as plane,
+        # A Service per aggregator and per sidecar: the test plane's /24 holds only 254 of them.
+        ControlPlane(Path(work) / "plane", extra_apiserver_args=["--service-cluster-ip-range=10.0.0.0/16"]) as plane,
     ):
         install_crds(plane)
         single, fleet = plane.create_namespace("single"), plane.create_namespace("fleet")

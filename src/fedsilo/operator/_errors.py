@@ -44,5 +44,19 @@ def retry_decision(
     return kopf.TemporaryError(problem.message, delay=delay)
 
 
+#: The longest wait between two retries of one handler.
+MAX_DELAY = 300.0
+
+
+def backed_off(error: kopf.TemporaryError, retry: int) -> kopf.TemporaryError:
+    """The same wait, doubled for every retry so far (capped): a lasting failure must not become a storm.
+
+    Waiting is cheap to end early: the events the operator watches (a Silo's key, the
+    hub's endpoint, an edit) re-run the reconcile at once.
+    """
+    delay = min(float(error.delay or TRANSIENT_DELAY) * 2 ** min(retry, 10), MAX_DELAY)
+    return kopf.TemporaryError(str(error), delay=delay)
+
+
 #: What a reconciler catches around its API calls.
 CALL_ERRORS = (ApiError, urllib3.exceptions.HTTPError, OSError)

@@ -12,7 +12,8 @@ Every path is idempotent, so a change and an event handling the same object agre
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import kopf
@@ -21,6 +22,7 @@ from fedsilo.kube import DEPLOYMENT, FEDERATED_JOB, SILO, ClusterAccess, Kind, K
 from fedsilo.policy import default_bundle_path
 
 from ._config import OperatorConfig, OperatorRole
+from ._errors import backed_off
 from ._hub import HubReconciler, aggregator_available
 from ._hub_objects import AGGREGATOR, load_policy_files
 from ._manifest import SiloLookup
@@ -60,6 +62,16 @@ def connection_info(access: ClusterAccess) -> kopf.ConnectionInfo:
         certificate_path=access.cert_file,
         private_key_path=access.key_file,
     )
+
+
+@contextmanager
+def _handling(resource: str, handler: str, retry: int) -> Iterator[None]:
+    """Count the reconcile, and back off a little more on each retry of the same change."""
+    with measured(resource, handler):
+        try:
+            yield
+        except kopf.TemporaryError as waiting:
+            raise backed_off(waiting, retry) from waiting
 
 
 def _where(body: kopf.Body) -> tuple[str, str]:
@@ -138,13 +150,13 @@ def _register_hub(registry: kopf.OperatorRegistry, hub: HubReconciler) -> None:
     @kopf.on.resume(*JOBS, id="hub", registry=registry)
     @kopf.on.create(*JOBS, id="hub", registry=registry)
     @kopf.on.update(*JOBS, id="hub", registry=registry)
-    def reconcile_job(body: kopf.Body, **kwargs: Any) -> None:
-        with measured("federatedjob", "hub"):
+    def reconcile_job(body: kopf.Body, retry: int, **kwargs: Any) -> None:
+        with _handling("federatedjob", "hub", retry):
             hub.reconcile(body, _available(kwargs, *_where(body)), _silos(kwargs))
 
     @kopf.on.delete(*JOBS, id="hub-cleanup", registry=registry)
-    def cleanup_job(body: kopf.Body, **_: Any) -> None:
-        with measured("federatedjob", "hub-cleanup"):
+    def cleanup_job(body: kopf.Body, retry: int, **_: Any) -> None:
+        with _handling("federatedjob", "hub-cleanup", retry):
             hub.cleanup(body)
 
     @kopf.on.event(*JOBS, id="hub-status", registry=registry)
@@ -170,25 +182,25 @@ def _register_silo(registry: kopf.OperatorRegistry, silo: SiloReconciler) -> Non
     @kopf.on.resume(*SILOS, id="silo-identity", registry=registry)
     @kopf.on.create(*SILOS, id="silo-identity", registry=registry)
     @kopf.on.update(*SILOS, id="silo-identity", registry=registry)
-    def reconcile_silo(body: kopf.Body, **_: Any) -> None:
-        with measured("silo", "silo-identity"):
+    def reconcile_silo(body: kopf.Body, retry: int, **_: Any) -> None:
+        with _handling("silo", "silo-identity", retry):
             silo.reconcile_silo(body)
 
     @kopf.on.delete(*SILOS, id="silo-identity-cleanup", registry=registry)
-    def cleanup_silo(body: kopf.Body, **_: Any) -> None:
-        with measured("silo", "silo-identity-cleanup"):
+    def cleanup_silo(body: kopf.Body, retry: int, **_: Any) -> None:
+        with _handling("silo", "silo-identity-cleanup", retry):
             silo.cleanup_silo(body)
 
     @kopf.on.resume(*JOBS, id="silo-workloads", registry=registry)
     @kopf.on.create(*JOBS, id="silo-workloads", registry=registry)
     @kopf.on.update(*JOBS, id="silo-workloads", registry=registry)
-    def reconcile_job(body: kopf.Body, **kwargs: Any) -> None:
-        with measured("federatedjob", "silo-workloads"):
+    def reconcile_job(body: kopf.Body, retry: int, **kwargs: Any) -> None:
+        with _handling("federatedjob", "silo-workloads", retry):
             silo.reconcile_job(body, _silos(kwargs))
 
     @kopf.on.delete(*JOBS, id="silo-workloads-cleanup", registry=registry)
-    def cleanup_job(body: kopf.Body, **kwargs: Any) -> None:
-        with measured("federatedjob", "silo-workloads-cleanup"):
+    def cleanup_job(body: kopf.Body, retry: int, **kwargs: Any) -> None:
+        with _handling("federatedjob", "silo-workloads-cleanup", retry):
             silo.cleanup_job(body, _silos(kwargs))
             silo.refresh_usage(str(body.metadata.namespace), _entries(kwargs, body))
 

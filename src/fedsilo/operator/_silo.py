@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,8 @@ IDENTITY_FIELDS = ("observedGeneration", "conditions", "identity")
 #: The jobs/epsilon part of a Silo's status has a field manager of its own: it is written
 #: from job events, and an apply drops the fields its manager leaves out.
 USAGE_FIELD_MANAGER = "fedsilo-operator-usage"
+#: Silos of one job whose objects are applied at the same time.
+BUILD_WORKERS = 8
 #: Kinds of a silo's per-job children, deleted in this order.
 WORKLOAD_KINDS = (POD, SERVICE, NETWORK_POLICY, CONFIG_MAP)
 
@@ -114,6 +117,7 @@ class SiloReconciler:
         self._built: dict[str, _Built] = {}
         self._keys = SeenKeys()
         self._locks = KeyedLocks()
+        self._pool = ThreadPoolExecutor(max_workers=BUILD_WORKERS, thread_name_prefix="silo-build")
         self._usage: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -307,10 +311,13 @@ class SiloReconciler:
             return
         try:
             manifest = job_manifest(job, ordered)
-            for silo in ordered:
-                workload = workload_namespace(silo)
-                if self.config.manages(workload):
-                    self._build(SiloInputs(body, job, silo, workload, manifest, endpoint))
+            inputs = [
+                SiloInputs(body, job, silo, workload_namespace(silo), manifest, endpoint)
+                for silo in ordered
+                if self.config.manages(workload_namespace(silo))
+            ]
+            # Each silo's objects are independent: build them side by side; list() raises the first failure.
+            list(self._pool.map(self._build, inputs))
             if previous is None or previous.names != built.names:
                 # Silos that left the job may live elsewhere: look in their namespaces too.
                 former = named_silos(lookup, namespace, previous.names - built.names if previous else ())
