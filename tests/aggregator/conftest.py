@@ -9,7 +9,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import grpc
 import numpy as np
 import pytest
 
-from fedsilo.aggregator import JobCoordinator, start_server
+from fedsilo.aggregator import JobCoordinator, PrivacyBook, start_server
 from fedsilo.api import FederatedJob
 from fedsilo.identity import CertificateAuthority, SigningKey, TlsCredentials, sha256_digest
 from fedsilo.protocol import UpdateMetadata, pb, plan_from_proto, rpc, update_stream, verdict_from_proto
@@ -130,11 +131,13 @@ class Hub:
         return Silo(name, key, rpc.AggregatorStub(channel), channel)
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
-    names = ["a", "b", "c"]
+@contextmanager
+def running_hub(
+    tmp_path: Path, names: list[str], book: Callable[[FederatedJob], PrivacyBook] | None = None, **spec: Any
+) -> Iterator[Hub]:
+    """A coordinator for ``names`` behind a real mTLS server, its round loop in a thread."""
     keys = {n: SigningKey.generate() for n in names}
-    job = FederatedJob.model_validate(job_document(names))
+    job = FederatedJob.model_validate(job_document(names, **spec))
     ca = CertificateAuthority.create()
     gate = build_gate(tmp_path, SigningKey.generate())
     coordinator = JobCoordinator(
@@ -144,6 +147,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
         make_strategy(job.spec),
         LocalRegistry(tmp_path / "registry"),
         gate,
+        privacy=book(job) if book is not None else None,
     )
     server, port = start_server(
         coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
@@ -160,8 +164,16 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
     thread.start()
     h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome)
     h.silos = {n: h.client(n, keys[n]) for n in names}
-    yield h
-    for silo in h.silos.values():
-        silo.channel.close()
-    server.stop(grace=0)
-    gate.audit.close()
+    try:
+        yield h
+    finally:
+        for silo in h.silos.values():
+            silo.channel.close()
+        server.stop(grace=0)
+        gate.audit.close()
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    with running_hub(tmp_path, ["a", "b", "c"]) as h:
+        yield h

@@ -77,8 +77,24 @@ def test_training_that_diverges_says_which_setting_to_lower(client: TorchClassif
         client.fit(fit_config(learning_rate=1e30))
 
 
-def test_a_round_that_asks_for_dp_sgd_is_refused_rather_than_run_without_it(client: TorchClassifierClient) -> None:
+def test_a_round_that_asks_for_dp_sgd_runs_it_and_reports_what_the_sidecar_charges(
+    client: TorchClassifierClient, data: SiloData
+) -> None:
     before = client.get_weights()
-    with pytest.raises(ValueError, match="record-level DP-SGD"):
-        client.fit(fit_config(dp=DpSgdConfig(noise_multiplier=1.0, max_grad_norm=1.0, delta=1e-5)))
-    assert distance(before, client.get_weights()) == 0.0
+    config = fit_config(dp=DpSgdConfig(noise_multiplier=1.0, max_grad_norm=1.0, delta=1e-5))
+    result = client.fit(config)
+    assert distance(before, client.get_weights()) > 0
+    records = len(data.train_y)
+    batches = math.ceil(records / config.batch_size)
+    # Opacus' Poisson loader: every record joins a batch with probability 1/len(loader), len(loader) times an epoch.
+    assert result.sample_rate == pytest.approx(1 / batches)
+    assert result.steps == config.local_epochs * batches
+    assert (result.noise_multiplier, result.max_grad_norm, result.num_samples) == (1.0, 1.0, records)
+    # The model is free of Opacus' hooks afterwards: the next round wraps it again.
+    client.set_weights(before)
+    assert client.fit(config).steps == result.steps
+
+
+def test_fedprox_is_refused_under_dp_sgd_rather_than_silently_dropped(client: TorchClassifierClient) -> None:
+    with pytest.raises(ValueError, match="proximal term does not combine with DP-SGD"):
+        client.fit(fit_config(proximal_mu=0.1, dp=DpSgdConfig(noise_multiplier=1.0, max_grad_norm=1.0, delta=1e-5)))

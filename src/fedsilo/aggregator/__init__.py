@@ -15,6 +15,7 @@ from ._coordinator import RoundSummary as RoundSummary
 from ._coordinator import ServerStrategy as ServerStrategy
 from ._coordinator import SiloRoundStats as SiloRoundStats
 from ._coordinator import UpdateGate as UpdateGate
+from ._privacy import LedgerBook as LedgerBook
 from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from ._service import start_server as start_server
 
@@ -23,6 +24,7 @@ __all__ = [
     "Aggregation",
     "JobCoordinator",
     "JobFailed",
+    "LedgerBook",
     "PlainAggregation",
     "PrivacyBook",
     "RoundObserver",

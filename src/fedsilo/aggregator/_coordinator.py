@@ -73,14 +73,22 @@ class ServerStrategy(Protocol):
 
 
 class PrivacyBook(Protocol):
-    """Answers the ledger questions the policy input needs (see ``fedsilo.privacy``)."""
+    """Answers the ledger questions the policy input needs (``LedgerBook`` over ``fedsilo.privacy.ledger``)."""
+
+    def problem(self, silo: str, metadata: UpdateMetadata) -> str | None:
+        """Why the update's signed privacy claims cannot be accepted, as a policy reason; None if they can."""
+        ...
 
     def policy_view(self, silo: str, metadata: UpdateMetadata) -> dict[str, Any]:
         """``epsilon_spent`` and ``epsilon_if_accepted`` of ``silo`` for this update."""
         ...
 
-    def commit(self, silo: str, metadata: UpdateMetadata) -> None:
-        """Charge an admitted update."""
+    def commit(self, silo: str, metadata: UpdateMetadata) -> float | None:
+        """Charge an admitted update; the silo's epsilon in this job after it (None without DP)."""
+        ...
+
+    def round_closed(self, round_number: int, silos: tuple[str, ...]) -> None:
+        """The round's aggregate took the updates of ``silos``."""
         ...
 
 
@@ -93,6 +101,8 @@ class SiloRoundStats:
     accepted: bool = False
     reasons: tuple[str, ...] = ()
     epsilon_round: float | None = None
+    # The silo's epsilon in this job once this round's update is charged.
+    epsilon_spent: float | None = None
 
 
 @dataclass
@@ -316,7 +326,7 @@ class JobCoordinator:
                     current.digests[silo] = payload_digest
                     stats.epsilon_round = claims.epsilon_round
                     if self._privacy is not None:
-                        self._privacy.commit(silo, claims)
+                        stats.epsilon_spent = self._privacy.commit(silo, claims)
                 else:
                     current.aggregation.exclude(silo, "; ".join(verdict.reasons))
                     current.denied[silo] = verdict.reasons
@@ -525,6 +535,8 @@ class JobCoordinator:
             raise JobFailed(f"round {round_number}: aggregate weight is {weight}")
         mean = self._layout.unflatten((total / weight).astype(np.float32))
         new_weights = self._strategy.aggregate(self._weights, mean)
+        if self._privacy is not None:
+            self._privacy.round_closed(round_number, accepted)
         with self._cond:
             self._record(current, new_weights, accepted)
 
@@ -550,8 +562,8 @@ class JobCoordinator:
         for silo, silo_stats in summary.silos.items():
             BYTES.labels(self.job.metadata.name, silo, "up").inc(silo_stats.bytes_up)
             BYTES.labels(self.job.metadata.name, silo, "down").inc(silo_stats.bytes_down)
-            if silo_stats.epsilon_round is not None:
-                EPSILON.labels(self.job.metadata.name, silo).set(silo_stats.epsilon_round)
+            if silo_stats.epsilon_spent is not None:
+                EPSILON.labels(self.job.metadata.name, silo).set(silo_stats.epsilon_spent)
         self._registry.save(
             new_weights,
             Lineage(
@@ -664,6 +676,8 @@ class JobCoordinator:
             return "num_samples_inconsistent: more records than the silo declared when it joined"
         if silo not in current.inputs.expected or current.inputs.closed:
             return f"not_a_survivor: {silo} is not part of round {current.plan.round}'s input step"
+        if self._privacy is not None:
+            return self._privacy.problem(silo, claims)
         return None
 
     def _policy_input(

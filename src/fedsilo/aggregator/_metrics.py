@@ -11,4 +11,4 @@ from prometheus_client import Counter, Gauge
 ROUNDS = Counter("fedsilo_rounds_total", "Rounds closed, by outcome.", ["job", "outcome"])
 DECISIONS = Counter("fedsilo_policy_decisions_total", "Policy decisions on updates, by outcome.", ["job", "outcome"])
 BYTES = Counter("fedsilo_silo_bytes_total", "Bytes exchanged with each silo.", ["job", "silo", "direction"])
-EPSILON = Gauge("fedsilo_silo_epsilon_round", "Epsilon of the silo's last accepted update.", ["job", "silo"])
+EPSILON = Gauge("fedsilo_silo_epsilon", "Epsilon the silo has spent in the job (hub ledger).", ["job", "silo"])

@@ -30,7 +30,15 @@ def _sidecar(args: argparse.Namespace) -> int:
     link = TrainerLinkService()
     server = start_link_server(link, args.trainer_listen, identity.tls)
     try:
-        config = SidecarConfig(job=manifest.job, silo=args.silo, aggregator=args.aggregator, peer_keys=peer_keys)
+        config = SidecarConfig(
+            job=manifest.job,
+            silo=args.silo,
+            aggregator=args.aggregator,
+            peer_keys=peer_keys,
+            ledger=args.ledger,
+            run_id=args.run_id,
+            silo_max_epsilon=manifest.silo(args.silo).spec.max_epsilon,
+        )
         return Sidecar(config, identity, link).run()
     finally:
         server.stop(grace=1)
@@ -54,6 +62,8 @@ def register(commands: Any) -> None:
     sidecar.add_argument("--aggregator", required=True, help="HOST:PORT of the aggregator (mTLS)")
     sidecar.add_argument("--identity-dir", type=Path, required=True, help="signing key and TLS files")
     sidecar.add_argument("--trainer-listen", required=True, help="unix:PATH, or HOST:PORT (TLS) in a cluster")
+    sidecar.add_argument("--ledger", type=Path, help="the silo's privacy ledger (SQLite); required for DP jobs")
+    sidecar.add_argument("--run-id", default="", help="names this run of the job in the ledger (e.g. its UID)")
     sidecar.set_defaults(handler=_sidecar)
     trainer = commands.add_parser("trainer", help="run a silo's trainer (talks only to its sidecar)")
     trainer.add_argument("--job-config", type=Path, required=True, help="manifest with the job and its silos")

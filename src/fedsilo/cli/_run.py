@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fedsilo.aggregator import RoundSummary
 from fedsilo.baseline import train_centralized
 from fedsilo.protocol import PolicyVerdict
-from fedsilo.runner import LocalRun, RunOptions, render_table, write_plot
+from fedsilo.runner import LocalRun, RunOptions, render_table, write_plot, write_privacy_plot
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._manifests import manifest_or_report
@@ -40,9 +40,10 @@ class _ProgressObserver:
         if summary.round not in self._printed:
             self._printed.add(summary.round)
             self._progress.advance(self._task)
+            spent = [v.epsilon_spent for v in summary.silos.values() if v.epsilon_spent is not None]
             self._progress.console.print(
                 f"  round {summary.round}: {len(summary.accepted)}/{len(summary.participants)} updates accepted "
-                f"in {summary.seconds:.1f}s"
+                f"in {summary.seconds:.1f}s" + (f", epsilon spent up to {max(spent):.3f}" if spent else "")
             )
         if summary.accuracy is not None and summary.loss is not None:
             self._progress.console.print(
@@ -63,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         identity_dir=args.identity_dir,
         isolate=not args.no_isolation,
         baseline=not args.no_baseline,
+        ledgers=args.ledgers,
     )
     with Progress(
         TextColumn("{task.description}"),
@@ -92,6 +94,8 @@ def _run(args: argparse.Namespace) -> int:
         report.centralized_loss = baseline.loss
     plot_path: Path = args.plot or Path(report.workdir) / "accuracy.png"
     report.plot = str(write_plot(report, plot_path))
+    if report.private:
+        report.privacy_plot = str(write_privacy_plot(report, plot_path.with_name(plot_path.stem + "-epsilon.png")))
     (Path(report.workdir) / "report.json").write_text(report.to_json())
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
@@ -100,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
         stdout = Console()
         Console(width=max(stdout.width, 160) if not stdout.is_terminal else None).print(render_table(report))
         print(f"plot: {report.plot}\nreport: {Path(report.workdir) / 'report.json'}")
+        if report.privacy_plot:
+            print(f"accuracy vs epsilon: {report.privacy_plot}\nledgers: {report.ledgers} (fedsilo ledger show)")
     if report.status != "succeeded":
         console.print(f"[red]job failed:[/] {report.failure}")
         return EXIT_FAILED
@@ -122,6 +128,9 @@ def register(commands: Any) -> None:
     run.add_argument("--workdir", type=Path, help="run directory (default runs/<job>-<time>)")
     run.add_argument("--registry", type=Path, default=Path("runs/registry"), help="model registry folder")
     run.add_argument("--identity-dir", type=Path, help="folder with <silo>/ identities from 'fedsilo identity create'")
+    run.add_argument(
+        "--ledgers", type=Path, default=Path("runs/privacy"), help="privacy ledgers folder (DP jobs; kept across runs)"
+    )
     run.add_argument("--plot", type=Path, help="where to write the accuracy plot (PNG)")
     run.add_argument("--no-isolation", action="store_true", help="do not put trainers in their own network namespace")
     run.add_argument("--no-baseline", action="store_true", help="skip the centralized baseline")

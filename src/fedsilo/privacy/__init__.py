@@ -3,7 +3,8 @@
 ``Accountant`` (Google's dp_accounting, RDP or PLD) composes the mechanisms a silo's data
 went through; ``epsilon_for`` and ``calibrate_noise`` are its everyday uses. The sidecar
 turns a trainer's DP report into the mechanism it charges (``charge_for_round``), or adds
-silo-level noise itself (``silo_noise_std``, ``add_silo_noise``). Two subpackages keep
+silo-level noise itself (``silo_noise_std``, ``add_silo_noise``); ``plan_for_silo`` says which,
+with how much noise, from the job and the silo's own record count. Two subpackages keep
 heavy or privileged imports where they belong: ``fedsilo.privacy.dpsgd`` (torch and
 Opacus, for the trainer) and ``fedsilo.privacy.ledger`` (the hub's persisted, hash-chained
 epsilon ledger). This package itself imports neither torch nor any key material.
@@ -23,6 +24,8 @@ from ._events import GaussianEvent as GaussianEvent
 from ._events import Mechanism as Mechanism
 from ._events import mechanism_from_json as mechanism_from_json
 from ._events import mechanism_json as mechanism_json
+from ._plan import SiloPrivacyPlan as SiloPrivacyPlan
+from ._plan import plan_for_silo as plan_for_silo
 from ._silo_noise import add_silo_noise as add_silo_noise
 from ._silo_noise import noise_generator as noise_generator
 from ._silo_noise import silo_noise_std as silo_noise_std
@@ -36,6 +39,7 @@ __all__ = [
     "Mechanism",
     "PrivacyViolation",
     "ReportedDpParams",
+    "SiloPrivacyPlan",
     "add_silo_noise",
     "calibrate_noise",
     "charge_for_round",
@@ -43,6 +47,7 @@ __all__ = [
     "mechanism_from_json",
     "mechanism_json",
     "noise_generator",
+    "plan_for_silo",
     "resolve_noise_multiplier",
     "silo_noise_std",
 ]

@@ -10,6 +10,7 @@ from ._report import RoundRow as RoundRow
 from ._report import RunReport as RunReport
 from ._report import render_table as render_table
 from ._report import write_plot as write_plot
+from ._report import write_privacy_plot as write_privacy_plot
 
 __all__ = [
     "AUDIT_LOG",
@@ -22,4 +23,5 @@ __all__ = [
     "detect_isolation",
     "render_table",
     "write_plot",
+    "write_privacy_plot",
 ]

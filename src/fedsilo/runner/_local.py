@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from fedsilo.aggregator import JobCoordinator, JobFailed, RoundObserver, start_server
-from fedsilo.api import Manifest, Silo
+from fedsilo.aggregator import JobCoordinator, JobFailed, LedgerBook, RoundObserver, start_server
+from fedsilo.api import Manifest, PrivacyMode, Silo
 from fedsilo.datasets import load_silo_data
 from fedsilo.identity import (
     CertificateAuthority,
@@ -36,6 +37,7 @@ from fedsilo.identity import (
     save_signing_key,
     write_identity,
 )
+from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.registry import LocalRegistry
 from fedsilo.strategies import make_strategy
 from fedsilo.trainer import initial_weights
@@ -60,6 +62,17 @@ class RunOptions:
     identity_dir: Path | None = None
     isolate: bool = True
     baseline: bool = True
+    # Privacy ledgers (DP jobs only): the hub's and one per silo, kept across runs so a
+    # silo's lifetime ceiling counts every job it took part in.
+    ledgers: Path = Path("runs/privacy")
+
+    def hub_ledger(self) -> Path:
+        """The hub's ledger file."""
+        return self.ledgers / "hub.sqlite"
+
+    def silo_ledger(self, silo: str) -> Path:
+        """The ledger file of ``silo``'s sidecar."""
+        return self.ledgers / "silos" / f"{silo}.sqlite"
 
 
 @dataclass
@@ -90,6 +103,8 @@ class LocalRun:
         job = manifest.job.metadata.name
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         self.workdir = options.workdir or Path("runs") / f"{job}-{stamp}"
+        # Names this run in the privacy ledgers: a rerun of the job is a new charge history.
+        self.run_id = f"{stamp}-{secrets.token_hex(3)}"
         self.isolation: Isolation = detect_isolation(options.isolate)
         # A user factory beside the manifest must import here too: the hub builds round 0's
         # model and the baseline with it, as the trainers do.
@@ -130,6 +145,18 @@ class LocalRun:
             silos.append(Silo.model_validate(document))
         return directories, silos
 
+    def _privacy_args(self, name: str) -> list[str]:
+        if self.manifest.job.spec.privacy.mode is PrivacyMode.NONE:
+            return []
+        return ["--ledger", str(self.options.silo_ledger(name)), "--run-id", self.run_id]
+
+    def _privacy_book(self) -> LedgerBook | None:
+        spec = self.manifest.job.spec
+        if spec.privacy.mode is PrivacyMode.NONE:
+            return None
+        ledger_job = f"{self.manifest.job.metadata.name}/{self.run_id}"
+        return LedgerBook(spec, PrivacyLedger(self.options.hub_ledger()), ledger_job)
+
     def _start_silo(self, name: str, identity_dir: Path, port: int, job_config: Path) -> _SiloProcesses:
         silo_dir = self.workdir / "silos" / name
         silo_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +178,7 @@ class LocalRun:
                 str(identity_dir),
                 "--trainer-listen",
                 f"unix:{socket_path}",
+                *self._privacy_args(name),
             ),
             stdout=(silo_dir / "sidecar.log").open("wb"),
             stderr=subprocess.STDOUT,
@@ -188,6 +216,7 @@ class LocalRun:
 
         keys = {s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key or "") for s in silos}
         gate = build_gate(self.workdir, aggregator_key)
+        privacy = self._privacy_book()
         coordinator = JobCoordinator(
             self.manifest.job,
             keys,
@@ -197,6 +226,7 @@ class LocalRun:
             gate,
             observer=self.observer,
             silo_ceilings={s.metadata.name: s.spec.max_epsilon for s in silos},
+            privacy=privacy,
         )
         server, port = start_server(coordinator, "localhost:0", server_tls)
         report = RunReport(
@@ -206,6 +236,7 @@ class LocalRun:
             strategy=spec.strategy.name.value,
             isolation=self.isolation.description,
             workdir=str(self.workdir),
+            ledgers=str(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None,
         )
         try:
             self._processes = [self._start_silo(n, identity_dirs[n], port, job_config) for n in spec.silos]
@@ -224,6 +255,8 @@ class LocalRun:
             self._stop_silos()
             server.stop(grace=2).wait()
             gate.audit.close()
+            if privacy is not None:
+                privacy.close()
         report.rounds = [RoundRow.of(s) for s in coordinator.summaries]
         for row in report.rounds:
             for silo in row.denied:

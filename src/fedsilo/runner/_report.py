@@ -30,7 +30,9 @@ class RoundRow:
     seconds: float
     bytes_up: dict[str, int]
     bytes_down: dict[str, int]
+    # Epsilon of this round's update alone, and the silo's epsilon in the job after it (hub ledger).
     epsilon: dict[str, float | None]
+    epsilon_spent: dict[str, float | None]
     model_digest: str
 
     @classmethod
@@ -48,6 +50,7 @@ class RoundRow:
             bytes_up={s: v.bytes_up for s, v in summary.silos.items()},
             bytes_down={s: v.bytes_down for s, v in summary.silos.items()},
             epsilon={s: v.epsilon_round for s, v in summary.silos.items()},
+            epsilon_spent={s: v.epsilon_spent for s, v in summary.silos.items()},
             model_digest=summary.model_digest,
         )
 
@@ -67,7 +70,23 @@ class RunReport:
     centralized_loss: float | None = None
     failure: str = ""
     plot: str | None = None
+    privacy_plot: str | None = None
+    ledgers: str | None = None
     denials: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def private(self) -> bool:
+        """Some update was charged for differential privacy."""
+        return any(v is not None for row in self.rounds for v in row.epsilon_spent.values())
+
+    def cumulative_epsilon(self) -> list[dict[str, float]]:
+        """Each round's epsilon spent per silo so far (a silo keeps its figure in rounds it sat out)."""
+        spent: dict[str, float] = {}
+        out = []
+        for row in self.rounds:
+            spent |= {s: v for s, v in row.epsilon_spent.items() if v is not None}
+            out.append(dict(spent))
+        return out
 
     @property
     def final_accuracy(self) -> float | None:
@@ -79,6 +98,8 @@ class RunReport:
         """The whole report as JSON."""
         document: dict[str, Any] = asdict(self)
         document["final_accuracy"] = self.final_accuracy
+        if self.private:
+            document["epsilon_spent"] = self.cumulative_epsilon()[-1]
         if self.final_accuracy is not None and self.centralized_accuracy:
             document["accuracy_vs_centralized"] = self.final_accuracy / self.centralized_accuracy
         return json.dumps(document, indent=2, sort_keys=True)
@@ -99,8 +120,13 @@ def render_table(report: RunReport) -> Table:
     table.add_column("denied / dropped")
     for silo in silos:
         table.add_column(f"{silo}\nKiB up/down", justify="right")
-    for row in report.rounds:
+    private = report.private
+    if private:
+        for silo in silos:
+            table.add_column(f"{silo}\nepsilon", justify="right")
+    for row, spent in zip(report.rounds, report.cumulative_epsilon(), strict=True):
         problems = [f"{s}: denied" for s in row.denied] + [f"{s}: dropped" for s in row.dropped]
+        epsilons = [f"{spent[s]:.3f}" if s in spent else "-" for s in silos] if private else []
         table.add_row(
             str(row.round),
             "-" if row.loss is None else f"{row.loss:.4f}",
@@ -111,6 +137,7 @@ def render_table(report: RunReport) -> Table:
                 f"{_kib(row.bytes_up.get(s, 0))}/{_kib(row.bytes_down.get(s, 0))}" if s in row.participants else "-"
                 for s in silos
             ],
+            *epsilons,
         )
     if report.centralized_accuracy is not None:
         table.caption = f"centralized baseline accuracy {report.centralized_accuracy:.4f}" + (
@@ -121,16 +148,22 @@ def render_table(report: RunReport) -> Table:
     return table
 
 
-def write_plot(report: RunReport, path: Path) -> Path:
-    """Accuracy per round, with the centralized baseline as a horizontal line."""
+def _pyplot() -> Any:
     # Imported here: matplotlib is slow to import and needs its headless backend chosen
     # before pyplot loads, which a library must not do to its callers at import time.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plot(report: RunReport, path: Path) -> Path:
+    """Accuracy per round, with the centralized baseline as a horizontal line."""
     from matplotlib.ticker import MaxNLocator
 
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
     points = [(r.round, r.accuracy) for r in report.rounds if r.accuracy is not None]
     if points:
@@ -146,6 +179,29 @@ def write_plot(report: RunReport, path: Path) -> Path:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("accuracy (held-out, all silos)")
     axes.set_title(f"fedsilo job {report.job}")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def write_privacy_plot(report: RunReport, path: Path) -> Path:
+    """Accuracy against the epsilon spent so far: the largest of the silos', round by round."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
+    points = [
+        (max(spent.values()), row.accuracy)
+        for row, spent in zip(report.rounds, report.cumulative_epsilon(), strict=True)
+        if row.accuracy is not None and spent
+    ]
+    axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="federated, with DP")
+    if report.centralized_accuracy is not None:
+        axes.axhline(report.centralized_accuracy, color="gray", linestyle="--", label="centralized, no DP")
+    axes.set_xlabel("epsilon spent (largest silo, hub ledger)")
+    axes.set_ylabel("accuracy (held-out, all silos)")
+    axes.set_title(f"fedsilo job {report.job}: accuracy vs privacy")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     figure.tight_layout()

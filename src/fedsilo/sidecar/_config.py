@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from fedsilo.api import FederatedJob
 from fedsilo.identity import VerifyKey
@@ -19,3 +20,15 @@ class SidecarConfig:
     peer_keys: Mapping[str, VerifyKey]
     # How long to keep trying to reach the aggregator before giving up.
     connect_timeout: float = 60.0
+    # The silo's privacy ledger (SQLite); required when the job runs with differential privacy.
+    ledger: Path | None = None
+    # Tells this run of the job apart from earlier runs of the same name in the ledger.
+    run_id: str = ""
+    # The silo's lifetime epsilon ceiling (Silo.spec.maxEpsilon), enforced across all its jobs.
+    silo_max_epsilon: float | None = None
+
+    @property
+    def ledger_job(self) -> str:
+        """The job as the ledger names it: one name per run, so a rerun is a new job of the silo's lifetime."""
+        name = self.job.metadata.name
+        return f"{name}/{self.run_id}" if self.run_id else name

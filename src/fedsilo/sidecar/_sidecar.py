@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -20,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.identity import SiloIdentity, sha256_digest
+from fedsilo.privacy import Mechanism, PrivacyViolation, plan_for_silo
+from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.protocol import (
     EvaluationReport,
     MessageError,
@@ -40,6 +43,7 @@ from fedsilo.protocol import (
 from ._config import SidecarConfig
 from ._link import TrainerLinkService
 from ._masking import MaskedSubmission
+from ._privacy import PrivacyGuard, PrivacyWithheld
 from ._update import InvalidUpdate, check_trainer_weights, prepare_update, weighted_plain_payload
 
 log = logging.getLogger("fedsilo.sidecar")
@@ -80,12 +84,38 @@ class Sidecar:
         self._on_verdict = on_verdict
         self._job_name = config.job.metadata.name
         self._spec = config.job.spec
+        self._privacy: PrivacyGuard | None = None
+
+    def _guard(self, num_samples: int) -> PrivacyGuard | None:
+        """The silo's privacy guard for this job, planned from its own record count; None without DP."""
+        plan = plan_for_silo(self._spec, num_samples)
+        if plan is None:
+            return None
+        if self.config.ledger is None:
+            raise ValueError("the job runs with differential privacy: give the sidecar its ledger (--ledger PATH)")
+        log.info(
+            "privacy: %s mode, noise multiplier %.4g, delta %g, %s accountant; ledger %s",
+            plan.mode.value,
+            plan.noise_multiplier,
+            plan.delta,
+            plan.accountant,
+            self.config.ledger,
+        )
+        return PrivacyGuard(
+            plan,
+            PrivacyLedger(self.config.ledger),
+            self.config.silo,
+            self.config.ledger_job,
+            job_ceiling=self._spec.policy.max_epsilon,
+            silo_ceiling=self.config.silo_max_epsilon,
+        )
 
     def run(self) -> int:
         """Take part in every round; 0 when the job finished, 1 when it failed."""
         with _channel(self.config.aggregator, self._identity) as channel:
             stub = rpc.AggregatorStub(channel)
             num_samples = self._hello()
+            self._privacy = self._guard(num_samples)
             self._join(stub, num_samples)
             after = 0
             while True:
@@ -146,14 +176,23 @@ class Sidecar:
         layout = TensorLayout.of(global_weights)
         self._link.result_limit_bytes = len(blob) + (1 << 20)
         kind = "evaluate" if plan.evaluate_only else "fit"
-        self._link.offer(plan.round, {"kind": kind, "fit_config": plan.fit_config}, blob)
+        fit_config = plan.fit_config
+        if self._privacy is not None and not plan.evaluate_only:
+            try:
+                # Before any training: a round the budget cannot pay for is not run at all.
+                self._privacy.check_budget(plan.round, self._privacy.plan.planned_event())
+            except PrivacyWithheld as error:
+                self._withhold(plan.round, error.reason)
+                kind = "evaluate"
+            fit_config = self._privacy.fit_config(fit_config)
+        self._link.offer(plan.round, {"kind": kind, "fit_config": fit_config}, blob)
         try:
             result = self._link.await_result(plan.round, timeout=float(self._spec.round_timeout_seconds))
         except (TimeoutError, MessageError) as error:
             log.error("round %d: no usable trainer result: %s", plan.round, error)
             return
         self._report_evaluation(stub, plan.round, result.header.get("evaluation"))
-        if plan.evaluate_only:
+        if kind == "evaluate":
             return
         try:
             local = check_trainer_weights(layout, decode_weights(result.blob))
@@ -163,37 +202,74 @@ class Sidecar:
             self._verdict(plan.round, PolicyVerdict(False, (f"rejected by sidecar: {reason}",)))
             return
         fit = result.header.get("fit") or {}
-        weight = int(fit.get("num_samples", num_samples))
+        records = weight = int(fit.get("num_samples", num_samples))
         prepared = prepare_update(
             layout.flatten(global_weights), local, self._spec.policy.norm_cap, self._spec.aggregation.clip_range
         )
+        update, event = prepared.delta, None
+        if self._privacy is not None:
+            try:
+                event = self._privacy.plan.round_event(fit)
+                self._privacy.check_budget(plan.round, event)
+            except (PrivacyViolation, PrivacyWithheld) as error:
+                self._withhold(plan.round, error.reason)
+                return
+            update = self._privacy.noised(update, self._spec.aggregation.clip_range)
+            if self._privacy.uniform_weights:
+                weight = 1
+        self._submit(stub, plan, update, _Claims(prepared.l2_norm, records, weight), event)
+
+    def _submit(
+        self,
+        stub: rpc.AggregatorStub,
+        plan: RoundPlan,
+        update: npt.NDArray[np.float32],
+        claims: _Claims,
+        event: Mechanism | None,
+    ) -> None:
+        """Sign, charge (with DP), mask or weight, and send one update; report the verdict."""
         chunks: Iterator[tuple[int, npt.NDArray[np.generic]]]
         if plan.aggregation == "masked":
-            submission = MaskedSubmission(plan, self.config, self._identity, prepared.delta, weight)
+            submission = MaskedSubmission(plan, self.config, self._identity, update, claims.weight)
             submission.setup(stub)
             dtype, chunks, digest = "uint32", submission.chunks(), submission.digest
         else:
-            payload = weighted_plain_payload(prepared.delta, weight)
+            payload = weighted_plain_payload(update, claims.weight)
             dtype, chunks, digest = "float32", _plain_chunks(payload), sha256_digest(payload.tobytes())
+        epsilon_round = None
+        if self._privacy is not None and event is not None:
+            try:
+                charge = self._privacy.charge(plan.round, event, digest)
+            except PrivacyWithheld as error:
+                self._withhold(plan.round, error.reason)
+                return
+            epsilon_round = self._privacy.plan.epsilon_of(event)
+            log.info("round %d: charged epsilon %.4g (job total %.4g)", plan.round, epsilon_round, charge.epsilon_job)
         metadata = UpdateMetadata(
             job=self._job_name,
             round=plan.round,
             silo=self.config.silo,
             nonce=secrets.token_hex(16),
-            l2_norm=prepared.l2_norm,
-            num_samples=weight,
+            l2_norm=claims.l2_norm,
+            num_samples=claims.records,
             vector_length=plan.vector_length,
             dtype=dtype,
             payload_digest=digest,
-            epsilon_round=None,
-            mechanism=None,
+            epsilon_round=epsilon_round,
+            mechanism=event.to_json() if event is not None else None,
         )
         signed = metadata.canonical_bytes()
         signature = self._identity.signing_key.sign(signed)
         verdict = verdict_from_proto(stub.SubmitUpdate(update_stream(signed, signature, chunks, dtype)))
         self._verdict(plan.round, verdict)
+        if verdict.accepted and self._privacy is not None and event is not None:
+            self._privacy.acknowledge(plan.round)
         if plan.aggregation == "masked":
             submission.unmask(stub)
+
+    def _withhold(self, round_number: int, reason: str) -> None:
+        log.warning("round %d: the sidecar withholds this silo's update: %s", round_number, reason)
+        self._verdict(round_number, PolicyVerdict(False, (f"withheld by sidecar: {reason}",)))
 
     def _report_evaluation(self, stub: rpc.AggregatorStub, round_number: int, evaluation: Any) -> None:
         if not isinstance(evaluation, dict):
@@ -226,6 +302,18 @@ class Sidecar:
             log.warning("round %d: update denied: %s", round_number, "; ".join(verdict.reasons))
         if self._on_verdict is not None:
             self._on_verdict(round_number, verdict)
+
+
+@dataclass(frozen=True)
+class _Claims:
+    """What the silo signs about its update besides the payload."""
+
+    # The clipped update's norm, before any silo-level noise: the sensitivity the noise covers.
+    l2_norm: float
+    # The records behind the update (what the policy's minimum reads).
+    records: int
+    # The update's weight in the mean: the records, or 1 in silo-level DP (DP-FedAvg).
+    weight: int
 
 
 def _plain_chunks(

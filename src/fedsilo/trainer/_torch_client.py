@@ -1,7 +1,7 @@
 """``TorchClassifierClient``: the built-in ``TrainerClient`` for any torch classifier.
 
-SGD with optional momentum and weight decay, FedProx's proximal term, and federated
-evaluation on the silo's held-out split. ``build_client`` uses it for the built-in
+SGD with optional momentum and weight decay, FedProx's proximal term, record-level DP-SGD
+through Opacus when the round asks for it (``FitConfig.dp``), and federated evaluation on the silo's held-out split. ``build_client`` uses it for the built-in
 models; users whose model is a plain ``nn.Module`` classifier can return one from their
 factory too.
 """
@@ -9,12 +9,16 @@ factory too.
 from __future__ import annotations
 
 import math
+import secrets
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from fedsilo.datasets import SiloData
+from fedsilo.privacy.dpsgd import make_dp_sgd
 from fedsilo.protocol import Weights
 from fedsilo.strategies import FitConfig
 
@@ -28,6 +32,23 @@ def _round_seed(config: FitConfig, silo_index: int | None) -> int:
     """The seed of one silo's round: a different shuffle per silo and per round, all reproducible."""
     silo = 0 if silo_index is None else silo_index + 1
     return int(np.random.SeedSequence([config.seed, config.round, silo]).generate_state(1)[0])
+
+
+@dataclass
+class _Totals:
+    """Running sums over a round's batches."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    steps: int = 0
+
+    def __iadd__(self, other: _Totals) -> _Totals:
+        self.loss_sum += other.loss_sum
+        self.correct += other.correct
+        self.seen += other.seen
+        self.steps += other.steps
+        return self
 
 
 class TorchClassifierClient(TrainerClient):
@@ -75,56 +96,93 @@ class TorchClassifierClient(TrainerClient):
         self._global = self._parameters_copy()
 
     def fit(self, config: FitConfig) -> FitResult:
-        """Mini-batch SGD for ``config.local_epochs`` epochs over the training split."""
-        if config.dp is not None:
-            raise ValueError(
-                "the round asks for record-level DP-SGD (FitConfig.dp), which TorchClassifierClient does not run; "
-                "use a DP-SGD capable client or privacy.mode: silo"
-            )
+        """Train for ``config.local_epochs`` epochs: mini-batch SGD, or DP-SGD when ``config.dp`` is set."""
         records = len(self._train_y)
         if records == 0:
             raise ValueError("this silo has no training records")
-        seed = _round_seed(config, self.data.silo_index)
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.SGD(
             self.model.parameters(), lr=config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
         )
         self.model.train()
-        steps, loss_sum, correct = 0, 0.0, 0
+        if config.dp is None:
+            seed = _round_seed(config, self.data.silo_index)
+            torch.manual_seed(seed)
+            totals = self._sgd_epochs(config, optimizer, torch.Generator().manual_seed(seed))
+            sample_rate = min(1.0, config.batch_size / records)
+        else:
+            totals, sample_rate = self._dp_sgd_epochs(config, optimizer)
+        # Non-finite weights would only be refused later by the hub; say here what went wrong.
+        if not math.isfinite(totals.loss_sum) or not all(
+            bool(torch.isfinite(p).all()) for p in self.model.parameters()
+        ):
+            raise ValueError(
+                f"local training diverged in round {config.round} (non-finite loss); lower spec.training.learningRate"
+            )
+        seen = max(totals.seen, 1)
+        dp = config.dp
+        return FitResult(
+            num_samples=records,
+            train_loss=totals.loss_sum / seen,
+            steps=totals.steps,
+            batch_size=config.batch_size,
+            metrics={"train_accuracy": totals.correct / seen},
+            noise_multiplier=dp.noise_multiplier if dp else None,
+            max_grad_norm=dp.max_grad_norm if dp else None,
+            sample_rate=sample_rate,
+        )
+
+    def _step(
+        self, optimizer: torch.optim.Optimizer, model: nn.Module, x: torch.Tensor, y: torch.Tensor, mu: float
+    ) -> _Totals:
+        """One optimizer step on one batch; the batch's loss sum, hits and size."""
+        optimizer.zero_grad()
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        totals = _Totals(float(loss.detach()) * len(y), int((logits.detach().argmax(1) == y).sum()), len(y), 1)
+        if mu > 0:
+            distance = torch.stack(
+                [((p - g) ** 2).sum() for p, g in zip(self.model.parameters(), self._global, strict=True)]
+            ).sum()
+            loss = loss + mu / 2 * distance
+        # torch.autograd.backward is typed; Tensor.backward is not.
+        torch.autograd.backward(loss)
+        optimizer.step()
+        return totals
+
+    def _sgd_epochs(self, config: FitConfig, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> _Totals:
+        records = len(self._train_y)
+        totals = _Totals()
         for _ in range(config.local_epochs):
             order = torch.randperm(records, generator=generator)
             for start in range(0, records, config.batch_size):
                 batch = order[start : start + config.batch_size]
-                x, y = self._train_x[batch], self._train_y[batch]
-                optimizer.zero_grad()
-                logits = self.model(x)
-                loss = nn.functional.cross_entropy(logits, y)
-                loss_sum += float(loss.detach()) * len(y)
-                correct += int((logits.detach().argmax(1) == y).sum())
-                if config.proximal_mu > 0:
-                    distance = torch.stack(
-                        [((p - g) ** 2).sum() for p, g in zip(self.model.parameters(), self._global, strict=True)]
-                    ).sum()
-                    loss = loss + config.proximal_mu / 2 * distance
-                # torch.autograd.backward is typed; Tensor.backward is not.
-                torch.autograd.backward(loss)
-                optimizer.step()
-                steps += 1
-        seen = config.local_epochs * records
-        # Non-finite weights would only be refused later by the hub; say here what went wrong.
-        if not math.isfinite(loss_sum) or not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+                totals += self._step(
+                    optimizer, self.model, self._train_x[batch], self._train_y[batch], config.proximal_mu
+                )
+        return totals
+
+    def _dp_sgd_epochs(self, config: FitConfig, optimizer: torch.optim.Optimizer) -> tuple[_Totals, float]:
+        """Opacus DP-SGD with Poisson sampling; the totals and the sample rate it ran with.
+
+        The noise and the batches come from torch's global generator, seeded from the OS
+        here: a seed derived from the job's (which the hub knows) would let the hub
+        regenerate the noise and subtract it.
+        """
+        dp = config.dp
+        assert dp is not None  # the caller checked
+        if config.proximal_mu > 0:
             raise ValueError(
-                f"local training diverged in round {config.round} (non-finite loss); lower spec.training.learningRate"
+                "FedProx's proximal term does not combine with DP-SGD (per-record clipping would skip it); "
+                "use strategy fedavg or fedadam with privacy.mode record"
             )
-        return FitResult(
-            num_samples=records,
-            train_loss=loss_sum / seen,
-            steps=steps,
-            batch_size=config.batch_size,
-            metrics={"train_accuracy": correct / seen},
-            sample_rate=min(1.0, config.batch_size / records),
-        )
+        torch.manual_seed(secrets.randbits(63))
+        loader = DataLoader(TensorDataset(self._train_x, self._train_y), batch_size=config.batch_size)
+        totals = _Totals()
+        with make_dp_sgd(self.model, optimizer, loader, dp.noise_multiplier, dp.max_grad_norm) as private:
+            for _ in range(config.local_epochs):
+                for x, y in private.data_loader:
+                    totals += self._step(private.optimizer, private.module, x, y, 0.0)
+            return totals, private.sample_rate
 
     def evaluate(self, config: EvaluateConfig) -> EvaluateResult:
         """Mean cross-entropy and accuracy on the held-out split."""

@@ -1,0 +1,126 @@
+"""The hub's privacy book: ledger facts for the policy, computed from what the silo signed.
+
+Every update of a DP job carries the mechanism its sidecar charged (noise multiplier,
+sample rate, steps), signed with the silo's key. The hub does not trust the signed
+epsilon number either: it recomputes it from the mechanism with the job's accountant and
+refuses a mismatch, refuses a mechanism that is not the job's mode or has less noise than
+the job configures, and answers the policy's ``epsilon_spent`` / ``epsilon_if_accepted``
+by replaying the silo's charged mechanisms plus this one in its own ledger. An admitted
+update is charged (once: job, silo, round and payload digest name the release) before it enters the
+aggregate, and acknowledged when the round's aggregate is taken.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fedsilo.api import FederatedJobSpec, PrivacyMode
+from fedsilo.privacy import DpSgdEvent, GaussianEvent, Mechanism, epsilon_for, mechanism_from_json
+from fedsilo.privacy.ledger import PrivacyLedger
+from fedsilo.protocol import UpdateMetadata
+
+# Relative slack between a signed epsilon and the hub's recomputation: both run the same
+# accountant on the same numbers, so anything beyond float noise is a different claim.
+_EPSILON_TOLERANCE = 1e-6
+
+
+class LedgerBook:
+    """The ``PrivacyBook`` of one job run, over the hub's ``PrivacyLedger``."""
+
+    def __init__(self, spec: FederatedJobSpec, ledger: PrivacyLedger, ledger_job: str) -> None:
+        self._privacy = spec.privacy
+        self._ledger = ledger
+        self._job = ledger_job
+
+    def close(self) -> None:
+        """Close the ledger."""
+        self._ledger.close()
+
+    def _key(self, silo: str, claims: UpdateMetadata) -> str:
+        # Two silos may send byte-identical payloads (plain mode, no noise): the key names the release.
+        return f"{self._job}/{silo}/{claims.round}/{claims.payload_digest}"
+
+    def _mechanism(self, claims: UpdateMetadata) -> Mechanism | None:
+        return None if claims.mechanism is None else mechanism_from_json(claims.mechanism)
+
+    def problem(self, silo: str, claims: UpdateMetadata) -> str | None:
+        """Why the update's privacy claims cannot be accepted, as a policy reason; None if they can."""
+        mode = self._privacy.mode
+        try:
+            event = self._mechanism(claims)
+        except ValueError as error:
+            return f"privacy_mechanism_invalid: {error}"
+        if event is None:
+            if mode is PrivacyMode.NONE:
+                return None
+            return (
+                f"privacy_mechanism_missing: the job runs with {mode.value}-level DP but the update names no mechanism"
+            )
+        expected = DpSgdEvent if mode is PrivacyMode.RECORD else GaussianEvent
+        if mode is not PrivacyMode.NONE and not isinstance(event, expected):
+            return f"privacy_mechanism_mismatch: the job runs with {mode.value}-level DP, the update declares {event}"
+        if isinstance(event, GaussianEvent) and event.count != 1:
+            return f"privacy_mechanism_mismatch: one round is one release, the update declares {event.count}"
+        configured = self._privacy.noise_multiplier
+        if configured is not None and event.noise_multiplier < configured * (1 - _EPSILON_TOLERANCE):
+            return (
+                f"noise_below_configured: the update ran with noise multiplier {event.noise_multiplier:g}, "
+                f"the job configures {configured:g}"
+            )
+        cost = epsilon_for([event], self._privacy.delta, self._privacy.accountant)
+        claimed = claims.epsilon_round
+        if claimed is None or not math.isclose(claimed, cost, rel_tol=_EPSILON_TOLERANCE, abs_tol=1e-12):
+            return f"epsilon_claim_mismatch: the update claims epsilon_round {claimed}, its mechanism costs {cost:.6g}"
+        earlier = [c for c in self._ledger.history(silo, self._job) if c.round == claims.round]
+        if earlier and earlier[0].idempotency_key != self._key(silo, claims):
+            return f"round_already_charged: round {claims.round} was charged to {silo} for another update"
+        return None
+
+    def policy_view(self, silo: str, metadata: UpdateMetadata) -> dict[str, Any]:
+        """``epsilon_spent``, ``epsilon_if_accepted`` and the lifetime figure, from the hub's ledger."""
+        try:
+            event = self._mechanism(metadata)
+        except ValueError:
+            return {}
+        if event is None:
+            return {}
+        recorded = self._ledger.find(self._key(silo, metadata))
+        if recorded is not None:
+            # A retried update already charged: it costs nothing more.
+            return {
+                "epsilon_spent": recorded.epsilon_job,
+                "epsilon_if_accepted": recorded.epsilon_job,
+                "epsilon_lifetime_if_accepted": recorded.epsilon_lifetime,
+            }
+        projection = self._ledger.epsilon_if_accepted(
+            silo, self._job, event, delta=self._privacy.delta, accountant=self._privacy.accountant
+        )
+        return {
+            "epsilon_spent": projection.job_spent,
+            "epsilon_if_accepted": projection.job_if_accepted,
+            "epsilon_lifetime_if_accepted": projection.lifetime_if_accepted,
+        }
+
+    def commit(self, silo: str, metadata: UpdateMetadata) -> float | None:
+        """Charge an admitted update; the silo's epsilon in this job after it (None without DP)."""
+        event = self._mechanism(metadata)
+        if event is None:
+            return None
+        charge = self._ledger.charge(
+            silo,
+            self._job,
+            metadata.round,
+            event,
+            idempotency_key=self._key(silo, metadata),
+            delta=self._privacy.delta,
+            accountant=self._privacy.accountant,
+        )
+        return charge.epsilon_job
+
+    def round_closed(self, round_number: int, silos: tuple[str, ...]) -> None:
+        """The round's aggregate took the updates of ``silos``: acknowledge their charges."""
+        charged = {c.silo for c in self._ledger.history(job=self._job) if c.round == round_number}
+        for silo in silos:
+            if silo in charged:
+                self._ledger.acknowledge(silo, self._job, round_number)

@@ -1,0 +1,112 @@
+"""Jobs with differential privacy, end to end: each sidecar charges its own ledger, the hub charges
+its ledger from the signed mechanisms, both agree, and a ceiling stops a silo before it is crossed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedsilo.api import load_manifest
+from fedsilo.privacy import DpSgdEvent, GaussianEvent, epsilon_for
+from fedsilo.privacy.ledger import PrivacyLedger
+from fedsilo.runner import LocalRun, RunOptions, RunReport
+
+from .conftest import quick_manifest
+
+pytestmark = pytest.mark.e2e
+
+
+def _run(path: Path, tmp_path: Path, ledgers: Path | None = None) -> tuple[RunReport, RunOptions]:
+    options = RunOptions(
+        manifest_path=path,
+        workdir=tmp_path / "run",
+        registry=tmp_path / "registry",
+        ledgers=ledgers or tmp_path / "privacy",
+        baseline=False,
+    )
+    return LocalRun(load_manifest(path), options).execute(), options
+
+
+def _privacy(**fields: Any) -> dict[str, Any]:
+    return {"delta": 1e-5, "accountant": "rdp", **fields}
+
+
+def test_record_level_dp_spends_at_most_the_target_and_both_sides_count_the_same(tmp_path: Path) -> None:
+    path = quick_manifest(
+        tmp_path,
+        privacy=_privacy(mode="record", targetEpsilon=3.0, maxGradNorm=1.0),
+        policy={"normCap": 20.0, "dataClass": "sensitive", "maxEpsilon": 3.0},
+    )
+    report, options = _run(path, tmp_path)
+    assert report.status == "succeeded", report.failure
+    assert all(len(row.accepted) == 3 for row in report.rounds)
+    spent = report.cumulative_epsilon()
+    for silo in ("hospital-a", "hospital-b", "hospital-c"):
+        curve = [round_spent[silo] for round_spent in spent]
+        assert curve == sorted(curve) and curve[0] > 0, curve
+        # Calibrated to the target over the job's three rounds: spent, not exceeded.
+        assert 2.9 < curve[-1] <= 3.0 + 1e-9
+    assert json.loads(report.to_json())["epsilon_spent"] == spent[-1]
+
+    with PrivacyLedger(options.hub_ledger()) as hub:
+        hub.verify()
+        hub_rows = {(c.silo, c.round): c for c in hub.history()}
+        assert len(hub_rows) == 9 and all(c.acknowledged_at for c in hub_rows.values())
+    for silo in ("hospital-a", "hospital-b", "hospital-c"):
+        with PrivacyLedger(options.silo_ledger(silo)) as own:
+            own.verify()
+            for charge in own.history():
+                # The silo charged before sending; the hub charged the same signed mechanism.
+                assert isinstance(charge.mechanism, DpSgdEvent)
+                assert hub_rows[(silo, charge.round)].mechanism == charge.mechanism
+                assert charge.idempotency_key == hub_rows[(silo, charge.round)].idempotency_key
+                assert charge.acknowledged_at is not None
+            assert own.epsilon_spent(silo, delta=1e-5) == pytest.approx(spent[-1][silo])
+
+
+def test_silo_level_dp_charges_one_gaussian_release_per_round(tmp_path: Path) -> None:
+    path = quick_manifest(
+        tmp_path,
+        rounds=2,
+        aggregation={"mode": "plain"},
+        privacy=_privacy(mode="silo", noiseMultiplier=4.0),
+        policy={"normCap": 1.0, "dataClass": "internal", "maxEpsilon": 10.0},
+    )
+    report, options = _run(path, tmp_path)
+    assert report.status == "succeeded", report.failure
+    one_release = epsilon_for([GaussianEvent(4.0, 1)], 1e-5)
+    assert all(value == pytest.approx(one_release) for row in report.rounds for value in row.epsilon.values())
+    with PrivacyLedger(options.hub_ledger()) as hub:
+        assert {c.mechanism for c in hub.history()} == {GaussianEvent(4.0, 1)}
+        assert hub.epsilon_spent("hospital-a", delta=1e-5) == pytest.approx(
+            epsilon_for([GaussianEvent(4.0, 2)], 1e-5)
+        )
+
+
+def test_a_silo_stops_before_its_lifetime_ceiling_and_earlier_jobs_count(tmp_path: Path) -> None:
+    # One Gaussian release at sigma 2 costs 2.17, two cost 3.19: hospital-a's ceiling of 3 allows one.
+    path = quick_manifest(
+        tmp_path,
+        rounds=2,
+        roundTimeoutSeconds=10,
+        aggregation={"mode": "plain"},
+        privacy=_privacy(mode="silo", noiseMultiplier=2.0),
+        policy={"normCap": 1.0, "dataClass": "internal", "maxEpsilon": 10.0},
+    )
+    manifest = path.read_text().replace("displayName: Hospital A", "displayName: Hospital A\n  maxEpsilon: 3.0")
+    path.write_text(manifest)
+    report, options = _run(path, tmp_path)
+    assert report.status == "succeeded", report.failure
+    first, second = report.rounds
+    assert "hospital-a" in first.accepted
+    assert "hospital-a" in second.dropped, "its sidecar withheld the update that would cross the ceiling"
+    with PrivacyLedger(options.silo_ledger("hospital-a")) as own:
+        assert [c.round for c in own.history()] == [1]
+    # A second run for the same silo: its lifetime ceiling remembers the first run's spend.
+    report, _ = _run(path, tmp_path / "again", ledgers=options.ledgers)
+    assert report.status == "succeeded", report.failure
+    assert "hospital-a" in report.rounds[0].dropped
+    assert not any("hospital-a" in row.accepted for row in report.rounds)
