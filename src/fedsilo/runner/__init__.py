@@ -1,7 +1,14 @@
-"""The local run: a whole federated job on one machine (``fedsilo run``)."""
+"""Running jobs: the local run (``fedsilo run``) and the hub builder it shares with ``fedsilo aggregator``."""
 
 from ._gate import AUDIT_LOG as AUDIT_LOG
 from ._gate import build_gate as build_gate
+from ._hub import AGGREGATOR_KEY as AGGREGATOR_KEY
+from ._hub import AGGREGATOR_PUBLIC_KEY as AGGREGATOR_PUBLIC_KEY
+from ._hub import Hub as Hub
+from ._hub import HubSetupError as HubSetupError
+from ._hub import aggregator_signing_key as aggregator_signing_key
+from ._hub import build_hub as build_hub
+from ._hub import registered_silo_keys as registered_silo_keys
 from ._isolation import Isolation as Isolation
 from ._isolation import detect_isolation as detect_isolation
 from ._local import LocalRun as LocalRun
@@ -11,16 +18,27 @@ from ._report import RunReport as RunReport
 from ._report import render_table as render_table
 from ._report import write_plot as write_plot
 from ._report import write_privacy_plot as write_privacy_plot
+from ._reporting import RecordingRegistry as RecordingRegistry
+from ._reporting import ReportingObserver as ReportingObserver
 
 __all__ = [
+    "AGGREGATOR_KEY",
+    "AGGREGATOR_PUBLIC_KEY",
     "AUDIT_LOG",
+    "Hub",
+    "HubSetupError",
     "Isolation",
     "LocalRun",
+    "RecordingRegistry",
+    "ReportingObserver",
     "RoundRow",
     "RunOptions",
     "RunReport",
+    "aggregator_signing_key",
     "build_gate",
+    "build_hub",
     "detect_isolation",
+    "registered_silo_keys",
     "render_table",
     "write_plot",
     "write_privacy_plot",

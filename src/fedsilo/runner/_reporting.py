@@ -1,0 +1,146 @@
+"""From the coordinator's progress to a :class:`~fedsilo.api.StatusReporter`: the job's status in a cluster.
+
+The coordinator speaks :class:`~fedsilo.aggregator.RoundObserver` (rounds opened, updates
+decided, rounds closed); a status reporter such as ``fedsilo.kube.KubeStatusReporter``
+speaks cumulative :class:`~fedsilo.api.RoundReport` figures, denials and the outcome.
+:class:`ReportingObserver` translates, and :class:`RecordingRegistry` remembers where each
+round's model was stored so the status can point at it.
+
+Why a worker thread: the coordinator calls its observer while holding the round's lock,
+and a report is an API call that may take seconds when the API server is slow. The
+observer only queues; one thread delivers in order. ``close`` delivers the outcome and
+waits (bounded) for the queue to drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from fedsilo.aggregator import RoundSummary
+from fedsilo.api import Denial, JobOutcome, ModelReference, RoundNumber, RoundReport, SiloName, StatusReporter
+from fedsilo.protocol import PolicyVerdict, Weights
+from fedsilo.registry import Lineage, ModelRef, ModelRegistry
+
+log = logging.getLogger("fedsilo.hub")
+
+#: Seconds ``close`` waits for queued reports before it gives up on them.
+DRAIN_SECONDS = 30.0
+
+
+class RecordingRegistry:
+    """A :class:`~fedsilo.registry.ModelRegistry` that remembers where each round's model went."""
+
+    def __init__(self, inner: ModelRegistry) -> None:
+        self.inner = inner
+        self._stored: dict[int, ModelRef] = {}
+        self._lock = threading.Lock()
+
+    def save(self, weights: Weights, lineage: Lineage) -> ModelRef:
+        """Store through the inner registry and remember the reference."""
+        ref = self.inner.save(weights, lineage)
+        with self._lock:
+            self._stored[lineage.round] = ref
+        return ref
+
+    def stored(self, round_number: int) -> ModelRef | None:
+        """Where round ``round_number``'s model was stored, if it was."""
+        with self._lock:
+            return self._stored.get(round_number)
+
+
+class ReportingObserver:
+    """Reports rounds, denials and the outcome of one job to a status reporter, from its own thread.
+
+    Figures are cumulative (denials so far, epsilon spent so far), so a report the reporter
+    failed to deliver is healed by the next one. Each round is reported once, when it
+    closes: the coordinator tells its observer again when evaluation metrics arrive, which
+    the status does not carry.
+
+    Epsilon spent is the hub ledger's total for the silo when the coordinator has a privacy
+    book (``SiloRoundStats.epsilon_spent``); without one, the basic-composition sum of the
+    silo's accepted ``epsilon_round`` claims.
+    """
+
+    def __init__(self, reporter: StatusReporter, models: RecordingRegistry | None = None) -> None:
+        self._reporter = reporter
+        self._models = models
+        self._reported: set[int] = set()
+        self._denials: dict[int, int] = {}
+        self._epsilon: dict[int, dict[str, float]] = {}
+        self._ledger_epsilon: dict[str, float] = {}
+        self._rounds_completed = 0
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._deliver, name="status-reporter", daemon=True)
+        self._worker.start()
+
+    # ----- RoundObserver ----------------------------------------------------------------
+
+    def round_started(self, round_number: int, participants: tuple[str, ...]) -> None:
+        """Nothing to report: the status shows closed rounds only."""
+
+    def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
+        """Report a denial (an Event naming the silo and the reasons)."""
+        if verdict.accepted:
+            return
+        denial = Denial(RoundNumber(round_number), SiloName(silo), tuple(verdict.reasons), verdict.policy_revision)
+        self._queue.put(lambda: self._reporter.update_denied(denial))
+
+    def round_finished(self, summary: RoundSummary) -> None:
+        """Report the round's cumulative figures, the first time the round is announced."""
+        if summary.round in self._reported:
+            return
+        self._reported.add(summary.round)
+        self._rounds_completed = max(self._rounds_completed, summary.round)
+        self._denials[summary.round] = len(summary.denied)
+        for silo, stats in summary.silos.items():
+            if silo not in summary.accepted:
+                continue
+            if stats.epsilon_spent is not None:
+                # The hub's privacy ledger charged the update: its total is the figure.
+                self._ledger_epsilon[silo] = stats.epsilon_spent
+            elif stats.epsilon_round is not None:
+                self._epsilon.setdefault(summary.round, {})[silo] = stats.epsilon_round
+        spent: dict[SiloName, float] = {}
+        for per_silo in self._epsilon.values():
+            for silo, epsilon in per_silo.items():
+                spent[SiloName(silo)] = spent.get(SiloName(silo), 0.0) + epsilon
+        spent.update({SiloName(silo): epsilon for silo, epsilon in self._ledger_epsilon.items()})
+        stored = self._models.stored(summary.round) if self._models is not None else None
+        report = RoundReport(
+            round=RoundNumber(summary.round),
+            participants=tuple(SiloName(s) for s in summary.accepted),
+            dropouts=tuple(SiloName(s) for s in summary.participants if s not in summary.accepted),
+            denials_total=sum(self._denials.values()),
+            epsilon_spent=spent,
+            latest_model=ModelReference(uri=stored.path, round=summary.round, digest=summary.model_digest)
+            if stored is not None
+            else None,
+        )
+        self._queue.put(lambda: self._reporter.round_completed(report))
+
+    # ----- the end ----------------------------------------------------------------------
+
+    @property
+    def rounds_completed(self) -> int:
+        """The last round that closed."""
+        return self._rounds_completed
+
+    def close(self, outcome: JobOutcome | None) -> None:
+        """Report ``outcome`` (None: the job was interrupted, so it has none), then drain the queue."""
+        if outcome is not None:
+            self._queue.put(lambda: self._reporter.job_finished(outcome))
+        self._queue.put(None)
+        self._worker.join(DRAIN_SECONDS)
+        if self._worker.is_alive():
+            log.warning("status reports still queued after %.0fs; giving up on them", DRAIN_SECONDS)
+
+    def _deliver(self) -> None:
+        while (report := self._queue.get()) is not None:
+            try:
+                report()
+            # A reporter must not raise, but a bug in one must not silence every later report.
+            except Exception:
+                log.exception("status report failed")
