@@ -96,6 +96,8 @@ class HubPod:
     identities: dict[str, Path]
     objects: list[dict[str, Any]]
     logs: Path
+    # The CA of the aggregator's serving certificate, as the silo job ConfigMap carries it.
+    aggregator_ca: Path
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     @property
@@ -138,6 +140,8 @@ class HubPod:
                         str(self.identities[silo]),
                         "--trainer-listen",
                         f"unix:{socket}",
+                        "--aggregator-ca",
+                        str(self.aggregator_ca),
                     ),
                 )
             )
@@ -205,10 +209,10 @@ def hub_pod(tmp_path: Path, opa_url: str, aggregation: str, *, uid: str = "", na
         authority = CertificateAuthority.create(f"{silo.metadata.name} identity CA")
         client = authority.issue(silo.metadata.name, server=False)
         silo_cas.append(client.ca_certificate_pem.decode())
-        # The sidecar verifies the aggregator with its identity's ca.crt, so that file holds
-        # the aggregator's CA here (the CA the operator publishes in status.endpoint).
+        # As in a cluster: the identity's ca.crt is the silo's own CA; the sidecar verifies the
+        # aggregator with --aggregator-ca (the CA the operator publishes in status.endpoint).
         identity = SiloIdentity(
-            key, TlsCredentials(client.private_key_pem, client.certificate_pem, service_ca.certificate_pem)
+            key, TlsCredentials(client.private_key_pem, client.certificate_pem, authority.certificate_pem)
         )
         identities[silo.metadata.name] = tmp_path / "silos" / silo.metadata.name
         write_identity(identities[silo.metadata.name], identity)
@@ -271,6 +275,8 @@ def hub_pod(tmp_path: Path, opa_url: str, aggregation: str, *, uid: str = "", na
     }
     logs = tmp_path / "logs"
     logs.mkdir()
+    aggregator_ca = tmp_path / "aggregator-ca.crt"
+    aggregator_ca.write_bytes(service_ca.certificate_pem)
     return HubPod(
         args=[command, *(part for pair in flags.items() for part in pair)],
         env=env,
@@ -282,6 +288,7 @@ def hub_pod(tmp_path: Path, opa_url: str, aggregation: str, *, uid: str = "", na
         identities=identities,
         objects=objects,
         logs=logs,
+        aggregator_ca=aggregator_ca,
     )
 
 

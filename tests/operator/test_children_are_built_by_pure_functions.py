@@ -24,6 +24,7 @@ from fedsilo.operator._conditions import JobFacts, Problem, job_status
 from fedsilo.operator._identity import identity_secret, new_silo_identity
 from fedsilo.operator._manifest import job_manifest
 from fedsilo.operator._names import child_name
+from fedsilo.operator._silo_objects import ledger_claim
 from fedsilo.policy import default_bundle_path
 
 ROOT = Path(__file__).parents[2]
@@ -285,3 +286,28 @@ def test_the_job_manifest_round_trips_through_yaml(quickstart: Any) -> None:
     documents = list(yaml.safe_load_all(job_manifest(job, silos)))
     assert [d["kind"] for d in documents] == ["FederatedJob", "Silo", "Silo", "Silo"]
     assert all(set(d["metadata"]) == {"name"} for d in documents)
+
+
+def test_a_dp_job_gives_the_sidecar_a_persistent_ledger_that_outlives_the_job(quickstart: Any) -> None:
+    job, silos = quickstart
+    private = job.model_copy(
+        update={
+            "spec": job.spec.model_copy(
+                update={"privacy": load_manifest(ROOT / "examples" / "private.yaml").job.spec.privacy}
+            )
+        }
+    )
+    inputs = silo_inputs((private, silos))
+    claim = ledger_claim(inputs)
+    assert claim is not None and claim["metadata"]["name"] == "hospital-a-privacy-ledger"
+    assert "ownerReferences" not in claim["metadata"], "no job or Silo deletion may take the ledger with it"
+    sidecar = by_kind(silo_pods(inputs, "10.0.0.7", CONFIG))[("Pod", "quickstart-hospital-a-sidecar")]["spec"]
+    (container,) = sidecar["containers"]
+    args = container["args"]
+    assert args[args.index("--ledger") + 1] == "/var/lib/fedsilo-ledger/ledger.sqlite"
+    assert args[args.index("--run-id") + 1] == owner()["metadata"]["uid"]
+    assert args[args.index("--aggregator-ca") + 1] == "/etc/fedsilo/job/aggregator-ca.crt"
+    ledger = next(v for v in sidecar["volumes"] if v["name"] == "ledger")
+    assert ledger["persistentVolumeClaim"] == {"claimName": "hospital-a-privacy-ledger"}
+    # A job without DP has no ledger volume.
+    assert ledger_claim(silo_inputs(quickstart)) is None

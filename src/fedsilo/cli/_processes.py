@@ -35,6 +35,7 @@ def _sidecar(args: argparse.Namespace) -> int:
             silo=args.silo,
             aggregator=args.aggregator,
             peer_keys=peer_keys,
+            aggregator_ca_pem=args.aggregator_ca.read_bytes() if args.aggregator_ca else None,
             ledger=args.ledger,
             run_id=args.run_id,
             silo_max_epsilon=manifest.silo(args.silo).spec.max_epsilon,
@@ -62,6 +63,9 @@ def register(commands: Any) -> None:
     sidecar.add_argument("--aggregator", required=True, help="HOST:PORT of the aggregator (mTLS)")
     sidecar.add_argument("--identity-dir", type=Path, required=True, help="signing key and TLS files")
     sidecar.add_argument("--trainer-listen", required=True, help="unix:PATH, or HOST:PORT (TLS) in a cluster")
+    sidecar.add_argument(
+        "--aggregator-ca", type=Path, help="CA of the aggregator's serving certificate (default: the identity's CA)"
+    )
     sidecar.add_argument("--ledger", type=Path, help="the silo's privacy ledger (SQLite); required for DP jobs")
     sidecar.add_argument("--run-id", default="", help="names this run of the job in the ledger (e.g. its UID)")
     sidecar.set_defaults(handler=_sidecar)

@@ -46,6 +46,7 @@ SECRET = Kind("v1", "Secret", "secrets")
 SERVICE = Kind("v1", "Service", "services")
 SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts")
 POD = Kind("v1", "Pod", "pods")
+PERSISTENT_VOLUME_CLAIM = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 EVENT = Kind("v1", "Event", "events")
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
@@ -60,6 +61,7 @@ KINDS: tuple[Kind, ...] = (
     SERVICE,
     SERVICE_ACCOUNT,
     POD,
+    PERSISTENT_VOLUME_CLAIM,
     EVENT,
     DEPLOYMENT,
     NETWORK_POLICY,

@@ -66,7 +66,7 @@ from ._names import (
     adopt,
     as_body,
 )
-from ._silo_objects import SiloInputs, silo_pods, silo_support_objects
+from ._silo_objects import SiloInputs, ledger_claim, silo_pods, silo_support_objects
 
 log = logging.getLogger(__name__)
 
@@ -402,6 +402,10 @@ class SiloReconciler:
         identity = (inputs.silo.status or {}).get("identity") or {}
         if not identity.get("publicKey") and not inputs.silo.spec.identity.public_key:
             raise kopf.TemporaryError(f"waiting for the identity of silo {inputs.silo_name}", delay=WAIT_DELAY)
+        claim = ledger_claim(inputs)
+        if claim is not None:
+            # Created once, then left alone: it holds the silo's ledger across jobs.
+            self.api.create(claim)
         applied = [self.api.apply(child) for child in silo_support_objects(inputs, self.config)]
         service = next(child for child in applied if child["kind"] == SERVICE.kind)
         for pod in silo_pods(inputs, service["spec"]["clusterIP"], self.config):

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fedsilo.api import AggregatorEndpoint, FederatedJob, Silo
+from fedsilo.api import AggregatorEndpoint, FederatedJob, PrivacyMode, Silo
 from fedsilo.kube import Object
 
 from ._config import GRPC_PORT, TRAINER_LINK_PORT, OperatorConfig
@@ -41,6 +41,35 @@ JOB_DIR = "/etc/fedsilo/job"
 IDENTITY_DIR = "/etc/fedsilo/identity"
 SIDECAR_CA_DIR = "/etc/fedsilo/sidecar-ca"
 DATA_DIR = "/data"
+LEDGER_DIR = "/var/lib/fedsilo-ledger"
+LEDGER_FILE = "ledger.sqlite"
+#: Room for a silo's privacy ledger: a few hundred bytes per charged round.
+LEDGER_STORAGE = "256Mi"
+
+
+def ledger_claim_name(silo: str) -> str:
+    """The PersistentVolumeClaim holding ``silo``'s privacy ledger (one per silo, for all its jobs)."""
+    return child_name(silo, "privacy-ledger")
+
+
+def ledger_claim(inputs: SiloInputs) -> Object | None:
+    """The silo's ledger volume when the job runs with DP; None otherwise.
+
+    Owned by nothing and never deleted by the operator: the ledger is the silo's record of
+    its lifetime epsilon, which must outlive every job (and a deleted Silo object too).
+    """
+    if inputs.job.spec.privacy.mode is PrivacyMode.NONE:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": ledger_claim_name(inputs.silo_name),
+            "namespace": inputs.workload_namespace,
+            "labels": labels("privacy-ledger", silo=inputs.silo_name),
+        },
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": LEDGER_STORAGE}}},
+    }
 
 
 def sidecar_name(job: str, silo: str) -> str:
@@ -216,6 +245,15 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
     job_volume = {"name": "job", "configMap": {"name": silo_job_config_name(job, silo)}}
     job_mount = {"name": "job", "mountPath": JOB_DIR, "readOnly": True}
     manifest = f"{JOB_DIR}/{MANIFEST_KEY}"
+    ledger = ledger_claim(inputs)
+    ledger_args: list[str] = []
+    ledger_mounts: list[Object] = []
+    ledger_volumes: list[Object] = []
+    if ledger is not None:
+        # The job's UID names this run in the ledger: a job recreated under the same name is a new one.
+        ledger_args = ["--ledger", f"{LEDGER_DIR}/{LEDGER_FILE}", "--run-id", str(inputs.owner["metadata"]["uid"])]
+        ledger_mounts = [{"name": "ledger", "mountPath": LEDGER_DIR}]
+        ledger_volumes = [{"name": "ledger", "persistentVolumeClaim": {"claimName": ledger["metadata"]["name"]}}]
 
     sidecar = container(
         SIDECAR,
@@ -233,14 +271,24 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
             IDENTITY_DIR,
             "--trainer-listen",
             f"0.0.0.0:{TRAINER_LINK_PORT}",
+            # The aggregator's serving CA, from the hub's endpoint: the identity's CA is the silo's own.
+            "--aggregator-ca",
+            f"{JOB_DIR}/{AGGREGATOR_CA_KEY}",
+            *ledger_args,
         ],
         ports=[{"name": "trainer-link", "containerPort": TRAINER_LINK_PORT, "protocol": "TCP"}],
-        volumeMounts=[job_mount, {"name": "identity", "mountPath": IDENTITY_DIR, "readOnly": True}, tmp_mount()],
+        volumeMounts=[
+            job_mount,
+            {"name": "identity", "mountPath": IDENTITY_DIR, "readOnly": True},
+            tmp_mount(),
+            *ledger_mounts,
+        ],
         readinessProbe={"tcpSocket": {"port": "trainer-link"}, "periodSeconds": 5},
     )
     sidecar_volumes = [
         job_volume,
         {"name": "identity", "secret": {"secretName": identity_secret_name(silo), "defaultMode": 0o440}},
+        *ledger_volumes,
     ]
 
     trainer_args = [

@@ -18,6 +18,9 @@ class SidecarConfig:
     silo: str
     aggregator: str
     peer_keys: Mapping[str, VerifyKey]
+    # The CA that issued the aggregator's serving certificate; None: the identity's own CA
+    # (a local run, where one CA issues everything).
+    aggregator_ca_pem: bytes | None = None
     # How long to keep trying to reach the aggregator before giving up.
     connect_timeout: float = 60.0
     # The silo's privacy ledger (SQLite); required when the job runs with differential privacy.

@@ -54,9 +54,9 @@ CHUNK_VALUES = 1 << 18
 MODEL_LIMIT_BYTES = 1 << 31
 
 
-def _channel(target: str, identity: SiloIdentity) -> grpc.Channel:
+def _channel(target: str, identity: SiloIdentity, aggregator_ca_pem: bytes | None) -> grpc.Channel:
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=identity.tls.ca_certificate_pem,
+        root_certificates=aggregator_ca_pem or identity.tls.ca_certificate_pem,
         private_key=identity.tls.private_key_pem,
         certificate_chain=identity.tls.certificate_pem,
     )
@@ -112,7 +112,7 @@ class Sidecar:
 
     def run(self) -> int:
         """Take part in every round; 0 when the job finished, 1 when it failed."""
-        with _channel(self.config.aggregator, self._identity) as channel:
+        with _channel(self.config.aggregator, self._identity, self.config.aggregator_ca_pem) as channel:
             stub = rpc.AggregatorStub(channel)
             num_samples = self._hello()
             self._privacy = self._guard(num_samples)
