@@ -25,24 +25,21 @@ from pathlib import Path
 
 import yaml
 
-from fedsilo.aggregator import JobCoordinator, JobFailed, LedgerBook, RoundObserver, start_server
+from fedsilo.aggregator import JobFailed, LedgerBook, RoundObserver, start_server
 from fedsilo.api import Manifest, PrivacyMode, Silo
-from fedsilo.datasets import load_silo_data
 from fedsilo.identity import (
     CertificateAuthority,
     SigningKey,
     SiloIdentity,
     VerifyKey,
     read_identity,
-    save_signing_key,
     write_identity,
 )
+from fedsilo.policy import EmbeddedRegoEngine
 from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.registry import LocalRegistry
-from fedsilo.strategies import make_strategy
-from fedsilo.trainer import initial_weights
 
-from ._gate import build_gate
+from ._hub import build_hub
 from ._isolation import Isolation, detect_isolation
 from ._report import RoundRow, RunReport
 
@@ -207,27 +204,21 @@ class LocalRun:
         self.workdir.chmod(0o700)
         ca = CertificateAuthority.create()
         server_tls = ca.issue("aggregator", server=True, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
-        aggregator_key = SigningKey.generate()
-        save_signing_key(aggregator_key, self.workdir / "aggregator-key.pem")
-        (self.workdir / "aggregator-key.pub").write_text(aggregator_key.public_key.to_base64() + "\n")
         identity_dirs, silos = self._identities(ca)
         job_config = self.workdir / "job.yaml"
         job_config.write_text(yaml.safe_dump_all(_manifest_documents(self.manifest, silos), sort_keys=False))
 
-        keys = {s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key or "") for s in silos}
-        gate = build_gate(self.workdir, aggregator_key)
         privacy = self._privacy_book()
-        coordinator = JobCoordinator(
+        hub = build_hub(
             self.manifest.job,
-            keys,
-            initial_weights(spec, load_silo_data(spec, 0, len(spec.silos), silos[0].spec.data.path)),
-            make_strategy(spec),
-            LocalRegistry(self.options.registry),
-            gate,
+            silos,
+            state_dir=self.workdir,
+            engine=EmbeddedRegoEngine(),
+            registry=LocalRegistry(self.options.registry),
             observer=self.observer,
-            silo_ceilings={s.metadata.name: s.spec.max_epsilon for s in silos},
             privacy=privacy,
         )
+        coordinator = hub.coordinator
         server, port = start_server(coordinator, "localhost:0", server_tls)
         report = RunReport(
             job=self.manifest.job.metadata.name,
@@ -254,7 +245,7 @@ class LocalRun:
         finally:
             self._stop_silos()
             server.stop(grace=2).wait()
-            gate.audit.close()
+            hub.close()
             if privacy is not None:
                 privacy.close()
         report.rounds = [RoundRow.of(s) for s in coordinator.summaries]

@@ -59,9 +59,8 @@ class ReportingObserver:
     closes: the coordinator tells its observer again when evaluation metrics arrive, which
     the status does not carry.
 
-    Epsilon spent is the hub ledger's total for the silo when the coordinator has a privacy
-    book (``SiloRoundStats.epsilon_spent``); without one, the basic-composition sum of the
-    silo's accepted ``epsilon_round`` claims.
+    Epsilon spent is the hub ledger's composed total for the silo (``SiloRoundStats.epsilon_spent``),
+    never a sum of per-round epsilons: composing the mechanisms is what the accountant is for.
     """
 
     def __init__(self, reporter: StatusReporter, models: RecordingRegistry | None = None) -> None:
@@ -69,8 +68,7 @@ class ReportingObserver:
         self._models = models
         self._reported: set[int] = set()
         self._denials: dict[int, int] = {}
-        self._epsilon: dict[int, dict[str, float]] = {}
-        self._ledger_epsilon: dict[str, float] = {}
+        self._epsilon: dict[SiloName, float] = {}
         self._rounds_completed = 0
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._deliver, name="status-reporter", daemon=True)
@@ -96,25 +94,15 @@ class ReportingObserver:
         self._rounds_completed = max(self._rounds_completed, summary.round)
         self._denials[summary.round] = len(summary.denied)
         for silo, stats in summary.silos.items():
-            if silo not in summary.accepted:
-                continue
-            if stats.epsilon_spent is not None:
-                # The hub's privacy ledger charged the update: its total is the figure.
-                self._ledger_epsilon[silo] = stats.epsilon_spent
-            elif stats.epsilon_round is not None:
-                self._epsilon.setdefault(summary.round, {})[silo] = stats.epsilon_round
-        spent: dict[SiloName, float] = {}
-        for per_silo in self._epsilon.values():
-            for silo, epsilon in per_silo.items():
-                spent[SiloName(silo)] = spent.get(SiloName(silo), 0.0) + epsilon
-        spent.update({SiloName(silo): epsilon for silo, epsilon in self._ledger_epsilon.items()})
+            if silo in summary.accepted and stats.epsilon_spent is not None:
+                self._epsilon[SiloName(silo)] = stats.epsilon_spent
         stored = self._models.stored(summary.round) if self._models is not None else None
         report = RoundReport(
             round=RoundNumber(summary.round),
             participants=tuple(SiloName(s) for s in summary.accepted),
             dropouts=tuple(SiloName(s) for s in summary.participants if s not in summary.accepted),
             denials_total=sum(self._denials.values()),
-            epsilon_spent=spent,
+            epsilon_spent=dict(self._epsilon),
             latest_model=ModelReference(uri=stored.path, round=summary.round, digest=summary.model_digest)
             if stored is not None
             else None,
