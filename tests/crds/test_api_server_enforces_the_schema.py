@@ -52,6 +52,10 @@ INVALID = {
         job(privacy={"mode": "silo", "noiseMultiplier": 1.0, "targetEpsilon": 3.0}),
         "set exactly one of noiseMultiplier or targetEpsilon",
     ),
+    "record-level DP with fedprox": (
+        job(privacy={"mode": "record", "noiseMultiplier": 1.0}, strategy={"name": "fedprox"}),
+        "privacy.mode record does not combine with strategy fedprox",
+    ),
     "a silo named twice": (job(silos=["hospital-a", "hospital-a"]), 'Duplicate value: "hospital-a"'),
     "a silo name that is no DNS label": (job(silos=["Hospital_A", "b"]), "spec.silos[0]"),
     "an unknown strategy": (job(strategy={"name": "fedsgd"}), 'supported values: "fedavg", "fedprox", "fedadam"'),

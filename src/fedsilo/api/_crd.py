@@ -40,6 +40,7 @@ from ._types import (
     PrivacySpec,
     Silo,
     SiloSpec,
+    StrategyName,
 )
 
 VERSION = API_VERSION.rsplit("/", 1)[1]
@@ -111,6 +112,13 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             "|| self.aggregation.threshold <= size(self.silos)",
             message="aggregation.threshold is above the number of silos; lower it or name more silos",
             field_path=".aggregation.threshold",
+        ),
+        Rule(
+            rule=f"!has(self.privacy) || !has(self.privacy.mode) || self.privacy.mode != '{PrivacyMode.RECORD.value}' "
+            f"|| !has(self.strategy) || !has(self.strategy.name) || self.strategy.name != '{StrategyName.FEDPROX.value}'",
+            message="privacy.mode record does not combine with strategy fedprox (per-record clipping would skip "
+            "the proximal term); use fedavg or fedadam",
+            field_path=".strategy.name",
         ),
         # Cluster-only: a local run has no "before". Switching a running job to plain
         # aggregation or to no privacy would silently weaken what every silo agreed to.

@@ -355,6 +355,11 @@ class FederatedJobSpec(_Model):
             raise ValueError(f"silos lists {', '.join(duplicated)} more than once")
         if self.min_silos > len(self.silos):
             raise ValueError(f"minSilos ({self.min_silos}) is above the number of silos ({len(self.silos)})")
+        if self.privacy.mode is PrivacyMode.RECORD and self.strategy.name is StrategyName.FEDPROX:
+            raise ValueError(
+                "privacy.mode record does not combine with strategy fedprox (per-record clipping would skip "
+                "the proximal term); use fedavg or fedadam"
+            )
         threshold = self.aggregation.threshold
         if threshold is not None and threshold > len(self.silos):
             raise ValueError(f"aggregation.threshold ({threshold}) is above the number of silos ({len(self.silos)})")
