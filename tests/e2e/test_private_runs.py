@@ -4,6 +4,8 @@ its ledger from the signed mechanisms, both agree, and a ceiling stops a silo be
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +83,7 @@ def test_silo_level_dp_charges_one_gaussian_release_per_round(tmp_path: Path) ->
     assert all(value == pytest.approx(one_release) for row in report.rounds for value in row.epsilon.values())
     with PrivacyLedger(options.hub_ledger()) as hub:
         assert {c.mechanism for c in hub.history()} == {GaussianEvent(4.0, 1)}
-        assert hub.epsilon_spent("hospital-a", delta=1e-5) == pytest.approx(
-            epsilon_for([GaussianEvent(4.0, 2)], 1e-5)
-        )
+        assert hub.epsilon_spent("hospital-a", delta=1e-5) == pytest.approx(epsilon_for([GaussianEvent(4.0, 2)], 1e-5))
 
 
 def test_a_silo_stops_before_its_lifetime_ceiling_and_earlier_jobs_count(tmp_path: Path) -> None:
@@ -110,3 +110,45 @@ def test_a_silo_stops_before_its_lifetime_ceiling_and_earlier_jobs_count(tmp_pat
     assert report.status == "succeeded", report.failure
     assert "hospital-a" in report.rounds[0].dropped
     assert not any("hospital-a" in row.accepted for row in report.rounds)
+
+
+def test_the_command_line_shows_epsilon_and_the_ledger(tmp_path: Path) -> None:
+    path = quick_manifest(
+        tmp_path,
+        rounds=2,
+        privacy=_privacy(mode="record", noiseMultiplier=1.5),
+        policy={"normCap": 20.0, "dataClass": "sensitive", "maxEpsilon": 50.0},
+    )
+    ledgers = tmp_path / "privacy"
+
+    def fedsilo(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "fedsilo", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+    run = fedsilo(
+        "run",
+        str(path),
+        "--no-baseline",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--registry",
+        str(tmp_path / "reg"),
+        "--ledgers",
+        str(ledgers),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "epsilon spent up to" in run.stderr, "the per-round progress lines carry epsilon"
+    assert "hospital-a" in run.stdout and "epsilon" in run.stdout, "the table has an epsilon column per silo"
+    assert (tmp_path / "run" / "accuracy-epsilon.png").stat().st_size > 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert set(report["epsilon_spent"]) == {"hospital-a", "hospital-b", "hospital-c"}
+
+    shown = fedsilo("ledger", "show", str(ledgers / "hub.sqlite"), "--json")
+    assert shown.returncode == 0, shown.stderr
+    silos = {entry["silo"]: entry for entry in json.loads(shown.stdout)}
+    assert silos["hospital-b"]["epsilon_lifetime"] == pytest.approx(report["epsilon_spent"]["hospital-b"])
+    assert [r["round"] for r in silos["hospital-b"]["jobs"][0]["rounds"]] == [1, 2]
+    verified = fedsilo("ledger", "verify", str(ledgers / "silos" / "hospital-b.sqlite"))
+    assert verified.returncode == 0 and "2 charges, chain intact" in verified.stdout
+    missing = fedsilo("ledger", "show", str(tmp_path / "nowhere.sqlite"))
+    assert missing.returncode == 2 and "no ledger at" in missing.stderr

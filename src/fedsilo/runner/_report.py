@@ -148,37 +148,35 @@ def render_table(report: RunReport) -> Table:
     return table
 
 
-def _pyplot() -> Any:
+def _accuracy_plot(
+    report: RunReport,
+    path: Path,
+    points: list[tuple[float, float]],
+    *,
+    label: str,
+    baseline: str,
+    x_label: str,
+    title: str,
+) -> Path:
+    """Accuracy against ``x`` with the centralized baseline as a line: the shape both plots share."""
     # Imported here: matplotlib is slow to import and needs its headless backend chosen
     # before pyplot loads, which a library must not do to its callers at import time.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    return plt
-
-
-def write_plot(report: RunReport, path: Path) -> Path:
-    """Accuracy per round, with the centralized baseline as a horizontal line."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
-    points = [(r.round, r.accuracy) for r in report.rounds if r.accuracy is not None]
     if points:
-        axes.plot(
-            [p[0] for p in points],
-            [p[1] for p in points],
-            marker="o",
-            label=f"federated ({report.strategy}, {report.aggregation})",
-        )
+        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     if report.centralized_accuracy is not None:
-        axes.axhline(report.centralized_accuracy, color="gray", linestyle="--", label="centralized baseline")
-    axes.set_xlabel("round")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.axhline(report.centralized_accuracy, color="gray", linestyle="--", label=baseline)
+    axes.set_xlabel(x_label)
+    if x_label == "round":
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("accuracy (held-out, all silos)")
-    axes.set_title(f"fedsilo job {report.job}")
+    axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     figure.tight_layout()
@@ -187,24 +185,32 @@ def write_plot(report: RunReport, path: Path) -> Path:
     return path
 
 
+def write_plot(report: RunReport, path: Path) -> Path:
+    """Accuracy per round, with the centralized baseline as a horizontal line."""
+    return _accuracy_plot(
+        report,
+        path,
+        [(r.round, r.accuracy) for r in report.rounds if r.accuracy is not None],
+        label=f"federated ({report.strategy}, {report.aggregation})",
+        baseline="centralized baseline",
+        x_label="round",
+        title=f"fedsilo job {report.job}",
+    )
+
+
 def write_privacy_plot(report: RunReport, path: Path) -> Path:
     """Accuracy against the epsilon spent so far: the largest of the silos', round by round."""
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
     points = [
         (max(spent.values()), row.accuracy)
         for row, spent in zip(report.rounds, report.cumulative_epsilon(), strict=True)
         if row.accuracy is not None and spent
     ]
-    axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="federated, with DP")
-    if report.centralized_accuracy is not None:
-        axes.axhline(report.centralized_accuracy, color="gray", linestyle="--", label="centralized, no DP")
-    axes.set_xlabel("epsilon spent (largest silo, hub ledger)")
-    axes.set_ylabel("accuracy (held-out, all silos)")
-    axes.set_title(f"fedsilo job {report.job}: accuracy vs privacy")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _accuracy_plot(
+        report,
+        path,
+        points,
+        label="federated, with DP",
+        baseline="centralized, no DP",
+        x_label="epsilon spent (largest silo, hub ledger)",
+        title=f"fedsilo job {report.job}: accuracy vs privacy",
+    )
