@@ -73,7 +73,10 @@ class UpdateFacts(_Facts):
     payload_digest: str = Field(description="sha256:<hex> of the payload, as signed.")
     transport_problem: str | None = Field(
         default=None,
-        description="What the hub found wrong with the payload itself (digest, size, shape), as a reason; null if nothing.",
+        description=(
+            "What the hub's own checks found wrong, as a reason: the payload (digest, size, shape) or the signed "
+            "privacy claims (mechanism, noise, epsilon); null if nothing."
+        ),
     )
 
 
