@@ -41,3 +41,14 @@ def test_a_small_update_is_left_as_it_is() -> None:
     prepared = prepare_update(np.ones(3, np.float32), np.full(3, 1.5, np.float32), norm_cap=5.0, clip_range=4.0)
     assert not prepared.clipped
     np.testing.assert_allclose(prepared.delta, [0.5, 0.5, 0.5])
+
+
+def test_the_signed_norm_of_a_clipped_update_never_exceeds_the_cap() -> None:
+    # The policy denies a norm above the cap by any margin: float32 rounding must not push it there.
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        size = int(rng.integers(10, 5000))
+        local = rng.normal(0, float(rng.uniform(0.1, 50)), size).astype(np.float32)
+        prepared = prepare_update(np.zeros(size, np.float32), local, norm_cap=20.0, clip_range=1e6)
+        assert prepared.l2_norm <= 20.0
+        assert float(np.linalg.norm(prepared.delta.astype(np.float64))) == prepared.l2_norm

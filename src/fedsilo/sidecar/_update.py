@@ -59,7 +59,13 @@ def prepare_update(
     if clipped:
         delta *= norm_cap / norm
     np.clip(delta, -clip_range, clip_range, out=delta)
-    return PreparedUpdate(delta.astype(np.float32), float(np.linalg.norm(delta)), clipped)
+    update = delta.astype(np.float32)
+    signed = float(np.linalg.norm(update.astype(np.float64)))
+    if signed > norm_cap:
+        # Rounding to float32 can land a hair above the cap, and the policy denies anything above it.
+        update *= np.float32(norm_cap / signed * (1 - 1e-6))
+        signed = float(np.linalg.norm(update.astype(np.float64)))
+    return PreparedUpdate(update, signed, clipped)
 
 
 def weighted_plain_payload(update: FloatVector, weight: int) -> FloatVector:
