@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fedsilo.kube import SECRET, ApiError, KubeApi, load_access
+from fedsilo.kube import PERSISTENT_VOLUME_CLAIM, SECRET, ApiError, KubeApi, load_access
 from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION
 from tests.support import ControlPlane
 
@@ -81,7 +81,13 @@ def manifests(silo_namespace: str) -> list[dict[str, Any]]:
         "apiVersion": "fedsilo.io/v1alpha1",
         "kind": "FederatedJob",
         "metadata": {"name": "credit"},
-        "spec": {"silos": ["bank-a", "bank-b"], "minSilos": 2, "model": {"builtin": "mlp"}},
+        "spec": {
+            "silos": ["bank-a", "bank-b"],
+            "minSilos": 2,
+            "model": {"builtin": "mlp"},
+            # A DP job: each silo's sidecar gets a ledger claim, which the roles must allow.
+            "privacy": {"mode": "record", "noiseMultiplier": 1.1},
+        },
     }
     return [*silos, job]
 
@@ -100,6 +106,8 @@ def test_the_operator_runs_a_job_through_its_life_with_only_the_shipped_roles(
             lambda: condition(get(cluster, hub, "federatedjob", "credit"), "Ready").get("status") == "True", "Ready"
         )
     assert "forbidden" not in runner.output.lower(), "the shipped roles cover everything the operator does"
+    ledgers = {"bank-a-privacy-ledger", "bank-b-privacy-ledger"}
+    assert {c["metadata"]["name"] for c in admin.list(PERSISTENT_VOLUME_CLAIM, silo, {})} == ledgers
 
     # A restarted operator resumes every object and writes nothing.
     before = versions(admin, [hub, silo])
@@ -118,6 +126,8 @@ def test_the_operator_runs_a_job_through_its_life_with_only_the_shipped_roles(
         cluster.kubectl("delete", "-n", hub, "silos", "--all", "--timeout=60s")
         assert children(admin, hub) == {} and children(admin, silo) == {}
     assert "forbidden" not in runner.output.lower()
+    # The silos' ledgers outlive the job and the Silo objects: their epsilon is a lifetime figure.
+    assert {c["metadata"]["name"] for c in admin.list(PERSISTENT_VOLUME_CLAIM, silo, {})} == ledgers
 
 
 def test_the_operator_cannot_read_a_secret_anywhere(

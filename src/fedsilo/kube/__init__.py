@@ -11,6 +11,7 @@ from ._client import DEPLOYMENT as DEPLOYMENT
 from ._client import EVENT as EVENT
 from ._client import FEDERATED_JOB as FEDERATED_JOB
 from ._client import NETWORK_POLICY as NETWORK_POLICY
+from ._client import PERSISTENT_VOLUME_CLAIM as PERSISTENT_VOLUME_CLAIM
 from ._client import POD as POD
 from ._client import ROLE as ROLE
 from ._client import ROLE_BINDING as ROLE_BINDING
@@ -40,6 +41,7 @@ __all__ = [
     "JOB_NAME_VARIABLE",
     "JOB_UID_VARIABLE",
     "NETWORK_POLICY",
+    "PERSISTENT_VOLUME_CLAIM",
     "POD",
     "POD_NAME_VARIABLE",
     "ROLE",
