@@ -22,6 +22,7 @@ trainer`` (same command line, same image) never load the operator's client libra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -265,8 +266,10 @@ def _serve(
         # The container restarted after the job ended: report again (heals a lost report), never rerun.
         print(f"job {job} already ended ({outcome_file}): {previous.message}", file=sys.stderr)
         if reporter is not None:
-            reporter.job_finished(previous)
-            _wait_for_termination()
+            # Stopped while re-reporting or idling: the job's own outcome is still the exit code.
+            with contextlib.suppress(_Terminated):
+                reporter.job_finished(previous)
+                _wait_for_termination()
         return _exit_code(previous)
     registry = RecordingRegistry(LocalRegistry(state_dir / REGISTRY_DIR))
     observer = ReportingObserver(reporter, registry) if reporter is not None else None
