@@ -21,6 +21,7 @@ from fedsilo.operator import (
     silo_support_objects,
 )
 from fedsilo.operator._conditions import JobFacts, Problem, job_status
+from fedsilo.operator._hub_objects import state_claim
 from fedsilo.operator._identity import identity_secret, new_silo_identity
 from fedsilo.operator._manifest import job_manifest
 from fedsilo.operator._names import child_name
@@ -311,3 +312,12 @@ def test_a_dp_job_gives_the_sidecar_a_persistent_ledger_that_outlives_the_job(qu
     assert ledger["persistentVolumeClaim"] == {"claimName": "hospital-a-privacy-ledger"}
     # A job without DP has no ledger volume.
     assert ledger_claim(silo_inputs(quickstart)) is None
+
+
+def test_the_aggregator_keeps_its_state_on_a_claim_so_a_restart_finds_its_audit_log(hub: dict[Any, Any]) -> None:
+    pod = hub[("Deployment", "quickstart-aggregator")]["spec"]["template"]["spec"]
+    state = next(v for v in pod["volumes"] if v["name"] == "state")
+    assert state == {"name": "state", "persistentVolumeClaim": {"claimName": "quickstart-aggregator-state"}}
+    claim = state_claim("quickstart", "hub")
+    assert claim["metadata"]["name"] == "quickstart-aggregator-state"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]

@@ -15,7 +15,7 @@ import pytest
 from kopf.testing import KopfRunner
 
 from fedsilo.api import Denial, JobOutcome, ModelReference, RoundNumber, RoundReport, SiloName, load_manifest
-from fedsilo.kube import SECRET, ApiError, KubeApi, KubeStatusReporter, load_access
+from fedsilo.kube import PERSISTENT_VOLUME_CLAIM, SECRET, ApiError, KubeApi, KubeStatusReporter, load_access
 from fedsilo.kube._reporter import FIELD_MANAGER as AGGREGATOR_FIELD_MANAGER
 from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION
 from tests.support import ControlPlane, KubectlError
@@ -359,7 +359,13 @@ def test_deleting_a_job_and_its_silos_removes_every_child_without_a_garbage_coll
 ) -> None:
     namespace = namespaces["delete"]
     apply_and_wait(cluster, admin, namespace, QUICKSTART)
+    claim = admin.get(PERSISTENT_VOLUME_CLAIM, namespace, "quickstart-aggregator-state")
+    assert claim is not None and claim["metadata"]["ownerReferences"][0]["kind"] == "FederatedJob"
     cluster.kubectl("delete", "-n", namespace, "federatedjob", "quickstart", "--timeout=60s")
+    # Deleted by the operator. Without a controller-manager the API server's pvc-protection
+    # finalizer keeps it visible as terminating; a real cluster then removes it.
+    claim = admin.get(PERSISTENT_VOLUME_CLAIM, namespace, "quickstart-aggregator-state")
+    assert claim is None or claim["metadata"].get("deletionTimestamp")
     identities = {key for key in children(admin, namespace) if "identity" in key[1]}
     assert set(children(admin, namespace)) == identities and len(identities) == 6
     cluster.kubectl("delete", "-n", namespace, "-f", str(QUICKSTART), "--ignore-not-found", "--timeout=60s")

@@ -24,6 +24,7 @@ from fedsilo.kube import (
     DEPLOYMENT,
     FEDERATED_JOB,
     NETWORK_POLICY,
+    PERSISTENT_VOLUME_CLAIM,
     ROLE,
     ROLE_BINDING,
     SECRET,
@@ -44,6 +45,8 @@ from ._hub_objects import (
     hub_objects,
     job_config_name,
     policies_name,
+    state_claim,
+    state_claim_name,
     tls_secret_name,
 )
 from ._identity import aggregator_credentials, tls_secret
@@ -107,6 +110,8 @@ class HubReconciler:
                 aggregator_ca=endpoint["caCertificate"],
                 finished=status.get("result") is not None,
             )
+            # Created once, never applied: a claim's spec cannot change, and the grant is create/delete.
+            self.api.create(adopt([state_claim(job.metadata.name, namespace)], body)[0])
             for child in hub_objects(inputs, self.policies, self.config):
                 self.api.apply(child)
             self._write_status(body, facts, endpoint)
@@ -125,6 +130,8 @@ class HubReconciler:
         aggregator = aggregator_name(name)
         children = (
             (DEPLOYMENT, aggregator),
+            # The job's audit log and models go with it; the cloud side keeps a copy that outlives it.
+            (PERSISTENT_VOLUME_CLAIM, state_claim_name(name)),
             (SERVICE, aggregator),
             (NETWORK_POLICY, aggregator),
             (ROLE_BINDING, aggregator),

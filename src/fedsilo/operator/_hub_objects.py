@@ -46,6 +46,8 @@ OPA_CONFIG_KEY = "opa-config.yaml"
 JOB_DIR = "/etc/fedsilo/job"
 TLS_DIR = "/etc/fedsilo/tls"
 STATE_DIR = "/var/lib/fedsilo"
+#: Room for a job's audit log, round models and ledger (the registry keeps every round's model).
+STATE_STORAGE = "2Gi"
 POLICY_DIR = "/policies"
 OPA_CONFIG_DIR = "/etc/opa"
 
@@ -282,7 +284,9 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
                                 "items": [{"key": OPA_CONFIG_KEY, "path": OPA_CONFIG_KEY}],
                             },
                         },
-                        {"name": "state", "emptyDir": {}},
+                        # A claim, not an emptyDir: a restarted aggregator must find its audit log,
+                        # registry and privacy ledger (and the outcome that stops it rerunning the job).
+                        {"name": "state", "persistentVolumeClaim": {"claimName": state_claim_name(job)}},
                         tmp_volume(),
                     ],
                 },
@@ -317,6 +321,21 @@ def _network_policy(job: str, namespace: str) -> Object:
             "policyTypes": ["Ingress"],
             "ingress": [{"ports": [{"protocol": "TCP", "port": GRPC_PORT}]}],
         },
+    }
+
+
+def state_claim_name(job: str) -> str:
+    """The PersistentVolumeClaim holding the aggregator's state directory."""
+    return child_name(aggregator_name(job), "state")
+
+
+def state_claim(job: str, namespace: str) -> Object:
+    """The aggregator's state volume, owned by the job; created once (a claim's spec is immutable)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(state_claim_name(job), namespace, job),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": STATE_STORAGE}}},
     }
 
 
