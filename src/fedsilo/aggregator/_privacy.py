@@ -13,11 +13,12 @@ aggregate, and acknowledged when the round's aggregate is taken.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from fedsilo.api import FederatedJobSpec, PrivacyMode
+from fedsilo.api import FederatedJob, FederatedJobSpec, PrivacyMode
 from fedsilo.privacy import DpSgdEvent, GaussianEvent, Mechanism, epsilon_for, mechanism_from_json
-from fedsilo.privacy.ledger import PrivacyLedger
+from fedsilo.privacy.ledger import PrivacyLedger, run_name
 from fedsilo.protocol import UpdateMetadata
 
 # Relative slack between a signed epsilon and the hub's recomputation: both run the same
@@ -32,6 +33,13 @@ class LedgerBook:
         self._privacy = spec.privacy
         self._ledger = ledger
         self._job = ledger_job
+
+    @classmethod
+    def for_job(cls, job: FederatedJob, ledger: Path, run_id: str) -> LedgerBook | None:
+        """The book of one run of ``job`` over the ledger file ``ledger``; None when the job runs without DP."""
+        if job.spec.privacy.mode is PrivacyMode.NONE:
+            return None
+        return cls(job.spec, PrivacyLedger(ledger), run_name(job.metadata.name, run_id))
 
     def close(self) -> None:
         """Close the ledger."""
@@ -72,8 +80,8 @@ class LedgerBook:
         claimed = claims.epsilon_round
         if claimed is None or not math.isclose(claimed, cost, rel_tol=_EPSILON_TOLERANCE, abs_tol=1e-12):
             return f"epsilon_claim_mismatch: the update claims epsilon_round {claimed}, its mechanism costs {cost:.6g}"
-        earlier = [c for c in self._ledger.history(silo, self._job) if c.round == claims.round]
-        if earlier and earlier[0].idempotency_key != self._key(silo, claims):
+        earlier = self._ledger.charged(silo, self._job, claims.round)
+        if earlier is not None and earlier.idempotency_key != self._key(silo, claims):
             return f"round_already_charged: round {claims.round} was charged to {silo} for another update"
         return None
 
@@ -120,7 +128,6 @@ class LedgerBook:
 
     def round_closed(self, round_number: int, silos: tuple[str, ...]) -> None:
         """The round's aggregate took the updates of ``silos``: acknowledge their charges."""
-        charged = {c.silo for c in self._ledger.history(job=self._job) if c.round == round_number}
+        # Every admitted update of a DP job was charged: ``problem`` refuses one without a mechanism.
         for silo in silos:
-            if silo in charged:
-                self._ledger.acknowledge(silo, self._job, round_number)
+            self._ledger.acknowledge(silo, self._job, round_number)

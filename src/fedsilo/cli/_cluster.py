@@ -36,10 +36,9 @@ from typing import Any
 from prometheus_client import start_http_server
 
 from fedsilo.aggregator import JobFailed, LedgerBook, start_server
-from fedsilo.api import JobOutcome, Manifest, PrivacyMode, StatusReporter
+from fedsilo.api import JobOutcome, Manifest, StatusReporter
 from fedsilo.identity import TlsCredentials
 from fedsilo.policy import OpaServerEngine
-from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import HubSetupError, RecordingRegistry, ReportingObserver, build_hub
 
@@ -203,14 +202,11 @@ def _privacy_book(manifest: Manifest, state_dir: Path) -> LedgerBook | None:
     and created again under the same name starts a new charge history, as a rerun of
     ``fedsilo run`` does.
     """
-    spec = manifest.job.spec
-    if spec.privacy.mode is PrivacyMode.NONE:
-        return None
     from fedsilo.kube import JOB_UID_VARIABLE
 
-    run = os.environ.get(JOB_UID_VARIABLE) or "standalone"
     state_dir.mkdir(parents=True, exist_ok=True)
-    return LedgerBook(spec, PrivacyLedger(state_dir / PRIVACY_LEDGER_FILE), f"{manifest.job.metadata.name}/{run}")
+    run = os.environ.get(JOB_UID_VARIABLE) or "standalone"
+    return LedgerBook.for_job(manifest.job, state_dir / PRIVACY_LEDGER_FILE, run)
 
 
 def _wait_for_termination() -> None:

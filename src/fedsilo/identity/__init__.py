@@ -20,6 +20,11 @@ from ._crypto import load_signing_key as load_signing_key
 from ._crypto import save_signing_key as save_signing_key
 from ._crypto import sha256_digest as sha256_digest
 from ._crypto import write_private_file as write_private_file
+from ._files import CA_CERT_FILE as CA_CERT_FILE
+from ._files import PUBLIC_KEY_FILE as PUBLIC_KEY_FILE
+from ._files import SIGNING_KEY_FILE as SIGNING_KEY_FILE
+from ._files import TLS_CERT_FILE as TLS_CERT_FILE
+from ._files import TLS_KEY_FILE as TLS_KEY_FILE
 from ._files import SiloIdentity as SiloIdentity
 from ._files import read_identity as read_identity
 from ._files import write_identity as write_identity
@@ -28,6 +33,11 @@ from ._pki import TlsCredentials as TlsCredentials
 from ._pki import certificate_common_name as certificate_common_name
 
 __all__ = [
+    "CA_CERT_FILE",
+    "PUBLIC_KEY_FILE",
+    "SIGNING_KEY_FILE",
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
     "WORDS_PER_BLOCK",
     "AgreementKey",
     "CertificateAuthority",

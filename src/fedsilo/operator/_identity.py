@@ -20,17 +20,20 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, TlsCredentials
+# The file layout write_identity uses, which the sidecar reads from the mounted Secret.
+from fedsilo.identity import (
+    CA_CERT_FILE,
+    PUBLIC_KEY_FILE,
+    SIGNING_KEY_FILE,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    CertificateAuthority,
+    SigningKey,
+    SiloIdentity,
+    TlsCredentials,
+)
 
 from ._names import FINGERPRINT_ANNOTATION, child_name, labels
-
-# The file layout fedsilo.identity.write_identity uses, which the sidecar reads from the
-# mounted Secret; tests/operator checks that the two agree.
-SIGNING_KEY_FILE = "signing-key.pem"
-PUBLIC_KEY_FILE = "signing-key.pub"
-TLS_CERT_FILE = "tls.crt"
-TLS_KEY_FILE = "tls.key"
-CA_CERT_FILE = "ca.crt"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 import kopf
 
 from fedsilo.api import API_VERSION, AggregatorEndpoint, FederatedJob, Silo
-from fedsilo.identity import VerifyKey
+from fedsilo.identity import CA_CERT_FILE, PUBLIC_KEY_FILE, VerifyKey
 from fedsilo.kube import (
     CONFIG_MAP,
     FEDERATED_JOB,
@@ -45,8 +45,6 @@ from ._conditions import Problem, silo_conditions
 from ._config import OperatorConfig
 from ._errors import CALL_ERRORS, problem_of, retry_decision
 from ._identity import (
-    CA_CERT_FILE,
-    PUBLIC_KEY_FILE,
     PublicIdentity,
     identity_public_config_map,
     identity_public_name,

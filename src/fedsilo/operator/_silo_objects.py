@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedsilo.api import AggregatorEndpoint, FederatedJob, PrivacyMode, Silo
+from fedsilo.identity import CA_CERT_FILE
 from fedsilo.kube import Object
 
 from ._config import GRPC_PORT, TRAINER_LINK_PORT, OperatorConfig
 from ._hub_objects import AGGREGATOR
-from ._identity import CA_CERT_FILE, identity_public_name, identity_secret_name
+from ._identity import identity_public_name, identity_secret_name
 from ._manifest import MANIFEST_KEY
 from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
 from ._podspec import container, pod_security_context, tmp_mount, tmp_volume

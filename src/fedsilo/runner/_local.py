@@ -36,7 +36,6 @@ from fedsilo.identity import (
     write_identity,
 )
 from fedsilo.policy import EmbeddedRegoEngine
-from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.registry import LocalRegistry
 
 from ._hub import build_hub
@@ -147,13 +146,6 @@ class LocalRun:
             return []
         return ["--ledger", str(self.options.silo_ledger(name)), "--run-id", self.run_id]
 
-    def _privacy_book(self) -> LedgerBook | None:
-        spec = self.manifest.job.spec
-        if spec.privacy.mode is PrivacyMode.NONE:
-            return None
-        ledger_job = f"{self.manifest.job.metadata.name}/{self.run_id}"
-        return LedgerBook(spec, PrivacyLedger(self.options.hub_ledger()), ledger_job)
-
     def _start_silo(self, name: str, identity_dir: Path, port: int, job_config: Path) -> _SiloProcesses:
         silo_dir = self.workdir / "silos" / name
         silo_dir.mkdir(parents=True, exist_ok=True)
@@ -208,7 +200,7 @@ class LocalRun:
         job_config = self.workdir / "job.yaml"
         job_config.write_text(yaml.safe_dump_all(_manifest_documents(self.manifest, silos), sort_keys=False))
 
-        privacy = self._privacy_book()
+        privacy = LedgerBook.for_job(self.manifest.job, self.options.hub_ledger(), self.run_id)
         hub = build_hub(
             self.manifest.job,
             silos,

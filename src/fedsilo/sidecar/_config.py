@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fedsilo.api import FederatedJob
 from fedsilo.identity import VerifyKey
+from fedsilo.privacy.ledger import run_name
 
 
 @dataclass(frozen=True)
@@ -33,5 +34,4 @@ class SidecarConfig:
     @property
     def ledger_job(self) -> str:
         """The job as the ledger names it: one name per run, so a rerun is a new job of the silo's lifetime."""
-        name = self.job.metadata.name
-        return f"{name}/{self.run_id}" if self.run_id else name
+        return run_name(self.job.metadata.name, self.run_id)

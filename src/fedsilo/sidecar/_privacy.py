@@ -67,8 +67,7 @@ class PrivacyGuard:
 
     def check_budget(self, round_number: int, event: Mechanism) -> None:
         """``PrivacyWithheld`` if ``event`` would cross a ceiling or the round is already charged."""
-        charged = self._ledger.history(self._silo, self._job)
-        if any(c.round == round_number for c in charged):
+        if self._ledger.charged(self._silo, self._job, round_number) is not None:
             raise PrivacyWithheld(
                 f"round_already_charged: round {round_number} was charged before (a restarted sidecar); "
                 "a second release would cost privacy again"

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from fedsilo.datasets import SiloData
 from fedsilo.privacy.dpsgd import make_dp_sgd
 from fedsilo.protocol import Weights
-from fedsilo.strategies import FitConfig
+from fedsilo.strategies import DpSgdConfig, FitConfig
 
 from ._client import EvaluateConfig, EvaluateResult, FitResult, TrainerClient
 
@@ -110,7 +110,7 @@ class TorchClassifierClient(TrainerClient):
             totals = self._sgd_epochs(config, optimizer, torch.Generator().manual_seed(seed))
             sample_rate = min(1.0, config.batch_size / records)
         else:
-            totals, sample_rate = self._dp_sgd_epochs(config, optimizer)
+            totals, sample_rate = self._dp_sgd_epochs(config, config.dp, optimizer)
         # Non-finite weights would only be refused later by the hub; say here what went wrong.
         if not math.isfinite(totals.loss_sum) or not all(
             bool(torch.isfinite(p).all()) for p in self.model.parameters()
@@ -161,15 +161,15 @@ class TorchClassifierClient(TrainerClient):
                 )
         return totals
 
-    def _dp_sgd_epochs(self, config: FitConfig, optimizer: torch.optim.Optimizer) -> tuple[_Totals, float]:
+    def _dp_sgd_epochs(
+        self, config: FitConfig, dp: DpSgdConfig, optimizer: torch.optim.Optimizer
+    ) -> tuple[_Totals, float]:
         """Opacus DP-SGD with Poisson sampling; the totals and the sample rate it ran with.
 
         The noise and the batches come from torch's global generator, seeded from the OS
         here: a seed derived from the job's (which the hub knows) would let the hub
         regenerate the noise and subtract it.
         """
-        dp = config.dp
-        assert dp is not None  # the caller checked
         if config.proximal_mu > 0:
             raise ValueError(
                 "FedProx's proximal term does not combine with DP-SGD (per-record clipping would skip it); "

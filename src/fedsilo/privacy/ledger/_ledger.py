@@ -168,6 +168,11 @@ def _charge(row: sqlite3.Row) -> Charge:
     )
 
 
+def run_name(job: str, run_id: str) -> str:
+    """How both ledgers name one run of a job: a rerun, or a job recreated under its name, is a new job."""
+    return f"{job}/{run_id}" if run_id else job
+
+
 class PrivacyLedger:
     """The privacy ledger in the SQLite file at ``path`` (created if missing).
 
@@ -310,6 +315,14 @@ class PrivacyLedger:
         """The charge recorded under ``idempotency_key``, if any: a retried update's earlier charge."""
         with self._lock:
             rows = self._rows("WHERE idempotency_key = ?", (idempotency_key,))
+        return _charge(rows[0]) if rows else None
+
+    def charged(self, silo: str, job: str, round_number: int) -> Charge | None:
+        """The charge of ``silo`` for ``round_number`` of ``job``, if the round was charged."""
+        with self._lock:
+            rows = self._rows(
+                "WHERE charges.silo = ? AND charges.job = ? AND charges.round = ?", (silo, job, round_number)
+            )
         return _charge(rows[0]) if rows else None
 
     def history(self, silo: str | None = None, job: str | None = None) -> tuple[Charge, ...]:
