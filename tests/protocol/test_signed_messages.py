@@ -55,4 +55,6 @@ def test_a_missing_field_and_non_json_are_refused() -> None:
     with pytest.raises(MessageError, match="missing fields \\['nonce'\\]"):
         UpdateMetadata.parse(json.dumps(document).encode())
     with pytest.raises(MessageError, match="not JSON"):
+        UpdateMetadata.parse(b"garbage")
+    with pytest.raises(MessageError, match="not UTF-8"):
         UpdateMetadata.parse(b"\x80garbage")

@@ -19,15 +19,17 @@ from ._convert import update_stream as update_stream
 from ._convert import verdict_from_proto as verdict_from_proto
 from ._convert import verdict_to_proto as verdict_to_proto
 from ._messages import EvaluationReport as EvaluationReport
-from ._messages import MessageError as MessageError
 from ._messages import PolicyVerdict as PolicyVerdict
 from ._messages import RoundPlan as RoundPlan
 from ._messages import UpdateMetadata as UpdateMetadata
-from ._messages import canonical_json as canonical_json
 from ._streams import CHUNK_BYTES as CHUNK_BYTES
 from ._streams import StreamError as StreamError
 from ._streams import decode_weights as decode_weights
 from ._streams import encode_weights as encode_weights
+from ._strict import MessageError as MessageError
+from ._strict import StrictMessage as StrictMessage
+from ._strict import canonical_json as canonical_json
+from ._strict import strict_json as strict_json
 from ._tensors import FloatVector as FloatVector
 from ._tensors import TensorLayout as TensorLayout
 from ._tensors import TensorSpec as TensorSpec
@@ -41,6 +43,7 @@ __all__ = [
     "PolicyVerdict",
     "RoundPlan",
     "StreamError",
+    "StrictMessage",
     "TensorLayout",
     "TensorSpec",
     "UpdateMetadata",
@@ -56,6 +59,7 @@ __all__ = [
     "plan_from_proto",
     "plan_to_proto",
     "rpc",
+    "strict_json",
     "update_chunk_from_proto",
     "update_metadata_from_proto",
     "update_stream",

@@ -14,8 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import fedsilo_pb2 as pb
-from ._messages import MessageError, PolicyVerdict, RoundPlan
+from ._messages import PolicyVerdict, RoundPlan
 from ._streams import BlobAssembler, split_bytes, vector_from_bytes, vector_to_bytes
+from ._strict import MessageError
 
 
 def plan_to_proto(plan: RoundPlan) -> pb.RoundPlan:

@@ -7,19 +7,11 @@ wrong types and non-finite numbers are refused) before it trusts any value in th
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Self
 
-
-class MessageError(ValueError):
-    """A message that does not parse; the text names the field."""
-
-
-def canonical_json(document: Any) -> bytes:
-    """Deterministic JSON bytes: sorted keys, no spaces, NaN refused. What gets signed."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+from ._strict import MessageError, canonical_json, strict_json
 
 
 def _check(document: dict[str, Any], spec: dict[str, tuple[type, ...]], what: str) -> None:
@@ -50,10 +42,7 @@ class _Signed:
     @classmethod
     def parse(cls, data: bytes) -> Self:
         """Parse canonical bytes strictly; ``MessageError`` names what is wrong."""
-        try:
-            document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise MessageError(f"{cls.__name__}: not JSON ({error})") from error
+        document = strict_json(data, what=cls.__name__)
         if not isinstance(document, dict):
             raise MessageError(f"{cls.__name__}: not a JSON object")
         _check(document, cls._SPEC, cls.__name__)
