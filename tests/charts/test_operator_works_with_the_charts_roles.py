@@ -1,0 +1,133 @@
+"""The operator does its whole job holding only what the charts grant: installed with the real
+helm, then run as the chart's ServiceAccount (a TokenRequest token, so every request, kopf's
+watches included, is authorized as in a cluster), it creates a job's hub and silo objects
+without one "forbidden".
+
+Two layouts: one cluster where the hub chart's operator runs both roles, and a hub chart beside
+a partner's silo chart, each operator with its own roles.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedsilo.kube import KubeApi, load_access
+from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION, OperatorRole
+from tests.operator.conftest import (
+    children,
+    hub_children,
+    running_operator,
+    service_account_kubeconfig,
+    silo_children,
+    wait_for,
+)
+from tests.support import ControlPlane
+
+from .conftest import HUB_CHART, SILO_CHART, Helm
+
+pytestmark = pytest.mark.integration
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with ControlPlane(tmp_path_factory.mktemp("roles-control-plane")) as own:
+        yield own
+
+
+@pytest.fixture(scope="module")
+def admin(plane: ControlPlane) -> KubeApi:
+    return KubeApi(load_access(plane.kubeconfig), "fedsilo-tests")
+
+
+def install(helm: Helm, plane: ControlPlane, release: str, chart: Path, namespace: str, *sets: str) -> None:
+    args = [arg for pair in sets for arg in ("--set", pair)]
+    helm.run("install", release, str(chart), "--namespace", namespace, *args, kubeconfig=plane.kubeconfig)
+
+
+def job(silos: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "fedsilo.io/v1alpha1",
+        "kind": "FederatedJob",
+        "metadata": {"name": "credit"},
+        "spec": {"silos": silos, "minSilos": 2, "model": {"builtin": "mlp"}},
+    }
+
+
+def silo(name: str, workload: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "fedsilo.io/v1alpha1",
+        "kind": "Silo",
+        "metadata": {"name": name, "annotations": {WORKLOAD_NAMESPACE_ANNOTATION: workload}},
+        "spec": {"displayName": name},
+    }
+
+
+def placed(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """``obj`` in ``namespace``."""
+    return {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
+
+
+def test_the_hub_charts_operator_runs_both_roles_with_the_charts_grants(
+    helm: Helm, plane: ControlPlane, admin: KubeApi, tmp_path: Path
+) -> None:
+    system, hub, workload = (plane.create_namespace(unique(p)) for p in ("fedsilo-system", "hub", "silos"))
+    install(
+        helm, plane, "one", HUB_CHART, system, "role=both", f"namespaces={{{hub}}}", f"siloNamespaces={{{workload}}}"
+    )
+    kubeconfig = service_account_kubeconfig(plane, system, "one-fedsilo", tmp_path / "operator.kubeconfig")
+    with running_operator([hub, workload], kubeconfig) as runner:
+        plane.apply(*(placed(o, hub) for o in (silo("bank-a", workload), silo("bank-b", workload))))
+        plane.apply(placed(job(["bank-a", "bank-b"]), hub))
+        wait_for(lambda: set(children(admin, hub)) == hub_children("credit"), "the hub's objects", timeout=60)
+        expected = silo_children("credit", "bank-a") | silo_children("credit", "bank-b")
+        wait_for(lambda: set(children(admin, workload)) == expected, "the silos' objects", timeout=60)
+    assert "forbidden" not in runner.output.lower(), runner.output[-3000:]
+
+
+def test_a_hub_and_a_partners_silo_chart_each_work_with_their_own_grants(
+    helm: Helm, plane: ControlPlane, admin: KubeApi, tmp_path: Path
+) -> None:
+    hub_system, hub, partner_system, workload = (
+        plane.create_namespace(unique(p)) for p in ("fedsilo-system", "hub", "partner-system", "partner")
+    )
+    install(helm, plane, "hub", HUB_CHART, hub_system, f"namespaces={{{hub}}}", "crds.enabled=false")
+    helm.run(
+        "install",
+        "partner",
+        str(SILO_CHART),
+        "--namespace",
+        partner_system,
+        "--skip-crds",
+        "--set",
+        "silo.name=bank-a",
+        "--set",
+        f"silo.namespace={hub}",
+        "--set",
+        f"workloadNamespace={workload}",
+        kubeconfig=plane.kubeconfig,
+    )
+    hub_config = service_account_kubeconfig(plane, hub_system, "hub-fedsilo", tmp_path / "hub.kubeconfig")
+    silo_config = service_account_kubeconfig(
+        plane, partner_system, "partner-fedsilo-silo", tmp_path / "silo.kubeconfig"
+    )
+    with (
+        running_operator([hub], hub_config, OperatorRole.HUB) as hub_runner,
+        running_operator([hub, workload], silo_config, OperatorRole.SILO) as silo_runner,
+    ):
+        # A second Silo of the same partner beside the chart's own (a job needs two silos).
+        plane.apply(placed(silo("bank-b", workload), hub))
+        plane.apply(placed(job(["bank-a", "bank-b"]), hub))
+        wait_for(lambda: set(children(admin, hub)) == hub_children("credit"), "the hub's objects", timeout=60)
+        expected = silo_children("credit", "bank-a") | silo_children("credit", "bank-b")
+        wait_for(lambda: set(children(admin, workload)) == expected, "the partner's objects", timeout=60)
+    for runner in (hub_runner, silo_runner):
+        assert "forbidden" not in runner.output.lower(), runner.output[-3000:]
