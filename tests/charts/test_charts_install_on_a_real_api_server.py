@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from fedsilo.identity import CertificateAuthority, SigningKey
+from tests.operator.conftest import wait_for
 from tests.support import ControlPlane
 
 from .conftest import CI, HUB_CHART, SILO_CHART, Helm
@@ -93,6 +94,13 @@ def hub(helm: Helm, plane: ControlPlane) -> dict[str, str]:
     )
     plane.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd/silos.fedsilo.io", "crd/federatedjobs.fedsilo.io"
+    )
+    # The API server loads a new admission policy a moment after it is created.
+    probe = silo("probe", "kube-system")
+    wait_for(
+        lambda: plane.kubectl("apply", "--dry-run=server", "-n", jobs, "-f", "-", input=probe, check=False).returncode,
+        "the admission policy in effect",
+        timeout=60,
     )
     return {"system": system, "jobs": jobs}
 
