@@ -9,6 +9,9 @@ a partner's silo chart, each operator with its own roles.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ import pytest
 
 from fedsilo.kube import KubeApi, load_access
 from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION, OperatorRole
+from tests.crds.conftest import install_crds
 from tests.operator.conftest import (
     children,
     hub_children,
@@ -28,7 +32,7 @@ from tests.operator.conftest import (
 )
 from tests.support import ControlPlane
 
-from .conftest import HUB_CHART, SILO_CHART, Helm
+from .conftest import HUB_CHART, ROOT, SILO_CHART, Helm
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +44,9 @@ def unique(prefix: str) -> str:
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     with ControlPlane(tmp_path_factory.mktemp("roles-control-plane")) as own:
+        # The CRDs once for the module; every release here installs with its CRDs off.
+        install_crds(own)
+        own.kubectl("apply", "--server-side", "-f", str(ROOT / "crds" / "kopf.dev_peerings.yaml"))
         yield own
 
 
@@ -49,8 +56,13 @@ def admin(plane: ControlPlane) -> KubeApi:
 
 
 def install(helm: Helm, plane: ControlPlane, release: str, chart: Path, namespace: str, *sets: str) -> None:
+    """``helm install`` without CRDs (the module installed them) with ``--set`` pairs."""
     args = [arg for pair in sets for arg in ("--set", pair)]
-    helm.run("install", release, str(chart), "--namespace", namespace, *args, kubeconfig=plane.kubeconfig)
+    if chart == HUB_CHART:
+        args += ["--set", "crds.enabled=false"]
+    helm.run(
+        "install", release, str(chart), "--namespace", namespace, "--skip-crds", *args, kubeconfig=plane.kubeconfig
+    )
 
 
 def job(silos: list[str]) -> dict[str, Any]:
@@ -99,22 +111,11 @@ def test_a_hub_and_a_partners_silo_chart_each_work_with_their_own_grants(
     hub_system, hub, partner_system, workload = (
         plane.create_namespace(unique(p)) for p in ("fedsilo-system", "hub", "partner-system", "partner")
     )
-    install(helm, plane, "hub", HUB_CHART, hub_system, f"namespaces={{{hub}}}", "crds.enabled=false")
-    helm.run(
-        "install",
-        "partner",
-        str(SILO_CHART),
-        "--namespace",
-        partner_system,
-        "--skip-crds",
-        "--set",
-        "silo.name=bank-a",
-        "--set",
-        f"silo.namespace={hub}",
-        "--set",
+    install(helm, plane, "hub", HUB_CHART, hub_system, f"namespaces={{{hub}}}")
+    install(
+        helm, plane, "partner", SILO_CHART, partner_system, "silo.name=bank-a", f"silo.namespace={hub}",
         f"workloadNamespace={workload}",
-        kubeconfig=plane.kubeconfig,
-    )
+    )  # fmt: skip
     hub_config = service_account_kubeconfig(plane, hub_system, "hub-fedsilo", tmp_path / "hub.kubeconfig")
     silo_config = service_account_kubeconfig(
         plane, partner_system, "partner-fedsilo-silo", tmp_path / "silo.kubeconfig"
@@ -131,3 +132,37 @@ def test_a_hub_and_a_partners_silo_chart_each_work_with_their_own_grants(
         wait_for(lambda: set(children(admin, workload)) == expected, "the partner's objects", timeout=60)
     for runner in (hub_runner, silo_runner):
         assert "forbidden" not in runner.output.lower(), runner.output[-3000:]
+
+
+def test_a_partners_own_identity_secret_makes_its_silo_ready_as_the_onboarding_guide_says(
+    helm: Helm, plane: ControlPlane, tmp_path: Path
+) -> None:
+    """docs/partner-onboarding.md, "bring your own key", command for command."""
+    system, workload = plane.create_namespace(unique("partner-system")), plane.create_namespace(unique("partner"))
+    identities = tmp_path / "identities"
+    created = subprocess.run(
+        [sys.executable, "-m", "fedsilo", "identity", "create", "--silo", "hospital-a", "--out", str(identities)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    folder = identities / "hospital-a"
+    assert (folder / "signing-key.pub").read_text().strip() in created.stdout
+    plane.kubectl("-n", workload, "create", "secret", "generic", "hospital-a-identity", f"--from-file={folder}/")
+    helm.run(
+        "install", "hospital-a", str(SILO_CHART), "--namespace", system, "--skip-crds",
+        "--set", "silo.name=hospital-a", "--set", f"workloadNamespace={workload}",
+        "--set", "identity.existingSecret=hospital-a-identity",
+        "--set-file", f"identity.publicKey={folder / 'signing-key.pub'}",
+        "--set-file", f"identity.caCertificate={folder / 'ca.crt'}",
+        kubeconfig=plane.kubeconfig,
+    )  # fmt: skip
+    kubeconfig = service_account_kubeconfig(plane, system, "hospital-a-fedsilo-silo", tmp_path / "silo.kubeconfig")
+    with running_operator([system, workload], kubeconfig, OperatorRole.SILO) as runner:
+        plane.kubectl("-n", system, "wait", "--for=condition=Ready", "silo/hospital-a", "--timeout=60s")
+    status = json.loads(plane.kubectl("-n", system, "get", "silo", "hospital-a", "-o", "json").stdout)["status"]
+    assert status["identity"]["publicKey"] == (folder / "signing-key.pub").read_text().strip()
+    assert status["identity"]["createdByOperator"] is False
+    assert status["identity"]["caCertificate"] == (folder / "ca.crt").read_text()
+    assert "forbidden" not in runner.output.lower(), runner.output[-3000:]
