@@ -23,25 +23,21 @@ ROLES = {
 }
 
 
-def generate(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def generate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(root / "scripts" / "generate-chart-files"), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        [sys.executable, str(GENERATOR), *args], capture_output=True, text=True, timeout=60, check=False
     )
 
 
 def test_regenerating_the_chart_files_changes_nothing() -> None:
-    result = generate(ROOT, "--check")
+    result = generate("--check")
     assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture
-def copy_of_sources(tmp_path: Path) -> Path:
-    """The generator's inputs and outputs, copied, so a test may change them."""
-    for folder in ("scripts", "crds", "deploy", "charts"):
+def tree(tmp_path: Path) -> Path:
+    """The generator's sources and outputs, copied, so that a test may change them."""
+    for folder in ("crds", "deploy", "charts"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     return tmp_path
 
@@ -60,24 +56,27 @@ def copy_of_sources(tmp_path: Path) -> Path:
     ],
     ids=["crd", "rbac"],
 )
-def test_a_changed_source_makes_the_check_fail_naming_each_stale_file(
-    copy_of_sources: Path, edit: str, stale: list[str]
-) -> None:
-    source = copy_of_sources / edit
+def test_a_changed_source_makes_the_check_fail_naming_each_stale_file(tree: Path, edit: str, stale: list[str]) -> None:
+    source = tree / edit
     source.write_text(
         source.read_text().replace("description:", "description: changed", 1).replace('"watch"', '"update"', 1)
     )
-    result = generate(copy_of_sources, "--check")
-    assert result.returncode == 1
-    assert sorted(line.split(" is out of date")[0] for line in result.stderr.splitlines()) == stale
-    assert generate(copy_of_sources).returncode == 0
-    assert generate(copy_of_sources, "--check").returncode == 0, "writing makes them current"
+    before = {path: path.read_text() for path in (tree / "charts").rglob("*") if path.is_file()}
+    checked = generate("--check", "--root", str(tree))
+    assert checked.returncode == 1
+    assert sorted(line.split(" is out of date")[0] for line in checked.stderr.splitlines()) == stale
+    assert {path: path.read_text() for path in before} == before, "--check writes nothing"
+    written = generate("--root", str(tree))
+    assert written.returncode == 0 and sorted(written.stdout.split("regenerated ")[1:]) == [f"{s}\n" for s in stale]
+    assert generate("--check", "--root", str(tree)).returncode == 0, "writing makes them current"
 
 
-def test_a_stray_file_in_a_generated_folder_is_reported(copy_of_sources: Path) -> None:
-    (copy_of_sources / "charts" / "fedsilo" / "templates" / "crds" / "old.yaml").write_text("{}\n")
-    result = generate(copy_of_sources, "--check")
-    assert result.returncode == 1 and "charts/fedsilo/templates/crds/old.yaml is out of date" in result.stderr
+def test_a_stray_file_in_a_generated_folder_is_reported_and_removed(tree: Path) -> None:
+    stray = tree / "charts" / "fedsilo" / "templates" / "crds" / "old.yaml"
+    stray.write_text("{}\n")
+    checked = generate("--check", "--root", str(tree))
+    assert checked.returncode == 1 and "charts/fedsilo/templates/crds/old.yaml is out of date" in checked.stderr
+    assert generate("--root", str(tree)).returncode == 0 and not stray.exists()
 
 
 def crd_specs(path: Path) -> dict[str, Any]:
