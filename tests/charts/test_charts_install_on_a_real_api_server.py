@@ -150,6 +150,14 @@ def test_the_admission_policy_refuses_the_operators_own_namespace(plane: Control
     assert result.returncode != 0 and "the fedsilo operator's own" in result.stderr, result.stderr
 
 
+def test_the_admission_policy_refuses_moving_a_silo(plane: ControlPlane, hub: dict[str, str]) -> None:
+    name = unique("moving")
+    plane.kubectl("apply", "-n", hub["jobs"], "-f", "-", input=silo(name, "hospital-a"))
+    result = plane.kubectl("apply", "-n", hub["jobs"], "-f", "-", input=silo(name, "hospital-b"), check=False)
+    assert result.returncode != 0, "the workload namespace changed under an existing Silo"
+    assert 'cannot change once the Silo exists (from "hospital-a" to "hospital-b")' in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("annotation", [None, "", "hospital-a"], ids=["none", "empty", "partner-namespace"])
 def test_the_admission_policy_admits_ordinary_silos(
     plane: ControlPlane, hub: dict[str, str], annotation: str | None
@@ -193,7 +201,8 @@ def test_a_partner_alone_in_its_cluster_gets_the_crds_from_the_silo_chart(helm: 
         install(
             helm, partner, "hospital-a", SILO_CHART, namespace, "--values", str(CI[SILO_CHART] / "default-values.yaml")
         )
-        assert live(partner, "silo", "hospital-a", "-n", namespace)["spec"] == {}
+        spec = live(partner, "silo", "hospital-a", "-n", namespace)["spec"]
+        assert not any(spec.values()), f"only the CRD's empty defaults, nothing the partner did not give: {spec}"
         assert dry_run_pods(partner, namespace, "hospital-a") == ["hospital-a-fedsilo-silo"]
 
 

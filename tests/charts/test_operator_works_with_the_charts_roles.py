@@ -83,6 +83,12 @@ def silo(name: str, workload: str) -> dict[str, Any]:
     }
 
 
+def accept(plane: ControlPlane, workload: str, *silos: str) -> None:
+    """The workload namespace's owner consents to hosting these Silos (``<namespace>/<name>``), as
+    docs/partner-onboarding.md asks; an operator that checks consent creates nothing there without it."""
+    plane.kubectl("annotate", "--overwrite", "namespace", workload, f"fedsilo.io/accept-silos={','.join(silos)}")
+
+
 def placed(obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     """``obj`` in ``namespace``."""
     return {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
@@ -95,6 +101,7 @@ def test_the_hub_charts_operator_runs_both_roles_with_the_charts_grants(
     install(
         helm, plane, "one", HUB_CHART, system, "role=both", f"namespaces={{{hub}}}", f"siloNamespaces={{{workload}}}"
     )
+    accept(plane, workload, f"{hub}/bank-a", f"{hub}/bank-b")
     kubeconfig = service_account_kubeconfig(plane, system, "one-fedsilo", tmp_path / "operator.kubeconfig")
     with running_operator([hub, workload], kubeconfig) as runner:
         plane.apply(*(placed(o, hub) for o in (silo("bank-a", workload), silo("bank-b", workload))))
@@ -116,6 +123,7 @@ def test_a_hub_and_a_partners_silo_chart_each_work_with_their_own_grants(
         helm, plane, "partner", SILO_CHART, partner_system, "silo.name=bank-a", f"silo.namespace={hub}",
         f"workloadNamespace={workload}",
     )  # fmt: skip
+    accept(plane, workload, f"{hub}/bank-a", f"{hub}/bank-b")
     hub_config = service_account_kubeconfig(plane, hub_system, "hub-fedsilo", tmp_path / "hub.kubeconfig")
     silo_config = service_account_kubeconfig(
         plane, partner_system, "partner-fedsilo-silo", tmp_path / "silo.kubeconfig"
@@ -139,6 +147,7 @@ def test_a_partners_own_identity_secret_makes_its_silo_ready_as_the_onboarding_g
 ) -> None:
     """docs/partner-onboarding.md, "bring your own key", command for command."""
     system, workload = plane.create_namespace(unique("partner-system")), plane.create_namespace(unique("partner"))
+    accept(plane, workload, f"{system}/hospital-a")
     identities = tmp_path / "identities"
     created = subprocess.run(
         [sys.executable, "-m", "fedsilo", "identity", "create", "--silo", "hospital-a", "--out", str(identities)],
