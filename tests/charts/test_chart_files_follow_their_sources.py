@@ -4,6 +4,7 @@ render grants exactly the rules of ``deploy/rbac``."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,8 @@ ROLES = {
 
 
 def generate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(GENERATOR), *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run([str(GENERATOR), *args], capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
 def test_regenerating_the_chart_files_changes_nothing() -> None:
