@@ -94,6 +94,11 @@ def test_silo_specific_values_are_checked(helm: Helm, pairs: list[str], what: st
     assert what in message, message
 
 
+def test_the_hub_in_both_roles_asks_for_the_silo_namespaces(helm: Helm) -> None:
+    message = refusal(helm, HUB_CHART, "role=both")
+    assert 'role "both" needs siloNamespaces' in message, message
+
+
 def test_the_silo_chart_asks_for_the_silo_name(helm: Helm) -> None:
     result = helm.template(SILO_CHART, check=False)
     assert result.returncode != 0

@@ -75,6 +75,9 @@ repository:tag@digest. Called with (list image-values default-tag).
 {{/* The silos' workload namespaces the operator serves (role "both" only). */}}
 {{- define "fedsilo.siloNamespaces" -}}
 {{- if eq .Values.role "both" }}
+{{- if not .Values.siloNamespaces }}
+{{- fail "role \"both\" needs siloNamespaces: the silos' workload namespaces, where the operator creates identities and silo pods (list a hub namespace too if its Silos carry no fedsilo.io/workload-namespace annotation)" }}
+{{- end }}
 {{- toJson (uniq .Values.siloNamespaces) }}
 {{- else }}
 {{- toJson (list) }}
