@@ -209,5 +209,5 @@ def test_two_partners_sharing_a_job_namespace_each_get_their_pods(
         workload_b, config_b = partner("bank-b")
         with running_operator([hub, workload_b], config_b, OperatorRole.SILO):
             plane.apply(placed(job(["bank-a", "bank-b"]), hub))
-            wait_for(lambda: set(children(admin, workload_a)) == silo_children("credit", "bank-a"), "bank-a's pods", timeout=45)  # fmt: skip
-            wait_for(lambda: set(children(admin, workload_b)) == silo_children("credit", "bank-b"), "bank-b's pods", timeout=45)  # fmt: skip
+            wait_for(lambda: set(children(admin, workload_a)) == silo_children("credit", "bank-a"), "bank-a's pods", timeout=30)  # fmt: skip
+            wait_for(lambda: set(children(admin, workload_b)) == silo_children("credit", "bank-b"), "bank-b's pods", timeout=30)  # fmt: skip
