@@ -99,6 +99,16 @@ def test_the_hub_in_both_roles_asks_for_the_silo_namespaces(helm: Helm) -> None:
     assert 'role "both" needs siloNamespaces' in message, message
 
 
+def test_the_silo_chart_will_not_cut_off_the_hubs_namespace(helm: Helm) -> None:
+    message = refusal(helm, SILO_CHART, "silo.namespace=fedsilo-hub", "workloadNamespace=fedsilo-hub")
+    assert "a default-deny NetworkPolicy there would cut them off" in message, message
+    allowed = helm.template(
+        SILO_CHART,
+        sets=[*SILO, "silo.namespace=fedsilo-hub", "workloadNamespace=fedsilo-hub", "networkPolicy.enabled=false"],
+    )
+    assert "kind: NetworkPolicy" not in allowed.stdout
+
+
 def test_the_silo_chart_asks_for_the_silo_name(helm: Helm) -> None:
     result = helm.template(SILO_CHART, check=False)
     assert result.returncode != 0
