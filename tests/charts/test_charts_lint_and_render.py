@@ -262,4 +262,7 @@ def test_the_operator_command_line_accepts_what_each_scenario_passes(helm: Helm,
     args = _parser().parse_args(container_args(objects))
     watched = {arg.split("=", 1)[1] for arg in container_args(objects) if arg.startswith("--namespace=")}
     assert (args.command, set(args.namespace)) == ("operator", watched)
-    assert args.no_peering == (objects.one("Deployment")["spec"]["replicas"] == 1)
+    deployment = objects.one("Deployment")["spec"]
+    assert args.no_peering == (deployment["replicas"] == 1)
+    # Standalone operators must never overlap during an update; peers may.
+    assert deployment["strategy"]["type"] == ("Recreate" if args.no_peering else "RollingUpdate")
