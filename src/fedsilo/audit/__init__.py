@@ -21,6 +21,7 @@ from ._heads import check_against_published as check_against_published
 from ._heads import check_head as check_head
 from ._heads import parse_record as parse_record
 from ._heads import sign_head as sign_head
+from ._heads import strict_kind as strict_kind
 from ._log import AuditLog as AuditLog
 from ._log import AuditLogClosed as AuditLogClosed
 from ._render import decisions_table as decisions_table
@@ -50,5 +51,6 @@ __all__ = [
     "record_hash",
     "report_table",
     "sign_head",
+    "strict_kind",
     "verify_audit_log",
 ]

@@ -61,6 +61,8 @@ _STRICT_PHRASES = (
     ("not UTF-8", TamperKind.ENCODING),
     ("digits, more than", TamperKind.OVERSIZED),
     ("bytes, more than", TamperKind.OVERSIZED),
+    # A typed field's bound: an integer or number far beyond anything the writer writes.
+    ("less than or equal to", TamperKind.OVERSIZED),
     # Torn or overwritten: the bytes were changed so far that they are no JSON at all.
     ("not JSON", TamperKind.EDITED),
 )
@@ -186,4 +188,3 @@ def check_against_published(
             f"the published head says {unit} {head.seq} hashes to {head.hash}, the file's hashes to "
             f"{hash_at.get(head.seq)}: the file was rewritten after the head was published",
         )
-
