@@ -33,12 +33,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from fedsilo.audit import SignedHead, TamperKind, sign_head
+from fedsilo.audit import SignedHead, TamperKind, sign_head, strict_kind
 from fedsilo.identity import SigningKey, VerifyKey
 from fedsilo.privacy import AccountantKind, Mechanism, epsilon_for, mechanism_from_json, mechanism_json
+from fedsilo.protocol import MessageError
 
-from ._chain import DIGESTED_COLUMNS, FORMAT, GENESIS, ChainHead, CheckpointRow, LedgerIntegrityError, row_digest
-from ._verify import CHECKPOINT_COLUMNS, LedgerReport, head_of, read_only_uri, verify_ledger
+from ._chain import (
+    DIGESTED_COLUMNS,
+    FORMAT,
+    GENESIS,
+    ChainHead,
+    CheckpointRow,
+    LedgerIntegrityError,
+    LedgerRow,
+    row_digest,
+)
+from ._verify import CHARGE_COLUMNS, CHECKPOINT_COLUMNS, LedgerReport, head_of, read_only_uri, typed_row, verify_ledger
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
@@ -165,25 +175,18 @@ def _now() -> str:
 
 
 def _charge(row: sqlite3.Row) -> Charge:
+    """A stored row as a ``Charge``, typed strictly: a tampered row is a ``LedgerIntegrityError``, not a crash later."""
+    place = row["seq"] if isinstance(row["seq"], int) else 0
+    stored = set(row.keys())
+    typed = typed_row(LedgerRow, {column: row[column] for column in CHARGE_COLUMNS if column in stored}, place, "row")
     try:
-        mechanism = mechanism_from_json(row["mechanism"])
+        mechanism = mechanism_from_json(typed.mechanism)
+    except MessageError as error:
+        raise LedgerIntegrityError(strict_kind(error), typed.seq, f"holds no valid mechanism ({error})") from None
     except ValueError as error:
-        raise LedgerIntegrityError(TamperKind.MALFORMED, row["seq"], f"holds no valid mechanism ({error})") from None
+        raise LedgerIntegrityError(TamperKind.MALFORMED, typed.seq, f"holds no valid mechanism ({error})") from None
     return Charge(
-        seq=row["seq"],
-        silo=row["silo"],
-        job=row["job"],
-        round=row["round"],
-        idempotency_key=row["idempotency_key"],
-        mechanism=mechanism,
-        accountant=row["accountant"],
-        delta=row["delta"],
-        epsilon_job=row["epsilon_job"],
-        epsilon_lifetime=row["epsilon_lifetime"],
-        charged_at=row["charged_at"],
-        prev_digest=row["prev_digest"],
-        digest=row["digest"],
-        acknowledged_at=row["acknowledged_at"],
+        **typed.model_dump(exclude={"mechanism"}), mechanism=mechanism, acknowledged_at=row["acknowledged_at"]
     )
 
 
@@ -251,7 +254,13 @@ class PrivacyLedger:
             self._db.execute("COMMIT")
 
     def _rows(self, where: str = "", parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return list(self._db.execute(f"{_SELECT} {where} ORDER BY charges.seq", parameters))
+        try:
+            return list(self._db.execute(f"{_SELECT} {where} ORDER BY charges.seq", parameters))
+        except sqlite3.OperationalError as error:
+            # The one way SQLite reports text that is not UTF-8, or a table that is not there.
+            raise LedgerIntegrityError(TamperKind.MALFORMED, 0, f"the ledger cannot be read: {error}") from None
+        except sqlite3.DatabaseError as error:
+            raise LedgerIntegrityError(TamperKind.MALFORMED, 0, f"not a readable SQLite database ({error})") from None
 
     def _events(self, silo: str, job: str | None) -> list[Mechanism]:
         if job is None:

@@ -117,7 +117,7 @@ def _not_finite(value: object) -> bool:
 _Model = TypeVar("_Model", LedgerRow, CheckpointRow)
 
 
-def _typed(model: type[_Model], values: dict[str, Any], place: int, table: str) -> _Model:
+def typed_row(model: type[_Model], values: dict[str, Any], place: int, table: str) -> _Model:
     """``values`` as a ``model``; the verdict names each wrong column without echoing its (untrusted) value."""
     try:
         return model.model_validate(values, strict=True)
@@ -207,7 +207,7 @@ def _check_row(row: LedgerRow, previous: ChainHead) -> None:
 def _read_rows(db: sqlite3.Connection) -> list[LedgerRow]:
     raws = list(db.execute(f"SELECT {', '.join(CHARGE_COLUMNS)} FROM charges ORDER BY seq"))  # noqa: S608
     return [
-        _typed(LedgerRow, _decoded(raw, CHARGE_COLUMNS, number, "row"), number, "row")
+        typed_row(LedgerRow, _decoded(raw, CHARGE_COLUMNS, number, "row"), number, "row")
         for number, raw in enumerate(raws, 1)
     ]
 
@@ -215,7 +215,7 @@ def _read_rows(db: sqlite3.Connection) -> list[LedgerRow]:
 def _read_checkpoints(db: sqlite3.Connection) -> list[CheckpointRow]:
     raws = list(db.execute(f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM checkpoints ORDER BY covers_seq"))  # noqa: S608
     return [
-        _typed(CheckpointRow, _decoded(raw, CHECKPOINT_COLUMNS, number, "checkpoint"), number, "checkpoint")
+        typed_row(CheckpointRow, _decoded(raw, CHECKPOINT_COLUMNS, number, "checkpoint"), number, "checkpoint")
         for number, raw in enumerate(raws, 1)
     ]
 
