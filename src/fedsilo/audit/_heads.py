@@ -19,7 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from fedsilo.identity import SignatureError, SigningKey, VerifyKey
 from fedsilo.protocol import MessageError, StrictMessage, canonical_json, strict_json
@@ -95,6 +96,11 @@ class SignedHead(StrictMessage):
     ``message()``, so anyone with the writer's public key can check a published head without
     the file, and a head cannot be forged to accuse an honest file.
     """
+
+    # camelCase like every status field, so a head copied from ``kubectl get -o json`` is a valid ``--head``.
+    model_config = StrictMessage.model_config | ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     format: Annotated[str, Field(min_length=1, max_length=64)]
     kind: Annotated[str, Field(min_length=1, max_length=32)]

@@ -86,7 +86,7 @@ class AuditLog:
         self._seq, self._head = record["seq"], record["hash"]
         return record
 
-    def _checkpoint(self, kind: RecordKind) -> None:
+    def _checkpoint(self, kind: RecordKind) -> SignedHead:
         signed = sign_head(self._key, FORMAT, kind.value, self._seq, self._head)
         self._append(
             {
@@ -100,6 +100,18 @@ class AuditLog:
         )
         self._signed = signed
         self._since_checkpoint = 0
+        return signed
+
+    def checkpoint(self) -> SignedHead:
+        """Sign the chain head now (unless the last record already is a checkpoint) and return the signed head.
+
+        The aggregator calls this when a round closes, so the round's lineage and the job's
+        status carry a signed head covering every decision of the round.
+        """
+        with self._lock:
+            if self._signed is not None and self._signed.seq == self._seq - 1:
+                return self._signed
+            return self._checkpoint(RecordKind.CHECKPOINT)
 
     def record_decision(
         self,
