@@ -256,8 +256,13 @@ class PrivacyLedger:
     def _rows(self, where: str = "", parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
             return list(self._db.execute(f"{_SELECT} {where} ORDER BY charges.seq", parameters))
+        except UnicodeDecodeError as error:
+            # A table or column name (or, from SQLite's own decoder, a value) that is not UTF-8.
+            raise LedgerIntegrityError(
+                TamperKind.ENCODING, 0, f"the ledger holds text that is not UTF-8 ({error})"
+            ) from None
         except sqlite3.OperationalError as error:
-            # The one way SQLite reports text that is not UTF-8, or a table that is not there.
+            # How SQLite reports a value that is not UTF-8, or a table that is not there.
             raise LedgerIntegrityError(TamperKind.MALFORMED, 0, f"the ledger cannot be read: {error}") from None
         except sqlite3.DatabaseError as error:
             raise LedgerIntegrityError(TamperKind.MALFORMED, 0, f"not a readable SQLite database ({error})") from None

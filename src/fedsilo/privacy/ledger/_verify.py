@@ -310,6 +310,9 @@ def verify_ledger(
             signed = _check_layout(db, path, immutable)
             rows = _read_rows(db)
             checkpoints = _read_checkpoints(db) if signed else []
+    except UnicodeDecodeError as error:
+        # Values come back as bytes and are decoded per column; this is a table or column name.
+        raise LedgerIntegrityError(TamperKind.ENCODING, 0, f"a name in the schema is not UTF-8 ({error})") from None
     except sqlite3.DatabaseError as error:
         raise LedgerIntegrityError(TamperKind.MALFORMED, 0, f"not a readable SQLite database ({error})") from None
     previous = ChainHead(0, GENESIS)
