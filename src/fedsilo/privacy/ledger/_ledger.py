@@ -452,7 +452,7 @@ class PrivacyLedger:
             row = self._db.execute(
                 f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM checkpoints ORDER BY covers_seq DESC LIMIT 1"  # noqa: S608
             ).fetchone()
-        return None if row is None else head_of(CheckpointRow.model_validate(dict(row), strict=True))
+        return None if row is None else head_of(typed_row(CheckpointRow, dict(row), row["covers_seq"], "checkpoint"))
 
     def verify(
         self,
