@@ -70,6 +70,7 @@ def main() -> None:
         job="quickstart", round=3, silo="hospital-a", nonce="00" * 16, loss=0.4, accuracy=0.9, num_samples=1200
     )
     _write("evaluation_report", "valid", report.canonical_bytes())
+    _write("trainer_link_header", "deep", b"[" * 100_000 + b"]" * 100_000)
     _write("trainer_link_header", "fit", canonical_json({"kind": "fit", "round": 1, "config": {"epochs": 1}}))
     _write("trainer_link_header", "result", canonical_json({"round": 1, "num_samples": 100, "metrics": {"loss": 0.5}}))
     _write(
