@@ -19,7 +19,7 @@ from pydantic import Field
 from fedsilo.identity import sha256_digest
 from fedsilo.protocol import MessageError, StrictMessage, canonical_json
 
-from ._heads import Digest, Sequence, TamperedError, TamperKind, parse_record, strict_kind
+from ._heads import Digest, SeqNumber, TamperedError, TamperKind, parse_record, strict_kind
 
 FORMAT = "fedsilo.audit/v1"
 GENESIS = "sha256:" + "0" * 64
@@ -55,7 +55,7 @@ class DecisionRecord(_Record):
 
     kind: Literal["decision"]
     job: _Text
-    round: Sequence
+    round: SeqNumber
     silo: _Text
     payload_digest: _Text
     input_digest: Digest
@@ -70,7 +70,7 @@ class CheckpointRecord(_Record):
     """A signature over the chain head: every ``checkpoint_every`` decisions, and a ``close`` at the end."""
 
     kind: Literal["checkpoint", "close"]
-    covers_seq: Sequence
+    covers_seq: SeqNumber
     chain_head: Digest
     key_fingerprint: Annotated[str, Field(max_length=128)]
     signature: Annotated[str, Field(max_length=128)]

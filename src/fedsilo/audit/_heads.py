@@ -86,7 +86,7 @@ class TamperedError(Exception):
 
 
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
-Sequence = Annotated[int, Field(ge=0, le=2**62)]
+SeqNumber = Annotated[int, Field(ge=0, le=2**62)]
 
 
 class SignedHead(StrictMessage):
@@ -104,7 +104,7 @@ class SignedHead(StrictMessage):
 
     format: Annotated[str, Field(min_length=1, max_length=64)]
     kind: Annotated[str, Field(min_length=1, max_length=32)]
-    seq: Sequence
+    seq: SeqNumber
     hash: Digest
     key_fingerprint: Annotated[str, Field(max_length=128)]
     signature: Annotated[str, Field(max_length=128)]
