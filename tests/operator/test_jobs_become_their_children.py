@@ -299,6 +299,14 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
         lambda: get(cluster, namespace, "silo", "hospital-a")["status"].get("epsilonSpent") == 0.5,
         "epsilon on the Silo",
     )
+    # The Silo keeps its own copy of the job's signed audit head.
+    assert wait_for(
+        lambda: (
+            get(cluster, namespace, "silo", "hospital-a")["status"]["jobs"][0].get("evidence", {}).get("auditHead")
+            == head.to_json()
+        ),
+        "the audit head on the Silo",
+    )
 
     # The grant is narrow: no other job's status, no Secrets.
     other = {

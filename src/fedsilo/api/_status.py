@@ -203,6 +203,11 @@ class SiloJobStatus(_Status):
     name: str = Field(max_length=253, description="The FederatedJob's name.")
     phase: JobPhase | None = Field(default=None, description="The job's phase.")
     epsilon_spent: float | None = Field(default=None, ge=0.0, description="Epsilon this silo spent in the job.")
+    evidence: JobEvidence | None = Field(
+        default=None,
+        description="The job's audit log and hub ledger heads as its status last published them, copied here by "
+        "the silo's operator so the silo keeps its own record of them.",
+    )
 
 
 class SiloStatus(_Status):
