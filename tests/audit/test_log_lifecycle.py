@@ -84,3 +84,19 @@ def test_nothing_is_recorded_after_close_and_close_is_idempotent(tmp_path: Path,
 def test_checkpoint_spacing_must_be_positive(tmp_path: Path, key: SigningKey) -> None:
     with pytest.raises(ValueError, match="checkpoint_every"):
         AuditLog(tmp_path / "audit.jsonl", key, checkpoint_every=0)
+
+
+def test_a_checkpoint_on_demand_signs_the_head_once_and_a_reopened_log_knows_it(
+    tmp_path: Path, key: SigningKey
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = write_log(path, key, decisions=2, close=False)
+    head = log.checkpoint()
+    # Asked again with nothing new, it signs nothing more.
+    assert log.checkpoint() == head == log.signed_head
+    assert (head.seq, head.hash) == (2, json.loads(path.read_text().splitlines()[1])["hash"])
+    log.close()
+    assert len(path.read_text().splitlines()) == 4
+    report = verify_audit_log(path, key.public_key, published=head)
+    with AuditLog(path, key) as reopened:
+        assert reopened.signed_head == report.signed_head and reopened.signed_head.kind == "close"

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from fedsilo.api import load_manifest
+from fedsilo.identity import PUBLIC_KEY_FILE
 from fedsilo.privacy import DpSgdEvent, GaussianEvent, epsilon_for
 from fedsilo.privacy.ledger import PrivacyLedger
+from fedsilo.registry import LocalRegistry
 from fedsilo.runner import LocalRun, RunOptions, RunReport
 
 from .conftest import quick_manifest
@@ -140,5 +142,30 @@ def test_the_command_line_shows_epsilon_and_the_ledger(tmp_path: Path) -> None:
     assert [r["round"] for r in silos["hospital-b"]["jobs"][0]["rounds"]] == [1, 2]
     verified = fedsilo("ledger", "verify", str(ledgers / "silos" / "hospital-b.sqlite"))
     assert verified.returncode == 0 and "2 charges, chain intact" in verified.stdout
+    # Signed: the silo's ledger with the silo's identity key, the hub's with the key kept beside it.
+    silo_key = tmp_path / "run" / "silos" / "hospital-b" / "identity" / PUBLIC_KEY_FILE
+    verified = fedsilo("ledger", "verify", str(ledgers / "silos" / "hospital-b.sqlite"), "--key", str(silo_key))
+    assert verified.returncode == 0 and "every row signed" in verified.stdout, verified.stderr
+    hub_key = str(ledgers / "aggregator-key.pub")
+    assert fedsilo("ledger", "verify", str(ledgers / "hub.sqlite"), "--key", hub_key).returncode == 0
+    # Each round's lineage carries the signed heads, outside the files: the last round's verify.
+    evidence = LocalRegistry(tmp_path / "reg").show(report["job"]).lineage.evidence
+    for name, head in evidence.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(head))
+    audit = fedsilo(
+        "audit",
+        "verify",
+        str(tmp_path / "run" / "audit.jsonl"),
+        "--key",
+        str(tmp_path / "run" / "aggregator-key.pub"),
+        "--head",
+        str(tmp_path / "audit_head.json"),
+    )
+    assert audit.returncode == 0 and "holds the published head" in audit.stdout, audit.stderr
+    ledger_head = str(tmp_path / "ledger_head.json")
+    assert (
+        fedsilo("ledger", "verify", str(ledgers / "hub.sqlite"), "--key", hub_key, "--head", ledger_head).returncode
+        == 0
+    )
     missing = fedsilo("ledger", "show", str(tmp_path / "nowhere.sqlite"))
     assert missing.returncode == 2 and "no ledger at" in missing.stderr

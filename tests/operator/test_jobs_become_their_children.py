@@ -14,7 +14,19 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 
-from fedsilo.api import Denial, JobOutcome, ModelReference, RoundNumber, RoundReport, SiloName, load_manifest
+from fedsilo.api import (
+    Denial,
+    EvidenceHead,
+    JobEvidence,
+    JobOutcome,
+    ModelReference,
+    RoundNumber,
+    RoundReport,
+    SiloName,
+    load_manifest,
+)
+from fedsilo.audit import FORMAT, SignedHead, sign_head
+from fedsilo.identity import SigningKey
 from fedsilo.kube import PERSISTENT_VOLUME_CLAIM, SECRET, ApiError, KubeApi, KubeStatusReporter, load_access
 from fedsilo.kube._reporter import FIELD_MANAGER as AGGREGATOR_FIELD_MANAGER
 from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION
@@ -268,13 +280,17 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
     a, b, c = (SiloName(name) for name in ("hospital-a", "hospital-b", "hospital-c"))
     model = ModelReference(uri="file:///var/lib/fedsilo/models/quickstart/1", round=1, digest="sha256:" + "ab" * 32)
     reporter.update_denied(Denial(RoundNumber(1), c, ("l2 norm 31.0 above the cap 20.0",), "fedsilo-policies-test"))
-    reporter.round_completed(RoundReport(RoundNumber(1), (a, b), (c,), 1, {a: 0.5, b: 0.25}, model))
+    # The audit log's signed head goes out with the round, outside the log (fedsilo audit verify --head).
+    head = sign_head(SigningKey.generate(), FORMAT, "checkpoint", 7, "sha256:" + "cd" * 32)
+    evidence = JobEvidence(audit_head=EvidenceHead.model_validate(head.to_json()))
+    reporter.round_completed(RoundReport(RoundNumber(1), (a, b), (c,), 1, {a: 0.5, b: 0.25}, model, evidence))
     status = wait_for(
         lambda: (s := get(cluster, namespace, "federatedjob", "quickstart")["status"]) and s.get("round") == 1 and s,
         "the round in the job's status",
     )
     assert (status["participation"], status["denials"], status["maxEpsilonSpent"]) == ("2/3", 1, 0.5)
     assert status["latestModel"]["digest"] == model.digest and status["phase"] == "Running"
+    assert SignedHead.parse(json.dumps(status["evidence"]["auditHead"])) == head
     events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=quickstart")["items"]
     reasons = {e["reason"]: e for e in events}
     assert "hospital-c" in reasons["UpdateDenied"]["message"] and reasons["UpdateDenied"]["type"] == "Warning"
@@ -282,6 +298,14 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
     assert wait_for(
         lambda: get(cluster, namespace, "silo", "hospital-a")["status"].get("epsilonSpent") == 0.5,
         "epsilon on the Silo",
+    )
+    # The Silo keeps its own copy of the job's signed audit head.
+    assert wait_for(
+        lambda: (
+            get(cluster, namespace, "silo", "hospital-a")["status"]["jobs"][0].get("evidence", {}).get("auditHead")
+            == head.to_json()
+        ),
+        "the audit head on the Silo",
     )
 
     # The grant is narrow: no other job's status, no Secrets.

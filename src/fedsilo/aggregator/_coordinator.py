@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.api import AggregationMode, FederatedJob
+from fedsilo.audit import SignedHead
 from fedsilo.identity import SignatureError, VerifyKey, sha256_digest
 from fedsilo.policy import Decision, UpdatePolicyInput
 from fedsilo.protocol import (
@@ -59,6 +60,10 @@ class UpdateGate(Protocol):
         """Allow or deny the update described by ``policy_input``."""
         ...
 
+    def checkpoint(self) -> SignedHead:
+        """Sign the audit log's head: published with the round (lineage, status) outside the log."""
+        ...
+
 
 class ServerStrategy(Protocol):
     """The server side of a strategy (see ``fedsilo.strategies``)."""
@@ -91,6 +96,10 @@ class PrivacyBook(Protocol):
         """The round's aggregate took the updates of ``silos``."""
         ...
 
+    def signed_head(self) -> SignedHead | None:
+        """The ledger's newest signed head, published with the round outside the ledger."""
+        ...
+
 
 @dataclass
 class SiloRoundStats:
@@ -120,6 +129,9 @@ class RoundSummary:
     # Federated evaluation of this round's model (filled in when the next round reports).
     loss: float | None = None
     accuracy: float | None = None
+    # The audit log's and the hub ledger's signed heads as the round closed, to publish outside them.
+    audit_head: SignedHead | None = None
+    ledger_head: SignedHead | None = None
 
 
 class RoundObserver(Protocol):
@@ -547,6 +559,8 @@ class JobCoordinator:
         self._model_digest = sha256_digest(self._model_blob)
         self._apply_evaluations(current)
         plan = current.plan
+        audit_head = self._gate.checkpoint()
+        ledger_head = self._privacy.signed_head() if self._privacy is not None else None
         summary = RoundSummary(
             round=plan.round,
             participants=plan.participants,
@@ -556,6 +570,8 @@ class JobCoordinator:
             seconds=time.monotonic() - current.started,
             model_digest=self._model_digest,
             silos=dict(current.stats),
+            audit_head=audit_head,
+            ledger_head=ledger_head,
         )
         self.summaries.append(summary)
         ROUNDS.labels(self.job.metadata.name, "completed").inc()
@@ -576,6 +592,11 @@ class JobCoordinator:
                 metrics={"denied": {k: list(v) for k, v in current.denied.items()}},
                 strategy=self.spec.strategy.name.value,
                 aggregation=plan.aggregation,
+                evidence={
+                    name: head.to_json()
+                    for name, head in (("audit_head", audit_head), ("ledger_head", ledger_head))
+                    if head is not None
+                },
             ),
         )
         if self._observer is not None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from fedsilo.api import FederatedJob, FederatedJobSpec, PrivacyMode
+from fedsilo.audit import SignedHead
+from fedsilo.identity import SigningKey
 from fedsilo.privacy import DpSgdEvent, GaussianEvent, Mechanism, epsilon_for, mechanism_from_json
 from fedsilo.privacy.ledger import PrivacyLedger, run_name
 from fedsilo.protocol import UpdateMetadata
@@ -35,11 +37,20 @@ class LedgerBook:
         self._job = ledger_job
 
     @classmethod
-    def for_job(cls, job: FederatedJob, ledger: Path, run_id: str) -> LedgerBook | None:
-        """The book of one run of ``job`` over the ledger file ``ledger``; None when the job runs without DP."""
+    def for_job(
+        cls, job: FederatedJob, ledger: Path, run_id: str, signing_key: SigningKey | None = None
+    ) -> LedgerBook | None:
+        """The book of one run of ``job`` over the ledger file ``ledger``, its charges signed with the hub's key.
+
+        None when the job runs without DP.
+        """
         if job.spec.privacy.mode is PrivacyMode.NONE:
             return None
-        return cls(job.spec, PrivacyLedger(ledger), run_name(job.metadata.name, run_id))
+        return cls(job.spec, PrivacyLedger(ledger, signing_key), run_name(job.metadata.name, run_id))
+
+    def signed_head(self) -> SignedHead | None:
+        """The hub ledger's newest signed head, to publish outside the file (the job's status)."""
+        return self._ledger.signed_head()
 
     def close(self) -> None:
         """Close the ledger."""

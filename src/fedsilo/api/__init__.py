@@ -13,7 +13,9 @@ from ._status import AggregatorEndpoint as AggregatorEndpoint
 from ._status import Condition as Condition
 from ._status import ConditionType as ConditionType
 from ._status import Denial as Denial
+from ._status import EvidenceHead as EvidenceHead
 from ._status import FederatedJobStatus as FederatedJobStatus
+from ._status import JobEvidence as JobEvidence
 from ._status import JobOutcome as JobOutcome
 from ._status import JobPhase as JobPhase
 from ._status import JobResult as JobResult
@@ -64,9 +66,11 @@ __all__ = [
     "DataSource",
     "DataSpec",
     "Denial",
+    "EvidenceHead",
     "FederatedJob",
     "FederatedJobSpec",
     "FederatedJobStatus",
+    "JobEvidence",
     "JobOutcome",
     "JobPhase",
     "JobResult",

@@ -93,6 +93,31 @@ class AggregatorEndpoint(_Status):
     )
 
 
+class EvidenceHead(_Status):
+    """A hash chain's newest signed head (``fedsilo.audit.SignedHead``), published outside the file it heads."""
+
+    format: str = Field(max_length=64, description="The evidence format, e.g. fedsilo.audit/v1.")
+    kind: str = Field(max_length=32, description="The kind of checkpoint that signed it (checkpoint or close).")
+    seq: int = Field(ge=0, description="The last record (audit log) or row (ledger) the signature covers.")
+    hash: str = Field(max_length=128, description="That record's hash, 'sha256:<hex>'.")
+    key_fingerprint: str = Field(max_length=128, description="Fingerprint of the key that signed it.")
+    signature: str = Field(max_length=128, description="Ed25519 signature over the head, base64.")
+
+
+class JobEvidence(_Status):
+    """Where the job's evidence files stood at the last round: check a file against these with --head."""
+
+    audit_head: EvidenceHead | None = Field(
+        default=None,
+        description="The audit log's signed head (fedsilo audit verify LOG --key PUB --head HEAD).",
+    )
+    ledger_head: EvidenceHead | None = Field(
+        default=None,
+        description="The hub privacy ledger's signed head, for a job with differential privacy "
+        "(fedsilo ledger verify LEDGER --key PUB --head HEAD).",
+    )
+
+
 class FederatedJobStatus(_Status):
     """What the operator and the aggregator observed about a job."""
 
@@ -132,6 +157,11 @@ class FederatedJobStatus(_Status):
     latest_model: ModelReference | None = Field(default=None, description="The newest global model.")
     endpoint: AggregatorEndpoint | None = Field(
         default=None, description="Where silos reach the aggregator; published by the operator."
+    )
+    evidence: JobEvidence | None = Field(
+        default=None,
+        description="The audit log's and the hub ledger's newest signed heads, published by the aggregator "
+        "each round outside the files, so a file cut back to an earlier checkpoint is caught.",
     )
     result: JobResult | None = Field(
         default=None, description="Set by the aggregator when the job ends: Succeeded or Failed."
@@ -173,6 +203,11 @@ class SiloJobStatus(_Status):
     name: str = Field(max_length=253, description="The FederatedJob's name.")
     phase: JobPhase | None = Field(default=None, description="The job's phase.")
     epsilon_spent: float | None = Field(default=None, ge=0.0, description="Epsilon this silo spent in the job.")
+    evidence: JobEvidence | None = Field(
+        default=None,
+        description="The job's audit log and hub ledger heads as its status last published them, copied here by "
+        "the silo's operator so the silo keeps its own record of them.",
+    )
 
 
 class SiloStatus(_Status):
@@ -209,6 +244,7 @@ class RoundReport:
     denials_total: int
     epsilon_spent: Mapping[SiloName, float] = field(default_factory=dict)
     latest_model: ModelReference | None = None
+    evidence: JobEvidence | None = None
 
 
 @dataclass(frozen=True)

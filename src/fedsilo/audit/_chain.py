@@ -1,7 +1,10 @@
-"""The audit log's on-disk format: record hashing, the chain's start, what a checkpoint signs.
+"""The audit log's on-disk format: the record types, record hashing, the chain's start, what a checkpoint signs.
 
-``AuditLog`` (writing) and ``verify_audit_log`` (reading) both call in here, so the writer
-and the verifier cannot drift apart on what a record's hash or a signature covers.
+``AuditLog`` (writing), ``verify_audit_log`` and ``read_decisions`` (reading) all call in
+here, so the writer and the readers cannot drift apart on what a record is, what its hash
+covers or what a signature covers. Every line is read through ``strict_json`` and then
+typed as a ``DecisionRecord`` or ``CheckpointRecord`` (``parse_line``); nothing else reads
+the file.
 """
 
 from __future__ import annotations
@@ -9,10 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from fedsilo.identity import sha256_digest
-from fedsilo.protocol import canonical_json
+from fedsilo.protocol import MessageError, StrictMessage, canonical_json
+
+from ._heads import Digest, SeqNumber, TamperedError, TamperKind, parse_record, strict_kind
 
 FORMAT = "fedsilo.audit/v1"
 GENESIS = "sha256:" + "0" * 64
@@ -31,9 +38,65 @@ def record_hash(record: dict[str, Any]) -> str:
     return sha256_digest(canonical_json({k: v for k, v in record.items() if k != "hash"}))
 
 
-def checkpoint_message(kind: RecordKind, covers_seq: int, chain_head: str) -> bytes:
-    """The bytes a checkpoint signs: the format, its kind, and the chain head it vouches for."""
-    return canonical_json({"format": FORMAT, "kind": kind.value, "covers_seq": covers_seq, "chain_head": chain_head})
+_Text = Annotated[str, Field(max_length=4096)]
+
+
+class _Record(StrictMessage):
+    """What every line carries: its place in the chain."""
+
+    seq: Annotated[int, Field(ge=1, le=2**62)]
+    prev_hash: Digest
+    hash: Digest
+    time: Annotated[str, Field(max_length=64)]
+
+
+class DecisionRecord(_Record):
+    """One policy decision, with the policy input it was made on."""
+
+    kind: Literal["decision"]
+    job: _Text
+    round: SeqNumber
+    silo: _Text
+    payload_digest: _Text
+    input_digest: Digest
+    input: dict[str, Any]
+    decision: Literal["allow", "deny"]
+    reasons: tuple[_Text, ...]
+    policy_revision: _Text
+    engine: _Text
+
+
+class CheckpointRecord(_Record):
+    """A signature over the chain head: every ``checkpoint_every`` decisions, and a ``close`` at the end."""
+
+    kind: Literal["checkpoint", "close"]
+    covers_seq: SeqNumber
+    chain_head: Digest
+    key_fingerprint: Annotated[str, Field(max_length=128)]
+    signature: Annotated[str, Field(max_length=128)]
+
+
+AuditRecord = DecisionRecord | CheckpointRecord
+
+
+def parse_line(line: bytes, number: int) -> tuple[dict[str, Any], AuditRecord]:
+    """Line ``number`` as its JSON object (what the hash covers) and its typed record.
+
+    ``TamperedError`` names the kind (duplicate key, NaN, depth, encoding, a missing or
+    extra field, a wrong type) and the line; never another exception.
+    """
+    place = f"line {number}"
+    document = parse_record(line, "audit record", place)
+    if not isinstance(document, dict):
+        raise TamperedError(TamperKind.MALFORMED, place, "not a JSON object")
+    kind = document.get("kind")
+    model: type[AuditRecord] = DecisionRecord if kind == RecordKind.DECISION.value else CheckpointRecord
+    if kind not in {k.value for k in RecordKind}:
+        raise TamperedError(TamperKind.MALFORMED, place, f"unknown record kind {str(kind)[:40]!r}")
+    try:
+        return document, model.from_document(document)
+    except MessageError as error:
+        raise TamperedError(strict_kind(error), place, str(error)) from None
 
 
 def encode_line(record: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ the policy on exactly what the aggregator saw (``fedsilo.policy.replay_audit_log
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import os
 import threading
@@ -25,7 +24,8 @@ from typing import Any, Self
 from fedsilo.identity import SigningKey, sha256_digest
 from fedsilo.protocol import canonical_json
 
-from ._chain import GENESIS, RecordKind, checkpoint_message, encode_line, record_hash, rfc3339_now
+from ._chain import FORMAT, GENESIS, RecordKind, encode_line, record_hash, rfc3339_now
+from ._heads import SignedHead, sign_head
 from ._verify import scan_audit_log
 
 
@@ -46,7 +46,6 @@ class AuditLog:
             raise ValueError(f"checkpoint_every must be at least 1, not {checkpoint_every}")
         self.path = path
         self._key = signing_key
-        self._fingerprint = signing_key.public_key.fingerprint()
         self._every = checkpoint_every
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,9 +54,10 @@ class AuditLog:
             # Two writers would fork the chain; the lock lasts as long as the descriptor.
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._seq, self._head = 0, GENESIS
+            self._signed: SignedHead | None = None
             if path.stat().st_size:
                 report = scan_audit_log(path, signing_key.public_key).report
-                self._seq, self._head = report.head_seq, report.head_hash
+                self._seq, self._head, self._signed = report.head_seq, report.head_hash, report.signed_head
         except BaseException:
             os.close(self._fd)
             raise
@@ -68,6 +68,12 @@ class AuditLog:
         """The last record's sequence number and hash: what to anchor outside the log."""
         with self._lock:
             return self._seq, self._head
+
+    @property
+    def signed_head(self) -> SignedHead | None:
+        """The newest checkpoint's signed head: what to publish outside the file (job status, lineage)."""
+        with self._lock:
+            return self._signed
 
     def _append(self, body: dict[str, Any]) -> dict[str, Any]:
         if self._fd is None:
@@ -80,19 +86,32 @@ class AuditLog:
         self._seq, self._head = record["seq"], record["hash"]
         return record
 
-    def _checkpoint(self, kind: RecordKind) -> None:
-        signature = self._key.sign(checkpoint_message(kind, self._seq, self._head))
+    def _checkpoint(self, kind: RecordKind) -> SignedHead:
+        signed = sign_head(self._key, FORMAT, kind.value, self._seq, self._head)
         self._append(
             {
                 "kind": kind.value,
                 "time": rfc3339_now(),
-                "covers_seq": self._seq,
-                "chain_head": self._head,
-                "key_fingerprint": self._fingerprint,
-                "signature": base64.b64encode(signature).decode("ascii"),
+                "covers_seq": signed.seq,
+                "chain_head": signed.hash,
+                "key_fingerprint": signed.key_fingerprint,
+                "signature": signed.signature,
             }
         )
+        self._signed = signed
         self._since_checkpoint = 0
+        return signed
+
+    def checkpoint(self) -> SignedHead:
+        """Sign the chain head now (unless the last record already is a checkpoint) and return the signed head.
+
+        The aggregator calls this when a round closes, so the round's lineage and the job's
+        status carry a signed head covering every decision of the round.
+        """
+        with self._lock:
+            if self._signed is not None and self._signed.seq == self._seq - 1:
+                return self._signed
+            return self._checkpoint(RecordKind.CHECKPOINT)
 
     def record_decision(
         self,

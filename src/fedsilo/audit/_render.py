@@ -1,20 +1,23 @@
 """What ``fedsilo audit show`` and ``fedsilo audit verify`` print: filtered rows and rich tables.
 
-The CLI calls these; they read the log as it is and do not verify it (``verify_audit_log``
-does). Rows are the records themselves, JSON-able, for ``--jsonl``.
+The CLI calls these; they read the log as it is and do not verify the chain
+(``verify_audit_log`` does), but every line is parsed strictly and typed
+(``parse_line``): a tampered line is refused with ``AuditVerificationError`` naming the
+line, never shown as something else. Rows are the records themselves, JSON-able, for
+``--jsonl``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from rich.table import Table
 
-from ._chain import RecordKind
-from ._verify import VerifyReport
+from ._chain import DecisionRecord, parse_line
+from ._heads import TamperedError
+from ._verify import AuditVerificationError, VerifyReport, read_lines
 
 
 def read_decisions(
@@ -26,18 +29,18 @@ def read_decisions(
 ) -> list[dict[str, Any]]:
     """The decision records of ``path`` in file order, optionally only one job's, silo's or outcome's."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_lines(path), start=1):
         try:
-            record = json.loads(line)
-        except ValueError as error:
-            raise ValueError(f"{path}:{number}: not a JSON record ({error})") from error
-        if not isinstance(record, dict) or record.get("kind") != RecordKind.DECISION.value:
+            document, record = parse_line(line, number)
+        except TamperedError as error:
+            raise AuditVerificationError.at_line(error, None, number) from None
+        if not isinstance(record, DecisionRecord):
             continue
-        if (job and record.get("job") != job) or (silo and record.get("silo") != silo):
+        if (job and record.job != job) or (silo and record.silo != silo):
             continue
-        if decision and record.get("decision") != decision:
+        if decision and record.decision != decision:
             continue
-        rows.append(record)
+        rows.append(document)
     return rows
 
 

@@ -1,57 +1,43 @@
 """Offline verification of an audit log, for auditors (``fedsilo audit verify``) and for resuming.
 
-One pass over the file: every record's hash must match its content, sequence numbers must
+One pass over the file, opened read-only: every line must parse strictly into a typed
+record (``parse_line``), every record's hash must match its content, sequence numbers must
 run 1, 2, 3, ..., each record must carry its predecessor's hash, every checkpoint must be
 signed by the aggregator's key over the chain head it names, and the file must end with a
 signed ``close`` checkpoint. The first violation raises ``AuditVerificationError`` with the
 kind of tampering and the record (sequence number and line) where it shows.
 
-What this cannot see on its own: a log cut back to an *earlier* close (after a restart)
-looks complete. ``VerifyReport.head_seq``/``head_hash`` are what to anchor elsewhere (the
-job's status, a ticket) to rule that out.
+What the file cannot show on its own: a log cut back to an *earlier* close looks complete.
+The newest signed head (``VerifyReport.signed_head``) is published outside the file (the
+FederatedJob's status, the model lineage); ``verify_audit_log(..., published=head)``
+checks the file against it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-from fedsilo.identity import SignatureError, VerifyKey
+from fedsilo.identity import VerifyKey
 
-from ._chain import GENESIS, RecordKind, checkpoint_message, record_hash
-
-
-class TamperKind(StrEnum):
-    """How a log departs from what the aggregator wrote."""
-
-    EDITED = "edited"
-    DROPPED = "dropped"
-    INSERTED = "inserted"
-    REORDERED = "reordered"
-    TRUNCATED = "truncated"
-    SIGNATURE = "signature"
-    WRONG_KEY = "wrong_key"
+from ._chain import FORMAT, GENESIS, CheckpointRecord, DecisionRecord, RecordKind, parse_line, record_hash
+from ._heads import SignedHead, TamperedError, TamperKind, check_against_published, check_head
 
 
-class AuditVerificationError(Exception):
+class AuditVerificationError(TamperedError):
     """The log fails verification: ``kind`` of tampering, at record ``seq`` (``line`` in the file)."""
 
     def __init__(self, kind: TamperKind, seq: int | None, message: str, *, line: int | None = None) -> None:
-        self.kind = kind
         self.seq = seq
         self.line = line
-        self.message = message
-        where = []
-        if seq is not None:
-            where.append(f"record {seq}")
-        if line is not None:
-            where.append(f"line {line}")
-        super().__init__(f"{kind.value}" + (f" at {', '.join(where)}" if where else "") + f": {message}")
+        where = [f"record {seq}"] if seq is not None else []
+        where += [f"line {line}"] if line is not None else []
+        super().__init__(kind, ", ".join(where) or None, message)
+
+    @classmethod
+    def at_line(cls, error: TamperedError, seq: int | None, line: int) -> AuditVerificationError:
+        """A verdict of the shared checks (parsing, signatures) placed in this log."""
+        return cls(error.kind, seq, error.message, line=line)
 
 
 @dataclass(frozen=True)
@@ -68,6 +54,8 @@ class VerifyReport:
     signer: str
     first_time: str | None
     last_time: str | None
+    # The newest checkpoint's signed head (None before the first checkpoint): what to publish.
+    signed_head: SignedHead | None = None
 
 
 @dataclass(frozen=True)
@@ -77,77 +65,94 @@ class LogScan:
     report: VerifyReport
     sealed: bool
     signed_through: int
+    hashes: dict[int, str]
 
 
-_REQUIRED = ("seq", "kind", "prev_hash", "hash")
-_DECISION_FIELDS = ("time", "job", "round", "silo", "decision", "reasons", "policy_revision", "input_digest")
+def read_lines(path: Path) -> list[bytes]:
+    """The log's lines as bytes, read without writing (a final newline ends the last line)."""
+    with path.open("rb") as file:
+        data = file.read()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return lines
 
 
-def _seq_of(line: str) -> int | None:
+def _seq_of(line: bytes, number: int) -> int | None:
     try:
-        seq = json.loads(line)["seq"]
-    except (ValueError, KeyError, TypeError):
+        return parse_line(line, number)[1].seq
+    except TamperedError:
         return None
-    return seq if isinstance(seq, int) else None
 
 
-def _parse(line: str, number: int) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except ValueError as error:
-        raise AuditVerificationError(TamperKind.EDITED, None, f"not a JSON record ({error})", line=number) from error
-    if not isinstance(record, dict) or any(name not in record for name in _REQUIRED):
-        raise AuditVerificationError(
-            TamperKind.EDITED, None, f"not a record: needs {', '.join(_REQUIRED)}", line=number
-        )
-    if not isinstance(record["seq"], int) or isinstance(record["seq"], bool):
-        raise AuditVerificationError(TamperKind.EDITED, None, "the sequence number is not an integer", line=number)
-    return record
-
-
-def _check_checkpoint(record: dict[str, Any], head: str, key: VerifyKey, signed_through: int, number: int) -> None:
-    seq: int = record["seq"]
-    if record.get("key_fingerprint") != key.fingerprint():
+def _check_checkpoint(record: CheckpointRecord, head: str, key: VerifyKey, signed_through: int, number: int) -> None:
+    seq = record.seq
+    rewritten = f"records {signed_through + 1}..{seq - 1} were changed after they were signed and the chain re-hashed"
+    if record.key_fingerprint != key.fingerprint():
         raise AuditVerificationError(
             TamperKind.WRONG_KEY,
             seq,
-            f"the log was signed by {record.get('key_fingerprint')}, the key given is {key.fingerprint()}",
+            f"the log was signed by {record.key_fingerprint}, the key given is {key.fingerprint()}",
             line=number,
         )
-    rewritten = f"records {signed_through + 1}..{seq - 1} were changed after they were signed and the chain re-hashed"
-    if record.get("covers_seq") != seq - 1 or record.get("chain_head") != head:
+    if record.covers_seq != seq - 1 or record.chain_head != head:
         raise AuditVerificationError(
             TamperKind.SIGNATURE,
             seq,
-            f"the checkpoint vouches for record {record.get('covers_seq')} with hash {record.get('chain_head')}, "
+            f"the checkpoint vouches for record {record.covers_seq} with hash {record.chain_head}, "
             f"but record {seq - 1} hashes to {head}: {rewritten}",
             line=number,
         )
     try:
-        signature = base64.b64decode(str(record.get("signature")), validate=True)
-        key.verify(signature, checkpoint_message(RecordKind(record["kind"]), seq - 1, head))
-    except (SignatureError, binascii.Error) as error:
-        raise AuditVerificationError(
-            TamperKind.SIGNATURE,
-            seq,
-            f"the checkpoint's signature does not verify: {rewritten}, or the checkpoint is forged",
-            line=number,
-        ) from error
+        check_head(_head_of(record), key, None, rewritten)
+    except TamperedError as error:
+        raise AuditVerificationError.at_line(error, seq, number) from None
+
+
+def _head_of(record: CheckpointRecord) -> SignedHead:
+    return SignedHead(
+        format=FORMAT,
+        kind=record.kind,
+        seq=record.covers_seq,
+        hash=record.chain_head,
+        key_fingerprint=record.key_fingerprint,
+        signature=record.signature,
+    )
+
+
+def _out_of_sequence(seq: int, expected: int, lines: list[bytes], number: int) -> AuditVerificationError:
+    if seq > expected and any(_seq_of(later, at) == expected for at, later in enumerate(lines[number:], number + 1)):
+        return AuditVerificationError(
+            TamperKind.REORDERED, seq, f"record {seq} stands where record {expected} belongs", line=number
+        )
+    if seq > expected:
+        missing = str(expected) if seq == expected + 1 else f"{expected}..{seq - 1}"
+        return AuditVerificationError(
+            TamperKind.DROPPED, expected, f"record(s) {missing} are missing before record {seq}", line=number
+        )
+    return AuditVerificationError(
+        TamperKind.INSERTED, seq, f"record {seq} is out of sequence where {expected} belongs", line=number
+    )
 
 
 def scan_audit_log(path: Path, key: VerifyKey) -> LogScan:
     """Verify every record of ``path``; raise on the first problem. An unsealed end is reported, not raised."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_lines(path)
     head, expected, signed_through = GENESIS, 1, 0
     lines_of: dict[int, int] = {}
+    hashes: dict[int, str] = {}
     decisions = denied = checkpoints = 0
     jobs: set[str] = set()
     times: list[str] = []
     last_kind: RecordKind | None = None
+    signed: SignedHead | None = None
     for number, line in enumerate(lines, start=1):
-        record = _parse(line, number)
-        seq: int = record["seq"]
-        if record["hash"] != record_hash(record):
+        try:
+            document, record = parse_line(line, number)
+        except TamperedError as error:
+            raise AuditVerificationError.at_line(error, None, number) from None
+        seq = record.seq
+        if record.hash != record_hash(document):
             raise AuditVerificationError(
                 TamperKind.EDITED, seq, "the record's content does not match its hash", line=number
             )
@@ -159,19 +164,8 @@ def scan_audit_log(path: Path, key: VerifyKey) -> LogScan:
                 line=number,
             )
         if seq != expected:
-            if seq > expected and any(_seq_of(later) == expected for later in lines[number:]):
-                raise AuditVerificationError(
-                    TamperKind.REORDERED, seq, f"record {seq} stands where record {expected} belongs", line=number
-                )
-            if seq > expected:
-                missing = str(expected) if seq == expected + 1 else f"{expected}..{seq - 1}"
-                raise AuditVerificationError(
-                    TamperKind.DROPPED, expected, f"record(s) {missing} are missing before record {seq}", line=number
-                )
-            raise AuditVerificationError(
-                TamperKind.INSERTED, seq, f"record {seq} is out of sequence where {expected} belongs", line=number
-            )
-        if record["prev_hash"] != head:
+            raise _out_of_sequence(seq, expected, lines, number)
+        if record.prev_hash != head:
             raise AuditVerificationError(
                 TamperKind.EDITED,
                 seq - 1,
@@ -179,28 +173,19 @@ def scan_audit_log(path: Path, key: VerifyKey) -> LogScan:
                 "or replaced",
                 line=number - 1,
             )
-        try:
-            kind = RecordKind(record["kind"])
-        except ValueError as error:
-            raise AuditVerificationError(
-                TamperKind.EDITED, seq, f"unknown record kind {record['kind']!r}", line=number
-            ) from error
-        if kind is RecordKind.DECISION:
-            absent = [name for name in _DECISION_FIELDS if name not in record]
-            if absent:
-                raise AuditVerificationError(
-                    TamperKind.EDITED, seq, f"a decision without {', '.join(absent)}", line=number
-                )
+        if isinstance(record, DecisionRecord):
             decisions += 1
-            denied += record["decision"] != "allow"
-            jobs.add(str(record["job"]))
-            times.append(str(record["time"]))
+            denied += record.decision != "allow"
+            jobs.add(record.job)
+            times.append(record.time)
         else:
             _check_checkpoint(record, head, key, signed_through, number)
             checkpoints += 1
             signed_through = seq
+            signed = _head_of(record)
         lines_of[seq] = number
-        head, expected, last_kind = record["hash"], seq + 1, kind
+        hashes[seq] = record.hash
+        head, expected, last_kind = record.hash, seq + 1, RecordKind(record.kind)
     report = VerifyReport(
         records=len(lines),
         decisions=decisions,
@@ -212,16 +197,30 @@ def scan_audit_log(path: Path, key: VerifyKey) -> LogScan:
         signer=key.fingerprint(),
         first_time=times[0] if times else None,
         last_time=times[-1] if times else None,
+        signed_head=signed,
     )
-    return LogScan(report, last_kind is RecordKind.CLOSE, signed_through)
+    return LogScan(report, last_kind is RecordKind.CLOSE, signed_through, hashes)
 
 
-def verify_audit_log(path: Path, key: VerifyKey) -> VerifyReport:
-    """Verify ``path`` against the aggregator's public ``key``; raise ``AuditVerificationError`` on any tampering."""
+def verify_audit_log(path: Path, key: VerifyKey, *, published: SignedHead | None = None) -> VerifyReport:
+    """Verify ``path`` against the aggregator's public ``key``; raise ``AuditVerificationError`` on any tampering.
+
+    ``published`` is a head published outside the file (job status, lineage): the log must
+    still hold it, or it was cut back or rewritten since.
+    """
     scan = scan_audit_log(path, key)
+    last = scan.report.head_seq
+    if published is not None:
+        if published.format != FORMAT:
+            raise AuditVerificationError(
+                TamperKind.MALFORMED, None, f"the published head is of {published.format}, not {FORMAT}"
+            )
+        try:
+            check_against_published(published, key, scan.hashes, last, unit="record")
+        except TamperedError as error:
+            raise AuditVerificationError(error.kind, min(published.seq, last) or None, error.message) from None
     if scan.sealed:
         return scan.report
-    last = scan.report.head_seq
     if last == 0:
         detail = "it is empty"
     elif scan.signed_through == last:

@@ -1,4 +1,12 @@
-"""``fedsilo audit verify|show``: what auditors run against an audit log, offline."""
+"""``fedsilo audit verify|show``: what auditors run against an audit log, offline.
+
+Both open the log read-only. ``verify`` exits 0 when the log is intact, 1 with a
+``TAMPERED: <kind> at record N, line M: ...`` verdict when it is not (a malformed line
+included: a duplicate key, NaN, deep nesting or a non-UTF-8 byte is a verdict, not a
+crash), and 2 for a bad ``--key`` or ``--head``. ``--head`` checks the log against the
+signed head published outside it (the FederatedJob's ``status.evidence.auditHead``, or a
+model's lineage), which catches a log cut back to an earlier signed close.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +17,47 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from fedsilo.audit import AuditVerificationError, verify_audit_log
+from fedsilo.audit import (
+    AuditVerificationError,
+    SignedHead,
+    decisions_table,
+    read_decisions,
+    verify_audit_log,
+)
 from fedsilo.identity import SignatureError, VerifyKey
+from fedsilo.protocol import MessageError
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
-def _key(text: str) -> VerifyKey:
+def read_key(text: str) -> VerifyKey:
     """A public key given inline (base64) or as a file holding it."""
     path = Path(text)
-    return VerifyKey.from_base64(path.read_text().strip() if path.exists() else text)
+    return VerifyKey.from_base64(path.read_text().strip() if path.is_file() else text)
+
+
+def read_head(text: str | None) -> SignedHead | None:
+    """A published head given inline (JSON) or as a file holding it; ``MessageError`` names what is wrong."""
+    return None if text is None else SignedHead.load(text)
 
 
 def _verify(args: argparse.Namespace) -> int:
     try:
-        key = _key(args.key)
+        key = read_key(args.key)
     except SignatureError as error:
         print(f"error: --key: {error.reason}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        report = verify_audit_log(args.log, key)
+        head = read_head(args.head)
+    except (MessageError, OSError) as error:
+        print(f"error: --head: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.log.is_file():
+        print(f"error: no audit log at {args.log}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = verify_audit_log(args.log, key, published=head)
     except AuditVerificationError as error:
         print(f"TAMPERED: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -38,46 +65,22 @@ def _verify(args: argparse.Namespace) -> int:
         f"OK: {report.records} records ({report.decisions} decisions, {report.denied} denied, "
         f"{report.checkpoints} signed checkpoints) for job(s) {', '.join(sorted(report.jobs)) or '-'}; "
         f"signed by {key.fingerprint()}"
+        + (f"; holds the published head (record {head.seq})" if head is not None else "")
     )
     return EXIT_OK
 
 
-def _rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows = []
-    for line in args.log.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if record.get("kind") != "decision":
-            continue
-        if (args.job and record["job"] != args.job) or (args.silo and record["silo"] != args.silo):
-            continue
-        if args.decision and record["decision"] != args.decision:
-            continue
-        rows.append(record)
-    return rows
-
-
 def _show(args: argparse.Namespace) -> int:
-    rows = _rows(args)
+    try:
+        rows = read_decisions(args.log, job=args.job, silo=args.silo, decision=args.decision)
+    except AuditVerificationError as error:
+        print(f"TAMPERED: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if args.jsonl:
         for row in rows:
             print(json.dumps(row, sort_keys=True))
         return EXIT_OK
-    table = Table(title=f"policy decisions in {args.log}")
-    for column in ("seq", "time", "job", "round", "silo", "decision", "reasons", "policy"):
-        table.add_column(column)
-    for row in rows:
-        style = "green" if row["decision"] == "allow" else "red"
-        table.add_row(
-            str(row["seq"]),
-            row["time"][:19],
-            row["job"],
-            str(row["round"]),
-            row["silo"],
-            f"[{style}]{row['decision']}[/]",
-            "\n".join(row["reasons"]) or "-",
-            row["policy_revision"],
-        )
-    Console(width=200).print(table)
+    Console(width=200).print(decisions_table(rows, title=f"policy decisions in {args.log}"))
     return EXIT_OK
 
 
@@ -88,6 +91,10 @@ def register(commands: Any) -> None:
     verify = sub.add_parser("verify", help="check the hash chain and the signed checkpoints")
     verify.add_argument("log", type=Path)
     verify.add_argument("--key", required=True, help="the aggregator's Ed25519 public key (base64, or a file)")
+    verify.add_argument(
+        "--head",
+        help="the signed head published outside the log (JSON, or a file): catches a log cut back to an earlier close",
+    )
     verify.set_defaults(handler=_verify)
     show = sub.add_parser("show", help="decisions as a table, or JSON lines")
     show.add_argument("log", type=Path)

@@ -40,7 +40,7 @@ from fedsilo.api import JobOutcome, Manifest, StatusReporter
 from fedsilo.identity import TlsCredentials
 from fedsilo.policy import OpaServerEngine
 from fedsilo.registry import LocalRegistry
-from fedsilo.runner import HubSetupError, RecordingRegistry, ReportingObserver, build_hub
+from fedsilo.runner import HubSetupError, RecordingRegistry, ReportingObserver, aggregator_signing_key, build_hub
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._manifests import manifest_or_report
@@ -206,7 +206,8 @@ def _privacy_book(manifest: Manifest, state_dir: Path) -> LedgerBook | None:
 
     state_dir.mkdir(parents=True, exist_ok=True)
     run = os.environ.get(JOB_UID_VARIABLE) or "standalone"
-    return LedgerBook.for_job(manifest.job, state_dir / PRIVACY_LEDGER_FILE, run)
+    # Signed with the hub's key, the one that signs the audit log in the same directory.
+    return LedgerBook.for_job(manifest.job, state_dir / PRIVACY_LEDGER_FILE, run, aggregator_signing_key(state_dir))
 
 
 def _wait_for_termination() -> None:

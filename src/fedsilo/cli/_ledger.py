@@ -1,8 +1,16 @@
-"""``fedsilo ledger show|verify``: what a privacy ledger holds, and whether its chain is intact.
+"""``fedsilo ledger show|verify``: what a privacy ledger holds, and whether its chain is intact and signed.
 
-A local run keeps the hub's ledger in ``runs/privacy/hub.sqlite`` and each silo's in
-``runs/privacy/silos/<silo>.sqlite`` (``fedsilo run --ledgers``); a sidecar's is the file
-its ``--ledger`` names. Reading never writes: the file is opened as it is.
+A local run keeps the hub's ledger in ``runs/privacy/hub.sqlite`` (signed with
+``runs/privacy/aggregator-key.pem``) and each silo's in ``runs/privacy/silos/<silo>.sqlite``
+(signed with the silo's identity key); a sidecar's is the file its ``--ledger`` names.
+Reading never writes: both commands open the file read-only (``mode=ro``), so its bytes
+and its mtime stay as they were.
+
+``verify`` exits 0 when the chain is intact (and, with ``--key``, every row is covered by a
+signature of that key), 1 with a ``TAMPERED: <kind> at privacy ledger row N: ...`` verdict,
+and 2 for a missing file or a bad ``--key``/``--head``. ``--head`` checks the ledger against
+the signed head published outside it (``status.evidence.ledgerHead`` of the FederatedJob),
+which catches a ledger cut back to an earlier signed row.
 """
 
 from __future__ import annotations
@@ -15,26 +23,38 @@ from typing import Any
 
 from rich.console import Console
 
-from fedsilo.privacy.ledger import LedgerIntegrityError, PrivacyLedger, ledger_report, ledger_table
+from fedsilo.identity import SignatureError
+from fedsilo.privacy.ledger import (
+    LedgerIntegrityError,
+    PrivacyLedger,
+    ledger_report,
+    ledger_table,
+    verify_ledger,
+)
+from fedsilo.protocol import MessageError
 
+from ._audit import read_head, read_key
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 DEFAULT_LEDGER = Path("runs/privacy/hub.sqlite")
 
 
-def _open(path: Path) -> PrivacyLedger | None:
-    if not path.is_file():
-        print(f"error: no ledger at {path}; pass the file (e.g. runs/privacy/silos/<silo>.sqlite)", file=sys.stderr)
-        return None
-    return PrivacyLedger(path)
+def _exists(path: Path) -> bool:
+    if path.is_file():
+        return True
+    print(f"error: no ledger at {path}; pass the file (e.g. runs/privacy/silos/<silo>.sqlite)", file=sys.stderr)
+    return False
 
 
 def _show(args: argparse.Namespace) -> int:
-    ledger = _open(args.ledger)
-    if ledger is None:
+    if not _exists(args.ledger):
         return EXIT_USAGE
-    with ledger:
-        charges = ledger.history(args.silo, args.job)
+    try:
+        with PrivacyLedger(args.ledger, read_only=True) as ledger:
+            charges = ledger.history(args.silo, args.job)
+    except LedgerIntegrityError as error:
+        print(f"{args.ledger}: TAMPERED: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(ledger_report(charges), indent=2))
     else:
@@ -43,16 +63,32 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    ledger = _open(args.ledger)
-    if ledger is None:
+    if not _exists(args.ledger):
         return EXIT_USAGE
-    with ledger:
-        try:
-            head = ledger.verify()
-        except LedgerIntegrityError as error:
-            print(f"{args.ledger}: TAMPERED: {error}", file=sys.stderr)
-            return EXIT_FAILED
-    print(f"{args.ledger}: {head.seq} charges, chain intact, head {head.digest}")
+    try:
+        keys = [read_key(text) for text in args.key]
+    except SignatureError as error:
+        print(f"error: --key: {error.reason}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        head = read_head(args.head)
+    except (MessageError, OSError) as error:
+        print(f"error: --head: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if head is not None and not keys:
+        print("error: --head is checked with the writer's key: give --key too", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = verify_ledger(args.ledger, keys or None, published=head)
+    except LedgerIntegrityError as error:
+        print(f"{args.ledger}: TAMPERED: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    signed = (
+        f"every row signed ({report.checkpoints} signed checkpoints) by {report.signer}"
+        if keys
+        else "signatures NOT checked (give --key: without it anyone can re-chain an edited ledger)"
+    )
+    print(f"{args.ledger}: {report.head.seq} charges, chain intact, head {report.head.digest}; {signed}")
     return EXIT_OK
 
 
@@ -65,7 +101,19 @@ def register(commands: Any) -> None:
     show.add_argument("--job", help="only this job (as the ledger names it: <job>/<run id>)")
     show.add_argument("--json", action="store_true", help="per silo and job, as JSON")
     show.set_defaults(handler=_show)
-    verify = sub.add_parser("verify", help="recompute the hash chain; exit 1 at the first broken row")
+    verify = sub.add_parser(
+        "verify", help="recompute the hash chain and check the signatures; exit 1 at the first bad row"
+    )
+    verify.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        help="the writer's Ed25519 public key (base64, or a file): the hub's, or the silo's identity key; "
+        "repeat it for a silo whose identity was replaced",
+    )
+    verify.add_argument(
+        "--head", help="the signed head published outside the ledger (JSON, or a file): catches a ledger cut back"
+    )
     verify.set_defaults(handler=_verify)
     for parser in (show, verify):
         parser.add_argument("ledger", nargs="?", type=Path, default=DEFAULT_LEDGER, help=f"default {DEFAULT_LEDGER}")

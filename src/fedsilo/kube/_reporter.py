@@ -83,6 +83,8 @@ class KubeStatusReporter:
         }
         if report.latest_model is not None:
             figures["latestModel"] = report.latest_model.model_dump(by_alias=True)
+        if report.evidence is not None:
+            figures["evidence"] = report.evidence.model_dump(by_alias=True, exclude_none=True)
         self._publish(figures)
         model = f", model {report.latest_model.digest}" if report.latest_model else ""
         dropped = f"; dropped: {', '.join(sorted(report.dropouts))}" if report.dropouts else ""

@@ -126,6 +126,8 @@ def build_registry(role: OperatorRole, config: OperatorConfig, access: ClusterAc
                 "name": name,
                 "phase": body.status.get("phase"),
                 "epsilonSpent": epsilon.get(silo),
+                # The job's signed evidence heads, kept on the Silo too: one more copy outside the hub's files.
+                "evidence": body.status.get("evidence") or None,
                 "deleting": body.metadata.deletion_timestamp is not None,
             }
             for silo in body.spec.get("silos") or []

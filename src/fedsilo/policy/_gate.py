@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fedsilo.audit import AuditLog
+from fedsilo.audit import AuditLog, SignedHead
 
 from ._decision import Decision
 from ._engine import PolicyEngine
@@ -93,6 +93,10 @@ class PolicyGate:
                     error,
                 )
                 self._sleep(pause)
+
+    def checkpoint(self) -> SignedHead:
+        """Sign the audit log's head now: what the round's lineage and the job's status publish."""
+        return self.audit.checkpoint()
 
     def check(self, policy_input: UpdatePolicyInput) -> Decision:
         """The decision on one update, returned only once it is durably in the audit log."""

@@ -9,12 +9,11 @@ with ``mechanism_from_json``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from fedsilo.protocol import canonical_json
+from fedsilo.protocol import canonical_json, strict_json
 
 
 def _check_noise(noise_multiplier: float) -> None:
@@ -86,8 +85,13 @@ def mechanism_json(mechanism: Mechanism) -> bytes:
 
 
 def mechanism_from_json(document: str | bytes | dict[str, Any]) -> Mechanism:
-    """The mechanism ``document`` describes; ``ValueError`` on anything else."""
-    parsed = json.loads(document) if isinstance(document, str | bytes) else document
+    """The mechanism ``document`` describes; ``ValueError`` on anything else.
+
+    Text is read through ``strict_json`` (a ledger row or a signed claim is untrusted):
+    a duplicate key, NaN, a huge integer or deep nesting is refused with ``MessageError``,
+    a ``ValueError`` that names the problem.
+    """
+    parsed = strict_json(document, what="mechanism") if isinstance(document, str | bytes) else document
     if not isinstance(parsed, dict):
         raise ValueError("a mechanism is a JSON object")
     kind = parsed.get("kind")
@@ -100,6 +104,10 @@ def mechanism_from_json(document: str | bytes | dict[str, Any]) -> Mechanism:
     for name in ("noise_multiplier", "sample_rate"):
         # JSON writes 1.0 as 1.0, but a hand-written document may say 1; both are the same number.
         if name in fields and isinstance(fields[name], int) and not isinstance(fields[name], bool):
+            if abs(fields[name]) > 2**53:
+                raise ValueError(
+                    f"{name} must be a number of sensible size, not a {len(str(fields[name]))}-digit integer"
+                )
             fields[name] = float(fields[name])
         if name in fields and not isinstance(fields[name], float):
             raise ValueError(f"{name} must be a number, not {fields[name]!r}")

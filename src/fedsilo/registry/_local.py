@@ -33,6 +33,10 @@ class Lineage:
     strategy: str = ""
     aggregation: str = ""
     created: str = ""
+    # The signed heads of the audit log (``audit_head``) and the hub's privacy ledger
+    # (``ledger_head``) as the round closed: kept here, outside those files, so a file cut
+    # back below them is caught (``fedsilo audit verify --head``).
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

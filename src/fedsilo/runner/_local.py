@@ -38,7 +38,7 @@ from fedsilo.identity import (
 from fedsilo.policy import EmbeddedRegoEngine
 from fedsilo.registry import LocalRegistry
 
-from ._hub import build_hub
+from ._hub import aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
 from ._report import RoundRow, RunReport
 
@@ -200,7 +200,9 @@ class LocalRun:
         job_config = self.workdir / "job.yaml"
         job_config.write_text(yaml.safe_dump_all(_manifest_documents(self.manifest, silos), sort_keys=False))
 
-        privacy = LedgerBook.for_job(self.manifest.job, self.options.hub_ledger(), self.run_id)
+        # The hub's ledger outlives the run, so its signing key lives beside it, not in the run directory.
+        ledger_key = aggregator_signing_key(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None
+        privacy = LedgerBook.for_job(self.manifest.job, self.options.hub_ledger(), self.run_id, ledger_key)
         hub = build_hub(
             self.manifest.job,
             silos,

@@ -20,7 +20,18 @@ import threading
 from collections.abc import Callable
 
 from fedsilo.aggregator import RoundSummary
-from fedsilo.api import Denial, JobOutcome, ModelReference, RoundNumber, RoundReport, SiloName, StatusReporter
+from fedsilo.api import (
+    Denial,
+    EvidenceHead,
+    JobEvidence,
+    JobOutcome,
+    ModelReference,
+    RoundNumber,
+    RoundReport,
+    SiloName,
+    StatusReporter,
+)
+from fedsilo.audit import SignedHead
 from fedsilo.protocol import PolicyVerdict, Weights
 from fedsilo.registry import Lineage, ModelRef, ModelRegistry
 
@@ -106,6 +117,10 @@ class ReportingObserver:
             latest_model=ModelReference(uri=stored.path, round=summary.round, digest=summary.model_digest)
             if stored is not None
             else None,
+            evidence=JobEvidence(
+                audit_head=_status_head(summary.audit_head),
+                ledger_head=_status_head(summary.ledger_head),
+            ),
         )
         self._queue.put(lambda: self._reporter.round_completed(report))
 
@@ -132,3 +147,8 @@ class ReportingObserver:
             # A reporter must not raise, but a bug in one must not silence every later report.
             except Exception:
                 log.exception("status report failed")
+
+
+def _status_head(head: SignedHead | None) -> EvidenceHead | None:
+    """A signed head as the status publishes it (the same camelCase fields ``--head`` reads back)."""
+    return None if head is None else EvidenceHead.model_validate(head.to_json())

@@ -103,7 +103,8 @@ class Sidecar:
         )
         return PrivacyGuard(
             plan,
-            PrivacyLedger(self.config.ledger),
+            # Signed with the silo's identity key: only the silo can extend its own ledger.
+            PrivacyLedger(self.config.ledger, self._identity.signing_key),
             self.config.silo,
             self.config.ledger_job,
             job_ceiling=self._spec.policy.max_epsilon,

@@ -1,7 +1,9 @@
-"""The ledger's tamper evidence: what a row's digest covers, and the chain's start.
+"""The ledger's tamper evidence: the row type, what a row's digest covers, and the chain's start.
 
-``PrivacyLedger.charge`` (writing) and ``PrivacyLedger.verify`` (reading) both call in
-here, so the writer and the verifier cannot drift apart on what a digest covers.
+``PrivacyLedger.charge`` (writing) and ``verify_ledger`` (reading) both call in here, so
+the writer and the verifier cannot drift apart on what a row is or what a digest covers.
+Every row read back is typed as a ``LedgerRow`` (strict: no coercion, bounded numbers,
+epsilons that are numbers) and its mechanism parsed through ``strict_json``.
 """
 
 from __future__ import annotations
@@ -9,10 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
+
+from fedsilo.audit import TamperedError, TamperKind
 from fedsilo.identity import sha256_digest
-from fedsilo.protocol import canonical_json
+from fedsilo.privacy import AccountantKind
+from fedsilo.protocol import StrictMessage, canonical_json
 
 FORMAT = "fedsilo.privacy-ledger/v1"
 # The first row's previous digest: the format's own digest, so a chain of another format
@@ -20,12 +26,12 @@ FORMAT = "fedsilo.privacy-ledger/v1"
 GENESIS = sha256_digest(FORMAT.encode())
 
 
-class LedgerIntegrityError(Exception):
-    """The ledger's rows do not form the chain they were written as; ``seq`` is the first bad row."""
+class LedgerIntegrityError(TamperedError):
+    """The ledger is not what its writer wrote: ``kind`` of tampering, ``seq`` the first bad row (0: the file)."""
 
-    def __init__(self, seq: int, message: str) -> None:
-        super().__init__(f"privacy ledger row {seq}: {message}")
+    def __init__(self, kind: TamperKind, seq: int, message: str, *, table: str = "row") -> None:
         self.seq = seq
+        super().__init__(kind, f"privacy ledger {table} {seq}" if seq else "privacy ledger", message)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,41 @@ DIGESTED_COLUMNS = (
     "charged_at",
     "prev_digest",
 )
+
+
+_Text = Annotated[str, Field(max_length=4096)]
+_Count = Annotated[int, Field(ge=0, le=2**62)]
+# An accountant answers inf for hopeless settings; a NaN or negative epsilon is no epsilon.
+_Epsilon = Annotated[float, Field(ge=0, allow_inf_nan=True)]
+
+
+class LedgerRow(StrictMessage):
+    """One row of the ``charges`` table, as stored: what verification and every reader type it as."""
+
+    seq: Annotated[int, Field(ge=1, le=2**62)]
+    silo: _Text
+    job: _Text
+    round: _Count
+    idempotency_key: _Text
+    mechanism: Annotated[str, Field(max_length=4096)]
+    accountant: AccountantKind
+    delta: Annotated[float, Field(gt=0, lt=1)]
+    epsilon_job: _Epsilon
+    epsilon_lifetime: _Epsilon
+    charged_at: Annotated[str, Field(max_length=64)]
+    prev_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class CheckpointRow(StrictMessage):
+    """One row of the ``checkpoints`` table: the writer's signature over the chain head at ``covers_seq``."""
+
+    covers_seq: Annotated[int, Field(ge=1, le=2**62)]
+    chain_head: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    kind: Literal["checkpoint"]
+    key_fingerprint: Annotated[str, Field(max_length=128)]
+    signature: Annotated[str, Field(max_length=128)]
+    signed_at: Annotated[str, Field(max_length=64)]
 
 
 def _json_value(value: Any) -> Any:

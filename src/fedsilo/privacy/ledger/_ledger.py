@@ -33,9 +33,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from fedsilo.audit import SignedHead, TamperKind, sign_head, strict_kind
+from fedsilo.identity import SigningKey, VerifyKey
 from fedsilo.privacy import AccountantKind, Mechanism, epsilon_for, mechanism_from_json, mechanism_json
+from fedsilo.protocol import MessageError
 
-from ._chain import DIGESTED_COLUMNS, GENESIS, ChainHead, LedgerIntegrityError, row_digest
+from ._chain import (
+    DIGESTED_COLUMNS,
+    FORMAT,
+    GENESIS,
+    ChainHead,
+    CheckpointRow,
+    LedgerIntegrityError,
+    LedgerRow,
+    row_digest,
+)
+from ._verify import CHARGE_COLUMNS, CHECKPOINT_COLUMNS, LedgerReport, head_of, read_only_uri, typed_row, verify_ledger
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
@@ -58,9 +71,21 @@ CREATE TABLE IF NOT EXISTS acknowledgements (
     seq INTEGER PRIMARY KEY REFERENCES charges (seq),
     acknowledged_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+    covers_seq INTEGER PRIMARY KEY REFERENCES charges (seq),
+    chain_head TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key_fingerprint TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    signed_at TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS charges_no_update BEFORE UPDATE ON charges
 BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS charges_no_delete BEFORE DELETE ON charges
+BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 """
 
@@ -150,21 +175,18 @@ def _now() -> str:
 
 
 def _charge(row: sqlite3.Row) -> Charge:
+    """A stored row as a ``Charge``, typed strictly: a tampered row is a ``LedgerIntegrityError``, not a crash later."""
+    place = row["seq"] if isinstance(row["seq"], int) else 0
+    stored = set(row.keys())
+    typed = typed_row(LedgerRow, {column: row[column] for column in CHARGE_COLUMNS if column in stored}, place, "row")
+    try:
+        mechanism = mechanism_from_json(typed.mechanism)
+    except MessageError as error:
+        raise LedgerIntegrityError(strict_kind(error), typed.seq, f"holds no valid mechanism ({error})") from None
+    except ValueError as error:
+        raise LedgerIntegrityError(TamperKind.MALFORMED, typed.seq, f"holds no valid mechanism ({error})") from None
     return Charge(
-        seq=row["seq"],
-        silo=row["silo"],
-        job=row["job"],
-        round=row["round"],
-        idempotency_key=row["idempotency_key"],
-        mechanism=mechanism_from_json(row["mechanism"]),
-        accountant=row["accountant"],
-        delta=row["delta"],
-        epsilon_job=row["epsilon_job"],
-        epsilon_lifetime=row["epsilon_lifetime"],
-        charged_at=row["charged_at"],
-        prev_digest=row["prev_digest"],
-        digest=row["digest"],
-        acknowledged_at=row["acknowledged_at"],
+        **typed.model_dump(exclude={"mechanism"}), mechanism=mechanism, acknowledged_at=row["acknowledged_at"]
     )
 
 
@@ -176,17 +198,28 @@ def run_name(job: str, run_id: str) -> str:
 class PrivacyLedger:
     """The privacy ledger in the SQLite file at ``path`` (created if missing).
 
+    With ``signing_key`` (the hub's key for the hub's ledger, a silo's identity key for its
+    own), every charge is signed in its own transaction: a checkpoint row holds the
+    signature over the chain head, so a ledger rewritten and re-chained by someone without
+    the key fails ``verify_ledger`` with the public key. ``signed_head`` is what to publish
+    outside the file. ``read_only`` opens an existing file for reading without writing a byte.
+
     Safe to share between threads; several processes may open the same file (SQLite
     serializes the writers). Use it as a context manager or call ``close``.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, signing_key: SigningKey | None = None, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self._key = signing_key
+        self._lock = threading.Lock()
+        if read_only:
+            self._db = sqlite3.connect(read_only_uri(self.path), uri=True, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: every write below opens its own explicit transaction.
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed charge survives power loss too, not only a killed process.
@@ -221,7 +254,18 @@ class PrivacyLedger:
             self._db.execute("COMMIT")
 
     def _rows(self, where: str = "", parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return list(self._db.execute(f"{_SELECT} {where} ORDER BY charges.seq", parameters))
+        try:
+            return list(self._db.execute(f"{_SELECT} {where} ORDER BY charges.seq", parameters))
+        except UnicodeDecodeError as error:
+            # A table or column name (or, from SQLite's own decoder, a value) that is not UTF-8.
+            raise LedgerIntegrityError(
+                TamperKind.ENCODING, 0, f"the ledger holds text that is not UTF-8 ({error})"
+            ) from None
+        except sqlite3.OperationalError as error:
+            # How SQLite reports a value that is not UTF-8, or a table that is not there.
+            raise LedgerIntegrityError(TamperKind.MALFORMED, 0, f"the ledger cannot be read: {error}") from None
+        except sqlite3.DatabaseError as error:
+            raise LedgerIntegrityError(TamperKind.MALFORMED, 0, f"not a readable SQLite database ({error})") from None
 
     def _events(self, silo: str, job: str | None) -> list[Mechanism]:
         if job is None:
@@ -294,6 +338,22 @@ class PrivacyLedger:
                 f"INSERT INTO charges ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",  # noqa: S608
                 [row[c] for c in columns],
             )
+            if self._key is not None:
+                # In the charge's own transaction: a committed charge is always a signed one.
+                signed = sign_head(self._key, FORMAT, "checkpoint", row["seq"], row["digest"])
+                checkpoint = {
+                    "covers_seq": signed.seq,
+                    "chain_head": signed.hash,
+                    "kind": signed.kind,
+                    "key_fingerprint": signed.key_fingerprint,
+                    "signature": signed.signature,
+                    "signed_at": row["charged_at"],
+                }
+                db.execute(
+                    f"INSERT INTO checkpoints ({', '.join(CHECKPOINT_COLUMNS)}) "  # noqa: S608
+                    f"VALUES ({', '.join('?' * len(CHECKPOINT_COLUMNS))})",
+                    [checkpoint[c] for c in CHECKPOINT_COLUMNS],
+                )
             return _charge(db.execute(f"{_SELECT} WHERE charges.seq = ?", (row["seq"],)).fetchone())
 
     def acknowledge(self, silo: str, job: str, round_number: int) -> None:
@@ -386,34 +446,36 @@ class PrivacyLedger:
             last = self._db.execute("SELECT seq, digest FROM charges ORDER BY seq DESC LIMIT 1").fetchone()
         return ChainHead(0, GENESIS) if last is None else ChainHead(last["seq"], last["digest"])
 
-    def verify(self, expected_head: ChainHead | None = None) -> ChainHead:
+    def signed_head(self) -> SignedHead | None:
+        """The newest signed checkpoint's head, to publish outside the file; None if nothing was signed."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM checkpoints ORDER BY covers_seq DESC LIMIT 1"  # noqa: S608
+            ).fetchone()
+        return None if row is None else head_of(typed_row(CheckpointRow, dict(row), row["covers_seq"], "checkpoint"))
+
+    def verify(
+        self,
+        expected_head: ChainHead | None = None,
+        *,
+        key: VerifyKey | Sequence[VerifyKey] | None = None,
+        published: SignedHead | None = None,
+    ) -> ChainHead:
         """Recompute the chain and return its head; ``LedgerIntegrityError`` at the first row that breaks it.
 
-        An edited, inserted, reordered or removed row breaks the chain. Removing the last
-        rows does not: pass a head anchored earlier (the audit log records it) to catch that.
+        Reads the file through its own read-only connection (``verify_ledger``). An edited,
+        inserted, reordered or removed row breaks the chain. Removing the last rows does not:
+        pass a head anchored earlier, or the signed head published outside the file, to
+        catch that. With ``key`` the signatures are checked too.
         """
-        with self._lock:
-            rows = list(self._db.execute("SELECT * FROM charges ORDER BY seq"))
-        previous = ChainHead(0, GENESIS)
-        for row in rows:
-            seq = previous.seq + 1
-            if row["seq"] != seq:
-                raise LedgerIntegrityError(seq, f"missing: the next row is {row['seq']}")
-            if row["prev_digest"] != previous.digest:
-                raise LedgerIntegrityError(seq, "does not follow the row before it (previous digest differs)")
-            if row_digest(dict(row)) != row["digest"]:
-                raise LedgerIntegrityError(seq, "was changed after it was written (digest differs)")
-            try:
-                mechanism_from_json(row["mechanism"])
-            except ValueError as error:
-                raise LedgerIntegrityError(seq, f"holds no valid mechanism ({error})") from error
-            previous = ChainHead(seq, row["digest"])
-        if expected_head is not None:
-            anchored = next((row for row in rows if row["seq"] == expected_head.seq), None)
-            if expected_head.seq > 0 and anchored is None:
-                raise LedgerIntegrityError(
-                    expected_head.seq, "missing: the ledger was truncated below the anchored head"
-                )
-            if (anchored["digest"] if anchored is not None else GENESIS) != expected_head.digest:
-                raise LedgerIntegrityError(expected_head.seq, "differs from the anchored head")
-        return previous
+        return self.report(expected_head, key=key, published=published).head
+
+    def report(
+        self,
+        expected_head: ChainHead | None = None,
+        *,
+        key: VerifyKey | Sequence[VerifyKey] | None = None,
+        published: SignedHead | None = None,
+    ) -> LedgerReport:
+        """``verify`` with what it covered: the head, the number of checkpoints, the newest signed head."""
+        return verify_ledger(self.path, key, published=published, anchored=expected_head)
