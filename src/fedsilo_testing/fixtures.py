@@ -1,0 +1,73 @@
+"""Session fixtures for the real tools and servers: a pytest plugin.
+
+``tests/conftest.py`` registers it::
+
+    pytest_plugins = ["fedsilo_testing.fixtures"]
+
+``control_plane`` is one etcd + kube-apiserver for the whole run (see
+:class:`fedsilo_testing.ControlPlane`; tests share it, so each creates its own namespaces);
+``opa_binary``, ``kubectl_binary`` and ``helm_binary`` are the pinned tools. A tool that is
+neither in the cache nor given by the environment is built before the first test runs, so
+that a first build on a fresh machine does not count against any test's timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fedsilo_testing.controlplane import ControlPlane
+from fedsilo_testing.tools import ensure_tools, tool_path
+
+#: The tools each fixture needs, built up front for the tests that use the fixture.
+FIXTURE_TOOLS: dict[str, tuple[str, ...]] = {
+    "control_plane": ("etcd", "kube-apiserver", "kubectl"),
+    "kubectl_binary": ("kubectl",),
+    "opa_binary": ("opa",),
+    "helm_binary": ("helm",),
+}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the tools the collected tests need, before any of them starts."""
+    if session.config.option.collectonly:
+        return
+    needed = {
+        tool
+        for item in session.items
+        for fixture in getattr(item, "fixturenames", ())
+        for tool in FIXTURE_TOOLS.get(fixture, ())
+    }
+    if needed:
+        ensure_tools(*sorted(needed))
+
+
+@pytest.fixture(scope="session")
+def opa_binary() -> Path:
+    """The pinned ``opa`` (or ``OPA_BIN``)."""
+    return tool_path("opa")
+
+
+@pytest.fixture(scope="session")
+def kubectl_binary() -> Path:
+    """The pinned ``kubectl`` (or ``KUBECTL_BIN``, or the one in ``KUBEBUILDER_ASSETS``)."""
+    return tool_path("kubectl")
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> Path:
+    """The pinned ``helm`` (or ``HELM_BIN``)."""
+    return tool_path("helm")
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A real etcd + kube-apiserver for the session, with an admin kubeconfig.
+
+    Its certificates, logs and kubeconfig stay in pytest's temporary directory
+    (``control-plane*``) for a look after a failure.
+    """
+    with ControlPlane(tmp_path_factory.mktemp("control-plane")) as plane:
+        yield plane

@@ -1,0 +1,121 @@
+"""Where the Go-built tools are: an override from the environment, the cache, or a fresh build.
+
+The fixtures and the server helpers call :func:`tool_path`. Where a tool is, which override
+wins and which version is pinned is decided in one place, ``scripts/build-tools`` (asked
+through ``scripts/tool-path``); this module asks it, and builds a missing tool on first use.
+It names the override variables only to say, in an error, how to skip a build.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_TOOLS = ROOT / "scripts" / "build-tools"
+TOOL_PATH = ROOT / "scripts" / "tool-path"
+
+#: The tools scripts/build-tools provides, and the variables that point to downloaded ones,
+#: first match wins (KUBEBUILDER_ASSETS is a folder with etcd, kube-apiserver and kubectl).
+OVERRIDES: dict[str, tuple[str, ...]] = {
+    "kube-apiserver": ("KUBEBUILDER_ASSETS",),
+    "etcd": ("KUBEBUILDER_ASSETS",),
+    "kubectl": ("KUBECTL_BIN", "KUBEBUILDER_ASSETS"),
+    "opa": ("OPA_BIN",),
+    "helm": ("HELM_BIN",),
+}
+
+# A session may ask for several tools at once (e.g. from threads); one build is enough.
+_build_lock = threading.Lock()
+
+
+class ToolUnavailable(RuntimeError):
+    """A tool is neither given by the environment nor in the cache, and cannot be built."""
+
+
+def tool_path(name: str) -> Path:
+    """The path of the executable ``name``, building it with scripts/build-tools if needed.
+
+    Order: the environment override (see :data:`OVERRIDES`), then the pinned build in the
+    cache (``$FEDSILO_CACHE/tools/<name>-<version>/<name>``), then a build from the Go
+    module proxy, which takes minutes the first time on a fresh machine.
+    """
+    return ensure_tools(name)[name]
+
+
+def ensure_tools(*names: str) -> dict[str, Path]:
+    """The paths of several tools; the missing ones are built together, in one ``go build``."""
+    for name in names:
+        _check_name(name)
+    with _build_lock:
+        missing = [name for name in names if _locate(name) is None]
+        if missing:
+            _build(missing)
+    paths: dict[str, Path] = {}
+    for name in names:
+        path = _locate(name)
+        if path is None:
+            raise ToolUnavailable(
+                f"scripts/build-tools finished but {name} is still not in the cache; "
+                f"set {_variables(name)} to a downloaded binary to skip the build"
+            )
+        paths[name] = path
+    return paths
+
+
+def pinned_version(name: str) -> str:
+    """The version of ``name`` pinned in tools/go.mod (what a build here produces)."""
+    _check_name(name)
+    listing = subprocess.run(["bash", str(BUILD_TOOLS), "--list"], capture_output=True, text=True, check=True)
+    return dict(line.split() for line in listing.stdout.splitlines())[name]
+
+
+def is_overridden(name: str) -> bool:
+    """Whether the environment points ``name`` to a binary of its own (then any version)."""
+    _check_name(name)
+    return any(os.environ.get(variable) for variable in OVERRIDES[name])
+
+
+def _check_name(name: str) -> None:
+    if name not in OVERRIDES:
+        raise ValueError(f"unknown tool {name!r}; scripts/build-tools provides {', '.join(OVERRIDES)}")
+
+
+def _variables(name: str) -> str:
+    return " or ".join(OVERRIDES[name])
+
+
+def _locate(name: str) -> Path | None:
+    located = subprocess.run(["bash", str(TOOL_PATH), name], capture_output=True, text=True, check=False)
+    if located.returncode == 0:
+        return Path(located.stdout.strip())
+    if located.returncode == 1:  # not built yet
+        return None
+    raise ToolUnavailable(f"{located.stderr.strip()} (check {_variables(name)})")
+
+
+def _build(names: list[str]) -> None:
+    # The build's progress goes straight to the terminal, past pytest's capture: a first
+    # build takes minutes and should not look like a hang. The tail is kept for the error.
+    print(
+        f"\n[fedsilo] building {' '.join(names)} with scripts/build-tools (minutes on a fresh machine)",
+        file=sys.__stderr__,
+    )
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    with subprocess.Popen(
+        ["bash", str(BUILD_TOOLS), *names], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as build:
+        assert build.stderr is not None
+        for line in build.stderr:
+            tail.append(line)
+            print(line, end="", file=sys.__stderr__, flush=True)
+    if build.returncode != 0:
+        raise ToolUnavailable(
+            f"could not build {' '.join(names)}: scripts/build-tools exited with {build.returncode}. "
+            "Install Go (tools/go.mod says which version) or point "
+            f"{' / '.join(_variables(name) for name in names)} at downloaded binaries.\n{''.join(tail)}"
+        )
