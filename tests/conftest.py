@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from fedsilo_testing import OpaServer
-from fedsilo_testing.fixtures import FIXTURE_TOOLS
+from fedsilo_testing.tools import FIXTURE_TOOLS
 
 ROOT = Path(__file__).parents[1]
 TESTS = ROOT / "tests"

@@ -19,15 +19,7 @@ from pathlib import Path
 import pytest
 
 from fedsilo_testing.controlplane import ControlPlane
-from fedsilo_testing.tools import ensure_tools, tool_path
-
-#: The tools each fixture needs, built up front for the tests that use the fixture.
-FIXTURE_TOOLS: dict[str, tuple[str, ...]] = {
-    "control_plane": ("etcd", "kube-apiserver", "kubectl"),
-    "kubectl_binary": ("kubectl",),
-    "opa_binary": ("opa",),
-    "helm_binary": ("helm",),
-}
+from fedsilo_testing.tools import FIXTURE_TOOLS, ensure_tools, tool_path
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
