@@ -1,6 +1,6 @@
 """The aggregator's :class:`~fedsilo.api.StatusReporter` in a cluster: its job's status and Events.
 
-The aggregator (``fedsilo aggregator`` in the pod the operator runs) creates one with
+The aggregator pod (``fedsilo aggregator``, :func:`fedsilo.runner.run_aggregator`) creates one with
 :meth:`KubeStatusReporter.from_environment` and calls it after every round and denial.
 Why a status patch rather than the operator polling the aggregator: the figures arrive
 when the round closes, no port of the aggregator has to admit the operator, and the grant
