@@ -114,13 +114,26 @@ class LaunchArgs:
 
 
 @dataclass(frozen=True)
-class AggregatorArgs(LaunchArgs):
+class _JobArgs(LaunchArgs):
+    """What every process of a job reads first: the job manifest (``fedsilo.launch.render_job_manifest``)."""
+
+    job_config: Path = field(metadata=_help("manifest with the job and its silos"))
+
+
+@dataclass(frozen=True)
+class _SiloArgs(_JobArgs):
+    """A process that acts for one silo of the job."""
+
+    silo: str = field(metadata=_help("this silo's name"))
+
+
+@dataclass(frozen=True)
+class AggregatorArgs(_JobArgs):
     """``fedsilo aggregator``: one job's hub, as the operator's Deployment runs it."""
 
     COMMAND: ClassVar[str] = "aggregator"
     HELP: ClassVar[str] = "run a job's aggregator (the hub's gRPC server), as the operator's Deployment does"
 
-    job_config: Path = field(metadata=_help("manifest with the job and its silos (the silos' CA bundle beside it)"))
     listen: str = field(metadata=_help("HOST:PORT of the mTLS gRPC server"))
     tls_dir: Path = field(metadata=_help("the serving certificate Secret: tls.crt and tls.key"))
     state_dir: Path = field(metadata=_help("audit log, its signing key, model registry, ledger, outcome"))
@@ -129,14 +142,12 @@ class AggregatorArgs(LaunchArgs):
 
 
 @dataclass(frozen=True)
-class SidecarArgs(LaunchArgs):
+class SidecarArgs(_SiloArgs):
     """``fedsilo sidecar``: a silo's only network path, holder of its identity."""
 
     COMMAND: ClassVar[str] = "sidecar"
     HELP: ClassVar[str] = "run a silo's sidecar (its only network path)"
 
-    job_config: Path = field(metadata=_help("manifest with the job and its silos"))
-    silo: str = field(metadata=_help("this silo's name"))
     aggregator: str = field(metadata=_help("HOST:PORT of the aggregator (mTLS)"))
     identity_dir: Path = field(metadata=_help("signing key and TLS files"))
     trainer_listen: str = field(metadata=_help("unix:PATH, or HOST:PORT (TLS) in a cluster"))
@@ -150,14 +161,12 @@ class SidecarArgs(LaunchArgs):
 
 
 @dataclass(frozen=True)
-class TrainerArgs(LaunchArgs):
+class TrainerArgs(_SiloArgs):
     """``fedsilo trainer``: a silo's training process, which talks only to its sidecar."""
 
     COMMAND: ClassVar[str] = "trainer"
     HELP: ClassVar[str] = "run a silo's trainer (talks only to its sidecar)"
 
-    job_config: Path = field(metadata=_help("manifest with the job and its silos"))
-    silo: str = field(metadata=_help("this silo's name"))
     sidecar: str = field(metadata=_help("unix:PATH or HOST:PORT of the sidecar's trainer link"))
     sidecar_ca: Path | None = field(default=None, metadata=_help("CA certificate to verify a TCP sidecar"))
     data_path: str | None = field(default=None, metadata=_help("csv or npz file with this silo's records"))

@@ -375,10 +375,13 @@ class SiloReconciler:
         """Write each silo's jobs and total epsilon, from the index of jobs by silo, if they changed."""
         for silo, jobs in entries.items():
             listed = sorted((dict(entry) for entry in jobs if not entry.get("deleting")), key=lambda e: str(e["name"]))
-            fields: dict[str, Any] = {
-                "jobs": [{k: v for k, v in entry.items() if k != "deleting" and v is not None} for entry in listed],
-                "epsilonSpent": float(sum(entry.get("epsilonSpent") or 0.0 for entry in listed)),
-            }
+            usage = SiloStatus.model_validate(
+                {
+                    "jobs": [{k: v for k, v in entry.items() if k != "deleting" and v is not None} for entry in listed],
+                    "epsilonSpent": float(sum(entry.get("epsilonSpent") or 0.0 for entry in listed)),
+                }
+            )
+            fields: dict[str, Any] = usage.model_dump(by_alias=True, exclude_none=True, mode="json")
             with self._lock:
                 if self._usage.get((namespace, silo)) == fields:
                     continue
