@@ -186,7 +186,9 @@ def _accuracy_plot(
     axes.set_ylabel("accuracy (held-out, all silos)")
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    if axes.get_legend_handles_labels()[0]:
+        # A job that failed before its first scored round, without a baseline, has nothing to name.
+        axes.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
