@@ -37,10 +37,7 @@ from typing import Any
 import yaml
 from _harness import print_figures
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from fedsilo.kube import (  # noqa: E402 - after the path that lets tests.support import
+from fedsilo.kube import (
     CONFIG_MAP,
     DEPLOYMENT,
     FEDERATED_JOB,
@@ -54,9 +51,7 @@ from fedsilo.kube import (  # noqa: E402 - after the path that lets tests.suppor
     KubeApi,
     load_access,
 )
-from tests.crds.conftest import install_crds  # noqa: E402
-from tests.support import ControlPlane  # noqa: E402
-from tests.support._process import free_port  # noqa: E402
+from fedsilo_testing import ControlPlane, free_port, install_crds
 
 MANAGED = {"app.kubernetes.io/managed-by": "fedsilo-operator"}
 KINDS = (CONFIG_MAP, SECRET, SERVICE, SERVICE_ACCOUNT, POD, DEPLOYMENT, NETWORK_POLICY, ROLE, ROLE_BINDING)

@@ -1,5 +1,17 @@
-"""Shared by every topic: the repository root, and the session fixtures of ``tests.support``
-(the Go-built tools and the real servers they run)."""
+"""Shared by every topic: the repository root, the real-server fixtures, and which tests are slow.
+
+The fixtures that build the Go tools and run real servers come from the
+:mod:`fedsilo_testing.fixtures` plugin. Tests are marked **by path**, as kopf marks its
+``tests/e2e``: everything under ``tests/e2e/`` is ``e2e`` (whole jobs, the README's own
+examples), and the files in :data:`INTEGRATION` are ``integration`` (a real
+kube-apiserver + etcd or OPA server, tool builds, or silo processes in their own
+namespaces). So is any test that asks for a real-server fixture, wherever it lives.
+
+A plain ``pytest`` deselects both and runs only the fast in-process tests: nothing is
+built, no server starts. ``pytest --all`` (what ``scripts/test``, and so CI, runs) selects
+everything; naming a slow file or folder on the command line, or choosing with ``-m``,
+selects it too.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +20,69 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import OpaServer
+from fedsilo_testing import OpaServer
+from fedsilo_testing.tools import FIXTURE_TOOLS
 
 ROOT = Path(__file__).parents[1]
+TESTS = ROOT / "tests"
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["fedsilo_testing.fixtures"]
+
+#: Whole jobs end to end.
+E2E = ("e2e",)
+#: Real servers, tool builds or real silo processes; paths relative to ``tests/``.
+INTEGRATION = (
+    "tools",
+    "cli/test_cluster_commands.py",
+    "crds/test_api_server_enforces_the_schema.py",
+    "operator/test_jobs_become_their_children.py",
+    "operator/test_least_privilege.py",
+    "operator/test_two_replicas.py",
+    "policy/test_opa_server_config.py",
+    "policy/test_rego_tooling.py",
+    "runner/test_trainer_isolation.py",
+)
+#: Fixtures that start a real server or need a Go-built tool.
+SERVER_FIXTURES = frozenset({*FIXTURE_TOOLS, "opa_server"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all",
+        action="store_true",
+        default=False,
+        help="also run the integration and e2e tests (real servers, Go tools, whole jobs), as CI does",
+    )
+
+
+def _under(path: Path, prefixes: tuple[str, ...]) -> bool:
+    return any(path.is_relative_to(TESTS / prefix) for prefix in prefixes)
+
+
+def _asked_for(config: pytest.Config) -> list[Path]:
+    """Paths named on the command line that are narrower than the whole suite."""
+    named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    return [path for path in named if path.exists() and path not in (ROOT, TESTS)]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark e2e and integration tests by their path; leave them out of a plain run."""
+    for item in items:
+        path = item.path
+        if _under(path, E2E):
+            item.add_marker(pytest.mark.e2e)
+        elif _under(path, INTEGRATION) or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+    if config.getoption("--all") or config.getoption("markexpr"):
+        return
+    asked = _asked_for(config)
+    keep, slow = [], []
+    for item in items:
+        fast = item.get_closest_marker("e2e") is None and item.get_closest_marker("integration") is None
+        (keep if fast or any(item.path.is_relative_to(path) for path in asked) else slow).append(item)
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """fedsilo: cross-silo federated learning with signed, policy-gated, securely aggregated updates.
 
 The package holds every process fedsilo runs (operator, aggregator, sidecar, trainer)
-and the ``fedsilo`` command line. Subpackages are one concern each; see DESIGN.md.
+and the ``fedsilo`` command line. Subpackages are one concern each; see docs/architecture.md.
 """
 
 __version__ = "0.1.0"

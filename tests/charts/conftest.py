@@ -1,4 +1,4 @@
-"""Fixtures and helpers of the chart tests: the real helm (``tests.support``), rendering a chart
+"""Fixtures and helpers of the chart tests: the real helm (``fedsilo_testing``), rendering a chart
 into objects, and the scenario value files each chart keeps in its ``ci/`` folder.
 
 Rendering and linting need only helm; installing needs the session's kube-apiserver too.
@@ -26,7 +26,7 @@ POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.import_plugin("tests.support.fixtures")
+    config.pluginmanager.import_plugin("fedsilo_testing.fixtures")
 
 
 def scenario_files(chart: Path) -> list[Path]:

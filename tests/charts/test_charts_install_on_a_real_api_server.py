@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from fedsilo.identity import CertificateAuthority, SigningKey
+from fedsilo_testing import ControlPlane
 from tests.operator.conftest import wait_for
-from tests.support import ControlPlane
 
 from .conftest import CI, HUB_CHART, SILO_CHART, Helm
 

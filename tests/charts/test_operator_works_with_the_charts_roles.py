@@ -21,7 +21,7 @@ import pytest
 
 from fedsilo.kube import KubeApi, load_access
 from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION, OperatorRole
-from tests.crds.conftest import install_crds
+from fedsilo_testing import ControlPlane, install_crds
 from tests.operator.conftest import (
     children,
     hub_children,
@@ -30,7 +30,6 @@ from tests.operator.conftest import (
     silo_children,
     wait_for,
 )
-from tests.support import ControlPlane
 
 from .conftest import HUB_CHART, ROOT, SILO_CHART, Helm
 

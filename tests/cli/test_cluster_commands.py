@@ -11,6 +11,7 @@ starts them) then train a small job through it over mutual TLS.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import signal
@@ -29,24 +30,19 @@ import yaml
 
 from fedsilo.api import FederatedJob, Silo
 from fedsilo.audit import read_decisions
-from fedsilo.cli import _cluster
 from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, TlsCredentials, write_identity
-from fedsilo.identity import _files as identity_files
-from fedsilo.operator import HubInputs, OperatorConfig, OperatorRole, hub_objects, load_policy_files
-from fedsilo.operator._hub_objects import SILO_CA_KEY, tls_secret_name
+from fedsilo.launch import MANIFEST_FILE, SILO_CA_FILE, AggregatorArgs, SidecarArgs, TrainerArgs
+from fedsilo.operator import HubInputs, OperatorConfig, hub_objects, load_policy_files
+from fedsilo.operator._hub_objects import tls_secret_name
 from fedsilo.operator._identity import tls_secret
-from fedsilo.operator._manifest import MANIFEST_KEY, job_manifest
+from fedsilo.operator._manifest import job_manifest
 from fedsilo.registry import LocalRegistry
-from tests.crds.conftest import install_crds
+from fedsilo_testing import ControlPlane, OpaServer, free_port, install_crds
 from tests.operator.conftest import hub_children, service_account_kubeconfig, silo_children
-from tests.support import ControlPlane, OpaServer
-from tests.support._process import free_port
 
 ROOT = Path(__file__).parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
 NAMESPACE = "hub"
-# The aggregator's own flags, as the operator's Deployment passes them.
-AGGREGATOR_FLAGS = {"--job-config", "--listen", "--tls-dir", "--state-dir", "--policy-url", "--metrics-port"}
 
 
 def fedsilo(*args: str) -> list[str]:
@@ -102,7 +98,7 @@ class HubPod:
 
     @property
     def job_config(self) -> Path:
-        return self.mounts["job"] / MANIFEST_KEY
+        return self.mounts["job"] / MANIFEST_FILE
 
     @property
     def state_dir(self) -> Path:
@@ -124,33 +120,17 @@ class HubPod:
         sidecars = []
         for silo in self.job.spec.silos:
             socket = self.logs / f"{silo}.sock"
-            sidecars.append(
-                self.start(
-                    f"{silo}-sidecar",
-                    fedsilo(
-                        "-v",
-                        "sidecar",
-                        "--job-config",
-                        str(self.job_config),
-                        "--silo",
-                        silo,
-                        "--aggregator",
-                        f"localhost:{self.port}",
-                        "--identity-dir",
-                        str(self.identities[silo]),
-                        "--trainer-listen",
-                        f"unix:{socket}",
-                        "--aggregator-ca",
-                        str(self.aggregator_ca),
-                    ),
-                )
+            sidecar = SidecarArgs(
+                job_config=self.job_config,
+                silo=silo,
+                aggregator=f"localhost:{self.port}",
+                identity_dir=self.identities[silo],
+                trainer_listen=f"unix:{socket}",
+                aggregator_ca=self.aggregator_ca,
             )
-            self.start(
-                f"{silo}-trainer",
-                fedsilo(
-                    "-v", "trainer", "--job-config", str(self.job_config), "--silo", silo, "--sidecar", f"unix:{socket}"
-                ),
-            )
+            sidecars.append(self.start(f"{silo}-sidecar", fedsilo("-v", *sidecar.argv())))
+            trainer = TrainerArgs(job_config=self.job_config, silo=silo, sidecar=f"unix:{socket}")
+            self.start(f"{silo}-trainer", fedsilo("-v", *trainer.argv()))
         return sidecars
 
     def log(self, name: str) -> str:
@@ -254,20 +234,26 @@ def hub_pod(tmp_path: Path, opa_url: str, aggregation: str, *, uid: str = "", na
         mounts[mount["name"]] = tmp_path / "pod" / mount["name"]
         _write_volume(mounts[mount["name"]], volumes[mount["name"]], by_kind)
 
-    # The container's arguments, with its mount paths mapped to the directories above.
-    command, pairs = container["args"][0], container["args"][1:]
-    assert command == "aggregator"
-    flags = dict(zip(pairs[::2], pairs[1::2], strict=True))
-    assert set(flags) == AGGREGATOR_FLAGS, "the CLI takes exactly the flags the operator passes"
-    for flag, value in list(flags.items()):
+    # The container's arguments, read back as the CLI reads them, with its mount paths
+    # mapped to the directories above and loopback ports.
+    args = AggregatorArgs.parse(container["args"])
+
+    def on_disk(path: Path) -> Path:
         for mount in sorted(container["volumeMounts"], key=lambda m: -len(m["mountPath"])):
-            if value == mount["mountPath"] or value.startswith(mount["mountPath"] + "/"):
-                flags[flag] = str(mounts[mount["name"]]) + value[len(mount["mountPath"]) :]
-                break
+            if path.is_relative_to(mount["mountPath"]):
+                return mounts[mount["name"]] / path.relative_to(mount["mountPath"])
+        raise AssertionError(f"{path} is on no volume of the aggregator container")
+
     port, metrics_port = free_port(), free_port()
-    flags["--listen"] = f"127.0.0.1:{port}"
-    flags["--policy-url"] = opa_url
-    flags["--metrics-port"] = str(metrics_port)
+    args = dataclasses.replace(
+        args,
+        job_config=on_disk(args.job_config),
+        tls_dir=on_disk(args.tls_dir),
+        state_dir=on_disk(args.state_dir),
+        listen=f"127.0.0.1:{port}",
+        policy_url=opa_url,
+        metrics_port=metrics_port,
+    )
     fields = {"metadata.namespace": namespace, "metadata.name": f"{service}-7d9f-abcde"}
     env = {
         e["name"]: e["value"] if "value" in e else fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
@@ -278,7 +264,7 @@ def hub_pod(tmp_path: Path, opa_url: str, aggregation: str, *, uid: str = "", na
     aggregator_ca = tmp_path / "aggregator-ca.crt"
     aggregator_ca.write_bytes(service_ca.certificate_pem)
     return HubPod(
-        args=[command, *(part for pair in flags.items() for part in pair)],
+        args=args.argv(),
         env=env,
         mounts=mounts,
         port=port,
@@ -385,20 +371,11 @@ def test_the_aggregator_refuses_bad_configuration_with_exit_code_2_naming_the_pr
         documents[1]["spec"]["identity"] = {}
         pod.job_config.write_text(yaml.safe_dump_all(documents))
     else:
-        (pod.mounts["job"] / SILO_CA_KEY).unlink()
+        (pod.mounts["job"] / SILO_CA_FILE).unlink()
     completed = subprocess.run(fedsilo(*pod.args), capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 2, completed.stderr
     assert "error:" in completed.stderr and named in completed.stderr, completed.stderr
     assert not (pod.state_dir / "audit.jsonl").exists(), "nothing was started"
-
-
-def test_the_file_names_the_aggregator_reads_are_the_ones_the_operator_mounts() -> None:
-    assert _cluster.SILO_CA_FILE == SILO_CA_KEY
-    assert (_cluster.TLS_CERT_FILE, _cluster.TLS_KEY_FILE) == (
-        identity_files.TLS_CERT_FILE,
-        identity_files.TLS_KEY_FILE,
-    )
-    assert set(_cluster.OPERATOR_ROLES) == {role.value for role in OperatorRole}
 
 
 # ----- in a cluster: status reporter and operator ------------------------------------------

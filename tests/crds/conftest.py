@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ControlPlane
+from fedsilo_testing import ControlPlane, install_crds
 
 ROOT = Path(__file__).parents[2]
 CRDS = ROOT / "crds"
@@ -16,19 +16,7 @@ EXAMPLES = ROOT / "examples"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.import_plugin("tests.support.fixtures")
-
-
-def install_crds(plane: ControlPlane) -> None:
-    """Apply the committed CRDs and wait until the API server serves them."""
-    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-    plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/federatedjobs.fedsilo.io",
-        "crd/silos.fedsilo.io",
-    )
+    config.pluginmanager.import_plugin("fedsilo_testing.fixtures")
 
 
 @pytest.fixture(scope="session")

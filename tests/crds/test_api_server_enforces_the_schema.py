@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fedsilo.api import ManifestError, parse_manifest
-from tests.support import ControlPlane, KubectlError
+from fedsilo_testing import ControlPlane, KubectlError
 
 from .conftest import EXAMPLES
 

@@ -36,8 +36,7 @@ from fedsilo.kube import (
     load_access,
 )
 from fedsilo.operator import OperatorConfig, OperatorRole, build_registry, operator_settings
-from tests.crds.conftest import install_crds
-from tests.support import ControlPlane
+from fedsilo_testing import ControlPlane, install_crds
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
@@ -57,7 +56,7 @@ T = TypeVar("T")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.import_plugin("tests.support.fixtures")
+    config.pluginmanager.import_plugin("fedsilo_testing.fixtures")
 
 
 @pytest.fixture(scope="session")

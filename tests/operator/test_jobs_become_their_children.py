@@ -30,7 +30,7 @@ from fedsilo.identity import SigningKey
 from fedsilo.kube import PERSISTENT_VOLUME_CLAIM, SECRET, ApiError, KubeApi, KubeStatusReporter, load_access
 from fedsilo.kube._reporter import FIELD_MANAGER as AGGREGATOR_FIELD_MANAGER
 from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION
-from tests.support import ControlPlane, KubectlError
+from fedsilo_testing import ControlPlane, KubectlError
 
 from .conftest import (
     EXAMPLES,

@@ -16,7 +16,7 @@ import yaml
 
 from fedsilo.kube import PERSISTENT_VOLUME_CLAIM, SECRET, ApiError, KubeApi, load_access
 from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION
-from tests.support import ControlPlane
+from fedsilo_testing import ControlPlane
 
 from .conftest import (
     ROOT,

@@ -17,7 +17,7 @@ from kopf.testing import KopfRunner
 
 from fedsilo.kube import KubeApi, load_access
 from fedsilo.operator import OperatorConfig, OperatorRole, build_registry, operator_settings
-from tests.support import ControlPlane
+from fedsilo_testing import ControlPlane
 
 from .conftest import EXAMPLES, ROOT, apply_file, apply_objects, children, get, unique, wait_for
 

@@ -17,7 +17,7 @@ from fedsilo.policy import (
     UpdateFacts,
     UpdatePolicyInput,
 )
-from tests.support import OpaServer
+from fedsilo_testing import OpaServer
 
 VALID = UpdatePolicyInput(
     job=JobFacts(

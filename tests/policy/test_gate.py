@@ -22,8 +22,8 @@ from fedsilo.policy import (
     PolicyUnavailable,
     RetryPolicy,
 )
+from fedsilo_testing import OpaServer
 from tests.conftest import ROOT
-from tests.support import OpaServer
 
 from .conftest import VALID, varied
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import ControlPlane, KubectlError
-from tests.support.tools import is_overridden, pinned_version
+from fedsilo_testing import ControlPlane, KubectlError
+from fedsilo_testing.tools import is_overridden, pinned_version
 
 pytestmark = pytest.mark.integration
 

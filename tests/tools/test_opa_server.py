@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import OpaServer
-from tests.support.tools import is_overridden, pinned_version
+from fedsilo_testing import OpaServer
+from fedsilo_testing.tools import is_overridden, pinned_version
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from fedsilo.api import FederatedJob, FederatedJobSpec, PrivacyMode
 from fedsilo.audit import SignedHead
 from fedsilo.identity import SigningKey
 from fedsilo.privacy import DpSgdEvent, GaussianEvent, Mechanism, epsilon_for, mechanism_from_json
-from fedsilo.privacy.ledger import PrivacyLedger, run_name
+from fedsilo.privacy.ledger import PrivacyLedger, release_key, run_name
 from fedsilo.protocol import UpdateMetadata
 
 # Relative slack between a signed epsilon and the hub's recomputation: both run the same
@@ -57,8 +57,7 @@ class LedgerBook:
         self._ledger.close()
 
     def _key(self, silo: str, claims: UpdateMetadata) -> str:
-        # Two silos may send byte-identical payloads (plain mode, no noise): the key names the release.
-        return f"{self._job}/{silo}/{claims.round}/{claims.payload_digest}"
+        return release_key(self._job, silo, claims.round, claims.payload_digest)
 
     def _mechanism(self, claims: UpdateMetadata) -> Mechanism | None:
         return None if claims.mechanism is None else mechanism_from_json(claims.mechanism)

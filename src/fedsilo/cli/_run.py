@@ -1,9 +1,14 @@
-"""``fedsilo run`` and ``fedsilo validate``: run a manifest locally, or only check it."""
+"""``fedsilo run`` and ``fedsilo validate``: run a manifest locally, or only check it.
+
+The run itself, its baseline, plots and ``report.json`` are :class:`fedsilo.runner.LocalRun`'s;
+this module shows progress, prints the report and maps it to an exit code.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedsilo.aggregator import RoundSummary
-from fedsilo.baseline import train_centralized
 from fedsilo.protocol import PolicyVerdict
-from fedsilo.runner import LocalRun, RunOptions, render_table, write_plot, write_privacy_plot
+from fedsilo.runner import LocalRun, RunOptions, render_table
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._manifests import manifest_or_report
@@ -51,6 +55,12 @@ class _ProgressObserver:
             )
 
 
+def _baseline_status(progress: Progress) -> AbstractContextManager[object]:
+    # One live display at a time: the rounds' bar ends where the baseline's spinner begins.
+    progress.stop()
+    return progress.console.status("training the centralized baseline on the pooled data")
+
+
 def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     manifest = manifest_or_report(args.manifest)
@@ -65,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         isolate=not args.no_isolation,
         baseline=not args.no_baseline,
         ledgers=args.ledgers,
+        plot=args.plot,
     )
     with Progress(
         TextColumn("{task.description}"),
@@ -82,28 +93,17 @@ def _run(args: argparse.Namespace) -> int:
         progress.console.print(f"trainer isolation {run.isolation.description}")
         progress.console.print(f"run directory {run.workdir}")
         try:
-            report = run.execute()
+            report = run.execute(on_baseline=lambda: _baseline_status(progress))
         except (OSError, ValueError) as error:
             console.print(f"[red]error:[/] {error}")
             return EXIT_ENVIRONMENT
-    if options.baseline:
-        with console.status("training the centralized baseline on the pooled data"):
-            own_files = {i: s.spec.data.path for i, s in enumerate(manifest.silos) if s.spec.data.path}
-            baseline = train_centralized(spec, len(spec.silos), own_files)
-        report.centralized_accuracy = baseline.accuracy
-        report.centralized_loss = baseline.loss
-    plot_path: Path = args.plot or Path(report.workdir) / "accuracy.png"
-    report.plot = str(write_plot(report, plot_path))
-    if report.private:
-        report.privacy_plot = str(write_privacy_plot(report, plot_path.with_name(plot_path.stem + "-epsilon.png")))
-    (Path(report.workdir) / "report.json").write_text(report.to_json())
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
     else:
         # A pipe or log file gets the whole table rather than an 80-column squeeze.
         stdout = Console()
         Console(width=max(stdout.width, 160) if not stdout.is_terminal else None).print(render_table(report))
-        print(f"plot: {report.plot}\nreport: {Path(report.workdir) / 'report.json'}")
+        print(f"plot: {report.plot}\nreport: {report.path}")
         if report.privacy_plot:
             print(f"accuracy vs epsilon: {report.privacy_plot}\nledgers: {report.ledgers} (fedsilo ledger show)")
     if report.status != "succeeded":

@@ -1,7 +1,9 @@
 """Kubernetes adapter: API access, a small JSON client, Events, and the aggregator's status reporter.
 
-The operator builds on this layer; the aggregator imports only :class:`KubeStatusReporter`
-from it, never the operator. Nothing here knows about kopf.
+The operator builds on this layer; the aggregator pod (``fedsilo.runner.run_aggregator``)
+imports only :class:`KubeStatusReporter` from it, never the operator. Nothing here knows
+about kopf: an import contract keeps the Kubernetes client in this package and kopf in the
+operator.
 """
 
 from ._access import ClusterAccess as ClusterAccess

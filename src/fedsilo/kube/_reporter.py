@@ -1,13 +1,14 @@
 """The aggregator's :class:`~fedsilo.api.StatusReporter` in a cluster: its job's status and Events.
 
-The aggregator (``fedsilo aggregator`` in the pod the operator runs) creates one with
+The aggregator pod (``fedsilo aggregator``, :func:`fedsilo.runner.run_aggregator`) creates one with
 :meth:`KubeStatusReporter.from_environment` and calls it after every round and denial.
 Why a status patch rather than the operator polling the aggregator: the figures arrive
 when the round closes, no port of the aggregator has to admit the operator, and the grant
 is narrow: the pod's ServiceAccount may patch ``federatedjobs/status`` of its own job
 (``resourceNames``) and create Events, nothing else.
 
-The reporter owns the round figures through server-side apply under its own field manager;
+The reporter owns the round figures through server-side apply under its own field manager,
+written through the :class:`~fedsilo.api.FederatedJobStatus` model (the CRD's own schema);
 the operator owns ``phase``, ``conditions`` and ``endpoint``, so neither overwrites the other.
 Every apply carries the reporter's whole state, because fields a manager leaves out of an
 apply are removed; a lost report is therefore healed by the next one. Failures are logged,
@@ -24,7 +25,7 @@ from typing import Any
 
 import urllib3
 
-from fedsilo.api import API_VERSION, Denial, JobOutcome, JobResult, RoundReport
+from fedsilo.api import API_VERSION, Denial, FederatedJobStatus, JobOutcome, JobResult, RoundReport
 
 from ._access import load_access
 from ._client import FEDERATED_JOB, ApiError, KubeApi, Object
@@ -72,20 +73,19 @@ class KubeStatusReporter:
         """Publish the round's figures and record a RoundCompleted event."""
         epsilon = {str(silo): float(spent) for silo, spent in sorted(report.epsilon_spent.items())}
         silos = len(report.participants) + len(report.dropouts)
-        figures: dict[str, Any] = {
-            "round": int(report.round),
-            "participants": sorted(report.participants),
-            "dropouts": sorted(report.dropouts),
-            "participation": f"{len(report.participants)}/{silos}",
-            "denials": report.denials_total,
-            "epsilon": epsilon,
-            "maxEpsilonSpent": max(epsilon.values(), default=0.0),
-        }
-        if report.latest_model is not None:
-            figures["latestModel"] = report.latest_model.model_dump(by_alias=True)
-        if report.evidence is not None:
-            figures["evidence"] = report.evidence.model_dump(by_alias=True, exclude_none=True)
-        self._publish(figures)
+        self._publish(
+            FederatedJobStatus(
+                round=int(report.round),
+                participants=sorted(report.participants),
+                dropouts=sorted(report.dropouts),
+                participation=f"{len(report.participants)}/{silos}",
+                denials=report.denials_total,
+                epsilon=epsilon,
+                max_epsilon_spent=max(epsilon.values(), default=0.0),
+                latest_model=report.latest_model,
+                evidence=report.evidence,
+            )
+        )
         model = f", model {report.latest_model.digest}" if report.latest_model else ""
         dropped = f"; dropped: {', '.join(sorted(report.dropouts))}" if report.dropouts else ""
         self._event(
@@ -106,16 +106,17 @@ class KubeStatusReporter:
     def job_finished(self, outcome: JobOutcome) -> None:
         """Publish the result; the operator turns it into the job's phase."""
         result = JobResult.SUCCEEDED if outcome.succeeded else JobResult.FAILED
-        self._publish({"result": result.value, "message": outcome.message})
+        self._publish(FederatedJobStatus(result=result, message=outcome.message))
         self._event(
             f"Job{result.value}",
             f"After {outcome.rounds_completed} rounds: {outcome.message}",
             "Normal" if outcome.succeeded else "Warning",
         )
 
-    def _publish(self, figures: dict[str, Any]) -> None:
+    def _publish(self, figures: FederatedJobStatus) -> None:
+        # Only the fields this report sets: the reporter's state is the union of its reports.
         with self._lock:
-            self._status.update(figures)
+            self._status.update(figures.model_dump(by_alias=True, exclude_none=True, mode="json"))
             patch = {**self._job, "metadata": _identity(self._job), "status": dict(self._status)}
             try:
                 self._api.apply(patch, subresource="status")

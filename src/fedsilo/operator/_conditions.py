@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from fedsilo.api import ConditionType, JobPhase, JobResult
+from fedsilo.api import Condition, ConditionType, FederatedJobStatus, JobPhase, JobResult
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,18 @@ def condition(
     previous: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """One condition; the transition time carries over from ``previous`` if the status did not change."""
-    value = "True" if status else "False"
+    value: Literal["True", "False"] = "True" if status else "False"
     before = next((c for c in previous if c.get("type") == type.value), None)
     since = before["lastTransitionTime"] if before and before.get("status") == value else now()
-    return {
-        "type": type.value,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since,
-        "observedGeneration": generation,
-    }
+    written = Condition(
+        type=type.value,
+        status=value,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+    return written.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,10 @@ def job_status(facts: JobFacts, previous: Sequence[Mapping[str, Any]]) -> dict[s
             ConditionType.DEGRADED, False, "AsExpected", "nothing needs attention", generation, previous
         )
 
-    return {"observedGeneration": generation, "phase": phase.value, "conditions": [ready, progressing, degraded]}
+    written = FederatedJobStatus.model_validate(
+        {"observedGeneration": generation, "phase": phase, "conditions": [ready, progressing, degraded]}
+    )
+    return written.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def silo_conditions(

@@ -7,9 +7,9 @@ line) and passed to the pure builders, so a builder's output depends on its argu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from fedsilo import __version__
+from fedsilo.launch import OperatorRole as OperatorRole
 
 #: The aggregator's mTLS gRPC port, the only one its NetworkPolicy admits.
 GRPC_PORT = 7443
@@ -20,24 +20,6 @@ AGGREGATOR_METRICS_PORT = 9090
 OPA_ADDRESS = "127.0.0.1:8181"
 #: OPA's health endpoint for the kubelet's probes (no policy data is served there).
 OPA_DIAGNOSTIC_PORT = 8282
-
-
-class OperatorRole(StrEnum):
-    """Which half of the system an operator process runs."""
-
-    HUB = "hub"
-    SILO = "silo"
-    BOTH = "both"
-
-    @property
-    def runs_hub(self) -> bool:
-        """Whether this process creates aggregators."""
-        return self in (OperatorRole.HUB, OperatorRole.BOTH)
-
-    @property
-    def runs_silo(self) -> bool:
-        """Whether this process creates silo workloads and identities."""
-        return self in (OperatorRole.SILO, OperatorRole.BOTH)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from fedsilo.api import API_VERSION, FederatedJob, Silo
+from fedsilo.api import API_VERSION, AggregatorEndpoint, FederatedJob, Silo
 from fedsilo.kube import (
     CONFIG_MAP,
     DEPLOYMENT,
@@ -234,10 +234,11 @@ class HubReconciler:
             if self.api.create(secret) is None:
                 raise kopf.TemporaryError("waiting for the unpublished serving certificate to go", delay=1)
         kopf.info(as_body(body), reason="CertificateCreated", message=f"serving certificate for {service} created")
-        return {
-            "address": endpoint_address(name, namespace, self.config),
-            "caCertificate": credentials.ca_certificate_pem.decode(),
-        }
+        endpoint = AggregatorEndpoint(
+            address=endpoint_address(name, namespace, self.config),
+            ca_certificate=credentials.ca_certificate_pem.decode(),
+        )
+        return endpoint.model_dump(by_alias=True)
 
     def _write_status(
         self, body: Mapping[str, Any], facts: JobFacts, endpoint: Mapping[str, str] | None = None

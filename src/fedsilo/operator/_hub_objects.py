@@ -32,24 +32,26 @@ from fedsilo.kube import (
     POD_NAME_VARIABLE,
     Object,
 )
+from fedsilo.launch import (
+    JOB_DIR,
+    MANIFEST_FILE,
+    OPA_CONFIG_DIR,
+    OPA_CONFIG_FILE,
+    POLICY_DIR,
+    SILO_CA_FILE,
+    STATE_DIR,
+    TLS_DIR,
+    AggregatorArgs,
+)
 from fedsilo.policy import opa_config, opa_run_args
 
 from ._config import AGGREGATOR_METRICS_PORT, GRPC_PORT, OPA_ADDRESS, OPA_DIAGNOSTIC_PORT, OperatorConfig
-from ._manifest import MANIFEST_KEY
 from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
 from ._podspec import container, pod_security_context, tmp_mount, tmp_volume
 
 AGGREGATOR = "aggregator"
-SILO_CA_KEY = "silo-ca.crt"
-OPA_CONFIG_KEY = "opa-config.yaml"
-
-JOB_DIR = "/etc/fedsilo/job"
-TLS_DIR = "/etc/fedsilo/tls"
-STATE_DIR = "/var/lib/fedsilo"
 #: Room for a job's audit log, round models and ledger (the registry keeps every round's model).
 STATE_STORAGE = "2Gi"
-POLICY_DIR = "/policies"
-OPA_CONFIG_DIR = "/etc/opa"
 
 #: Policy bundle files by their path in the bundle (``fedsilo/update/policy.rego``).
 PolicyFiles = Mapping[str, str]
@@ -121,9 +123,9 @@ def _meta(name: str, namespace: str, job: str) -> Object:
 
 def _job_config_map(inputs: HubInputs, namespace: str) -> Object:
     job = inputs.job.metadata.name
-    data = {MANIFEST_KEY: inputs.manifest}
+    data = {MANIFEST_FILE: inputs.manifest}
     if inputs.silo_cas:
-        data[SILO_CA_KEY] = "".join(inputs.silo_cas)
+        data[SILO_CA_FILE] = "".join(inputs.silo_cas)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -134,7 +136,7 @@ def _job_config_map(inputs: HubInputs, namespace: str) -> Object:
 
 def _policies_config_map(job: str, namespace: str, policies: PolicyFiles) -> Object:
     data = {_config_key(path): text for path, text in policies.items()}
-    data[OPA_CONFIG_KEY] = yaml.safe_dump(opa_config(), sort_keys=False)
+    data[OPA_CONFIG_FILE] = yaml.safe_dump(opa_config(), sort_keys=False)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -188,21 +190,14 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
         AGGREGATOR,
         config.image,
         config.image_pull_policy,
-        [
-            AGGREGATOR,
-            "--job-config",
-            f"{JOB_DIR}/{MANIFEST_KEY}",
-            "--listen",
-            f"0.0.0.0:{GRPC_PORT}",
-            "--tls-dir",
-            TLS_DIR,
-            "--state-dir",
-            STATE_DIR,
-            "--policy-url",
-            f"http://{OPA_ADDRESS}",
-            "--metrics-port",
-            str(AGGREGATOR_METRICS_PORT),
-        ],
+        AggregatorArgs(
+            job_config=Path(JOB_DIR / MANIFEST_FILE),
+            listen=f"0.0.0.0:{GRPC_PORT}",
+            tls_dir=Path(TLS_DIR),
+            state_dir=Path(STATE_DIR),
+            policy_url=f"http://{OPA_ADDRESS}",
+            metrics_port=AGGREGATOR_METRICS_PORT,
+        ).argv(),
         ports=[
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": AGGREGATOR_METRICS_PORT, "protocol": "TCP"},
@@ -214,9 +209,9 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
             _field_env(POD_NAME_VARIABLE, "metadata.name"),
         ],
         volumeMounts=[
-            {"name": "job", "mountPath": JOB_DIR, "readOnly": True},
-            {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
-            {"name": "state", "mountPath": STATE_DIR},
+            {"name": "job", "mountPath": str(JOB_DIR), "readOnly": True},
+            {"name": "tls", "mountPath": str(TLS_DIR), "readOnly": True},
+            {"name": "state", "mountPath": str(STATE_DIR)},
             tmp_mount(),
         ],
         readinessProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 5},
@@ -227,14 +222,14 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
         config.opa_image,
         config.image_pull_policy,
         [
-            *opa_run_args(Path(POLICY_DIR), config_file=Path(OPA_CONFIG_DIR) / OPA_CONFIG_KEY, address=OPA_ADDRESS),
+            *opa_run_args(Path(POLICY_DIR), config_file=Path(OPA_CONFIG_DIR / OPA_CONFIG_FILE), address=OPA_ADDRESS),
             "--diagnostic-addr",
             f"0.0.0.0:{OPA_DIAGNOSTIC_PORT}",
         ],
         ports=[{"name": "opa-health", "containerPort": OPA_DIAGNOSTIC_PORT, "protocol": "TCP"}],
         volumeMounts=[
-            {"name": "policies", "mountPath": POLICY_DIR, "readOnly": True},
-            {"name": "opa-config", "mountPath": OPA_CONFIG_DIR, "readOnly": True},
+            {"name": "policies", "mountPath": str(POLICY_DIR), "readOnly": True},
+            {"name": "opa-config", "mountPath": str(OPA_CONFIG_DIR), "readOnly": True},
         ],
         readinessProbe={"httpGet": {"path": "/health?bundles", "port": "opa-health"}, "periodSeconds": 5},
         livenessProbe={"httpGet": {"path": "/health", "port": "opa-health"}, "periodSeconds": 20},
@@ -281,7 +276,7 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
                             "name": "opa-config",
                             "configMap": {
                                 "name": policies_name(job),
-                                "items": [{"key": OPA_CONFIG_KEY, "path": OPA_CONFIG_KEY}],
+                                "items": [{"key": OPA_CONFIG_FILE, "path": OPA_CONFIG_FILE}],
                             },
                         },
                         # A claim, not an emptyDir: a restarted aggregator must find its audit log,

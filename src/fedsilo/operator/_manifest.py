@@ -1,9 +1,8 @@
 """The job manifest the operator mounts into the aggregator, sidecar and trainer pods.
 
-It is the same multi-document YAML ``fedsilo run`` reads (one FederatedJob, its Silos, each
-with its registered public key), so every process in a cluster loads its configuration
-with :func:`fedsilo.api.load_manifest`, exactly as in a local run. The hub and the silo
-role render it with this one function, so both sides see byte-identical files.
+It is the same multi-document YAML ``fedsilo run`` reads, rendered by the same function
+(:func:`fedsilo.launch.render_job_manifest`); the operator adds where a Silo's public key
+may be (its spec, else the key the operator generated in its status).
 """
 
 from __future__ import annotations
@@ -14,12 +13,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import kopf
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from fedsilo.api import FederatedJob, Silo, SiloIdentity
-
-MANIFEST_KEY = "job.yaml"
+from fedsilo.api import FederatedJob, Silo
+from fedsilo.launch import render_job_manifest
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +60,9 @@ def registered_key(silo: Silo) -> str | None:
     return str(key) if key else None
 
 
-def _document(model: BaseModel, name: str) -> dict[str, Any]:
-    document: dict[str, Any] = model.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"status"})
-    # Only the name: uid, managedFields and kopf's annotations mean nothing to the processes.
-    document["metadata"] = {"name": name}
-    return document
-
-
 def job_manifest(job: FederatedJob, silos: Sequence[Silo]) -> str:
-    """The manifest text: the job, then its silos in the job's order, each with its public key."""
-    by_name = {silo.metadata.name: silo for silo in silos}
-    documents = [_document(job, job.metadata.name)]
-    for name in job.spec.silos:
-        silo = by_name[name]
-        with_key = silo.spec.model_copy(update={"identity": SiloIdentity(public_key=registered_key(silo))})
-        documents.append(_document(silo.model_copy(update={"spec": with_key}), name))
-    return yaml.safe_dump_all(documents, sort_keys=False)
+    """The manifest text: the job, then its silos in the job's order, each with its registered key."""
+    return render_job_manifest(job, silos, public_key=registered_key)
 
 
 class SeenKeys:

@@ -26,7 +26,7 @@ from typing import Any
 
 import kopf
 
-from fedsilo.api import API_VERSION, AggregatorEndpoint, FederatedJob, Silo
+from fedsilo.api import API_VERSION, AggregatorEndpoint, FederatedJob, Silo, SiloIdentityStatus, SiloStatus
 from fedsilo.identity import CA_CERT_FILE, PUBLIC_KEY_FILE, VerifyKey
 from fedsilo.kube import (
     CONFIG_MAP,
@@ -242,25 +242,29 @@ class SiloReconciler:
     ) -> None:
         meta, status = body["metadata"], body.get("status") or {}
         name = meta["name"]
-        identity: dict[str, Any] = {"secretName": identity_secret_name(name), "namespace": workload}
+        identity = SiloIdentityStatus(secret_name=identity_secret_name(name), namespace=workload)
         before = status.get("identity") or {}
         if public is not None:
             # Still the key the operator made earlier, or made just now: the operator deletes it with the Silo.
             ours = created or (bool(before.get("createdByOperator")) and before.get("publicKey") == public.public_key)
-            identity.update(
-                publicKey=public.public_key,
-                fingerprint=public.fingerprint,
-                caCertificate=public.ca_certificate,
-                createdByOperator=ours,
+            identity = identity.model_copy(
+                update={
+                    "public_key": public.public_key,
+                    "fingerprint": public.fingerprint,
+                    "ca_certificate": public.ca_certificate,
+                    "created_by_operator": ours,
+                }
             )
-        ready = f"identity {public.fingerprint} in Secret {workload}/{identity['secretName']}" if public else ""
-        fields = {
-            "observedGeneration": int(meta.get("generation") or 0),
-            "conditions": silo_conditions(
-                int(meta.get("generation") or 0), problem, ready, status.get("conditions") or []
-            ),
-            "identity": identity,
-        }
+        ready = f"identity {public.fingerprint} in Secret {workload}/{identity.secret_name}" if public else ""
+        generation = int(meta.get("generation") or 0)
+        written = SiloStatus.model_validate(
+            {
+                "observedGeneration": generation,
+                "conditions": silo_conditions(generation, problem, ready, status.get("conditions") or []),
+                "identity": identity,
+            }
+        )
+        fields = written.model_dump(by_alias=True, exclude_none=True, mode="json")
         if all(status.get(key) == fields[key] for key in IDENTITY_FIELDS):
             return
         self.api.apply(_status_patch(SILO.kind, meta, fields), subresource="status")
@@ -371,10 +375,13 @@ class SiloReconciler:
         """Write each silo's jobs and total epsilon, from the index of jobs by silo, if they changed."""
         for silo, jobs in entries.items():
             listed = sorted((dict(entry) for entry in jobs if not entry.get("deleting")), key=lambda e: str(e["name"]))
-            fields: dict[str, Any] = {
-                "jobs": [{k: v for k, v in entry.items() if k != "deleting" and v is not None} for entry in listed],
-                "epsilonSpent": float(sum(entry.get("epsilonSpent") or 0.0 for entry in listed)),
-            }
+            usage = SiloStatus.model_validate(
+                {
+                    "jobs": [{k: v for k, v in entry.items() if k != "deleting" and v is not None} for entry in listed],
+                    "epsilonSpent": float(sum(entry.get("epsilonSpent") or 0.0 for entry in listed)),
+                }
+            )
+            fields: dict[str, Any] = usage.model_dump(by_alias=True, exclude_none=True, mode="json")
             with self._lock:
                 if self._usage.get((namespace, silo)) == fields:
                     continue

@@ -20,30 +20,34 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from fedsilo.api import AggregatorEndpoint, FederatedJob, PrivacyMode, Silo
 from fedsilo.identity import CA_CERT_FILE
 from fedsilo.kube import Object
+from fedsilo.launch import (
+    AGGREGATOR_CA_FILE,
+    DATA_DIR,
+    IDENTITY_DIR,
+    JOB_DIR,
+    LEDGER_DIR,
+    LEDGER_FILE,
+    MANIFEST_FILE,
+    SIDECAR_CA_DIR,
+    SidecarArgs,
+    TrainerArgs,
+)
 
 from ._config import GRPC_PORT, TRAINER_LINK_PORT, OperatorConfig
 from ._hub_objects import AGGREGATOR
 from ._identity import identity_public_name, identity_secret_name
-from ._manifest import MANIFEST_KEY
 from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
 from ._podspec import container, pod_security_context, tmp_mount, tmp_volume
 
 SIDECAR = "sidecar"
 TRAINER = "trainer"
-AGGREGATOR_CA_KEY = "aggregator-ca.crt"
-
-JOB_DIR = "/etc/fedsilo/job"
-IDENTITY_DIR = "/etc/fedsilo/identity"
-SIDECAR_CA_DIR = "/etc/fedsilo/sidecar-ca"
-DATA_DIR = "/data"
-LEDGER_DIR = "/var/lib/fedsilo-ledger"
-LEDGER_FILE = "ledger.sqlite"
 #: Room for a silo's privacy ledger: a few hundred bytes per charged round.
 LEDGER_STORAGE = "256Mi"
 
@@ -150,7 +154,7 @@ def silo_support_objects(inputs: SiloInputs, config: OperatorConfig) -> list[Obj
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": inputs.meta(silo_job_config_name(job, silo), SIDECAR),
-        "data": {MANIFEST_KEY: inputs.manifest, AGGREGATOR_CA_KEY: inputs.endpoint.ca_certificate},
+        "data": {MANIFEST_FILE: inputs.manifest, AGGREGATOR_CA_FILE: inputs.endpoint.ca_certificate},
     }
     service: Object = {
         "apiVersion": "v1",
@@ -244,43 +248,37 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
     """The sidecar and trainer pods; the trainer dials ``sidecar_address`` (the Service's cluster IP)."""
     job, silo = inputs.job_name, inputs.silo_name
     job_volume = {"name": "job", "configMap": {"name": silo_job_config_name(job, silo)}}
-    job_mount = {"name": "job", "mountPath": JOB_DIR, "readOnly": True}
-    manifest = f"{JOB_DIR}/{MANIFEST_KEY}"
+    job_mount = {"name": "job", "mountPath": str(JOB_DIR), "readOnly": True}
+    manifest = Path(JOB_DIR / MANIFEST_FILE)
     ledger = ledger_claim(inputs)
-    ledger_args: list[str] = []
+    sidecar_args = SidecarArgs(
+        job_config=manifest,
+        silo=silo,
+        aggregator=inputs.endpoint.address,
+        identity_dir=Path(IDENTITY_DIR),
+        trainer_listen=f"0.0.0.0:{TRAINER_LINK_PORT}",
+        # The aggregator's serving CA, from the hub's endpoint: the identity's CA is the silo's own.
+        aggregator_ca=Path(JOB_DIR / AGGREGATOR_CA_FILE),
+    )
     ledger_mounts: list[Object] = []
     ledger_volumes: list[Object] = []
     if ledger is not None:
         # The job's UID names this run in the ledger: a job recreated under the same name is a new one.
-        ledger_args = ["--ledger", f"{LEDGER_DIR}/{LEDGER_FILE}", "--run-id", str(inputs.owner["metadata"]["uid"])]
-        ledger_mounts = [{"name": "ledger", "mountPath": LEDGER_DIR}]
+        sidecar_args = replace(
+            sidecar_args, ledger=Path(LEDGER_DIR / LEDGER_FILE), run_id=str(inputs.owner["metadata"]["uid"])
+        )
+        ledger_mounts = [{"name": "ledger", "mountPath": str(LEDGER_DIR)}]
         ledger_volumes = [{"name": "ledger", "persistentVolumeClaim": {"claimName": ledger["metadata"]["name"]}}]
 
     sidecar = container(
         SIDECAR,
         config.image,
         config.image_pull_policy,
-        [
-            SIDECAR,
-            "--job-config",
-            manifest,
-            "--silo",
-            silo,
-            "--aggregator",
-            inputs.endpoint.address,
-            "--identity-dir",
-            IDENTITY_DIR,
-            "--trainer-listen",
-            f"0.0.0.0:{TRAINER_LINK_PORT}",
-            # The aggregator's serving CA, from the hub's endpoint: the identity's CA is the silo's own.
-            "--aggregator-ca",
-            f"{JOB_DIR}/{AGGREGATOR_CA_KEY}",
-            *ledger_args,
-        ],
+        sidecar_args.argv(),
         ports=[{"name": "trainer-link", "containerPort": TRAINER_LINK_PORT, "protocol": "TCP"}],
         volumeMounts=[
             job_mount,
-            {"name": "identity", "mountPath": IDENTITY_DIR, "readOnly": True},
+            {"name": "identity", "mountPath": str(IDENTITY_DIR), "readOnly": True},
             tmp_mount(),
             *ledger_mounts,
         ],
@@ -292,18 +290,18 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
         *ledger_volumes,
     ]
 
-    trainer_args = [
-        TRAINER,
-        "--job-config",
-        manifest,
-        "--silo",
-        silo,
-        "--sidecar",
-        f"{sidecar_address}:{TRAINER_LINK_PORT}",
-        "--sidecar-ca",
-        f"{SIDECAR_CA_DIR}/{CA_CERT_FILE}",
+    trainer_args = TrainerArgs(
+        job_config=manifest,
+        silo=silo,
+        sidecar=f"{sidecar_address}:{TRAINER_LINK_PORT}",
+        sidecar_ca=Path(SIDECAR_CA_DIR / CA_CERT_FILE),
+        data_path=data_path(inputs),
+    )
+    trainer_mounts = [
+        job_mount,
+        {"name": "sidecar-ca", "mountPath": str(SIDECAR_CA_DIR), "readOnly": True},
+        tmp_mount(),
     ]
-    trainer_mounts = [job_mount, {"name": "sidecar-ca", "mountPath": SIDECAR_CA_DIR, "readOnly": True}, tmp_mount()]
     trainer_volumes = [
         job_volume,
         {
@@ -311,15 +309,12 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
             "configMap": {"name": identity_public_name(silo), "items": [{"key": CA_CERT_FILE, "path": CA_CERT_FILE}]},
         },
     ]
-    path = data_path(inputs)
-    if path is not None:
-        trainer_args += ["--data-path", path]
     claim = inputs.silo.spec.data.volume_claim
     if claim:
-        trainer_mounts.append({"name": "data", "mountPath": DATA_DIR, "readOnly": True})
+        trainer_mounts.append({"name": "data", "mountPath": str(DATA_DIR), "readOnly": True})
         trainer_volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
     trainer = container(
-        TRAINER, config.trainer_image, config.image_pull_policy, trainer_args, volumeMounts=trainer_mounts
+        TRAINER, config.trainer_image, config.image_pull_policy, trainer_args.argv(), volumeMounts=trainer_mounts
     )
 
     pods = [

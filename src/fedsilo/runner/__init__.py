@@ -1,5 +1,9 @@
-"""Running jobs: the local run (``fedsilo run``) and the hub builder it shares with ``fedsilo aggregator``."""
+"""Running jobs: the local run (``fedsilo run``), the aggregator pod (``fedsilo aggregator``) and the hub both build."""
 
+from ._aggregator import AggregatorConfigError as AggregatorConfigError
+from ._aggregator import AggregatorEnvironmentError as AggregatorEnvironmentError
+from ._aggregator import Terminated as Terminated
+from ._aggregator import run_aggregator as run_aggregator
 from ._gate import AUDIT_LOG as AUDIT_LOG
 from ._gate import build_gate as build_gate
 from ._hub import AGGREGATOR_KEY as AGGREGATOR_KEY
@@ -25,6 +29,8 @@ __all__ = [
     "AGGREGATOR_KEY",
     "AGGREGATOR_PUBLIC_KEY",
     "AUDIT_LOG",
+    "AggregatorConfigError",
+    "AggregatorEnvironmentError",
     "Hub",
     "HubSetupError",
     "Isolation",
@@ -34,12 +40,14 @@ __all__ = [
     "RoundRow",
     "RunOptions",
     "RunReport",
+    "Terminated",
     "aggregator_signing_key",
     "build_gate",
     "build_hub",
     "detect_isolation",
     "registered_silo_keys",
     "render_table",
+    "run_aggregator",
     "write_plot",
     "write_privacy_plot",
 ]

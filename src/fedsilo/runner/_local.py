@@ -1,5 +1,8 @@
 """``fedsilo run``: a whole federated job on one machine, with the manifests a cluster takes.
 
+:meth:`LocalRun.execute` returns everything the command shows: the rounds, the centralized
+baseline, the plots and ``report.json`` in the run directory; the command only prints it.
+
 The aggregator runs in this process behind a real mutual-TLS gRPC server on loopback;
 every silo gets a sidecar process (its only network path) and a trainer process that
 reaches only its sidecar, over a Unix socket, from its own network namespace where the
@@ -20,13 +23,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from fedsilo.aggregator import JobFailed, LedgerBook, RoundObserver, start_server
 from fedsilo.api import Manifest, PrivacyMode, Silo
+from fedsilo.baseline import train_centralized
 from fedsilo.identity import (
     CertificateAuthority,
     SigningKey,
@@ -35,12 +38,13 @@ from fedsilo.identity import (
     read_identity,
     write_identity,
 )
+from fedsilo.launch import MANIFEST_FILE, LaunchArgs, SidecarArgs, TrainerArgs, render_job_manifest
 from fedsilo.policy import EmbeddedRegoEngine
 from fedsilo.registry import LocalRegistry
 
 from ._hub import aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
-from ._report import RoundRow, RunReport
+from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
 
 log = logging.getLogger("fedsilo.run")
 
@@ -57,7 +61,11 @@ class RunOptions:
     registry: Path = Path("runs/registry")
     identity_dir: Path | None = None
     isolate: bool = True
+    # Train the centralized baseline on the pooled data after the job (the plot's reference line).
     baseline: bool = True
+    # The accuracy plot (default ``accuracy.png`` in the run directory); a DP job's accuracy
+    # against epsilon goes beside it as ``<stem>-epsilon.png``.
+    plot: Path | None = None
     # Privacy ledgers (DP jobs only): the hub's and one per silo, kept across runs so a
     # silo's lifetime ceiling counts every job it took part in.
     ledgers: Path = Path("runs/privacy")
@@ -78,15 +86,9 @@ class _SiloProcesses:
     trainer: subprocess.Popen[bytes]
 
 
-def _python_command(*args: str) -> list[str]:
+def _python_command(args: LaunchArgs) -> list[str]:
     # -v: the silo logs in the run directory record every round at INFO level.
-    return [sys.executable, "-m", "fedsilo", "-v", *args]
-
-
-def _manifest_documents(manifest: Manifest, silos: list[Silo]) -> list[dict[str, object]]:
-    docs: list[dict[str, object]] = [manifest.job.model_dump(mode="json", by_alias=True, exclude_none=True)]
-    docs += [s.model_dump(mode="json", by_alias=True, exclude_none=True) for s in silos]
-    return docs
+    return [sys.executable, "-m", "fedsilo", "-v", *args.argv()]
 
 
 class LocalRun:
@@ -141,11 +143,6 @@ class LocalRun:
             silos.append(Silo.model_validate(document))
         return directories, silos
 
-    def _privacy_args(self, name: str) -> list[str]:
-        if self.manifest.job.spec.privacy.mode is PrivacyMode.NONE:
-            return []
-        return ["--ledger", str(self.options.silo_ledger(name)), "--run-id", self.run_id]
-
     def _start_silo(self, name: str, identity_dir: Path, port: int, job_config: Path) -> _SiloProcesses:
         silo_dir = self.workdir / "silos" / name
         silo_dir.mkdir(parents=True, exist_ok=True)
@@ -154,21 +151,18 @@ class LocalRun:
         manifest_dir = str(self.options.manifest_path.resolve().parent)
         # User model factories live beside their manifest, as in examples/custom_model.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (manifest_dir, env.get("PYTHONPATH", "")) if p)
+        private = self.manifest.job.spec.privacy.mode is not PrivacyMode.NONE
+        sidecar_args = SidecarArgs(
+            job_config=job_config,
+            silo=name,
+            aggregator=f"localhost:{port}",
+            identity_dir=identity_dir,
+            trainer_listen=f"unix:{socket_path}",
+            ledger=self.options.silo_ledger(name) if private else None,
+            run_id=self.run_id if private else "",
+        )
         sidecar = subprocess.Popen(
-            _python_command(
-                "sidecar",
-                "--job-config",
-                str(job_config),
-                "--silo",
-                name,
-                "--aggregator",
-                f"localhost:{port}",
-                "--identity-dir",
-                str(identity_dir),
-                "--trainer-listen",
-                f"unix:{socket_path}",
-                *self._privacy_args(name),
-            ),
+            _python_command(sidecar_args),
             stdout=(silo_dir / "sidecar.log").open("wb"),
             stderr=subprocess.STDOUT,
             env=env,
@@ -177,9 +171,7 @@ class LocalRun:
         trainer = subprocess.Popen(
             [
                 *self.isolation.prefix,
-                *_python_command(
-                    "trainer", "--job-config", str(job_config), "--silo", name, "--sidecar", f"unix:{socket_path}"
-                ),
+                *_python_command(TrainerArgs(job_config=job_config, silo=name, sidecar=f"unix:{socket_path}")),
             ],
             stdout=(silo_dir / "trainer.log").open("wb"),
             stderr=subprocess.STDOUT,
@@ -189,16 +181,42 @@ class LocalRun:
 
     # ----- the run ---------------------------------------------------------------------
 
-    def execute(self, on_started: Callable[[LocalRun], None] | None = None) -> RunReport:
-        """Run the job to its end; the report says whether it finished or failed and why."""
+    def execute(
+        self,
+        on_started: Callable[[LocalRun], None] | None = None,
+        on_baseline: Callable[[], AbstractContextManager[object]] | None = None,
+    ) -> RunReport:
+        """Run the job to its end, then its baseline, plots and ``report.json``; the whole report.
+
+        The report says whether the job finished or failed and why. ``on_started`` is called
+        once every silo process runs; ``on_baseline`` wraps the baseline's training (a
+        progress display), which takes a while.
+        """
+        report = self._run_job(on_started)
+        if self.options.baseline:
+            with on_baseline() if on_baseline is not None else contextlib.nullcontext():
+                spec = self.manifest.job.spec
+                own_files = {i: s.spec.data.path for i, s in enumerate(self.manifest.silos) if s.spec.data.path}
+                baseline = train_centralized(spec, len(spec.silos), own_files)
+            report.centralized_accuracy = baseline.accuracy
+            report.centralized_loss = baseline.loss
+        plot = self.options.plot or self.workdir / "accuracy.png"
+        report.plot = str(write_plot(report, plot))
+        if report.private:
+            report.privacy_plot = str(write_privacy_plot(report, plot.with_name(plot.stem + "-epsilon.png")))
+        report.path.write_text(report.to_json())
+        return report
+
+    def _run_job(self, on_started: Callable[[LocalRun], None] | None) -> RunReport:
+        """The job itself: hub, silo processes, rounds; the report of its rounds."""
         spec = self.manifest.job.spec
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)
         ca = CertificateAuthority.create()
         server_tls = ca.issue("aggregator", server=True, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
         identity_dirs, silos = self._identities(ca)
-        job_config = self.workdir / "job.yaml"
-        job_config.write_text(yaml.safe_dump_all(_manifest_documents(self.manifest, silos), sort_keys=False))
+        job_config = self.workdir / MANIFEST_FILE
+        job_config.write_text(render_job_manifest(self.manifest.job, silos))
 
         # The hub's ledger outlives the run, so its signing key lives beside it, not in the run directory.
         ledger_key = aggregator_signing_key(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None

@@ -15,6 +15,9 @@ from rich.table import Table
 
 from fedsilo.aggregator import RoundSummary
 
+#: In the run directory: the report as JSON (what ``--json`` prints).
+REPORT_FILE = "report.json"
+
 
 @dataclass(frozen=True)
 class RoundRow:
@@ -93,6 +96,11 @@ class RunReport:
         """Accuracy of the last model, from the closing federated evaluation."""
         scored = [r.accuracy for r in self.rounds if r.accuracy is not None]
         return scored[-1] if scored else None
+
+    @property
+    def path(self) -> Path:
+        """Where the local run wrote this report."""
+        return Path(self.workdir) / REPORT_FILE
 
     def to_json(self) -> str:
         """The whole report as JSON."""
@@ -178,7 +186,9 @@ def _accuracy_plot(
     axes.set_ylabel("accuracy (held-out, all silos)")
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right")
+    if axes.get_legend_handles_labels()[0]:
+        # A job that failed before its first scored round, without a baseline, has nothing to name.
+        axes.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -19,7 +19,7 @@ import numpy as np
 
 from fedsilo.api import PrivacyMode
 from fedsilo.privacy import Mechanism, SiloPrivacyPlan, add_silo_noise, noise_generator
-from fedsilo.privacy.ledger import BudgetCheck, Charge, LedgerConflict, PrivacyLedger
+from fedsilo.privacy.ledger import BudgetCheck, Charge, LedgerConflict, PrivacyLedger, release_key
 from fedsilo.protocol import FloatVector
 
 log = logging.getLogger("fedsilo.sidecar")
@@ -100,7 +100,7 @@ class PrivacyGuard:
                 self._job,
                 round_number,
                 event,
-                idempotency_key=f"{self._job}/{self._silo}/{round_number}/{payload_digest}",
+                idempotency_key=release_key(self._job, self._silo, round_number, payload_digest),
                 delta=self.plan.delta,
                 accountant=self.plan.accountant,
             )

@@ -18,6 +18,7 @@ from ._ledger import Charge as Charge
 from ._ledger import LedgerConflict as LedgerConflict
 from ._ledger import PrivacyLedger as PrivacyLedger
 from ._ledger import SpendProjection as SpendProjection
+from ._ledger import release_key as release_key
 from ._ledger import run_name as run_name
 from ._render import describe_mechanism as describe_mechanism
 from ._render import ledger_report as ledger_report
@@ -40,6 +41,7 @@ __all__ = [
     "describe_mechanism",
     "ledger_report",
     "ledger_table",
+    "release_key",
     "run_name",
     "verify_ledger",
 ]

@@ -195,6 +195,15 @@ def run_name(job: str, run_id: str) -> str:
     return f"{job}/{run_id}" if run_id else job
 
 
+def release_key(job: str, silo: str, round_number: int, payload_digest: str) -> str:
+    """The idempotency key of one noisy release, the same in the silo's ledger and the hub's.
+
+    ``job`` is the run's name (:func:`run_name`). The silo is part of it because two silos
+    may send byte-identical payloads (plain mode, no noise), which are still two releases.
+    """
+    return f"{job}/{silo}/{round_number}/{payload_digest}"
+
+
 class PrivacyLedger:
     """The privacy ledger in the SQLite file at ``path`` (created if missing).
 

@@ -2,7 +2,7 @@
 
 Tests of the policy engine and of the aggregator's policy gate start one over a bundle
 directory (``policies/``) or over policy files written to a temporary directory; the
-``opa_binary`` fixture (tests/support/fixtures.py) gives the pinned binary.
+``opa_binary`` fixture (src/fedsilo_testing/fixtures.py) gives the pinned binary.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.support import _process
-from tests.support.tools import tool_path
+from fedsilo_testing import _process
+from fedsilo_testing.tools import tool_path
 
 
 class OpaServer:

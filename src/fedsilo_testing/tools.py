@@ -19,6 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_TOOLS = ROOT / "scripts" / "build-tools"
 TOOL_PATH = ROOT / "scripts" / "tool-path"
 
+#: The tools each fixture needs, built up front for the tests that use the fixture.
+FIXTURE_TOOLS: dict[str, tuple[str, ...]] = {
+    "control_plane": ("etcd", "kube-apiserver", "kubectl"),
+    "kubectl_binary": ("kubectl",),
+    "opa_binary": ("opa",),
+    "helm_binary": ("helm",),
+}
+
 #: The tools scripts/build-tools provides, and the variables that point to downloaded ones,
 #: first match wins (KUBEBUILDER_ASSETS is a folder with etcd, kube-apiserver and kubectl).
 OVERRIDES: dict[str, tuple[str, ...]] = {

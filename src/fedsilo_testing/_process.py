@@ -1,6 +1,6 @@
 """Start and stop the server processes of the test support (etcd, kube-apiserver, OPA).
 
-Used by :mod:`tests.support.controlplane` and :mod:`tests.support.opa_server`. A server must
+Used by :mod:`fedsilo_testing.controlplane` and :mod:`fedsilo_testing.opa_server`. A server must
 never outlive the test session: it is stopped by its owner (terminate, then kill), at
 interpreter exit if its owner forgot, and, on Linux, by the kernel if the Python process
 dies without cleaning up (``PR_SET_PDEATHSIG``).

@@ -1,9 +1,11 @@
-"""Session fixtures for the real tools and servers, registered from ``tests/conftest.py``::
+"""Session fixtures for the real tools and servers: a pytest plugin.
 
-    pytest_plugins = ["tests.support.fixtures"]
+``tests/conftest.py`` registers it::
+
+    pytest_plugins = ["fedsilo_testing.fixtures"]
 
 ``control_plane`` is one etcd + kube-apiserver for the whole run (see
-:class:`tests.support.ControlPlane`; tests share it, so each creates its own namespaces);
+:class:`fedsilo_testing.ControlPlane`; tests share it, so each creates its own namespaces);
 ``opa_binary``, ``kubectl_binary`` and ``helm_binary`` are the pinned tools. A tool that is
 neither in the cache nor given by the environment is built before the first test runs, so
 that a first build on a fresh machine does not count against any test's timeout.
@@ -16,16 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.controlplane import ControlPlane
-from tests.support.tools import ensure_tools, tool_path
-
-#: The tools each fixture needs, built up front for the tests that use the fixture.
-FIXTURE_TOOLS: dict[str, tuple[str, ...]] = {
-    "control_plane": ("etcd", "kube-apiserver", "kubectl"),
-    "kubectl_binary": ("kubectl",),
-    "opa_binary": ("opa",),
-    "helm_binary": ("helm",),
-}
+from fedsilo_testing.controlplane import ControlPlane
+from fedsilo_testing.tools import FIXTURE_TOOLS, ensure_tools, tool_path
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

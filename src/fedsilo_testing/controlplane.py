@@ -1,6 +1,6 @@
 """A real Kubernetes control plane for integration tests: etcd and kube-apiserver on loopback.
 
-The session fixture ``control_plane`` (tests/support/fixtures.py) starts one for the test
+The session fixture ``control_plane`` (src/fedsilo_testing/fixtures.py) starts one for the test
 run; tests that need a cluster of their own use :class:`ControlPlane` as a context manager.
 
 What it is: the pinned etcd and kube-apiserver (scripts/build-tools) on free loopback ports,
@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.support import _process
-from tests.support.tools import tool_path
+from fedsilo_testing import _process
+from fedsilo_testing.tools import ROOT, tool_path
 
 #: The Service network; the API server's own Service takes its first address.
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
@@ -452,3 +452,15 @@ def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 def _write(path: Path, content: bytes) -> None:
     path.write_bytes(content)
     path.chmod(0o600)
+
+
+def install_crds(plane: ControlPlane) -> None:
+    """Apply this checkout's committed CRDs and wait until the API server serves them."""
+    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    plane.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/federatedjobs.fedsilo.io",
+        "crd/silos.fedsilo.io",
+    )

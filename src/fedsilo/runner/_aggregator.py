@@ -1,0 +1,285 @@
+"""``fedsilo aggregator``'s whole life: one job's hub in the pod the operator runs.
+
+The command line (``fedsilo.cli``) parses :class:`~fedsilo.launch.AggregatorArgs`, reads the
+manifest and calls :func:`run_aggregator`; everything from here to the job's outcome lives in
+this module:
+
+- the serving credentials from ``--tls-dir``, with the silos' CA bundle beside
+  ``--job-config`` as the CA client certificates must chain to;
+- the status reporter, when the pod's environment names the job (``FEDSILO_JOB_*``; outside
+  a cluster nothing is reported, and a log line says so);
+- the hub (:func:`fedsilo.runner.build_hub`, as ``fedsilo run`` builds its own) with OPA as
+  its engine (an unreachable OPA denies: fail closed), the registry and, for a DP job, the
+  hub's privacy ledger, all under ``--state-dir``;
+- the job's outcome, written to the state directory before it is reported, so a restarted
+  container re-reports it and never reruns the job;
+- SIGTERM, which the kubelet sends when the operator scales the job down: the process idles
+  until then after the job, because a Deployment would restart an exited container.
+
+Errors are typed so the command line can map them to exit codes: :class:`AggregatorConfigError`
+(bad configuration, nothing started), :class:`AggregatorEnvironmentError` (the API server or
+the port failed) and :class:`Terminated` (stopped before the job ended).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+from prometheus_client import start_http_server
+
+from fedsilo.aggregator import JobFailed, LedgerBook, start_server
+from fedsilo.api import JobOutcome, Manifest, StatusReporter
+from fedsilo.identity import TLS_CERT_FILE, TLS_KEY_FILE, TlsCredentials
+from fedsilo.launch import OUTCOME_FILE, PRIVACY_LEDGER_FILE, REGISTRY_DIR, SILO_CA_FILE, AggregatorArgs
+from fedsilo.policy import OpaServerEngine
+from fedsilo.registry import LocalRegistry
+
+from ._hub import HubSetupError, aggregator_signing_key, build_hub
+from ._reporting import RecordingRegistry, ReportingObserver
+
+log = logging.getLogger("fedsilo.aggregator")
+
+#: Without a status reporter the aggregator exits after the job, but first keeps serving this
+#: long: a silo that has not yet asked for the next round must still learn that there is none.
+FINISH_LINGER_SECONDS = 10.0
+
+
+class AggregatorConfigError(ValueError):
+    """The job, its files or the pod's environment are wrong; nothing was started. The message says what."""
+
+
+class AggregatorEnvironmentError(RuntimeError):
+    """The environment failed: the Kubernetes API for status reports, or the gRPC port."""
+
+
+class Terminated(Exception):
+    """SIGTERM arrived before the job ended: the kubelet (or a user) wants the process gone."""
+
+
+def _raise_on_sigterm() -> None:
+    """Turn the first SIGTERM into :class:`Terminated` in the main thread, so ``finally`` blocks run.
+
+    Without this, SIGTERM ends Python at once and the audit log misses its closing signed
+    checkpoint. Later SIGTERMs are ignored so the clean-up is not cut short (the kubelet
+    still kills the process after the pod's grace period).
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def serving_credentials(tls_dir: Path, client_ca: Path) -> TlsCredentials:
+    """The gRPC server's key and certificate from ``tls_dir``, with ``client_ca`` as the CA clients must chain to.
+
+    Raises:
+        AggregatorConfigError: a file is missing; the message names it and where it comes from.
+    """
+    missing = [path for path in (tls_dir / TLS_CERT_FILE, tls_dir / TLS_KEY_FILE) if not path.is_file()]
+    if missing:
+        raise AggregatorConfigError(
+            f"{', '.join(map(str, missing))} missing: --tls-dir must hold the serving certificate Secret "
+            f"({TLS_CERT_FILE}, {TLS_KEY_FILE})"
+        )
+    if not client_ca.is_file():
+        raise AggregatorConfigError(
+            f"{client_ca} missing: without the silos' CA bundle ({SILO_CA_FILE} beside --job-config) "
+            "no silo's client certificate could be verified"
+        )
+    return TlsCredentials(
+        private_key_pem=(tls_dir / TLS_KEY_FILE).read_bytes(),
+        certificate_pem=(tls_dir / TLS_CERT_FILE).read_bytes(),
+        ca_certificate_pem=client_ca.read_bytes(),
+    )
+
+
+def status_reporter(job: str) -> StatusReporter | None:
+    """The cluster's status reporter if the pod's environment names the job; None outside a cluster.
+
+    Raises:
+        AggregatorConfigError: the environment names only part of the job, or another job.
+        AggregatorEnvironmentError: the Kubernetes API's credentials cannot be loaded.
+    """
+    # Imported here: outside a cluster the aggregator never loads the Kubernetes client.
+    from fedsilo.kube import JOB_NAME_VARIABLE, JOB_NAMESPACE_VARIABLE, JOB_UID_VARIABLE, KubeStatusReporter
+
+    variables = (JOB_NAME_VARIABLE, JOB_NAMESPACE_VARIABLE, JOB_UID_VARIABLE)
+    present = [name for name in variables if os.environ.get(name)]
+    if not present:
+        log.warning(
+            "no status reporter: %s are not set (not in a cluster); progress is in this log, "
+            "the audit log and the registry only",
+            ", ".join(variables),
+        )
+        return None
+    if len(present) < len(variables):
+        missing = ", ".join(name for name in variables if name not in present)
+        raise AggregatorConfigError(f"{', '.join(present)} set but {missing} not: set all of them or none")
+    if os.environ[JOB_NAME_VARIABLE] != job:
+        raise AggregatorConfigError(
+            f"{JOB_NAME_VARIABLE} is {os.environ[JOB_NAME_VARIABLE]!r} but --job-config holds job {job!r}"
+        )
+    try:
+        reporter = KubeStatusReporter.from_environment()
+    # kubernetes' ConfigException and whatever a broken token file raises: the environment failed.
+    except Exception as error:
+        raise AggregatorEnvironmentError(f"cannot reach the Kubernetes API for status reports: {error}") from error
+    log.warning(
+        "reporting status to FederatedJob %s/%s", os.environ[JOB_NAMESPACE_VARIABLE], os.environ[JOB_NAME_VARIABLE]
+    )
+    return reporter
+
+
+def _recorded_outcome(path: Path, job: str) -> JobOutcome | None:
+    """The outcome a previous run of this job left in the state directory, if any."""
+    if not path.is_file():
+        return None
+    document = json.loads(path.read_text())
+    if document.get("job") != job:
+        return None
+    return JobOutcome(bool(document["succeeded"]), int(document["rounds_completed"]), str(document["message"]))
+
+
+def _record_outcome(path: Path, job: str, outcome: JobOutcome) -> None:
+    # Written before it is reported: a restarted container finds it and does not run the job again.
+    document = {
+        "job": job,
+        "succeeded": outcome.succeeded,
+        "rounds_completed": outcome.rounds_completed,
+        "message": outcome.message,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def _privacy_book(manifest: Manifest, state_dir: Path) -> LedgerBook | None:
+    """The hub's ledger of a DP job, which recomputes and charges each silo's epsilon; None without DP.
+
+    Its charges are keyed by the job and its UID (the pod's environment), so a job deleted
+    and created again under the same name starts a new charge history, as a rerun of
+    ``fedsilo run`` does.
+    """
+    from fedsilo.kube import JOB_UID_VARIABLE
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    run = os.environ.get(JOB_UID_VARIABLE) or "standalone"
+    # Signed with the hub's key, the one that signs the audit log in the same directory.
+    return LedgerBook.for_job(manifest.job, state_dir / PRIVACY_LEDGER_FILE, run, aggregator_signing_key(state_dir))
+
+
+def _wait_for_termination() -> None:
+    """Idle until SIGTERM: a Deployment restarts an exited container, which would run the job again."""
+    log.warning("job over; waiting for the operator to scale this aggregator down")
+    try:
+        while True:
+            time.sleep(3600)
+    except Terminated:
+        return
+
+
+def run_aggregator(args: AggregatorArgs, manifest: Manifest) -> JobOutcome:
+    """Serve the job's rounds until it ends (or has ended before); its outcome.
+
+    Raises:
+        AggregatorConfigError: bad files, environment or job; nothing was started.
+        AggregatorEnvironmentError: the API server or the gRPC port failed.
+        Terminated: SIGTERM arrived before the job ended.
+    """
+    job = manifest.job.metadata.name
+    try:
+        credentials = serving_credentials(args.tls_dir, args.job_config.parent / SILO_CA_FILE)
+        engine = OpaServerEngine(args.policy_url)
+    except (OSError, ValueError) as error:
+        raise AggregatorConfigError(str(error)) from error
+    reporter = status_reporter(job)
+    _raise_on_sigterm()
+    return _serve(args, manifest, credentials, engine, reporter)
+
+
+def _serve(
+    args: AggregatorArgs,
+    manifest: Manifest,
+    credentials: TlsCredentials,
+    engine: OpaServerEngine,
+    reporter: StatusReporter | None,
+) -> JobOutcome:
+    job = manifest.job.metadata.name
+    state_dir = args.state_dir
+    outcome_file = state_dir / OUTCOME_FILE
+    previous = _recorded_outcome(outcome_file, job)
+    if previous is not None:
+        # The container restarted after the job ended: report again (heals a lost report), never rerun.
+        log.warning("job %s already ended (%s): %s", job, outcome_file, previous.message)
+        if reporter is not None:
+            # Stopped while re-reporting or idling: the job's own outcome is still the result.
+            with contextlib.suppress(Terminated):
+                reporter.job_finished(previous)
+                _wait_for_termination()
+        return previous
+    registry = RecordingRegistry(LocalRegistry(state_dir / REGISTRY_DIR))
+    observer = ReportingObserver(reporter, registry) if reporter is not None else None
+    privacy = _privacy_book(manifest, state_dir)
+    try:
+        hub = build_hub(
+            manifest.job,
+            manifest.silos,
+            state_dir=state_dir,
+            engine=engine,
+            registry=registry,
+            observer=observer,
+            privacy=privacy,
+        )
+    except HubSetupError as error:
+        if observer is not None:
+            observer.close(None)
+        if privacy is not None:
+            privacy.close()
+        raise AggregatorConfigError(str(error)) from error
+    outcome: JobOutcome | None = None
+    try:
+        if args.metrics_port:
+            start_http_server(args.metrics_port)
+        try:
+            server, port = start_server(hub.coordinator, args.listen, credentials)
+        except (OSError, RuntimeError) as error:
+            raise AggregatorEnvironmentError(f"cannot serve gRPC on {args.listen}: {error}") from error
+        log.warning(
+            "aggregator of job %s on %s (port %d), policy at %s, state in %s, audit key %s",
+            job,
+            args.listen,
+            port,
+            args.policy_url,
+            state_dir,
+            hub.public_key.to_base64(),
+        )
+        try:
+            try:
+                summaries = hub.coordinator.run()
+                outcome = JobOutcome(True, len(summaries), f"all {len(summaries)} rounds completed")
+            except JobFailed as error:
+                outcome = JobOutcome(False, len(hub.coordinator.summaries), str(error))
+                log.warning("job %s failed: %s", job, error)
+            _record_outcome(outcome_file, job, outcome)
+            if observer is not None:
+                observer.close(outcome)
+                observer = None
+                _wait_for_termination()
+            else:
+                time.sleep(FINISH_LINGER_SECONDS)
+        finally:
+            server.stop(grace=2).wait()
+    finally:
+        if observer is not None:
+            observer.close(outcome)
+        hub.close()
+        if privacy is not None:
+            privacy.close()
+    return outcome
