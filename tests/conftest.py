@@ -33,6 +33,8 @@ E2E = ("e2e",)
 #: Real servers, tool builds or real silo processes; paths relative to ``tests/``.
 INTEGRATION = (
     "tools",
+    "charts",
+    "fuzz",
     "cli/test_cluster_commands.py",
     "crds/test_api_server_enforces_the_schema.py",
     "operator/test_jobs_become_their_children.py",
