@@ -49,6 +49,14 @@ def job_document(silos: list[str], **spec: Any) -> dict[str, Any]:
     }
 
 
+def _norm(payload: np.ndarray) -> float:
+    """The norm of the update inside a plain payload ``[n * update..., n]``; 0 for a payload with no weight."""
+    weight = float(payload[-1])
+    if weight == 0 or not np.isfinite(payload).all():
+        return 0.0
+    return float(np.linalg.norm(payload[:-1].astype(np.float64) / weight))
+
+
 @dataclass
 class Silo:
     """A silo's credentials and a stub on an mTLS channel."""
@@ -67,7 +75,8 @@ class Silo:
             "round": 1,
             "silo": self.name,
             "nonce": secrets.token_hex(16),
-            "l2_norm": 1.0,
+            # An honest silo signs its update's real norm (the payload is [n * update..., n]).
+            "l2_norm": _norm(payload),
             "num_samples": 100,
             "vector_length": LENGTH,
             "dtype": "float32",
