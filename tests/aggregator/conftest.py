@@ -6,12 +6,13 @@ real sidecar never would (bad signatures, replays, tampered payloads).
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,8 @@ class Hub:
     silos: dict[str, Silo]
     thread: threading.Thread
     outcome: dict[str, Any]
+    # Each silo's own CA when the hub binds silos to their CAs; empty: one CA for all.
+    silo_cas: dict[str, CertificateAuthority] = field(default_factory=dict)
 
     def open_round(self) -> int:
         """Every silo joins and waits; the round opens once all of them wait."""
@@ -129,22 +132,38 @@ class Hub:
             time.sleep(0.05)
         return self.coordinator.summaries[0]
 
-    def client(self, name: str, key: SigningKey) -> Silo:
-        credentials: TlsCredentials = self.ca.issue(name, server=False)
+    def client(self, name: str, key: SigningKey, issuer: CertificateAuthority | None = None) -> Silo:
+        """A silo's stub; its certificate from ``issuer`` (its own CA, or another's to impersonate it)."""
+        ca = issuer or self.silo_cas.get(name, self.ca)
+        credentials: TlsCredentials = ca.issue(name, server=False)
         channel = grpc.secure_channel(
             f"localhost:{self.port}",
             grpc.ssl_channel_credentials(
-                credentials.ca_certificate_pem, credentials.private_key_pem, credentials.certificate_pem
+                self.ca.certificate_pem, credentials.private_key_pem, credentials.certificate_pem
             ),
         )
         return Silo(name, key, rpc.AggregatorStub(channel), channel)
 
+    def records(self) -> list[dict[str, Any]]:
+        """The audit log's decision records, in order."""
+        lines = (self.workdir / "audit.jsonl").read_text().splitlines()
+        return [record for record in map(json.loads, lines) if record["kind"] == "decision"]
+
 
 @contextmanager
 def running_hub(
-    tmp_path: Path, names: list[str], book: Callable[[FederatedJob], PrivacyBook] | None = None, **spec: Any
+    tmp_path: Path,
+    names: list[str],
+    book: Callable[[FederatedJob], PrivacyBook] | None = None,
+    *,
+    own_cas: bool = False,
+    **spec: Any,
 ) -> Iterator[Hub]:
-    """A coordinator for ``names`` behind a real mTLS server, its round loop in a thread."""
+    """A coordinator for ``names`` behind a real mTLS server, its round loop in a thread.
+
+    With ``own_cas`` every silo has its own CA, as in a cluster: the server trusts all of
+    them and binds each silo to its own.
+    """
     keys = {n: SigningKey.generate() for n in names}
     job = FederatedJob.model_validate(job_document(names, **spec))
     ca = CertificateAuthority.create()
@@ -158,8 +177,16 @@ def running_hub(
         gate,
         privacy=book(job) if book is not None else None,
     )
+    served = ca.issue("aggregator", server=True, dns_names=("localhost",))
+    silo_cas = {n: CertificateAuthority.create(f"{n} CA") for n in names} if own_cas else {}
+    if own_cas:
+        bundle = b"".join(c.certificate_pem for c in silo_cas.values())
+        served = TlsCredentials(served.private_key_pem, served.certificate_pem, bundle)
     server, port = start_server(
-        coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
+        coordinator,
+        "localhost:0",
+        served,
+        silo_issuers={n: c.certificate_pem for n, c in silo_cas.items()} if own_cas else None,
     )
     outcome: dict[str, Any] = {}
 
@@ -171,7 +198,7 @@ def running_hub(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome)
+    h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome, silo_cas)
     h.silos = {n: h.client(n, keys[n]) for n in names}
     try:
         yield h

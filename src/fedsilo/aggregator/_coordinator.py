@@ -101,8 +101,8 @@ class JobCoordinator:
         return silo in self._keys
 
     def upload_deadline_seconds(self) -> float:
-        """How long one update stream may take: the round's timeout (a stalled stream is cut off then)."""
-        return float(self.spec.round_timeout_seconds)
+        """How long one update stream may take: half the round's timeout, so a stalled stream is cut off in time."""
+        return self.spec.round_timeout_seconds / 2
 
     def join(self, silo: str, num_samples: int) -> None:
         """Register a silo's presence and data size; a silo that was gone is back (its trainer greeted it)."""
@@ -117,11 +117,7 @@ class JobCoordinator:
         log.info("silo %s joined with %d records", silo, num_samples)
 
     def wait_round(self, silo: str, after_round: int, timeout: float) -> RoundPlan | None:
-        """The plan of the first round after ``after_round``; None if none opened in time.
-
-        Waiting does not bring a gone silo back: a sidecar whose trainer died keeps waiting,
-        and every round would wait its full timeout for it. A silo returns by joining again.
-        """
+        """The plan of the first round after ``after_round``; None if none opened in time (a gone silo stays gone)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             self._presence.waiting(silo, after_round)
@@ -222,6 +218,13 @@ class JobCoordinator:
         except JobFailed as error:
             self._finish(str(error))
             raise
+        except Exception as error:
+            # Silos' inputs are bounded and refused before they reach the loop; should anything
+            # still break it, the job ends with its reason (an outcome), never a bare crash.
+            log.exception("the round loop failed")
+            failure = f"the round loop failed: {type(error).__name__}: {error}"
+            self._finish(failure)
+            raise JobFailed(failure) from error
         self._finish("")
         return self.summaries
 

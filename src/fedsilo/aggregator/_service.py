@@ -47,16 +47,25 @@ def _deadlined(
     messages: Iterator[pb.UpdateChunk], context: grpc.ServicerContext, seconds: float
 ) -> Iterator[tuple[int, str, npt.NDArray[np.generic]]]:
     """The stream's chunks; after ``seconds`` the call is cancelled and the stream ends in a ``StreamError``."""
-    timer = threading.Timer(seconds, context.cancel)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        context.cancel()  # type: ignore[no-untyped-call]  # grpc stubs leave it untyped
+
+    timer = threading.Timer(seconds, expire)
     timer.daemon = True
     timer.start()
     try:
         for message in messages:
             yield update_chunk_from_proto(message)
     except grpc.RpcError:
-        raise StreamError(f"the upload did not finish within its deadline of {seconds:.0f}s") from None
+        if not expired.is_set():
+            raise
     finally:
         timer.cancel()
+    if expired.is_set():
+        raise StreamError(f"the upload did not finish within its deadline of {seconds:g}s")
 
 
 class AggregatorService(rpc.AggregatorServicer):
