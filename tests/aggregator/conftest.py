@@ -20,9 +20,10 @@ import grpc
 import numpy as np
 import pytest
 
-from fedsilo.aggregator import JobCoordinator, PrivacyBook, start_server
+from fedsilo.aggregator import JobCoordinator, PrivacyBook, UpdateGate, start_server
 from fedsilo.api import FederatedJob
 from fedsilo.identity import CertificateAuthority, SigningKey, TlsCredentials, sha256_digest
+from fedsilo.policy import PolicyGate
 from fedsilo.protocol import UpdateMetadata, pb, plan_from_proto, rpc, update_stream, verdict_from_proto
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import build_gate
@@ -157,12 +158,13 @@ def running_hub(
     book: Callable[[FederatedJob], PrivacyBook] | None = None,
     *,
     own_cas: bool = False,
+    gate_wrapper: Callable[[PolicyGate], UpdateGate] | None = None,
     **spec: Any,
 ) -> Iterator[Hub]:
     """A coordinator for ``names`` behind a real mTLS server, its round loop in a thread.
 
     With ``own_cas`` every silo has its own CA, as in a cluster: the server trusts all of
-    them and binds each silo to its own.
+    them and binds each silo to its own. ``gate_wrapper`` wraps the real gate (to slow it down).
     """
     keys = {n: SigningKey.generate() for n in names}
     job = FederatedJob.model_validate(job_document(names, **spec))
@@ -174,7 +176,7 @@ def running_hub(
         WEIGHTS,
         make_strategy(job.spec),
         LocalRegistry(tmp_path / "registry"),
-        gate,
+        gate_wrapper(gate) if gate_wrapper is not None else gate,
         privacy=book(job) if book is not None else None,
     )
     served = ca.issue("aggregator", server=True, dns_names=("localhost",))

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from fedsilo.identity import SigningKey, sha256_digest
-from fedsilo.policy import EmbeddedRegoEngine, replay_audit_log
+from fedsilo.policy import Decision, EmbeddedRegoEngine, PolicyGate, Refusal, UpdatePolicyInput, replay_audit_log
 from fedsilo.protocol import canonical_json, encode_weights, pb, plan_from_proto, update_stream, verdict_from_proto
 
 from .conftest import LENGTH, WEIGHTS, Hub, Silo, running_hub
@@ -155,6 +155,51 @@ def test_the_audit_log_records_what_took_effect_and_refusals_before_the_policy(h
     assert report.consistent and report.replayed == 2 and report.without_engine == 1
 
 
+class _SlowGate:
+    """The real gate, but silo a's decision takes until round 1's input step has closed."""
+
+    def __init__(self, gate: PolicyGate) -> None:
+        self.gate = gate
+        self.closed = threading.Event()
+
+    def decide(self, policy_input: UpdatePolicyInput) -> Decision:
+        if policy_input.silo.name == "a":
+            self.closed.wait(60)
+        return self.gate.decide(policy_input)
+
+    def record(self, policy_input: UpdatePolicyInput, decision: Decision) -> None:
+        self.gate.record(policy_input, decision)
+
+    def refuse(self, *, job: str, round_number: int, silo: str, refusal: Refusal) -> Decision:
+        return self.gate.refuse(job=job, round_number=round_number, silo=silo, refusal=refusal)
+
+
+def test_an_update_allowed_after_its_step_closed_is_one_refused_record(tmp_path: Path) -> None:
+    slow: list[_SlowGate] = []
+
+    def wrap(gate: PolicyGate) -> _SlowGate:
+        slow.append(_SlowGate(gate))
+        return slow[0]
+
+    with running_hub(tmp_path, ["a", "b"], gate_wrapper=wrap, roundTimeoutSeconds=5) as hub:
+        a, b = hub.silos["a"], hub.silos["b"]
+        hub.open_round()
+        late = a.stub.SubmitUpdate.future(update_stream(*_signed(a, _payload()), [(0, _payload())], "float32"))
+        assert b.submit(b.metadata(_payload()), _payload()).accepted
+        summary = hub.first_summary()
+        slow[0].closed.set()
+        verdict = verdict_from_proto(late.result(timeout=60))
+    assert summary.accepted == ("b",)
+    assert verdict.reasons[0].startswith("round_closed: the input step of this round has closed")
+    assert [(r["silo"], r["decision"]) for r in hub.records()] == [("b", "allow"), ("a", "deny")]
+    assert replay_audit_log(hub.workdir / "audit.jsonl", EmbeddedRegoEngine()).consistent
+
+
+def _signed(silo: Silo, payload: np.ndarray) -> tuple[bytes, bytes]:
+    data = silo.metadata(payload).canonical_bytes()
+    return data, silo.key.sign(data)
+
+
 def test_a_silo_that_dropped_stays_out_until_it_joins_again(tmp_path: Path) -> None:
     with running_hub(tmp_path, ["a", "b", "c"], rounds=3, roundTimeoutSeconds=5) as hub:
         a, b, c = (hub.silos[n] for n in "abc")
@@ -199,3 +244,37 @@ def test_plain_mode_denies_claims_the_payload_contradicts_and_the_model_does_not
     assert {s: r[0].split(":")[0] for s, r in summary.denied.items()} == {"a": "claim_mismatch", "b": "claim_mismatch"}
     # c's update is zero: with both lies denied, the global model is round 0's.
     assert summary.model_digest == sha256_digest(encode_weights(WEIGHTS))
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"num_samples": "9" * 5000}, "integer of 5000 digits"),
+        ({"mechanism": {"kind": ["gaussian"], "noise_multiplier": 1.0, "count": 1}}, "mechanism"),
+        (
+            {"mechanism": {"kind": "gaussian", "noise_multiplier": 1e300, "count": 1}},
+            "mechanism.gaussian.noise_multiplier",
+        ),
+        ({"mechanism": {"kind": "gaussian", "nested": _nested(40)}}, "nested deeper"),
+    ],
+)
+def test_signed_metadata_that_cannot_be_read_is_a_recorded_refusal_not_an_error(
+    hub: Hub, change: dict[str, Any], field: str
+) -> None:
+    a = hub.silos["a"]
+    hub.open_round()
+    document = a.metadata(_payload()).model_dump() | change
+    # A 5000-digit number is written into the bytes by hand: Python's own json will not print it.
+    data = canonical_json(document).replace(b'"' + b"9" * 5000 + b'"', b"9" * 5000)
+    verdict = verdict_from_proto(
+        a.stub.SubmitUpdate(update_stream(data, a.key.sign(data), [(0, _payload())], "float32"))
+    )
+    assert verdict.reasons[0].startswith("metadata_invalid") and field in verdict.reasons[0], verdict.reasons
+    assert [(r["silo"], r["decision"], r["engine"]) for r in hub.records()] == [("a", "deny", "hub")]
