@@ -6,12 +6,13 @@ real sidecar never would (bad signatures, replays, tampered payloads).
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import grpc
 import numpy as np
 import pytest
 
-from fedsilo.aggregator import JobCoordinator, PrivacyBook, start_server
+from fedsilo.aggregator import JobCoordinator, PrivacyBook, UpdateGate, start_server
 from fedsilo.api import FederatedJob
 from fedsilo.identity import CertificateAuthority, SigningKey, TlsCredentials, sha256_digest
+from fedsilo.policy import PolicyGate
 from fedsilo.protocol import UpdateMetadata, pb, plan_from_proto, rpc, update_stream, verdict_from_proto
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import build_gate
@@ -49,6 +51,14 @@ def job_document(silos: list[str], **spec: Any) -> dict[str, Any]:
     }
 
 
+def _norm(payload: np.ndarray) -> float:
+    """The norm of the update inside a plain payload ``[n * update..., n]``; 0 for a payload with no weight."""
+    weight = float(payload[-1])
+    if weight == 0 or not np.isfinite(payload).all():
+        return 0.0
+    return float(np.linalg.norm(payload[:-1].astype(np.float64) / weight))
+
+
 @dataclass
 class Silo:
     """A silo's credentials and a stub on an mTLS channel."""
@@ -67,7 +77,8 @@ class Silo:
             "round": 1,
             "silo": self.name,
             "nonce": secrets.token_hex(16),
-            "l2_norm": 1.0,
+            # An honest silo signs its update's real norm (the payload is [n * update..., n]).
+            "l2_norm": _norm(payload),
             "num_samples": 100,
             "vector_length": LENGTH,
             "dtype": "float32",
@@ -100,6 +111,8 @@ class Hub:
     silos: dict[str, Silo]
     thread: threading.Thread
     outcome: dict[str, Any]
+    # Each silo's own CA when the hub binds silos to their CAs; empty: one CA for all.
+    silo_cas: dict[str, CertificateAuthority] = field(default_factory=dict)
 
     def open_round(self) -> int:
         """Every silo joins and waits; the round opens once all of them wait."""
@@ -120,22 +133,39 @@ class Hub:
             time.sleep(0.05)
         return self.coordinator.summaries[0]
 
-    def client(self, name: str, key: SigningKey) -> Silo:
-        credentials: TlsCredentials = self.ca.issue(name, server=False)
+    def client(self, name: str, key: SigningKey, issuer: CertificateAuthority | None = None) -> Silo:
+        """A silo's stub; its certificate from ``issuer`` (its own CA, or another's to impersonate it)."""
+        ca = issuer or self.silo_cas.get(name, self.ca)
+        credentials: TlsCredentials = ca.issue(name, server=False)
         channel = grpc.secure_channel(
             f"localhost:{self.port}",
             grpc.ssl_channel_credentials(
-                credentials.ca_certificate_pem, credentials.private_key_pem, credentials.certificate_pem
+                self.ca.certificate_pem, credentials.private_key_pem, credentials.certificate_pem
             ),
         )
         return Silo(name, key, rpc.AggregatorStub(channel), channel)
 
+    def records(self) -> list[dict[str, Any]]:
+        """The audit log's decision records, in order."""
+        lines = (self.workdir / "audit.jsonl").read_text().splitlines()
+        return [record for record in map(json.loads, lines) if record["kind"] == "decision"]
+
 
 @contextmanager
 def running_hub(
-    tmp_path: Path, names: list[str], book: Callable[[FederatedJob], PrivacyBook] | None = None, **spec: Any
+    tmp_path: Path,
+    names: list[str],
+    book: Callable[[FederatedJob], PrivacyBook] | None = None,
+    *,
+    own_cas: bool = False,
+    gate_wrapper: Callable[[PolicyGate], UpdateGate] | None = None,
+    **spec: Any,
 ) -> Iterator[Hub]:
-    """A coordinator for ``names`` behind a real mTLS server, its round loop in a thread."""
+    """A coordinator for ``names`` behind a real mTLS server, its round loop in a thread.
+
+    With ``own_cas`` every silo has its own CA, as in a cluster: the server trusts all of
+    them and binds each silo to its own. ``gate_wrapper`` wraps the real gate (to slow it down).
+    """
     keys = {n: SigningKey.generate() for n in names}
     job = FederatedJob.model_validate(job_document(names, **spec))
     ca = CertificateAuthority.create()
@@ -146,11 +176,19 @@ def running_hub(
         WEIGHTS,
         make_strategy(job.spec),
         LocalRegistry(tmp_path / "registry"),
-        gate,
+        gate_wrapper(gate) if gate_wrapper is not None else gate,
         privacy=book(job) if book is not None else None,
     )
+    served = ca.issue("aggregator", server=True, dns_names=("localhost",))
+    silo_cas = {n: CertificateAuthority.create(f"{n} CA") for n in names} if own_cas else {}
+    if own_cas:
+        bundle = b"".join(c.certificate_pem for c in silo_cas.values())
+        served = TlsCredentials(served.private_key_pem, served.certificate_pem, bundle)
     server, port = start_server(
-        coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
+        coordinator,
+        "localhost:0",
+        served,
+        silo_issuers={n: c.certificate_pem for n, c in silo_cas.items()} if own_cas else None,
     )
     outcome: dict[str, Any] = {}
 
@@ -162,7 +200,7 @@ def running_hub(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome)
+    h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome, silo_cas)
     h.silos = {n: h.client(n, keys[n]) for n in names}
     try:
         yield h

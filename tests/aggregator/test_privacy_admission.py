@@ -23,8 +23,9 @@ CEILING = 3.0
 
 
 def _payload() -> np.ndarray:
-    payload = np.full(LENGTH, 10.0, np.float32)
-    payload[-1] = 100
+    # Silo-level DP weighs every silo 1: the payload is [update..., 1].
+    payload = np.full(LENGTH, 0.1, np.float32)
+    payload[-1] = 1
     return payload
 
 

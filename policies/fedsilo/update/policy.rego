@@ -49,9 +49,32 @@ silo_epsilon_if_accepted := e if {
 	is_number(e)
 } else := lib.field(["ledger", "epsilon_if_accepted"])
 
-# A transport problem the aggregator already phrased as a reason passes through unchanged.
+# The codes the hub's own admission steps put in update.transport_problem, before the policy
+# (fedsilo.policy.Reason; docs/policy-input.md lists each one and the step that finds it).
+hub_reasons := {
+	"claim_mismatch",
+	"epsilon_claim_mismatch",
+	"identity_mismatch",
+	"noise_below_configured",
+	"not_a_survivor",
+	"num_samples_inconsistent",
+	"payload_digest_mismatch",
+	"payload_invalid",
+	"privacy_mechanism_invalid",
+	"privacy_mechanism_mismatch",
+	"privacy_mechanism_missing",
+	"round_already_charged",
+	"round_closed",
+	"shape_mismatch",
+	"upload_busy",
+	"wrong_job",
+}
+
+# A transport problem the hub phrased as one of its reasons passes through unchanged;
+# any other text is wrapped, so every reason's code is one the hub and the docs know.
 transport_reason(problem) := problem if {
 	regex.match(`^[a-z][a-z0-9_]*: `, problem)
+	split(problem, ":")[0] in hub_reasons
 } else := concat("", ["transport_problem: ", problem])
 
 deny contains msg if {

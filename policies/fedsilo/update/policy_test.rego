@@ -94,6 +94,10 @@ test_an_unphrased_transport_problem_is_wrapped if {
 	reasons_for(with_value("/update/transport_problem", "Stream broke")) == ["transport_problem: Stream broke"]
 }
 
+test_a_code_the_hub_does_not_issue_is_wrapped if {
+	reasons_for(with_value("/update/transport_problem", "made_up: looks like a code")) == ["transport_problem: made_up: looks like a code"]
+}
+
 test_a_negative_claim_is_denied if {
 	reasons_for(with_value("/update/epsilon_round", -0.5)) == ["claim_out_of_range: update.epsilon_round is -0.5, below zero"]
 }

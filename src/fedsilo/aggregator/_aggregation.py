@@ -56,6 +56,10 @@ class Aggregation(ABC):
     def exclude(self, silo: str, reason: str) -> None:
         """Leave ``silo`` out: denied, invalid or dropped; whatever it sent is discarded."""
 
+    def cleartext(self, silo: str) -> npt.NDArray[np.generic] | None:
+        """``silo``'s buffered payload when this mode holds it in the clear (plain); None when masked."""
+        return None
+
     def unmask_request(self, survivors: frozenset[str]) -> bytes:
         """What survivors are asked to reveal (masked mode); empty in plain mode."""
         return b""
@@ -117,6 +121,9 @@ class PlainAggregation(Aggregation):
         sink = BufferedSink(self.vector_length, "float32", check_finite=True)
         self._pending[silo] = sink
         return sink
+
+    def cleartext(self, silo: str) -> npt.NDArray[np.generic] | None:
+        return self._pending[silo].vector
 
     def admit(self, silo: str) -> None:
         sink = self._pending.pop(silo)

@@ -33,13 +33,17 @@ class Phase(Generic[T]):
 
     def post(self, silo: str, value: T) -> None:
         """Record ``silo``'s message; raise ``PhaseClosed`` when late or not expected."""
+        self.check_open(silo)
+        self.posted[silo] = value
+
+    def check_open(self, silo: str) -> None:
+        """Raise ``PhaseClosed`` unless ``silo`` may still post (expected, not yet posted, not closed)."""
         if self.closed:
             raise PhaseClosed(f"the {self.name} step of this round has closed")
         if silo not in self.expected:
             raise PhaseClosed(f"{silo} is not a participant of the {self.name} step")
         if silo in self.posted:
             raise PhaseClosed(f"{silo} already sent its {self.name} message")
-        self.posted[silo] = value
 
     def complete(self) -> bool:
         """Whether every expected silo has posted."""

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from fedsilo.api import FederatedJob, FederatedJobSpec, PrivacyMode
 from fedsilo.audit import SignedHead
 from fedsilo.identity import SigningKey
+from fedsilo.policy import BudgetView, Reason, Refusal
 from fedsilo.privacy import DpSgdEvent, GaussianEvent, Mechanism, epsilon_for, mechanism_from_json
 from fedsilo.privacy.ledger import PrivacyLedger, release_key, run_name
 from fedsilo.protocol import UpdateMetadata
@@ -60,65 +60,68 @@ class LedgerBook:
         return release_key(self._job, silo, claims.round, claims.payload_digest)
 
     def _mechanism(self, claims: UpdateMetadata) -> Mechanism | None:
-        return None if claims.mechanism is None else mechanism_from_json(claims.mechanism)
+        document = claims.mechanism_document()
+        return None if document is None else mechanism_from_json(document)
 
-    def problem(self, silo: str, claims: UpdateMetadata) -> str | None:
-        """Why the update's privacy claims cannot be accepted, as a policy reason; None if they can."""
+    def check(self, silo: str, claims: UpdateMetadata) -> None:
+        """Raise a ``Refusal`` naming why the update's privacy claims cannot be accepted; None if they can."""
         mode = self._privacy.mode
         try:
             event = self._mechanism(claims)
         except ValueError as error:
-            return f"privacy_mechanism_invalid: {error}"
+            raise Refusal(Reason.PRIVACY_MECHANISM_INVALID, str(error)) from None
         if event is None:
             if mode is PrivacyMode.NONE:
-                return None
-            return (
-                f"privacy_mechanism_missing: the job runs with {mode.value}-level DP but the update names no mechanism"
+                return
+            raise Refusal(
+                Reason.PRIVACY_MECHANISM_MISSING,
+                f"the job runs with {mode.value}-level DP but the update names no mechanism",
             )
         expected = DpSgdEvent if mode is PrivacyMode.RECORD else GaussianEvent
         if mode is not PrivacyMode.NONE and not isinstance(event, expected):
-            return f"privacy_mechanism_mismatch: the job runs with {mode.value}-level DP, the update declares {event}"
+            raise Refusal(
+                Reason.PRIVACY_MECHANISM_MISMATCH,
+                f"the job runs with {mode.value}-level DP, the update declares {event}",
+            )
         if isinstance(event, GaussianEvent) and event.count != 1:
-            return f"privacy_mechanism_mismatch: one round is one release, the update declares {event.count}"
+            raise Refusal(
+                Reason.PRIVACY_MECHANISM_MISMATCH, f"one round is one release, the update declares {event.count}"
+            )
         configured = self._privacy.noise_multiplier
         if configured is not None and event.noise_multiplier < configured * (1 - _EPSILON_TOLERANCE):
-            return (
-                f"noise_below_configured: the update ran with noise multiplier {event.noise_multiplier:g}, "
-                f"the job configures {configured:g}"
+            raise Refusal(
+                Reason.NOISE_BELOW_CONFIGURED,
+                f"the update ran with noise multiplier {event.noise_multiplier:g}, the job configures {configured:g}",
             )
         cost = epsilon_for([event], self._privacy.delta, self._privacy.accountant)
         claimed = claims.epsilon_round
         if claimed is None or not math.isclose(claimed, cost, rel_tol=_EPSILON_TOLERANCE, abs_tol=1e-12):
-            return f"epsilon_claim_mismatch: the update claims epsilon_round {claimed}, its mechanism costs {cost:.6g}"
+            raise Refusal(
+                Reason.EPSILON_CLAIM_MISMATCH,
+                f"the update claims epsilon_round {claimed}, its mechanism costs {cost:.6g}",
+            )
         earlier = self._ledger.charged(silo, self._job, claims.round)
         if earlier is not None and earlier.idempotency_key != self._key(silo, claims):
-            return f"round_already_charged: round {claims.round} was charged to {silo} for another update"
-        return None
+            raise Refusal(
+                Reason.ROUND_ALREADY_CHARGED, f"round {claims.round} was charged to {silo} for another update"
+            )
 
-    def policy_view(self, silo: str, metadata: UpdateMetadata) -> dict[str, Any]:
-        """``epsilon_spent``, ``epsilon_if_accepted`` and the lifetime figure, from the hub's ledger."""
+    def policy_view(self, silo: str, metadata: UpdateMetadata) -> BudgetView | None:
+        """The silo's epsilon in this job now and if accepted, and the lifetime figure, from the hub's ledger."""
         try:
             event = self._mechanism(metadata)
         except ValueError:
-            return {}
+            return None
         if event is None:
-            return {}
+            return None
         recorded = self._ledger.find(self._key(silo, metadata))
         if recorded is not None:
             # A retried update already charged: it costs nothing more.
-            return {
-                "epsilon_spent": recorded.epsilon_job,
-                "epsilon_if_accepted": recorded.epsilon_job,
-                "epsilon_lifetime_if_accepted": recorded.epsilon_lifetime,
-            }
+            return BudgetView(recorded.epsilon_job, recorded.epsilon_job, recorded.epsilon_lifetime)
         projection = self._ledger.epsilon_if_accepted(
             silo, self._job, event, delta=self._privacy.delta, accountant=self._privacy.accountant
         )
-        return {
-            "epsilon_spent": projection.job_spent,
-            "epsilon_if_accepted": projection.job_if_accepted,
-            "epsilon_lifetime_if_accepted": projection.lifetime_if_accepted,
-        }
+        return BudgetView(projection.job_spent, projection.job_if_accepted, projection.lifetime_if_accepted)
 
     def commit(self, silo: str, metadata: UpdateMetadata) -> float | None:
         """Charge an admitted update; the silo's epsilon in this job after it (None without DP)."""

@@ -1,21 +1,25 @@
 """The aggregator's gRPC service: mutual TLS only, each call bound to its certificate's silo.
 
 Handlers are thin: they establish who is calling (the client certificate's common name,
-which must be an enrolled silo and match the silo the request names), convert messages
-at the edge through ``fedsilo.protocol``, and hand over to ``JobCoordinator``.
+which must be an enrolled silo, match the silo the request names, and, where each silo
+has its own CA, have been issued by that silo's CA: see docs/trust.md), convert messages
+at the edge through ``fedsilo.protocol``, and hand over to ``JobCoordinator``. Each update
+stream has its own deadline: a silo that stalls its upload is cut off, not waited for.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent import futures
 from typing import cast
 
 import grpc
+import numpy as np
+import numpy.typing as npt
 
-from fedsilo.identity import TlsCredentials
+from fedsilo.identity import IssuerMismatch, TlsCredentials, verify_issued_by
 from fedsilo.protocol import (
     MessageError,
     StreamError,
@@ -39,11 +43,38 @@ MAX_MESSAGE_BYTES = 4 << 20
 WAIT_ROUND_SECONDS = 30.0
 
 
+def _deadlined(
+    messages: Iterator[pb.UpdateChunk], context: grpc.ServicerContext, seconds: float
+) -> Iterator[tuple[int, str, npt.NDArray[np.generic]]]:
+    """The stream's chunks; after ``seconds`` the call is cancelled and the stream ends in a ``StreamError``."""
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        context.cancel()  # type: ignore[no-untyped-call]  # grpc stubs leave it untyped
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        for message in messages:
+            yield update_chunk_from_proto(message)
+    except grpc.RpcError:
+        if not expired.is_set():
+            raise
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        raise StreamError(f"the upload did not finish within its deadline of {seconds:g}s")
+
+
 class AggregatorService(rpc.AggregatorServicer):
     """Maps RPCs to a ``JobCoordinator``."""
 
-    def __init__(self, coordinator: JobCoordinator) -> None:
+    def __init__(self, coordinator: JobCoordinator, silo_issuers: Mapping[str, bytes] | None = None) -> None:
         self._coordinator = coordinator
+        # Silo name -> PEM of the CA that alone may issue its certificates; None: one CA for all.
+        self._issuers = dict(silo_issuers) if silo_issuers is not None else None
         # Every silo downloads the same model: cut it into messages once per round, not per silo.
         self._model_chunks: tuple[bytes, list[pb.BytesChunk]] | None = None
         self._chunk_lock = threading.Lock()
@@ -55,6 +86,17 @@ class AggregatorService(rpc.AggregatorServicer):
         silo = names[0].decode() if names else ""
         if not self._coordinator.enrolled(silo):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate {silo!r} is not an enrolled silo")
+        if self._issuers is not None:
+            peer = cast(list[bytes], context.auth_context().get("x509_pem_cert", []))
+            issuer = self._issuers.get(silo)
+            try:
+                if not peer or issuer is None:
+                    raise IssuerMismatch("no registered CA for this silo")
+                verify_issued_by(peer[0], issuer)
+            except IssuerMismatch as error:
+                context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED, f"certificate for {silo!r} is {error}: another CA minted it"
+                )
         if claimed and claimed != silo:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate is for {silo}, request names {claimed}")
         return silo
@@ -117,7 +159,7 @@ class AggregatorService(rpc.AggregatorServicer):
             metadata_json, signature = update_metadata_from_proto(next(request_iterator))
         except (StopIteration, MessageError) as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"update stream: {error or 'empty'}")
-        chunks = (update_chunk_from_proto(message) for message in request_iterator)
+        chunks = _deadlined(request_iterator, context, self._coordinator.upload_deadline_seconds())
         try:
             verdict = self._coordinator.submit_update(silo, metadata_json, signature, chunks)
         except (MessageError, StreamError) as error:
@@ -153,9 +195,19 @@ class AggregatorService(rpc.AggregatorServicer):
 
 
 def start_server(
-    coordinator: JobCoordinator, listen: str, credentials: TlsCredentials, *, workers: int | None = None
+    coordinator: JobCoordinator,
+    listen: str,
+    credentials: TlsCredentials,
+    *,
+    workers: int | None = None,
+    silo_issuers: Mapping[str, bytes] | None = None,
 ) -> tuple[grpc.Server, int]:
-    """Start the mTLS gRPC server; returns it and the bound port. Never listens in plaintext."""
+    """Start the mTLS gRPC server; returns it and the bound port. Never listens in plaintext.
+
+    ``silo_issuers`` maps each silo to the PEM of its own CA: every call's certificate must
+    be issued by the CA of the silo it names. Without it every trusted CA may issue any
+    silo's certificate, which is only safe when one party holds the one CA (``fedsilo run``).
+    """
     # Every silo holds a call open while it waits in a step, so size the pool to the job.
     size = workers or 4 * len(coordinator.spec.silos) + 8
     server = grpc.server(
@@ -165,7 +217,7 @@ def start_server(
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    rpc.add_AggregatorServicer_to_server(AggregatorService(coordinator), server)
+    rpc.add_AggregatorServicer_to_server(AggregatorService(coordinator, silo_issuers), server)
     server_credentials = grpc.ssl_server_credentials(
         [(credentials.private_key_pem, credentials.certificate_pem)],
         root_certificates=credentials.ca_certificate_pem,

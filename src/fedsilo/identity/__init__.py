@@ -29,8 +29,10 @@ from ._files import SiloIdentity as SiloIdentity
 from ._files import read_identity as read_identity
 from ._files import write_identity as write_identity
 from ._pki import CertificateAuthority as CertificateAuthority
+from ._pki import IssuerMismatch as IssuerMismatch
 from ._pki import TlsCredentials as TlsCredentials
 from ._pki import certificate_common_name as certificate_common_name
+from ._pki import verify_issued_by as verify_issued_by
 
 __all__ = [
     "CA_CERT_FILE",
@@ -42,6 +44,7 @@ __all__ = [
     "AgreementKey",
     "CertificateAuthority",
     "DecryptionError",
+    "IssuerMismatch",
     "SignatureError",
     "SigningKey",
     "SiloIdentity",
@@ -57,6 +60,7 @@ __all__ = [
     "save_signing_key",
     "seal",
     "sha256_digest",
+    "verify_issued_by",
     "write_identity",
     "write_private_file",
 ]

@@ -12,6 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -123,3 +124,21 @@ def certificate_common_name(certificate_pem: bytes) -> str:
         raise ValueError("certificate has no common name")
     value = values[0].value
     return value if isinstance(value, str) else value.decode()
+
+
+class IssuerMismatch(ValueError):
+    """A certificate that the named CA did not issue."""
+
+
+def verify_issued_by(certificate_pem: bytes, ca_certificate_pem: bytes) -> None:
+    """Raise ``IssuerMismatch`` unless ``ca_certificate_pem``'s key signed ``certificate_pem``.
+
+    TLS already proved the certificate chains to *some* trusted CA; this proves it chains to
+    the one CA registered for the name it carries, so one partner's CA cannot mint another's.
+    """
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+        issuer = x509.load_pem_x509_certificate(ca_certificate_pem)
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature) as error:
+        raise IssuerMismatch(f"not issued by the registered CA ({type(error).__name__})") from None

@@ -16,11 +16,13 @@ from ._engine import JOB_DECISION as JOB_DECISION
 from ._engine import UPDATE_DECISION as UPDATE_DECISION
 from ._engine import PolicyEngine as PolicyEngine
 from ._errors import PolicyUnavailable as PolicyUnavailable
+from ._gate import HUB_ENGINE as HUB_ENGINE
 from ._gate import POLICY_UNAVAILABLE as POLICY_UNAVAILABLE
 from ._gate import PolicyGate as PolicyGate
 from ._gate import RetryPolicy as RetryPolicy
 from ._input import JOB_SCHEMA_VERSION as JOB_SCHEMA_VERSION
 from ._input import UPDATE_SCHEMA_VERSION as UPDATE_SCHEMA_VERSION
+from ._input import BudgetView as BudgetView
 from ._input import JobFacts as JobFacts
 from ._input import JobPolicyInput as JobPolicyInput
 from ._input import JobSpecFacts as JobSpecFacts
@@ -31,6 +33,8 @@ from ._input import SiloFacts as SiloFacts
 from ._input import UpdateFacts as UpdateFacts
 from ._input import UpdatePolicyInput as UpdatePolicyInput
 from ._input import input_json_schemas as input_json_schemas
+from ._reasons import Reason as Reason
+from ._reasons import Refusal as Refusal
 from ._replay import ReplayMismatch as ReplayMismatch
 from ._replay import ReplayReport as ReplayReport
 from ._replay import replay_audit_log as replay_audit_log
@@ -39,11 +43,13 @@ from ._server import opa_config as opa_config
 from ._server import opa_run_args as opa_run_args
 
 __all__ = [
+    "HUB_ENGINE",
     "JOB_DECISION",
     "JOB_SCHEMA_VERSION",
     "POLICY_UNAVAILABLE",
     "UPDATE_DECISION",
     "UPDATE_SCHEMA_VERSION",
+    "BudgetView",
     "Decision",
     "EmbeddedRegoEngine",
     "JobFacts",
@@ -57,6 +63,8 @@ __all__ = [
     "PolicyInputError",
     "PolicyUnavailable",
     "PrivacyFacts",
+    "Reason",
+    "Refusal",
     "ReplayMismatch",
     "ReplayReport",
     "RetryPolicy",

@@ -21,10 +21,15 @@ from ._decision import Decision
 from ._engine import PolicyEngine
 from ._errors import PolicyUnavailable
 from ._input import UpdatePolicyInput
+from ._reasons import Reason, Refusal
 
 log = logging.getLogger("fedsilo.policy")
 
-POLICY_UNAVAILABLE = "policy_unavailable"
+POLICY_UNAVAILABLE = Reason.POLICY_UNAVAILABLE.value
+# The engine name of decisions the hub made without asking an engine (policy unavailable,
+# refusals before a policy input exists): nothing to re-run when the log is replayed.
+HUB_ENGINE = "hub"
+REFUSAL_SCHEMA_VERSION = "fedsilo.refusal/v1"
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,12 @@ class PolicyGate:
         self._sleep = sleep
         self._clock = clock
 
-    def _decide(self, policy_input: UpdatePolicyInput) -> Decision:
+    def decide(self, policy_input: UpdatePolicyInput) -> Decision:
+        """Ask the engine, retrying while it is unavailable; deny with ``policy_unavailable`` after that.
+
+        Nothing is recorded yet: the caller records what took effect with ``record`` (an
+        allowed update may still be refused as ``round_closed``) before acting on it.
+        """
         started = self._clock()
         attempt = 0
         while True:
@@ -98,9 +108,8 @@ class PolicyGate:
         """Sign the audit log's head now: what the round's lineage and the job's status publish."""
         return self.audit.checkpoint()
 
-    def check(self, policy_input: UpdatePolicyInput) -> Decision:
-        """The decision on one update, returned only once it is durably in the audit log."""
-        decision = self._decide(policy_input)
+    def record(self, policy_input: UpdatePolicyInput, decision: Decision) -> None:
+        """Write the decision that takes effect on one update, durably, before it takes effect."""
         self.audit.record_decision(
             job=policy_input.job.name,
             round_number=policy_input.job.round,
@@ -111,5 +120,37 @@ class PolicyGate:
             reasons=decision.reasons,
             policy_revision=decision.policy_revision,
             engine=self.engine.name,
+        )
+
+    def check(self, policy_input: UpdatePolicyInput) -> Decision:
+        """Decide and record one update; the decision, returned only once it is durably in the audit log."""
+        decision = self.decide(policy_input)
+        self.record(policy_input, decision)
+        return decision
+
+    def refuse(self, *, job: str, round_number: int, silo: str, refusal: Refusal) -> Decision:
+        """Record an update refused before a policy input could be built (unparsable or unattributable metadata).
+
+        The record's input is a ``fedsilo.refusal/v1`` document naming the code; its engine is
+        ``hub`` and its policy revision empty, so a replay counts it among the decisions made
+        without an engine.
+        """
+        decision = Decision(False, (refusal.text,), "")
+        self.audit.record_decision(
+            job=job,
+            round_number=round_number,
+            silo=silo,
+            payload_digest="",
+            policy_input={
+                "schema_version": REFUSAL_SCHEMA_VERSION,
+                "job": job,
+                "round": round_number,
+                "silo": silo,
+                "reason": refusal.reason.value,
+            },
+            allow=False,
+            reasons=decision.reasons,
+            policy_revision="",
+            engine=HUB_ENGINE,
         )
         return decision

@@ -14,11 +14,15 @@ update instead of raising on odd claims.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedsilo.api import FederatedJob
+from fedsilo.protocol import UpdateMetadata
+
+from ._reasons import Refusal
 
 UPDATE_SCHEMA_VERSION: Final = "fedsilo.update/v1"
 JOB_SCHEMA_VERSION: Final = "fedsilo.job/v1"
@@ -52,6 +56,22 @@ class JobFacts(_Facts):
     delta: float | None = Field(default=None, description="The delta of (epsilon, delta)-DP; null without DP.")
     silos: tuple[str, ...] = Field(description="Names of the silos taking part.")
 
+    @classmethod
+    def of(cls, job: FederatedJob, round_number: int) -> JobFacts:
+        """The facts of ``job`` while ``round_number`` is open."""
+        spec = job.spec
+        return cls(
+            name=job.metadata.name,
+            round=round_number,
+            norm_cap=spec.policy.norm_cap,
+            max_epsilon=spec.policy.max_epsilon,
+            aggregation=spec.aggregation.mode.value,
+            data_class=spec.policy.data_class.value,
+            min_samples=spec.policy.min_samples,
+            delta=spec.privacy.delta,
+            silos=tuple(spec.silos),
+        )
+
 
 class SiloFacts(_Facts):
     """The silo that sent the update, as the hub knows it."""
@@ -79,6 +99,20 @@ class UpdateFacts(_Facts):
         ),
     )
 
+    @classmethod
+    def of(cls, claims: UpdateMetadata, *, signature_valid: bool, refusal: Refusal | None) -> UpdateFacts:
+        """The signed ``claims``, whether their signature held, and what the hub's steps refused, if anything."""
+        return cls(
+            signature_valid=signature_valid,
+            round=claims.round,
+            nonce=claims.nonce,
+            l2_norm=claims.l2_norm,
+            num_samples=claims.num_samples,
+            epsilon_round=claims.epsilon_round,
+            payload_digest=claims.payload_digest,
+            transport_problem=None if refusal is None else refusal.text,
+        )
+
 
 class LedgerFacts(_Facts):
     """The hub's records about this silo: replay and privacy budget."""
@@ -93,6 +127,28 @@ class LedgerFacts(_Facts):
         default=None,
         description="Epsilon across all the silo's jobs if accepted; null: only this job is tracked.",
     )
+
+    @classmethod
+    def of(cls, *, nonce_seen: bool, seen_nonces: int, budget: BudgetView | None) -> LedgerFacts:
+        """The replay facts, with the privacy ledger's view of the silo's budget when the job runs with DP."""
+        if budget is None:
+            return cls(nonce_seen=nonce_seen, seen_nonces=seen_nonces)
+        return cls(
+            nonce_seen=nonce_seen,
+            seen_nonces=seen_nonces,
+            epsilon_spent=budget.epsilon_spent,
+            epsilon_if_accepted=budget.epsilon_if_accepted,
+            epsilon_lifetime_if_accepted=budget.epsilon_lifetime_if_accepted,
+        )
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """What the hub's privacy ledger says of one silo's budget for one update (``LedgerBook.policy_view``)."""
+
+    epsilon_spent: float
+    epsilon_if_accepted: float
+    epsilon_lifetime_if_accepted: float | None
 
 
 class _Document(BaseModel):

@@ -2,8 +2,8 @@
 
 For auditors: ``verify_audit_log`` proves the log is what the aggregator wrote; this proves
 the decisions in it are what the policy bundle (at the revision the auditor holds) says.
-Decisions the gate made without an engine (``policy_unavailable``) have nothing to re-run
-and are counted apart.
+Decisions the gate made without an engine (``policy_unavailable``, and refusals recorded
+before a policy input existed, engine ``hub``) have nothing to re-run and are counted apart.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fedsilo.audit import read_decisions
 
 from ._decision import Decision
 from ._engine import UPDATE_DECISION, PolicyEngine
-from ._gate import POLICY_UNAVAILABLE
+from ._gate import HUB_ENGINE, POLICY_UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def replay_audit_log(path: Path, engine: PolicyEngine) -> ReplayReport:
     decided, without_engine = [], 0
     for record in read_decisions(path):
         recorded = Decision(record["decision"] == "allow", tuple(record["reasons"]), record["policy_revision"])
-        if recorded.codes == (POLICY_UNAVAILABLE,):
+        if recorded.codes == (POLICY_UNAVAILABLE,) or record.get("engine") == HUB_ENGINE:
             without_engine += 1
         else:
             decided.append((record, recorded))

@@ -18,10 +18,15 @@ from ._convert import update_metadata_from_proto as update_metadata_from_proto
 from ._convert import update_stream as update_stream
 from ._convert import verdict_from_proto as verdict_from_proto
 from ._convert import verdict_to_proto as verdict_to_proto
+from ._messages import MAX_RECORDS as MAX_RECORDS
+from ._messages import DpSgdMechanism as DpSgdMechanism
 from ._messages import EvaluationReport as EvaluationReport
+from ._messages import GaussianMechanism as GaussianMechanism
+from ._messages import ObjectName as ObjectName
 from ._messages import PolicyVerdict as PolicyVerdict
 from ._messages import RoundPlan as RoundPlan
 from ._messages import UpdateMetadata as UpdateMetadata
+from ._messages import mechanism_claim as mechanism_claim
 from ._streams import CHUNK_BYTES as CHUNK_BYTES
 from ._streams import StreamError as StreamError
 from ._streams import decode_weights as decode_weights
@@ -37,9 +42,13 @@ from ._tensors import Weights as Weights
 
 __all__ = [
     "CHUNK_BYTES",
+    "MAX_RECORDS",
+    "DpSgdMechanism",
     "EvaluationReport",
     "FloatVector",
+    "GaussianMechanism",
     "MessageError",
+    "ObjectName",
     "PolicyVerdict",
     "RoundPlan",
     "StreamError",
@@ -55,6 +64,7 @@ __all__ = [
     "encode_weights",
     "frames_in",
     "frames_out",
+    "mechanism_claim",
     "pb",
     "plan_from_proto",
     "plan_to_proto",

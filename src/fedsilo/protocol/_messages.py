@@ -7,104 +7,99 @@ wrong types and non-finite numbers are refused) before it trusts any value in th
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Self
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Final, Literal
 
-from ._strict import MessageError, canonical_json, strict_json
+from pydantic import Field, TypeAdapter, ValidationError
 
+from ._strict import MessageError, StrictMessage
 
-def _check(document: dict[str, Any], spec: dict[str, tuple[type, ...]], what: str) -> None:
-    unknown = sorted(set(document) - set(spec))
-    missing = sorted(set(spec) - set(document))
-    if unknown or missing:
-        raise MessageError(f"{what}: unknown fields {unknown}, missing fields {missing}")
-    for name, types in spec.items():
-        value = document[name]
-        if isinstance(value, bool) and bool not in types:
-            raise MessageError(f"{what}.{name}: expected {types[0].__name__}, got a boolean")
-        if not isinstance(value, types):
-            raise MessageError(f"{what}.{name}: expected {types[0].__name__}, got {type(value).__name__}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise MessageError(f"{what}.{name}: must be finite")
+# Bounds no honest message comes near. They keep a hostile one from costing memory or
+# audit space (a nonce of megabytes), from overflowing a sum (10**400 records), and from
+# steering the hub's arithmetic (a negative count cancelling the others' total).
+MAX_NAME_LENGTH: Final = 63  # a Kubernetes object name: a job or a silo
+MAX_NONCE_LENGTH: Final = 128
+MAX_ROUND: Final = 1_000_000
+# Records behind one update or evaluation; the masked mode bounds a silo further at Join.
+MAX_RECORDS: Final = 2**31 - 1
+MAX_VECTOR_LENGTH: Final = 2**31 - 1
+# A norm, loss or noise multiplier beyond this is no model's and no mechanism's.
+MAX_MAGNITUDE: Final = 1e12
+MAX_STEPS: Final = 10**9
 
-
-@dataclass(frozen=True)
-class _Signed:
-    """Shared strict JSON round trip for signed messages."""
-
-    _SPEC: ClassVar[dict[str, tuple[type, ...]]]
-
-    def canonical_bytes(self) -> bytes:
-        """The exact bytes the silo signs and the aggregator verifies."""
-        return canonical_json(asdict(self))
-
-    @classmethod
-    def parse(cls, data: bytes) -> Self:
-        """Parse canonical bytes strictly; ``MessageError`` names what is wrong."""
-        document = strict_json(data, what=cls.__name__)
-        if not isinstance(document, dict):
-            raise MessageError(f"{cls.__name__}: not a JSON object")
-        _check(document, cls._SPEC, cls.__name__)
-        return cls(**document)
+# A Kubernetes object name: a job or a silo.
+ObjectName = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
+Nonce = Annotated[str, Field(min_length=1, max_length=MAX_NONCE_LENGTH, pattern=r"^[A-Za-z0-9_-]+$")]
+Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{1,64}$")]
+RoundNumber = Annotated[int, Field(ge=0, le=MAX_ROUND)]
+Records = Annotated[int, Field(ge=1, le=MAX_RECORDS)]
+Magnitude = Annotated[float, Field(ge=0.0, le=MAX_MAGNITUDE)]
 
 
-_NUMBER = (float, int)
-_OPTIONAL_NUMBER = (float, int, type(None))
+class DpSgdMechanism(StrictMessage):
+    """Record-level DP: ``steps`` noisy SGD steps at ``sample_rate`` (``fedsilo.privacy.DpSgdEvent``)."""
+
+    kind: Literal["dp_sgd"]
+    noise_multiplier: Annotated[float, Field(gt=0.0, le=MAX_MAGNITUDE)]
+    sample_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    steps: Annotated[int, Field(ge=1, le=MAX_STEPS)]
 
 
-@dataclass(frozen=True)
-class UpdateMetadata(_Signed):
+class GaussianMechanism(StrictMessage):
+    """Silo-level DP: ``count`` Gaussian releases (``fedsilo.privacy.GaussianEvent``)."""
+
+    kind: Literal["gaussian"]
+    noise_multiplier: Annotated[float, Field(gt=0.0, le=MAX_MAGNITUDE)]
+    count: Annotated[int, Field(ge=1, le=MAX_STEPS)]
+
+
+# The mechanism a DP update was charged for. Not strict at this level only so that the
+# sidecar may pass the event's JSON form; each variant is itself strict.
+MechanismDocument = Annotated[DpSgdMechanism | GaussianMechanism, Field(discriminator="kind")]
+_MECHANISM: Final[TypeAdapter[DpSgdMechanism | GaussianMechanism]] = TypeAdapter(MechanismDocument)  # type: ignore[arg-type]
+
+
+def mechanism_claim(document: Mapping[str, Any]) -> DpSgdMechanism | GaussianMechanism:
+    """The typed mechanism claim of an event's JSON form (``Mechanism.to_json()``); ``MessageError`` if malformed."""
+    try:
+        return _MECHANISM.validate_python(dict(document))
+    except ValidationError as error:
+        raise MessageError(f"mechanism: {error.errors(include_url=False, include_input=False)}") from None
+
+
+class UpdateMetadata(StrictMessage):
     """What a silo asserts about one update; signed with the silo's Ed25519 key."""
 
-    job: str
-    round: int
-    silo: str
-    nonce: str
-    l2_norm: float
-    num_samples: int
-    vector_length: int
-    dtype: str
-    payload_digest: str
-    epsilon_round: float | None
-    mechanism: dict[str, Any] | None = field(default=None)
+    job: ObjectName
+    round: RoundNumber
+    silo: ObjectName
+    nonce: Nonce
+    l2_norm: Magnitude
+    num_samples: Records
+    vector_length: Annotated[int, Field(ge=1, le=MAX_VECTOR_LENGTH)]
+    dtype: Annotated[str, Field(pattern=r"^(float32|uint32)$")]
+    payload_digest: Digest
+    epsilon_round: Magnitude | None
+    mechanism: MechanismDocument | None = None
 
-    _SPEC: ClassVar[dict[str, tuple[type, ...]]] = {
-        "job": (str,),
-        "round": (int,),
-        "silo": (str,),
-        "nonce": (str,),
-        "l2_norm": _NUMBER,
-        "num_samples": (int,),
-        "vector_length": (int,),
-        "dtype": (str,),
-        "payload_digest": (str,),
-        "epsilon_round": _OPTIONAL_NUMBER,
-        "mechanism": (dict, type(None)),
-    }
+    def mechanism_document(self) -> dict[str, Any] | None:
+        """The mechanism as the JSON object that was signed (what ``mechanism_from_json`` reads)."""
+        return None if self.mechanism is None else self.mechanism.model_dump(mode="json")
 
 
-@dataclass(frozen=True)
-class EvaluationReport(_Signed):
+class EvaluationReport(StrictMessage):
     """A silo's evaluation of the global model it received at the start of ``round``."""
 
-    job: str
-    round: int
-    silo: str
-    nonce: str
-    loss: float
-    accuracy: float
-    num_samples: int
-
-    _SPEC: ClassVar[dict[str, tuple[type, ...]]] = {
-        "job": (str,),
-        "round": (int,),
-        "silo": (str,),
-        "nonce": (str,),
-        "loss": _NUMBER,
-        "accuracy": _NUMBER,
-        "num_samples": (int,),
-    }
+    job: ObjectName
+    round: RoundNumber
+    silo: ObjectName
+    nonce: Nonce
+    loss: Magnitude
+    accuracy: Annotated[float, Field(ge=0.0, le=1.0)]
+    num_samples: Records
 
 
 @dataclass(frozen=True)

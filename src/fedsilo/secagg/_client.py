@@ -65,7 +65,7 @@ class SecAggClient:
 
     def receive_adverts(self, data: bytes) -> None:
         """Every peer's keys, each signature checked against the peer's registered key."""
-        document = load(data, "adverts", {"adverts"})
+        document = load(data, "adverts")
         adverts = [Advert.from_dict(a) for a in document["adverts"]]
         c = self.config
         for advert in adverts:
@@ -114,7 +114,7 @@ class SecAggClient:
 
     def receive_shares(self, data: bytes) -> None:
         """The ciphertexts addressed to this silo; their senders form the set U2."""
-        document = load(data, "delivery", {"ciphertexts"})
+        document = load(data, "delivery")
         ciphertexts = document["ciphertexts"]
         if not isinstance(ciphertexts, dict):
             raise SecAggError("share delivery is malformed")
@@ -158,7 +158,7 @@ class SecAggClient:
     def unmask(self, data: bytes) -> bytes:
         """Reveal seed shares of survivors and key shares of dropped silos, never both for one."""
         c = self.config
-        document = load(data, "unmask", {"survivors", "dropped"})
+        document = load(data, "unmask")
         survivors, dropped = document["survivors"], document["dropped"]
         if not isinstance(survivors, list) or not isinstance(dropped, list):
             raise SecAggError("unmask request is malformed")
@@ -202,7 +202,7 @@ class SecAggClient:
             )
         except DecryptionError as error:
             raise SecAggError(f"the share ciphertext from {sender} failed authentication (tampered)") from error
-        document = load(plaintext, "share", {"from", "to", "seed_share", "key_share"})
+        document = load(plaintext, "share")
         if document["from"] != sender or document["to"] != self.me:
             raise SecAggError(
                 f"the share ciphertext from {sender} is addressed from {document['from']} to {document['to']}"

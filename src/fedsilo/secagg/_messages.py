@@ -2,18 +2,30 @@
 
 Each message is a JSON object with a ``type`` and base64 byte fields, serialized
 canonically (sorted keys, no spaces) so it can be signed and relayed as opaque bytes in
-protobuf. Parsing is strict: a wrong type, a missing or extra field is a ``SecAggError``.
+protobuf. Parsing goes through ``fedsilo.protocol.StrictMessage`` (one model per kind,
+below): duplicate keys, a wrong type, a missing or extra field, a name that is no silo's,
+and base64 text or maps longer than any honest message are a ``SecAggError``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Final, Literal
 
-from fedsilo.protocol import canonical_json
+from pydantic import Field
+
+from fedsilo.protocol import MessageError, ObjectName, StrictMessage, canonical_json
+
+# Most silos in one job, and base64 lengths no honest field comes near (an X25519 key is 44
+# characters, an Ed25519 signature 88, a Shamir share and a sealed pair of shares a few hundred).
+MAX_SILOS: Final = 1000
+_Key = Annotated[str, Field(max_length=64)]
+_Signature = Annotated[str, Field(max_length=128)]
+_Share = Annotated[str, Field(max_length=1024)]
+_Sealed = Annotated[str, Field(max_length=4096)]
+_Names = Annotated[list[ObjectName], Field(max_length=MAX_SILOS)]
 
 
 class SecAggError(Exception):
@@ -48,17 +60,73 @@ def dump(kind: str, fields: dict[str, Any]) -> bytes:
     return canonical_json({"type": kind, **fields})
 
 
-def load(data: bytes, kind: str, keys: set[str]) -> dict[str, Any]:
-    """Parse a message of ``kind`` with exactly ``keys`` (besides ``type``)."""
+class _AdvertDocument(StrictMessage):
+    silo: ObjectName
+    encryption_key: _Key
+    masking_key: _Key
+    signature: _Signature
+
+
+class _Advertise(StrictMessage):
+    type: Literal["advertise"]
+    advert: _AdvertDocument
+
+
+class _Adverts(StrictMessage):
+    type: Literal["adverts"]
+    adverts: Annotated[list[_AdvertDocument], Field(max_length=MAX_SILOS)]
+
+
+class _Shares(StrictMessage):
+    type: Literal["shares"]
+    silo: ObjectName
+    ciphertexts: Annotated[dict[ObjectName, _Sealed], Field(max_length=MAX_SILOS)]
+
+
+class _Delivery(StrictMessage):
+    type: Literal["delivery"]
+    ciphertexts: Annotated[dict[ObjectName, _Sealed], Field(max_length=MAX_SILOS)]
+
+
+class _Unmask(StrictMessage):
+    type: Literal["unmask"]
+    survivors: _Names
+    dropped: _Names
+
+
+class _Reveal(StrictMessage):
+    type: Literal["reveal"]
+    silo: ObjectName
+    seed_shares: Annotated[dict[ObjectName, _Share], Field(max_length=MAX_SILOS)]
+    key_shares: Annotated[dict[ObjectName, _Share], Field(max_length=MAX_SILOS)]
+
+
+class _SealedShare(StrictMessage):
+    type: Literal["share"]
+    sender: ObjectName = Field(alias="from")
+    to: ObjectName
+    seed_share: _Share
+    key_share: _Share
+
+
+_KINDS: Final[dict[str, type[StrictMessage]]] = {
+    "advertise": _Advertise,
+    "adverts": _Adverts,
+    "shares": _Shares,
+    "delivery": _Delivery,
+    "unmask": _Unmask,
+    "reveal": _Reveal,
+    "share": _SealedShare,
+}
+
+
+def load(data: bytes, kind: str) -> dict[str, Any]:
+    """Parse a message of ``kind`` strictly; its JSON object, or ``SecAggError`` naming what is wrong."""
     try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SecAggError(f"{kind} message is not JSON") from error
-    if not isinstance(document, dict) or document.get("type") != kind:
-        raise SecAggError(f"expected a {kind} message")
-    present = set(document) - {"type"}
-    if present != keys:
-        raise SecAggError(f"{kind} message has fields {sorted(present)}, expected {sorted(keys)}")
+        message = _KINDS[kind].parse(data)
+    except MessageError as error:
+        raise SecAggError(f"malformed {kind} message: {error}") from None
+    document: dict[str, Any] = message.model_dump(mode="json", by_alias=True)
     return document
 
 
@@ -97,10 +165,10 @@ class Advert:
     @classmethod
     def from_dict(cls, document: Any) -> Advert:
         """Parse the JSON form strictly."""
-        if not isinstance(document, dict) or set(document) != {"silo", "encryption_key", "masking_key", "signature"}:
-            raise SecAggError("malformed key advertisement")
-        if not isinstance(document["silo"], str):
-            raise SecAggError("key advertisement names no silo")
+        try:
+            _AdvertDocument.from_document(document)
+        except MessageError as error:
+            raise SecAggError(f"malformed key advertisement: {error}") from None
         return cls(
             document["silo"],
             unb64(document["encryption_key"], "encryption key"),

@@ -46,7 +46,7 @@ class SecAggServer:
         c = self.config
         for silo, data in posted.items():
             try:
-                advert = Advert.from_dict(load(data, "advertise", {"advert"})["advert"])
+                advert = Advert.from_dict(load(data, "advertise")["advert"])
                 if advert.silo != silo:
                     raise SecAggError(f"advertisement names {advert.silo}, sent by {silo}")
                 self._keys[silo].verify(
@@ -70,7 +70,7 @@ class SecAggServer:
             if silo not in self._adverts:
                 continue
             try:
-                document = load(data, "shares", {"silo", "ciphertexts"})
+                document = load(data, "shares")
                 ciphertexts = document["ciphertexts"]
                 if document["silo"] != silo or not isinstance(ciphertexts, dict):
                     raise SecAggError("share bundle is malformed")
@@ -127,7 +127,7 @@ class SecAggServer:
             if silo not in self._counted:
                 continue
             try:
-                document = load(data, "reveal", {"silo", "seed_shares", "key_shares"})
+                document = load(data, "reveal")
                 if document["silo"] != silo:
                     raise SecAggError("revelation names another silo")
                 if set(document["seed_shares"]) != self._counted or set(document["key_shares"]) != dropped:

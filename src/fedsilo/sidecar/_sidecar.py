@@ -33,6 +33,7 @@ from fedsilo.protocol import (
     UpdateMetadata,
     blob_from_chunks,
     decode_weights,
+    mechanism_claim,
     pb,
     plan_from_proto,
     rpc,
@@ -257,7 +258,7 @@ class Sidecar:
             dtype=dtype,
             payload_digest=digest,
             epsilon_round=epsilon_round,
-            mechanism=event.to_json() if event is not None else None,
+            mechanism=mechanism_claim(event.to_json()) if event is not None else None,
         )
         signed = metadata.canonical_bytes()
         signature = self._identity.signing_key.sign(signed)

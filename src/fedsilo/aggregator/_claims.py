@@ -1,0 +1,48 @@
+"""Claims the hub can check itself: in plain mode it holds the payload, so it measures what was signed.
+
+An update's signed norm, record count and length are claims; masked mode can only bound
+them, but a plain payload ``[w * update..., w]`` shows its real weight, norm and length.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from fedsilo.policy import Reason, Refusal
+from fedsilo.protocol import UpdateMetadata
+
+# Relative slack between a claimed and a measured norm or weight: float32 rounding of
+# ``weight * update`` and back, nothing more.
+_CLAIM_TOLERANCE: Final = 1e-4
+
+
+def check_cleartext_claims(payload: npt.NDArray[np.generic], claims: UpdateMetadata, *, silo_level_dp: bool) -> None:
+    """Raise ``Refusal(CLAIM_MISMATCH)`` when a plain payload ``[w * update..., w]`` is not what was signed.
+
+    The weight is the claimed record count (1 with silo-level DP, which weighs silos
+    equally). The norm is compared unless the silo added noise after measuring it
+    (silo-level DP): the signed norm is the clipped update's, before the noise.
+    """
+    if payload.size != claims.vector_length:
+        raise Refusal(
+            Reason.CLAIM_MISMATCH, f"the payload has {payload.size} values, the update claims {claims.vector_length}"
+        )
+    vector = payload.astype(np.float64)
+    weight = float(vector[-1])
+    expected = 1.0 if silo_level_dp else float(claims.num_samples)
+    if not math.isclose(weight, expected, rel_tol=_CLAIM_TOLERANCE):
+        raise Refusal(
+            Reason.CLAIM_MISMATCH,
+            f"the payload's weight is {weight:g}, the update claims {claims.num_samples} records",
+        )
+    if silo_level_dp:
+        return
+    norm = float(np.linalg.norm(vector[:-1] / weight))
+    if not math.isclose(norm, claims.l2_norm, rel_tol=_CLAIM_TOLERANCE, abs_tol=1e-6):
+        raise Refusal(
+            Reason.CLAIM_MISMATCH, f"the payload's L2 norm is {norm:.6g}, the update claims {claims.l2_norm:.6g}"
+        )

@@ -1,0 +1,124 @@
+"""What the round loop needs from others and tells others: plug-in interfaces and round results.
+
+``JobCoordinator`` (``_coordinator.py``) runs the rounds, ``Admission`` (``_admission.py``)
+decides each update; both take their collaborators through these interfaces so the
+runner can pass the real gate, ledger book, strategy and observer, and tests their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fedsilo.audit import SignedHead
+from fedsilo.policy import BudgetView, Decision, Refusal, UpdatePolicyInput
+from fedsilo.protocol import PolicyVerdict, UpdateMetadata, Weights
+
+
+class UpdateGate(Protocol):
+    """The policy decision on one update, and the audit record of what took effect (``fedsilo.policy.PolicyGate``)."""
+
+    def decide(self, policy_input: UpdatePolicyInput) -> Decision:
+        """Allow or deny the update described by ``policy_input``; nothing is recorded yet."""
+        ...
+
+    def record(self, policy_input: UpdatePolicyInput, decision: Decision) -> None:
+        """Record the decision that takes effect, durably, before it does."""
+        ...
+
+    def checkpoint(self) -> SignedHead:
+        """Sign the audit log's head: published with the round (lineage, status) outside the log."""
+        ...
+
+    def refuse(self, *, job: str, round_number: int, silo: str, refusal: Refusal) -> Decision:
+        """Record an update refused before a policy input could be built; the deny."""
+        ...
+
+
+class ServerStrategy(Protocol):
+    """The server side of a strategy (see ``fedsilo.strategies``)."""
+
+    def configure_round(self, round_number: int) -> Any:
+        """The fit configuration silos train with in ``round_number``."""
+        ...
+
+    def aggregate(self, global_weights: Weights, mean_update: Weights) -> Weights:
+        """The next global model from the sample-weighted mean update."""
+        ...
+
+
+class PrivacyBook(Protocol):
+    """Answers the ledger questions the policy input needs (``LedgerBook`` over ``fedsilo.privacy.ledger``)."""
+
+    def check(self, silo: str, metadata: UpdateMetadata) -> None:
+        """Raise a ``Refusal`` when the update's signed privacy claims cannot be accepted."""
+        ...
+
+    def policy_view(self, silo: str, metadata: UpdateMetadata) -> BudgetView | None:
+        """The silo's epsilon in this job now and if this update is accepted; None without a mechanism."""
+        ...
+
+    def commit(self, silo: str, metadata: UpdateMetadata) -> float | None:
+        """Charge an admitted update; the silo's epsilon in this job after it (None without DP)."""
+        ...
+
+    def round_closed(self, round_number: int, silos: tuple[str, ...]) -> None:
+        """The round's aggregate took the updates of ``silos``."""
+        ...
+
+    def signed_head(self) -> SignedHead | None:
+        """The ledger's newest signed head, published with the round outside the ledger."""
+        ...
+
+
+@dataclass
+class SiloRoundStats:
+    """What one silo did in one round."""
+
+    bytes_up: int = 0
+    bytes_down: int = 0
+    accepted: bool = False
+    reasons: tuple[str, ...] = ()
+    epsilon_round: float | None = None
+    # The silo's epsilon in this job once this round's update is charged.
+    epsilon_spent: float | None = None
+
+
+@dataclass
+class RoundSummary:
+    """The outcome of one round, for progress, tables, status and the registry."""
+
+    round: int
+    participants: tuple[str, ...]
+    accepted: tuple[str, ...]
+    dropped: tuple[str, ...]
+    denied: dict[str, tuple[str, ...]]
+    seconds: float
+    model_digest: str
+    silos: dict[str, SiloRoundStats] = field(default_factory=dict)
+    # Federated evaluation of this round's model (filled in when the next round reports).
+    loss: float | None = None
+    accuracy: float | None = None
+    # The audit log's and the hub ledger's signed heads as the round closed, to publish outside them.
+    audit_head: SignedHead | None = None
+    ledger_head: SignedHead | None = None
+
+
+class RoundObserver(Protocol):
+    """Told about progress: the CLI's progress bar, Kubernetes status, metrics."""
+
+    def round_started(self, round_number: int, participants: tuple[str, ...]) -> None:
+        """A round opened."""
+        ...
+
+    def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
+        """An update was admitted or denied."""
+        ...
+
+    def round_finished(self, summary: RoundSummary) -> None:
+        """A round closed and its model is stored (metrics of the previous round may update)."""
+        ...
+
+
+class JobFailed(RuntimeError):
+    """The job cannot go on (quorum lost, too few survivors to unmask)."""

@@ -1,0 +1,108 @@
+"""The state of the round that is open: its plan, steps, inputs and what each silo did.
+
+The coordinator opens one ``OpenRound`` at a time and owns the condition variable that
+guards it; admission and evaluation handlers read and post into it under that lock.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any, Final
+
+from fedsilo.api import AggregationMode, FederatedJob, FederatedJobSpec
+from fedsilo.identity import VerifyKey
+from fedsilo.protocol import MAX_RECORDS, EvaluationReport, PolicyVerdict, RoundPlan
+from fedsilo.secagg import SecAggConfig
+
+from ._aggregation import Aggregation, PlainAggregation
+from ._contracts import JobFailed, SiloRoundStats
+from ._masked import MaskedAggregation
+from ._phases import Phase, PhaseClosed
+
+# Masked mode: the fewest fractional bits the job's fixed point keeps. A silo's record count
+# is bounded at Join so that no silo can push the hub's precision below this.
+MIN_FRACTIONAL_BITS: Final = 8
+
+
+@dataclass
+class OpenRound:
+    """One round from its opening to its record."""
+
+    plan: RoundPlan
+    aggregation: Aggregation | None
+    steps: dict[str, Phase[bytes]]
+    inputs: Phase[PolicyVerdict]
+    unmask: Phase[bytes] | None
+    # Each silo's record count as it stood when the round opened: fixed for the round, so a
+    # Join sent mid-round changes neither the fixed-point range nor what the updates may claim.
+    records: Mapping[str, int] = field(default_factory=dict)
+    evaluations: dict[str, EvaluationReport] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+    denied: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    stats: dict[str, SiloRoundStats] = field(default_factory=dict)
+    replies: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    unmask_body: bytes = b""
+    started: float = field(default_factory=time.monotonic)
+
+    def stats_of(self, silo: str) -> SiloRoundStats:
+        """``silo``'s counters in this round, created on first use."""
+        return self.stats.setdefault(silo, SiloRoundStats())
+
+    def require(self, silo: str, round_number: int) -> None:
+        """Raise ``PhaseClosed`` unless this is round ``round_number`` and ``silo`` takes part."""
+        if self.plan.round != round_number:
+            raise PhaseClosed(f"round {round_number} is not open")
+        if silo not in self.plan.participants:
+            raise PhaseClosed(f"{silo} is not a participant of round {round_number}")
+
+
+def fit_config_document(config: Any) -> dict[str, Any]:
+    """The strategy's round configuration as the JSON object the plan carries."""
+    if is_dataclass(config) and not isinstance(config, type):
+        return asdict(config)
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise TypeError(f"strategy returned {type(config).__name__}, expected a dataclass or mapping")
+
+
+def max_records(spec: FederatedJobSpec) -> int:
+    """The most records one silo may declare at Join.
+
+    In masked mode the fixed-point range must hold the sum of every silo's weighted update:
+    each silo gets an equal share of it at ``MIN_FRACTIONAL_BITS``, so the job (its clip
+    range and silo count) decides the precision, not a silo declaring 2**27 records.
+    """
+    if spec.aggregation.mode is not AggregationMode.MASKED:
+        return MAX_RECORDS
+    share = (2**31 - 1) / (spec.aggregation.clip_range * 2**MIN_FRACTIONAL_BITS * len(spec.silos))
+    return max(1, min(MAX_RECORDS, math.floor(share)))
+
+
+def round_aggregation(job: FederatedJob, plan: RoundPlan, keys: Mapping[str, VerifyKey]) -> Aggregation:
+    """The aggregation of a training round: secure aggregation among the participants, or plain sums."""
+    spec = job.spec
+    if spec.aggregation.mode is not AggregationMode.MASKED:
+        return PlainAggregation(plan.vector_length)
+    config = SecAggConfig(
+        job=job.metadata.name,
+        round=plan.round,
+        silos=tuple(spec.silos),
+        threshold=plan.threshold,
+        vector_length=plan.vector_length,
+        fractional_bits=plan.fractional_bits,
+        clip_range=spec.aggregation.clip_range,
+    )
+    return MaskedAggregation(config, {s: keys[s] for s in plan.participants})
+
+
+def require_quorum(spec: FederatedJobSpec, alive: int, round_number: int, where: str) -> None:
+    """Raise ``JobFailed`` when fewer silos than the quorum and the secure-aggregation threshold are left."""
+    threshold = spec.secagg_threshold()
+    if alive < max(threshold, spec.min_silos):
+        raise JobFailed(
+            f"round {round_number}: quorum lost after {where}: {alive} silos left; minSilos is "
+            f"{spec.min_silos} and the secure-aggregation threshold is {threshold}"
+        )
