@@ -61,10 +61,10 @@ def _secagg(data: bytes) -> object:
     """The hub's three secure-aggregation parsers, chosen by the first byte."""
     choice, body = (data[0] % 3, data[1:]) if data else (0, data)
     if choice == 0:
-        return Advert.from_dict(load(body, "advertise", {"advert"})["advert"])
+        return Advert.from_dict(load(body, "advertise")["advert"])
     if choice == 1:
-        return load(body, "shares", {"silo", "ciphertexts"})
-    return load(body, "reveal", {"silo", "seed_shares", "key_shares"})
+        return load(body, "shares")
+    return load(body, "reveal")
 
 
 def _trainer_link(data: bytes) -> object:

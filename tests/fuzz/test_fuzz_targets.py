@@ -32,8 +32,6 @@ KNOWN: dict[str, str] = {
     "`metadata: [1]` (issue 19, point 5; fedsilo/api/_manifest.py)",
     "trainer_link_header": "frames_in reads the header with json.loads: RecursionError on deep nesting, NaN and "
     "duplicate keys accepted (issue 19, point 5; fedsilo/protocol/_convert.py)",
-    "secagg_messages": "secagg's load() uses json.loads: RecursionError on deep nesting, NaN and duplicate keys "
-    "accepted (issue 19, point 5; fedsilo/secagg/_messages.py)",
 }
 
 
