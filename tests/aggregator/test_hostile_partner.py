@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 import pytest
 
+from fedsilo.audit import SignedHead
 from fedsilo.identity import SigningKey, sha256_digest
 from fedsilo.policy import Decision, EmbeddedRegoEngine, PolicyGate, Refusal, UpdatePolicyInput, replay_audit_log
 from fedsilo.protocol import canonical_json, encode_weights, pb, plan_from_proto, update_stream, verdict_from_proto
@@ -172,6 +173,9 @@ class _SlowGate:
 
     def refuse(self, *, job: str, round_number: int, silo: str, refusal: Refusal) -> Decision:
         return self.gate.refuse(job=job, round_number=round_number, silo=silo, refusal=refusal)
+
+    def checkpoint(self) -> SignedHead:
+        return self.gate.checkpoint()
 
 
 def test_an_update_allowed_after_its_step_closed_is_one_refused_record(tmp_path: Path) -> None:
