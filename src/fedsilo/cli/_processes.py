@@ -27,7 +27,7 @@ def _sidecar(args: argparse.Namespace) -> int:
         if s.spec.identity.public_key
     }
     identity = read_identity(args.identity_dir)
-    link = TrainerLinkService()
+    link = TrainerLinkService.from_environment()
     server = start_link_server(link, args.trainer_listen, identity.tls)
     try:
         config = SidecarConfig(
