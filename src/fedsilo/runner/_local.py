@@ -272,6 +272,12 @@ class LocalRun:
                 processes.sidecar.kill()
                 processes.trainer.kill()
 
+    def kill_trainer(self, name: str) -> None:
+        """Kill a silo's trainer only, leaving its sidecar running (for fault tests)."""
+        for processes in self._processes:
+            if processes.name == name:
+                processes.trainer.kill()
+
     def _watch(self) -> None:
         """Log silo processes that die early; the aggregator's timeouts do the rest."""
         reported: set[int] = set()
