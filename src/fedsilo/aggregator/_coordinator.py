@@ -118,16 +118,19 @@ class JobCoordinator:
         log.info("silo %s joined with %d records", silo, num_samples)
 
     def wait_round(self, silo: str, after_round: int, timeout: float) -> RoundPlan | None:
-        """The plan of the first round after ``after_round``; None if none opened in time (a gone silo stays gone)."""
+        """The plan of the first round after ``after_round``; None if none opened in time.
+
+        A gone silo gets the plan too, without itself among the participants: waiting alone
+        does not bring it back (a sidecar whose trainer died keeps waiting), but it learns
+        the job went on without it and can join again once its trainer answers.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             self._presence.waiting(silo, after_round)
 
             def ready() -> bool:
                 current = self._round
-                return self._final_plan is not None or (
-                    current is not None and current.plan.round > after_round and silo in current.plan.participants
-                )
+                return self._final_plan is not None or (current is not None and current.plan.round > after_round)
 
             if not wait_until(self._cond, ready, deadline):
                 return None

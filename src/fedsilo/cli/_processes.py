@@ -28,7 +28,7 @@ def _sidecar(parsed: argparse.Namespace) -> int:
         if s.spec.identity.public_key
     }
     identity = read_identity(args.identity_dir)
-    link = TrainerLinkService()
+    link = TrainerLinkService.from_environment()
     server = start_link_server(link, args.trainer_listen, identity.tls)
     try:
         config = SidecarConfig(

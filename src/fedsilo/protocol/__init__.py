@@ -11,13 +11,20 @@ from ._convert import blob_from_chunks as blob_from_chunks
 from ._convert import blob_to_chunks as blob_to_chunks
 from ._convert import frames_in as frames_in
 from ._convert import frames_out as frames_out
+from ._convert import join_request as join_request
+from ._convert import link_ack as link_ack
 from ._convert import plan_from_proto as plan_from_proto
 from ._convert import plan_to_proto as plan_to_proto
+from ._convert import round_ref as round_ref
+from ._convert import secagg_envelope as secagg_envelope
+from ._convert import signed_metadata as signed_metadata
+from ._convert import task_request as task_request
 from ._convert import update_chunk_from_proto as update_chunk_from_proto
 from ._convert import update_metadata_from_proto as update_metadata_from_proto
 from ._convert import update_stream as update_stream
 from ._convert import verdict_from_proto as verdict_from_proto
 from ._convert import verdict_to_proto as verdict_to_proto
+from ._convert import wait_round_request as wait_round_request
 from ._messages import MAX_RECORDS as MAX_RECORDS
 from ._messages import DpSgdMechanism as DpSgdMechanism
 from ._messages import EvaluationReport as EvaluationReport
@@ -39,10 +46,21 @@ from ._tensors import FloatVector as FloatVector
 from ._tensors import TensorLayout as TensorLayout
 from ._tensors import TensorSpec as TensorSpec
 from ._tensors import Weights as Weights
+from ._trainer_link import LINK_TOKEN_ENV as LINK_TOKEN_ENV
+from ._trainer_link import LINK_TOKEN_METADATA as LINK_TOKEN_METADATA
+from ._trainer_link import PARENT_PID_ENV as PARENT_PID_ENV
+from ._trainer_link import TrainerEvaluation as TrainerEvaluation
+from ._trainer_link import TrainerFitReport as TrainerFitReport
+from ._trainer_link import TrainerReply as TrainerReply
+from ._trainer_link import TrainerTask as TrainerTask
+from ._trainer_link import follow_parent as follow_parent
 
 __all__ = [
     "CHUNK_BYTES",
+    "LINK_TOKEN_ENV",
+    "LINK_TOKEN_METADATA",
     "MAX_RECORDS",
+    "PARENT_PID_ENV",
     "DpSgdMechanism",
     "EvaluationReport",
     "FloatVector",
@@ -55,6 +73,10 @@ __all__ = [
     "StrictMessage",
     "TensorLayout",
     "TensorSpec",
+    "TrainerEvaluation",
+    "TrainerFitReport",
+    "TrainerReply",
+    "TrainerTask",
     "UpdateMetadata",
     "Weights",
     "blob_from_chunks",
@@ -62,17 +84,25 @@ __all__ = [
     "canonical_json",
     "decode_weights",
     "encode_weights",
+    "follow_parent",
     "frames_in",
     "frames_out",
+    "join_request",
+    "link_ack",
     "mechanism_claim",
     "pb",
     "plan_from_proto",
     "plan_to_proto",
+    "round_ref",
     "rpc",
+    "secagg_envelope",
+    "signed_metadata",
     "strict_json",
+    "task_request",
     "update_chunk_from_proto",
     "update_metadata_from_proto",
     "update_stream",
     "verdict_from_proto",
     "verdict_to_proto",
+    "wait_round_request",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +16,9 @@ import numpy.typing as npt
 from . import fedsilo_pb2 as pb
 from ._messages import PolicyVerdict, RoundPlan
 from ._streams import BlobAssembler, split_bytes, vector_from_bytes, vector_to_bytes
-from ._strict import MessageError
+from ._strict import MessageError, StrictMessage
+
+H = TypeVar("H", bound=StrictMessage)
 
 
 def plan_to_proto(plan: RoundPlan) -> pb.RoundPlan:
@@ -89,25 +91,23 @@ def blob_from_chunks(chunks: Iterable[pb.BytesChunk], limit: int) -> bytes:
     return assembler.result()
 
 
-def frames_out(header: dict[str, Any], blob: bytes) -> Iterator[pb.Frame]:
-    """A trainer-link message: a JSON header frame, then the blob in chunks."""
-    yield pb.Frame(header_json=json.dumps(header, sort_keys=True, allow_nan=False))
+def frames_out(header: StrictMessage, blob: bytes) -> Iterator[pb.Frame]:
+    """A trainer-link message: the header's canonical JSON frame, then the blob in chunks."""
+    yield pb.Frame(header_json=header.canonical_bytes().decode())
     for chunk in blob_to_chunks(blob):
         yield pb.Frame(blob=chunk)
 
 
-def frames_in(frames: Iterable[pb.Frame], limit: int) -> tuple[dict[str, Any], bytes]:
-    """Read a trainer-link message; the header must come first and be a JSON object."""
+def frames_in(frames: Iterable[pb.Frame], limit: int, header_type: type[H]) -> tuple[H, bytes]:
+    """Read a trainer-link message whose header must come first and parse as ``header_type``.
+
+    ``MessageError`` for a malformed header, ``StreamError`` for a malformed blob.
+    """
     iterator = iter(frames)
     first = next(iterator, None)
     if first is None or first.WhichOneof("part") != "header_json":
         raise MessageError("frame stream must start with a header")
-    try:
-        header = json.loads(first.header_json)
-    except json.JSONDecodeError as error:
-        raise MessageError(f"frame header is not JSON ({error})") from error
-    if not isinstance(header, dict):
-        raise MessageError("frame header is not a JSON object")
+    header = header_type.parse(first.header_json)
     assembler = BlobAssembler(limit)
     seen_blob = False
     for frame in iterator:
@@ -143,3 +143,38 @@ def update_chunk_from_proto(message: pb.UpdateChunk) -> tuple[int, str, npt.NDAr
         raise MessageError("signed metadata may appear only once, at the start")
     chunk = message.vector
     return chunk.offset, chunk.dtype, vector_from_bytes(chunk.data, chunk.dtype)
+
+
+def round_ref(job: str, round_number: int, silo: str) -> pb.RoundRef:
+    """The reference naming one silo's part in one round of a job."""
+    return pb.RoundRef(job=job, round=round_number, silo=silo)
+
+
+def join_request(job: str, silo: str, num_samples: int) -> pb.JoinRequest:
+    """A silo's request to take part in a job with ``num_samples`` training records."""
+    return pb.JoinRequest(job=job, silo=silo, num_samples=num_samples)
+
+
+def wait_round_request(job: str, silo: str, after_round: int) -> pb.WaitRoundRequest:
+    """A silo's request for the first round plan after ``after_round``."""
+    return pb.WaitRoundRequest(job=job, silo=silo, after_round=after_round)
+
+
+def signed_metadata(metadata_json: bytes, signature: bytes) -> pb.SignedMetadata:
+    """Signed canonical bytes (an evaluation report) for the wire."""
+    return pb.SignedMetadata(metadata_json=metadata_json, signature=signature)
+
+
+def secagg_envelope(ref: pb.RoundRef, body: bytes) -> pb.SecAggEnvelope:
+    """An opaque secure-aggregation message for one silo's part in one round."""
+    return pb.SecAggEnvelope(ref=ref, body=body)
+
+
+def task_request(silo: str, next_round: int) -> pb.TaskRequest:
+    """A trainer's request for the first task at or after ``next_round``."""
+    return pb.TaskRequest(silo=silo, next_round=next_round)
+
+
+def link_ack(problem: str | None) -> pb.Ack:
+    """The sidecar's answer to a trainer result: accepted, or refused with the reason."""
+    return pb.Ack(ok=problem is None, message=problem or "")

@@ -5,9 +5,10 @@ baseline, the plots and ``report.json`` in the run directory; the command only p
 
 The aggregator runs in this process behind a real mutual-TLS gRPC server on loopback;
 every silo gets a sidecar process (its only network path) and a trainer process that
-reaches only its sidecar, over a Unix socket, from its own network namespace where the
-OS allows one. An ephemeral CA and every key are created per run inside the run
-directory (mode 0700); nothing listens in plaintext.
+reaches only its sidecar, over a Unix socket authenticated by a per-silo token, from the
+sandbox ``_isolation`` builds (its own uid, network and mount namespaces where the OS
+allows them). Both processes exit when this one dies. An ephemeral CA and every key are
+created per run inside the run directory (mode 0700); nothing listens in plaintext.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from fedsilo.identity import (
 )
 from fedsilo.launch import MANIFEST_FILE, LaunchArgs, SidecarArgs, TrainerArgs, render_job_manifest
 from fedsilo.policy import EmbeddedRegoEngine
+from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
 from fedsilo.registry import LocalRegistry
 
 from ._hub import aggregator_signing_key, build_hub
@@ -143,10 +145,12 @@ class LocalRun:
             silos.append(Silo.model_validate(document))
         return directories, silos
 
-    def _start_silo(self, name: str, identity_dir: Path, port: int, job_config: Path) -> _SiloProcesses:
+    def _start_silo(self, index: int, name: str, identity_dir: Path, port: int, job_config: Path) -> _SiloProcesses:
         silo_dir = self.workdir / "silos" / name
         silo_dir.mkdir(parents=True, exist_ok=True)
-        socket_path = silo_dir / "trainer.sock"
+        # The link socket lives apart from the keys: the sandboxed trainer sees this directory only.
+        link_dir = self.isolation.link_directory(self.workdir, name, index)
+        socket_path = link_dir / "trainer.sock"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         manifest_dir = str(self.options.manifest_path.resolve().parent)
         # User model factories live beside their manifest, as in examples/custom_model.
@@ -161,21 +165,30 @@ class LocalRun:
             ledger=self.options.silo_ledger(name) if private else None,
             run_id=self.run_id if private else "",
         )
+        # The link's secret: only this silo's sidecar and trainer get it, in their environment.
+        link_env = {LINK_TOKEN_ENV: secrets.token_urlsafe(32), PARENT_PID_ENV: str(os.getpid())}
         sidecar = subprocess.Popen(
             _python_command(sidecar_args),
             stdout=(silo_dir / "sidecar.log").open("wb"),
             stderr=subprocess.STDOUT,
-            env=env,
+            env=env | link_env,
         )
         trainer_env = {k: v for k, v in env.items() if not k.endswith("_PROXY") and not k.endswith("_proxy")}
+        data = self.manifest.silo(name).spec.data.path
+        readable = (job_config, *(Path(p) for p in env["PYTHONPATH"].split(os.pathsep) if p))
         trainer = subprocess.Popen(
-            [
-                *self.isolation.prefix,
-                *_python_command(TrainerArgs(job_config=job_config, silo=name, sidecar=f"unix:{socket_path}")),
-            ],
+            self.isolation.trainer_command(
+                _python_command(
+                    TrainerArgs(job_config=job_config.resolve(), silo=name, sidecar=f"unix:{socket_path.resolve()}")
+                ),
+                index=index,
+                run_dir=self.workdir,
+                link_dir=link_dir,
+                readable=(*readable, Path(data)) if data else readable,
+            ),
             stdout=(silo_dir / "trainer.log").open("wb"),
             stderr=subprocess.STDOUT,
-            env=trainer_env,
+            env=trainer_env | link_env,
         )
         return _SiloProcesses(name, sidecar, trainer)
 
@@ -242,7 +255,9 @@ class LocalRun:
             ledgers=str(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None,
         )
         try:
-            self._processes = [self._start_silo(n, identity_dirs[n], port, job_config) for n in spec.silos]
+            self._processes = [
+                self._start_silo(i, n, identity_dirs[n], port, job_config) for i, n in enumerate(spec.silos)
+            ]
             if on_started is not None:
                 on_started(self)
             watcher = threading.Thread(target=self._watch, daemon=True)
@@ -271,6 +286,12 @@ class LocalRun:
         for processes in self._processes:
             if processes.name == name:
                 processes.sidecar.kill()
+                processes.trainer.kill()
+
+    def kill_trainer(self, name: str) -> None:
+        """Kill a silo's trainer only, leaving its sidecar running (for fault tests)."""
+        for processes in self._processes:
+            if processes.name == name:
                 processes.trainer.kill()
 
     def _watch(self) -> None:

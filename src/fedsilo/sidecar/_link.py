@@ -2,23 +2,45 @@
 
 The sidecar posts one task at a time (``offer``) and waits for its result
 (``await_result``); the trainer pulls the task with ``NextTask`` and answers with
-``Complete``. Locally this listens on a Unix socket inside the run directory, so a
-trainer in its own network namespace can still reach it and nothing else can.
+``Complete``. Locally this listens on a Unix socket in a directory only the silo's
+trainer uid may enter, so a trainer in its own network namespace can still reach it.
+
+The link is authenticated per silo: given a token (``LINK_TOKEN_ENV``, which a local run
+sets for this silo's sidecar and trainer only), every call must carry it in its
+``LINK_TOKEN_METADATA`` and is compared in constant time; a call without it is refused
+as ``UNAUTHENTICATED`` before it sees a task or leaves a result. The link also notes
+when its trainer last called, so the sidecar can tell a dead trainer from a slow one.
 """
 
 from __future__ import annotations
 
+import hmac
+import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 
 from fedsilo.identity import TlsCredentials
-from fedsilo.protocol import MessageError, StreamError, frames_in, frames_out, pb, rpc
+from fedsilo.protocol import (
+    LINK_TOKEN_ENV,
+    LINK_TOKEN_METADATA,
+    MessageError,
+    StreamError,
+    TrainerReply,
+    TrainerTask,
+    frames_in,
+    frames_out,
+    link_ack,
+    pb,
+    rpc,
+)
+
+log = logging.getLogger("fedsilo.sidecar")
 
 # The trainer re-asks after this long, so a cancelled call never holds a thread forever.
 NEXT_TASK_WAIT_SECONDS = 30.0
@@ -28,24 +50,56 @@ NEXT_TASK_WAIT_SECONDS = 30.0
 class TrainerResult:
     """What the trainer sent back for one task."""
 
-    header: dict[str, Any]
+    header: TrainerReply
     blob: bytes
 
 
 class TrainerLinkService(rpc.TrainerLinkServicer):
     """Holds the current task and collects results, keyed by round."""
 
-    def __init__(self, result_limit_bytes: int = 1 << 31) -> None:
+    def __init__(self, result_limit_bytes: int = 1 << 31, token: str | None = None) -> None:
+        self._token = token.encode() if token else None
+        self._calls_in_progress = 0
+        self._last_call = time.monotonic()
         self._cond = threading.Condition()
-        self._task: tuple[int, dict[str, Any], bytes] | None = None
+        self._task: tuple[TrainerTask, bytes] | None = None
         self._results: dict[int, TrainerResult] = {}
         self._errors: dict[int, str] = {}
         self.result_limit_bytes = result_limit_bytes
 
-    def offer(self, round_number: int, header: dict[str, Any], blob: bytes) -> None:
+    @classmethod
+    def from_environment(cls) -> TrainerLinkService:
+        """A link that demands the token in ``LINK_TOKEN_ENV`` when one is set (a local run sets it)."""
+        return cls(token=os.environ.get(LINK_TOKEN_ENV))
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether every call must carry this silo's link token."""
+        return self._token is not None
+
+    def trainer_silent_for(self) -> float:
+        """Seconds since the trainer last called the link (0 while a call is in progress)."""
+        with self._cond:
+            return 0.0 if self._calls_in_progress else time.monotonic() - self._last_call
+
+    def _admit(self, context: grpc.ServicerContext) -> None:
+        """Abort the call unless it carries this silo's token (compared in constant time)."""
+        if self._token is not None:
+            presented = dict(context.invocation_metadata()).get(LINK_TOKEN_METADATA, "")
+            if not isinstance(presented, str) or not hmac.compare_digest(presented.encode(), self._token):
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "this link belongs to another silo's trainer")
+        with self._cond:
+            self._calls_in_progress += 1
+
+    def _release(self) -> None:
+        with self._cond:
+            self._calls_in_progress -= 1
+            self._last_call = time.monotonic()
+
+    def offer(self, task: TrainerTask, blob: bytes = b"") -> None:
         """Make a task available to the trainer."""
         with self._cond:
-            self._task = (round_number, {**header, "round": round_number}, blob)
+            self._task = (task, blob)
             self._cond.notify_all()
 
     def await_result(self, round_number: int, timeout: float) -> TrainerResult:
@@ -61,44 +115,50 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
                 raise MessageError(self._errors.pop(round_number))
             return self._results.pop(round_number)
 
-    def next_task(self, next_round: int, timeout: float) -> tuple[dict[str, Any], bytes] | None:
+    def next_task(self, next_round: int, timeout: float) -> tuple[TrainerTask, bytes] | None:
         """The first task at or after ``next_round`` (the end of the job always); None on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._task is None or (self._task[0] < next_round and self._task[1].get("kind") != "finished"):
+            while self._task is None or (self._task[0].round < next_round and self._task[0].kind != "finished"):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 self._cond.wait(min(remaining, 1.0))
-            _, header, blob = self._task
-            return header, blob
+            return self._task
 
-    def complete(self, header: dict[str, Any], blob: bytes) -> str | None:
-        """Take a result; returns why it was refused, or None."""
-        round_number = header.get("round")
-        if not isinstance(round_number, int):
-            return "result header has no integer round"
+    def complete(self, reply: TrainerReply, blob: bytes) -> str | None:
+        """Take a result for the task on offer; returns why it was refused, or None."""
         with self._cond:
-            if "error" in header:
-                self._errors[round_number] = f"trainer failed: {header['error']}"
+            task = self._task[0] if self._task is not None else None
+            if task is None or task.kind == "finished" or reply.round != task.round:
+                offered = "no task" if task is None or task.kind == "finished" else f"round {task.round}"
+                return f"result for round {reply.round}, but the task on offer is {offered}"
+            if reply.error is not None:
+                self._errors[reply.round] = f"trainer failed: {reply.error}"
             else:
-                self._results[round_number] = TrainerResult(header, blob)
+                self._results[reply.round] = TrainerResult(reply, blob)
             self._cond.notify_all()
         return None
 
     def NextTask(self, request: pb.TaskRequest, context: grpc.ServicerContext) -> Iterator[pb.Frame]:
-        task = self.next_task(request.next_round, NEXT_TASK_WAIT_SECONDS)
+        self._admit(context)
+        try:
+            task = self.next_task(request.next_round, NEXT_TASK_WAIT_SECONDS)
+        finally:
+            self._release()
         if task is None:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no task yet; ask again")
         yield from frames_out(*task)
 
     def Complete(self, request_iterator: Iterator[pb.Frame], context: grpc.ServicerContext) -> pb.Ack:
+        self._admit(context)
         try:
-            header, blob = frames_in(request_iterator, self.result_limit_bytes)
+            reply, blob = frames_in(request_iterator, self.result_limit_bytes, TrainerReply)
         except (MessageError, StreamError) as error:
-            return pb.Ack(ok=False, message=str(error))
-        problem = self.complete(header, blob)
-        return pb.Ack(ok=problem is None, message=problem or "")
+            return link_ack(f"refused: {error}")
+        finally:
+            self._release()
+        return link_ack(self.complete(reply, blob))
 
 
 def start_link_server(service: TrainerLinkService, listen: str, credentials: TlsCredentials | None) -> grpc.Server:
@@ -109,7 +169,16 @@ def start_link_server(service: TrainerLinkService, listen: str, credentials: Tls
     )
     rpc.add_TrainerLinkServicer_to_server(service, server)
     if listen.startswith("unix:"):
-        port = server.add_insecure_port(listen)
+        path = listen.removeprefix("unix:")
+        # Only the socket's directory guards who may connect (a local run makes it the silo's
+        # trainer uid's, mode 0700); the socket itself must be writable by that uid.
+        old_umask = os.umask(0o111)
+        try:
+            port = server.add_insecure_port(listen)
+        finally:
+            os.umask(old_umask)
+        if not service.authenticated:
+            log.warning("the trainer link on %s takes calls without a token (no %s set)", path, LINK_TOKEN_ENV)
     else:
         if credentials is None:
             raise ValueError("a TCP trainer link needs TLS credentials; use unix:PATH locally")

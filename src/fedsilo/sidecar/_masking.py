@@ -1,7 +1,9 @@
 """The sidecar's part in masked aggregation: one ``SecAggClient`` carried over gRPC.
 
 Masking happens here, in the silo, so what leaves the silo is already masked; the
-aggregator relays key messages and only ever sees masked payloads.
+aggregator relays key messages and only ever sees masked payloads. ``MaskedEncode`` is
+masked mode's encode step on an update's way (``_pipeline``): it sets up the round's
+keys, masks the fixed-point update, and after the verdict reveals what the hub asks for.
 """
 
 from __future__ import annotations
@@ -9,16 +11,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
 import numpy.typing as npt
 
 from fedsilo.identity import SiloIdentity
-from fedsilo.protocol import RoundPlan, pb, rpc
+from fedsilo.protocol import PolicyVerdict, RoundPlan, round_ref, rpc, secagg_envelope
 from fedsilo.secagg import CHUNK_WORDS, SecAggClient, SecAggConfig, SecAggError
 
 from ._config import SidecarConfig
+from ._pipeline import Next, OutgoingUpdate, Payload
 
 log = logging.getLogger("fedsilo.sidecar")
 
@@ -35,7 +39,7 @@ class MaskedSubmission:
         weight: int,
     ) -> None:
         spec = config.job.spec
-        self._ref = pb.RoundRef(job=config.job.metadata.name, round=plan.round, silo=config.silo)
+        self._ref = round_ref(config.job.metadata.name, plan.round, config.silo)
         self._client = SecAggClient(
             SecAggConfig(
                 job=config.job.metadata.name,
@@ -57,9 +61,9 @@ class MaskedSubmission:
 
     def setup(self, stub: rpc.AggregatorStub) -> None:
         """Advertise keys and exchange encrypted shares (blocks until both steps close)."""
-        reply = stub.AdvertiseKeys(pb.SecAggEnvelope(ref=self._ref, body=self._client.advertise()))
+        reply = stub.AdvertiseKeys(secagg_envelope(self._ref, self._client.advertise()))
         self._client.receive_adverts(reply.body)
-        reply = stub.ShareKeys(pb.SecAggEnvelope(ref=self._ref, body=self._client.share_keys()))
+        reply = stub.ShareKeys(secagg_envelope(self._ref, self._client.share_keys()))
         self._client.receive_shares(reply.body)
         self._masked = self._client.masked_input(self._update, self._weight)
         self.digest = "sha256:" + hashlib.sha256(self._masked.tobytes()).hexdigest()
@@ -84,4 +88,22 @@ class MaskedSubmission:
         except SecAggError as error:
             log.error("round %d: refused the unmask request: %s", self._ref.round, error.reason)
             return
-        stub.Unmask(pb.SecAggEnvelope(ref=self._ref, body=answer))
+        stub.Unmask(secagg_envelope(self._ref, answer))
+
+
+@dataclass(frozen=True)
+class MaskedEncode:
+    """Step (masked mode): the update in fixed point, masked with this round's pairwise keys."""
+
+    config: SidecarConfig
+    identity: SiloIdentity
+    stub: rpc.AggregatorStub
+
+    def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
+        """Mask, send, and unmask if this silo is asked to."""
+        submission = MaskedSubmission(update.plan, self.config, self.identity, update.require_delta(), update.weight)
+        submission.setup(self.stub)
+        update.payload = Payload("uint32", submission.chunks, submission.digest)
+        verdict = call_next(update)
+        submission.unmask(self.stub)
+        return verdict

@@ -7,30 +7,39 @@ charged *before* the update leaves the silo: once a noisy release is out it cann
 refunded, so a crash between charge and send leaves an unacknowledged charge that still
 counts, and a restarted sidecar finds the round already charged and does not release a
 second update for it (the ledger allows one charge per silo, job and round).
+
+On an update's way (``_pipeline``) privacy is the guard's two steps: ``SiloNoise``
+before encoding (the charge check, the silo's noise, uniform weights) and
+``ChargeLedger`` after it (the charge names the exact payload the hub will see, and the
+ledger is acknowledged when the hub takes it). Before training, ``plan_task`` puts the
+silo's own DP-SGD settings into the trainer's task and skips training a round the
+budget cannot pay for.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fedsilo.api import PrivacyMode
-from fedsilo.privacy import Mechanism, SiloPrivacyPlan, add_silo_noise, noise_generator
+from fedsilo.privacy import Mechanism, PrivacyViolation, SiloPrivacyPlan, add_silo_noise, noise_generator
 from fedsilo.privacy.ledger import BudgetCheck, Charge, LedgerConflict, PrivacyLedger, release_key
-from fedsilo.protocol import FloatVector
+from fedsilo.protocol import FloatVector, PolicyVerdict, RoundPlan
+
+from ._pipeline import Next, OutgoingUpdate, UpdateRefused
 
 log = logging.getLogger("fedsilo.sidecar")
 
 
-class PrivacyWithheld(Exception):
+class PrivacyWithheld(UpdateRefused):
     """The sidecar will not release this round's update; ``reason`` says why, with a stable code."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    verdict_prefix = "withheld by sidecar"
+    log_phrase = "the sidecar withholds this silo's update"
 
 
 class PrivacyGuard:
@@ -57,6 +66,17 @@ class PrivacyGuard:
     def uniform_weights(self) -> bool:
         """Silo mode weighs every silo's update 1, so each silo's sensitivity is the norm cap."""
         return self.plan.mode is PrivacyMode.SILO
+
+    def plan_task(self, plan: RoundPlan) -> tuple[dict[str, Any], PrivacyWithheld | None]:
+        """The trainer's fit configuration for ``plan``, and why training is skipped (None: train).
+
+        Checked before any training: a round the budget cannot pay for is not run at all.
+        """
+        try:
+            self.check_budget(plan.round, self.plan.planned_event())
+        except PrivacyWithheld as withheld:
+            return self.fit_config(plan.fit_config), withheld
+        return self.fit_config(plan.fit_config), None
 
     def fit_config(self, fit_config: Mapping[str, Any]) -> dict[str, Any]:
         """The trainer's fit configuration with the silo's own DP-SGD settings (record mode).
@@ -110,3 +130,51 @@ class PrivacyGuard:
     def acknowledge(self, round_number: int) -> None:
         """The hub took the update into its aggregate."""
         self._ledger.acknowledge(self._silo, self._job, round_number)
+
+
+@dataclass(frozen=True)
+class SiloNoise:
+    """Step: what the round costs is checked against the ceilings, then the silo's noise goes on.
+
+    In record mode (DP-SGD in the trainer) the cost comes from the trainer's fit report and
+    no noise is added here; in silo mode every update weighs 1, so each silo's sensitivity
+    is the norm cap the noise is calibrated to.
+    """
+
+    guard: PrivacyGuard
+    clip_range: float
+
+    def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
+        """Charge-check, noise and weigh the update."""
+        try:
+            event = self.guard.plan.round_event(update.fit_report)
+        except PrivacyViolation as violation:
+            raise PrivacyWithheld(violation.reason) from violation
+        self.guard.check_budget(update.plan.round, event)
+        update.delta = self.guard.noised(update.require_delta(), self.clip_range)
+        if self.guard.uniform_weights:
+            update.weight = 1
+        update.mechanism = event
+        update.epsilon_round = self.guard.plan.epsilon_of(event)
+        return call_next(update)
+
+
+@dataclass(frozen=True)
+class ChargeLedger:
+    """Step: the silo's ledger is charged for the exact payload before it leaves, acknowledged once taken."""
+
+    guard: PrivacyGuard
+
+    def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
+        """Charge, send, and acknowledge an accepted release."""
+        if update.mechanism is None:
+            raise RuntimeError("no mechanism yet: the noise step must come before the charge step")
+        round_number = update.plan.round
+        charge = self.guard.charge(round_number, update.mechanism, update.require_payload().digest)
+        log.info(
+            "round %d: charged epsilon %.4g (job total %.4g)", round_number, update.epsilon_round, charge.epsilon_job
+        )
+        verdict = call_next(update)
+        if verdict.accepted:
+            self.guard.acknowledge(round_number)
+        return verdict

@@ -1,25 +1,33 @@
-"""Turning a trainer's local model into the update a silo may send: checked, clipped, weighted.
+"""The first steps of an update's way and plain mode's encoding: checked, clipped, weighted.
 
-Pure functions the sidecar calls between receiving the trainer's result and masking. The
-trainer is not trusted to have behaved: its tensors are checked for names, shapes and
-finite values here, and the norm cap is enforced here rather than assumed.
+Pure functions, and the pipeline steps over them (``CheckWeights``, ``Clip``,
+``PlainEncode``; see ``_pipeline``). The trainer is not trusted to have behaved: its
+tensors are checked for names, shapes and finite values here, and the norm cap is
+enforced here rather than assumed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from fedsilo.protocol import FloatVector, TensorLayout, Weights
+from fedsilo.identity import sha256_digest
+from fedsilo.protocol import FloatVector, PolicyVerdict, StreamError, TensorLayout, Weights, decode_weights
+
+from ._pipeline import Next, OutgoingUpdate, Payload, UpdateRefused
+
+# Values per plain-mode chunk: 256 Ki float32 = 1 MiB.
+CHUNK_VALUES = 1 << 18
 
 
-class InvalidUpdate(ValueError):
+class InvalidUpdate(UpdateRefused, ValueError):
     """A trainer result that cannot become an update; ``reason`` is logged and reported."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
+    verdict_prefix = "rejected by sidecar"
+    log_phrase = "rejected the trainer's update"
 
 
 @dataclass(frozen=True)
@@ -74,3 +82,41 @@ def weighted_plain_payload(update: FloatVector, weight: int) -> FloatVector:
     np.multiply(update, np.float32(weight), out=payload[:-1])
     payload[-1] = weight
     return payload
+
+
+def check_weights(update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
+    """Step: the trainer's model bytes become a checked flat vector (names, shapes, finite values)."""
+    try:
+        weights = decode_weights(update.model_bytes)
+    except StreamError as error:
+        raise InvalidUpdate(f"payload_invalid: {error}") from error
+    update.local_vector = check_trainer_weights(update.layout, weights)
+    return call_next(update)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Step: ``local - global`` inside the norm cap and the fixed-point range; its norm is what gets signed."""
+
+    norm_cap: float
+    clip_range: float
+
+    def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
+        """Clip the trainer's change to the global model."""
+        if update.local_vector is None:
+            raise RuntimeError("no local vector yet: the check step must come before the clip step")
+        prepared = prepare_update(update.global_vector, update.local_vector, self.norm_cap, self.clip_range)
+        update.delta, update.l2_norm = prepared.delta, prepared.l2_norm
+        return call_next(update)
+
+
+def plain_encode(update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
+    """Step (plain mode): the weighted sum's share ``[weight * update..., weight]`` as float32 chunks."""
+    payload = weighted_plain_payload(update.require_delta(), update.weight)
+
+    def chunks() -> Iterator[tuple[int, npt.NDArray[np.generic]]]:
+        for offset in range(0, payload.size, CHUNK_VALUES):
+            yield offset, payload[offset : offset + CHUNK_VALUES]
+
+    update.payload = Payload("float32", chunks, sha256_digest(payload.tobytes()))
+    return call_next(update)

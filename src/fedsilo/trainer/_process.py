@@ -10,24 +10,48 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import traceback
 from dataclasses import asdict, fields
 from typing import Any
 
 import grpc
+from pydantic import ValidationError
 
 from fedsilo.api import FederatedJobSpec
 from fedsilo.datasets import load_silo_data
-from fedsilo.protocol import decode_weights, encode_weights, frames_in, frames_out, pb, rpc
+from fedsilo.protocol import (
+    LINK_TOKEN_ENV,
+    LINK_TOKEN_METADATA,
+    MessageError,
+    StreamError,
+    TrainerEvaluation,
+    TrainerFitReport,
+    TrainerReply,
+    TrainerTask,
+    decode_weights,
+    encode_weights,
+    follow_parent,
+    frames_in,
+    frames_out,
+    rpc,
+    task_request,
+)
 
-from ._client import DpSgdConfig, EvaluateConfig, FitConfig, TrainerClient
+from ._client import DpSgdConfig, EvaluateConfig, EvaluateResult, FitConfig, TrainerClient
 from ._factory import build_client
 
 log = logging.getLogger("fedsilo.trainer")
 
 # The largest task the trainer accepts (a model plus framing).
 TASK_LIMIT_BYTES = 1 << 31
+# How long the link may stay unreachable before the trainer decides its sidecar is gone and
+# exits; a sidecar that has not answered yet (still starting on a busy machine) gets longer.
+LINK_LOST_SECONDS = 60.0
+FIRST_CONTACT_SECONDS = 600.0
+
+Metadata = tuple[tuple[str, str], ...]
 
 
 def _channel(target: str, ca_certificate_pem: bytes | None) -> grpc.Channel:
@@ -48,35 +72,61 @@ def _fit_config(document: dict[str, Any]) -> FitConfig:
     return FitConfig(**{**document, "dp": DpSgdConfig(**dp) if isinstance(dp, dict) else None})
 
 
-def _task(stub: rpc.TrainerLinkStub, silo: str, next_round: int) -> tuple[dict[str, Any], bytes]:
+class SidecarGone(Exception):
+    """The sidecar has not answered for ``LINK_LOST_SECONDS``: the silo is over, and so is its trainer."""
+
+
+def _task(
+    stub: rpc.TrainerLinkStub, silo: str, next_round: int, metadata: Metadata, patience: float
+) -> tuple[TrainerTask, bytes]:
+    """The next task from the sidecar; a malformed one is refused (logged) and asked for again.
+
+    ``SidecarGone`` when the link stays unreachable for ``patience`` seconds.
+    """
+    unreachable_since: float | None = None
     while True:
         try:
             return frames_in(
-                stub.NextTask(pb.TaskRequest(silo=silo, next_round=next_round), timeout=90), TASK_LIMIT_BYTES
+                stub.NextTask(task_request(silo, next_round), timeout=90, metadata=metadata),
+                TASK_LIMIT_BYTES,
+                TrainerTask,
             )
+        except (MessageError, StreamError) as error:
+            log.error("refused a malformed task from the sidecar: %s", error)
+            time.sleep(1.0)
         except grpc.RpcError as error:
-            if error.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
-                time.sleep(0.2)
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                unreachable_since = None
                 continue
-            raise
+            if error.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if now - unreachable_since > patience:
+                raise SidecarGone(f"the sidecar has not answered for {patience:.0f}s") from error
+            time.sleep(1.0)
 
 
-def _serve(client: TrainerClient, header: dict[str, Any], blob: bytes, num_test: int) -> tuple[dict[str, Any], bytes]:
-    """Run one fit or evaluate task; the result header and the local model bytes."""
+def _evaluation(result: EvaluateResult) -> TrainerEvaluation | None:
+    """The score as the link carries it; None (logged) when there is none or the model reported nonsense."""
+    if not math.isfinite(result.loss):
+        return None
+    try:
+        return TrainerEvaluation(loss=result.loss, accuracy=result.accuracy, num_samples=result.num_samples)
+    except ValidationError as error:
+        log.error("the model's evaluation is out of range and is not reported: %s", error)
+        return None
+
+
+def _serve(client: TrainerClient, task: TrainerTask, blob: bytes, num_test: int) -> tuple[TrainerReply, bytes]:
+    """Run one fit or evaluate task; the reply header and the local model bytes."""
     client.set_weights(decode_weights(blob))
-    evaluation = client.evaluate(EvaluateConfig(round=header["round"]))
-    reply: dict[str, Any] = {"round": header["round"]}
-    if num_test and math.isfinite(evaluation.loss):
-        reply["evaluation"] = {
-            "loss": evaluation.loss,
-            "accuracy": evaluation.accuracy,
-            "num_samples": evaluation.num_samples,
-        }
-    if header["kind"] != "fit":
-        return reply, b""
-    result = client.fit(_fit_config(header["fit_config"]))
-    reply["fit"] = {k: v for k, v in asdict(result).items() if k != "metrics"} | {"metrics": dict(result.metrics)}
-    return reply, encode_weights(client.get_weights())
+    evaluation = _evaluation(client.evaluate(EvaluateConfig(round=task.round))) if num_test else None
+    if task.kind != "fit":
+        return TrainerReply(round=task.round, evaluation=evaluation), b""
+    result = client.fit(_fit_config(task.fit_config))
+    fit = TrainerFitReport(**{k: v for k, v in asdict(result).items() if k != "metrics"}, metrics=dict(result.metrics))
+    return TrainerReply(round=task.round, evaluation=evaluation, fit=fit), encode_weights(client.get_weights())
 
 
 def run_trainer(
@@ -87,7 +137,10 @@ def run_trainer(
     data_path: str | None = None,
     ca_certificate_pem: bytes | None = None,
 ) -> int:
-    """Serve tasks until the job ends; 0 on a normal end."""
+    """Serve tasks until the job ends; 0 on a normal end, 1 when the sidecar is gone."""
+    follow_parent()
+    token = os.environ.get(LINK_TOKEN_ENV)
+    metadata: Metadata = ((LINK_TOKEN_METADATA, token),) if token else ()
     data = load_silo_data(spec, spec.silos.index(silo), len(spec.silos), data_path)
     client = build_client(spec, data)
     log.info("trainer for %s ready: %d training and %d test records", silo, len(data.train_y), len(data.test_y))
@@ -95,22 +148,23 @@ def run_trainer(
         stub = rpc.TrainerLinkStub(channel)
         next_round = 0
         while True:
-            header, blob = _task(stub, silo, next_round)
-            kind, round_number = header.get("kind"), header.get("round")
-            if kind == "finished":
+            try:
+                patience = LINK_LOST_SECONDS if next_round else FIRST_CONTACT_SECONDS
+                task, blob = _task(stub, silo, next_round, metadata, patience)
+            except SidecarGone as gone:
+                log.error("%s; exiting", gone)
+                return 1
+            if task.kind == "finished":
                 return 0
-            if not isinstance(round_number, int):
-                raise ValueError("task header has no integer round")
-            if kind == "hello":
-                reply: dict[str, Any] = {"round": round_number, "num_samples": len(data.train_y)}
-                out = b""
+            if task.kind == "hello":
+                reply, out = TrainerReply(round=task.round, num_samples=len(data.train_y)), b""
             else:
                 try:
-                    reply, out = _serve(client, header, blob, len(data.test_y))
+                    reply, out = _serve(client, task, blob, len(data.test_y))
                 except Exception as error:  # reported to the sidecar, which skips the round
-                    log.error("round %d failed: %s", round_number, traceback.format_exc())
-                    reply, out = {"round": round_number, "error": f"{type(error).__name__}: {error}"}, b""
-            ack = stub.Complete(frames_out(reply, out))
+                    log.error("round %d failed: %s", task.round, traceback.format_exc())
+                    reply, out = TrainerReply(round=task.round, error=f"{type(error).__name__}: {error}"[:4096]), b""
+            ack = stub.Complete(frames_out(reply, out), metadata=metadata)
             if not ack.ok:
-                log.error("sidecar refused the round %d result: %s", round_number, ack.message)
-            next_round = round_number + 1
+                log.error("sidecar refused the round %d result: %s", task.round, ack.message)
+            next_round = task.round + 1

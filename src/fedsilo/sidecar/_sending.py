@@ -1,0 +1,60 @@
+"""The last steps of an update's way: the silo signs what it claims, then streams it to the hub.
+
+``Sign`` turns the filled ``OutgoingUpdate`` into signed ``UpdateMetadata`` (the claims the
+policy reads and the payload digest the hub checks); ``Send`` is the list's final step,
+the only one that talks to the hub, and returns its verdict to the steps above it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from fedsilo.identity import SigningKey
+from fedsilo.protocol import PolicyVerdict, UpdateMetadata, mechanism_claim, rpc, update_stream, verdict_from_proto
+
+from ._pipeline import Next, OutgoingUpdate
+
+
+@dataclass(frozen=True)
+class Sign:
+    """Step: the update's claims as canonical metadata, signed with the silo's Ed25519 key."""
+
+    job: str
+    silo: str
+    signing_key: SigningKey
+
+    def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
+        """Sign the claims about the encoded payload."""
+        payload = update.require_payload()
+        metadata = UpdateMetadata(
+            job=self.job,
+            round=update.plan.round,
+            silo=self.silo,
+            nonce=secrets.token_hex(16),
+            l2_norm=update.l2_norm,
+            num_samples=update.records,
+            vector_length=update.plan.vector_length,
+            dtype=payload.dtype,
+            payload_digest=payload.digest,
+            epsilon_round=update.epsilon_round,
+            mechanism=mechanism_claim(update.mechanism.to_json()) if update.mechanism is not None else None,
+        )
+        update.signed_metadata = metadata.canonical_bytes()
+        update.signature = self.signing_key.sign(update.signed_metadata)
+        return call_next(update)
+
+
+@dataclass(frozen=True)
+class Send:
+    """Final step: stream the signed metadata and the payload; the hub's verdict goes back up."""
+
+    stub: rpc.AggregatorStub
+
+    def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
+        """Submit the update (``call_next`` is never called: nothing comes after the wire)."""
+        if not update.signature:
+            raise RuntimeError("the update is not signed: the sign step must come before the send step")
+        payload = update.require_payload()
+        stream = update_stream(update.signed_metadata, update.signature, payload.chunks(), payload.dtype)
+        return verdict_from_proto(self.stub.SubmitUpdate(stream))

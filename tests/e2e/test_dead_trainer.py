@@ -1,0 +1,52 @@
+"""A silo whose trainer dies: its sidecar stops taking part (no task it cannot serve, no update)
+and says why in its log, while the other silos finish the job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fedsilo.aggregator import RoundSummary
+from fedsilo.api import load_manifest
+from fedsilo.protocol import PolicyVerdict
+from fedsilo.runner import LocalRun, RunOptions
+
+from .conftest import quick_manifest
+
+
+class _KillTrainerOnRound:
+    """Kills one silo's trainer (not its sidecar) as soon as a given round opens."""
+
+    def __init__(self, silo: str, round_number: int) -> None:
+        self.silo = silo
+        self.round_number = round_number
+        self.run: LocalRun | None = None
+
+    def round_started(self, round_number: int, participants: tuple[str, ...]) -> None:
+        if round_number == self.round_number and self.run is not None:
+            self.run.kill_trainer(self.silo)
+
+    def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
+        pass
+
+    def round_finished(self, summary: RoundSummary) -> None:
+        pass
+
+
+def test_a_sidecar_whose_trainer_died_sits_the_rounds_out(tmp_path: Path) -> None:
+    path = quick_manifest(tmp_path, rounds=4, roundTimeoutSeconds=8, minSilos=2)
+    killer = _KillTrainerOnRound("hospital-c", 2)
+    run = LocalRun(
+        load_manifest(path),
+        RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
+        killer,
+    )
+    killer.run = run
+    report = run.execute()
+    assert report.status == "succeeded", report.failure
+    rounds = {row.round: row for row in report.rounds}
+    assert "hospital-c" in rounds[1].accepted
+    for number in (2, 3, 4):
+        assert "hospital-c" not in rounds[number].accepted
+        assert sorted(rounds[number].accepted) == ["hospital-a", "hospital-b"]
+    log = (tmp_path / "run" / "silos" / "hospital-c" / "sidecar.log").read_text()
+    assert "round 4: not taking part: the trainer has been silent" in log
