@@ -124,6 +124,21 @@ def _problems_from(error: ValidationError, model: type[BaseModel], prefix: str) 
     return problems
 
 
+def _null_fields(node: object, path: str = "") -> list[str]:
+    """Where a field is written as null; ``status`` is the operator's and is not read."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not path and key == "status":
+                continue
+            where = f"{path}.{key}" if path else str(key)
+            found += [where] if value is None else _null_fields(value, where)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += [f"{path}[{index}]"] if item is None else _null_fields(item, f"{path}[{index}]")
+    return found
+
+
 def parse_manifest(text: str | bytes, source: str = "<manifest>") -> Manifest:
     """Validate manifest text (or the file's bytes); raise ``ManifestError`` listing every problem found."""
     try:
@@ -150,6 +165,14 @@ def parse_manifest(text: str | bytes, source: str = "<manifest>") -> Manifest:
             model = Silo
         else:
             problems.append(Problem(f"{prefix}kind", f"unknown kind {kind!r}", "use FederatedJob or Silo"))
+            continue
+        # The API server refuses a null where a value is typed; pydantic would read it as "absent".
+        nulls = _null_fields(document)
+        if nulls:
+            problems.extend(
+                Problem(f"{label}{where}", "is null", "remove the field to take its default, or write a value")
+                for where in nulls
+            )
             continue
         if document.get("apiVersion") != API_VERSION:
             problems.append(

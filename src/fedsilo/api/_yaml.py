@@ -137,15 +137,6 @@ def _expanded_size(document: object, budget: int) -> int:
     return seen
 
 
-def _prune_nulls(node: object) -> object:
-    """Drop ``key: null`` from mappings, as the API server prunes nulls of non-nullable fields."""
-    if isinstance(node, dict):
-        return {key: _prune_nulls(value) for key, value in node.items() if value is not None}
-    if isinstance(node, list):
-        return [_prune_nulls(item) for item in node]
-    return node
-
-
 def load_documents(data: bytes) -> list[object]:
     """The non-empty documents of a manifest file; raise :class:`YamlRefusal` saying why not."""
     if len(data) > MAX_BYTES:
@@ -167,7 +158,7 @@ def load_documents(data: bytes) -> list[object]:
                     "write the values out instead of nesting anchors",
                 )
             if document is not None:
-                documents.append(_prune_nulls(document))
+                documents.append(document)
     except yaml.YAMLError as error:
         raise YamlRefusal(f"is not valid YAML: {error}", "fix the YAML syntax") from error
     finally:
