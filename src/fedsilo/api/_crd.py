@@ -309,8 +309,10 @@ RESOURCES: tuple[Resource, ...] = (
             _condition_column("Ready", "Ready", "status", "Whether the identity is in place and registered."),
             _column("Fingerprint", ".status.identity.fingerprint", "string", "Fingerprint of the public key."),
             _column("Epsilon", ".status.epsilonSpent", "number", "Epsilon spent across all jobs."),
+            _column("Ceiling", ".spec.maxEpsilon", "number", "The silo's lifetime epsilon ceiling (none if empty)."),
             _AGE,
-            _column("Namespace", ".status.identity.namespace", "string", "Where the silo's pods run.", 1),
+            # Not "Namespace": 'kubectl get -A -o wide' prints its own NAMESPACE column.
+            _column("Workload", ".status.identity.namespace", "string", "The namespace the silo's pods run in.", 1),
             _column("Institution", ".spec.displayName", "string", "The institution's name.", 1),
             _condition_column("Reason", "Ready", "reason", "Why the silo is (not) ready.", 1),
         ),
@@ -344,6 +346,9 @@ class _Converter:
                     note = _FIELD_NOTES.get((model, name))
                     if note and "description" in converted:
                         converted["description"] += " " + note
+                    block = _block_default(model, name)
+                    if block is not None and converted.get("type") == "object":
+                        converted["default"] = block
                 properties[name] = converted
             out["type"] = "object"
             out["properties"] = properties
@@ -431,6 +436,21 @@ def _teaching(node: Schema) -> list[str]:
     if item_bounds:
         sentences.append(f"Each entry: {item_bounds}.")
     return sentences
+
+
+def _block_default(model: type[BaseModel], wire_name: str) -> Schema | None:
+    """The default of a nested block, so the API server stores it (and printer columns show it) when left out.
+
+    Only what differs from the block's own defaults is written (``{}`` for most blocks); the
+    API server then fills in the block's fields from their defaults.
+    """
+    for field in model.model_fields.values():
+        if (field.alias or "") != wire_name:
+            continue
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return None
 
 
 def _merge(base: Schema, extra: Schema) -> Schema:

@@ -37,6 +37,8 @@ class ConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    #: Set when the job policy refused the job: its reasons are the message.
+    DENIED = "Denied"
 
 
 class Condition(_Status):
@@ -66,6 +68,8 @@ class JobPhase(StrEnum):
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    #: The job policy refused the job before anything of it was created.
+    DENIED = "Denied"
 
 
 class JobResult(StrEnum):
@@ -99,7 +103,9 @@ class FederatedJobStatus(_Status):
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation the operator last reconciled."
     )
-    phase: JobPhase | None = Field(default=None, description="Pending, Running, Succeeded or Failed.")
+    phase: JobPhase | None = Field(
+        default=None, description="Pending, Running, Succeeded, Failed, or Denied (refused by the job policy)."
+    )
     conditions: list[Condition] | None = Field(
         default=None,
         max_length=8,

@@ -32,7 +32,9 @@ from fedsilo.kube import (
     SERVICE_ACCOUNT,
     KubeApi,
 )
+from fedsilo.policy import PolicyUnavailable
 
+from ._admission import JobAdmission
 from ._conditions import JobFacts, Problem, job_status
 from ._config import OperatorConfig
 from ._errors import CALL_ERRORS, problem_of, retry_decision
@@ -70,10 +72,11 @@ def aggregator_available(deployment: Mapping[str, Any]) -> bool:
 class HubReconciler:
     """Builds and maintains the hub side of every FederatedJob the operator watches."""
 
-    def __init__(self, api: KubeApi, config: OperatorConfig, policies: PolicyFiles) -> None:
+    def __init__(self, api: KubeApi, config: OperatorConfig, policies: PolicyFiles, admission: JobAdmission) -> None:
         self.api = api
         self.config = config
         self.policies = policies
+        self.admission = admission
         # The generation whose children are in place, by job uid; refresh waits for it.
         self._applied: dict[str, int] = {}
         # Jobs whose aggregator was scaled to zero after the aggregator reported the end.
@@ -94,6 +97,7 @@ class HubReconciler:
         meta, status = body["metadata"], body.get("status") or {}
         namespace = meta["namespace"]
         facts = _facts(body, job, available)
+        self._admit(body, job, facts)
         try:
             silos = named_silos(lookup, namespace, job.spec.silos)
             waiting = _waiting_for(job, silos, namespace)
@@ -212,6 +216,25 @@ class HubReconciler:
 
     # -- pieces --------------------------------------------------------------------------
 
+    def _admit(self, body: Mapping[str, Any], job: FederatedJob, facts: JobFacts) -> None:
+        """Return if the job policy admits the job; otherwise report why and stop (nothing is created yet)."""
+        try:
+            decision = self.admission.decide(job)
+        except PolicyUnavailable as error:
+            problem = Problem("AdmissionUnavailable", f"the job policy could not decide ({error}); nothing is created")
+            self._report(body, _with(facts, problem=problem))
+            raise kopf.TemporaryError(problem.message, delay=WAIT_DELAY) from error
+        if decision.allow:
+            return
+        try:
+            self._write_status(body, _with(facts, denied=decision.reasons))
+        except CALL_ERRORS as error:
+            raise retry_decision(error) from error
+        message = f"refused by the job policy ({decision.policy_revision}): {'; '.join(decision.reasons)}"
+        kopf.warn(as_body(body), reason="Denied", message=message)
+        # Permanent: the fields the policy reads are immutable, so only a new job can pass.
+        raise kopf.PermanentError(message)
+
     def _ensure_certificate(self, body: Mapping[str, Any]) -> dict[str, str]:
         """The endpoint to publish; creates the serving certificate the first time.
 
@@ -280,7 +303,13 @@ def _facts(body: Mapping[str, Any], job: FederatedJob, available: bool) -> JobFa
     )
 
 
-def _with(facts: JobFacts, *, waiting: Problem | None = None, problem: Problem | None = None) -> JobFacts:
+def _with(
+    facts: JobFacts,
+    *,
+    waiting: Problem | None = None,
+    problem: Problem | None = None,
+    denied: tuple[str, ...] | None = None,
+) -> JobFacts:
     return JobFacts(
         generation=facts.generation,
         rounds=facts.rounds,
@@ -290,6 +319,7 @@ def _with(facts: JobFacts, *, waiting: Problem | None = None, problem: Problem |
         result=facts.result,
         round=facts.round,
         message=facts.message,
+        denied=denied,
     )
 
 

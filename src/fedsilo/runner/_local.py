@@ -35,7 +35,7 @@ from fedsilo.identity import (
     read_identity,
     write_identity,
 )
-from fedsilo.policy import EmbeddedRegoEngine
+from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
 from fedsilo.registry import LocalRegistry
 
 from ._hub import build_hub
@@ -192,6 +192,14 @@ class LocalRun:
     def execute(self, on_started: Callable[[LocalRun], None] | None = None) -> RunReport:
         """Run the job to its end; the report says whether it finished or failed and why."""
         spec = self.manifest.job.spec
+        engine = EmbeddedRegoEngine()
+        # Job admission first, as in a cluster: a refused job creates no run directory and no keys.
+        decision = engine.decide_job(JobPolicyInput.from_job(self.manifest.job))
+        if not decision.allow:
+            raise ValueError(
+                f"the job policy ({decision.policy_revision}) refuses FederatedJob/{self.manifest.job.metadata.name}; "
+                f"nothing was created: {'; '.join(decision.reasons)}"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)
         ca = CertificateAuthority.create()
@@ -205,7 +213,7 @@ class LocalRun:
             self.manifest.job,
             silos,
             state_dir=self.workdir,
-            engine=EmbeddedRegoEngine(),
+            engine=engine,
             registry=LocalRegistry(self.options.registry),
             observer=self.observer,
             privacy=privacy,
