@@ -37,6 +37,7 @@ from ._types import (
     MASKED_MIN_SILOS,
     MAX_NAME,
     AggregationMode,
+    ContainerResources,
     DataSource,
     DataSpec,
     FederatedJob,
@@ -156,6 +157,15 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             field_path=".path",
             reason="FieldValueRequired",
         ),
+    ),
+    ContainerResources: tuple(
+        Rule(
+            rule=f"!has(self.requests.{name}) || !has(self.limits.{name}) "
+            f"|| quantity(self.requests.{name}).compareTo(quantity(self.limits.{name})) <= 0",
+            message=f"requests.{name} is above limits.{name}; no pod can run so: raise the limit or lower the request",
+            field_path=f".requests.{name}",
+        )
+        for name in ("cpu", "memory")
     ),
     PrivacySpec: (
         Rule(

@@ -10,6 +10,7 @@ Cross-field rules that the API server can check carry a CEL expression in
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NewType, Self
 
@@ -399,6 +400,24 @@ class PolicySpec(_Model):
 
 #: A Kubernetes quantity as fedsilo accepts it: a decimal number and an optional unit.
 _QUANTITY = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,3})?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_UNITS = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+}
+
+
+def quantity(text: str) -> Decimal:
+    """The value of a quantity :data:`_QUANTITY` accepts, as Kubernetes' ``quantity()`` reads it."""
+    number = text.rstrip("mkMGTi")
+    return Decimal(number) * _UNITS[text[len(number) :]]
 
 
 class ResourceAmounts(_Model):
@@ -419,6 +438,17 @@ class ContainerResources(_Model):
 
     requests: ResourceAmounts = Field(description="Reserved for the container.")
     limits: ResourceAmounts = Field(description="The most the container may use; above the memory limit it is killed.")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        for name in ("cpu", "memory"):
+            request, limit = getattr(self.requests, name), getattr(self.limits, name)
+            if request is not None and limit is not None and quantity(request) > quantity(limit):
+                raise ValueError(
+                    f"requests.{name} ({request}) is above limits.{name} ({limit}); no pod can run so: "
+                    "raise the limit or lower the request"
+                )
+        return self
 
     def render(self) -> dict[str, dict[str, str]]:
         """The ``resources`` of a container spec."""
