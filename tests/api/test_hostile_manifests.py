@@ -64,6 +64,18 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         QUICKSTART.read_text().replace("rounds: 15", "rounds: true", 1).encode(),
         "spec.rounds: Input should be a valid integer",
     ),
+    "an integer of 5000 digits": (
+        QUICKSTART.read_text().replace("rounds: 15", "rounds: " + "9" * 5000, 1).encode(),
+        "holds an integer of 5000 characters",
+    ),
+    "a tagged scalar PyYAML cannot construct": (
+        QUICKSTART.read_text().replace("seed: 7", "seed: !!bool maybe", 1).encode(),
+        "holds a value that cannot be read",
+    ),
+    "a Python object tag": (
+        QUICKSTART.read_text().replace("seed: 7", "seed: !!python/object/apply:os.system [id]", 1).encode(),
+        "could not determine a constructor",
+    ),
     "a file too large": (QUICKSTART.read_bytes() + b"#" * (2 * 1024 * 1024), "more than 1048576"),
 }
 

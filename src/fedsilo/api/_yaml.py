@@ -25,7 +25,7 @@ import yaml
 from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import AliasEvent
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 #: Larger manifests are refused before parsing (the API server's own request limit is ~3 MiB).
 MAX_BYTES = 1024 * 1024
@@ -35,6 +35,8 @@ MAX_ALIASES = 64
 MAX_DEPTH = 32
 #: Scalars and collections after expanding every alias.
 MAX_NODES = 100_000
+#: Characters of one integer literal (digits, sign, base prefix, underscores).
+MAX_INTEGER_CHARACTERS = 40
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -96,6 +98,19 @@ class _StrictConstructor(SafeConstructor):
                 )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        # Python refuses (ValueError) to convert more than 4300 digits, and no field needs 40.
+        if len(node.value) > MAX_INTEGER_CHARACTERS:
+            raise YamlRefusal(
+                f"holds an integer of {len(node.value)} characters (line {node.start_mark.line + 1})",
+                "write a number within the field's bounds",
+            )
+        return super().construct_yaml_int(node)
+
+
+# PyYAML's stubs type add_constructor for the base classes only.
+_StrictConstructor.add_constructor("tag:yaml.org,2002:int", _StrictConstructor.construct_yaml_int)  # type: ignore[type-var]
 
 
 class _ManifestLoader(
@@ -161,6 +176,11 @@ def load_documents(data: bytes) -> list[object]:
                 documents.append(document)
     except yaml.YAMLError as error:
         raise YamlRefusal(f"is not valid YAML: {error}", "fix the YAML syntax") from error
+    except YamlRefusal:
+        raise
+    except (ValueError, TypeError, ArithmeticError, LookupError, AttributeError) as error:
+        # A scalar PyYAML cannot construct (its constructors raise plain exceptions): still a verdict.
+        raise YamlRefusal(f"holds a value that cannot be read: {error}", "correct or quote the value") from error
     finally:
         loader.dispose()
     return documents
