@@ -121,3 +121,18 @@ def test_a_bad_parameters_file_stops_the_operator_command_naming_the_field(tmp_p
         check=False,
     )
     assert result.returncode == 2 and "masked_min_silos" in result.stderr
+
+
+def test_stricter_parameters_later_do_not_deny_a_running_job(cluster: ControlPlane, admin: KubeApi) -> None:
+    name = cluster.create_namespace(unique("running"))
+    with running_operator([name], cluster.kubeconfig, parameters=PolicyParameters()):
+        apply_objects(cluster, name, *(silo(s) for s in SILOS), job("steady"))
+        wait_for(lambda: ("Deployment", "steady-aggregator") in children(admin, name), "the job's aggregator")
+        wait_for(lambda: get(cluster, name, "federatedjob", "steady")["status"].get("endpoint"), "its endpoint")
+    with running_operator([name], cluster.kubeconfig, parameters=PolicyParameters(masked_min_silos=4)):
+        cluster.kubectl("patch", "-n", name, "federatedjob", "steady", "--type=merge", "-p", '{"spec":{"rounds":12}}')
+        wait_for(
+            lambda: "rounds: 12" in children(admin, name)[("ConfigMap", "steady-job")]["data"]["job.yaml"],
+            "the edit applied under the new parameters",
+        )
+        assert not condition(get(cluster, name, "federatedjob", "steady"), "Denied")

@@ -217,7 +217,13 @@ class HubReconciler:
     # -- pieces --------------------------------------------------------------------------
 
     def _admit(self, body: Mapping[str, Any], job: FederatedJob, facts: JobFacts) -> None:
-        """Return if the job policy admits the job; otherwise report why and stop (nothing is created yet)."""
+        """Return if the job policy admits the job; otherwise report why and stop (nothing is created yet).
+
+        Decided once: a job whose endpoint is published was admitted and its silos may be
+        training, so new installation parameters apply to new jobs, not to running ones.
+        """
+        if (body.get("status") or {}).get("endpoint"):
+            return
         try:
             decision = self.admission.decide(job)
         except PolicyUnavailable as error:
