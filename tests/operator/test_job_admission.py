@@ -73,6 +73,9 @@ def test_a_denied_job_gets_a_condition_an_event_and_no_children(
     assert f"{code}: " in denied["message"]
     status = get(cluster, namespace, "federatedjob", name)["status"]
     assert status["phase"] == "Denied" and "endpoint" not in status
+    record = status["admission"]
+    assert record["allowed"] is False and any(r.startswith(f"{code}: ") for r in record["reasons"])
+    assert record["inputDigest"].startswith("sha256:") and record["policyRevision"]
     events = get(cluster, namespace, "events", "--field-selector", f"involvedObject.name={name}")["items"]
     assert any(e["reason"] == "Denied" and code in e["message"] and e["type"] == "Warning" for e in events)
     assert job_children(admin, namespace, name) == set(), "nothing of a denied job exists"
@@ -83,6 +86,10 @@ def test_an_admitted_job_next_to_them_gets_its_children(cluster: ControlPlane, a
     wait_for(
         lambda: ("Deployment", "admitted-aggregator") in children(admin, namespace), "the admitted job's aggregator"
     )
+    record = wait_for(
+        lambda: get(cluster, namespace, "federatedjob", "admitted")["status"].get("admission"), "the admission record"
+    )
+    assert record["allowed"] is True and record["reasons"] == []
 
 
 def test_an_installation_may_admit_two_silo_masking(cluster: ControlPlane, admin: KubeApi) -> None:

@@ -9,6 +9,7 @@ from ._manifest import Manifest as Manifest
 from ._manifest import ManifestError as ManifestError
 from ._manifest import load_manifest as load_manifest
 from ._manifest import parse_manifest as parse_manifest
+from ._status import AdmissionRecord as AdmissionRecord
 from ._status import AggregatorEndpoint as AggregatorEndpoint
 from ._status import Condition as Condition
 from ._status import ConditionType as ConditionType
@@ -54,6 +55,7 @@ from ._types import TrainingSpec as TrainingSpec
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "AdmissionRecord",
     "AggregationMode",
     "AggregationSpec",
     "AggregatorEndpoint",

@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from fedsilo.api import DataClass, FederatedJob
+from fedsilo.api import AdmissionRecord, DataClass, FederatedJob
 from fedsilo.policy import Decision, JobPolicyInput, PolicyBundle, PolicyEngine, input_digest
 from fedsilo.protocol import StrictMessage
 
@@ -85,21 +85,17 @@ class JobAdmission:
     def __init__(self, engine: PolicyEngine) -> None:
         self.engine = engine
 
-    def decide(self, job: FederatedJob) -> Decision:
-        """The policy's decision; raises ``PolicyUnavailable`` when there is none (fail closed)."""
+    def decide(self, job: FederatedJob, decided_at: str) -> tuple[Decision, AdmissionRecord]:
+        """The policy's decision and its record; raises ``PolicyUnavailable`` when there is none (fail closed)."""
         policy_input = JobPolicyInput.from_job(job)
         decision = self.engine.decide_job(policy_input)
-        audit_log.info(
-            "job admission %s",
-            json.dumps(
-                {
-                    "job": f"{job.metadata.namespace}/{job.metadata.name}",
-                    "allow": decision.allow,
-                    "reasons": list(decision.reasons),
-                    "policy_revision": decision.policy_revision,
-                    "input_digest": input_digest(policy_input.to_document()),
-                },
-                sort_keys=True,
-            ),
+        record = AdmissionRecord(
+            allowed=decision.allow,
+            reasons=list(decision.reasons),
+            policy_revision=decision.policy_revision,
+            input_digest=input_digest(policy_input.to_document()),
+            decided_at=decided_at,
         )
-        return decision
+        where = {"job": f"{job.metadata.namespace}/{job.metadata.name}"}
+        audit_log.info("job admission %s", json.dumps({**where, **record.model_dump(mode="json")}, sort_keys=True))
+        return decision, record

@@ -35,7 +35,7 @@ from fedsilo.kube import (
 from fedsilo.policy import PolicyUnavailable
 
 from ._admission import JobAdmission
-from ._conditions import JobFacts, Problem, job_status
+from ._conditions import JobFacts, Problem, job_status, now
 from ._config import OperatorConfig
 from ._errors import CALL_ERRORS, problem_of, retry_decision
 from ._hub_objects import (
@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds between retries while silos lack identities; a Silo's key appearing retriggers sooner.
 WAIT_DELAY = 10.0
-STATUS_FIELDS = ("observedGeneration", "phase", "conditions", "endpoint")
+STATUS_FIELDS = ("observedGeneration", "phase", "conditions", "endpoint", "admission")
 
 
 def aggregator_available(deployment: Mapping[str, Any]) -> bool:
@@ -97,7 +97,7 @@ class HubReconciler:
         meta, status = body["metadata"], body.get("status") or {}
         namespace = meta["namespace"]
         facts = _facts(body, job, available)
-        self._admit(body, job, facts)
+        admission = self._admit(body, job, facts)
         try:
             silos = named_silos(lookup, namespace, job.spec.silos)
             waiting = _waiting_for(job, silos, namespace)
@@ -118,7 +118,7 @@ class HubReconciler:
             self.api.create(adopt([state_claim(job.metadata.name, namespace)], body)[0])
             for child in hub_objects(inputs, self.policies, self.config):
                 self.api.apply(child)
-            self._write_status(body, facts, endpoint)
+            self._write_status(body, facts, endpoint, admission)
         except CALL_ERRORS as error:
             self._report(body, _with(facts, problem=problem_of(error)))
             raise retry_decision(error) from error
@@ -216,24 +216,25 @@ class HubReconciler:
 
     # -- pieces --------------------------------------------------------------------------
 
-    def _admit(self, body: Mapping[str, Any], job: FederatedJob, facts: JobFacts) -> None:
+    def _admit(self, body: Mapping[str, Any], job: FederatedJob, facts: JobFacts) -> dict[str, Any] | None:
         """Return if the job policy admits the job; otherwise report why and stop (nothing is created yet).
 
         Decided once: a job whose endpoint is published was admitted and its silos may be
         training, so new installation parameters apply to new jobs, not to running ones.
         """
         if (body.get("status") or {}).get("endpoint"):
-            return
+            return None
         try:
-            decision = self.admission.decide(job)
+            decision, record = self.admission.decide(job, now())
         except PolicyUnavailable as error:
             problem = Problem("AdmissionUnavailable", f"the job policy could not decide ({error}); nothing is created")
             self._report(body, _with(facts, problem=problem))
             raise kopf.TemporaryError(problem.message, delay=WAIT_DELAY) from error
+        admission = record.model_dump(mode="json", by_alias=True)
         if decision.allow:
-            return
+            return admission
         try:
-            self._write_status(body, _with(facts, denied=decision.reasons))
+            self._write_status(body, _with(facts, denied=decision.reasons), admission=admission)
         except CALL_ERRORS as error:
             raise retry_decision(error) from error
         message = f"refused by the job policy ({decision.policy_revision}): {'; '.join(decision.reasons)}"
@@ -269,7 +270,11 @@ class HubReconciler:
         }
 
     def _write_status(
-        self, body: Mapping[str, Any], facts: JobFacts, endpoint: Mapping[str, str] | None = None
+        self,
+        body: Mapping[str, Any],
+        facts: JobFacts,
+        endpoint: Mapping[str, str] | None = None,
+        admission: Mapping[str, Any] | None = None,
     ) -> None:
         """Apply the operator-owned status fields, unless they already hold these values."""
         meta, status = body["metadata"], body.get("status") or {}
@@ -277,6 +282,10 @@ class HubReconciler:
         endpoint = endpoint or status.get("endpoint")
         if endpoint:
             fields["endpoint"] = dict(endpoint)
+        # Carried forward: a field this manager leaves out of an apply is removed.
+        admission = admission or status.get("admission")
+        if admission:
+            fields["admission"] = dict(admission)
         if all(status.get(key) == fields.get(key) for key in STATUS_FIELDS):
             return
         self.api.apply(
