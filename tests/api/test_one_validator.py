@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tests.crds.conftest import install_crds
 from tests.support import ControlPlane, KubectlError
 
 CORPUS = Path(__file__).parent / "corpus"
+ADMISSION = Path(__file__).parents[2] / "deploy" / "admission"
 BASE_JOB: dict[str, Any] = {"silos": ["hospital-a", "hospital-b"], "model": {"builtin": "mlp"}}
 
 
@@ -86,8 +88,18 @@ def manifest_for(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def namespace(control_plane: ControlPlane) -> str:
+    """A namespace of a control plane with the CRDs and the shipped admission policy in force."""
     install_crds(control_plane)
-    return control_plane.create_namespace(f"corpus-{uuid.uuid4().hex[:8]}")
+    control_plane.kubectl("apply", "--server-side", "-f", str(ADMISSION))
+    name = control_plane.create_namespace(f"corpus-{uuid.uuid4().hex[:8]}")
+    probe = {"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": "probe"}}
+    probe["metadata"]["annotations"] = {"fedsilo.io/workload-namespace": "kube-system"}
+    deadline = time.monotonic() + 60
+    # The API server compiles a new policy asynchronously: wait until it refuses.
+    while server_verdict(control_plane, name, yaml.safe_dump(probe)) is None:
+        assert time.monotonic() < deadline, "the ValidatingAdmissionPolicy never took effect"
+        time.sleep(0.5)
+    return name
 
 
 def server_verdict(cluster: ControlPlane, namespace: str, text: str) -> str | None:

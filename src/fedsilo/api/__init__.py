@@ -26,6 +26,7 @@ from ._status import SiloStatus as SiloStatus
 from ._status import StatusReporter as StatusReporter
 from ._types import API_GROUP as API_GROUP
 from ._types import API_VERSION as API_VERSION
+from ._types import WORKLOAD_NAMESPACE_ANNOTATION as WORKLOAD_NAMESPACE_ANNOTATION
 from ._types import AggregationMode as AggregationMode
 from ._types import AggregationSpec as AggregationSpec
 from ._types import BuiltinModel as BuiltinModel
@@ -51,10 +52,12 @@ from ._types import StrategyName as StrategyName
 from ._types import StrategySpec as StrategySpec
 from ._types import SyntheticSpec as SyntheticSpec
 from ._types import TrainingSpec as TrainingSpec
+from ._types import workload_namespace_problem as workload_namespace_problem
 
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "WORKLOAD_NAMESPACE_ANNOTATION",
     "AdmissionRecord",
     "AggregationMode",
     "AggregationSpec",
@@ -99,4 +102,5 @@ __all__ = [
     "TrainingSpec",
     "load_manifest",
     "parse_manifest",
+    "workload_namespace_problem",
 ]

@@ -617,6 +617,30 @@ class SiloSpec(_Model):
     )
 
 
+#: On a Silo: the namespace its pods and identity Secret live in (default: the Silo's own).
+WORKLOAD_NAMESPACE_ANNOTATION = f"{API_GROUP}/workload-namespace"
+#: Namespaces no Silo may move into: the cluster's own (``kube-*``) and ``default``.
+SYSTEM_NAMESPACE_PREFIX = "kube-"
+SYSTEM_NAMESPACES = ("default",)
+
+
+def workload_namespace_problem(workload: str, own_namespace: str | None) -> str | None:
+    """Why ``workload`` can never be a Silo's workload namespace, or None.
+
+    The same checks as the ValidatingAdmissionPolicy in ``deploy/admission`` (which the
+    operator repeats for clusters without it); consent is the operator's check.
+    """
+    where = f"metadata.annotations[{WORKLOAD_NAMESPACE_ANNOTATION}]"
+    if len(workload) > MAX_NAME or not _fullmatch(_DNS_LABEL, workload):
+        return f"{where} is not a namespace name (a DNS-1123 label of at most 63 characters); correct it or remove it"
+    if workload != own_namespace and (workload in SYSTEM_NAMESPACES or workload.startswith(SYSTEM_NAMESPACE_PREFIX)):
+        return (
+            f"{where} names a system namespace (kube-*, default); a silo's pods and keys belong in a namespace "
+            "of the partner's own"
+        )
+    return None
+
+
 class Silo(_Model):
     """A silo taking part in federated jobs."""
 
@@ -625,3 +649,11 @@ class Silo(_Model):
     metadata: ObjectMeta
     spec: SiloSpec = Field(default_factory=SiloSpec)
     status: dict[str, Any] | None = Field(default=None, description="Written by the operator.")
+
+    @model_validator(mode="after")
+    def _workload_namespace(self) -> Self:
+        workload = self.metadata.annotations.get(WORKLOAD_NAMESPACE_ANNOTATION)
+        problem = None if workload is None else workload_namespace_problem(workload, self.metadata.namespace)
+        if problem is not None:
+            raise ValueError(problem)
+        return self

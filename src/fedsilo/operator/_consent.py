@@ -13,17 +13,13 @@ Called by :class:`fedsilo.operator._silo.SiloReconciler` before it creates anyth
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from fedsilo.api import workload_namespace_problem
+
 from ._conditions import Problem
 from ._names import ACCEPT_SILOS_ANNOTATION, WORKLOAD_NAMESPACE_ANNOTATION
-
-_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-#: Namespaces no Silo may move into: the cluster's own.
-SYSTEM_NAMESPACES = ("default",)
-SYSTEM_PREFIX = "kube-"
 
 
 def accepted_silos(namespace: Mapping[str, Any] | None) -> frozenset[str]:
@@ -33,21 +29,10 @@ def accepted_silos(namespace: Mapping[str, Any] | None) -> frozenset[str]:
     return frozenset(entry.strip() for entry in listed.split(",") if entry.strip())
 
 
-def forbidden_target(workload: str) -> Problem | None:
-    """Why ``workload`` can never be a Silo's workload namespace, or None (the checks CEL makes too)."""
-    if len(workload) > 63 or not _NAMESPACE.fullmatch(workload):
-        return Problem(
-            "WorkloadNamespaceInvalid",
-            f"the {WORKLOAD_NAMESPACE_ANNOTATION} annotation {workload!r} is not a namespace name; "
-            "write a DNS-1123 label or remove the annotation",
-        )
-    if workload in SYSTEM_NAMESPACES or workload.startswith(SYSTEM_PREFIX):
-        return Problem(
-            "WorkloadNamespaceForbidden",
-            f"the {WORKLOAD_NAMESPACE_ANNOTATION} annotation names the system namespace {workload}; "
-            "choose a namespace of the partner's own",
-        )
-    return None
+def forbidden_target(workload: str, own_namespace: str) -> Problem | None:
+    """Why ``workload`` can never be the Silo's workload namespace (the admission policy's checks), or None."""
+    problem = workload_namespace_problem(workload, own_namespace)
+    return None if problem is None else Problem("WorkloadNamespaceForbidden", problem)
 
 
 def consent_problem(
@@ -56,7 +41,7 @@ def consent_problem(
     """Why the Silo may not use ``workload`` (whose Namespace object is ``target``), or None if it may."""
     if workload == silo_namespace:
         return None
-    forbidden = forbidden_target(workload)
+    forbidden = forbidden_target(workload, silo_namespace)
     if forbidden is not None:
         return forbidden
     entry = f"{silo_namespace}/{silo_name}"

@@ -281,7 +281,7 @@ class SiloReconciler:
     def _consent(self, silo: Silo) -> Problem | None:
         """Why the silo may not use its workload namespace, or None (its own, or one that accepted it)."""
         workload, own = workload_namespace(silo), str(silo.metadata.namespace)
-        target = None if workload == own or forbidden_target(workload) else self.api.namespace(workload)
+        target = None if workload == own or forbidden_target(workload, own) else self.api.namespace(workload)
         return consent_problem(own, silo.metadata.name, workload, target)
 
     def _report_identity(
