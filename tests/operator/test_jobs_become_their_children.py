@@ -372,16 +372,34 @@ def test_deleting_a_job_and_its_silos_removes_every_child_without_a_garbage_coll
 def test_a_silo_in_a_namespace_the_operator_does_not_manage_is_reported_not_touched(
     cluster: ControlPlane, namespaces: dict[str, str], operator: KopfRunner
 ) -> None:
-    namespace = namespaces["misc"]
-    apply_objects(cluster, namespace, silo_in("kube-system", "stray"))
+    namespace, elsewhere = namespaces["misc"], cluster.create_namespace(unique("elsewhere"))
+    apply_objects(cluster, namespace, silo_in(elsewhere, "stray"))
     silo = wait_for(
         lambda: (s := get(cluster, namespace, "silo", "stray")) and condition(s, "Ready") and s, "the Silo's conditions"
     )
     assert condition(silo, "Ready")["reason"] == "NamespaceNotManaged"
-    assert "kube-system is not managed by this operator" in condition(silo, "Degraded")["message"]
-    assert api_secret_absent(cluster)
+    assert f"{elsewhere} is not managed by this operator" in condition(silo, "Degraded")["message"]
+    assert secret_absent(cluster, elsewhere)
 
 
-def api_secret_absent(cluster: ControlPlane) -> bool:
-    found = cluster.kubectl("get", "secret", "stray-identity", "-n", "kube-system", "--ignore-not-found", "-o", "name")
+def test_a_silo_the_api_server_let_through_is_reported_invalid_not_touched(
+    cluster: ControlPlane, namespaces: dict[str, str], operator: KopfRunner
+) -> None:
+    namespace = namespaces["misc"]
+    try:
+        apply_objects(cluster, namespace, silo_in("kube-system", "intruder"))
+    except KubectlError as refused:
+        # The admission policy (deploy/admission) is in force in this session: it refuses first.
+        assert "names a system namespace" in refused.stderr
+        return
+    silo = wait_for(
+        lambda: (s := get(cluster, namespace, "silo", "intruder")) and condition(s, "Ready") and s, "the conditions"
+    )
+    assert condition(silo, "Ready")["reason"] == "InvalidSilo"
+    assert "names a system namespace" in condition(silo, "Ready")["message"]
+    assert secret_absent(cluster, "kube-system", "intruder")
+
+
+def secret_absent(cluster: ControlPlane, namespace: str, silo: str = "stray") -> bool:
+    found = cluster.kubectl("get", "secret", f"{silo}-identity", "-n", namespace, "--ignore-not-found", "-o", "name")
     return found.stdout.strip() == ""

@@ -36,6 +36,7 @@ from ._types import (
     JOB_NAME_RULE,
     MASKED_MIN_SILOS,
     MAX_NAME,
+    MAX_SYNTHETIC_VALUES,
     AggregationMode,
     ContainerResources,
     DataSource,
@@ -49,6 +50,7 @@ from ._types import (
     SiloIdentity,
     SiloSpec,
     StrategyName,
+    SyntheticSpec,
 )
 
 VERSION = API_VERSION.rsplit("/", 1)[1]
@@ -144,6 +146,11 @@ _FIELD_NOTES: dict[tuple[type[BaseModel], str], str] = {
 }
 
 
+def _default(model: type[BaseModel], field: str) -> Any:
+    """A field's Python default, for CEL that must read an absent field as its default."""
+    return model.model_fields[field].get_default(call_default_factory=True)
+
+
 _FILE_SOURCES = [DataSource.CSV.value, DataSource.NPZ.value]
 
 #: The model validators of ``_types``, as CEL, with the pydantic messages minus the numbers:
@@ -166,6 +173,15 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             field_path=f".requests.{name}",
         )
         for name in ("cpu", "memory")
+    ),
+    SyntheticSpec: (
+        Rule(
+            rule=f"(has(self.numFeatures) ? self.numFeatures : {_default(SyntheticSpec, 'num_features')}) * "
+            f"(has(self.samplesPerSilo) ? self.samplesPerSilo : {_default(SyntheticSpec, 'samples_per_silo')}) "
+            f"<= {MAX_SYNTHETIC_VALUES}",
+            message=f"numFeatures x samplesPerSilo is above {MAX_SYNTHETIC_VALUES} values per silo, more than a "
+            "trainer's memory holds; lower one of them",
+        ),
     ),
     PrivacySpec: (
         Rule(

@@ -40,6 +40,8 @@ MAX_NAME = 63
 MASKED_MIN_SILOS = 2
 #: The API server's cap on the total size of an object's annotations (keys and values).
 MAX_ANNOTATIONS_BYTES = 256 * 1024
+#: Feature values one silo's synthetic data may have (800 MB as float64): well within the trainer's default limit.
+MAX_SYNTHETIC_VALUES = 100_000_000
 DNS_LABEL_RULE = (
     "a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit"
 )
@@ -193,6 +195,15 @@ class SyntheticSpec(_Model):
     num_features: int = Field(default=60, ge=2, le=10000, description="Input dimension.")
     num_classes: int = Field(default=10, ge=2, le=1000, description="Number of classes.")
     samples_per_silo: int = Field(default=600, ge=20, le=1_000_000, description="Mean number of records per silo.")
+
+    @model_validator(mode="after")
+    def _fits_a_node(self) -> Self:
+        if self.num_features * self.samples_per_silo > MAX_SYNTHETIC_VALUES:
+            raise ValueError(
+                f"numFeatures x samplesPerSilo is above {MAX_SYNTHETIC_VALUES} values per silo, more than a "
+                "trainer's memory holds; lower one of them"
+            )
+        return self
 
 
 class PartitionSpec(_Model):

@@ -126,7 +126,15 @@ class SiloReconciler:
 
     def reconcile_silo(self, body: Mapping[str, Any]) -> None:
         """Make sure the silo's identity exists and report it; TemporaryError while a partner must act."""
-        silo: Silo = parse_object(body, Silo)
+        try:
+            silo: Silo = parse_object(body, Silo)
+        except kopf.PermanentError as invalid:
+            # What the API server let through (e.g. a system workload namespace where the admission
+            # policy is not installed) is shown on the Silo, and nothing is created for it.
+            problem = Problem("InvalidSilo", f"{invalid}; correct the Silo")
+            self._report_identity(body, None, problem, str(body["metadata"]["namespace"]))
+            kopf.warn(as_body(body), reason=problem.reason, message=problem.message)
+            raise
         workload = workload_namespace(silo)
         if not self.config.manages(workload):
             problem = Problem(
