@@ -163,7 +163,11 @@ def test_every_pod_the_operator_makes_is_admitted_under_pod_security_restricted(
 
 
 def test_the_job_is_ready_once_its_aggregator_is_available(cluster: ControlPlane, quickstart: str) -> None:
-    job = get(cluster, quickstart, "federatedjob", "quickstart")
+    # The status (with the endpoint) is written just after the children: wait for it, not for them.
+    job = wait_for(
+        lambda: (j := get(cluster, quickstart, "federatedjob", "quickstart")) and j["status"].get("endpoint") and j,
+        "the published endpoint",
+    )
     assert condition(job, "Ready")["status"] == "False" and job["status"]["phase"] == "Pending"
     assert job["status"]["endpoint"]["address"] == f"quickstart-aggregator.{quickstart}.svc.cluster.local:7443"
     mark_available(cluster, quickstart, "quickstart-aggregator")
