@@ -79,12 +79,16 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
+    # The charts' copies of the CRDs and RBAC rules come last: they are made from the CRDs just written.
+    from _chart_files import main as chart_files_main
+
+    charts = chart_files_main([*(["--check"] if args.check else []), "--root", str(args.root)])
     if args.check and stale:
         print(f"stale generated files (run scripts/generate): {', '.join(stale)}", file=sys.stderr)
         return 1
     for relative in stale:
         print(f"regenerated {relative}")
-    return 0
+    return charts
 
 
 if __name__ == "__main__":

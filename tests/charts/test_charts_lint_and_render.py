@@ -238,21 +238,8 @@ def test_the_chart_defaults_are_the_operators_own(helm: Helm, chart: Path) -> No
 
 
 def scenario_params() -> list[object]:
-    """Every scenario; the one passing --policy-params waits for the operator to accept that flag."""
-    needs_policy_flag = pytest.mark.xfail(
-        strict=True,
-        raises=SystemExit,
-        reason="fedsilo operator --policy-params comes with job admission (issue 17); drop this mark then",
-    )
-    return [
-        pytest.param(
-            path,
-            id=scenario_id(path),
-            marks=needs_policy_flag if path.name == "admission-policies-values.yaml" else (),
-        )
-        for chart in CHARTS
-        for path in scenario_files(chart)
-    ]
+    """Every scenario of every chart."""
+    return [pytest.param(path, id=scenario_id(path)) for chart in CHARTS for path in scenario_files(chart)]
 
 
 @pytest.mark.parametrize("values", scenario_params())

@@ -79,7 +79,11 @@ def test_the_api_server_rejects_an_invalid_object_saying_why(cluster: ControlPla
 @pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
 def test_the_models_reject_what_the_api_server_rejects(case: str) -> None:
     obj, _ = INVALID[case]
-    documents = [obj] if obj["kind"] == "FederatedJob" else [job(silos=["hospital-a"], minSilos=1), obj]
+    documents = (
+        [obj]
+        if obj["kind"] == "FederatedJob"
+        else [job(silos=["hospital-a"], minSilos=1, aggregation={"mode": "plain"}), obj]
+    )
     with pytest.raises(ManifestError):
         parse_manifest(yaml.safe_dump_all(documents))
 
@@ -89,7 +93,7 @@ def test_the_aggregation_mode_cannot_be_weakened_after_creation(cluster: Control
     plain = job(aggregation={"mode": "plain"})
     with pytest.raises(KubectlError) as refused:
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(plain))
-    assert "aggregation.mode cannot change once the job exists" in refused.value.stderr
+    assert "spec.aggregation cannot change once the job exists" in refused.value.stderr
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.rglob("*.yaml")), ids=lambda path: path.name)
@@ -103,6 +107,25 @@ def test_kubectl_explain_teaches_the_job_spec(cluster: ControlPlane) -> None:
         assert field in explained
     described = cluster.kubectl("explain", "federatedjob.spec.minSilos").stdout
     assert "Quorum" in described
+    assert "Default: 2." in described and "at most 1000" in described
+    immutable = cluster.kubectl("explain", "federatedjob.spec.privacy").stdout
+    assert "Immutable" in immutable
+
+
+def test_omitted_blocks_show_their_defaults_in_the_wide_view(cluster: ControlPlane, namespace: str) -> None:
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(job()))
+    header, row = cluster.kubectl("get", "fj", "job", "-n", namespace, "-o", "wide").stdout.splitlines()[:2]
+
+    def cell(column: str) -> str:  # empty cells make split() useless: read at the header's offset
+        return row[header.index(column) :].split()[0]
+
+    assert (cell("AGGREGATION"), cell("PRIVACY")) == ("masked", "none")
+
+
+def test_the_silo_wide_view_across_namespaces_has_one_namespace_column(cluster: ControlPlane, namespace: str) -> None:
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(silo(maxEpsilon=4.0)))
+    header = cluster.kubectl("get", "silos", "-A", "-o", "wide").stdout.splitlines()[0].split()
+    assert header.count("NAMESPACE") == 1 and "CEILING" in header
 
 
 def test_printer_columns_show_in_kubectl_get(cluster: ControlPlane, namespace: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import yaml
 
 from fedsilo.api import load_manifest
+from fedsilo.api._crd import IMMUTABLE_JOB_FIELDS
 
 from .conftest import CRDS, EXAMPLES
 
@@ -100,3 +102,31 @@ def test_status_conditions_merge_by_type() -> None:
 @pytest.mark.parametrize("example", sorted(EXAMPLES.rglob("*.yaml")), ids=lambda path: path.name)
 def test_every_example_validates_against_the_models(example: Any) -> None:
     load_manifest(example)
+
+
+@pytest.mark.parametrize("plural", ["federatedjobs", "silos"])
+def test_every_description_states_its_default_and_bounds(plural: str) -> None:
+    schema = crd(plural)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in walk(schema):
+        description = node.get("description", "")
+        if "default" in node and not isinstance(node["default"], dict):
+            assert f"Default: {json.dumps(node['default'])}." in description, path
+        if "minimum" in node or "maximum" in node:
+            assert "Bounds: " in description, path
+        if "maxItems" in node:
+            assert f"at most {node['maxItems']}" in description, path
+
+
+def test_immutable_fields_say_so_and_how_to_change_them() -> None:
+    spec = crd("federatedjobs")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for field, _ in IMMUTABLE_JOB_FIELDS:
+        assert "Immutable" in spec["properties"][field]["description"], field
+    assert "Immutable" not in spec["properties"]["rounds"]["description"]
+    silo = crd("silos")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert "May only be lowered" in silo["maxEpsilon"]["description"]
+    assert "delete the Silo and register it again" in silo["identity"]["properties"]["publicKey"]["description"]
+
+
+def test_the_silo_columns_show_the_ceiling_and_no_second_namespace() -> None:
+    columns = {c["name"] for c in crd("silos")["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert "Ceiling" in columns and "Namespace" not in columns

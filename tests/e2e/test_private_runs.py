@@ -109,7 +109,7 @@ def test_the_command_line_shows_epsilon_and_the_ledger(tmp_path: Path) -> None:
         tmp_path,
         rounds=2,
         privacy=_privacy(mode="record", noiseMultiplier=1.5),
-        policy={"normCap": 20.0, "dataClass": "sensitive", "maxEpsilon": 50.0},
+        policy={"normCap": 20.0, "dataClass": "sensitive", "maxEpsilon": 10.0},
     )
     ledgers = tmp_path / "privacy"
 

@@ -97,6 +97,8 @@ def test_the_operator_runs_a_job_through_its_life_with_only_the_shipped_roles(
 ) -> None:
     hub, silo = namespaces["hub"], namespaces["silo"]
     expected_silo = silo_children("credit", "bank-a") | silo_children("credit", "bank-b")
+    accepted = f"fedsilo.io/accept-silos={hub}/bank-a,{hub}/bank-b"
+    cluster.kubectl("annotate", "namespace", silo, accepted)
     with running_operator([hub, silo], kubeconfig) as runner:
         apply_objects(cluster, hub, *manifests(silo))
         wait_for(lambda: set(children(admin, silo)) == expected_silo, "the silos' objects, created as the operator")

@@ -14,6 +14,12 @@ The operator's least-privilege rules, one named template per role, verbatim.
 - apiGroups: ["fedsilo.io"]
   resources: ["federatedjobs/status", "silos/status"]
   verbs: ["get", "patch"]
+# A Silo may run in another namespace only if that Namespace's fedsilo.io/accept-silos
+# annotation lists it (docs/namespaces.md): the operator reads the Namespace, never writes it.
+# In namespaced mode the chart limits this rule with resourceNames to the listed namespaces.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get"]
 # Owner references that block deletion of the owner need this where the
 # OwnerReferencesPermissionEnforcement admission plugin runs.
 - apiGroups: ["fedsilo.io"]

@@ -9,6 +9,7 @@ from ._manifest import Manifest as Manifest
 from ._manifest import ManifestError as ManifestError
 from ._manifest import load_manifest as load_manifest
 from ._manifest import parse_manifest as parse_manifest
+from ._status import AdmissionRecord as AdmissionRecord
 from ._status import AggregatorEndpoint as AggregatorEndpoint
 from ._status import Condition as Condition
 from ._status import ConditionType as ConditionType
@@ -27,6 +28,7 @@ from ._status import SiloStatus as SiloStatus
 from ._status import StatusReporter as StatusReporter
 from ._types import API_GROUP as API_GROUP
 from ._types import API_VERSION as API_VERSION
+from ._types import WORKLOAD_NAMESPACE_ANNOTATION as WORKLOAD_NAMESPACE_ANNOTATION
 from ._types import AggregationMode as AggregationMode
 from ._types import AggregationSpec as AggregationSpec
 from ._types import BuiltinModel as BuiltinModel
@@ -52,10 +54,13 @@ from ._types import StrategyName as StrategyName
 from ._types import StrategySpec as StrategySpec
 from ._types import SyntheticSpec as SyntheticSpec
 from ._types import TrainingSpec as TrainingSpec
+from ._types import workload_namespace_problem as workload_namespace_problem
 
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "WORKLOAD_NAMESPACE_ANNOTATION",
+    "AdmissionRecord",
     "AggregationMode",
     "AggregationSpec",
     "AggregatorEndpoint",
@@ -101,4 +106,5 @@ __all__ = [
     "TrainingSpec",
     "load_manifest",
     "parse_manifest",
+    "workload_namespace_problem",
 ]

@@ -16,6 +16,7 @@ server rejects what ``fedsilo validate`` rejects.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +25,17 @@ from pydantic import BaseModel
 
 from ._status import FederatedJobStatus, SiloStatus
 from ._types import (
+    _DNS_1035_LABEL,
     _DNS_LABEL,
     API_GROUP,
     API_VERSION,
+    DNS_LABEL_RULE,
+    JOB_NAME_RULE,
+    MASKED_MIN_SILOS,
+    MAX_NAME,
+    MAX_SYNTHETIC_VALUES,
     AggregationMode,
+    ContainerResources,
     DataSource,
     DataSpec,
     FederatedJob,
@@ -36,8 +44,10 @@ from ._types import (
     PrivacyMode,
     PrivacySpec,
     Silo,
+    SiloIdentity,
     SiloSpec,
     StrategyName,
+    SyntheticSpec,
 )
 
 VERSION = API_VERSION.rsplit("/", 1)[1]
@@ -65,16 +75,77 @@ class Rule:
         return entry
 
 
-def _immutable_mode(section: str, default: str) -> Rule:
-    """A transition rule: ``spec.<section>.mode`` keeps the value it had at creation."""
-    now = f"(has(self.{section}) && has(self.{section}.mode) ? self.{section}.mode : '{default}')"
-    before = f"(has(oldSelf.{section}) && has(oldSelf.{section}.mode) ? oldSelf.{section}.mode : '{default}')"
+#: What a running job's guarantees rest on: who takes part, what is trained, how updates are
+#: combined and hidden, the privacy targets and ceilings, and the update limits. Each is fixed
+#: at creation (written or left out); rounds, timeouts, training and strategy settings stay
+#: editable (docs/immutability.md says why each is safe to change).
+IMMUTABLE_JOB_FIELDS: tuple[tuple[str, str], ...] = (
+    ("silos", "the silos every partner agreed to train with"),
+    ("model", "what every partner agreed to train"),
+    ("aggregation", "masking keeps each update hidden from the hub"),
+    ("privacy", "the noise and targets every silo's privacy accounting rests on"),
+    ("policy", "the update limits, the job's epsilon ceiling and the data class"),
+)
+IMMUTABLE_NOTE = "Immutable: fixed when the job is created; create a new FederatedJob to change it."
+CEILING_NOTE = "May only be lowered (or set where there was none) once written."
+KEY_NOTE = "Cannot change once set: to rotate the key, delete the Silo and register it again (docs/immutability.md)."
+
+
+def _immutable(field: str, why: str) -> Rule:
+    """A transition rule: ``spec.<field>`` keeps what it had at creation, present or absent."""
     return Rule(
-        rule=f"{now} == {before}",
-        message=f"{section}.mode cannot change once the job exists; create a new FederatedJob instead",
-        field_path=f".{section}.mode",
+        rule=f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+        message=f"spec.{field} cannot change once the job exists ({why}); create a new FederatedJob instead",
+        field_path=f".{field}",
         reason="FieldValueForbidden",
     )
+
+
+def _name_rule(pattern: str, rule: str) -> Rule:
+    return Rule(
+        rule=f"size(self.metadata.name) <= {MAX_NAME} && self.metadata.name.matches('{pattern}')",
+        # No fieldPath: the API server accepts only paths its schema declares, and metadata has none.
+        message=f"metadata.name must be {rule}; rename the object",
+    )
+
+
+#: Rules on the whole object: its name (the operator builds child names and Services from it)
+#: and, for a Silo whose spec may be left out, the transitions of its spec.
+_ROOT_RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
+    FederatedJob: (_name_rule(_DNS_1035_LABEL.pattern, JOB_NAME_RULE),),
+    Silo: (
+        _name_rule(_DNS_LABEL.pattern, DNS_LABEL_RULE),
+        Rule(
+            rule="!has(oldSelf.spec) || !has(oldSelf.spec.maxEpsilon) || "
+            "(has(self.spec) && has(self.spec.maxEpsilon) && self.spec.maxEpsilon <= oldSelf.spec.maxEpsilon)",
+            message="spec.maxEpsilon may only be lowered: the silo's lifetime ceiling is what every job's "
+            "accounting relies on; keep it or lower it",
+            field_path=".spec.maxEpsilon",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            rule="!has(oldSelf.spec) || !has(oldSelf.spec.identity) || !has(oldSelf.spec.identity.publicKey) || "
+            "(has(self.spec) && has(self.spec.identity) && has(self.spec.identity.publicKey) "
+            "&& self.spec.identity.publicKey == oldSelf.spec.identity.publicKey)",
+            message="spec.identity.publicKey cannot change once set; to rotate the key, delete the Silo and "
+            "register it again (docs/immutability.md)",
+            field_path=".spec.identity.publicKey",
+            reason="FieldValueForbidden",
+        ),
+    ),
+}
+
+#: Notes appended to a field's description, by model and wire name.
+_FIELD_NOTES: dict[tuple[type[BaseModel], str], str] = {
+    **{(FederatedJobSpec, field): IMMUTABLE_NOTE for field, _ in IMMUTABLE_JOB_FIELDS},
+    (SiloSpec, "maxEpsilon"): CEILING_NOTE,
+    (SiloIdentity, "publicKey"): KEY_NOTE,
+}
+
+
+def _default(model: type[BaseModel], field: str) -> Any:
+    """A field's Python default, for CEL that must read an absent field as its default."""
+    return model.model_fields[field].get_default(call_default_factory=True)
 
 
 _FILE_SOURCES = [DataSource.CSV.value, DataSource.NPZ.value]
@@ -91,11 +162,33 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             reason="FieldValueRequired",
         ),
     ),
+    ContainerResources: tuple(
+        Rule(
+            rule=f"!has(self.requests.{name}) || !has(self.limits.{name}) "
+            f"|| quantity(self.requests.{name}).compareTo(quantity(self.limits.{name})) <= 0",
+            message=f"requests.{name} is above limits.{name}; no pod can run so: raise the limit or lower the request",
+            field_path=f".requests.{name}",
+        )
+        for name in ("cpu", "memory")
+    ),
+    SyntheticSpec: (
+        Rule(
+            rule=f"(has(self.numFeatures) ? self.numFeatures : {_default(SyntheticSpec, 'num_features')}) * "
+            f"(has(self.samplesPerSilo) ? self.samplesPerSilo : {_default(SyntheticSpec, 'samples_per_silo')}) "
+            f"<= {MAX_SYNTHETIC_VALUES}",
+            message=f"numFeatures x samplesPerSilo is above {MAX_SYNTHETIC_VALUES} values per silo, more than a "
+            "trainer's memory holds; lower one of them",
+        ),
+    ),
     PrivacySpec: (
         Rule(
-            rule=f"!has(self.mode) || self.mode == '{PrivacyMode.NONE.value}' "
-            "|| has(self.noiseMultiplier) != has(self.targetEpsilon)",
+            rule=f"self.mode == '{PrivacyMode.NONE.value}' || has(self.noiseMultiplier) != has(self.targetEpsilon)",
             message="set exactly one of noiseMultiplier or targetEpsilon when mode is not none",
+        ),
+        Rule(
+            rule=f"self.mode != '{PrivacyMode.NONE.value}' || (!has(self.noiseMultiplier) && !has(self.targetEpsilon))",
+            message="noiseMultiplier and targetEpsilon take effect only with mode record or silo; set the mode, "
+            "or remove them",
         ),
     ),
     FederatedJobSpec: (
@@ -117,10 +210,16 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             "the proximal term); use fedavg or fedadam",
             field_path=".strategy.name",
         ),
-        # Cluster-only: a local run has no "before". Switching a running job to plain
-        # aggregation or to no privacy would silently weaken what every silo agreed to.
-        _immutable_mode("aggregation", AggregationMode.MASKED.value),
-        _immutable_mode("privacy", PrivacyMode.NONE.value),
+        Rule(
+            rule=f"(has(self.aggregation) && has(self.aggregation.mode) "
+            f"&& self.aggregation.mode != '{AggregationMode.MASKED.value}') || size(self.silos) >= {MASKED_MIN_SILOS}",
+            message=f"masked aggregation needs at least {MASKED_MIN_SILOS} silos (a sum of one update hides nothing "
+            "and its Shamir threshold cannot be met); name more silos, or choose aggregation.mode plain",
+            field_path=".silos",
+        ),
+        # Cluster-only: a local run has no "before". Changing these under a running job would
+        # silently weaken what every silo agreed to.
+        *(_immutable(field, why) for field, why in IMMUTABLE_JOB_FIELDS),
     ),
 }
 
@@ -129,7 +228,7 @@ _FIELD_EXTRAS: dict[tuple[type[BaseModel], str], Schema] = {
     # Duplicates are rejected by the list type ("Duplicate value: ..."), names by the pattern.
     (FederatedJobSpec, "silos"): {
         "x-kubernetes-list-type": "set",
-        "items": {"maxLength": 63, "pattern": _DNS_LABEL.pattern},
+        "items": {"maxLength": MAX_NAME, "pattern": _DNS_LABEL.pattern},
     },
 }
 
@@ -233,8 +332,10 @@ RESOURCES: tuple[Resource, ...] = (
             _condition_column("Ready", "Ready", "status", "Whether the identity is in place and registered."),
             _column("Fingerprint", ".status.identity.fingerprint", "string", "Fingerprint of the public key."),
             _column("Epsilon", ".status.epsilonSpent", "number", "Epsilon spent across all jobs."),
+            _column("Ceiling", ".spec.maxEpsilon", "number", "The silo's lifetime epsilon ceiling (none if empty)."),
             _AGE,
-            _column("Namespace", ".status.identity.namespace", "string", "Where the silo's pods run.", 1),
+            # Not "Namespace": 'kubectl get -A -o wide' prints its own NAMESPACE column.
+            _column("Workload", ".status.identity.namespace", "string", "The namespace the silo's pods run in.", 1),
             _column("Institution", ".spec.displayName", "string", "The institution's name.", 1),
             _condition_column("Reason", "Ready", "reason", "Why the silo is (not) ready.", 1),
         ),
@@ -265,6 +366,12 @@ class _Converter:
                     extra = _FIELD_EXTRAS.get((model, name))
                     if extra:
                         converted = _merge(converted, extra)
+                    note = _FIELD_NOTES.get((model, name))
+                    if note and "description" in converted:
+                        converted["description"] += " " + note
+                    block = _block_default(model, name)
+                    if block is not None and converted.get("type") == "object":
+                        converted["default"] = block
                 properties[name] = converted
             out["type"] = "object"
             out["properties"] = properties
@@ -294,6 +401,8 @@ class _Converter:
                 out[bound] = True
         if node.get("default") is not None and not isinstance(node["default"], (dict, list)):
             out["default"] = node["default"]
+        if "description" in out:
+            out["description"] = " ".join([out["description"], *_teaching(out)])
         return out
 
     def _resolve(self, node: Schema) -> Schema:
@@ -314,6 +423,57 @@ class _Converter:
         merged = self._resolve(dict(variants[0]))
         merged.update({key: value for key, value in node.items() if key != "anyOf"})
         return self._collapse_optional(merged)
+
+
+def _number(value: Any) -> str:
+    return json.dumps(value)
+
+
+def _bounds(node: Schema) -> str | None:
+    """The numeric bounds of ``node`` in words, e.g. 'at least 1, at most 1000'."""
+    parts = []
+    if "minimum" in node:
+        parts.append(("above " if node.get("exclusiveMinimum") else "at least ") + _number(node["minimum"]))
+    if "maximum" in node:
+        parts.append(("below " if node.get("exclusiveMaximum") else "at most ") + _number(node["maximum"]))
+    return ", ".join(parts) or None
+
+
+def _teaching(node: Schema) -> list[str]:
+    """Sentences that put a field's default and bounds into its description, so 'kubectl explain' shows them."""
+    sentences = []
+    if "default" in node:
+        sentences.append(f"Default: {_number(node['default'])}.")
+    bounds = _bounds(node)
+    if bounds:
+        sentences.append(f"Bounds: {bounds}.")
+    if "maxLength" in node:
+        sentences.append(f"At most {node['maxLength']} characters.")
+    if "minItems" in node or "maxItems" in node:
+        sizes = [
+            f"{word} {node[key]}" for key, word in (("minItems", "at least"), ("maxItems", "at most")) if key in node
+        ]
+        sentences.append(f"Entries: {', '.join(sizes)}.")
+    items = node.get("items") or {}
+    item_bounds = _bounds(items)
+    if item_bounds:
+        sentences.append(f"Each entry: {item_bounds}.")
+    return sentences
+
+
+def _block_default(model: type[BaseModel], wire_name: str) -> Schema | None:
+    """The default of a nested block, so the API server stores it (and printer columns show it) when left out.
+
+    Only what differs from the block's own defaults is written (``{}`` for most blocks); the
+    API server then fills in the block's fields from their defaults.
+    """
+    for field in model.model_fields.values():
+        if (field.alias or "") != wire_name:
+            continue
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return None
 
 
 def _merge(base: Schema, extra: Schema) -> Schema:
@@ -350,6 +510,7 @@ def openapi_schema(resource: Resource) -> Schema:
         "description": resource.description,
         "type": "object",
         **({"required": required} if required else {}),
+        "x-kubernetes-validations": [rule.render() for rule in _ROOT_RULES[resource.model]],
         "properties": {
             **_KUBE_FIELDS,
             "spec": spec,

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from ._types import API_VERSION, FederatedJob, Silo
+from ._yaml import YamlRefusal, load_documents
 
 
 @dataclass(frozen=True)
@@ -124,12 +124,27 @@ def _problems_from(error: ValidationError, model: type[BaseModel], prefix: str) 
     return problems
 
 
-def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
-    """Validate manifest text; raise ``ManifestError`` listing every problem found."""
+def _null_fields(node: object, path: str = "") -> list[str]:
+    """Where a field is written as null; ``status`` is the operator's and is not read."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not path and key == "status":
+                continue
+            where = f"{path}.{key}" if path else str(key)
+            found += [where] if value is None else _null_fields(value, where)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += [f"{path}[{index}]"] if item is None else _null_fields(item, f"{path}[{index}]")
+    return found
+
+
+def parse_manifest(text: str | bytes, source: str = "<manifest>") -> Manifest:
+    """Validate manifest text (or the file's bytes); raise ``ManifestError`` listing every problem found."""
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as error:
-        raise ManifestError(source, [Problem("(file)", f"not valid YAML: {error}", "fix the YAML syntax")]) from error
+        documents = load_documents(text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)
+    except YamlRefusal as refusal:
+        raise ManifestError(source, [Problem("(file)", str(refusal), refusal.fix)]) from refusal
 
     problems: list[Problem] = []
     jobs: list[FederatedJob] = []
@@ -140,8 +155,9 @@ def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
             problems.append(Problem(prefix.strip(), "is not a mapping", "write a Kubernetes object"))
             continue
         kind = document.get("kind")
-        name = (document.get("metadata") or {}).get("name", "?")
-        label = f"{kind or 'object'}/{name}: "
+        metadata = document.get("metadata")
+        name = metadata.get("name", "?") if isinstance(metadata, dict) else "?"
+        label = f"{kind if isinstance(kind, str) else 'object'}/{name}: "
         model: type[FederatedJob] | type[Silo]
         if kind == "FederatedJob":
             model = FederatedJob
@@ -149,6 +165,14 @@ def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
             model = Silo
         else:
             problems.append(Problem(f"{prefix}kind", f"unknown kind {kind!r}", "use FederatedJob or Silo"))
+            continue
+        # The API server refuses a null where a value is typed; pydantic would read it as "absent".
+        nulls = _null_fields(document)
+        if nulls:
+            problems.extend(
+                Problem(f"{label}{where}", "is null", "remove the field to take its default, or write a value")
+                for where in nulls
+            )
             continue
         if document.get("apiVersion") != API_VERSION:
             problems.append(
@@ -210,9 +234,9 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest file."""
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        data = source.read_bytes()
     except OSError as error:
         raise ManifestError(
             str(source), [Problem("(file)", f"cannot be read: {error.strerror}", "check the path")]
         ) from error
-    return parse_manifest(text, str(source))
+    return parse_manifest(data, str(source))

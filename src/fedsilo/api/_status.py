@@ -37,6 +37,8 @@ class ConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    #: Set when the job policy refused the job: its reasons are the message.
+    DENIED = "Denied"
 
 
 class Condition(_Status):
@@ -66,6 +68,8 @@ class JobPhase(StrEnum):
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    #: The job policy refused the job before anything of it was created.
+    DENIED = "Denied"
 
 
 class JobResult(StrEnum):
@@ -118,13 +122,30 @@ class JobEvidence(_Status):
     )
 
 
+class AdmissionRecord(_Status):
+    """The job policy's decision on a job, kept on the job: which policy revision judged which input."""
+
+    allowed: bool = Field(description="Whether the job policy admitted the job.")
+    reasons: list[str] = Field(max_length=64, description="Every reason of a refusal, '<code>: <explanation>'.")
+    policy_revision: str = Field(max_length=256, description="The policy bundle revision that decided.")
+    input_digest: str = Field(
+        max_length=128, description="sha256 of the policy input (canonical JSON): re-decide it to check the record."
+    )
+    decided_at: str = Field(json_schema_extra={"format": "date-time"}, description="When the operator decided.")
+
+
 class FederatedJobStatus(_Status):
     """What the operator and the aggregator observed about a job."""
 
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation the operator last reconciled."
     )
-    phase: JobPhase | None = Field(default=None, description="Pending, Running, Succeeded or Failed.")
+    phase: JobPhase | None = Field(
+        default=None, description="Pending, Running, Succeeded, Failed, or Denied (refused by the job policy)."
+    )
+    admission: AdmissionRecord | None = Field(
+        default=None, description="The job policy's decision, made once before anything of the job was created."
+    )
     conditions: list[Condition] | None = Field(
         default=None,
         max_length=8,

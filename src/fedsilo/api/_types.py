@@ -10,6 +10,7 @@ Cross-field rules that the API server can check carry a CEL expression in
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NewType, Self
 
@@ -22,24 +23,87 @@ API_VERSION = f"{API_GROUP}/v1alpha1"
 SiloName = NewType("SiloName", str)
 RoundNumber = NewType("RoundNumber", int)
 
+#: Patterns are written for both engines: Go's RE2 on the API server and Python's ``re`` here.
+#: Only ASCII classes (``\w`` and ``\d`` match non-ASCII letters in Python), and Python checks
+#: them with ``fullmatch`` (its ``$`` also matches before a trailing newline; RE2's does not).
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+#: A FederatedJob's name starts its children's names, and Service names must start with a letter.
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_FACTORY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
+#: Base64 (standard alphabet, padded) of exactly 32 bytes: 42 free characters, a 43rd whose low
+#: 2 bits are zero, and one '='.
+_ED25519_KEY = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+MAX_NAME = 63
+#: Fewest silos a masked job can run with: a Shamir threshold is at least 2.
+MASKED_MIN_SILOS = 2
+#: The API server's cap on the total size of an object's annotations (keys and values).
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+#: Feature values one silo's synthetic data may have (800 MB as float64): well within the trainer's default limit.
+MAX_SYNTHETIC_VALUES = 100_000_000
+DNS_LABEL_RULE = (
+    "a DNS-1123 label: at most 63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+)
+JOB_NAME_RULE = "a DNS-1035 label: at most 63 lowercase letters, digits or '-', starting with a letter"
+
+
+def _fullmatch(pattern: re.Pattern[str], value: str) -> bool:
+    """Whether all of ``value`` matches: a trailing newline does not slip past ``$``."""
+    return pattern.fullmatch(value) is not None
 
 
 def _dns_label(value: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
-        raise ValueError(
-            "must be a DNS-1123 label: at most 63 lowercase letters, digits or '-', "
-            "starting and ending with a letter or digit"
-        )
+    if len(value) > MAX_NAME or not _fullmatch(_DNS_LABEL, value):
+        raise ValueError(f"must be {DNS_LABEL_RULE}")
     return value
 
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 
 
+def _qualified_name(key: str) -> str | None:
+    """Why ``key`` is not a Kubernetes qualified name (label or annotation key), or None."""
+    prefix, _, name = key.rpartition("/")
+    if "/" in prefix:
+        return "has more than one '/'"
+    if prefix and (len(prefix) > 253 or not _fullmatch(_DNS_SUBDOMAIN, prefix)):
+        return "has a prefix that is not a DNS subdomain (lowercase, at most 253 characters)"
+    if not name or len(name) > MAX_NAME or not _fullmatch(_LABEL_NAME, name):
+        return "needs a name of at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+    return None
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, text in value.items():
+        problem = _qualified_name(key)
+        if problem:
+            raise ValueError(f"label key {key!r} {problem}")
+        if text and (len(text) > MAX_NAME or not _fullmatch(_LABEL_NAME, text)):
+            raise ValueError(
+                f"label {key!r} has a value that is not at most 63 letters, digits, '-', '_' or '.' "
+                "starting and ending alphanumeric"
+            )
+    return value
+
+
+def _annotations(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        problem = _qualified_name(key)
+        if problem:
+            raise ValueError(f"annotation key {key!r} {problem}")
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+    if size > MAX_ANNOTATIONS_BYTES:
+        raise ValueError(f"annotations hold {size} bytes, more than the {MAX_ANNOTATIONS_BYTES} the API server allows")
+    return value
+
+
 class _Model(BaseModel):
-    """Common model settings: camelCase aliases, unknown fields rejected, immutable."""
+    """Common model settings: camelCase aliases, unknown fields rejected, immutable, strict.
+
+    Strict as the API server is: ``"15"`` is not a number and ``true`` is not 1 (a whole
+    number is a number, as in JSON). Enum fields relax this only to read their string values.
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -47,16 +111,19 @@ class _Model(BaseModel):
         extra="forbid",
         frozen=True,
         use_enum_values=False,
+        strict=True,
     )
 
 
 class ObjectMeta(_Model):
-    """The subset of Kubernetes object metadata that fedsilo reads."""
+    """The subset of Kubernetes object metadata that fedsilo reads, checked as the API server checks it."""
 
     name: DnsLabel = Field(description="Object name, a DNS-1123 label.")
-    namespace: str | None = Field(default=None, description="Namespace of the object.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+    namespace: DnsLabel | None = Field(default=None, description="Namespace of the object.")
+    labels: Annotated[dict[str, str], AfterValidator(_labels)] = Field(default_factory=dict, description="Labels.")
+    annotations: Annotated[dict[str, str], AfterValidator(_annotations)] = Field(
+        default_factory=dict, description="Annotations."
+    )
     model_config = ConfigDict(extra="allow")
 
 
@@ -73,6 +140,7 @@ class ModelSpec(_Model):
 
     builtin: BuiltinModel | None = Field(
         default=None,
+        strict=False,
         description=(
             "A built-in model: logistic_regression, mlp, or cnn (a small convolutional "
             "network for image-shaped data such as digits). Exactly one of builtin or "
@@ -88,9 +156,9 @@ class ModelSpec(_Model):
             "importable in the trainer image."
         ),
     )
-    hidden_sizes: list[Annotated[int, Field(ge=1, le=65536)]] = Field(
+    hidden_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
         default_factory=lambda: [64],
-        max_length=8,
+        max_length=4,
         description="Hidden layer widths of the mlp model.",
     )
 
@@ -128,12 +196,22 @@ class SyntheticSpec(_Model):
     num_classes: int = Field(default=10, ge=2, le=1000, description="Number of classes.")
     samples_per_silo: int = Field(default=600, ge=20, le=1_000_000, description="Mean number of records per silo.")
 
+    @model_validator(mode="after")
+    def _fits_a_node(self) -> Self:
+        if self.num_features * self.samples_per_silo > MAX_SYNTHETIC_VALUES:
+            raise ValueError(
+                f"numFeatures x samplesPerSilo is above {MAX_SYNTHETIC_VALUES} values per silo, more than a "
+                "trainer's memory holds; lower one of them"
+            )
+        return self
+
 
 class PartitionSpec(_Model):
     """How records are dealt to silos in a local simulation."""
 
     scheme: PartitionScheme = Field(
         default=PartitionScheme.IID,
+        strict=False,
         description="iid (uniform), dirichlet (label skew), or quantity (size skew).",
     )
     alpha: float = Field(
@@ -149,6 +227,7 @@ class DataSpec(_Model):
 
     source: DataSource = Field(
         default=DataSource.SYNTHETIC,
+        strict=False,
         description="synthetic, digits, breast_cancer (bundled, no download), csv or npz (a local path).",
     )
     path: str | None = Field(
@@ -201,6 +280,7 @@ class StrategySpec(_Model):
 
     name: StrategyName = Field(
         default=StrategyName.FEDAVG,
+        strict=False,
         description=(
             "fedavg (sample-weighted mean), fedprox (fedavg plus a proximal term on the "
             "clients), or fedadam (Adam on the server over the mean update)."
@@ -230,6 +310,7 @@ class AggregationSpec(_Model):
 
     mode: AggregationMode = Field(
         default=AggregationMode.MASKED,
+        strict=False,
         description=(
             "masked: pairwise-masked secure aggregation (Bonawitz et al. 2017); the hub only "
             "sees the sum. plain: updates are summed in the clear (testing only)."
@@ -261,8 +342,11 @@ class PrivacySpec(_Model):
     """Differential privacy: record-level DP-SGD on the trainer or silo-level noise on the sidecar."""
 
     mode: PrivacyMode = Field(
-        default=PrivacyMode.NONE,
-        description="none, record (DP-SGD per record in the trainer), or silo (Gaussian noise on each clipped update).",
+        strict=False,
+        description=(
+            "none, record (DP-SGD per record in the trainer), or silo (Gaussian noise on each clipped update). "
+            "Required whenever the privacy block is written, so a block without it is never read as no privacy."
+        ),
     )
     noise_multiplier: float | None = Field(
         default=None,
@@ -288,6 +372,11 @@ class PrivacySpec(_Model):
     def _noise_source(self) -> Self:
         if self.mode is not PrivacyMode.NONE and (self.noise_multiplier is None) == (self.target_epsilon is None):
             raise ValueError("set exactly one of noiseMultiplier or targetEpsilon when mode is not none")
+        if self.mode is PrivacyMode.NONE and (self.noise_multiplier is not None or self.target_epsilon is not None):
+            raise ValueError(
+                "noiseMultiplier and targetEpsilon take effect only with mode record or silo; set the mode, "
+                "or remove them"
+            )
         return self
 
 
@@ -314,8 +403,104 @@ class PolicySpec(_Model):
         le=1000.0,
         description="Job-wide privacy ceiling per silo; an update that would cross it is denied.",
     )
-    data_class: DataClass = Field(default=DataClass.INTERNAL, description="public, internal or sensitive.")
+    data_class: DataClass = Field(
+        default=DataClass.INTERNAL, strict=False, description="public, internal or sensitive."
+    )
     min_samples: int = Field(default=1, ge=1, le=10**9, description="Minimum records behind one update.")
+
+
+#: A Kubernetes quantity as fedsilo accepts it: a decimal number and an optional unit.
+_QUANTITY = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,3})?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_UNITS = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+}
+
+
+def quantity(text: str) -> Decimal:
+    """The value of a quantity :data:`_QUANTITY` accepts, as Kubernetes' ``quantity()`` reads it."""
+    number = text.rstrip("mkMGTi")
+    return Decimal(number) * _UNITS[text[len(number) :]]
+
+
+class ResourceAmounts(_Model):
+    """CPU and memory of one container, as Kubernetes quantities."""
+
+    cpu: str | None = Field(
+        default=None, pattern=_QUANTITY.pattern, description="CPU cores, e.g. 250m (a quarter core) or 2."
+    )
+    memory: str | None = Field(default=None, pattern=_QUANTITY.pattern, description="Memory, e.g. 512Mi or 2Gi.")
+
+    def render(self) -> dict[str, str]:
+        """The amounts as a pod spec writes them, unset ones left out."""
+        return {key: value for key, value in (("cpu", self.cpu), ("memory", self.memory)) if value is not None}
+
+
+class ContainerResources(_Model):
+    """Requests (what the scheduler reserves) and limits (what the container may use) of one container."""
+
+    requests: ResourceAmounts = Field(description="Reserved for the container.")
+    limits: ResourceAmounts = Field(description="The most the container may use; above the memory limit it is killed.")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        for name in ("cpu", "memory"):
+            request, limit = getattr(self.requests, name), getattr(self.limits, name)
+            if request is not None and limit is not None and quantity(request) > quantity(limit):
+                raise ValueError(
+                    f"requests.{name} ({request}) is above limits.{name} ({limit}); no pod can run so: "
+                    "raise the limit or lower the request"
+                )
+        return self
+
+    def render(self) -> dict[str, dict[str, str]]:
+        """The ``resources`` of a container spec."""
+        return {"requests": self.requests.render(), "limits": self.limits.render()}
+
+
+def _resources(requests: tuple[str, str], limits: tuple[str, str]) -> ContainerResources:
+    return ContainerResources(
+        requests=ResourceAmounts(cpu=requests[0], memory=requests[1]),
+        limits=ResourceAmounts(cpu=limits[0], memory=limits[1]),
+    )
+
+
+#: Every pod the operator creates gets requests and limits, so no job can starve a node unseen.
+DEFAULT_AGGREGATOR_RESOURCES = _resources(("250m", "512Mi"), ("2", "2Gi"))
+DEFAULT_SIDECAR_RESOURCES = _resources(("100m", "256Mi"), ("1", "1Gi"))
+DEFAULT_TRAINER_RESOURCES = _resources(("500m", "1Gi"), ("4", "8Gi"))
+
+
+def _describe_default(resources: ContainerResources) -> str:
+    return (
+        f"Default: requests cpu {resources.requests.cpu}, memory {resources.requests.memory}; "
+        f"limits cpu {resources.limits.cpu}, memory {resources.limits.memory}."
+    )
+
+
+class PodResources(_Model):
+    """Resources of the containers the operator creates for this job; a container left out keeps its default."""
+
+    aggregator: ContainerResources = Field(
+        default=DEFAULT_AGGREGATOR_RESOURCES,
+        description="The hub's aggregator container. " + _describe_default(DEFAULT_AGGREGATOR_RESOURCES),
+    )
+    sidecar: ContainerResources = Field(
+        default=DEFAULT_SIDECAR_RESOURCES,
+        description="Each silo's sidecar container. " + _describe_default(DEFAULT_SIDECAR_RESOURCES),
+    )
+    trainer: ContainerResources = Field(
+        default=DEFAULT_TRAINER_RESOURCES,
+        description="Each silo's trainer container. " + _describe_default(DEFAULT_TRAINER_RESOURCES),
+    )
 
 
 class FederatedJobSpec(_Model):
@@ -345,8 +530,15 @@ class FederatedJobSpec(_Model):
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Local training.")
     strategy: StrategySpec = Field(default_factory=StrategySpec, description="Server strategy.")
     aggregation: AggregationSpec = Field(default_factory=AggregationSpec, description="Secure aggregation.")
-    privacy: PrivacySpec = Field(default_factory=PrivacySpec, description="Differential privacy.")
+    privacy: PrivacySpec = Field(
+        default_factory=lambda: PrivacySpec(mode=PrivacyMode.NONE),
+        description="Differential privacy. Default: none.",
+    )
     policy: PolicySpec = Field(default_factory=PolicySpec, description="Update admission limits.")
+    resources: PodResources = Field(
+        default_factory=PodResources,
+        description="CPU and memory of the pods the operator creates for this job.",
+    )
 
     @model_validator(mode="after")
     def _cross_field(self) -> Self:
@@ -359,6 +551,11 @@ class FederatedJobSpec(_Model):
             raise ValueError(
                 "privacy.mode record does not combine with strategy fedprox (per-record clipping would skip "
                 "the proximal term); use fedavg or fedadam"
+            )
+        if self.aggregation.mode is AggregationMode.MASKED and len(self.silos) < MASKED_MIN_SILOS:
+            raise ValueError(
+                f"masked aggregation needs at least {MASKED_MIN_SILOS} silos (a sum of one update hides nothing "
+                "and its Shamir threshold cannot be met); name more silos, or choose aggregation.mode plain"
             )
         threshold = self.aggregation.threshold
         if threshold is not None and threshold > len(self.silos):
@@ -381,12 +578,19 @@ class FederatedJob(_Model):
     spec: FederatedJobSpec
     status: dict[str, Any] | None = Field(default=None, description="Written by the operator.")
 
+    @model_validator(mode="after")
+    def _job_name(self) -> Self:
+        if not _fullmatch(_DNS_1035_LABEL, self.metadata.name):
+            raise ValueError(f"metadata.name must be {JOB_NAME_RULE}")
+        return self
+
 
 class SiloIdentity(_Model):
     """The silo's registered public identity."""
 
     public_key: str | None = Field(
         default=None,
+        pattern=_ED25519_KEY.pattern,
         description=(
             "The silo's Ed25519 public key, base64 (32 bytes). Updates signed by any other "
             "key are rejected. Written by 'fedsilo identity create'; the private half never "
@@ -424,6 +628,30 @@ class SiloSpec(_Model):
     )
 
 
+#: On a Silo: the namespace its pods and identity Secret live in (default: the Silo's own).
+WORKLOAD_NAMESPACE_ANNOTATION = f"{API_GROUP}/workload-namespace"
+#: Namespaces no Silo may move into: the cluster's own (``kube-*``) and ``default``.
+SYSTEM_NAMESPACE_PREFIX = "kube-"
+SYSTEM_NAMESPACES = ("default",)
+
+
+def workload_namespace_problem(workload: str, own_namespace: str | None) -> str | None:
+    """Why ``workload`` can never be a Silo's workload namespace, or None.
+
+    The same checks as the ValidatingAdmissionPolicy in ``deploy/admission`` (which the
+    operator repeats for clusters without it); consent is the operator's check.
+    """
+    where = f"metadata.annotations[{WORKLOAD_NAMESPACE_ANNOTATION}]"
+    if len(workload) > MAX_NAME or not _fullmatch(_DNS_LABEL, workload):
+        return f"{where} is not a namespace name (a DNS-1123 label of at most 63 characters); correct it or remove it"
+    if workload != own_namespace and (workload in SYSTEM_NAMESPACES or workload.startswith(SYSTEM_NAMESPACE_PREFIX)):
+        return (
+            f"{where} names a system namespace (kube-*, default); a silo's pods and keys belong in a namespace "
+            "of the partner's own"
+        )
+    return None
+
+
 class Silo(_Model):
     """A silo taking part in federated jobs."""
 
@@ -432,3 +660,11 @@ class Silo(_Model):
     metadata: ObjectMeta
     spec: SiloSpec = Field(default_factory=SiloSpec)
     status: dict[str, Any] | None = Field(default=None, description="Written by the operator.")
+
+    @model_validator(mode="after")
+    def _workload_namespace(self) -> Self:
+        workload = self.metadata.annotations.get(WORKLOAD_NAMESPACE_ANNOTATION)
+        problem = None if workload is None else workload_namespace_problem(workload, self.metadata.namespace)
+        if problem is not None:
+            raise ValueError(problem)
+        return self

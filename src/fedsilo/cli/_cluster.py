@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,15 @@ def _operator(args: argparse.Namespace) -> int:
         image_pull_policy=args.image_pull_policy or defaults.image_pull_policy,
         cluster_domain=args.cluster_domain or defaults.cluster_domain,
     )
+    if args.policy_params is not None:
+        from fedsilo.operator import PolicyParameters
+        from fedsilo.protocol import MessageError
+
+        try:
+            config = replace(config, policy_parameters=PolicyParameters.read(args.policy_params))
+        except (OSError, MessageError) as error:
+            print(f"error: --policy-params {args.policy_params}: {error}", file=sys.stderr)
+            return EXIT_USAGE
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
         print(f"error: --kubeconfig {args.kubeconfig} is not a file", file=sys.stderr)
         return EXIT_USAGE
@@ -106,6 +116,11 @@ def register(commands: Any) -> None:
     operator.add_argument("--image", help="image of the aggregator and sidecar pods")
     operator.add_argument("--trainer-image", help="default image of trainer pods")
     operator.add_argument("--opa-image", help="image of the OPA container beside each aggregator")
+    operator.add_argument(
+        "--policy-params",
+        type=Path,
+        help="JSON file of job-policy parameters for this installation (docs/policy-input.md)",
+    )
     operator.add_argument(
         "--image-pull-policy", choices=("Always", "IfNotPresent", "Never"), help="of the pods' containers"
     )

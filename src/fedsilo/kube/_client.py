@@ -140,6 +140,15 @@ class KubeApi:
                 return None
             raise
 
+    def namespace(self, name: str) -> Object | None:
+        """The Namespace object called ``name``, or None if it does not exist."""
+        try:
+            return self._call("GET", f"/api/v1/namespaces/{quote(name)}")
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
     def list(self, kind: Kind, namespace: str, selector: Mapping[str, str]) -> list[Object]:
         """Objects in ``namespace`` whose labels include ``selector``."""
         query = {"labelSelector": ",".join(f"{key}={value}" for key, value in sorted(selector.items()))}

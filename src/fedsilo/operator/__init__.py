@@ -9,6 +9,7 @@ The command line calls :func:`run_operator`; tests run :func:`build_registry` wi
 checked without a cluster.
 """
 
+from ._admission import PolicyParameters as PolicyParameters
 from ._config import OperatorConfig as OperatorConfig
 from ._config import OperatorRole as OperatorRole
 from ._handlers import build_registry as build_registry
@@ -27,6 +28,7 @@ __all__ = [
     "HubInputs",
     "OperatorConfig",
     "OperatorRole",
+    "PolicyParameters",
     "SiloInputs",
     "build_registry",
     "hub_objects",

@@ -64,10 +64,30 @@ class JobFacts:
     result: str | None = None
     round: int | None = None
     message: str | None = None
+    #: The job policy's reasons when it refused the job.
+    denied: tuple[str, ...] | None = None
+
+
+def _denied_status(facts: JobFacts, reasons: tuple[str, ...], previous: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A job the policy refused: Denied, not Ready, not progressing; the reasons say what to change."""
+    generation = facts.generation
+    said = "the job policy refused the job; nothing was created: " + "; ".join(reasons)
+    return {
+        "observedGeneration": generation,
+        "phase": JobPhase.DENIED.value,
+        "conditions": [
+            condition(ConditionType.READY, False, "PolicyDenied", said, generation, previous),
+            condition(ConditionType.PROGRESSING, False, "PolicyDenied", said, generation, previous),
+            condition(ConditionType.DEGRADED, True, "PolicyDenied", said, generation, previous),
+            condition(ConditionType.DENIED, True, "PolicyDenied", said, generation, previous),
+        ],
+    }
 
 
 def job_status(facts: JobFacts, previous: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """``observedGeneration``, ``phase`` and ``conditions`` of a FederatedJob."""
+    if facts.denied is not None:
+        return _denied_status(facts, facts.denied, previous)
     generation = facts.generation
     finished = facts.result in (JobResult.SUCCEEDED.value, JobResult.FAILED.value)
     serving = facts.aggregator_available and facts.problem is None and not finished

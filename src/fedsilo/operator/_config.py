@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from fedsilo import __version__
 from fedsilo.launch import OperatorRole as OperatorRole
 
+from ._admission import PolicyParameters
+
 #: The aggregator's mTLS gRPC port, the only one its NetworkPolicy admits.
 GRPC_PORT = 7443
 #: The sidecar's port for its trainer (TLS), the only one the sidecar's policy admits.
@@ -39,6 +41,8 @@ class OperatorConfig:
     cluster_domain: str = "cluster.local"
     dns_namespace: str = "kube-system"
     dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+    #: The installation's job-policy parameters (``--policy-params``); unset fields keep the bundle's.
+    policy_parameters: PolicyParameters = field(default_factory=PolicyParameters)
 
     def manages(self, namespace: str) -> bool:
         """Whether the operator may create objects in ``namespace``."""

@@ -19,8 +19,9 @@ from typing import Any
 import kopf
 
 from fedsilo.kube import DEPLOYMENT, FEDERATED_JOB, SILO, ClusterAccess, Kind, KubeApi
-from fedsilo.policy import default_bundle_path
+from fedsilo.policy import EmbeddedRegoEngine, default_bundle_path
 
+from ._admission import JobAdmission, admission_bundle, with_parameters
 from ._config import OperatorConfig, OperatorRole
 from ._errors import backed_off
 from ._hub import HubReconciler, aggregator_available
@@ -138,7 +139,10 @@ def build_registry(role: OperatorRole, config: OperatorConfig, access: ClusterAc
         return {_where(body): body}
 
     if role.runs_hub:
-        _register_hub(registry, HubReconciler(api, config, load_policy_files(default_bundle_path())))
+        parameters = config.policy_parameters
+        policies = with_parameters(load_policy_files(default_bundle_path()), parameters)
+        admission = JobAdmission(EmbeddedRegoEngine(admission_bundle(parameters)))
+        _register_hub(registry, HubReconciler(api, config, policies, admission))
     if role.runs_silo:
         _register_silo(registry, SiloReconciler(api, config))
     return registry

@@ -32,8 +32,10 @@ from fedsilo.kube import (
     SERVICE_ACCOUNT,
     KubeApi,
 )
+from fedsilo.policy import PolicyUnavailable
 
-from ._conditions import JobFacts, Problem, job_status
+from ._admission import JobAdmission
+from ._conditions import JobFacts, Problem, job_status, now
 from ._config import OperatorConfig
 from ._errors import CALL_ERRORS, problem_of, retry_decision
 from ._hub_objects import (
@@ -59,7 +61,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds between retries while silos lack identities; a Silo's key appearing retriggers sooner.
 WAIT_DELAY = 10.0
-STATUS_FIELDS = ("observedGeneration", "phase", "conditions", "endpoint")
+STATUS_FIELDS = ("observedGeneration", "phase", "conditions", "endpoint", "admission")
 
 
 def aggregator_available(deployment: Mapping[str, Any]) -> bool:
@@ -70,10 +72,11 @@ def aggregator_available(deployment: Mapping[str, Any]) -> bool:
 class HubReconciler:
     """Builds and maintains the hub side of every FederatedJob the operator watches."""
 
-    def __init__(self, api: KubeApi, config: OperatorConfig, policies: PolicyFiles) -> None:
+    def __init__(self, api: KubeApi, config: OperatorConfig, policies: PolicyFiles, admission: JobAdmission) -> None:
         self.api = api
         self.config = config
         self.policies = policies
+        self.admission = admission
         # The generation whose children are in place, by job uid; refresh waits for it.
         self._applied: dict[str, int] = {}
         # Jobs whose aggregator was scaled to zero after the aggregator reported the end.
@@ -94,6 +97,7 @@ class HubReconciler:
         meta, status = body["metadata"], body.get("status") or {}
         namespace = meta["namespace"]
         facts = _facts(body, job, available)
+        admission = self._admit(body, job, facts)
         try:
             silos = named_silos(lookup, namespace, job.spec.silos)
             waiting = _waiting_for(job, silos, namespace)
@@ -114,7 +118,7 @@ class HubReconciler:
             self.api.create(adopt([state_claim(job.metadata.name, namespace)], body)[0])
             for child in hub_objects(inputs, self.policies, self.config):
                 self.api.apply(child)
-            self._write_status(body, facts, endpoint)
+            self._write_status(body, facts, endpoint, admission)
         except CALL_ERRORS as error:
             self._report(body, _with(facts, problem=problem_of(error)))
             raise retry_decision(error) from error
@@ -212,6 +216,32 @@ class HubReconciler:
 
     # -- pieces --------------------------------------------------------------------------
 
+    def _admit(self, body: Mapping[str, Any], job: FederatedJob, facts: JobFacts) -> dict[str, Any] | None:
+        """Return if the job policy admits the job; otherwise report why and stop (nothing is created yet).
+
+        Decided once: a job whose endpoint is published was admitted and its silos may be
+        training, so new installation parameters apply to new jobs, not to running ones.
+        """
+        if (body.get("status") or {}).get("endpoint"):
+            return None
+        try:
+            decision, record = self.admission.decide(job, now())
+        except PolicyUnavailable as error:
+            problem = Problem("AdmissionUnavailable", f"the job policy could not decide ({error}); nothing is created")
+            self._report(body, _with(facts, problem=problem))
+            raise kopf.TemporaryError(problem.message, delay=WAIT_DELAY) from error
+        admission = record.model_dump(mode="json", by_alias=True)
+        if decision.allow:
+            return admission
+        try:
+            self._write_status(body, _with(facts, denied=decision.reasons), admission=admission)
+        except CALL_ERRORS as error:
+            raise retry_decision(error) from error
+        message = f"refused by the job policy ({decision.policy_revision}): {'; '.join(decision.reasons)}"
+        kopf.warn(as_body(body), reason="Denied", message=message)
+        # Permanent: the fields the policy reads are immutable, so only a new job can pass.
+        raise kopf.PermanentError(message)
+
     def _ensure_certificate(self, body: Mapping[str, Any]) -> dict[str, str]:
         """The endpoint to publish; creates the serving certificate the first time.
 
@@ -241,7 +271,11 @@ class HubReconciler:
         return endpoint.model_dump(by_alias=True)
 
     def _write_status(
-        self, body: Mapping[str, Any], facts: JobFacts, endpoint: Mapping[str, str] | None = None
+        self,
+        body: Mapping[str, Any],
+        facts: JobFacts,
+        endpoint: Mapping[str, str] | None = None,
+        admission: Mapping[str, Any] | None = None,
     ) -> None:
         """Apply the operator-owned status fields, unless they already hold these values."""
         meta, status = body["metadata"], body.get("status") or {}
@@ -249,6 +283,10 @@ class HubReconciler:
         endpoint = endpoint or status.get("endpoint")
         if endpoint:
             fields["endpoint"] = dict(endpoint)
+        # Carried forward: a field this manager leaves out of an apply is removed.
+        admission = admission or status.get("admission")
+        if admission:
+            fields["admission"] = dict(admission)
         if all(status.get(key) == fields.get(key) for key in STATUS_FIELDS):
             return
         self.api.apply(
@@ -281,7 +319,13 @@ def _facts(body: Mapping[str, Any], job: FederatedJob, available: bool) -> JobFa
     )
 
 
-def _with(facts: JobFacts, *, waiting: Problem | None = None, problem: Problem | None = None) -> JobFacts:
+def _with(
+    facts: JobFacts,
+    *,
+    waiting: Problem | None = None,
+    problem: Problem | None = None,
+    denied: tuple[str, ...] | None = None,
+) -> JobFacts:
     return JobFacts(
         generation=facts.generation,
         rounds=facts.rounds,
@@ -291,6 +335,7 @@ def _with(facts: JobFacts, *, waiting: Problem | None = None, problem: Problem |
         result=facts.result,
         round=facts.round,
         message=facts.message,
+        denied=denied,
     )
 
 

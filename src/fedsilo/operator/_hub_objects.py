@@ -47,7 +47,7 @@ from fedsilo.policy import opa_config, opa_run_args
 
 from ._config import AGGREGATOR_METRICS_PORT, GRPC_PORT, OPA_ADDRESS, OPA_DIAGNOSTIC_PORT, OperatorConfig
 from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
-from ._podspec import container, pod_security_context, tmp_mount, tmp_volume
+from ._podspec import OPA_RESOURCES, container, pod_security_context, tmp_mount, tmp_volume
 
 AGGREGATOR = "aggregator"
 #: Room for a job's audit log, round models and ledger (the registry keeps every round's model).
@@ -216,6 +216,7 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
         ],
         readinessProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 5},
         livenessProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 20, "failureThreshold": 6},
+        resources=inputs.job.spec.resources.aggregator.render(),
     )
     opa = container(
         "opa",
@@ -233,6 +234,7 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
         ],
         readinessProbe={"httpGet": {"path": "/health?bundles", "port": "opa-health"}, "periodSeconds": 5},
         livenessProbe={"httpGet": {"path": "/health", "port": "opa-health"}, "periodSeconds": 20},
+        resources=OPA_RESOURCES,
     )
     template_labels = labels(AGGREGATOR, job)
     return {

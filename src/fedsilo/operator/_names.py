@@ -14,6 +14,7 @@ from typing import Any, cast
 import kopf
 
 from fedsilo import __version__
+from fedsilo.api import WORKLOAD_NAMESPACE_ANNOTATION as WORKLOAD_NAMESPACE_ANNOTATION
 from fedsilo.kube import Object
 
 GROUP = "fedsilo.io"
@@ -24,8 +25,9 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "fedsilo-operator"
 
-#: On a Silo: the namespace its pods and identity Secret live in (default: the Silo's own).
-WORKLOAD_NAMESPACE_ANNOTATION = f"{GROUP}/workload-namespace"
+#: On a Namespace: the Silos (``<namespace>/<name>``, comma-separated) that may run there
+#: although they are defined elsewhere; without it no other namespace's Silo reaches in.
+ACCEPT_SILOS_ANNOTATION = f"{GROUP}/accept-silos"
 #: On a pod or pod template: digest of everything the pod was built from; a change replaces the pod.
 SPEC_DIGEST_ANNOTATION = f"{GROUP}/spec-digest"
 FINGERPRINT_ANNOTATION = f"{GROUP}/fingerprint"

@@ -14,6 +14,8 @@ from fedsilo.kube import Object
 
 NON_ROOT_UID = 65532
 TMP_VOLUME = "tmp"
+#: The policy sidecar of every aggregator: small and fixed (it evaluates one bundle, no job scales it).
+OPA_RESOURCES: Object = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
 
 
 def pod_security_context() -> Object:

@@ -43,6 +43,7 @@ from fedsilo.kube import (
 
 from ._conditions import Problem, silo_conditions
 from ._config import OperatorConfig
+from ._consent import consent_problem, forbidden_target
 from ._errors import CALL_ERRORS, problem_of, retry_decision
 from ._identity import (
     PublicIdentity,
@@ -85,6 +86,8 @@ class _Built:
 
 
 #: Seconds between retries while waiting for the hub or for a partner to provide an identity.
+#: Seconds between checks of a namespace that has not (yet) accepted a Silo.
+CONSENT_DELAY = 30.0
 WAIT_DELAY = 10.0
 IDENTITY_FIELDS = ("observedGeneration", "conditions", "identity")
 #: The jobs/epsilon part of a Silo's status has a field manager of its own: it is written
@@ -123,7 +126,15 @@ class SiloReconciler:
 
     def reconcile_silo(self, body: Mapping[str, Any]) -> None:
         """Make sure the silo's identity exists and report it; TemporaryError while a partner must act."""
-        silo: Silo = parse_object(body, Silo)
+        try:
+            silo: Silo = parse_object(body, Silo)
+        except kopf.PermanentError as invalid:
+            # What the API server let through (e.g. a system workload namespace where the admission
+            # policy is not installed) is shown on the Silo, and nothing is created for it.
+            problem = Problem("InvalidSilo", f"{invalid}; correct the Silo")
+            self._report_identity(body, None, problem, str(body["metadata"]["namespace"]))
+            kopf.warn(as_body(body), reason=problem.reason, message=problem.message)
+            raise
         workload = workload_namespace(silo)
         if not self.config.manages(workload):
             problem = Problem(
@@ -134,6 +145,16 @@ class SiloReconciler:
             )
             self._report_identity(body, None, problem, workload)
             raise kopf.PermanentError(problem.message)
+        try:
+            refused = self._consent(silo)
+        except CALL_ERRORS as error:
+            self._report_identity(body, None, problem_of(error), workload)
+            raise retry_decision(error) from error
+        if refused is not None:
+            self._report_identity(body, None, refused, workload)
+            kopf.warn(as_body(body), reason=refused.reason, message=refused.message)
+            # Temporary: the namespace's owner may consent later; nothing is created until then.
+            raise kopf.TemporaryError(refused.message, delay=CONSENT_DELAY)
         try:
             public, created, found = self._ensure_identity(body, silo, workload)
             self._write_identity_status(body, public, found, workload, created)
@@ -269,6 +290,12 @@ class SiloReconciler:
             return
         self.api.apply(_status_patch(SILO.kind, meta, fields), subresource="status")
 
+    def _consent(self, silo: Silo) -> Problem | None:
+        """Why the silo may not use its workload namespace, or None (its own, or one that accepted it)."""
+        workload, own = workload_namespace(silo), str(silo.metadata.namespace)
+        target = None if workload == own or forbidden_target(workload, own) else self.api.namespace(workload)
+        return consent_problem(own, silo.metadata.name, workload, target)
+
     def _report_identity(
         self, body: Mapping[str, Any], public: PublicIdentity | None, problem: Problem, workload: str
     ) -> None:
@@ -300,6 +327,13 @@ class SiloReconciler:
         if missing:
             raise kopf.TemporaryError(f"waiting for the identity of silo {', '.join(missing)}", delay=WAIT_DELAY)
         ordered = [silos[name] for name in job.spec.silos]
+        try:
+            refused = [(s.metadata.name, p) for s in ordered if (p := self._consent(s)) is not None]
+        except CALL_ERRORS as error:
+            raise retry_decision(error) from error
+        if refused:
+            said = "; ".join(f"{name}: {problem.message}" for name, problem in refused)
+            raise kopf.TemporaryError(f"no workloads while a namespace has not consented: {said}", delay=CONSENT_DELAY)
         built = _Built(
             int(meta.get("generation") or 0),
             endpoint.ca_certificate,

@@ -283,6 +283,7 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
             *ledger_mounts,
         ],
         readinessProbe={"tcpSocket": {"port": "trainer-link"}, "periodSeconds": 5},
+        resources=inputs.job.spec.resources.sidecar.render(),
     )
     sidecar_volumes = [
         job_volume,
@@ -314,7 +315,12 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
         trainer_mounts.append({"name": "data", "mountPath": str(DATA_DIR), "readOnly": True})
         trainer_volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
     trainer = container(
-        TRAINER, config.trainer_image, config.image_pull_policy, trainer_args.argv(), volumeMounts=trainer_mounts
+        TRAINER,
+        config.trainer_image,
+        config.image_pull_policy,
+        trainer_args.argv(),
+        volumeMounts=trainer_mounts,
+        resources=inputs.job.spec.resources.trainer.render(),
     )
 
     pods = [

@@ -38,6 +38,12 @@ class PolicyBundle:
         """The revision every decision reports (``data.fedsilo.params.revision``)."""
         return str(self.data["fedsilo"]["params"]["revision"])
 
+    def with_params(self, overrides: dict[str, Any]) -> PolicyBundle:
+        """This bundle with ``data.fedsilo.params`` fields replaced (an installation's own parameters)."""
+        data = json.loads(json.dumps(self.data))
+        data["fedsilo"]["params"].update(overrides)
+        return PolicyBundle(self.root, self.modules, data, _digest(self.modules, data))
+
     @classmethod
     def load(cls, root: Path | None = None) -> PolicyBundle:
         """Read every ``*.rego`` except tests, and every ``data.json`` at the path its folder names."""
@@ -55,4 +61,8 @@ class PolicyBundle:
             for part in path.parent.relative_to(base).parts:
                 node = node.setdefault(part, {})
             node.update(json.loads(path.read_text(encoding="utf-8")))
-        return cls(base, modules, data, sha256_digest(canonical_json({"modules": modules, "data": data})))
+        return cls(base, modules, data, _digest(modules, data))
+
+
+def _digest(modules: dict[str, str], data: dict[str, Any]) -> str:
+    return sha256_digest(canonical_json({"modules": modules, "data": data}))

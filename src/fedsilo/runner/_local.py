@@ -40,7 +40,7 @@ from fedsilo.identity import (
     write_identity,
 )
 from fedsilo.launch import MANIFEST_FILE, LaunchArgs, SidecarArgs, TrainerArgs, render_job_manifest
-from fedsilo.policy import EmbeddedRegoEngine
+from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
 from fedsilo.registry import LocalRegistry
 
@@ -223,6 +223,14 @@ class LocalRun:
     def _run_job(self, on_started: Callable[[LocalRun], None] | None) -> RunReport:
         """The job itself: hub, silo processes, rounds; the report of its rounds."""
         spec = self.manifest.job.spec
+        engine = EmbeddedRegoEngine()
+        # Job admission first, as in a cluster: a refused job creates no run directory and no keys.
+        decision = engine.decide_job(JobPolicyInput.from_job(self.manifest.job))
+        if not decision.allow:
+            raise ValueError(
+                f"the job policy ({decision.policy_revision}) refuses FederatedJob/{self.manifest.job.metadata.name}; "
+                f"nothing was created: {'; '.join(decision.reasons)}"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)
         ca = CertificateAuthority.create()
@@ -238,7 +246,7 @@ class LocalRun:
             self.manifest.job,
             silos,
             state_dir=self.workdir,
-            engine=EmbeddedRegoEngine(),
+            engine=engine,
             registry=LocalRegistry(self.options.registry),
             observer=self.observer,
             privacy=privacy,
