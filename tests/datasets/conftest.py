@@ -11,10 +11,14 @@ from fedsilo.api import FederatedJobSpec
 
 
 def job_spec(silos: int = 3, **fields: Any) -> FederatedJobSpec:
-    """A job over ``silos`` silos with an mlp and digits unless ``fields`` say otherwise."""
+    """A job over ``silos`` silos with an mlp and digits unless ``fields`` say otherwise.
+
+    Aggregation is plain: data loading does not depend on it, and a one-silo job may not mask.
+    """
     document: dict[str, Any] = {
         "silos": [f"silo-{i}" for i in range(silos)],
         "minSilos": 1,
+        "aggregation": {"mode": "plain"},
         "model": {"builtin": "mlp"},
         "data": {"source": "digits"},
     }
