@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fedsilo.launch import SILO_CA_FILE, AggregatorArgs, OperatorRole
+from fedsilo.launch import AggregatorArgs, OperatorRole, silo_ca_file
 from fedsilo.runner import AggregatorConfigError, AggregatorEnvironmentError, Terminated, run_aggregator
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -130,8 +130,8 @@ def register(commands: Any) -> None:
     AggregatorArgs.register(
         commands,
         description=(
-            f"Serve one job's rounds over mutual TLS. The silos' CA bundle is read from {SILO_CA_FILE} "
-            "beside --job-config. Exits 0 when the job succeeded, 1 when it failed; in a cluster "
+            f"Serve one job's rounds over mutual TLS. Each silo's own CA is read from {silo_ca_file('SILO')} "
+            "beside --job-config; a silo's certificate is accepted only from its own CA. Exits 0 when the job succeeded, 1 when it failed; in a cluster "
             "(FEDSILO_JOB_* set) it then waits to be stopped, so that it is not restarted into the same job."
         ),
     ).set_defaults(handler=_aggregator)
