@@ -33,7 +33,7 @@ def _port_or_none(port: int) -> int | None:
 
 
 def _operator(args: argparse.Namespace) -> int:
-    from fedsilo.operator import OperatorConfig, run_operator
+    from fedsilo.operator import OperatorConfig, operator_settings, run_operator
 
     defaults = OperatorConfig()
     config = OperatorConfig(
@@ -52,6 +52,11 @@ def _operator(args: argparse.Namespace) -> int:
         except (OSError, MessageError) as error:
             print(f"error: --policy-params {args.policy_params}: {error}", file=sys.stderr)
             return EXIT_USAGE
+    try:
+        operator_settings(args.role, args.instance)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
         print(f"error: --kubeconfig {args.kubeconfig} is not a file", file=sys.stderr)
         return EXIT_USAGE
@@ -64,6 +69,7 @@ def _operator(args: argparse.Namespace) -> int:
         liveness_port=_port_or_none(args.liveness_port),
         peering=not args.no_peering,
         priority=args.priority,
+        instance=args.instance,
     )
     return EXIT_OK
 
@@ -113,6 +119,12 @@ def register(commands: Any) -> None:
     operator.add_argument("--liveness-port", type=int, default=8081, help="/healthz port for probes (default 8081)")
     operator.add_argument("--no-peering", action="store_true", help="run standalone, without kopf peering")
     operator.add_argument("--priority", type=int, help="peering priority of this replica (default random)")
+    operator.add_argument(
+        "--instance",
+        default="",
+        help="this installation's name (a DNS name) when several operators of one role share a namespace, "
+        "e.g. two partners' silo operators in one job namespace: kopf's state and peering become its own",
+    )
     operator.add_argument("--image", help="image of the aggregator and sidecar pods")
     operator.add_argument("--trainer-image", help="default image of trainer pods")
     operator.add_argument("--opa-image", help="image of the OPA container beside each aggregator")

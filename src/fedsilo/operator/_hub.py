@@ -349,8 +349,8 @@ def _waiting_for(job: FederatedJob, silos: Mapping[str, Silo], namespace: str) -
         parts.append(f"no Silo named {', '.join(absent)} in namespace {namespace}")
     if unkeyed:
         parts.append(
-            f"Silo {', '.join(unkeyed)} has no identity yet (the silo role creates one, "
-            "or register spec.identity.publicKey)"
+            f"Silo {', '.join(unkeyed)} has no identity yet (the silo operator that manages its workload "
+            "namespace creates one, or register spec.identity.publicKey)"
         )
     if no_ca:
         parts.append(
