@@ -517,6 +517,33 @@ def test_fedsilo_operator_help_names_every_flag() -> None:
         assert flag in completed.stdout
 
 
+@pytest.mark.parametrize("instance", ["Bank_A", "-bank-a", "a" * 64])
+def test_fedsilo_operator_refuses_an_instance_name_that_is_not_a_dns_name_with_exit_code_2(instance: str) -> None:
+    completed = subprocess.run(
+        fedsilo("operator", "--role", "silo", f"--instance={instance}", "--no-peering"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert f"error: --instance {instance!r} is not a DNS name" in completed.stderr, completed.stderr
+
+
+def test_each_installation_keeps_its_own_kopf_state_and_peering() -> None:
+    from fedsilo.operator import OperatorRole, operator_settings, peering_name
+
+    single = operator_settings(OperatorRole.SILO)
+    a, b = (operator_settings(OperatorRole.SILO, name) for name in ("bank-a-fedsilo-silo", "bank-b-fedsilo-silo"))
+    # One installation keeps the names it always had; several never share a finalizer or peering.
+    assert single.persistence.finalizer == "fedsilo.io/silo-cleanup"
+    assert len({single.persistence.finalizer, a.persistence.finalizer, b.persistence.finalizer}) == 3
+    assert a.persistence.finalizer == "bank-a-fedsilo-silo.silo.fedsilo.io/cleanup"
+    assert peering_name(OperatorRole.SILO, "bank-a-fedsilo-silo") != peering_name(
+        OperatorRole.SILO, "bank-b-fedsilo-silo"
+    )
+
+
 @pytest.mark.integration
 def test_fedsilo_operator_reconciles_a_job_into_its_children_and_stops_on_sigterm(
     tmp_path: Path, cluster: ControlPlane
