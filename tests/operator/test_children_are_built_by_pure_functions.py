@@ -22,9 +22,10 @@ from fedsilo.operator import (
     silo_support_objects,
 )
 from fedsilo.operator._conditions import JobFacts, Problem, job_status
+from fedsilo.operator._hub import _waiting_for
 from fedsilo.operator._hub_objects import state_claim
 from fedsilo.operator._identity import identity_secret, new_silo_identity
-from fedsilo.operator._manifest import job_manifest
+from fedsilo.operator._manifest import job_manifest, registered_key
 from fedsilo.operator._names import child_name
 from fedsilo.operator._silo_objects import ledger_claim
 from fedsilo.policy import default_bundle_path
@@ -83,6 +84,18 @@ def test_the_job_config_map_holds_each_silos_own_ca_under_its_own_key(
     assert {key: value for key, value in data.items() if key != MANIFEST_FILE} == {
         silo_ca_file(silo.metadata.name): f"CA of {silo.metadata.name}\n" for silo in silos
     }
+
+
+def test_the_hub_waits_for_every_silos_own_ca_before_it_builds_the_aggregator(
+    quickstart: tuple[FederatedJob, list[Silo]],
+) -> None:
+    job, silos = quickstart
+    # A key registered in the spec, but no CA published yet (the partner's ConfigMap is missing).
+    first = silos[0].model_copy(update={"status": {"identity": {"publicKey": registered_key(silos[0])}}})
+    waiting = _waiting_for(job, {s.metadata.name: s for s in [first, *silos[1:]]}, "hub")
+    assert waiting is not None and waiting.reason == "WaitingForSilos"
+    assert f"Silo {first.metadata.name} has no CA certificate" in waiting.message
+    assert _waiting_for(job, {s.metadata.name: s for s in silos}, "hub") is None
 
 
 def silo_inputs(quickstart: tuple[FederatedJob, list[Silo]], workload: str = "hub") -> SiloInputs:
