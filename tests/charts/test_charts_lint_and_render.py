@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fedsilo.cli._app import _parser
-from fedsilo.operator import OperatorConfig
+from fedsilo.operator import OperatorConfig, OperatorRole, peering_name
 
 from .conftest import (
     CHARTS,
@@ -199,9 +199,13 @@ def test_private_silo_carries_its_ceiling_and_data_claim(helm: Helm) -> None:
         "maxEpsilon": 8.0,
         "data": {"volumeClaim": "bank-a-records", "path": "/data/records.npz"},
     }
-    assert "--no-peering" not in container_args(objects)
+    args = container_args(objects)
+    assert "--no-peering" not in args
+    # Named as the operator names it from its --instance: another partner's release peers apart.
+    (instance,) = (arg.removeprefix("--instance=") for arg in args if arg.startswith("--instance="))
+    assert instance == "t-fedsilo-silo"
     assert [(p["metadata"]["name"], p["metadata"]["namespace"]) for p in objects.of("KopfPeering")] == [
-        ("fedsilo-silo", "bank-a")
+        (peering_name(OperatorRole.SILO, instance), "bank-a")
     ]
 
 

@@ -176,37 +176,47 @@ def test_a_partners_own_identity_secret_makes_its_silo_ready_as_the_onboarding_g
     assert "forbidden" not in runner.output.lower(), runner.output[-3000:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "two silo operators watching one job namespace share kopf's state (silo.fedsilo.io annotations, "
-        "finalizer) and each reports the other's Silo NamespaceNotManaged; the silo handlers must skip Silos "
-        "of unmanaged workload namespaces without a trace (docs/partner-onboarding.md, 'One silo operator per "
-        "job namespace')"
-    ),
-)
 def test_two_partners_sharing_a_job_namespace_each_get_their_pods(
     helm: Helm, plane: ControlPlane, admin: KubeApi, tmp_path: Path
 ) -> None:
     hub_system, hub = plane.create_namespace(unique("fedsilo-system")), plane.create_namespace(unique("hub"))
-    install(helm, plane, "hub", HUB_CHART, hub_system, f"namespaces={{{hub}}}")
-    hub_config = service_account_kubeconfig(plane, hub_system, "hub-fedsilo", tmp_path / "hub.kubeconfig")
+    # A release name of its own: the hub chart's ClusterRoles are named after the release.
+    install(helm, plane, "shared", HUB_CHART, hub_system, f"namespaces={{{hub}}}")
+    hub_config = service_account_kubeconfig(plane, hub_system, "shared-fedsilo", tmp_path / "hub.kubeconfig")
 
-    def partner(name: str) -> tuple[str, Path]:
-        """Install a partner's silo chart (operator and workloads in namespaces of its own)."""
+    def partner(name: str) -> tuple[str, Path, str]:
+        """Install a partner's silo chart (operator and workloads in namespaces of its own); its
+        workload namespace, its operator's credentials and the --instance the chart starts it with."""
         system, workload = plane.create_namespace(unique(name)), plane.create_namespace(unique(name))
         accept(plane, workload, f"{hub}/{name}")
         install(helm, plane, name, SILO_CHART, system, f"silo.name={name}", f"silo.namespace={hub}", f"workloadNamespace={workload}")  # fmt: skip
-        return workload, service_account_kubeconfig(plane, system, f"{name}-fedsilo-silo", tmp_path / f"{name}.kubeconfig")  # fmt: skip
+        account = f"{name}-fedsilo-silo"
+        args = json.loads(plane.kubectl("-n", system, "get", "deployment", account, "-o", "jsonpath={.spec.template.spec.containers[0].args}").stdout)  # fmt: skip
+        (instance,) = (arg.removeprefix("--instance=") for arg in args if arg.startswith("--instance="))
+        return workload, service_account_kubeconfig(plane, system, account, tmp_path / f"{name}.kubeconfig"), instance
 
-    workload_a, config_a = partner("bank-a")
+    def kopf_traces(silo_name: str) -> set[str]:
+        """The kopf annotations and finalizers on a Silo."""
+        found = json.loads(plane.kubectl("-n", hub, "get", "silo", silo_name, "-o", "json").stdout)["metadata"]
+        keys = {key for key in found.get("annotations") or {} if key.partition("/")[0].endswith(".fedsilo.io")}
+        return keys | set(found.get("finalizers") or [])
+
+    workload_a, config_a, instance_a = partner("bank-a")
     with (
         running_operator([hub], hub_config, OperatorRole.HUB),
-        running_operator([hub, workload_a], config_a, OperatorRole.SILO),
+        running_operator([hub, workload_a], config_a, OperatorRole.SILO, instance=instance_a) as runner_a,
     ):
         # The second partner joins while the first one's operator runs.
-        workload_b, config_b = partner("bank-b")
-        with running_operator([hub, workload_b], config_b, OperatorRole.SILO):
+        workload_b, config_b, instance_b = partner("bank-b")
+        with running_operator([hub, workload_b], config_b, OperatorRole.SILO, instance=instance_b) as runner_b:
             plane.apply(placed(job(["bank-a", "bank-b"]), hub))
-            wait_for(lambda: set(children(admin, workload_a)) == silo_children("credit", "bank-a"), "bank-a's pods", timeout=30)  # fmt: skip
-            wait_for(lambda: set(children(admin, workload_b)) == silo_children("credit", "bank-b"), "bank-b's pods", timeout=30)  # fmt: skip
+            wait_for(lambda: set(children(admin, workload_a)) == silo_children("credit", "bank-a"), "bank-a's pods", timeout=60)  # fmt: skip
+            wait_for(lambda: set(children(admin, workload_b)) == silo_children("credit", "bank-b"), "bank-b's pods", timeout=60)  # fmt: skip
+            # Each Silo carries the kopf state of its own partner's operator only; the shared job, both.
+            assert {trace.partition(".")[0] for trace in kopf_traces("bank-a")} == {instance_a}
+            assert {trace.partition(".")[0] for trace in kopf_traces("bank-b")} == {instance_b}
+            for name in ("bank-a", "bank-b"):
+                silo_status = json.loads(plane.kubectl("-n", hub, "get", "silo", name, "-o", "json").stdout)["status"]
+                assert {c["type"]: c["status"] for c in silo_status["conditions"]}["Ready"] == "True", silo_status
+    for runner in (runner_a, runner_b):
+        assert "forbidden" not in runner.output.lower(), runner.output[-3000:]

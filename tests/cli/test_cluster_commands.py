@@ -25,17 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 
 from fedsilo.api import FederatedJob, Silo
 from fedsilo.audit import read_decisions
 from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, TlsCredentials, write_identity
-from fedsilo.launch import MANIFEST_FILE, SILO_CA_FILE, AggregatorArgs, SidecarArgs, TrainerArgs
+from fedsilo.launch import MANIFEST_FILE, AggregatorArgs, SidecarArgs, TrainerArgs, silo_ca_file
 from fedsilo.operator import HubInputs, OperatorConfig, hub_objects, load_policy_files
 from fedsilo.operator._hub_objects import tls_secret_name
 from fedsilo.operator._identity import tls_secret
 from fedsilo.operator._manifest import job_manifest
+from fedsilo.protocol import pb, rpc
 from fedsilo.registry import LocalRegistry
 from fedsilo_testing import ControlPlane, OpaServer, free_port, install_crds
 from tests.operator.conftest import hub_children, service_account_kubeconfig, silo_children
@@ -90,6 +92,8 @@ class HubPod:
     job: FederatedJob
     silos: list[Silo]
     identities: dict[str, Path]
+    # Each silo's own CA, whose key its partner keeps (and could misuse).
+    authorities: dict[str, CertificateAuthority]
     objects: list[dict[str, Any]]
     logs: Path
     # The CA of the aggregator's serving certificate, as the silo job ConfigMap carries it.
@@ -181,14 +185,14 @@ def hub_pod(tmp_path: Path, opa_url: str, aggregation: str, *, uid: str = "", na
     # Each silo's identity as the silo role creates it: a signing key and a client
     # certificate from a CA of the silo's own, whose certificate the hub collects.
     identities: dict[str, Path] = {}
-    silo_cas: list[str] = []
+    authorities: dict[str, CertificateAuthority] = {}
     registered: list[Silo] = []
     service_ca = CertificateAuthority.create(f"{name}-aggregator.{namespace} CA")
     for silo in silos:
         key = SigningKey.generate()
         authority = CertificateAuthority.create(f"{silo.metadata.name} identity CA")
+        authorities[silo.metadata.name] = authority
         client = authority.issue(silo.metadata.name, server=False)
-        silo_cas.append(client.ca_certificate_pem.decode())
         # As in a cluster: the identity's ca.crt is the silo's own CA; the sidecar verifies the
         # aggregator with --aggregator-ca (the CA the operator publishes in status.endpoint).
         identity = SiloIdentity(
@@ -216,7 +220,7 @@ def hub_pod(tmp_path: Path, opa_url: str, aggregation: str, *, uid: str = "", na
         owner=owner,
         job=job,
         manifest=job_manifest(job, registered),
-        silo_cas=tuple(silo_cas),
+        silo_cas={name: authority.certificate_pem.decode() for name, authority in authorities.items()},
         aggregator_ca=serving.ca_certificate_pem.decode(),
         finished=False,
     )
@@ -272,6 +276,7 @@ def hub_pod(tmp_path: Path, opa_url: str, aggregation: str, *, uid: str = "", na
         job=job,
         silos=registered,
         identities=identities,
+        authorities=authorities,
         objects=objects,
         logs=logs,
         aggregator_ca=aggregator_ca,
@@ -352,7 +357,7 @@ def test_the_aggregator_runs_a_plain_job_from_the_operators_mounts_and_leaves_a_
 BAD_CASES = {
     "invalid manifest": ("spec.rounds", "rounds: 0"),
     "silo without a key": ("spec.identity.publicKey", "no key"),
-    "no silo CA bundle": ("silo-ca.crt", "no CA"),
+    "a silo without its CA": ("no CA certificate for silo", "no CA"),
 }
 
 
@@ -371,11 +376,54 @@ def test_the_aggregator_refuses_bad_configuration_with_exit_code_2_naming_the_pr
         documents[1]["spec"]["identity"] = {}
         pod.job_config.write_text(yaml.safe_dump_all(documents))
     else:
-        (pod.mounts["job"] / SILO_CA_FILE).unlink()
+        silo = pod.job.spec.silos[-1]
+        (pod.mounts["job"] / silo_ca_file(silo)).unlink()
+        named = f"{silo} ({pod.mounts['job'] / silo_ca_file(silo)})"
     completed = subprocess.run(fedsilo(*pod.args), capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 2, completed.stderr
     assert "error:" in completed.stderr and named in completed.stderr, completed.stderr
     assert not (pod.state_dir / "audit.jsonl").exists(), "nothing was started"
+
+
+def _call_join(pod: HubPod, name: str, issuer: CertificateAuthority) -> grpc.RpcError | None:
+    """Join as ``name`` with a client certificate ``issuer`` minted; the refusal, or None if the hub let the call in."""
+    credentials = issuer.issue(name, server=False)
+    with grpc.secure_channel(
+        f"localhost:{pod.port}",
+        grpc.ssl_channel_credentials(
+            pod.aggregator_ca.read_bytes(), credentials.private_key_pem, credentials.certificate_pem
+        ),
+    ) as channel:
+        stub = rpc.AggregatorStub(channel)
+        try:
+            stub.Join(pb.JoinRequest(job=pod.job.metadata.name, silo=name, num_samples=10), timeout=60)
+        except grpc.RpcError as error:
+            return error
+    return None
+
+
+@pytest.mark.integration
+def test_the_aggregator_refuses_a_certificate_another_silos_ca_minted_as_the_operators_pod_starts_it(
+    tmp_path: Path, opa_server: OpaServer, pod_cleanup: list[HubPod]
+) -> None:
+    pod = hub_pod(tmp_path, opa_server.url, "plain")
+    pod_cleanup.append(pod)
+    aggregator = pod.start_aggregator()
+    wait_for(
+        lambda: "aggregator of job" in pod.log("aggregator") or aggregator.poll() is not None,
+        f"the aggregator serving\n{pod.all_logs()}",
+        timeout=120,
+    )
+    assert aggregator.poll() is None, pod.all_logs()
+    a, b = pod.job.spec.silos
+    # Partner a keeps its CA key and mints a certificate in b's name: TLS accepts it (a's CA is
+    # trusted), the per-silo binding the operator's files give the aggregator does not.
+    refused = _call_join(pod, b, pod.authorities[a])
+    assert refused is not None and refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused
+    assert "another CA minted it" in (refused.details() or ""), refused
+    # The same call with a certificate from b's own CA is let in.
+    assert _call_join(pod, b, pod.authorities[b]) is None
+    assert aggregator.poll() is None, pod.all_logs()
 
 
 # ----- in a cluster: status reporter and operator ------------------------------------------
@@ -467,6 +515,33 @@ def test_fedsilo_operator_help_names_every_flag() -> None:
         "--priority",
     ):
         assert flag in completed.stdout
+
+
+@pytest.mark.parametrize("instance", ["Bank_A", "-bank-a", "a" * 64])
+def test_fedsilo_operator_refuses_an_instance_name_that_is_not_a_dns_name_with_exit_code_2(instance: str) -> None:
+    completed = subprocess.run(
+        fedsilo("operator", "--role", "silo", f"--instance={instance}", "--no-peering"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert f"error: --instance {instance!r} is not a DNS name" in completed.stderr, completed.stderr
+
+
+def test_each_installation_keeps_its_own_kopf_state_and_peering() -> None:
+    from fedsilo.operator import OperatorRole, operator_settings, peering_name
+
+    single = operator_settings(OperatorRole.SILO)
+    a, b = (operator_settings(OperatorRole.SILO, name) for name in ("bank-a-fedsilo-silo", "bank-b-fedsilo-silo"))
+    # One installation keeps the names it always had; several never share a finalizer or peering.
+    assert single.persistence.finalizer == "fedsilo.io/silo-cleanup"
+    assert len({single.persistence.finalizer, a.persistence.finalizer, b.persistence.finalizer}) == 3
+    assert a.persistence.finalizer == "bank-a-fedsilo-silo.silo.fedsilo.io/cleanup"
+    assert peering_name(OperatorRole.SILO, "bank-a-fedsilo-silo") != peering_name(
+        OperatorRole.SILO, "bank-b-fedsilo-silo"
+    )
 
 
 @pytest.mark.integration

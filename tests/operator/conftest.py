@@ -106,13 +106,15 @@ def running_operator(
     kubeconfig: Path,
     role: OperatorRole = OperatorRole.BOTH,
     parameters: PolicyParameters = TWO_SILO_MASKING,
+    instance: str = "",
 ) -> Iterator[KopfRunner]:
-    """The operator as ``fedsilo operator`` runs it, watching ``namespaces``, with ``kubeconfig``'s identity."""
+    """The operator as ``fedsilo operator`` runs it, watching ``namespaces``, with ``kubeconfig``'s identity
+    (and ``--instance``, as a partner's silo chart passes it)."""
     names = sorted(namespaces)
     config = OperatorConfig(namespaces=frozenset(names), policy_parameters=parameters)
     registry = build_registry(role, config, load_access(kubeconfig))
     args = ["run", "--standalone", *[arg for name in names for arg in ("-n", name)]]
-    with KopfRunner(args, registry=registry, settings=operator_settings(role), timeout=60) as runner:
+    with KopfRunner(args, registry=registry, settings=operator_settings(role, instance), timeout=60) as runner:
         yield runner
     assert runner.exit_code == 0, runner.output[-5000:]
 

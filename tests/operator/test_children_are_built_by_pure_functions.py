@@ -11,6 +11,7 @@ import yaml
 
 from fedsilo.api import AggregatorEndpoint, FederatedJob, Silo, SiloDataSpec, load_manifest, parse_manifest
 from fedsilo.identity import SigningKey, SiloIdentity, read_identity, write_identity
+from fedsilo.launch import MANIFEST_FILE, silo_ca_file
 from fedsilo.operator import (
     HubInputs,
     OperatorConfig,
@@ -21,9 +22,10 @@ from fedsilo.operator import (
     silo_support_objects,
 )
 from fedsilo.operator._conditions import JobFacts, Problem, job_status
+from fedsilo.operator._hub import _waiting_for
 from fedsilo.operator._hub_objects import state_claim
 from fedsilo.operator._identity import identity_secret, new_silo_identity
-from fedsilo.operator._manifest import job_manifest
+from fedsilo.operator._manifest import job_manifest, registered_key
 from fedsilo.operator._names import child_name
 from fedsilo.operator._silo_objects import ledger_claim
 from fedsilo.policy import default_bundle_path
@@ -61,11 +63,39 @@ def quickstart() -> tuple[FederatedJob, list[Silo]]:
 @pytest.fixture(scope="module")
 def hub(quickstart: tuple[FederatedJob, list[Silo]]) -> dict[tuple[str, str], dict[str, Any]]:
     job, silos = quickstart
-    inputs = HubInputs(owner(), job, job_manifest(job, silos), ("CA\n",), "AGGREGATOR CA\n", finished=False)
+    inputs = HubInputs(owner(), job, job_manifest(job, silos), silo_cas(silos), "AGGREGATOR CA\n", finished=False)
     return {
         (o["kind"], o["metadata"]["name"]): o
         for o in hub_objects(inputs, load_policy_files(default_bundle_path()), CONFIG)
     }
+
+
+def silo_cas(silos: list[Silo]) -> dict[str, str]:
+    """Each silo's own CA, as the hub reads it from the Silo's status."""
+    return {silo.metadata.name: f"CA of {silo.metadata.name}\n" for silo in silos}
+
+
+def test_the_job_config_map_holds_each_silos_own_ca_under_its_own_key(
+    hub: dict[tuple[str, str], dict[str, Any]], quickstart: tuple[FederatedJob, list[Silo]]
+) -> None:
+    data = hub[("ConfigMap", "quickstart-job")]["data"]
+    _, silos = quickstart
+    # One key per silo, named by the layout the aggregator reads: which CA is whose is kept.
+    assert {key: value for key, value in data.items() if key != MANIFEST_FILE} == {
+        silo_ca_file(silo.metadata.name): f"CA of {silo.metadata.name}\n" for silo in silos
+    }
+
+
+def test_the_hub_waits_for_every_silos_own_ca_before_it_builds_the_aggregator(
+    quickstart: tuple[FederatedJob, list[Silo]],
+) -> None:
+    job, silos = quickstart
+    # A key registered in the spec, but no CA published yet (the partner's ConfigMap is missing).
+    first = silos[0].model_copy(update={"status": {"identity": {"publicKey": registered_key(silos[0])}}})
+    waiting = _waiting_for(job, {s.metadata.name: s for s in [first, *silos[1:]]}, "hub")
+    assert waiting is not None and waiting.reason == "WaitingForSilos"
+    assert f"Silo {first.metadata.name} has no CA certificate" in waiting.message
+    assert _waiting_for(job, {s.metadata.name: s for s in silos}, "hub") is None
 
 
 def silo_inputs(quickstart: tuple[FederatedJob, list[Silo]], workload: str = "hub") -> SiloInputs:
@@ -153,7 +183,7 @@ def test_the_job_manifest_is_what_fedsilo_run_reads_with_every_public_key(quicks
 def test_a_changed_job_rolls_the_aggregator(quickstart: Any, hub: dict[Any, Any]) -> None:
     job, silos = quickstart
     longer = job.model_copy(update={"spec": job.spec.model_copy(update={"rounds": 30})})
-    inputs = HubInputs(owner(), longer, job_manifest(longer, silos), ("CA\n",), "AGGREGATOR CA\n", finished=False)
+    inputs = HubInputs(owner(), longer, job_manifest(longer, silos), silo_cas(silos), "AGGREGATOR CA\n", finished=False)
     changed = by_kind(hub_objects(inputs, load_policy_files(default_bundle_path()), CONFIG))
     digest = "fedsilo.io/spec-digest"
     before = hub[("Deployment", "quickstart-aggregator")]["spec"]["template"]["metadata"]["annotations"][digest]

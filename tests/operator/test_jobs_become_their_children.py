@@ -397,17 +397,23 @@ def test_deleting_a_job_and_its_silos_removes_every_child_without_a_garbage_coll
     assert children(admin, namespace) == {}
 
 
-def test_a_silo_in_a_namespace_the_operator_does_not_manage_is_reported_not_touched(
+def test_a_silo_in_a_namespace_the_operator_does_not_manage_is_left_to_its_own_operator_untouched(
     cluster: ControlPlane, namespaces: dict[str, str], operator: KopfRunner
 ) -> None:
+    """Another partner's Silo beside ours (its workload namespace is that partner's): no status,
+    no kopf annotation, no finalizer, nothing created; that partner's operator owns it."""
     namespace, elsewhere = namespaces["misc"], cluster.create_namespace(unique("elsewhere"))
     apply_objects(cluster, namespace, silo_in(elsewhere, "stray"))
-    silo = wait_for(
-        lambda: (s := get(cluster, namespace, "silo", "stray")) and condition(s, "Ready") and s, "the Silo's conditions"
-    )
-    assert condition(silo, "Ready")["reason"] == "NamespaceNotManaged"
-    assert f"{elsewhere} is not managed by this operator" in condition(silo, "Degraded")["message"]
+    # A Silo of the operator's own, applied after: once it is handled, so was the stray's event.
+    apply_objects(cluster, namespace, silo_in(namespace, "neighbour"))
+    wait_for(lambda: (s := get(cluster, namespace, "silo", "neighbour")) and condition(s, "Ready"), "our Silo handled")
+    stray = get(cluster, namespace, "silo", "stray")
+    assert "status" not in stray, stray["status"]
+    assert not stray["metadata"].get("finalizers"), stray["metadata"]["finalizers"]
+    ours = {key for key in stray["metadata"]["annotations"] if "fedsilo.io" in key}
+    assert ours == {WORKLOAD_NAMESPACE_ANNOTATION}, "no kopf state on another operator's Silo"
     assert secret_absent(cluster, elsewhere)
+    cluster.kubectl("delete", "-n", namespace, "silo", "stray", "neighbour", "--timeout=60s")
 
 
 def test_a_silo_the_api_server_let_through_is_reported_invalid_not_touched(

@@ -36,7 +36,9 @@ def keyed(silo: Silo) -> Silo:
 def containers(job: FederatedJob, silos: list[Silo]) -> dict[str, dict[str, Any]]:
     manifest = job_manifest(job, silos)
     hub = hub_objects(
-        HubInputs(OWNER, job, manifest, ("CA\n",), "CA\n", False), load_policy_files(default_bundle_path()), CONFIG
+        HubInputs(OWNER, job, manifest, {s.metadata.name: "CA\n" for s in silos}, "CA\n", False),
+        load_policy_files(default_bundle_path()),
+        CONFIG,
     )
     endpoint = AggregatorEndpoint(address="q-aggregator.hub.svc:7443", ca_certificate="CA\n")
     pods = silo_pods(SiloInputs(OWNER, job, silos[0], "hub", manifest, endpoint), "10.0.0.7", CONFIG)

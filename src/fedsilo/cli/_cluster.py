@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fedsilo.launch import SILO_CA_FILE, AggregatorArgs, OperatorRole
+from fedsilo.launch import AggregatorArgs, OperatorRole, silo_ca_file
 from fedsilo.runner import AggregatorConfigError, AggregatorEnvironmentError, Terminated, run_aggregator
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -33,7 +33,7 @@ def _port_or_none(port: int) -> int | None:
 
 
 def _operator(args: argparse.Namespace) -> int:
-    from fedsilo.operator import OperatorConfig, run_operator
+    from fedsilo.operator import OperatorConfig, operator_settings, run_operator
 
     defaults = OperatorConfig()
     config = OperatorConfig(
@@ -52,6 +52,11 @@ def _operator(args: argparse.Namespace) -> int:
         except (OSError, MessageError) as error:
             print(f"error: --policy-params {args.policy_params}: {error}", file=sys.stderr)
             return EXIT_USAGE
+    try:
+        operator_settings(args.role, args.instance)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.kubeconfig is not None and not args.kubeconfig.is_file():
         print(f"error: --kubeconfig {args.kubeconfig} is not a file", file=sys.stderr)
         return EXIT_USAGE
@@ -64,6 +69,7 @@ def _operator(args: argparse.Namespace) -> int:
         liveness_port=_port_or_none(args.liveness_port),
         peering=not args.no_peering,
         priority=args.priority,
+        instance=args.instance,
     )
     return EXIT_OK
 
@@ -113,6 +119,12 @@ def register(commands: Any) -> None:
     operator.add_argument("--liveness-port", type=int, default=8081, help="/healthz port for probes (default 8081)")
     operator.add_argument("--no-peering", action="store_true", help="run standalone, without kopf peering")
     operator.add_argument("--priority", type=int, help="peering priority of this replica (default random)")
+    operator.add_argument(
+        "--instance",
+        default="",
+        help="this installation's name (a DNS name) when several operators of one role share a namespace, "
+        "e.g. two partners' silo operators in one job namespace: kopf's state and peering become its own",
+    )
     operator.add_argument("--image", help="image of the aggregator and sidecar pods")
     operator.add_argument("--trainer-image", help="default image of trainer pods")
     operator.add_argument("--opa-image", help="image of the OPA container beside each aggregator")
@@ -130,8 +142,8 @@ def register(commands: Any) -> None:
     AggregatorArgs.register(
         commands,
         description=(
-            f"Serve one job's rounds over mutual TLS. The silos' CA bundle is read from {SILO_CA_FILE} "
-            "beside --job-config. Exits 0 when the job succeeded, 1 when it failed; in a cluster "
+            f"Serve one job's rounds over mutual TLS. Each silo's own CA is read from {silo_ca_file('SILO')} "
+            "beside --job-config; a silo's certificate is accepted only from its own CA. Exits 0 when the job succeeded, 1 when it failed; in a cluster "
             "(FEDSILO_JOB_* set) it then waits to be stopped, so that it is not restarted into the same job."
         ),
     ).set_defaults(handler=_aggregator)

@@ -24,9 +24,9 @@ from ._layout import POLICY_DIR as POLICY_DIR
 from ._layout import PRIVACY_LEDGER_FILE as PRIVACY_LEDGER_FILE
 from ._layout import REGISTRY_DIR as REGISTRY_DIR
 from ._layout import SIDECAR_CA_DIR as SIDECAR_CA_DIR
-from ._layout import SILO_CA_FILE as SILO_CA_FILE
 from ._layout import STATE_DIR as STATE_DIR
 from ._layout import TLS_DIR as TLS_DIR
+from ._layout import silo_ca_file as silo_ca_file
 from ._manifest import render_job_manifest as render_job_manifest
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "PRIVACY_LEDGER_FILE",
     "REGISTRY_DIR",
     "SIDECAR_CA_DIR",
-    "SILO_CA_FILE",
     "STATE_DIR",
     "TLS_DIR",
     "AggregatorArgs",
@@ -53,4 +52,5 @@ __all__ = [
     "SidecarArgs",
     "TrainerArgs",
     "render_job_manifest",
+    "silo_ca_file",
 ]

@@ -13,12 +13,11 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Final
 
-#: The job ConfigMap (hub and silo side): the job manifest and the CA certificates beside it.
+#: The job ConfigMap (hub and silo side): the job manifest and the CA certificates beside it
+#: (on the hub each silo's CA, :func:`silo_ca_file`; in a silo the aggregator's).
 JOB_DIR: Final = PurePosixPath("/etc/fedsilo/job")
 #: The job manifest (one FederatedJob and its Silos with their public keys), as ConfigMap key and file.
 MANIFEST_FILE: Final = "job.yaml"
-#: Beside the manifest on the hub: the silos' CA certificates, concatenated (the aggregator's client CA).
-SILO_CA_FILE: Final = "silo-ca.crt"
 #: Beside the manifest in a silo: the CA of the aggregator's serving certificate.
 AGGREGATOR_CA_FILE: Final = "aggregator-ca.crt"
 
@@ -46,3 +45,13 @@ LEDGER_FILE: Final = "ledger.sqlite"
 SIDECAR_CA_DIR: Final = PurePosixPath("/etc/fedsilo/sidecar-ca")
 #: In the trainer pod: the silo's data claim, read-only; relative data paths are under it.
 DATA_DIR: Final = PurePosixPath("/data")
+
+
+def silo_ca_file(silo: str) -> str:
+    """The file (and hub job ConfigMap key) holding ``silo``'s own CA certificate, beside the manifest.
+
+    One file per silo, not one bundle: the aggregator accepts a client certificate for a silo
+    only if that silo's CA issued it, so it must know which CA is whose. A silo name is a DNS
+    label, so the name is a valid ConfigMap key and never another file's name.
+    """
+    return f"silo-ca.{silo}.crt"

@@ -18,6 +18,7 @@ from ._hub_objects import hub_objects as hub_objects
 from ._hub_objects import load_policy_files as load_policy_files
 from ._names import WORKLOAD_NAMESPACE_ANNOTATION as WORKLOAD_NAMESPACE_ANNOTATION
 from ._run import operator_settings as operator_settings
+from ._run import peering_name as peering_name
 from ._run import run_operator as run_operator
 from ._silo_objects import SiloInputs as SiloInputs
 from ._silo_objects import silo_pods as silo_pods
@@ -34,6 +35,7 @@ __all__ = [
     "hub_objects",
     "load_policy_files",
     "operator_settings",
+    "peering_name",
     "run_operator",
     "silo_pods",
     "silo_support_objects",

@@ -110,7 +110,7 @@ class HubReconciler:
                 owner=body,
                 job=job,
                 manifest=job_manifest(job, ordered),
-                silo_cas=tuple(ca for silo in ordered if (ca := _silo_ca(silo))),
+                silo_cas={silo.metadata.name: ca for silo in ordered if (ca := _silo_ca(silo))},
                 aggregator_ca=endpoint["caCertificate"],
                 finished=status.get("result") is not None,
             )
@@ -342,13 +342,20 @@ def _with(
 def _waiting_for(job: FederatedJob, silos: Mapping[str, Silo], namespace: str) -> Problem | None:
     absent = [name for name in job.spec.silos if name not in silos]
     unkeyed = [name for name in job.spec.silos if name in silos and registered_key(silos[name]) is None]
+    # The aggregator binds each silo to its own CA and refuses to start without one.
+    no_ca = [name for name in job.spec.silos if name in silos and name not in unkeyed and not _silo_ca(silos[name])]
     parts = []
     if absent:
         parts.append(f"no Silo named {', '.join(absent)} in namespace {namespace}")
     if unkeyed:
         parts.append(
-            f"Silo {', '.join(unkeyed)} has no identity yet (the silo role creates one, "
-            "or register spec.identity.publicKey)"
+            f"Silo {', '.join(unkeyed)} has no identity yet (the silo operator that manages its workload "
+            "namespace creates one, or register spec.identity.publicKey)"
+        )
+    if no_ca:
+        parts.append(
+            f"Silo {', '.join(no_ca)} has no CA certificate in status.identity yet (the silo role publishes "
+            "the one in its identity's public ConfigMap)"
         )
     return Problem("WaitingForSilos", "; ".join(parts)) if parts else None
 

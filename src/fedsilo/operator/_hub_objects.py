@@ -3,7 +3,8 @@
 The hub reconciler calls :func:`hub_objects` and applies the result; tests call it to check
 what a job turns into. For a job ``J`` in namespace ``N``:
 
-- ConfigMap ``J-job``: the job manifest with the silos' public keys (and their CA bundle);
+- ConfigMap ``J-job``: the job manifest with the silos' public keys, and each silo's own CA
+  (one key per silo, :func:`fedsilo.launch.silo_ca_file`);
 - ConfigMap ``J-policies``: the Rego bundle and OPA's configuration;
 - ServiceAccount, Role and RoleBinding ``J-aggregator``: patch this job's status, create Events;
 - Deployment ``J-aggregator``: the aggregator with OPA beside it on loopback;
@@ -38,10 +39,10 @@ from fedsilo.launch import (
     OPA_CONFIG_DIR,
     OPA_CONFIG_FILE,
     POLICY_DIR,
-    SILO_CA_FILE,
     STATE_DIR,
     TLS_DIR,
     AggregatorArgs,
+    silo_ca_file,
 )
 from fedsilo.policy import opa_config, opa_run_args
 
@@ -103,7 +104,8 @@ class HubInputs:
     owner: Mapping[str, Any]
     job: FederatedJob
     manifest: str
-    silo_cas: tuple[str, ...]
+    #: Each silo's own CA certificate (PEM) by silo name: the one CA that may issue its client certificates.
+    silo_cas: Mapping[str, str]
     aggregator_ca: str
     finished: bool
 
@@ -124,8 +126,7 @@ def _meta(name: str, namespace: str, job: str) -> Object:
 def _job_config_map(inputs: HubInputs, namespace: str) -> Object:
     job = inputs.job.metadata.name
     data = {MANIFEST_FILE: inputs.manifest}
-    if inputs.silo_cas:
-        data[SILO_CA_FILE] = "".join(inputs.silo_cas)
+    data.update({silo_ca_file(silo): ca for silo, ca in inputs.silo_cas.items()})
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -251,7 +252,7 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
                     "labels": template_labels,
                     "annotations": {
                         SPEC_DIGEST_ANNOTATION: _digest(
-                            inputs.manifest, inputs.silo_cas, inputs.aggregator_ca, dict(policies)
+                            inputs.manifest, dict(inputs.silo_cas), inputs.aggregator_ca, dict(policies)
                         ),
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(AGGREGATOR_METRICS_PORT),

@@ -7,6 +7,12 @@ A Silo's *workload namespace* is the Silo's own namespace, or the one its annota
 Silo objects beside the job they join). That namespace holds the silo's identity Secret
 and its pods; the operator acts there only if it manages the namespace.
 
+Which Silos are this operator's (:meth:`SiloReconciler.owns`) follows from that: those whose
+workload namespace it manages. Several partners' silo operators watch one job namespace,
+each managing its own workload namespace; each leaves the others' Silos alone, writing
+nothing to them (the handlers' filters keep even kopf's own state off them), while every one
+of them builds its own silos' pods for the jobs there.
+
 ``reconcile_silo`` makes sure the identity exists (creating it if absent, see
 :mod:`._identity` for the trade-off) and reports it. ``reconcile_job`` waits for the hub to
 publish the aggregator endpoint, then applies each silo's ConfigMap, Service and
@@ -108,6 +114,12 @@ def workload_namespace(silo: Silo) -> str:
     return annotated or str(silo.metadata.namespace)
 
 
+def declared_workload_namespace(body: Mapping[str, Any]) -> str:
+    """:func:`workload_namespace` of a Silo object as stored, valid or not (what handler filters see)."""
+    meta = body["metadata"]
+    return str((meta.get("annotations") or {}).get(WORKLOAD_NAMESPACE_ANNOTATION) or meta["namespace"])
+
+
 class SiloReconciler:
     """Builds and maintains the silo side: identities, and trainer + sidecar pods per job."""
 
@@ -124,6 +136,17 @@ class SiloReconciler:
 
     # -- Silo ----------------------------------------------------------------------------
 
+    def owns(self, body: Mapping[str, Any]) -> bool:
+        """Whether the Silo is this operator's to act on and write to.
+
+        It is when the operator manages the Silo's workload namespace: only there can it create
+        the identity and the pods, and another partner's operator manages that partner's. A
+        workload namespace that no Silo may have (a system namespace, not a namespace name)
+        is nobody's, so every operator that sees the Silo reports it invalid, in the same words.
+        """
+        workload = declared_workload_namespace(body)
+        return self.config.manages(workload) or forbidden_target(workload, body["metadata"]["namespace"]) is not None
+
     def reconcile_silo(self, body: Mapping[str, Any]) -> None:
         """Make sure the silo's identity exists and report it; TemporaryError while a partner must act."""
         try:
@@ -136,15 +159,6 @@ class SiloReconciler:
             kopf.warn(as_body(body), reason=problem.reason, message=problem.message)
             raise
         workload = workload_namespace(silo)
-        if not self.config.manages(workload):
-            problem = Problem(
-                "NamespaceNotManaged",
-                f"workload namespace {workload} is not managed by this operator "
-                f"(it manages {', '.join(sorted(self.config.namespaces))}); add it to the operator's namespaces "
-                f"or change the {WORKLOAD_NAMESPACE_ANNOTATION} annotation",
-            )
-            self._report_identity(body, None, problem, workload)
-            raise kopf.PermanentError(problem.message)
         try:
             refused = self._consent(silo)
         except CALL_ERRORS as error:
@@ -168,8 +182,6 @@ class SiloReconciler:
         """Delete the silo's workloads, and its identity if the operator created it."""
         silo: Silo = parse_object(body, Silo)
         workload, name = workload_namespace(silo), silo.metadata.name
-        if not self.config.manages(workload):
-            return
         try:
             self._delete_workloads(workload, {SILO_LABEL: name, JOB_NAMESPACE_LABEL: str(silo.metadata.namespace)})
             identity = (silo.status or {}).get("identity") or {}
@@ -327,8 +339,10 @@ class SiloReconciler:
         if missing:
             raise kopf.TemporaryError(f"waiting for the identity of silo {', '.join(missing)}", delay=WAIT_DELAY)
         ordered = [silos[name] for name in job.spec.silos]
+        # This operator builds only its own silos; another partner's operator asks for their consent.
+        own = [silo for silo in ordered if self.config.manages(workload_namespace(silo))]
         try:
-            refused = [(s.metadata.name, p) for s in ordered if (p := self._consent(s)) is not None]
+            refused = [(s.metadata.name, p) for s in own if (p := self._consent(s)) is not None]
         except CALL_ERRORS as error:
             raise retry_decision(error) from error
         if refused:
@@ -347,11 +361,7 @@ class SiloReconciler:
             return
         try:
             manifest = job_manifest(job, ordered)
-            inputs = [
-                SiloInputs(body, job, silo, workload_namespace(silo), manifest, endpoint)
-                for silo in ordered
-                if self.config.manages(workload_namespace(silo))
-            ]
+            inputs = [SiloInputs(body, job, silo, workload_namespace(silo), manifest, endpoint) for silo in own]
             # Each silo's objects are independent: build them side by side; list() raises the first failure.
             list(self._pool.map(self._build, inputs))
             if previous is None or previous.names != built.names:
@@ -382,7 +392,7 @@ class SiloReconciler:
         meta, status = body["metadata"], body.get("status") or {}
         if status.get("endpoint") and not meta.get("deletionTimestamp"):
             self._reconcile_quietly(body, silos)
-        self.refresh_usage(meta["namespace"], entries)
+        self.refresh_usage(meta["namespace"], entries, silos)
 
     def silo_changed(self, silo_body: Mapping[str, Any], jobs: Iterable[str], silos: SiloLookup) -> None:
         """A Silo event: if its key changed, rebuild the jobs naming it (every silo's manifest holds it)."""
@@ -405,9 +415,12 @@ class SiloReconciler:
         except kopf.TemporaryError as waiting:
             log.info("job %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], waiting)
 
-    def refresh_usage(self, namespace: str, entries: Mapping[str, Iterable[JobEntry]]) -> None:
-        """Write each silo's jobs and total epsilon, from the index of jobs by silo, if they changed."""
+    def refresh_usage(self, namespace: str, entries: Mapping[str, Iterable[JobEntry]], silos: SiloLookup) -> None:
+        """Write the jobs and total epsilon of each silo this operator owns, from the index of jobs by silo, if they changed."""
         for silo, jobs in entries.items():
+            body = silos(namespace, silo)
+            if body is None or not self.owns(body):
+                continue  # another partner's operator writes its own Silo's usage
             listed = sorted((dict(entry) for entry in jobs if not entry.get("deleting")), key=lambda e: str(e["name"]))
             usage = SiloStatus.model_validate(
                 {

@@ -4,8 +4,9 @@ The command line (``fedsilo.cli``) parses :class:`~fedsilo.launch.AggregatorArgs
 manifest and calls :func:`run_aggregator`; everything from here to the job's outcome lives in
 this module:
 
-- the serving credentials from ``--tls-dir``, with the silos' CA bundle beside
-  ``--job-config`` as the CA client certificates must chain to;
+- the serving credentials from ``--tls-dir``, and each silo's own CA beside ``--job-config``
+  (:func:`fedsilo.launch.silo_ca_file`): a client certificate must chain to one of them, and
+  the gRPC service accepts it for a silo only if that silo's CA issued it;
 - the status reporter, when the pod's environment names the job (``FEDSILO_JOB_*``; outside
   a cluster nothing is reported, and a log line says so);
 - the hub (:func:`fedsilo.runner.build_hub`, as ``fedsilo run`` builds its own) with OPA as
@@ -29,6 +30,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -37,7 +39,7 @@ from prometheus_client import start_http_server
 from fedsilo.aggregator import JobFailed, LedgerBook, start_server
 from fedsilo.api import JobOutcome, Manifest, StatusReporter
 from fedsilo.identity import TLS_CERT_FILE, TLS_KEY_FILE, TlsCredentials
-from fedsilo.launch import OUTCOME_FILE, PRIVACY_LEDGER_FILE, REGISTRY_DIR, SILO_CA_FILE, AggregatorArgs
+from fedsilo.launch import OUTCOME_FILE, PRIVACY_LEDGER_FILE, REGISTRY_DIR, AggregatorArgs, silo_ca_file
 from fedsilo.policy import OpaServerEngine
 from fedsilo.registry import LocalRegistry
 
@@ -78,8 +80,34 @@ def _raise_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def serving_credentials(tls_dir: Path, client_ca: Path) -> TlsCredentials:
-    """The gRPC server's key and certificate from ``tls_dir``, with ``client_ca`` as the CA clients must chain to.
+def silo_issuers(job_dir: Path, silos: Iterable[str]) -> dict[str, bytes]:
+    """Each enrolled silo's own CA certificate (PEM), read from its file in ``job_dir``.
+
+    Raises:
+        AggregatorConfigError: a silo has no CA file (or an empty one); the message names the
+            silos and files. Without its CA a silo could not be told from a silo whose
+            certificate another partner's CA minted, so the aggregator does not start.
+    """
+    issuers: dict[str, bytes] = {}
+    missing = []
+    for silo in silos:
+        path = job_dir / silo_ca_file(silo)
+        pem = path.read_bytes() if path.is_file() else b""
+        if pem.strip():
+            issuers[silo] = pem
+        else:
+            missing.append(f"{silo} ({path})")
+    if missing:
+        raise AggregatorConfigError(
+            f"no CA certificate for silo {', '.join(missing)}: every enrolled silo's own CA must be beside "
+            "--job-config (the operator writes it from the Silo's status.identity.caCertificate); without it "
+            "another partner's CA could mint that silo's certificate"
+        )
+    return issuers
+
+
+def serving_credentials(tls_dir: Path, issuers: Mapping[str, bytes]) -> TlsCredentials:
+    """The gRPC server's key and certificate from ``tls_dir``; clients must chain to one of the silos' CAs.
 
     Raises:
         AggregatorConfigError: a file is missing; the message names it and where it comes from.
@@ -90,15 +118,11 @@ def serving_credentials(tls_dir: Path, client_ca: Path) -> TlsCredentials:
             f"{', '.join(map(str, missing))} missing: --tls-dir must hold the serving certificate Secret "
             f"({TLS_CERT_FILE}, {TLS_KEY_FILE})"
         )
-    if not client_ca.is_file():
-        raise AggregatorConfigError(
-            f"{client_ca} missing: without the silos' CA bundle ({SILO_CA_FILE} beside --job-config) "
-            "no silo's client certificate could be verified"
-        )
     return TlsCredentials(
         private_key_pem=(tls_dir / TLS_KEY_FILE).read_bytes(),
         certificate_pem=(tls_dir / TLS_CERT_FILE).read_bytes(),
-        ca_certificate_pem=client_ca.read_bytes(),
+        # TLS admits any silo's CA; the service then holds each certificate to its own silo's CA.
+        ca_certificate_pem=b"\n".join(pem.strip() for pem in issuers.values()) + b"\n",
     )
 
 
@@ -195,19 +219,21 @@ def run_aggregator(args: AggregatorArgs, manifest: Manifest) -> JobOutcome:
     """
     job = manifest.job.metadata.name
     try:
-        credentials = serving_credentials(args.tls_dir, args.job_config.parent / SILO_CA_FILE)
+        issuers = silo_issuers(args.job_config.parent, manifest.job.spec.silos)
+        credentials = serving_credentials(args.tls_dir, issuers)
         engine = OpaServerEngine(args.policy_url)
     except (OSError, ValueError) as error:
         raise AggregatorConfigError(str(error)) from error
     reporter = status_reporter(job)
     _raise_on_sigterm()
-    return _serve(args, manifest, credentials, engine, reporter)
+    return _serve(args, manifest, credentials, issuers, engine, reporter)
 
 
 def _serve(
     args: AggregatorArgs,
     manifest: Manifest,
     credentials: TlsCredentials,
+    issuers: Mapping[str, bytes],
     engine: OpaServerEngine,
     reporter: StatusReporter | None,
 ) -> JobOutcome:
@@ -248,7 +274,7 @@ def _serve(
         if args.metrics_port:
             start_http_server(args.metrics_port)
         try:
-            server, port = start_server(hub.coordinator, args.listen, credentials)
+            server, port = start_server(hub.coordinator, args.listen, credentials, silo_issuers=issuers)
         except (OSError, RuntimeError) as error:
             raise AggregatorEnvironmentError(f"cannot serve gRPC on {args.listen}: {error}") from error
         log.warning(
