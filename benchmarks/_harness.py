@@ -110,13 +110,17 @@ def run_round_benchmark(
         (work / "job.yaml").write_text(yaml.safe_dump_all(documents))
         job = FederatedJob.model_validate(documents[0])
         silo_objects = [Silo.model_validate(d) for d in documents[1:]]
+        # The hub's key signs every global model; the sidecars verify them with its public half.
+        hub_key = SigningKey.generate()
+        (work / "aggregator-key.pub").write_text(hub_key.public_key.to_base64())
         coordinator = JobCoordinator(
             job,
             keys,
             model_of(parameters),
             make_strategy(job.spec),
             LocalRegistry(work / "registry"),
-            build_gate(work, SigningKey.generate()),
+            build_gate(work, hub_key),
+            model_key=hub_key,
             silo_ceilings={s.metadata.name: None for s in silo_objects},
         )
         server, port = start_server(
@@ -179,13 +183,16 @@ def _client_main(work: Path, port: int) -> None:
     """The client process: one real Sidecar per silo, each with an instant trainer."""
     manifest = load_manifest(work / "job.yaml")
     peers = {s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key or "") for s in manifest.silos}
+    hub_key = VerifyKey.from_base64((work / "aggregator-key.pub").read_text())
     threads = []
     stop = threading.Event()
     codes: list[int] = []
     for silo in manifest.job.spec.silos:
         link = TrainerLinkService()
         sidecar = Sidecar(
-            SidecarConfig(manifest.job, silo, f"localhost:{port}", peers), read_identity(work / silo), link
+            SidecarConfig(manifest.job, silo, f"localhost:{port}", peers, aggregator_key=hub_key),
+            read_identity(work / silo),
+            link,
         )
         threads.append(threading.Thread(target=_instant_trainer, args=(link, stop), daemon=True))
         threads.append(threading.Thread(target=lambda s=sidecar: codes.append(s.run()), daemon=True))
