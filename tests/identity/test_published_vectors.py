@@ -89,7 +89,10 @@ HKDF_IKM = bytes([0x0B] * 22)
 
 
 def test_hkdf_without_salt_or_info_gives_rfc_5869_test_case_3() -> None:
-    okm = h("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")
+    okm = h(
+        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+        "9d201395faa4b61a96c8"
+    )
     assert derive_key(HKDF_IKM, b"", length=42) == okm
 
 
