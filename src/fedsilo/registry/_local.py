@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import datetime as dt
 import json
 import os
@@ -173,6 +174,37 @@ class LocalRegistry:
             raise RegistryError(f"{ref.path} does not match its recorded digest")
         return decode_weights(data)
 
+    def verify(
+        self, key: VerifyKey, job: str | None = None
+    ) -> tuple[builtins.list[ModelRef], builtins.list[ModelVerificationError]]:
+        """Every stored model (of ``job``) checked with ``verify_model``: those that hold, and one problem per other.
+
+        A record that cannot even be read is a problem of its round too (named from its file),
+        so one tampered file never hides the verdict on the others.
+        """
+        verified: builtins.list[ModelRef] = []
+        problems: builtins.list[ModelVerificationError] = []
+        previous: dict[str, ModelRef] = {}
+        pattern = f"{job}/round-*.json" if job else "*/round-*.json"
+        for path in sorted(self.root.glob(pattern)):
+            job_name, round_number = path.parent.name, int(path.stem.removeprefix("round-"))
+            try:
+                ref = self._ref(path)
+            except (OSError, ValueError, TypeError, KeyError) as error:
+                problems.append(ModelVerificationError(job_name, round_number, f"the lineage cannot be read: {error}"))
+                previous.pop(job_name, None)
+                continue
+            before = previous.get(job_name)
+            parent = before if before is not None and before.lineage.round == ref.lineage.round - 1 else None
+            previous[job_name] = ref
+            try:
+                verify_model(ref, key, parent)
+            except ModelVerificationError as problem:
+                problems.append(problem)
+            else:
+                verified.append(ref)
+        return verified, problems
+
     @staticmethod
     def _ref(path: Path) -> ModelRef:
         record = json.loads(path.read_text())
@@ -182,8 +214,9 @@ class LocalRegistry:
         lineage = Lineage(**record)
         try:
             seal = None if sealed is None else ModelSeal.from_json(sealed)
-        except ValueError as error:
-            raise ModelVerificationError(lineage.job, lineage.round, str(error)) from None
+        except ValueError:
+            # Listing still shows the model; ``verify_model`` reports it as carrying no seal.
+            seal = None
         return ModelRef(lineage, str(path.with_suffix(".safetensors")), seal)
 
 
@@ -202,7 +235,7 @@ def verify_model(ref: ModelRef, key: VerifyKey, parent: ModelRef | None = None) 
         return ModelVerificationError(lineage.job, lineage.round, problem)
 
     if ref.seal is None:
-        raise fail("the model carries no seal (stored unsigned)")
+        raise fail("the model carries no readable seal (stored unsigned, or the seal was altered)")
     try:
         key.verify(ref.seal.signature, ref.seal.claim)
         claim = GlobalModelClaim.parse(ref.seal.claim)
