@@ -35,7 +35,7 @@ from fedsilo.identity import (
     read_identity,
     write_identity,
 )
-from fedsilo.protocol import TensorLayout, Weights, decode_weights, encode_weights
+from fedsilo.protocol import TensorLayout, TrainerReply, Weights, decode_weights, encode_weights
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import build_gate
 from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
@@ -110,13 +110,17 @@ def run_round_benchmark(
         (work / "job.yaml").write_text(yaml.safe_dump_all(documents))
         job = FederatedJob.model_validate(documents[0])
         silo_objects = [Silo.model_validate(d) for d in documents[1:]]
+        # The hub's key signs every global model; the sidecars verify them with its public half.
+        hub_key = SigningKey.generate()
+        (work / "aggregator-key.pub").write_text(hub_key.public_key.to_base64())
         coordinator = JobCoordinator(
             job,
             keys,
             model_of(parameters),
             make_strategy(job.spec),
             LocalRegistry(work / "registry"),
-            build_gate(work, SigningKey.generate()),
+            build_gate(work, hub_key),
+            model_key=hub_key,
             silo_ceilings={s.metadata.name: None for s in silo_objects},
         )
         server, port = start_server(
@@ -156,36 +160,44 @@ def _instant_trainer(link: TrainerLinkService, stop: threading.Event) -> None:
     next_round = 0
     rng = np.random.default_rng()
     while not stop.is_set():
-        task = link.next_task(next_round, 1.0)
-        if task is None:
+        offered = link.next_task(next_round, 1.0)
+        if offered is None:
             continue
-        header, blob = task
-        if header["kind"] == "finished":
+        task, blob = offered
+        if task.kind == "finished":
             return
-        if header["kind"] == "hello":
-            link.complete({"round": 0, "num_samples": 1000}, b"")
+        if task.kind == "hello":
+            link.complete(TrainerReply(round=0, num_samples=1000), b"")
         else:
             weights = decode_weights(blob)
             layout = TensorLayout.of(weights)
             local = layout.flatten(weights) + rng.normal(0, 1e-3, layout.size).astype(np.float32)
-            reply = {"round": header["round"], "evaluation": {"loss": 1.0, "accuracy": 0.5, "num_samples": 100}}
-            if header["kind"] == "fit":
-                reply["fit"] = {"num_samples": 1000}
-            link.complete(reply, encode_weights(layout.unflatten(local)) if header["kind"] == "fit" else b"")
-        next_round = header["round"] + 1
+            fit = {"num_samples": 1000, "train_loss": 1.0, "steps": 1, "batch_size": 10}
+            reply = TrainerReply.model_validate(
+                {
+                    "round": task.round,
+                    "evaluation": {"loss": 1.0, "accuracy": 0.5, "num_samples": 100},
+                    "fit": fit if task.kind == "fit" else None,
+                }
+            )
+            link.complete(reply, encode_weights(layout.unflatten(local)) if task.kind == "fit" else b"")
+        next_round = task.round + 1
 
 
 def _client_main(work: Path, port: int) -> None:
     """The client process: one real Sidecar per silo, each with an instant trainer."""
     manifest = load_manifest(work / "job.yaml")
     peers = {s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key or "") for s in manifest.silos}
+    hub_key = VerifyKey.from_base64((work / "aggregator-key.pub").read_text())
     threads = []
     stop = threading.Event()
     codes: list[int] = []
     for silo in manifest.job.spec.silos:
         link = TrainerLinkService()
         sidecar = Sidecar(
-            SidecarConfig(manifest.job, silo, f"localhost:{port}", peers), read_identity(work / silo), link
+            SidecarConfig(manifest.job, silo, f"localhost:{port}", peers, aggregator_key=hub_key),
+            read_identity(work / silo),
+            link,
         )
         threads.append(threading.Thread(target=_instant_trainer, args=(link, stop), daemon=True))
         threads.append(threading.Thread(target=lambda s=sidecar: codes.append(s.run()), daemon=True))

@@ -20,11 +20,20 @@ import grpc
 import numpy as np
 import pytest
 
+from fedsilo import __version__
 from fedsilo.aggregator import JobCoordinator, PrivacyBook, UpdateGate, start_server
 from fedsilo.api import FederatedJob
 from fedsilo.identity import CertificateAuthority, SigningKey, TlsCredentials, sha256_digest
 from fedsilo.policy import PolicyGate
-from fedsilo.protocol import UpdateMetadata, pb, plan_from_proto, rpc, update_stream, verdict_from_proto
+from fedsilo.protocol import (
+    UpdateMetadata,
+    architecture_fingerprint,
+    pb,
+    plan_from_proto,
+    rpc,
+    update_stream,
+    verdict_from_proto,
+)
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import build_gate
 from fedsilo.strategies import make_strategy
@@ -84,6 +93,8 @@ class Silo:
             "dtype": "float32",
             "payload_digest": sha256_digest(payload.astype("<f4").tobytes()),
             "epsilon_round": None,
+            "fedsilo_version": __version__,
+            "architecture": architecture_fingerprint(WEIGHTS),
             "mechanism": None,
         }
         return UpdateMetadata(**(fields | changes))
@@ -111,6 +122,8 @@ class Hub:
     silos: dict[str, Silo]
     thread: threading.Thread
     outcome: dict[str, Any]
+    # The hub's audit key, which also signs every global model it serves.
+    model_key: SigningKey
     # Each silo's own CA when the hub binds silos to their CAs; empty: one CA for all.
     silo_cas: dict[str, CertificateAuthority] = field(default_factory=dict)
 
@@ -169,7 +182,8 @@ def running_hub(
     keys = {n: SigningKey.generate() for n in names}
     job = FederatedJob.model_validate(job_document(names, **spec))
     ca = CertificateAuthority.create()
-    gate = build_gate(tmp_path, SigningKey.generate())
+    hub_key = SigningKey.generate()
+    gate = build_gate(tmp_path, hub_key)
     coordinator = JobCoordinator(
         job,
         {n: k.public_key for n, k in keys.items()},
@@ -177,6 +191,7 @@ def running_hub(
         make_strategy(job.spec),
         LocalRegistry(tmp_path / "registry"),
         gate_wrapper(gate) if gate_wrapper is not None else gate,
+        model_key=hub_key,
         privacy=book(job) if book is not None else None,
     )
     served = ca.issue("aggregator", server=True, dns_names=("localhost",))
@@ -200,7 +215,7 @@ def running_hub(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome, silo_cas)
+    h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome, hub_key, silo_cas)
     h.silos = {n: h.client(n, keys[n]) for n in names}
     try:
         yield h

@@ -53,6 +53,8 @@ def _metadata() -> bytes:
         dtype="float32",
         payload_digest="sha256:" + "ab" * 32,
         epsilon_round=0.21,
+        fedsilo_version="0.1.0",
+        architecture="sha256:" + "cd" * 32,
         mechanism=GaussianEvent(2.0, 1).to_json(),
     ).canonical_bytes()
 

@@ -21,6 +21,8 @@ def _metadata() -> UpdateMetadata:
         dtype="uint32",
         payload_digest="sha256:00",
         epsilon_round=None,
+        fedsilo_version="0.1.0",
+        architecture="sha256:01",
         mechanism=None,
     )
 

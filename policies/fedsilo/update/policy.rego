@@ -66,6 +66,7 @@ hub_reasons := {
 	"round_already_charged",
 	"round_closed",
 	"shape_mismatch",
+	"update_incompatible",
 	"upload_busy",
 	"wrong_job",
 }

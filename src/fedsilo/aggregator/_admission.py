@@ -6,11 +6,14 @@
    (``UpdateMetadata``, every field bounded), the signature, the signer is the caller;
 2. ``check_freshness``: a round is open for updates, the nonce is new, the round and job
    are the open ones, the silo is expected and has not sent yet;
-3. ``check_claims``: the claimed shape and record count against the round's;
-4. ``check_privacy``: the signed mechanism and epsilon (``PrivacyBook.check``);
-5. ``read_payload``: one upload per silo, a bounded number at once, the streamed payload
+3. ``check_compatibility``: the signed runtime and model architecture against the job's
+   (``update_incompatible``): the fedsilo release among the job's pinned ones, if it pins
+   any, and the architecture fingerprint equal to the hub's model's;
+4. ``check_claims``: the claimed shape and record count against the round's;
+5. ``check_privacy``: the signed mechanism and epsilon (``PrivacyBook.check``);
+6. ``read_payload``: one upload per silo, a bounded number at once, the streamed payload
    (size, dtype, finiteness) and its digest against the signed one;
-6. ``check_cleartext``: in plain mode, the payload's real norm, weight and length against
+7. ``check_cleartext``: in plain mode, the payload's real norm, weight and length against
    the signed claims;
 
 and then always ``_decide``: the policy decision, the audit record of what took effect,
@@ -109,8 +112,13 @@ class Admission:
         privacy: PrivacyBook | None = None,
         silo_ceilings: Mapping[str, float | None] | None = None,
         observer: RoundObserver | None = None,
+        architecture: str,
     ) -> None:
         self.job = job
+        # ``architecture_fingerprint`` of the hub's model: every round's model has this one.
+        self._architecture = architecture
+        pinned = job.spec.policy.fedsilo_versions
+        self._versions = frozenset(pinned) if pinned is not None else None
         self._keys = keys
         self._gate = gate
         self._cond = cond
@@ -123,6 +131,7 @@ class Admission:
         self.steps: tuple[Step, ...] = (
             self.verify_signature,
             self.check_freshness,
+            self.check_compatibility,
             self.check_claims,
             self.check_privacy,
             self.read_payload,
@@ -182,6 +191,22 @@ class Admission:
                 current.inputs.check_open(submission.silo)
             except PhaseClosed as error:
                 raise Refusal(Reason.ROUND_CLOSED, str(error)) from None
+
+    def check_compatibility(self, submission: Submission) -> None:
+        """The silo's runtime is one the job allows and its model is the hub's architecture (no payload read)."""
+        claims = submission.verified_claims()
+        if self._versions is not None and claims.fedsilo_version not in self._versions:
+            raise Refusal(
+                Reason.UPDATE_INCOMPATIBLE,
+                f"fedsilo {claims.fedsilo_version} is not among the job's versions "
+                f"({', '.join(sorted(self._versions))}; spec.policy.fedsiloVersions)",
+            )
+        if claims.architecture != self._architecture:
+            raise Refusal(
+                Reason.UPDATE_INCOMPATIBLE,
+                f"the model architecture {claims.architecture[:23]} is not the job's {self._architecture[:23]} "
+                "(parameter names, shapes or dtypes differ)",
+            )
 
     def check_claims(self, submission: Submission) -> None:
         """The claimed shape and record count, against what the round fixed when it opened."""

@@ -20,8 +20,16 @@ from typing import Any
 import numpy as np
 
 from fedsilo.api import AggregationMode, FederatedJob
-from fedsilo.identity import VerifyKey, sha256_digest
-from fedsilo.protocol import PolicyVerdict, RoundPlan, TensorLayout, Weights, encode_weights
+from fedsilo.identity import SigningKey, VerifyKey, sha256_digest
+from fedsilo.protocol import (
+    GlobalModelClaim,
+    PolicyVerdict,
+    RoundPlan,
+    TensorLayout,
+    Weights,
+    architecture_fingerprint,
+    encode_weights,
+)
 from fedsilo.registry import ModelRegistry
 from fedsilo.secagg import SecAggAbort, choose_fractional_bits
 
@@ -33,7 +41,7 @@ from ._evaluation import apply_evaluations, receive_evaluation
 from ._metrics import ROUNDS
 from ._phases import Phase, PhaseClosed, wait_until
 from ._presence import Presence
-from ._record import record_round, summarize
+from ._record import record_round, seal_model, summarize
 from ._round import OpenRound, fit_config_document, max_records, require_quorum, round_aggregation
 from ._uploads import UploadSlots
 
@@ -57,6 +65,7 @@ class JobCoordinator:
         registry: ModelRegistry,
         gate: UpdateGate,
         *,
+        model_key: SigningKey,
         observer: RoundObserver | None = None,
         privacy: PrivacyBook | None = None,
         silo_ceilings: Mapping[str, float | None] | None = None,
@@ -69,6 +78,15 @@ class JobCoordinator:
         self._weights = initial_weights
         self._model_blob = encode_weights(initial_weights)
         self._model_digest = sha256_digest(self._model_blob)
+        # The hub's audit key signs every global model it serves (``seal_model``); round 0's
+        # model is sealed here, each later one when its round is recorded.
+        self._model_key = model_key
+        self._model_seal = seal_model(
+            model_key,
+            GlobalModelClaim(
+                job=job.metadata.name, round=0, model_digest=self._model_digest, parent_digest=None, lineage_digest=None
+            ),
+        )
         self._strategy = strategy
         self._registry = registry
         self._observer = observer
@@ -93,6 +111,7 @@ class JobCoordinator:
             privacy=privacy,
             silo_ceilings=silo_ceilings,
             observer=observer,
+            architecture=architecture_fingerprint(initial_weights),
         )
 
     # ----- calls from silos (gRPC handler threads) ---------------------------------------
@@ -264,6 +283,8 @@ class JobCoordinator:
             participants=participants,
             model_digest=self._model_digest,
             vector_length=self._layout.size + 1,
+            model_claim=self._model_seal.claim,
+            model_signature=self._model_seal.signature,
         )
         aggregation = None if evaluate_only else round_aggregation(self.job, plan, self._keys)
         expected = frozenset(participants)
@@ -370,7 +391,9 @@ class JobCoordinator:
             ledger_head=self._privacy.signed_head() if self._privacy is not None else None,
         )
         self.summaries.append(summary)
-        record_round(self.job, self._registry, current, summary, new_weights, parent)
+        self._model_seal = record_round(
+            self.job, self._registry, current, summary, new_weights, parent, self._model_key
+        )
         if self._observer is not None:
             self._observer.round_finished(summary)
 

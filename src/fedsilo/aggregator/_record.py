@@ -1,13 +1,21 @@
-"""What a closed round leaves behind: its summary, metrics and the model's lineage in the registry."""
+"""What a closed round leaves behind: its summary, metrics and the model's sealed lineage in the registry.
+
+``seal_model`` is the one place the hub signs a global model: the coordinator seals the
+initial model when it starts and ``record_round`` each round's new one, and the seal goes
+out with every round plan (sidecars verify it before training) and into the registry
+(``fedsilo models verify`` checks it offline).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from fedsilo.api import FederatedJob
 from fedsilo.audit import SignedHead
-from fedsilo.protocol import Weights
-from fedsilo.registry import Lineage, ModelRegistry
+from fedsilo.identity import SigningKey
+from fedsilo.protocol import GlobalModelClaim, Weights
+from fedsilo.registry import Lineage, ModelRegistry, ModelSeal, lineage_digest
 
 from ._contracts import RoundSummary
 from ._metrics import BYTES, EPSILON, ROUNDS
@@ -37,6 +45,12 @@ def summarize(
     )
 
 
+def seal_model(key: SigningKey, claim: GlobalModelClaim) -> ModelSeal:
+    """The hub's signature (its audit key) over the claim's canonical bytes."""
+    document = claim.canonical_bytes()
+    return ModelSeal(document, key.sign(document))
+
+
 def record_round(
     job: FederatedJob,
     registry: ModelRegistry,
@@ -44,8 +58,13 @@ def record_round(
     summary: RoundSummary,
     weights: Weights,
     parent_digest: str,
-) -> None:
-    """Count the round in the metrics and store its model with the lineage auditors follow."""
+    key: SigningKey,
+) -> ModelSeal:
+    """Count the round in the metrics, seal its model and store both with the lineage auditors follow.
+
+    The lineage is complete (``created`` stamped here) before it is digested and signed, so
+    the registry stores exactly the record the seal names.
+    """
     name = job.metadata.name
     ROUNDS.labels(name, "completed").inc()
     for silo, stats in summary.silos.items():
@@ -53,22 +72,32 @@ def record_round(
         BYTES.labels(name, silo, "down").inc(stats.bytes_down)
         if stats.epsilon_spent is not None:
             EPSILON.labels(name, silo).set(stats.epsilon_spent)
-    registry.save(
-        weights,
-        Lineage(
+    lineage = Lineage(
+        job=name,
+        round=summary.round,
+        model_digest=summary.model_digest,
+        parent_digest=parent_digest,
+        participants=summary.accepted,
+        update_digests={s: current.digests[s] for s in summary.accepted},
+        metrics={"denied": {k: list(v) for k, v in current.denied.items()}},
+        strategy=job.spec.strategy.name.value,
+        aggregation=current.plan.aggregation,
+        evidence={
+            name: head.to_json()
+            for name, head in (("audit_head", summary.audit_head), ("ledger_head", summary.ledger_head))
+            if head is not None
+        },
+        created=dt.datetime.now(dt.UTC).isoformat(),
+    )
+    seal = seal_model(
+        key,
+        GlobalModelClaim(
             job=name,
             round=summary.round,
             model_digest=summary.model_digest,
             parent_digest=parent_digest,
-            participants=summary.accepted,
-            update_digests={s: current.digests[s] for s in summary.accepted},
-            metrics={"denied": {k: list(v) for k, v in current.denied.items()}},
-            strategy=job.spec.strategy.name.value,
-            aggregation=current.plan.aggregation,
-            evidence={
-                name: head.to_json()
-                for name, head in (("audit_head", summary.audit_head), ("ledger_head", summary.ledger_head))
-                if head is not None
-            },
+            lineage_digest=lineage_digest(lineage),
         ),
     )
+    registry.save(weights, lineage, seal)
+    return seal

@@ -37,6 +37,7 @@ from ._types import DataSource as DataSource
 from ._types import DataSpec as DataSpec
 from ._types import FederatedJob as FederatedJob
 from ._types import FederatedJobSpec as FederatedJobSpec
+from ._types import FedsiloVersion as FedsiloVersion
 from ._types import ModelSpec as ModelSpec
 from ._types import ObjectMeta as ObjectMeta
 from ._types import PartitionScheme as PartitionScheme
@@ -75,6 +76,7 @@ __all__ = [
     "FederatedJob",
     "FederatedJobSpec",
     "FederatedJobStatus",
+    "FedsiloVersion",
     "JobEvidence",
     "JobOutcome",
     "JobPhase",

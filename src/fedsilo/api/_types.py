@@ -388,6 +388,13 @@ class DataClass(StrEnum):
     SENSITIVE = "sensitive"
 
 
+#: A fedsilo release as ``fedsilo.__version__`` spells it; the same pattern as the signed update claims.
+FedsiloVersion = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*([a-z]+[0-9]*)?(\.(post|dev)[0-9]+)?$"),
+]
+
+
 class PolicySpec(_Model):
     """Limits every update must meet to enter the aggregate."""
 
@@ -407,6 +414,15 @@ class PolicySpec(_Model):
         default=DataClass.INTERNAL, strict=False, description="public, internal or sensitive."
     )
     min_samples: int = Field(default=1, ge=1, le=10**9, description="Minimum records behind one update.")
+    fedsilo_versions: list[FedsiloVersion] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description=(
+            'fedsilo releases whose sidecars may send updates, e.g. ["0.1.0"]; an update signed by '
+            "another release is denied (update_incompatible) before its payload is read. Unset: any release."
+        ),
+    )
 
 
 #: A Kubernetes quantity as fedsilo accepts it: a decimal number and an optional unit.

@@ -154,6 +154,13 @@ class SidecarArgs(_SiloArgs):
     aggregator_ca: Path | None = field(
         default=None, metadata=_help("CA of the aggregator's serving certificate (default: the identity's CA)")
     )
+    aggregator_key: Path | None = field(
+        default=None,
+        metadata=_help(
+            "the job's aggregator public key (base64 Ed25519, its aggregator-key.pub): every global "
+            "model must carry its signature (default: models are not verified)"
+        ),
+    )
     ledger: Path | None = field(
         default=None, metadata=_help("the silo's privacy ledger (SQLite); required for DP jobs")
     )

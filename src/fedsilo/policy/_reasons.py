@@ -43,6 +43,7 @@ class Reason(StrEnum):
     NO_OPEN_ROUND = "no_open_round"
     WRONG_JOB = "wrong_job"
     NOT_A_SURVIVOR = "not_a_survivor"
+    UPDATE_INCOMPATIBLE = "update_incompatible"
     SHAPE_MISMATCH = "shape_mismatch"
     NUM_SAMPLES_INCONSISTENT = "num_samples_inconsistent"
     PRIVACY_MECHANISM_INVALID = "privacy_mechanism_invalid"

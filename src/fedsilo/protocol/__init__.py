@@ -29,6 +29,7 @@ from ._messages import MAX_RECORDS as MAX_RECORDS
 from ._messages import DpSgdMechanism as DpSgdMechanism
 from ._messages import EvaluationReport as EvaluationReport
 from ._messages import GaussianMechanism as GaussianMechanism
+from ._messages import GlobalModelClaim as GlobalModelClaim
 from ._messages import ObjectName as ObjectName
 from ._messages import PolicyVerdict as PolicyVerdict
 from ._messages import RoundPlan as RoundPlan
@@ -46,6 +47,7 @@ from ._tensors import FloatVector as FloatVector
 from ._tensors import TensorLayout as TensorLayout
 from ._tensors import TensorSpec as TensorSpec
 from ._tensors import Weights as Weights
+from ._tensors import architecture_fingerprint as architecture_fingerprint
 from ._trainer_link import LINK_TOKEN_ENV as LINK_TOKEN_ENV
 from ._trainer_link import LINK_TOKEN_METADATA as LINK_TOKEN_METADATA
 from ._trainer_link import PARENT_PID_ENV as PARENT_PID_ENV
@@ -65,6 +67,7 @@ __all__ = [
     "EvaluationReport",
     "FloatVector",
     "GaussianMechanism",
+    "GlobalModelClaim",
     "MessageError",
     "ObjectName",
     "PolicyVerdict",
@@ -79,6 +82,7 @@ __all__ = [
     "TrainerTask",
     "UpdateMetadata",
     "Weights",
+    "architecture_fingerprint",
     "blob_from_chunks",
     "blob_to_chunks",
     "canonical_json",

@@ -35,6 +35,8 @@ def plan_to_proto(plan: RoundPlan) -> pb.RoundPlan:
         model_digest=plan.model_digest,
         vector_length=plan.vector_length,
         failure=plan.failure,
+        model_claim_json=plan.model_claim,
+        model_signature=plan.model_signature,
     )
 
 
@@ -56,6 +58,8 @@ def plan_from_proto(message: pb.RoundPlan) -> RoundPlan:
         model_digest=message.model_digest,
         vector_length=message.vector_length,
         failure=message.failure,
+        model_claim=message.model_claim_json,
+        model_signature=message.model_signature,
     )
 
 

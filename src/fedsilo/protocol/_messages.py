@@ -13,6 +13,8 @@ from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from fedsilo.api import FedsiloVersion
+
 from ._strict import MessageError, StrictMessage
 
 # Bounds no honest message comes near. They keep a hostile one from costing memory or
@@ -84,6 +86,11 @@ class UpdateMetadata(StrictMessage):
     dtype: Annotated[str, Field(pattern=r"^(float32|uint32)$")]
     payload_digest: Digest
     epsilon_round: Magnitude | None
+    # What the update is compatible with: the silo's fedsilo release and the fingerprint of
+    # its trainer's model architecture (``architecture_fingerprint``); the hub denies an
+    # update whose runtime the job does not allow or whose model is another shape of model.
+    fedsilo_version: FedsiloVersion
+    architecture: Digest
     mechanism: MechanismDocument | None = None
 
     def mechanism_document(self) -> dict[str, Any] | None:
@@ -103,6 +110,23 @@ class EvaluationReport(StrictMessage):
     num_samples: Records
 
 
+class GlobalModelClaim(StrictMessage):
+    """What the hub signs about a global model it serves, with its audit key.
+
+    ``round`` is the round that produced the model (0: the initial model), so a model is
+    served only in the round after it (a sidecar refuses an old model replayed later);
+    ``lineage_digest`` is ``fedsilo.registry.lineage_digest`` of the lineage the registry
+    stores beside it (None for the initial model, which has none), so the registry's record
+    is signed too and ``fedsilo models verify`` can check it offline.
+    """
+
+    job: ObjectName
+    round: RoundNumber
+    model_digest: Digest
+    parent_digest: Digest | None
+    lineage_digest: Digest | None
+
+
 @dataclass(frozen=True)
 class RoundPlan:
     """What the aggregator tells every silo about the next round."""
@@ -118,6 +142,9 @@ class RoundPlan:
     model_digest: str = ""
     vector_length: int = 0
     failure: str = ""
+    # ``GlobalModelClaim`` canonical bytes of the model this round starts from, and the hub's signature.
+    model_claim: bytes = b""
+    model_signature: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ records names, shapes and order to go back and forth without guessing.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -76,3 +78,17 @@ class TensorLayout:
             shape = tuple(weights[t.name].shape)
             if shape != t.shape:
                 raise ValueError(f"tensor {t.name!r} has shape {shape}, expected {t.shape}")
+
+
+def architecture_fingerprint(weights: Mapping[str, npt.NDArray[np.generic]]) -> str:
+    """``sha256:`` over the sorted parameter names with their shapes and dtypes.
+
+    Two models fingerprint alike exactly when they are the same architecture stored the same
+    way; values do not enter, so every round of a job has one fingerprint. The hub computes
+    it from its initial model and the sidecar from its trainer's weights, and an update
+    whose fingerprint differs is denied before its payload is read. (A digest, not a
+    signature: plain ``hashlib``, like the payload digests.)
+    """
+    described = sorted((name, list(array.shape), array.dtype.str) for name, array in weights.items())
+    document = json.dumps(described, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(document).hexdigest()

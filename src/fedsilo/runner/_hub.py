@@ -6,9 +6,10 @@ aggregator`` (the pod the operator runs: OPA beside it, files under ``--state-di
 differs between them is passed in (engine, registry, observer, privacy book); everything a
 hub keeps on disk follows one layout under one directory:
 
-- ``aggregator-key.pem`` / ``.pub``: the Ed25519 key that signs audit checkpoints. It is
-  reused when present, so an aggregator restarted on the same state directory extends its
-  audit chain instead of failing on a log signed by a key it no longer has;
+- ``aggregator-key.pem`` / ``.pub``: the Ed25519 key that signs audit checkpoints and every
+  global model the hub serves (sidecars verify models with the ``.pub``). It is reused when
+  present, so an aggregator restarted on the same state directory extends its audit chain
+  instead of failing on a log signed by a key it no longer has;
 - ``audit.jsonl``: every policy decision, hash-chained (see ``fedsilo.audit``).
 """
 
@@ -70,14 +71,17 @@ def registered_silo_keys(job: FederatedJob, silos: Sequence[Silo]) -> dict[str, 
 
 
 def aggregator_signing_key(state_dir: Path) -> SigningKey:
-    """The hub's audit signing key in ``state_dir``: loaded if there, else created (0600) with its ``.pub``."""
+    """The hub's audit and model signing key in ``state_dir``: loaded if there, else created (0600); its ``.pub`` beside it."""
     path = state_dir / AGGREGATOR_KEY
+    public = state_dir / AGGREGATOR_PUBLIC_KEY
     if path.exists():
-        return load_signing_key(path)
-    key = SigningKey.generate()
-    save_signing_key(key, path)
-    (state_dir / AGGREGATOR_PUBLIC_KEY).write_text(key.public_key.to_base64() + "\n")
-    log.info("created the audit signing key %s (public key %s)", path, key.public_key.fingerprint())
+        key = load_signing_key(path)
+    else:
+        key = SigningKey.generate()
+        save_signing_key(key, path)
+        log.info("created the audit signing key %s (public key %s)", path, key.public_key.fingerprint())
+    # Always the loaded key's: the file sidecars and auditors verify with must never be another key's.
+    public.write_text(key.public_key.to_base64() + "\n")
     return key
 
 
@@ -154,6 +158,7 @@ def build_hub(
         make_strategy(spec),
         registry,
         gate,
+        model_key=signing_key,
         observer=observer,
         privacy=privacy,
         silo_ceilings={s.metadata.name: s.spec.max_epsilon for s in silos},

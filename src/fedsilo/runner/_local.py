@@ -44,7 +44,7 @@ from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
 from fedsilo.registry import LocalRegistry
 
-from ._hub import aggregator_signing_key, build_hub
+from ._hub import AGGREGATOR_PUBLIC_KEY, aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
 
@@ -162,6 +162,8 @@ class LocalRun:
             aggregator=f"localhost:{port}",
             identity_dir=identity_dir,
             trainer_listen=f"unix:{socket_path}",
+            # The hub's audit key signs every global model; the run publishes its public half.
+            aggregator_key=self.workdir / AGGREGATOR_PUBLIC_KEY,
             ledger=self.options.silo_ledger(name) if private else None,
             run_id=self.run_id if private else "",
         )

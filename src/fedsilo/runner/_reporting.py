@@ -33,7 +33,7 @@ from fedsilo.api import (
 )
 from fedsilo.audit import SignedHead
 from fedsilo.protocol import PolicyVerdict, Weights
-from fedsilo.registry import Lineage, ModelRef, ModelRegistry
+from fedsilo.registry import Lineage, ModelRef, ModelRegistry, ModelSeal
 
 log = logging.getLogger("fedsilo.hub")
 
@@ -49,9 +49,9 @@ class RecordingRegistry:
         self._stored: dict[int, ModelRef] = {}
         self._lock = threading.Lock()
 
-    def save(self, weights: Weights, lineage: Lineage) -> ModelRef:
+    def save(self, weights: Weights, lineage: Lineage, seal: ModelSeal | None = None) -> ModelRef:
         """Store through the inner registry and remember the reference."""
-        ref = self.inner.save(weights, lineage)
+        ref = self.inner.save(weights, lineage, seal)
         with self._lock:
             self._stored[lineage.round] = ref
         return ref

@@ -22,6 +22,10 @@ class SidecarConfig:
     # The CA that issued the aggregator's serving certificate; None: the identity's own CA
     # (a local run, where one CA issues everything).
     aggregator_ca_pem: bytes | None = None
+    # The job's hub key (the aggregator's audit key), which signs every global model: the
+    # sidecar trains on no model it does not verify with it. None (a cluster whose operator
+    # does not publish the key yet) leaves models unverified, with a warning at start.
+    aggregator_key: VerifyKey | None = None
     # How long to keep trying to reach the aggregator before giving up.
     connect_timeout: float = 60.0
     # The silo's privacy ledger (SQLite); required when the job runs with differential privacy.

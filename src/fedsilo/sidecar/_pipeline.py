@@ -63,6 +63,8 @@ class OutgoingUpdate:
     weight: int
     # ----- filled by the steps --------------------------------------------------------------
     local_vector: FloatVector | None = None
+    # ``architecture_fingerprint`` of the trainer's weights, signed for the hub's compatibility step.
+    architecture: str = ""
     delta: FloatVector | None = None
     # The clipped update's norm, before any silo-level noise: the sensitivity the noise covers.
     l2_norm: float = 0.0

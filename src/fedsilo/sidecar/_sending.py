@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from fedsilo import __version__
 from fedsilo.identity import SigningKey
 from fedsilo.protocol import PolicyVerdict, UpdateMetadata, mechanism_claim, rpc, update_stream, verdict_from_proto
 
@@ -27,6 +28,8 @@ class Sign:
     def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
         """Sign the claims about the encoded payload."""
         payload = update.require_payload()
+        if not update.architecture:
+            raise RuntimeError("no architecture fingerprint: the check step must come before the sign step")
         metadata = UpdateMetadata(
             job=self.job,
             round=update.plan.round,
@@ -38,6 +41,8 @@ class Sign:
             dtype=payload.dtype,
             payload_digest=payload.digest,
             epsilon_round=update.epsilon_round,
+            fedsilo_version=__version__,
+            architecture=update.architecture,
             mechanism=mechanism_claim(update.mechanism.to_json()) if update.mechanism is not None else None,
         )
         update.signed_metadata = metadata.canonical_bytes()

@@ -1,8 +1,9 @@
 """The sidecar's main loop: the silo's only network path, and the holder of its identity.
 
 Per round it fetches the global model from the aggregator (it dials out; nothing dials
-in), hands it to its trainer over the trainer link, and sends what comes back along the
-update's way (``Sidecar.steps``: check, clip, privacy, encode or mask, sign, send; see
+in), verifies the hub's signature on it (``ModelCheck``, the head of every round's work:
+a model that fails is refused and never reaches the trainer), hands it to its trainer over
+the trainer link, and sends what comes back along the update's way (``Sidecar.steps``: check, clip, privacy, encode or mask, sign, send; see
 ``_pipeline``), then reports the verdict it gets back. Called by
 ``fedsilo sidecar`` and, per silo, by ``fedsilo run``.
 """
@@ -43,6 +44,7 @@ from fedsilo.protocol import (
 from ._config import SidecarConfig
 from ._link import TrainerLinkService
 from ._masking import MaskedEncode
+from ._model_check import ModelCheck, ModelRefused
 from ._pipeline import OutgoingUpdate, Step, refusal_verdict, run_steps
 from ._privacy import ChargeLedger, PrivacyGuard, SiloNoise
 from ._sending import Send, Sign
@@ -89,6 +91,12 @@ class Sidecar:
         self._job_name = config.job.metadata.name
         self._spec = config.job.spec
         self._privacy: PrivacyGuard | None = None
+        key = config.aggregator_key
+        self._model_check = ModelCheck(self._job_name, key) if key is not None else None
+        if key is None:
+            log.warning("global models are NOT verified: no aggregator key was given (--aggregator-key)")
+        else:
+            log.info("global models are verified with the aggregator key %s", key.fingerprint())
 
     def _guard(self, num_samples: int) -> PrivacyGuard | None:
         """The silo's privacy guard for this job, planned from its own record count; None without DP."""
@@ -203,8 +211,16 @@ class Sidecar:
         blob = blob_from_chunks(
             stub.GetModel(round_ref(self._job_name, plan.round, self.config.silo)), MODEL_LIMIT_BYTES
         )
-        if sha256_digest(blob) != plan.model_digest:
-            log.error("round %d: the model received differs from the announced digest; skipping", plan.round)
+        if self._model_check is not None:
+            try:
+                self._model_check(plan, blob)
+            except ModelRefused as refused:
+                self._verdict(plan.round, refusal_verdict(plan.round, refused))
+                return
+        elif plan.model_digest != sha256_digest(blob):
+            self._verdict(
+                plan.round, refusal_verdict(plan.round, ModelRefused("model_digest_mismatch: not the announced model"))
+            )
             return
         global_weights = decode_weights(blob)
         self._link.result_limit_bytes = len(blob) + (1 << 20)

@@ -15,7 +15,15 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.identity import sha256_digest
-from fedsilo.protocol import FloatVector, PolicyVerdict, StreamError, TensorLayout, Weights, decode_weights
+from fedsilo.protocol import (
+    FloatVector,
+    PolicyVerdict,
+    StreamError,
+    TensorLayout,
+    Weights,
+    architecture_fingerprint,
+    decode_weights,
+)
 
 from ._pipeline import Next, OutgoingUpdate, Payload, UpdateRefused
 
@@ -85,11 +93,16 @@ def weighted_plain_payload(update: FloatVector, weight: int) -> FloatVector:
 
 
 def check_weights(update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
-    """Step: the trainer's model bytes become a checked flat vector (names, shapes, finite values)."""
+    """Step: the trainer's model bytes become a checked flat vector (names, shapes, finite values).
+
+    The architecture fingerprint is taken from the tensors as the trainer sent them (their own
+    dtypes), so the hub can tell a model of another architecture before reading its payload.
+    """
     try:
         weights = decode_weights(update.model_bytes)
     except StreamError as error:
         raise InvalidUpdate(f"payload_invalid: {error}") from error
+    update.architecture = architecture_fingerprint(weights)
     update.local_vector = check_trainer_weights(update.layout, weights)
     return call_next(update)
 
