@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 from fedsilo.cli import main as fedsilo_main
-from fedsilo.cli._processes import read_aggregator_key
 from fedsilo.identity import SigningKey, SiloIdentity, VerifyKey, sha256_digest
 from fedsilo.protocol import (
     GlobalModelClaim,
@@ -33,7 +32,7 @@ from fedsilo.protocol import (
     decode_weights,
     encode_weights,
 )
-from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
+from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService, read_aggregator_key
 from fedsilo.sidecar._model_check import ModelCheck, ModelRefused
 
 from ..aggregator.conftest import Hub, running_hub

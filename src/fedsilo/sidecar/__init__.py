@@ -14,6 +14,8 @@ from ._pipeline import Step as Step
 from ._pipeline import UpdateRefused as UpdateRefused
 from ._pipeline import run_steps as run_steps
 from ._sidecar import Sidecar as Sidecar
+from ._start import read_aggregator_key as read_aggregator_key
+from ._start import run_sidecar as run_sidecar
 from ._update import InvalidUpdate as InvalidUpdate
 from ._update import PreparedUpdate as PreparedUpdate
 from ._update import check_trainer_weights as check_trainer_weights
@@ -31,6 +33,8 @@ __all__ = [
     "UpdateRefused",
     "check_trainer_weights",
     "prepare_update",
+    "read_aggregator_key",
+    "run_sidecar",
     "run_steps",
     "start_link_server",
 ]
