@@ -7,8 +7,9 @@ runner can pass the real gate, ledger book, strategy and observer, and tests the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from fedsilo.audit import SignedHead
 from fedsilo.policy import BudgetView, Decision, Refusal, UpdatePolicyInput
@@ -44,6 +45,19 @@ class ServerStrategy(Protocol):
 
     def aggregate(self, global_weights: Weights, mean_update: Weights) -> Weights:
         """The next global model from the sample-weighted mean update."""
+        ...
+
+
+@runtime_checkable
+class UpdatesStrategy(ServerStrategy, Protocol):
+    """A strategy that combines the individual updates (``fedsilo.strategies.RobustStrategy``).
+
+    The coordinator calls ``aggregate_updates`` instead of ``aggregate`` for it, which it
+    can only in plain mode; the job's validation refuses such a strategy with masking.
+    """
+
+    def aggregate_updates(self, global_weights: Weights, updates: Sequence[Weights]) -> Weights:
+        """The next global model from every admitted update ``local - global``, in silo order."""
         ...
 
 
