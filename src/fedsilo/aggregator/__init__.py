@@ -17,6 +17,7 @@ from ._contracts import UpdateGate as UpdateGate
 from ._contracts import UpdatesStrategy as UpdatesStrategy
 from ._coordinator import JobCoordinator as JobCoordinator
 from ._privacy import LedgerBook as LedgerBook
+from ._round import update_distances as update_distances
 from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from ._service import start_server as start_server
 
@@ -36,4 +37,5 @@ __all__ = [
     "UpdateSink",
     "UpdatesStrategy",
     "start_server",
+    "update_distances",
 ]

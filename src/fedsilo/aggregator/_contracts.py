@@ -96,6 +96,10 @@ class SiloRoundStats:
     epsilon_round: float | None = None
     # The silo's epsilon in this job once this round's update is charged.
     epsilon_spent: float | None = None
+    # Plain mode only (the hub sees the update): an anomaly signal against the step the model took.
+    # L2 distance from the silo's update to that step, and the cosine of the angle between them.
+    update_distance: float | None = None
+    update_cosine: float | None = None
 
 
 @dataclass
