@@ -14,8 +14,10 @@ from ._contracts import RoundSummary as RoundSummary
 from ._contracts import ServerStrategy as ServerStrategy
 from ._contracts import SiloRoundStats as SiloRoundStats
 from ._contracts import UpdateGate as UpdateGate
+from ._contracts import UpdatesStrategy as UpdatesStrategy
 from ._coordinator import JobCoordinator as JobCoordinator
 from ._privacy import LedgerBook as LedgerBook
+from ._round import update_distances as update_distances
 from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from ._service import start_server as start_server
 
@@ -33,5 +35,7 @@ __all__ = [
     "SiloRoundStats",
     "UpdateGate",
     "UpdateSink",
+    "UpdatesStrategy",
     "start_server",
+    "update_distances",
 ]

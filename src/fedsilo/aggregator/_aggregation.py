@@ -60,6 +60,10 @@ class Aggregation(ABC):
         """``silo``'s buffered payload when this mode holds it in the clear (plain); None when masked."""
         return None
 
+    def admitted_updates(self) -> dict[str, npt.NDArray[np.float64]] | None:
+        """Each admitted silo's payload ``[w * update..., w]`` (plain mode, for robust rules); None when masked."""
+        return None
+
     def unmask_request(self, survivors: frozenset[str]) -> bytes:
         """What survivors are asked to reveal (masked mode); empty in plain mode."""
         return b""
@@ -115,7 +119,8 @@ class PlainAggregation(Aggregation):
         super().__init__(vector_length)
         self._sum = np.zeros(vector_length, dtype=np.float64)
         self._pending: dict[str, BufferedSink] = {}
-        self._admitted: set[str] = set()
+        # Robust strategies combine the individual updates; plain mode is the one that may keep them.
+        self._admitted: dict[str, npt.NDArray[np.float64]] = {}
 
     def open_update(self, silo: str) -> UpdateSink:
         sink = BufferedSink(self.vector_length, "float32", check_finite=True)
@@ -127,13 +132,17 @@ class PlainAggregation(Aggregation):
 
     def admit(self, silo: str) -> None:
         sink = self._pending.pop(silo)
-        self._sum += sink.vector.astype(np.float64)
-        self._admitted.add(silo)
+        vector = sink.vector.astype(np.float64)
+        self._sum += vector
+        self._admitted[silo] = vector
 
     def exclude(self, silo: str, reason: str) -> None:
         self._pending.pop(silo, None)
         if silo in self._admitted:
             raise RuntimeError(f"{silo} was already admitted; plain mode cannot take it back")
+
+    def admitted_updates(self) -> dict[str, npt.NDArray[np.float64]] | None:
+        return dict(self._admitted)
 
     def result(self) -> tuple[npt.NDArray[np.float64], float]:
         return self._sum[:-1].copy(), float(self._sum[-1])

@@ -7,8 +7,9 @@ runner can pass the real gate, ledger book, strategy and observer, and tests the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from fedsilo.audit import SignedHead
 from fedsilo.policy import BudgetView, Decision, Refusal, UpdatePolicyInput
@@ -47,6 +48,19 @@ class ServerStrategy(Protocol):
         ...
 
 
+@runtime_checkable
+class UpdatesStrategy(ServerStrategy, Protocol):
+    """A strategy that combines the individual updates (``fedsilo.strategies.RobustStrategy``).
+
+    The coordinator calls ``aggregate_updates`` instead of ``aggregate`` for it, which it
+    can only in plain mode; the job's validation refuses such a strategy with masking.
+    """
+
+    def aggregate_updates(self, global_weights: Weights, updates: Sequence[Weights]) -> Weights:
+        """The next global model from every admitted update ``local - global``, in silo order."""
+        ...
+
+
 class PrivacyBook(Protocol):
     """Answers the ledger questions the policy input needs (``LedgerBook`` over ``fedsilo.privacy.ledger``)."""
 
@@ -82,6 +96,10 @@ class SiloRoundStats:
     epsilon_round: float | None = None
     # The silo's epsilon in this job once this round's update is charged.
     epsilon_spent: float | None = None
+    # Plain mode only (the hub sees the update): an anomaly signal against the step the model took.
+    # L2 distance from the silo's update to that step, and the cosine of the angle between them.
+    update_distance: float | None = None
+    update_cosine: float | None = None
 
 
 @dataclass

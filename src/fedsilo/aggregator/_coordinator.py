@@ -36,13 +36,13 @@ from fedsilo.secagg import SecAggAbort, choose_fractional_bits
 from ._admission import Admission, Chunk
 from ._aggregation import Aggregation
 from ._attribution import SeenNonces
-from ._contracts import JobFailed, PrivacyBook, RoundObserver, RoundSummary, ServerStrategy, UpdateGate
+from ._contracts import JobFailed, PrivacyBook, RoundObserver, RoundSummary, ServerStrategy, UpdateGate, UpdatesStrategy
 from ._evaluation import apply_evaluations, receive_evaluation
 from ._metrics import ROUNDS
 from ._phases import Phase, PhaseClosed, wait_until
 from ._presence import Presence
 from ._record import record_round, seal_model, summarize
-from ._round import OpenRound, fit_config_document, max_records, require_quorum, round_aggregation
+from ._round import OpenRound, fit_config_document, max_records, require_quorum, round_aggregation, update_distances
 from ._uploads import UploadSlots
 
 log = logging.getLogger("fedsilo.aggregator")
@@ -332,12 +332,34 @@ class JobCoordinator:
         total, weight = aggregation.result()
         if weight <= 0 or not math.isfinite(weight):
             raise JobFailed(f"round {round_number}: aggregate weight is {weight}")
-        mean = self._layout.unflatten((total / weight).astype(np.float32))
-        new_weights = self._strategy.aggregate(self._weights, mean)
+        new_weights = self._next_weights(aggregation, total / weight)
+        self._record_distances(current, aggregation, new_weights)
         if self._privacy is not None:
             self._privacy.round_closed(round_number, accepted)
         with self._cond:
             self._close(current, new_weights, accepted)
+
+    def _next_weights(self, aggregation: Aggregation, mean: np.ndarray[Any, np.dtype[np.float64]]) -> Weights:
+        """The strategy's next model: from the mean update, or (robust rules, plain mode) from every update."""
+        if not isinstance(self._strategy, UpdatesStrategy):
+            return self._strategy.aggregate(self._weights, self._layout.unflatten(mean.astype(np.float32)))
+        payloads = aggregation.admitted_updates()
+        if payloads is None:
+            raise JobFailed(f"strategy {self.spec.strategy.name.value} needs aggregation.mode plain")
+        # A plain payload is [w * update..., w] with w checked against the signed record count (> 0).
+        updates = [self._layout.unflatten((p[:-1] / p[-1]).astype(np.float32)) for p in payloads.values()]
+        return self._strategy.aggregate_updates(self._weights, updates)
+
+    def _record_distances(self, current: OpenRound, aggregation: Aggregation, new_weights: Weights) -> None:
+        """In plain mode, each admitted update's L2 distance and cosine to the step the model took."""
+        payloads = aggregation.admitted_updates()
+        if payloads is None:
+            return
+        step = self._layout.flatten(new_weights).astype(np.float64) - self._layout.flatten(self._weights)
+        for silo, payload in payloads.items():
+            distance, cosine = update_distances(payload[:-1] / payload[-1], step)
+            stats = current.stats_of(silo)
+            stats.update_distance, stats.update_cosine = distance, cosine
 
     def _run_setup_steps(self, current: OpenRound, aggregation: Aggregation) -> set[str]:
         """Close each secure-aggregation setup step in turn (lock held); the silos still alive after them."""

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
+
 from fedsilo.api import AggregationMode, FederatedJob, FederatedJobSpec
 from fedsilo.identity import VerifyKey
 from fedsilo.protocol import MAX_RECORDS, EvaluationReport, PolicyVerdict, RoundPlan
@@ -57,6 +60,17 @@ class OpenRound:
             raise PhaseClosed(f"round {round_number} is not open")
         if silo not in self.plan.participants:
             raise PhaseClosed(f"{silo} is not a participant of round {round_number}")
+
+
+def update_distances(update: npt.NDArray[np.float64], step: npt.NDArray[np.float64]) -> tuple[float, float | None]:
+    """``update``'s L2 distance to ``step`` and the cosine between them (None when either is zero).
+
+    An anomaly signal in plain mode: a sign-flipped update has a cosine near -1, a boosted
+    one a distance far above its peers'.
+    """
+    distance = float(np.linalg.norm(update - step))
+    norms = float(np.linalg.norm(update)) * float(np.linalg.norm(step))
+    return distance, (float(update @ step) / norms if norms > 0 else None)
 
 
 def fit_config_document(config: Any) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from ._types import (
     SiloIdentity,
     SiloSpec,
     StrategyName,
+    StrategySpec,
     SyntheticSpec,
 )
 
@@ -149,6 +150,13 @@ def _default(model: type[BaseModel], field: str) -> Any:
 
 
 _FILE_SOURCES = [DataSource.CSV.value, DataSource.NPZ.value]
+_ROBUST = sorted(name.value for name in StrategyName if name.robust)
+_KRUM = StrategyName.MULTIKRUM.value
+# Absent fields read as their defaults, as the Python model reads them.
+_MIN_SILOS = f"(has(self.minSilos) ? self.minSilos : {_default(FederatedJobSpec, 'min_silos')})"
+_KRUM_F = (
+    f"(has(self.strategy.byzantineSilos) ? self.strategy.byzantineSilos : {_default(StrategySpec, 'byzantine_silos')})"
+)
 
 #: The model validators of ``_types``, as CEL, with the pydantic messages minus the numbers:
 #: the API server refuses messageExpressions that format integers (their cost is unbounded).
@@ -209,6 +217,28 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             message="privacy.mode record does not combine with strategy fedprox (per-record clipping would skip "
             "the proximal term); use fedavg or fedadam",
             field_path=".strategy.name",
+        ),
+        Rule(
+            rule=f"!has(self.strategy) || !has(self.strategy.name) || !(self.strategy.name in {_ROBUST}) "
+            f"|| (has(self.aggregation) && has(self.aggregation.mode) "
+            f"&& self.aggregation.mode == '{AggregationMode.PLAIN.value}')",
+            message="a robust strategy (median, trimmed_mean, multikrum, centered_clipping) needs each silo's "
+            "update in the clear, which masked aggregation hides from the hub; set aggregation.mode plain, or "
+            "choose fedavg, fedprox or fedadam",
+            field_path=".strategy.name",
+        ),
+        Rule(
+            rule=f"!has(self.strategy) || !has(self.strategy.name) || self.strategy.name != '{_KRUM}' "
+            f"|| {_MIN_SILOS} >= 2 * {_KRUM_F} + 3",
+            message="strategy multikrum needs minSilos >= 2 x byzantineSilos + 3; raise minSilos or lower "
+            "strategy.byzantineSilos",
+            field_path=".minSilos",
+        ),
+        Rule(
+            rule=f"!has(self.strategy) || !has(self.strategy.name) || self.strategy.name != '{_KRUM}' "
+            f"|| !has(self.strategy.krumSelected) || self.strategy.krumSelected <= {_MIN_SILOS} - {_KRUM_F}",
+            message="strategy.krumSelected is above minSilos - byzantineSilos; lower strategy.krumSelected",
+            field_path=".strategy.krumSelected",
         ),
         Rule(
             rule=f"(has(self.aggregation) && has(self.aggregation.mode) "

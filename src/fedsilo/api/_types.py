@@ -273,6 +273,22 @@ class StrategyName(StrEnum):
     FEDAVG = "fedavg"
     FEDPROX = "fedprox"
     FEDADAM = "fedadam"
+    # Byzantine-robust rules: they need every update in the clear (aggregation.mode plain).
+    MEDIAN = "median"
+    TRIMMED_MEAN = "trimmed_mean"
+    MULTIKRUM = "multikrum"
+    CENTERED_CLIPPING = "centered_clipping"
+
+    @property
+    def robust(self) -> bool:
+        """Whether the rule combines the individual updates, which only plain aggregation shows the hub."""
+        return self in _ROBUST_STRATEGIES
+
+
+#: Strategies that need each silo's update, not the sum: masked aggregation cannot serve them.
+_ROBUST_STRATEGIES = frozenset(
+    {StrategyName.MEDIAN, StrategyName.TRIMMED_MEAN, StrategyName.MULTIKRUM, StrategyName.CENTERED_CLIPPING}
+)
 
 
 class StrategySpec(_Model):
@@ -283,7 +299,13 @@ class StrategySpec(_Model):
         strict=False,
         description=(
             "fedavg (sample-weighted mean), fedprox (fedavg plus a proximal term on the "
-            "clients), or fedadam (Adam on the server over the mean update)."
+            "clients), fedadam (Adam on the server over the mean update), or a Byzantine-robust "
+            "rule over the individual updates, which needs aggregation.mode plain: median "
+            "(coordinate-wise median), trimmed_mean (coordinate-wise mean without the "
+            "trimFraction largest and smallest values), multikrum (mean of the krumSelected "
+            "updates closest to their neighbours, tolerating byzantineSilos attackers), or "
+            "centered_clipping (clippingIterations steps of the mean of updates clipped to "
+            "clippingRadius around the previous aggregate)."
         ),
     )
     proximal_mu: float = Field(default=0.01, ge=0.0, le=100.0, description="FedProx proximal coefficient mu.")
@@ -296,6 +318,45 @@ class StrategySpec(_Model):
     beta1: float = Field(default=0.9, ge=0.0, lt=1.0, description="fedadam first-moment decay.")
     beta2: float = Field(default=0.99, ge=0.0, lt=1.0, description="fedadam second-moment decay.")
     tau: float = Field(default=1e-3, gt=0.0, le=1.0, description="fedadam adaptivity (epsilon).")
+    trim_fraction: float = Field(
+        default=0.2,
+        ge=0.0,
+        lt=0.5,
+        description=(
+            "trimmed_mean: the fraction of updates dropped at each end of every coordinate "
+            "(floor(trimFraction x updates) largest and as many smallest); 0 is the plain mean."
+        ),
+    )
+    byzantine_silos: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description=(
+            "multikrum: f, the number of attacking silos the rule must tolerate; each update is "
+            "scored by its distance to its n - f - 2 nearest others. Needs minSilos >= 2f + 3."
+        ),
+    )
+    krum_selected: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            "multikrum: m, how many best-scored updates are averaged; at most minSilos - byzantineSilos. "
+            "Default: n - f of the round's n accepted updates."
+        ),
+    )
+    clipping_radius: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1e6,
+        description="centered_clipping: tau, the L2 radius each update's distance to the running center is clipped to.",
+    )
+    clipping_iterations: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="centered_clipping: how many clip-and-average steps move the center each round.",
+    )
 
 
 class AggregationMode(StrEnum):
@@ -573,6 +634,26 @@ class FederatedJobSpec(_Model):
                 f"masked aggregation needs at least {MASKED_MIN_SILOS} silos (a sum of one update hides nothing "
                 "and its Shamir threshold cannot be met); name more silos, or choose aggregation.mode plain"
             )
+        strategy = self.strategy
+        if strategy.name.robust and self.aggregation.mode is not AggregationMode.PLAIN:
+            raise ValueError(
+                f"strategy.name {strategy.name.value} needs each silo's update in the clear, which masked "  # noqa: S608 - not SQL
+                "aggregation hides from the hub; set aggregation.mode plain, or choose fedavg, fedprox or fedadam"
+            )
+        if strategy.name is StrategyName.MULTIKRUM:
+            if self.min_silos < 2 * strategy.byzantine_silos + 3:
+                raise ValueError(
+                    f"strategy multikrum with byzantineSilos {strategy.byzantine_silos} needs minSilos >= "
+                    f"{2 * strategy.byzantine_silos + 3} (2f + 3); raise minSilos or lower strategy.byzantineSilos"
+                )
+            if (
+                strategy.krum_selected is not None
+                and strategy.krum_selected > self.min_silos - strategy.byzantine_silos
+            ):
+                raise ValueError(
+                    f"strategy.krumSelected ({strategy.krum_selected}) is above minSilos - byzantineSilos "
+                    f"({self.min_silos - strategy.byzantine_silos}); lower strategy.krumSelected"
+                )
         threshold = self.aggregation.threshold
         if threshold is not None and threshold > len(self.silos):
             raise ValueError(f"aggregation.threshold ({threshold}) is above the number of silos ({len(self.silos)})")

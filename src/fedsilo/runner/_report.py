@@ -37,6 +37,9 @@ class RoundRow:
     epsilon: dict[str, float | None]
     epsilon_spent: dict[str, float | None]
     model_digest: str
+    # Plain mode: each accepted update's L2 distance and cosine to the step the model took (anomaly signal).
+    update_distance: dict[str, float] = field(default_factory=dict)
+    update_cosine: dict[str, float | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, summary: RoundSummary) -> RoundRow:
@@ -55,6 +58,8 @@ class RoundRow:
             epsilon={s: v.epsilon_round for s, v in summary.silos.items()},
             epsilon_spent={s: v.epsilon_spent for s, v in summary.silos.items()},
             model_digest=summary.model_digest,
+            update_distance={s: v.update_distance for s, v in summary.silos.items() if v.update_distance is not None},
+            update_cosine={s: v.update_cosine for s, v in summary.silos.items() if v.update_distance is not None},
         )
 
 

@@ -1,16 +1,35 @@
-"""Server strategies: FedAvg, FedProx and FedAdam behind one ``Strategy`` interface.
+"""Server strategies behind one ``Strategy`` interface: FedAvg, FedProx, FedAdam and robust rules.
 
 The runner builds one with ``make_strategy`` per job; the hub's coordinator asks it for
-each round's ``FitConfig`` and hands it the securely aggregated mean update. Strategies
-never see a single silo's update.
+each round's ``FitConfig`` and hands it the securely aggregated mean update. The
+Byzantine-robust rules (``RobustStrategy``: median, trimmed mean, Multi-Krum, centered
+clipping) get the individual updates instead, which the hub holds only in plain mode.
 """
 
+from ._centered_clipping import CenteredClipping as CenteredClipping
 from ._config import DpSgdConfig as DpSgdConfig
 from ._config import FitConfig as FitConfig
 from ._fedadam import FedAdam as FedAdam
 from ._fedavg import FedAvg as FedAvg
 from ._fedprox import FedProx as FedProx
 from ._make import make_strategy as make_strategy
+from ._median import Median as Median
+from ._multikrum import MultiKrum as MultiKrum
+from ._robust import RobustStrategy as RobustStrategy
 from ._strategy import Strategy as Strategy
+from ._trimmed_mean import TrimmedMean as TrimmedMean
 
-__all__ = ["DpSgdConfig", "FedAdam", "FedAvg", "FedProx", "FitConfig", "Strategy", "make_strategy"]
+__all__ = [
+    "CenteredClipping",
+    "DpSgdConfig",
+    "FedAdam",
+    "FedAvg",
+    "FedProx",
+    "FitConfig",
+    "Median",
+    "MultiKrum",
+    "RobustStrategy",
+    "Strategy",
+    "TrimmedMean",
+    "make_strategy",
+]

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from fedsilo.api import FederatedJobSpec, StrategyName
 
+from ._centered_clipping import CenteredClipping
 from ._fedadam import FedAdam
 from ._fedavg import FedAvg
 from ._fedprox import FedProx
+from ._median import Median
+from ._multikrum import MultiKrum
 from ._strategy import Strategy
+from ._trimmed_mean import TrimmedMean
 
 _STRATEGIES: dict[StrategyName, type[Strategy]] = {
     StrategyName.FEDAVG: FedAvg,
     StrategyName.FEDPROX: FedProx,
     StrategyName.FEDADAM: FedAdam,
+    StrategyName.MEDIAN: Median,
+    StrategyName.TRIMMED_MEAN: TrimmedMean,
+    StrategyName.MULTIKRUM: MultiKrum,
+    StrategyName.CENTERED_CLIPPING: CenteredClipping,
 }
 
 

@@ -1,8 +1,8 @@
 """The server strategy interface: configure each round, turn the mean update into a model.
 
-As in Flower, every strategy is a class behind one ABC, one per file. The strategy never
-sees a single silo's update: secure aggregation hands it only the sample-weighted mean
-of the accepted updates. Privacy and secure aggregation wrap strategies; they do not
+As in Flower, every strategy is a class behind one ABC, one per file. ``aggregate`` sees
+no single silo's update: secure aggregation hands it only the sample-weighted mean of
+the accepted updates (robust rules, ``_robust.py``, take the updates in plain mode). Privacy and secure aggregation wrap strategies; they do not
 subclass them. The local runner and the hub's coordinator call these methods.
 """
 
