@@ -1,0 +1,136 @@
+"""The real single-node cluster of ``scripts/cluster``, for the tests whose pods must run.
+
+The cluster lives in a network namespace of its own (``fedsilo-cluster``): every client
+command (kubectl, helm, a probe) runs in it through ``scripts/cluster exec``. The session
+brings it up once (minutes cold: tools, images, import; seconds when it is already up) and
+takes it down at the end only if it started it, unless FEDSILO_KEEP_CLUSTER=1 keeps it for
+the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = ROOT / "scripts" / "cluster"
+BUILD_IMAGES = ROOT / "scripts" / "build-images"
+
+#: The address of the node inside the namespace (scripts/cluster's node_ip): "outside the
+#: cluster" from a pod's point of view, where a test can listen without a pod.
+NODE_IP = "10.200.0.1"
+#: The API server's Service address (first address of the service range).
+API_SERVICE_IP = "10.96.0.1"
+
+
+class ClusterCommandFailed(RuntimeError):
+    """A command in the cluster exited non-zero; the message carries its output."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Runs commands inside the cluster's namespaces, with its admin kubeconfig."""
+
+    kubeconfig: Path
+
+    def run(
+        self, *argv: str, input: str | None = None, timeout: float = 300, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """``argv`` inside the cluster's network namespace; raise with its output if it fails."""
+        result = subprocess.run(
+            ["bash", str(CLUSTER), "exec", *argv], input=input, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise ClusterCommandFailed(
+                f"{' '.join(argv)} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
+
+    def kubectl(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """The pinned kubectl (scripts/cluster links it into the cluster's PATH)."""
+        return self.run("kubectl", *args, **kwargs)
+
+    def get(self, *args: str) -> Any:
+        """``kubectl get ARGS -o json``, parsed."""
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def helm(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """The pinned helm, built on demand."""
+        from tests.support.tools import tool_path
+
+        return self.run(str(tool_path("helm")), *args, **kwargs)
+
+    def apply(self, manifest: str, *args: str) -> None:
+        """Server-side apply of a YAML document stream."""
+        self.kubectl("apply", "--server-side", "-f", "-", *args, input=manifest)
+
+    def can_connect(self, namespace: str, pod: str, host: str, port: int, container: str | None = None) -> bool:
+        """Whether a TCP connection from inside ``pod`` to ``host:port`` succeeds (3 s to try).
+
+        The probe is Python in the pod's own image (every fedsilo image has it), so it runs
+        with the pod's own network identity and policies.
+        """
+        probe = (
+            "import socket, sys\n"
+            "try:\n"
+            f"    socket.create_connection(({host!r}, {port}), timeout=3).close()\n"
+            "except OSError as error:\n"
+            "    print(error); sys.exit(7)\n"
+        )
+        where = ["-c", container] if container else []
+        result = self.kubectl("exec", "-n", namespace, pod, *where, "--", "python", "-c", probe, check=False)
+        if result.returncode not in (0, 7):
+            raise ClusterCommandFailed(f"the probe in {namespace}/{pod} could not run: {result.stderr}")
+        return result.returncode == 0
+
+    def wait_for(
+        self, what: str, condition: Any, timeout: float = 600, interval: float = 2.0, diagnose: Sequence[str] = ()
+    ) -> Any:
+        """Poll ``condition()`` until it returns something truthy; fail naming ``what`` after ``timeout``.
+
+        ``diagnose`` names namespaces whose pods and events are printed on a timeout.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                details = "".join(
+                    self.kubectl("get", "pods,events", "-n", namespace, "-o", "wide", check=False).stdout
+                    for namespace in diagnose
+                )
+                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{details}")
+            time.sleep(interval)
+
+
+def _cluster_command(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(CLUSTER), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def cluster_session() -> Iterator[Cluster]:
+    """Bring the cluster up (if it is not), yield it, take it down if this session started it."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("the real cluster needs Linux and root (network and mount namespaces, cgroups)")
+    was_up = _cluster_command("status", timeout=120).returncode == 0
+    if not was_up:
+        # Cold: builds the tools and images first (tens of minutes on a fresh machine).
+        started = _cluster_command("up", timeout=3600)
+        if started.returncode != 0:
+            logs = Path(os.environ.get("FEDSILO_CACHE", Path.home() / ".cache" / "fedsilo")) / "cluster" / "logs"
+            raise RuntimeError(f"scripts/cluster up failed (logs in {logs}):\n{started.stderr[-4000:]}")
+    kubeconfig = Path(_cluster_command("kubeconfig", timeout=60).stdout.strip())
+    try:
+        yield Cluster(kubeconfig)
+    finally:
+        if not was_up and os.environ.get("FEDSILO_KEEP_CLUSTER") != "1":
+            _cluster_command("down", timeout=600)
