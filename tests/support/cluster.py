@@ -9,6 +9,8 @@ the next run.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 import subprocess
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "scripts" / "cluster"
@@ -117,10 +120,9 @@ def _cluster_command(*args: str, timeout: float) -> subprocess.CompletedProcess[
     return subprocess.run(["bash", str(CLUSTER), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def cluster_session() -> Iterator[Cluster]:
-    """Bring the cluster up (if it is not), yield it, take it down if this session started it."""
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        pytest.skip("the real cluster needs Linux and root (network and mount namespaces, cgroups)")
+@contextlib.contextmanager
+def start_cluster() -> Iterator[Cluster]:
+    """Bring the cluster up (if it is not), yield it, take it down if this call started it."""
     was_up = _cluster_command("status", timeout=120).returncode == 0
     if not was_up:
         # Cold: builds the tools and images first (tens of minutes on a fresh machine).
@@ -134,3 +136,121 @@ def cluster_session() -> Iterator[Cluster]:
     finally:
         if not was_up and os.environ.get("FEDSILO_KEEP_CLUSTER") != "1":
             _cluster_command("down", timeout=600)
+
+
+def cluster_session() -> Iterator[Cluster]:
+    """The pytest side of :func:`start_cluster`: skipped where it cannot run (not root)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("the real cluster needs Linux and root (network and mount namespaces, cgroups)")
+    with start_cluster() as cluster:
+        yield cluster
+
+
+# The layout of the cluster tests and benchmark, as the install guides describe one cluster
+# playing the hub and three partners: the hub chart (role hub) in ``fedsilo-system`` watching
+# ``fedsilo-hub`` (jobs, Silos, aggregators); one fedsilo-silo release per partner, each in
+# the partner's namespace (``hospital-a`` ...), which holds its operator, identity, trainer
+# and sidecar pods, with its Silo in ``fedsilo-hub``. Every namespace enforces Pod Security
+# "restricted".
+HUB_RELEASE_NAMESPACE = "fedsilo-system"
+JOB_NAMESPACE = "fedsilo-hub"
+SILOS = ("hospital-a", "hospital-b", "hospital-c")
+#: Every namespace fedsilo uses in this layout.
+FEDSILO_NAMESPACES = (HUB_RELEASE_NAMESPACE, JOB_NAMESPACE, *SILOS)
+#: The OPA image scripts/build-images makes from the pinned binary (no registry to pull from).
+OPA_IMAGE = ("localhost/fedsilo/opa", "v1.22.2")
+
+
+def _namespace(name: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+        }
+    )
+
+
+def quickstart() -> list[dict[str, Any]]:
+    """examples/quickstart.yaml's documents: the FederatedJob first, then its Silos."""
+    return [doc for doc in yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text()) if doc]
+
+
+def install_fedsilo(cluster: Cluster) -> Cluster:
+    """Install fedsilo with its charts, as the guides do (upgraded in place if it is there)."""
+    for name in FEDSILO_NAMESPACES:
+        cluster.apply(_namespace(name))
+    opa_repository, opa_tag = OPA_IMAGE
+    cluster.helm(
+        "upgrade", "--install", "fedsilo", str(ROOT / "charts" / "fedsilo"), "--namespace", HUB_RELEASE_NAMESPACE,
+        "--set", "role=hub", "--set", f"namespaces={{{JOB_NAMESPACE}}}",
+        "--set", f"opaImage.repository={opa_repository}", "--set", f"opaImage.tag={opa_tag}",
+        "--wait", "--timeout", "10m",
+        timeout=900,
+    )  # fmt: skip
+    silos = {doc["metadata"]["name"]: doc for doc in quickstart() if doc["kind"] == "Silo"}
+    for silo in SILOS:
+        cluster.helm(
+            "upgrade", "--install", f"fedsilo-{silo}", str(ROOT / "charts" / "fedsilo-silo"), "--namespace", silo,
+            "--skip-crds", "--set", f"silo.name={silo}", "--set", f"silo.namespace={JOB_NAMESPACE}",
+            "--set", f"silo.displayName={silos[silo]['spec']['displayName']}", "--set", f"workloadNamespace={silo}",
+            # The operator imports torch; PyPI's CUDA build of it (the only one reachable here)
+            # takes more than the chart's 384Mi default.
+            "--set", "resources.limits.memory=1Gi",
+            "--wait", "--timeout", "10m",
+            timeout=900,
+        )  # fmt: skip
+    return cluster
+
+
+def job_manifest(name: str, rounds: int, **spec: Any) -> dict[str, Any]:
+    """The quickstart FederatedJob under another name, with fewer rounds (and spec overrides)."""
+    job = copy.deepcopy(next(doc for doc in quickstart() if doc["kind"] == "FederatedJob"))
+    job["metadata"] = {"name": name, "namespace": JOB_NAMESPACE}
+    job["spec"]["rounds"] = rounds
+    job["spec"].update(spec)
+    return job
+
+
+def apply_quickstart(cluster: Cluster, job: dict[str, Any]) -> None:
+    """Server-side apply of ``job`` and the quickstart's Silos (which the silo charts also own)."""
+    silos = [
+        {**doc, "metadata": {**doc["metadata"], "namespace": JOB_NAMESPACE}}
+        for doc in quickstart()
+        if doc["kind"] == "Silo"
+    ]
+    cluster.apply(yaml.safe_dump_all([job, *silos]), "--force-conflicts")
+
+
+def job_status(cluster: Cluster, name: str) -> dict[str, Any]:
+    """The FederatedJob's status ({} before the operator wrote one)."""
+    status: dict[str, Any] = cluster.get("federatedjob", name, "-n", JOB_NAMESPACE).get("status") or {}
+    return status
+
+
+def wait_finished(cluster: Cluster, name: str, timeout: float = 900) -> dict[str, Any]:
+    """Wait for the job's phase to be Succeeded or Failed; return its status."""
+
+    def finished() -> dict[str, Any] | None:
+        status = job_status(cluster, name)
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    result: dict[str, Any] = cluster.wait_for(
+        f"job {name} to finish", finished, timeout=timeout, interval=3, diagnose=(JOB_NAMESPACE, *SILOS)
+    )
+    return result
+
+
+def delete_job(cluster: Cluster, name: str) -> None:
+    """Delete a job and wait for its pods to go (the next test starts from a quiet cluster)."""
+    cluster.kubectl("delete", "federatedjob", name, "-n", JOB_NAMESPACE, "--ignore-not-found", "--wait=true")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        pods = [
+            pod
+            for namespace in (JOB_NAMESPACE, *SILOS)
+            for pod in cluster.get("pods", "-n", namespace, "-l", f"fedsilo.io/job={name}")["items"]
+        ]
+        if not pods:
+            return
+        time.sleep(2)
