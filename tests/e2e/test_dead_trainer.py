@@ -1,5 +1,5 @@
-"""A silo whose trainer dies: its sidecar stops taking part (no task it cannot serve, no update)
-and says why in its log, while the other silos finish the job."""
+"""A silo whose trainer dies: its sidecar stops taking part (no task it cannot serve, no update,
+no new Join), so later rounds do not wait for it, while the other silos finish the job."""
 
 from __future__ import annotations
 
@@ -48,5 +48,10 @@ def test_a_sidecar_whose_trainer_died_sits_the_rounds_out(tmp_path: Path) -> Non
     for number in (2, 3, 4):
         assert "hospital-c" not in rounds[number].accepted
         assert sorted(rounds[number].accepted) == ["hospital-a", "hospital-b"]
+    # The hub stops waiting for it: it is gone after round 2 and no later round includes it,
+    # because its sidecar, whose trainer is off the link, does not join again.
+    assert "hospital-c" in rounds[2].dropped
+    for number in (3, 4):
+        assert "hospital-c" not in rounds[number].participants
     log = (tmp_path / "run" / "silos" / "hospital-c" / "sidecar.log").read_text()
-    assert "round 4: not taking part: the trainer has been silent" in log
+    assert "joining again" not in log

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -115,13 +115,24 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
                 raise MessageError(self._errors.pop(round_number))
             return self._results.pop(round_number)
 
-    def next_task(self, next_round: int, timeout: float) -> tuple[TrainerTask, bytes] | None:
-        """The first task at or after ``next_round`` (the end of the job always); None on timeout."""
+    def trainer_connected(self) -> bool:
+        """Whether the trainer is on the link right now (a live, idle trainer long-polls ``NextTask``)."""
+        with self._cond:
+            return self._calls_in_progress > 0
+
+    def next_task(
+        self, next_round: int, timeout: float, caller_alive: Callable[[], bool] = lambda: True
+    ) -> tuple[TrainerTask, bytes] | None:
+        """The first task at or after ``next_round`` (the end of the job always); None on timeout.
+
+        ``caller_alive`` ends the wait early once the trainer has hung up (it died), so a dead
+        trainer does not count as connected for the rest of its long poll.
+        """
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._task is None or (self._task[0].round < next_round and self._task[0].kind != "finished"):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or not caller_alive():
                     return None
                 self._cond.wait(min(remaining, 1.0))
             return self._task
@@ -143,7 +154,7 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
     def NextTask(self, request: pb.TaskRequest, context: grpc.ServicerContext) -> Iterator[pb.Frame]:
         self._admit(context)
         try:
-            task = self.next_task(request.next_round, NEXT_TASK_WAIT_SECONDS)
+            task = self.next_task(request.next_round, NEXT_TASK_WAIT_SECONDS, context.is_active)
         finally:
             self._release()
         if task is None:

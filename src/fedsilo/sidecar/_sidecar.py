@@ -143,16 +143,16 @@ class Sidecar:
                     log.info("job %s finished", self._job_name)
                     return 0
                 silent = self._link.trainer_silent_for()
-                if self.config.silo not in plan.participants:
-                    # The hub counted this silo as gone (it missed a deadline): a live trainer joins
-                    # again, for the next round; a dead one stays out.
-                    if silent <= TRAINER_SILENT_SECONDS:
-                        log.warning("round %d went on without this silo; joining again", plan.round)
-                        self._join(stub, num_samples)
-                elif silent > TRAINER_SILENT_SECONDS:
+                if silent > TRAINER_SILENT_SECONDS:
                     # A dead or stuck trainer: no task it cannot take, and no update; the silo
                     # stays gone at the hub until its trainer calls the link again.
                     log.warning("round %d: not taking part: the trainer has been silent for %.0fs", plan.round, silent)
+                elif self.config.silo not in plan.participants:
+                    # The hub counted this silo as gone (it missed a deadline). A trainer on the link
+                    # right now is alive: join again, for the next round; a dead one stays out.
+                    if self._link.trainer_connected():
+                        log.warning("round %d went on without this silo; joining again", plan.round)
+                        self._join(stub, num_samples)
                 else:
                     self._round(stub, steps, plan, num_samples)
                 after = plan.round
