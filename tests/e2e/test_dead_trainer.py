@@ -5,36 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedsilo.aggregator import RoundSummary
 from fedsilo.api import load_manifest
-from fedsilo.protocol import PolicyVerdict
 from fedsilo.runner import LocalRun, RunOptions
 
-from .conftest import quick_manifest
-
-
-class _KillTrainerOnRound:
-    """Kills one silo's trainer (not its sidecar) as soon as a given round opens."""
-
-    def __init__(self, silo: str, round_number: int) -> None:
-        self.silo = silo
-        self.round_number = round_number
-        self.run: LocalRun | None = None
-
-    def round_started(self, round_number: int, participants: tuple[str, ...]) -> None:
-        if round_number == self.round_number and self.run is not None:
-            self.run.kill_trainer(self.silo)
-
-    def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
-        pass
-
-    def round_finished(self, summary: RoundSummary) -> None:
-        pass
+from .conftest import KillOnRound, quick_manifest
 
 
 def test_a_sidecar_whose_trainer_died_sits_the_rounds_out(tmp_path: Path) -> None:
     path = quick_manifest(tmp_path, rounds=4, roundTimeoutSeconds=8, minSilos=2)
-    killer = _KillTrainerOnRound("hospital-c", 2)
+    killer = KillOnRound("hospital-c", 2, LocalRun.kill_trainer)
     run = LocalRun(
         load_manifest(path),
         RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),

@@ -4,34 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedsilo.aggregator import RoundSummary
 from fedsilo.api import load_manifest
-from fedsilo.protocol import PolicyVerdict
 from fedsilo.runner import LocalRun, RunOptions
 
-from .conftest import quick_manifest
+from .conftest import KillOnRound, quick_manifest
 
 
-class _KillOnRound:
-    """Kills one silo's processes as soon as a given round opens."""
-
-    def __init__(self, silo: str, round_number: int) -> None:
-        self.silo = silo
-        self.round_number = round_number
-        self.run: LocalRun | None = None
-
-    def round_started(self, round_number: int, participants: tuple[str, ...]) -> None:
-        if round_number == self.round_number and self.run is not None:
-            self.run.kill_silo(self.silo)
-
-    def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
-        pass
-
-    def round_finished(self, summary: RoundSummary) -> None:
-        pass
-
-
-def _run(path: Path, tmp_path: Path, killer: _KillOnRound, **options: object) -> LocalRun:
+def _run(path: Path, tmp_path: Path, killer: KillOnRound, **options: object) -> LocalRun:
     run = LocalRun(
         load_manifest(path),
         RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
@@ -43,7 +22,7 @@ def _run(path: Path, tmp_path: Path, killer: _KillOnRound, **options: object) ->
 
 def test_a_silo_killed_mid_round_leaves_the_round_to_the_others(tmp_path: Path) -> None:
     path = quick_manifest(tmp_path, roundTimeoutSeconds=8, minSilos=2)
-    run = _run(path, tmp_path, _KillOnRound("hospital-c", 2))
+    run = _run(path, tmp_path, KillOnRound("hospital-c", 2))
     report = run.execute()
     assert report.status == "succeeded", report.failure
     rounds = {row.round: row for row in report.rounds}
@@ -54,7 +33,7 @@ def test_a_silo_killed_mid_round_leaves_the_round_to_the_others(tmp_path: Path) 
 
 def test_losing_the_quorum_fails_the_job_with_a_clear_message(tmp_path: Path) -> None:
     path = quick_manifest(tmp_path, roundTimeoutSeconds=8, minSilos=3)
-    report = _run(path, tmp_path, _KillOnRound("hospital-b", 2)).execute()
+    report = _run(path, tmp_path, KillOnRound("hospital-b", 2)).execute()
     assert report.status == "failed"
     assert report.failure.startswith("round 2: quorum lost")
     assert "minSilos is 3" in report.failure
