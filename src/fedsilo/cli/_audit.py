@@ -42,17 +42,25 @@ def read_head(text: str | None) -> SignedHead | None:
     return None if text is None else SignedHead.load(text)
 
 
-def _verify(args: argparse.Namespace) -> int:
+def read_key_and_head(keys: list[str], head: str | None) -> tuple[list[VerifyKey], SignedHead | None] | None:
+    """The verifiers' ``--key`` and ``--head`` options; None (the problem printed) if one is unusable."""
     try:
-        key = read_key(args.key)
+        verify_keys = [read_key(text) for text in keys]
     except SignatureError as error:
         print(f"error: --key: {error.reason}", file=sys.stderr)
-        return EXIT_USAGE
+        return None
     try:
-        head = read_head(args.head)
+        return verify_keys, read_head(head)
     except (MessageError, OSError) as error:
         print(f"error: --head: {error}", file=sys.stderr)
+        return None
+
+
+def _verify(args: argparse.Namespace) -> int:
+    options = read_key_and_head([args.key], args.head)
+    if options is None:
         return EXIT_USAGE
+    (key,), head = options
     if not args.log.is_file():
         print(f"error: no audit log at {args.log}", file=sys.stderr)
         return EXIT_USAGE

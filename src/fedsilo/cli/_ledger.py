@@ -23,7 +23,6 @@ from typing import Any
 
 from rich.console import Console
 
-from fedsilo.identity import SignatureError
 from fedsilo.privacy.ledger import (
     LedgerIntegrityError,
     PrivacyLedger,
@@ -31,9 +30,8 @@ from fedsilo.privacy.ledger import (
     ledger_table,
     verify_ledger,
 )
-from fedsilo.protocol import MessageError
 
-from ._audit import read_head, read_key
+from ._audit import read_key_and_head
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 DEFAULT_LEDGER = Path("runs/privacy/hub.sqlite")
@@ -65,16 +63,10 @@ def _show(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     if not _exists(args.ledger):
         return EXIT_USAGE
-    try:
-        keys = [read_key(text) for text in args.key]
-    except SignatureError as error:
-        print(f"error: --key: {error.reason}", file=sys.stderr)
+    options = read_key_and_head(args.key, args.head)
+    if options is None:
         return EXIT_USAGE
-    try:
-        head = read_head(args.head)
-    except (MessageError, OSError) as error:
-        print(f"error: --head: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    keys, head = options
     if head is not None and not keys:
         print("error: --head is checked with the writer's key: give --key too", file=sys.stderr)
         return EXIT_USAGE
