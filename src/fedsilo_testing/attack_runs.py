@@ -28,12 +28,16 @@ def attack_job(
     rounds: int = 3,
     seed: int = 3,
     alpha: float | None = None,
+    max_anomaly_score: float | None = None,
+    min_silos: int | None = None,
 ) -> Path:
     """A plain-mode digits job of ``silos`` silos under ``strategy``; its manifest's path.
 
     The sidecars' norm cap and clip range are raised out of the way, as a partner running a
     modified sidecar would have them: the attack reaches the hub as the trainer made it.
     ``alpha`` is a Dirichlet label skew (non-IID); None splits the records IID.
+    ``max_anomaly_score`` is the policy's limit on a silo's anomaly score (None: not judged);
+    ``min_silos`` the quorum (None: every silo).
     """
     names = [f"hospital-{i}" for i in range(silos)]
     partition = {"scheme": "iid"} if alpha is None else {"scheme": "dirichlet", "alpha": alpha}
@@ -43,7 +47,7 @@ def attack_job(
         "metadata": {"name": "robust"},
         "spec": {
             "silos": names,
-            "minSilos": silos,
+            "minSilos": silos if min_silos is None else min_silos,
             "rounds": rounds,
             # Generous: a loaded machine starts ten Python processes before the first round.
             "roundTimeoutSeconds": 300,
@@ -53,7 +57,8 @@ def attack_job(
             "training": {"localEpochs": 1, "batchSize": 32, "learningRate": 0.05, "momentum": 0.9},
             "strategy": strategy,
             "aggregation": {"mode": "plain", "clipRange": 1e6},
-            "policy": {"normCap": 1e6, "dataClass": "internal"},
+            "policy": {"normCap": 1e6, "dataClass": "internal"}
+            | ({} if max_anomaly_score is None else {"maxAnomalyScore": max_anomaly_score}),
         },
     }
     documents = [job, *({"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": n}} for n in names)]

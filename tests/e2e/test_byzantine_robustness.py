@@ -61,3 +61,20 @@ def test_one_attacker_ruins_fedavg_not_robust_rules(tmp_path: Path) -> None:
         honest_cosines = [c for silo, c in row.update_cosine.items() if silo != ATTACKER]
         assert all(c is not None and c > 0 for c in honest_cosines), row.update_cosine
         assert row.update_distance[ATTACKER] > max(d for s, d in row.update_distance.items() if s != ATTACKER)
+
+
+# One whole run of five silos: 2 to 3 minutes on a loaded two-core machine.
+@pytest.mark.timeout(1200)
+def test_the_policy_denies_the_attacker_once_its_score_is_above_the_limit(tmp_path: Path) -> None:
+    attack = AttackPlan(attack=Attack.SIGN_FLIP, attackers=(ATTACKER,), scale=10.0)
+    report = run_attacked(tmp_path / "an", {"name": "median"}, attack, rounds=4, max_anomaly_score=5.0, min_silos=4)
+    assert report.status == "succeeded", report.failure
+    first, *later = report.rounds
+    # Round 1 has no past to judge: every update enters, and the attacker's score rises.
+    assert first.denied == {} and first.anomaly_score[ATTACKER] > 5.0, first.anomaly_score
+    assert all(first.anomaly_score[s] < 1.0 for s in first.anomaly_score if s != ATTACKER), first.anomaly_score
+    # From then on the attacker is denied while its score is above the limit; no honest silo ever is.
+    row = later[0]
+    assert list(row.denied) == [ATTACKER], row.denied
+    assert row.denied[ATTACKER][0].startswith(f"update_anomalous: silo {ATTACKER} has anomaly score")
+    assert all(set(r.denied) <= {ATTACKER} for r in later), [r.denied for r in later]

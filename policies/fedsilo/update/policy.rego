@@ -21,9 +21,11 @@ fields := [
 	[["job", "data_class"], ["string"]],
 	[["job", "min_samples"], ["number", "null"]],
 	[["job", "silos"], ["array"]],
+	[["job", "max_anomaly_score"], ["number", "null"]],
 	[["silo", "name"], ["string"]],
 	[["silo", "enrolled"], ["boolean"]],
 	[["silo", "max_epsilon"], ["number", "null"]],
+	[["silo", "anomaly_score"], ["number", "null"]],
 	[["update", "signature_valid"], ["boolean"]],
 	[["update", "round"], ["number"]],
 	[["update", "l2_norm"], ["number"]],
@@ -180,6 +182,17 @@ deny contains msg if {
 	is_number(input.update.num_samples)
 	input.update.num_samples < min_samples
 	msg := sprintf("too_few_samples: the update comes from %s records, the job needs at least %s", [lib.num(input.update.num_samples), lib.num(min_samples)])
+}
+
+# A silo whose past updates sat far from the others' (docs/robustness.md) sends no more
+# until its score fades; a job without a limit only reports the scores.
+deny contains msg if {
+	limit := input.job.max_anomaly_score
+	score := input.silo.anomaly_score
+	is_number(limit)
+	is_number(score)
+	score > limit
+	msg := sprintf("update_anomalous: silo %s has anomaly score %s, above the job's limit %s", [lib.describe(input.silo.name), lib.num(score), lib.num(limit)])
 }
 
 default allow := false

@@ -14,8 +14,9 @@ valid := {
 		"min_samples": 10,
 		"delta": 1e-5,
 		"silos": ["a", "b", "c"],
+		"max_anomaly_score": 5.0,
 	},
-	"silo": {"name": "a", "enrolled": true, "max_epsilon": 6.0},
+	"silo": {"name": "a", "enrolled": true, "max_epsilon": 6.0, "anomaly_score": 1.5},
 	"update": {
 		"signature_valid": true,
 		"round": 3,
@@ -165,3 +166,23 @@ test_every_failed_rule_is_reported_in_order if {
 	codes := [code | some reason in reasons_for(doc); code := split(reason, ":")[0]]
 	codes == ["norm_cap_exceeded", "signature_invalid", "too_few_samples"]
 }
+
+test_a_silo_above_the_anomaly_limit_is_denied if only(with_value("/silo/anomaly_score", 7.25), "update_anomalous")
+
+test_a_score_at_the_anomaly_limit_is_allowed if {
+	reasons_for(with_value("/silo/anomaly_score", 5.0)) == []
+}
+
+test_without_an_anomaly_limit_scores_are_not_judged if {
+	doc := json.patch(valid, [
+		{"op": "replace", "path": "/job/max_anomaly_score", "value": null},
+		{"op": "replace", "path": "/silo/anomaly_score", "value": 99.0},
+	])
+	reasons_for(doc) == []
+}
+
+test_a_silo_not_yet_scored_is_not_judged if {
+	reasons_for(with_value("/silo/anomaly_score", null)) == []
+}
+
+test_a_score_that_is_not_a_number_fails_closed if only(with_value("/silo/anomaly_score", "7"), "input_invalid")

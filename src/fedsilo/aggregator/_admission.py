@@ -51,6 +51,7 @@ from fedsilo.policy import (
 )
 from fedsilo.protocol import PolicyVerdict, StreamError, UpdateMetadata
 
+from ._anomaly import AnomalyScores
 from ._attribution import AttributedRefusal, SeenNonces, verify_signed
 from ._claims import check_cleartext_claims
 from ._contracts import PrivacyBook, RoundObserver, UpdateGate
@@ -113,6 +114,7 @@ class Admission:
         silo_ceilings: Mapping[str, float | None] | None = None,
         observer: RoundObserver | None = None,
         architecture: str,
+        anomaly: AnomalyScores | None = None,
     ) -> None:
         self.job = job
         # ``architecture_fingerprint`` of the hub's model: every round's model has this one.
@@ -128,6 +130,7 @@ class Admission:
         self._privacy = privacy
         self._silo_ceilings = dict(silo_ceilings or {})
         self._observer = observer
+        self._anomaly = anomaly or AnomalyScores()
         self.steps: tuple[Step, ...] = (
             self.verify_signature,
             self.check_freshness,
@@ -264,6 +267,7 @@ class Admission:
                 name=submission.silo,
                 enrolled=submission.silo in self._keys,
                 max_epsilon=self._silo_ceilings.get(submission.silo),
+                anomaly_score=self._anomaly.score(submission.silo),
             ),
             update=UpdateFacts.of(claims, signature_valid=submission.signature_valid, refusal=passed_on),
             ledger=LedgerFacts.of(
@@ -319,6 +323,7 @@ class Admission:
             current.aggregation.admit(silo)
             current.digests[silo] = submission.payload_digest
             stats.epsilon_round = claims.epsilon_round
+            stats.l2_norm_claim = claims.l2_norm
             if self._privacy is not None:
                 stats.epsilon_spent = self._privacy.commit(silo, claims)
         else:

@@ -100,6 +100,10 @@ class SiloRoundStats:
     # L2 distance from the silo's update to that step, and the cosine of the angle between them.
     update_distance: float | None = None
     update_cosine: float | None = None
+    # The norm the silo signed for its admitted update, and its anomaly score over rounds once
+    # this round is folded in (``AnomalyScores``); None when the round did not observe the silo.
+    l2_norm_claim: float | None = None
+    anomaly_score: float | None = None
 
 
 @dataclass

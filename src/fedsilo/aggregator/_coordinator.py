@@ -35,6 +35,7 @@ from fedsilo.secagg import SecAggAbort, choose_fractional_bits
 
 from ._admission import Admission, Chunk
 from ._aggregation import Aggregation
+from ._anomaly import AnomalyScores
 from ._attribution import SeenNonces
 from ._contracts import JobFailed, PrivacyBook, RoundObserver, RoundSummary, ServerStrategy, UpdateGate, UpdatesStrategy
 from ._evaluation import apply_evaluations, receive_evaluation
@@ -100,6 +101,7 @@ class JobCoordinator:
         self._round: OpenRound | None = None
         self._final_plan: RoundPlan | None = None
         self.summaries: list[RoundSummary] = []
+        self._anomaly = AnomalyScores()
         self.admission = Admission(
             job,
             self._keys,
@@ -112,6 +114,7 @@ class JobCoordinator:
             silo_ceilings=silo_ceilings,
             observer=observer,
             architecture=architecture_fingerprint(initial_weights),
+            anomaly=self._anomaly,
         )
 
     # ----- calls from silos (gRPC handler threads) ---------------------------------------
@@ -334,6 +337,7 @@ class JobCoordinator:
             raise JobFailed(f"round {round_number}: aggregate weight is {weight}")
         new_weights = self._next_weights(aggregation, total / weight)
         self._record_distances(current, aggregation, new_weights)
+        self._score_anomalies(current, accepted)
         if self._privacy is not None:
             self._privacy.round_closed(round_number, accepted)
         with self._cond:
@@ -360,6 +364,19 @@ class JobCoordinator:
             distance, cosine = update_distances(payload[:-1] / payload[-1], step)
             stats = current.stats_of(silo)
             stats.update_distance, stats.update_cosine = distance, cosine
+
+    def _score_anomalies(self, current: OpenRound, accepted: tuple[str, ...]) -> None:
+        """Fold the round's signals (distances in plain mode, signed norms always) into the silos' scores."""
+        stats = {silo: current.stats_of(silo) for silo in accepted}
+        signals = {
+            "distance": {s: v.update_distance for s, v in stats.items() if v.update_distance is not None},
+            "l2_norm": {s: v.l2_norm_claim for s, v in stats.items() if v.l2_norm_claim is not None},
+        }
+        self._anomaly.observe(signals)
+        scores = self._anomaly.snapshot()
+        for silo in current.plan.participants:
+            if silo in scores:
+                current.stats_of(silo).anomaly_score = scores[silo]
 
     def _run_setup_steps(self, current: OpenRound, aggregation: Aggregation) -> set[str]:
         """Close each secure-aggregation setup step in turn (lock held); the silos still alive after them."""

@@ -175,6 +175,11 @@ class FederatedJobStatus(_Status):
     max_epsilon_spent: float | None = Field(
         default=None, ge=0.0, description="The largest epsilon any silo has spent in this job."
     )
+    anomaly_scores: dict[str, float] | None = Field(
+        default=None,
+        description="Each silo's anomaly score over the rounds so far (docs/robustness.md), by silo name; "
+        "spec.policy.maxAnomalyScore denies the updates of a silo above it.",
+    )
     latest_model: ModelReference | None = Field(default=None, description="The newest global model.")
     endpoint: AggregatorEndpoint | None = Field(
         default=None, description="Where silos reach the aggregator; published by the operator."
@@ -264,6 +269,7 @@ class RoundReport:
     dropouts: tuple[SiloName, ...]
     denials_total: int
     epsilon_spent: Mapping[SiloName, float] = field(default_factory=dict)
+    anomaly_scores: Mapping[SiloName, float] = field(default_factory=dict)
     latest_model: ModelReference | None = None
     evidence: JobEvidence | None = None
 

@@ -484,6 +484,16 @@ class PolicySpec(_Model):
             "another release is denied (update_incompatible) before its payload is read. Unset: any release."
         ),
     )
+    max_anomaly_score: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1000.0,
+        description=(
+            "Deny the updates of a silo whose anomaly score (how far its past updates sat from the other silos', "
+            "in robust standard deviations; docs/robustness.md) is above this, e.g. 5 (update_anomalous). "
+            "Unset: scores are reported, not judged."
+        ),
+    )
 
 
 #: A Kubernetes quantity as fedsilo accepts it: a decimal number and an optional unit.

@@ -82,6 +82,8 @@ class KubeStatusReporter:
                 denials=report.denials_total,
                 epsilon=epsilon,
                 max_epsilon_spent=max(epsilon.values(), default=0.0),
+                anomaly_scores={str(silo): round(score, 3) for silo, score in sorted(report.anomaly_scores.items())}
+                or None,
                 latest_model=report.latest_model,
                 evidence=report.evidence,
             )

@@ -55,6 +55,10 @@ class JobFacts(_Facts):
     )
     delta: float | None = Field(default=None, description="The delta of (epsilon, delta)-DP; null without DP.")
     silos: tuple[str, ...] = Field(description="Names of the silos taking part.")
+    max_anomaly_score: float | None = Field(
+        default=None,
+        description="Highest anomaly score a silo may have and send an update; null: scores are not judged.",
+    )
 
     @classmethod
     def of(cls, job: FederatedJob, round_number: int) -> JobFacts:
@@ -70,6 +74,7 @@ class JobFacts(_Facts):
             min_samples=spec.policy.min_samples,
             delta=spec.privacy.delta,
             silos=tuple(spec.silos),
+            max_anomaly_score=spec.policy.max_anomaly_score,
         )
 
 
@@ -79,6 +84,13 @@ class SiloFacts(_Facts):
     name: str = Field(description="Silo name, taken from its mTLS identity.")
     enrolled: bool = Field(description="The hub holds a registered key for this silo.")
     max_epsilon: float | None = Field(default=None, description="The silo's own lifetime ceiling; null: none.")
+    anomaly_score: float | None = Field(
+        default=None,
+        description=(
+            "How far the silo's updates of past rounds sat from the others', in robust standard deviations "
+            "(docs/robustness.md); null until a round observed it."
+        ),
+    )
 
 
 class UpdateFacts(_Facts):

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     EPSILON_UNACCOUNTED = "epsilon_unaccounted"
     AGGREGATION_NOT_ALLOWED = "aggregation_not_allowed"
     TOO_FEW_SAMPLES = "too_few_samples"
+    UPDATE_ANOMALOUS = "update_anomalous"
     # A transport problem whose text names no known code (the Rego's fallback).
     TRANSPORT_PROBLEM = "transport_problem"
 

@@ -40,6 +40,8 @@ class RoundRow:
     # Plain mode: each accepted update's L2 distance and cosine to the step the model took (anomaly signal).
     update_distance: dict[str, float] = field(default_factory=dict)
     update_cosine: dict[str, float | None] = field(default_factory=dict)
+    # Each silo's anomaly score over rounds once this round was folded in (docs/robustness.md).
+    anomaly_score: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, summary: RoundSummary) -> RoundRow:
@@ -60,6 +62,7 @@ class RoundRow:
             model_digest=summary.model_digest,
             update_distance={s: v.update_distance for s, v in summary.silos.items() if v.update_distance is not None},
             update_cosine={s: v.update_cosine for s, v in summary.silos.items() if v.update_distance is not None},
+            anomaly_score={s: v.anomaly_score for s, v in summary.silos.items() if v.anomaly_score is not None},
         )
 
 

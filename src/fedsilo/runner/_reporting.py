@@ -114,6 +114,11 @@ class ReportingObserver:
             dropouts=tuple(SiloName(s) for s in summary.participants if s not in summary.accepted),
             denials_total=sum(self._denials.values()),
             epsilon_spent=dict(self._epsilon),
+            anomaly_scores={
+                SiloName(silo): stats.anomaly_score
+                for silo, stats in summary.silos.items()
+                if stats.anomaly_score is not None
+            },
             latest_model=ModelReference(uri=stored.path, round=summary.round, digest=summary.model_digest)
             if stored is not None
             else None,
