@@ -53,6 +53,7 @@ from fedsilo.protocol import PolicyVerdict, StreamError, UpdateMetadata
 
 from ._anomaly import AnomalyScores
 from ._attribution import AttributedRefusal, SeenNonces, verify_signed
+from ._bounds import SignedContribution
 from ._claims import check_cleartext_claims
 from ._contracts import PrivacyBook, RoundObserver, UpdateGate
 from ._metrics import DECISIONS
@@ -322,6 +323,10 @@ class Admission:
         if verdict.accepted:
             current.aggregation.admit(silo)
             current.digests[silo] = submission.payload_digest
+            silo_level_dp = self.job.spec.privacy.mode is PrivacyMode.SILO
+            current.signed[silo] = SignedContribution(
+                weight=1.0 if silo_level_dp else float(claims.num_samples), l2_norm=claims.l2_norm
+            )
             stats.epsilon_round = claims.epsilon_round
             stats.l2_norm_claim = claims.l2_norm
             if self._privacy is not None:

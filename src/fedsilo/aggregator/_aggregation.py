@@ -75,6 +75,10 @@ class Aggregation(ABC):
     def result(self) -> tuple[npt.NDArray[np.float64], float]:
         """The sum of admitted weighted updates and the sum of their weights."""
 
+    def coordinate_error(self) -> float:
+        """How far this mode's arithmetic may move one coordinate of a correct ``result`` (floats: 0)."""
+        return 0.0
+
 
 class BufferedSink(UpdateSink):
     """Keeps one silo's vector until it is admitted or dropped.

@@ -124,6 +124,8 @@ class RoundSummary:
     # The audit log's and the hub ledger's signed heads as the round closed, to publish outside them.
     audit_head: SignedHead | None = None
     ledger_head: SignedHead | None = None
+    # Why the round's sum was not applied (the model stayed); None when it counted.
+    void: str | None = None
 
 
 class RoundObserver(Protocol):

@@ -10,7 +10,6 @@ evaluation reports by ``_evaluation.py``, and a closed round is recorded by ``_r
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fedsilo.api import AggregationMode, FederatedJob
+from fedsilo.api import AggregationMode, FederatedJob, PrivacyMode
 from fedsilo.identity import SigningKey, VerifyKey, sha256_digest
 from fedsilo.protocol import (
     GlobalModelClaim,
@@ -37,6 +36,7 @@ from ._admission import Admission, Chunk
 from ._aggregation import Aggregation
 from ._anomaly import AnomalyScores
 from ._attribution import SeenNonces
+from ._bounds import expected_weight, sum_problem
 from ._contracts import JobFailed, PrivacyBook, RoundObserver, RoundSummary, ServerStrategy, UpdateGate, UpdatesStrategy
 from ._evaluation import apply_evaluations, receive_evaluation
 from ._metrics import ROUNDS
@@ -333,9 +333,19 @@ class JobCoordinator:
             if aggregation.setup_steps:
                 self._run_unmask(current, aggregation, accepted)
         total, weight = aggregation.result()
-        if weight <= 0 or not math.isfinite(weight):
-            raise JobFailed(f"round {round_number}: aggregate weight is {weight}")
-        new_weights = self._next_weights(aggregation, total / weight)
+        signed = {silo: current.contribution_of(silo) for silo in accepted}
+        current.void = sum_problem(
+            total,
+            weight,
+            signed,
+            check_norm=self.spec.privacy.mode is not PrivacyMode.SILO,
+            coordinate_error=aggregation.coordinate_error(),
+        )
+        if current.void is not None:
+            log.warning("round %d is void, the model stays: %s", round_number, current.void)
+            new_weights = self._weights
+        else:
+            new_weights = self._next_weights(aggregation, total / expected_weight(signed))
         self._record_distances(current, aggregation, new_weights)
         self._score_anomalies(current, accepted)
         if self._privacy is not None:

@@ -56,3 +56,7 @@ class MaskedAggregation(Aggregation):
     def result(self) -> tuple[npt.NDArray[np.float64], float]:
         total, weight = self.server.result()
         return total, float(weight)
+
+    def coordinate_error(self) -> float:
+        """Each counted silo's fixed point rounds each coordinate by at most half a unit."""
+        return len(self.server.counted) * 0.5 * 2.0**-self.server.config.fractional_bits

@@ -42,6 +42,7 @@ def summarize(
         silos=dict(current.stats),
         audit_head=audit_head,
         ledger_head=ledger_head,
+        void=current.void,
     )
 
 

@@ -21,6 +21,7 @@ from fedsilo.protocol import MAX_RECORDS, EvaluationReport, PolicyVerdict, Round
 from fedsilo.secagg import SecAggConfig
 
 from ._aggregation import Aggregation, PlainAggregation
+from ._bounds import SignedContribution
 from ._contracts import JobFailed, SiloRoundStats
 from ._masked import MaskedAggregation
 from ._phases import Phase, PhaseClosed
@@ -49,6 +50,14 @@ class OpenRound:
     replies: dict[str, dict[str, bytes]] = field(default_factory=dict)
     unmask_body: bytes = b""
     started: float = field(default_factory=time.monotonic)
+    # What each admitted silo signed about its update: the bound on the round's sum (``_bounds``).
+    signed: dict[str, SignedContribution] = field(default_factory=dict)
+    # Why the round's sum was not applied (it broke that bound); None for a round that counted.
+    void: str | None = None
+
+    def contribution_of(self, silo: str) -> SignedContribution:
+        """What admitted ``silo`` signed (set when its update took effect)."""
+        return self.signed[silo]
 
     def stats_of(self, silo: str) -> SiloRoundStats:
         """``silo``'s counters in this round, created on first use."""

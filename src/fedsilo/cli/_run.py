@@ -49,6 +49,8 @@ class _ProgressObserver:
                 f"  round {summary.round}: {len(summary.accepted)}/{len(summary.participants)} updates accepted "
                 f"in {summary.seconds:.1f}s" + (f", epsilon spent up to {max(spent):.3f}" if spent else "")
             )
+            if summary.void is not None:
+                self._progress.console.print(f"  round {summary.round}: [red]void, the model stays[/]: {summary.void}")
         if summary.accuracy is not None and summary.loss is not None:
             self._progress.console.print(
                 f"  round {summary.round} model: accuracy {summary.accuracy:.4f}, loss {summary.loss:.4f}"

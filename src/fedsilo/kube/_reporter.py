@@ -88,6 +88,9 @@ class KubeStatusReporter:
                 evidence=report.evidence,
             )
         )
+        if report.void is not None:
+            self._event("RoundVoid", f"Round {report.round} is void, the model stays: {report.void}", "Warning")
+            return
         model = f", model {report.latest_model.digest}" if report.latest_model else ""
         dropped = f"; dropped: {', '.join(sorted(report.dropouts))}" if report.dropouts else ""
         self._event(

@@ -42,6 +42,8 @@ class RoundRow:
     update_cosine: dict[str, float | None] = field(default_factory=dict)
     # Each silo's anomaly score over rounds once this round was folded in (docs/robustness.md).
     anomaly_score: dict[str, float] = field(default_factory=dict)
+    # Why the round's sum was not applied (it broke the signed bounds; the model stayed); None when it counted.
+    void: str | None = None
 
     @classmethod
     def of(cls, summary: RoundSummary) -> RoundRow:
@@ -63,6 +65,7 @@ class RoundRow:
             update_distance={s: v.update_distance for s, v in summary.silos.items() if v.update_distance is not None},
             update_cosine={s: v.update_cosine for s, v in summary.silos.items() if v.update_distance is not None},
             anomaly_score={s: v.anomaly_score for s, v in summary.silos.items() if v.anomaly_score is not None},
+            void=summary.void,
         )
 
 

@@ -122,6 +122,7 @@ class ReportingObserver:
             latest_model=ModelReference(uri=stored.path, round=summary.round, digest=summary.model_digest)
             if stored is not None
             else None,
+            void=summary.void,
             evidence=JobEvidence(
                 audit_head=_status_head(summary.audit_head),
                 ledger_head=_status_head(summary.ledger_head),
