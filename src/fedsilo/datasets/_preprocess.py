@@ -16,6 +16,7 @@ after the numeric ones. A code outside the vocabulary (rare, unseen, missing) is
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -24,7 +25,6 @@ import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from fedsilo.api import Scaling
-from fedsilo.identity import sha256_digest
 from fedsilo.protocol import MessageError, StrictMessage
 
 from ._sources import DataError
@@ -84,7 +84,8 @@ class FittedPreprocessing(StrictMessage):
 
     def digest(self) -> str:
         """``sha256:...`` of the canonical bytes: what the model lineage names and the hub's seal covers."""
-        return sha256_digest(self.canonical_bytes())
+        # hashlib, not fedsilo.identity: the trainer reads this file and imports no key material.
+        return "sha256:" + hashlib.sha256(self.canonical_bytes()).hexdigest()
 
     def apply(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The transformed records; ``DataError`` if they do not have the fitted shape."""
