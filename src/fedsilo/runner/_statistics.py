@@ -70,7 +70,6 @@ def statistics_phase(
     fitted_path = None
     preprocessing = spec.data.preprocessing
     if preprocessing is not None and preprocessing.federated:
-        width = silos[0].records.reshape(len(silos[0].records), -1).shape[1]
-        fitted = fit_preprocessing(outcome.statistics, preprocessing, width)
+        fitted = fit_preprocessing(outcome.statistics, preprocessing)
         fitted_path = fitted.write(out / PREPROCESSING_FILE)
     return StatisticsFiles(outcome.statistics, fitted, json_path, plot, fitted_path)

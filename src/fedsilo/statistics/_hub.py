@@ -96,12 +96,26 @@ class StatisticsHub:
 
     # ----- what follows from the totals ----------------------------------------------------
 
+    def floor(self, phase: str) -> float:
+        """The count a total must reach to be released: minCount, plus three noise deviations in a private phase.
+
+        Noise alone must not make an empty bin or an absent category look populated (the
+        thresholding of DP histograms); the noise in a total of n silos has std
+        sigma * sensitivity * sqrt(n / minSilos).
+        """
+        plan = self.plan
+        if plan.noise_multiplier is None:
+            return float(plan.min_count)
+        silos = max(len(self.counted), 1)
+        std = plan.noise_multiplier * plan.sensitivity(phase) * (silos / plan.min_silos) ** 0.5
+        return float(plan.min_count + 3.0 * std)
+
     def ranges(self, moments: npt.NDArray[np.float64]) -> dict[int, tuple[float, float]]:
         """Pass 2's public range per numeric feature: the coarse bins that reach minCount, outermost edges."""
         where = self.plan.layout(MOMENTS).slices()
         out = {}
         for column in self.plan.numeric:
-            reaching = np.flatnonzero(moments[where[f"coarse/{column}"]] >= self.plan.min_count)
+            reaching = np.flatnonzero(moments[where[f"coarse/{column}"]] >= self.floor(MOMENTS))
             out[column] = coarse_range(int(reaching[0]), int(reaching[-1])) if reaching.size else (0.0, 1.0)
         return out
 
@@ -149,10 +163,12 @@ class StatisticsHub:
         counts: npt.NDArray[np.float64],
     ) -> NumericStatistics:
         plan = self.plan
-        released = suppress(counts, plan.min_count)
+        floor = self.floor(HISTOGRAM)
+        released = suppress(counts, floor)
         kept = [i for i, c in enumerate(released) if c is not None]
         if plan.private:
-            count, mean, variance = histogram_moments(edges, counts)
+            # Only released bins: a suppressed one holds mostly noise.
+            count, mean, variance = histogram_moments(edges, np.where(counts >= floor, counts, 0.0))
         else:
             count = float(moments[where[f"count/{column}"]][0])
             total, squares = float(moments[where[f"sum/{column}"]][0]), float(moments[where[f"sumsq/{column}"]][0])
@@ -167,13 +183,13 @@ class StatisticsHub:
             variance=variance if enough else None,
             min=float(edges[kept[0]]) if enough else None,
             max=float(edges[kept[-1] + 1]) if enough else None,
-            quantiles=histogram_quantiles(edges, counts) if enough else (),
+            quantiles=histogram_quantiles(edges, np.where(counts >= floor, counts, 0.0)) if enough else (),
             edges=tuple(float(e) for e in edges),
             counts=released,
         )
 
     def _categorical(self, column: int, slots: npt.NDArray[np.float64]) -> CategoricalStatistics:
-        codes, floor = self.plan.codes, self.plan.min_count
+        codes, floor = self.plan.codes, self.floor(MOMENTS)
         counts = {str(code): float(slots[code]) for code in range(codes) if slots[code] >= floor}
         return CategoricalStatistics(
             column=column,

@@ -95,9 +95,9 @@ class FederatedStatistics(StrictMessage):
         raise KeyError(f"no numeric feature {column}")
 
 
-def suppress(counts: npt.NDArray[np.float64], min_count: int) -> tuple[float | None, ...]:
-    """Counts as published: a count below ``min_count`` (noise included) is None."""
-    return tuple(float(c) if c >= min_count else None for c in counts)
+def suppress(counts: npt.NDArray[np.float64], floor: float) -> tuple[float | None, ...]:
+    """Counts as published: a count below ``floor`` (noise included) is None."""
+    return tuple(float(c) if c >= floor else None for c in counts)
 
 
 def histogram_moments(edges: npt.NDArray[np.float64], counts: npt.NDArray[np.float64]) -> tuple[float, float, float]:
@@ -123,9 +123,7 @@ def histogram_quantiles(
     return tuple((level, float(np.interp(level, cumulative, edges))) for level in levels)
 
 
-def fit_preprocessing(
-    statistics: FederatedStatistics, preprocessing: PreprocessingSpec, num_features: int
-) -> FittedPreprocessing:
+def fit_preprocessing(statistics: FederatedStatistics, preprocessing: PreprocessingSpec) -> FittedPreprocessing:
     """The transform every silo applies, from the published statistics only.
 
     Raises ``ValueError`` naming the feature when a statistic the transform needs was suppressed.
@@ -152,7 +150,7 @@ def fit_preprocessing(
         format="fedsilo.preprocessing/v1",
         job=statistics.job.split("/")[0],
         scaling=preprocessing.scaling,
-        num_features=num_features,
+        num_features=len(statistics.numeric) + len(statistics.categorical),
         numeric=tuple(numeric),
         categorical=tuple(categorical),
         statistics_digest=statistics.digest(),
