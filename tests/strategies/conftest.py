@@ -8,6 +8,7 @@ import numpy as np
 
 from fedsilo.api import FederatedJobSpec
 from fedsilo.protocol import Weights
+from fedsilo_testing.simulation import mean_update as mean_update
 
 from ..datasets.conftest import job_spec
 
@@ -17,15 +18,6 @@ LOCALS: list[tuple[Weights, int]] = [
     ({"w": np.array([2.0, 2.0], np.float32), "b": np.array([1.0], np.float32)}, 1),
     ({"w": np.array([1.0, 6.0], np.float32), "b": np.array([0.5], np.float32)}, 3),
 ]
-
-
-def mean_update(global_weights: Weights, locals_: list[tuple[Weights, int]]) -> Weights:
-    """The sample-weighted mean of ``local - global``: what secure aggregation hands a strategy."""
-    total = sum(n for _, n in locals_)
-    return {
-        k: (sum(n * (local[k] - v) for local, n in locals_) / total).astype(np.float32)
-        for k, v in global_weights.items()
-    }
 
 
 def strategy_spec(**strategy: Any) -> FederatedJobSpec:

@@ -38,14 +38,17 @@ from ._types import DataSpec as DataSpec
 from ._types import FederatedJob as FederatedJob
 from ._types import FederatedJobSpec as FederatedJobSpec
 from ._types import FedsiloVersion as FedsiloVersion
+from ._types import Imputation as Imputation
 from ._types import ModelSpec as ModelSpec
 from ._types import ObjectMeta as ObjectMeta
 from ._types import PartitionScheme as PartitionScheme
 from ._types import PartitionSpec as PartitionSpec
 from ._types import PolicySpec as PolicySpec
+from ._types import PreprocessingSpec as PreprocessingSpec
 from ._types import PrivacyMode as PrivacyMode
 from ._types import PrivacySpec as PrivacySpec
 from ._types import RoundNumber as RoundNumber
+from ._types import Scaling as Scaling
 from ._types import Silo as Silo
 from ._types import SiloDataSpec as SiloDataSpec
 from ._types import SiloIdentity as SiloIdentity
@@ -54,6 +57,7 @@ from ._types import SiloSpec as SiloSpec
 from ._types import StrategyName as StrategyName
 from ._types import StrategySpec as StrategySpec
 from ._types import SyntheticSpec as SyntheticSpec
+from ._types import TabularSpec as TabularSpec
 from ._types import TrainingSpec as TrainingSpec
 from ._types import workload_namespace_problem as workload_namespace_problem
 
@@ -77,6 +81,7 @@ __all__ = [
     "FederatedJobSpec",
     "FederatedJobStatus",
     "FedsiloVersion",
+    "Imputation",
     "JobEvidence",
     "JobOutcome",
     "JobPhase",
@@ -89,10 +94,12 @@ __all__ = [
     "PartitionScheme",
     "PartitionSpec",
     "PolicySpec",
+    "PreprocessingSpec",
     "PrivacyMode",
     "PrivacySpec",
     "RoundNumber",
     "RoundReport",
+    "Scaling",
     "Silo",
     "SiloDataSpec",
     "SiloIdentity",
@@ -105,6 +112,7 @@ __all__ = [
     "StrategyName",
     "StrategySpec",
     "SyntheticSpec",
+    "TabularSpec",
     "TrainingSpec",
     "load_manifest",
     "parse_manifest",

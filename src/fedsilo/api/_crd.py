@@ -41,6 +41,7 @@ from ._types import (
     FederatedJob,
     FederatedJobSpec,
     ModelSpec,
+    PreprocessingSpec,
     PrivacyMode,
     PrivacySpec,
     Silo,
@@ -49,6 +50,7 @@ from ._types import (
     StrategyName,
     StrategySpec,
     SyntheticSpec,
+    TabularSpec,
 )
 
 VERSION = API_VERSION.rsplit("/", 1)[1]
@@ -188,6 +190,16 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             "trainer's memory holds; lower one of them",
         ),
     ),
+    TabularSpec: (
+        Rule(
+            rule=f"((has(self.numFeatures) ? self.numFeatures : {_default(TabularSpec, 'num_features')}) + "
+            f"(has(self.numCategorical) ? self.numCategorical : {_default(TabularSpec, 'num_categorical')})) * "
+            f"(has(self.recordsPerSilo) ? self.recordsPerSilo : {_default(TabularSpec, 'records_per_silo')}) "
+            f"<= {MAX_SYNTHETIC_VALUES}",
+            message=f"(numFeatures + numCategorical) x recordsPerSilo is above {MAX_SYNTHETIC_VALUES} values per "
+            "silo, more than a trainer's memory holds; lower one of them",
+        ),
+    ),
     PrivacySpec: (
         Rule(
             rule=f"self.mode == '{PrivacyMode.NONE.value}' || has(self.noiseMultiplier) != has(self.targetEpsilon)",
@@ -260,6 +272,8 @@ _FIELD_EXTRAS: dict[tuple[type[BaseModel], str], Schema] = {
         "x-kubernetes-list-type": "set",
         "items": {"maxLength": MAX_NAME, "pattern": _DNS_LABEL.pattern},
     },
+    # Duplicates are rejected by the list type, as for silos.
+    (PreprocessingSpec, "categorical"): {"x-kubernetes-list-type": "set"},
 }
 
 _KUBE_FIELDS: Schema = {

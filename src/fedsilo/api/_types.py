@@ -177,6 +177,7 @@ class DataSource(StrEnum):
     BREAST_CANCER = "breast_cancer"
     CSV = "csv"
     NPZ = "npz"
+    TABULAR = "tabular"
 
 
 class PartitionScheme(StrEnum):
@@ -222,13 +223,136 @@ class PartitionSpec(_Model):
     )
 
 
+class TabularSpec(_Model):
+    """A generated tabular workload: features on very different scales, integer-coded categories, label skew by partition."""
+
+    records_per_silo: int = Field(
+        default=4000, ge=20, le=1_000_000, description="Records generated per silo (pooled, then partitioned)."
+    )
+    num_features: int = Field(default=12, ge=2, le=1000, description="Numeric features, on scales from 1e-2 to 1e4.")
+    num_categorical: int = Field(
+        default=2, ge=0, le=16, description="Integer-coded categorical features (codes 0..7) after the numeric ones."
+    )
+    num_classes: int = Field(default=4, ge=2, le=100, description="Number of classes.")
+    missing_fraction: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=0.5,
+        description="Fraction of numeric values left missing (NaN); needs preprocessing.impute to train.",
+    )
+
+    @model_validator(mode="after")
+    def _fits_a_node(self) -> Self:
+        if (self.num_features + self.num_categorical) * self.records_per_silo > MAX_SYNTHETIC_VALUES:
+            raise ValueError(
+                f"(numFeatures + numCategorical) x recordsPerSilo is above {MAX_SYNTHETIC_VALUES} values per silo, "
+                "more than a trainer's memory holds; lower one of them"
+            )
+        return self
+
+
+class Scaling(StrEnum):
+    """How numeric features are scaled before training."""
+
+    NONE = "none"
+    SILO = "silo"
+    STANDARDIZE = "standardize"
+    MINMAX = "minmax"
+
+
+class Imputation(StrEnum):
+    """What a missing numeric value becomes."""
+
+    NONE = "none"
+    MEAN = "mean"
+    MEDIAN = "median"
+
+
+#: Most categorical columns and category codes a job may declare (each code is one masked count).
+MAX_CATEGORICAL_COLUMNS = 64
+MAX_CATEGORY_CODES = 256
+
+
+def _unique_columns(value: list[int]) -> list[int]:
+    if len(set(value)) != len(value):
+        duplicated = sorted({c for c in value if value.count(c) > 1})
+        raise ValueError(f"lists column {', '.join(map(str, duplicated))} more than once")
+    return value
+
+
+class PreprocessingSpec(_Model):
+    """Preprocessing every silo and the centralized baseline apply identically, fitted by federated statistics."""
+
+    scaling: Scaling = Field(
+        strict=False,
+        description=(
+            "Required. standardize (global mean and standard deviation) or minmax (global noise-protected "
+            "range to [0, 1]), both fitted by the statistics phase through masked aggregation; silo (each "
+            "silo standardizes with its own statistics: the same raw value then means different things in "
+            "different silos); or none (raw values)."
+        ),
+    )
+    categorical: Annotated[list[Annotated[int, Field(ge=0, le=100_000)]], AfterValidator(_unique_columns)] = Field(
+        default_factory=list,
+        max_length=MAX_CATEGORICAL_COLUMNS,
+        description=(
+            "Feature positions (0-based, label column removed) holding integer category codes; each becomes "
+            "one-hot columns over the shared vocabulary the statistics phase finds (codes seen at least "
+            "minCount times in all silos together)."
+        ),
+    )
+    max_categories: int = Field(
+        default=32,
+        ge=2,
+        le=MAX_CATEGORY_CODES,
+        description="Category codes are 0..maxCategories-1; other values count as one 'other' category.",
+    )
+    impute: Imputation = Field(
+        default=Imputation.NONE,
+        strict=False,
+        description="Missing numeric values (empty csv cells, NaN) become the global mean or median; none refuses them.",
+    )
+    min_count: int = Field(
+        default=10,
+        ge=1,
+        le=10**9,
+        description=(
+            "A silo with fewer training records takes no part in the statistics (its reason is reported), "
+            "and a histogram bin or category with fewer records in total is suppressed."
+        ),
+    )
+    bins: int = Field(default=32, ge=4, le=512, description="Histogram bins per numeric feature.")
+    epsilon: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=100.0,
+        description=(
+            "Differential privacy for the statistics: Gaussian noise calibrated so both histogram passes "
+            "together cost each silo this epsilon, charged to its ledger. Unset: no noise (exact totals)."
+        ),
+    )
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0, description="The delta of the statistics' (epsilon, delta)-DP.")
+
+    @property
+    def federated(self) -> bool:
+        """Whether the statistics phase must run before training."""
+        return (
+            self.scaling in (Scaling.STANDARDIZE, Scaling.MINMAX)
+            or bool(self.categorical)
+            or self.impute is not Imputation.NONE
+        )
+
+
 class DataSpec(_Model):
     """The data each silo trains on."""
 
     source: DataSource = Field(
         default=DataSource.SYNTHETIC,
         strict=False,
-        description="synthetic, digits, breast_cancer (bundled, no download), csv or npz (a local path).",
+        description=(
+            "synthetic, digits, breast_cancer (bundled, no download), tabular (generated: features on very "
+            "different scales, thousands of records per silo), csv or npz (a local path)."
+        ),
     )
     path: str | None = Field(
         default=None,
@@ -239,6 +363,15 @@ class DataSpec(_Model):
     )
     label_column: str = Field(default="label", description="For csv: the name of the column holding class labels.")
     synthetic: SyntheticSpec = Field(default_factory=SyntheticSpec, description="For synthetic: generator parameters.")
+    tabular: TabularSpec = Field(default_factory=TabularSpec, description="For tabular: generator parameters.")
+    preprocessing: PreprocessingSpec | None = Field(
+        default=None,
+        description=(
+            "Preprocessing fitted by a federated statistics phase before training (docs/statistics.md). Unset: "
+            "breast_cancer, csv and npz are standardized per silo, each with its own statistics, and a run "
+            "says so; digits, synthetic and tabular stay raw."
+        ),
+    )
     partition: PartitionSpec = Field(
         default_factory=PartitionSpec,
         description="How a pooled data set is split across silos (local simulation only).",

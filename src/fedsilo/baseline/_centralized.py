@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from fedsilo.api import FederatedJobSpec
-from fedsilo.datasets import load_pooled_data
+from fedsilo.datasets import FittedPreprocessing, load_pooled_data
 from fedsilo.strategies import FitConfig
 from fedsilo.trainer import EvaluateConfig, build_client
 
@@ -31,15 +31,19 @@ class BaselineResult:
 
 
 def train_centralized(
-    spec: FederatedJobSpec, num_silos: int, path_overrides: dict[int, str] | None = None
+    spec: FederatedJobSpec,
+    num_silos: int,
+    path_overrides: dict[int, str] | None = None,
+    preprocessing: FittedPreprocessing | None = None,
 ) -> BaselineResult:
     """Train on the pooled training splits for ``rounds * localEpochs`` epochs (at most ``MAX_EPOCHS``).
 
     ``path_overrides`` maps silo indices to their own data files, as the silos read them.
     Client-side strategy settings (FedProx's proximal term) do not apply: there is no
-    global model to stay near.
+    global model to stay near. ``preprocessing`` is the job's fitted transform, applied to
+    the pooled records exactly as every silo applies it.
     """
-    data = load_pooled_data(spec, num_silos, path_overrides)
+    data = load_pooled_data(spec, num_silos, path_overrides, preprocessing)
     client = build_client(spec, data)
     epochs = min(MAX_EPOCHS, spec.rounds * spec.training.local_epochs)
     accuracy: list[float] = []

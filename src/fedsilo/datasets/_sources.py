@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.datasets import load_breast_cancer, load_digits
 
-from fedsilo.api import SyntheticSpec
+from fedsilo.api import SyntheticSpec, TabularSpec
 
 # Fewest records one synthetic device holds, as the paper's generator adds 50 to every
 # device's lognormal draw; here it is smaller so small configured means stay possible.
@@ -68,7 +68,18 @@ def _labels(raw: npt.NDArray[np.generic], where: str) -> tuple[npt.NDArray[np.in
     return labels, int(labels.max()) + 1
 
 
-def read_npz(path: str) -> Pool:
+def _check_values(x: npt.NDArray[np.float32], where: str, allow_missing: bool) -> None:
+    """Refuse infinite values always, and missing (NaN) ones unless the job imputes them."""
+    if np.isinf(x).any():
+        raise DataError(f"{where} holds infinite values")
+    if not allow_missing and np.isnan(x).any():
+        raise DataError(
+            f"{where} holds missing (NaN or empty) values; set spec.data.preprocessing.impute to mean or median "
+            "to fill them with global statistics"
+        )
+
+
+def read_npz(path: str, allow_missing: bool = False) -> Pool:
     """An .npz file with arrays ``x`` (records by features, or records by image) and ``y``."""
     try:
         with np.load(Path(path), allow_pickle=False) as archive:
@@ -86,14 +97,16 @@ def read_npz(path: str) -> Pool:
         raise DataError(f"{path}: x must hold one row (or image) per record, has shape {x.shape}")
     if raw_y.ndim != 1 or len(x) != len(raw_y):
         raise DataError(f"{path}: y must hold one label per record of x ({len(x)}), has shape {raw_y.shape}")
-    if not np.isfinite(x).all():
-        raise DataError(f"{path}: x holds NaN or infinite values")
+    _check_values(x, f"{path}: x", allow_missing)
     y, classes = _labels(raw_y, f"{path} array y")
     return Pool(x, y, classes, tuple(x.shape[1:]))
 
 
-def read_csv(path: str, label_column: str) -> Pool:
-    """A CSV file with a header row, numeric feature columns and one numeric label column."""
+def read_csv(path: str, label_column: str, allow_missing: bool = False) -> Pool:
+    """A CSV file with a header row, numeric feature columns and one numeric label column.
+
+    An empty cell is a missing value (NaN), which only a job that imputes accepts.
+    """
     try:
         with Path(path).open(encoding="utf-8", newline="") as handle:
             rows = list(csv.reader(handle))
@@ -110,15 +123,20 @@ def read_csv(path: str, label_column: str) -> Pool:
     for line, row in enumerate(records, start=2):
         if len(row) != len(header):
             raise DataError(f"{path} line {line}: {len(row)} values, but the header names {len(header)} columns")
-    try:
-        table = np.array(records, dtype=np.float64).reshape(len(records), len(header))
-    except ValueError as error:
-        raise DataError(f"{path}: every value must be a number ({error})") from error
-    if not np.isfinite(table).all():
-        raise DataError(f"{path}: holds NaN or infinite values")
     index = header.index(label_column)
+    cells = [
+        ["nan" if not value.strip() and column != index else value for column, value in enumerate(row)]
+        for row in records
+    ]
+    try:
+        table = np.array(cells, dtype=np.float64).reshape(len(records), len(header))
+    except ValueError as error:
+        raise DataError(f"{path}: every value must be a number or, for a missing feature, empty ({error})") from error
+    if not np.isfinite(table[:, index]).all():
+        raise DataError(f"{path}: column {label_column!r} holds a missing or infinite label")
     y, classes = _labels(table[:, index], f"{path} column {label_column!r}")
     x = np.delete(table, index, axis=1).astype(np.float32)
+    _check_values(x, path, allow_missing)
     return Pool(x, y, classes, (x.shape[1],))
 
 
@@ -156,3 +174,42 @@ def synthetic(spec: SyntheticSpec, num_silos: int, seed: int) -> list[Pool]:
         y = np.argmax(x @ weights + bias, axis=1)
         pools.append(Pool(x.astype(np.float32), y.astype(np.int64), c, (d,)))
     return pools
+
+
+#: Category codes the generated categorical features take.
+TABULAR_CATEGORIES = 8
+
+
+def tabular(spec: TabularSpec, num_silos: int, seed: int) -> Pool:
+    """A generated table on very different scales: what per-silo standardization gets wrong under label skew.
+
+    Each class c has a latent centre mu_c ~ N(0, 0.6^2 I); a record of class c has latent
+    features z ~ N(mu_c, I). Numeric feature j is ``scale_j * z_j + offset_j`` with
+    ``scale_j`` log-uniform in [1e-2, 1e4] and ``offset_j`` up to five scales away from 0,
+    so raw values span six orders of magnitude. Categorical features are codes 0..7 drawn
+    from a class-dependent distribution. With ``missing_fraction`` that share of numeric
+    values is NaN. The pool holds ``records_per_silo * num_silos`` records; the job's
+    partition deals them (label skew with dirichlet), so the pooled set, and hence the
+    centralized baseline, is the same whatever the partition.
+    """
+    rng = np.random.default_rng([seed, 0x7AB])
+    d, k, c = spec.num_features, spec.num_categorical, spec.num_classes
+    total = spec.records_per_silo * num_silos
+    y = rng.integers(0, c, size=total)
+    centres = rng.normal(0.0, 0.6, size=(c, d))
+    z = centres[y] + rng.normal(0.0, 1.0, size=(total, d))
+    scales = 10.0 ** rng.uniform(-2.0, 4.0, size=d)
+    offsets = scales * rng.uniform(-5.0, 5.0, size=d)
+    numeric = z * scales + offsets
+    if spec.missing_fraction > 0:
+        numeric[rng.random(numeric.shape) < spec.missing_fraction] = np.nan
+    columns = [numeric]
+    for _ in range(k):
+        preferences = rng.dirichlet(np.full(TABULAR_CATEGORIES, 0.7), size=c)
+        # Inverse-CDF sampling of each record's code from its class's distribution.
+        cumulative = np.cumsum(preferences, axis=1)
+        codes = (rng.random(total)[:, None] > cumulative[y]).sum(axis=1).clip(max=TABULAR_CATEGORIES - 1)
+        codes = codes.astype(np.float64)
+        columns.append(codes[:, None])
+    x = np.concatenate(columns, axis=1).astype(np.float32)
+    return Pool(x, y.astype(np.int64), c, (d + k,))

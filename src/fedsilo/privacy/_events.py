@@ -66,14 +66,26 @@ class GaussianEvent:
 
     noise_multiplier: float
     count: int
+    #: What the releases were: a training round's sum, or the histograms of the statistics
+    #: phase (``fedsilo.statistics``). The ledger says which; the accountant composes both alike.
+    purpose: str = "training"
 
     def __post_init__(self) -> None:
         _check_noise(self.noise_multiplier)
         _check_count("count", self.count)
+        if self.purpose not in PURPOSES:
+            raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}, not {self.purpose!r}")
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON document the ledger stores and the sidecar signs."""
-        return {"kind": "gaussian", "noise_multiplier": self.noise_multiplier, "count": self.count}
+        """The JSON document the ledger stores and the sidecar signs (a training release's is unchanged)."""
+        document: dict[str, Any] = {"kind": "gaussian", "noise_multiplier": self.noise_multiplier, "count": self.count}
+        if self.purpose != "training":
+            document["purpose"] = self.purpose
+        return document
+
+
+#: What a Gaussian release may be for.
+PURPOSES = ("training", "statistics")
 
 
 Mechanism = DpSgdEvent | GaussianEvent
@@ -99,8 +111,12 @@ def mechanism_from_json(document: str | bytes | dict[str, Any]) -> Mechanism:
     expected = {"dp_sgd": {"noise_multiplier", "sample_rate", "steps"}, "gaussian": {"noise_multiplier", "count"}}
     if kind not in expected:
         raise ValueError(f"unknown mechanism kind {kind!r}; expected dp_sgd or gaussian")
-    if set(fields) != expected[kind]:
+    # A statistics release names its purpose; a training one (the original form) does not.
+    allowed = expected[kind] | ({"purpose"} if kind == "gaussian" and "purpose" in fields else set())
+    if set(fields) != allowed:
         raise ValueError(f"a {kind} mechanism has exactly the fields {sorted(expected[kind])}, not {sorted(fields)}")
+    if "purpose" in fields and fields["purpose"] not in PURPOSES[1:]:
+        raise ValueError(f"purpose must be one of {', '.join(PURPOSES[1:])}, not {fields['purpose']!r}")
     for name in ("noise_multiplier", "sample_rate"):
         # JSON writes 1.0 as 1.0, but a hand-written document may say 1; both are the same number.
         if name in fields and isinstance(fields[name], int) and not isinstance(fields[name], bool):

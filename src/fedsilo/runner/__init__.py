@@ -24,6 +24,8 @@ from ._report import write_plot as write_plot
 from ._report import write_privacy_plot as write_privacy_plot
 from ._reporting import RecordingRegistry as RecordingRegistry
 from ._reporting import ReportingObserver as ReportingObserver
+from ._statistics import StatisticsFiles as StatisticsFiles
+from ._statistics import statistics_phase as statistics_phase
 
 __all__ = [
     "AGGREGATOR_KEY",
@@ -40,6 +42,7 @@ __all__ = [
     "RoundRow",
     "RunOptions",
     "RunReport",
+    "StatisticsFiles",
     "Terminated",
     "aggregator_signing_key",
     "build_gate",
@@ -48,6 +51,7 @@ __all__ = [
     "registered_silo_keys",
     "render_table",
     "run_aggregator",
+    "statistics_phase",
     "write_plot",
     "write_privacy_plot",
 ]

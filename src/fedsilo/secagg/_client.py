@@ -135,6 +135,25 @@ class SecAggClient:
         if values.size + 1 != c.vector_length:
             raise ValueError(f"update has {values.size} values, the round expects {c.vector_length - 1}")
         masked = encode(values, weight, c.clip_range, c.fractional_bits)
+        self._add_masks(masked)
+        return masked
+
+    def mask_words(self, words: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+        """``words + PRG(seed) + sum of +-PRG(pairwise key)`` mod 2^32, for input already encoded in Z_2^32.
+
+        ``masked_input`` encodes a weighted update first; the statistics phase encodes its
+        exact wide totals itself (``fedsilo.statistics``) and masks them here, with the same masks.
+        """
+        c = self.config
+        if words.dtype != np.uint32 or words.shape != (c.vector_length,):
+            raise ValueError(f"input must be {c.vector_length} uint32 words")
+        masked = words.copy()
+        self._add_masks(masked)
+        return masked
+
+    def _add_masks(self, masked: npt.NDArray[np.uint32]) -> None:
+        """Add the self mask and the pairwise masks to ``masked`` in place."""
+        c = self.config
         peers = sorted(self._ciphertexts)
         pair_keys = {
             peer: c.pairwise_key(self._masking_key.exchange(self._adverts[peer].masking_key), self.me, peer)
@@ -151,7 +170,6 @@ class SecAggClient:
                     view += stream
                 else:
                     view -= stream
-        return masked
 
     # ----- step 3: unmasking -----------------------------------------------------------------
 

@@ -20,7 +20,8 @@ def describe_mechanism(mechanism: Mechanism) -> str:
     """A mechanism in one short line, e.g. ``DP-SGD sigma=1.1 q=0.00427 x 235``."""
     if isinstance(mechanism, DpSgdEvent):
         return f"DP-SGD sigma={mechanism.noise_multiplier:g} q={mechanism.sample_rate:.3g} x {mechanism.steps}"
-    return f"Gaussian sigma={mechanism.noise_multiplier:g} x {mechanism.count}"
+    suffix = "" if mechanism.purpose == "training" else f" ({mechanism.purpose})"
+    return f"Gaussian sigma={mechanism.noise_multiplier:g} x {mechanism.count}{suffix}"
 
 
 def ledger_report(charges: Iterable[Charge]) -> list[dict[str, Any]]:

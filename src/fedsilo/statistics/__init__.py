@@ -1,0 +1,57 @@
+"""Federated statistics: per-feature totals through masked secure aggregation, and the preprocessing they fit.
+
+Before training (``spec.data.preprocessing``) or as a job of its own (``fedsilo stats``),
+every silo computes its totals (counts, sums, sums of squares, histograms on a public
+binning, category counts), encodes them exactly in wide fixed point and masks them with
+the same ``fedsilo.secagg`` code that masks training updates; the hub unmasks only the
+sum. Optional DP noise is charged to each silo's ledger as a ``statistics`` release. A
+silo below ``minCount`` records is left out with its reason; a bin or category below it
+is suppressed. ``fit_preprocessing`` turns the released statistics into the transform
+every silo and the centralized baseline apply. docs/statistics.md explains it all.
+"""
+
+from ._hub import HubView as HubView
+from ._hub import StatisticsHub as StatisticsHub
+from ._phase import SiloRecords as SiloRecords
+from ._phase import StatisticsOutcome as StatisticsOutcome
+from ._phase import job_silos as job_silos
+from ._phase import run_statistics as run_statistics
+from ._plan import StatisticsError as StatisticsError
+from ._plan import StatisticsPlan as StatisticsPlan
+from ._render import statistics_table as statistics_table
+from ._render import write_histograms as write_histograms
+from ._result import CategoricalStatistics as CategoricalStatistics
+from ._result import ExcludedSilo as ExcludedSilo
+from ._result import FederatedStatistics as FederatedStatistics
+from ._result import NumericStatistics as NumericStatistics
+from ._result import fit_preprocessing as fit_preprocessing
+from ._silo import BELOW_MIN_COUNT as BELOW_MIN_COUNT
+from ._silo import EPSILON_EXCEEDED as EPSILON_EXCEEDED
+from ._silo import STATISTICS_ROUND as STATISTICS_ROUND
+from ._silo import StatisticsSilo as StatisticsSilo
+from ._wide import decode_wide as decode_wide
+from ._wide import encode_wide as encode_wide
+
+__all__ = [
+    "BELOW_MIN_COUNT",
+    "EPSILON_EXCEEDED",
+    "STATISTICS_ROUND",
+    "CategoricalStatistics",
+    "ExcludedSilo",
+    "FederatedStatistics",
+    "HubView",
+    "NumericStatistics",
+    "SiloRecords",
+    "StatisticsError",
+    "StatisticsHub",
+    "StatisticsOutcome",
+    "StatisticsPlan",
+    "StatisticsSilo",
+    "decode_wide",
+    "encode_wide",
+    "fit_preprocessing",
+    "job_silos",
+    "run_statistics",
+    "statistics_table",
+    "write_histograms",
+]

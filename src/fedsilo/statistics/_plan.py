@@ -1,0 +1,87 @@
+"""What the hub and every silo agree on for one job's statistics, derived from the spec alone.
+
+Built by ``run_statistics`` from ``spec.data.preprocessing`` (or its defaults, for a job
+without one) and the records' width; both sides take the same plan, so the layouts and
+the noise match without any exchange.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fedsilo.api import FederatedJobSpec, PreprocessingSpec, Scaling
+from fedsilo.privacy import calibrate_noise
+
+from ._layout import HISTOGRAM, MOMENTS, Layout, histogram_layout, moments_layout, sensitivity
+
+#: Histogram releases a private statistics phase makes (pass 1 and pass 2), charged as one event.
+RELEASES = 2
+
+
+class StatisticsError(ValueError):
+    """Statistics that cannot be computed; the message names the setting or silo and the fix."""
+
+
+@dataclass(frozen=True)
+class StatisticsPlan:
+    """The columns, binning, minimum count and noise of one statistics phase."""
+
+    job: str
+    silos: tuple[str, ...]
+    numeric: tuple[int, ...]
+    categorical: tuple[int, ...]
+    codes: int
+    bins: int
+    min_count: int
+    min_silos: int
+    threshold: int
+    epsilon: float | None
+    delta: float
+    noise_multiplier: float | None
+
+    @classmethod
+    def for_job(cls, job: str, spec: FederatedJobSpec, num_features: int) -> StatisticsPlan:
+        """The plan of ``job`` (its run name) for records of ``num_features`` values."""
+        preprocessing = spec.data.preprocessing or PreprocessingSpec(scaling=Scaling.NONE)
+        outside = [c for c in preprocessing.categorical if c >= num_features]
+        if outside:
+            raise StatisticsError(
+                f"spec.data.preprocessing.categorical names column {outside[0]}, but records have "
+                f"{num_features} features (positions 0..{num_features - 1}, label removed)"
+            )
+        categorical = tuple(sorted(preprocessing.categorical))
+        noise = None
+        if preprocessing.epsilon is not None:
+            # Both passes are full (unsampled) Gaussian releases: steps=2 at sample rate 1.
+            noise = calibrate_noise(preprocessing.epsilon, preprocessing.delta, 1.0, RELEASES)
+        return cls(
+            job=job,
+            silos=tuple(spec.silos),
+            numeric=tuple(c for c in range(num_features) if c not in categorical),
+            categorical=categorical,
+            codes=preprocessing.max_categories,
+            bins=preprocessing.bins,
+            min_count=preprocessing.min_count,
+            min_silos=spec.min_silos,
+            threshold=min(spec.secagg_threshold(), len(spec.silos)),
+            epsilon=preprocessing.epsilon,
+            delta=preprocessing.delta,
+            noise_multiplier=noise,
+        )
+
+    @property
+    def private(self) -> bool:
+        """Whether the histograms carry DP noise (and the exact sums are not released)."""
+        return self.noise_multiplier is not None
+
+    def layout(self, phase: str) -> Layout:
+        """The vector layout of ``phase`` (``MOMENTS`` or ``HISTOGRAM``)."""
+        if phase == MOMENTS:
+            return moments_layout(self.numeric, self.categorical, self.codes, self.private)
+        if phase == HISTOGRAM:
+            return histogram_layout(self.numeric, self.bins)
+        raise ValueError(f"unknown statistics phase {phase!r}")
+
+    def sensitivity(self, phase: str) -> float:
+        """L2 sensitivity of ``phase``'s vector to one record."""
+        return sensitivity(self.numeric, self.categorical, phase)

@@ -1,0 +1,167 @@
+"""A silo's side of the statistics phase: its own totals, its noise, its ledger, its masks.
+
+Everything a silo computes from its records stays here until it is masked: the hub gets
+only ``SecAggClient.mask_words`` of the wide-encoded vector. A silo with fewer training
+records than ``minCount`` takes no part and says only that (not its count); in a private
+phase it charges its own ledger before anything leaves, and declines when the charge would
+cross the job's or its own epsilon ceiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from fedsilo.identity import SigningKey, VerifyKey
+from fedsilo.privacy import GaussianEvent, add_silo_noise, noise_generator, silo_noise_std
+from fedsilo.privacy.ledger import PrivacyLedger, release_key
+from fedsilo.secagg import SecAggClient, SecAggConfig
+
+from ._layout import HISTOGRAM, MOMENTS, coarse_index, fine_edges, fine_index
+from ._plan import RELEASES, StatisticsPlan
+from ._wide import encode_wide
+
+#: The round the statistics phase is charged at: before training's first round.
+STATISTICS_ROUND = 0
+BELOW_MIN_COUNT = "below_min_count"
+EPSILON_EXCEEDED = "epsilon_exceeded"
+
+
+class StatisticsSilo:
+    """One silo in one statistics phase."""
+
+    def __init__(
+        self,
+        plan: StatisticsPlan,
+        name: str,
+        records: npt.NDArray[np.floating],
+        signing_key: SigningKey,
+        *,
+        ledger: PrivacyLedger | None = None,
+        max_epsilon: float | None = None,
+        job_ceiling: float | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.plan = plan
+        self.name = name
+        self._x = np.asarray(records, dtype=np.float64).reshape(len(records), -1)
+        self._key = signing_key
+        self._ledger = ledger
+        self._max_epsilon = max_epsilon
+        self._job_ceiling = job_ceiling
+        self._rng = rng or noise_generator()
+        self._client: SecAggClient | None = None
+
+    def event(self) -> GaussianEvent | None:
+        """The mechanism a private phase costs this silo (both histogram passes), None without DP."""
+        if self.plan.noise_multiplier is None:
+            return None
+        return GaussianEvent(self.plan.noise_multiplier, RELEASES, purpose="statistics")
+
+    def decline(self) -> str | None:
+        """Why this silo takes no part (a reason code and words, never its record count), or None.
+
+        A private phase charges the silo's ledger here, before anything is computed for the
+        hub: the charge is recorded even if the phase later fails, as a release may have happened.
+        """
+        if len(self._x) < self.plan.min_count:
+            return f"{BELOW_MIN_COUNT}: fewer training records than the job's minCount ({self.plan.min_count})"
+        event = self.event()
+        if event is None or self._ledger is None:
+            return None
+        check = self._ledger.would_exceed(
+            self.name,
+            self.plan.job,
+            event,
+            job_ceiling=self._job_ceiling,
+            silo_ceiling=self._max_epsilon,
+            delta=self.plan.delta,
+        )
+        if check.exceeds:
+            return f"{EPSILON_EXCEEDED}: " + "; ".join(check.reasons)
+        self._ledger.charge(
+            self.name,
+            self.plan.job,
+            STATISTICS_ROUND,
+            event,
+            idempotency_key=release_key(self.plan.job, self.name, STATISTICS_ROUND, "statistics"),
+            delta=self.plan.delta,
+        )
+        return None
+
+    # ----- the two passes -------------------------------------------------------------------
+
+    def moments(self) -> npt.NDArray[np.float64]:
+        """Pass 1's vector of this silo's totals (noised in a private phase)."""
+        plan = self.plan
+        layout = plan.layout(MOMENTS)
+        where = layout.slices()
+        vector = np.zeros(layout.size)
+        vector[where["records"]] = len(self._x)
+        for column in plan.numeric:
+            values = self._x[:, column]
+            present = values[~np.isnan(values)]
+            vector[where[f"missing/{column}"]] = len(values) - len(present)
+            vector[where[f"coarse/{column}"]] = np.bincount(
+                coarse_index(present), minlength=where[f"coarse/{column}"].stop - where[f"coarse/{column}"].start
+            )
+            if not plan.private:
+                vector[where[f"count/{column}"]] = len(present)
+                vector[where[f"sum/{column}"]] = present.sum()
+                vector[where[f"sumsq/{column}"]] = np.square(present).sum()
+        for column in plan.categorical:
+            vector[where[f"codes/{column}"]] = self._code_counts(self._x[:, column])
+        return self._noised(vector, MOMENTS)
+
+    def histogram(self, ranges: Mapping[int, tuple[float, float]]) -> npt.NDArray[np.float64]:
+        """Pass 2's vector: each numeric feature's counts over the public range the hub published."""
+        plan = self.plan
+        layout = plan.layout(HISTOGRAM)
+        where = layout.slices()
+        vector = np.zeros(layout.size)
+        for column in plan.numeric:
+            values = self._x[:, column]
+            present = values[~np.isnan(values)]
+            low, high = ranges[column]
+            vector[where[f"bins/{column}"]] = np.bincount(
+                fine_index(present, fine_edges(low, high, plan.bins)), minlength=plan.bins + 2
+            )
+        return self._noised(vector, HISTOGRAM)
+
+    def _code_counts(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        codes = self.plan.codes
+        counts = np.zeros(codes + 2)
+        missing = np.isnan(values)
+        whole = ~missing & (values == np.round(values)) & (values >= 0) & (values < codes)
+        counts[:codes] = np.bincount(values[whole].astype(np.int64), minlength=codes)
+        counts[codes] = int((~missing & ~whole).sum())
+        counts[codes + 1] = int(missing.sum())
+        return counts
+
+    def _noised(self, vector: npt.NDArray[np.float64], phase: str) -> npt.NDArray[np.float64]:
+        """The vector plus this silo's share of the Gaussian noise (any ``minSilos`` shares make the full noise)."""
+        plan = self.plan
+        if plan.noise_multiplier is None:
+            return vector
+        std = silo_noise_std(plan.noise_multiplier, plan.sensitivity(phase), plan.min_silos)
+        return add_silo_noise(vector, std, self._rng)
+
+    # ----- secure aggregation -----------------------------------------------------------
+
+    def join(self, config: SecAggConfig, peer_keys: Mapping[str, VerifyKey]) -> bytes:
+        """Start a pass's secure aggregation: this silo's signed key advertisement."""
+        self._client = SecAggClient(config, self.name, self._key, peer_keys)
+        return self._client.advertise()
+
+    @property
+    def client(self) -> SecAggClient:
+        """The pass's secure-aggregation state (after ``join``)."""
+        if self._client is None:
+            raise RuntimeError("join a pass first")
+        return self._client
+
+    def masked(self, vector: npt.NDArray[np.float64]) -> npt.NDArray[np.uint32]:
+        """``vector`` wide-encoded and masked: all the hub ever receives of this silo's totals."""
+        return self.client.mask_words(encode_wide(vector))
