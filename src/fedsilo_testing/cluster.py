@@ -194,9 +194,6 @@ def install_fedsilo(cluster: Cluster) -> Cluster:
             "upgrade", "--install", f"fedsilo-{silo}", str(ROOT / "charts" / "fedsilo-silo"), "--namespace", silo,
             "--skip-crds", "--set", f"silo.name={silo}", "--set", f"silo.namespace={JOB_NAMESPACE}",
             "--set", f"silo.displayName={silos[silo]['spec']['displayName']}", "--set", f"workloadNamespace={silo}",
-            # The operator imports torch; PyPI's CUDA build of it (the only one reachable here)
-            # takes more than the chart's 384Mi default.
-            "--set", "resources.limits.memory=1Gi",
             "--wait", "--timeout", "10m",
             timeout=900,
         )  # fmt: skip

@@ -176,6 +176,16 @@ class FederatedJobStatus(_Status):
         default=None, ge=0.0, description="The largest epsilon any silo has spent in this job."
     )
     latest_model: ModelReference | None = Field(default=None, description="The newest global model.")
+    accuracy: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Accuracy of the global model of round accuracyRound on the silos' own data: the "
+        "record-weighted mean of their signed evaluation reports (the hub never sees the data).",
+    )
+    accuracy_round: int | None = Field(
+        default=None, ge=0, description="The round whose global model accuracy describes (the last, once the job ends)."
+    )
     endpoint: AggregatorEndpoint | None = Field(
         default=None, description="Where silos reach the aggregator; published by the operator."
     )
@@ -269,6 +279,15 @@ class RoundReport:
 
 
 @dataclass(frozen=True)
+class ModelEvaluation:
+    """How a round's global model did on the silos' data, once they evaluated it (a round later)."""
+
+    round: RoundNumber
+    accuracy: float
+    loss: float
+
+
+@dataclass(frozen=True)
 class Denial:
     """One update the policy denied."""
 
@@ -292,6 +311,9 @@ class StatusReporter(Protocol):
 
     def round_completed(self, report: RoundReport) -> None:
         """A round closed with ``report``'s figures."""
+
+    def model_evaluated(self, evaluation: ModelEvaluation) -> None:
+        """The silos evaluated a round's global model."""
 
     def update_denied(self, denial: Denial) -> None:
         """The policy denied one update."""

@@ -43,10 +43,9 @@ from fedsilo.launch import (
 from ._config import GRPC_PORT, TRAINER_LINK_PORT, OperatorConfig
 from ._hub_objects import AGGREGATOR
 from ._identity import identity_public_name, identity_secret_name
-from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
+from ._names import SIDECAR, SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
 from ._podspec import container, pod_security_context, tmp_mount, tmp_volume
 
-SIDECAR = "sidecar"
 TRAINER = "trainer"
 #: Room for a silo's privacy ledger: a few hundred bytes per charged round.
 LEDGER_STORAGE = "256Mi"

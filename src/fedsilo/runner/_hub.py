@@ -28,7 +28,6 @@ from fedsilo.identity import SignatureError, SigningKey, VerifyKey, load_signing
 from fedsilo.policy import PolicyEngine, PolicyGate, RetryPolicy
 from fedsilo.registry import ModelRegistry
 from fedsilo.strategies import make_strategy
-from fedsilo.trainer import initial_weights
 
 from ._gate import AUDIT_LOG
 
@@ -140,6 +139,11 @@ def build_hub(
     try:
         # Round 0's model needs only the data's shape and classes, which silo 0's part gives.
         data = load_silo_data(spec, 0, len(spec.silos), first.spec.data.path if first else None)
+        # Imported here: the model needs PyTorch, which only the trainer image (where the
+        # cluster's aggregator runs, beside the users' model factories) carries; the
+        # operator and sidecar import this package without it.
+        from fedsilo.trainer import initial_weights
+
         weights = initial_weights(spec, data)
     except ValueError as error:  # DataError and FactoryError: the message names the file or factory
         raise HubSetupError(f"cannot build round 0's model: {error}") from error

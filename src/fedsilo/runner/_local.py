@@ -30,7 +30,6 @@ from pathlib import Path
 
 from fedsilo.aggregator import JobFailed, LedgerBook, RoundObserver, start_server
 from fedsilo.api import Manifest, PrivacyMode, Silo
-from fedsilo.baseline import train_centralized
 from fedsilo.identity import (
     CertificateAuthority,
     SigningKey,
@@ -209,6 +208,10 @@ class LocalRun:
         """
         report = self._run_job(on_started)
         if self.options.baseline:
+            # Imported here, as the hub's model is (see _hub): the baseline trains with PyTorch,
+            # which the operator and sidecar image leaves out.
+            from fedsilo.baseline import train_centralized
+
             with on_baseline() if on_baseline is not None else contextlib.nullcontext():
                 spec = self.manifest.job.spec
                 own_files = {i: s.spec.data.path for i, s in enumerate(self.manifest.silos) if s.spec.data.path}
