@@ -381,3 +381,21 @@ def test_the_aggregator_keeps_its_state_on_a_claim_so_a_restart_finds_its_audit_
     claim = state_claim("quickstart", "hub")
     assert claim["metadata"]["name"] == "quickstart-aggregator-state"
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_sidecars_verify_models_with_the_key_the_hub_published(quickstart: tuple[FederatedJob, list[Silo]]) -> None:
+    hub_key = SigningKey.generate().public_key.to_base64()
+    plain = silo_inputs(quickstart)
+    signed = replace(plain, endpoint=plain.endpoint.model_copy(update={"model_key": hub_key}))
+
+    def sidecar_args_and_files(inputs: SiloInputs) -> tuple[list[str], dict[str, str]]:
+        objects = by_kind([*silo_support_objects(inputs, CONFIG), *silo_pods(inputs, "10.0.0.7", CONFIG)])
+        (container,) = objects[("Pod", "quickstart-hospital-a-sidecar")]["spec"]["containers"]
+        return container["args"], objects[("ConfigMap", "quickstart-hospital-a-job")]["data"]
+
+    args, files = sidecar_args_and_files(signed)
+    assert args[args.index("--aggregator-key") + 1] == "/etc/fedsilo/job/aggregator-key.pub"
+    assert files["aggregator-key.pub"] == hub_key + "\n"
+    # A hub that published no key (an older operator): the sidecar is not told to verify.
+    args, files = sidecar_args_and_files(plain)
+    assert "--aggregator-key" not in args and "aggregator-key.pub" not in files

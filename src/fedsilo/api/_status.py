@@ -95,6 +95,12 @@ class AggregatorEndpoint(_Status):
         max_length=16384,
         description="PEM certificate of the CA that signed the aggregator's serving certificate (public).",
     )
+    model_key: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The hub's Ed25519 public key (base64) that signs every global model of the job; each "
+        "sidecar is given it and refuses a model its signature does not verify under.",
+    )
 
 
 class EvidenceHead(_Status):

@@ -43,6 +43,14 @@ class SigningKey:
         """A fresh random key."""
         return cls(Ed25519PrivateKey.generate())
 
+    @classmethod
+    def from_pem(cls, data: bytes) -> SigningKey:
+        """Parse a PKCS#8 PEM Ed25519 key; ``ValueError`` if it is something else."""
+        key = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("not an Ed25519 private key")
+        return cls(key)
+
     @property
     def public_key(self) -> VerifyKey:
         """The public half."""
@@ -135,10 +143,10 @@ def load_signing_key(path: Path) -> SigningKey:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise PermissionError(f"{path} is readable by others (mode {oct(mode & 0o777)}); run chmod 600 {path}")
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} does not hold an Ed25519 private key")
-    return SigningKey(key)
+    try:
+        return SigningKey.from_pem(path.read_bytes())
+    except ValueError as error:
+        raise ValueError(f"{path} does not hold an Ed25519 private key ({error})") from error
 
 
 def save_signing_key(key: SigningKey, path: Path) -> None:

@@ -38,12 +38,19 @@ from fedsilo.identity import (
     read_identity,
     write_identity,
 )
-from fedsilo.launch import MANIFEST_FILE, LaunchArgs, SidecarArgs, TrainerArgs, render_job_manifest
+from fedsilo.launch import (
+    AGGREGATOR_PUBLIC_KEY,
+    MANIFEST_FILE,
+    LaunchArgs,
+    SidecarArgs,
+    TrainerArgs,
+    render_job_manifest,
+)
 from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
 from fedsilo.registry import LocalRegistry
 
-from ._hub import AGGREGATOR_PUBLIC_KEY, aggregator_signing_key, build_hub
+from ._hub import aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
 
