@@ -162,13 +162,11 @@ OPA_IMAGE = ("localhost/fedsilo/opa", "v1.22.2")
 
 
 def _namespace(name: str) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
-        }
-    )
+    metadata: dict[str, Any] = {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}
+    if name in SILOS:
+        # The partner's consent to its Silo's pods running here (docs/partner-onboarding.md).
+        metadata["annotations"] = {"fedsilo.io/accept-silos": f"{JOB_NAMESPACE}/{name}"}
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
 
 
 def quickstart() -> list[dict[str, Any]]:
@@ -200,11 +198,17 @@ def install_fedsilo(cluster: Cluster) -> Cluster:
     return cluster
 
 
+#: The trainers' share of the single node: its 2 cores cannot hold the default requests (500m
+#: per trainer) beside the operators, the aggregator and the sidecars.
+TRAINER_RESOURCES = {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+
+
 def job_manifest(name: str, rounds: int, **spec: Any) -> dict[str, Any]:
     """The quickstart FederatedJob under another name, with fewer rounds (and spec overrides)."""
     job = copy.deepcopy(next(doc for doc in quickstart() if doc["kind"] == "FederatedJob"))
     job["metadata"] = {"name": name, "namespace": JOB_NAMESPACE}
     job["spec"]["rounds"] = rounds
+    job["spec"].setdefault("resources", {})["trainer"] = TRAINER_RESOURCES
     job["spec"].update(spec)
     return job
 

@@ -29,11 +29,7 @@ from fedsilo_testing.cluster import (
     job_status,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    # Not yet green: needs a running job, which does not start yet in real pods (see test_jobs_in_pods.py).
-    pytest.mark.skip(reason="not yet green on the real cluster; see the comment above"),
-]
+pytestmark = pytest.mark.integration
 
 JOB = "fenced"
 #: A TCP listener on the node, outside every pod: "outside the cluster" for a pod.

@@ -138,11 +138,25 @@ def write_private_file(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def readable_by_others(info: os.stat_result, euid: int, egid: int) -> bool:
+    """Whether anyone but the reading process may read or change a key file with ``info``.
+
+    A group may read it only as Kubernetes mounts a Secret for a pod that is not root:
+    owned by root, in the pod's own group (its fsGroup, which kubelet always grants read).
+    """
+    mode = info.st_mode
+    if mode & stat.S_IRWXO or mode & (stat.S_IWGRP | stat.S_IXGRP):
+        return True
+    mounted_secret = info.st_uid == 0 and info.st_gid == egid and euid != 0
+    return bool(mode & stat.S_IRGRP) and not mounted_secret
+
+
 def load_signing_key(path: Path) -> SigningKey:
-    """Read a PKCS#8 PEM Ed25519 key; refuse files others can read."""
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise PermissionError(f"{path} is readable by others (mode {oct(mode & 0o777)}); run chmod 600 {path}")
+    """Read a PKCS#8 PEM Ed25519 key; refuse files others can read (see :func:`readable_by_others`)."""
+    info = path.stat()
+    if readable_by_others(info, os.geteuid(), os.getegid()):
+        mode = oct(info.st_mode & 0o777)
+        raise PermissionError(f"{path} is readable by others (mode {mode}); run chmod 600 {path}")
     try:
         return SigningKey.from_pem(path.read_bytes())
     except ValueError as error:

@@ -226,7 +226,12 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
         config.opa_image,
         config.image_pull_policy,
         [
-            *opa_run_args(Path(POLICY_DIR), config_file=Path(OPA_CONFIG_DIR / OPA_CONFIG_FILE), address=OPA_ADDRESS),
+            # The kubelet writes a ConfigMap volume into a hidden, timestamped directory behind the
+            # link ..data; OPA would read those names as data paths and follows no linked
+            # directory, so it reads the bundle through the link (the slash makes it follow).
+            *opa_run_args(
+                f"{POLICY_DIR}/..data/", config_file=Path(OPA_CONFIG_DIR / OPA_CONFIG_FILE), address=OPA_ADDRESS
+            ),
             "--diagnostic-addr",
             f"0.0.0.0:{OPA_DIAGNOSTIC_PORT}",
         ],
