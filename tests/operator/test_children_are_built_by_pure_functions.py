@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +138,39 @@ def test_the_aggregator_may_patch_only_its_own_jobs_status_and_create_events(hub
     ]
 
 
-def test_the_aggregator_network_policy_admits_only_the_grpc_port(hub: dict[Any, Any]) -> None:
+#: What the aggregator's policy admits from inside the cluster: the job's own sidecars, in any namespace.
+SIDECARS_OF_THE_JOB = {
+    "namespaceSelector": {},
+    "podSelector": {
+        "matchLabels": {
+            "app.kubernetes.io/component": "sidecar",
+            "fedsilo.io/job": "quickstart",
+            "fedsilo.io/job-namespace": "hub",
+        }
+    },
+}
+
+
+def test_the_aggregator_network_policy_admits_only_the_jobs_sidecars_on_the_grpc_port(hub: dict[Any, Any]) -> None:
     spec = hub[("NetworkPolicy", "quickstart-aggregator")]["spec"]
     assert spec["policyTypes"] == ["Ingress"]
-    assert spec["ingress"] == [{"ports": [{"protocol": "TCP", "port": 7443}]}]
+    assert spec["ingress"] == [{"from": [SIDECARS_OF_THE_JOB], "ports": [{"protocol": "TCP", "port": 7443}]}]
+
+
+def test_silos_outside_the_cluster_reach_the_aggregator_only_from_the_ranges_the_installation_names(
+    quickstart: tuple[FederatedJob, list[Silo]],
+) -> None:
+    job, silos = quickstart
+    inputs = HubInputs(owner(), job, job_manifest(job, silos), silo_cas(silos), "AGGREGATOR CA\n", finished=False)
+    config = replace(CONFIG, aggregator_sources=("203.0.113.0/24", "2001:db8::/32"))
+    (policy,) = [
+        o for o in hub_objects(inputs, load_policy_files(default_bundle_path()), config) if o["kind"] == "NetworkPolicy"
+    ]
+    grpc = [{"protocol": "TCP", "port": 7443}]
+    assert policy["spec"]["ingress"] == [
+        {"from": [SIDECARS_OF_THE_JOB], "ports": grpc},
+        {"from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}, {"ipBlock": {"cidr": "2001:db8::/32"}}], "ports": grpc},
+    ]
 
 
 def test_the_aggregator_runs_with_opa_beside_it_restricted_and_reporting_its_job(hub: dict[Any, Any]) -> None:
@@ -351,3 +381,21 @@ def test_the_aggregator_keeps_its_state_on_a_claim_so_a_restart_finds_its_audit_
     claim = state_claim("quickstart", "hub")
     assert claim["metadata"]["name"] == "quickstart-aggregator-state"
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_sidecars_verify_models_with_the_key_the_hub_published(quickstart: tuple[FederatedJob, list[Silo]]) -> None:
+    hub_key = SigningKey.generate().public_key.to_base64()
+    plain = silo_inputs(quickstart)
+    signed = replace(plain, endpoint=plain.endpoint.model_copy(update={"model_key": hub_key}))
+
+    def sidecar_args_and_files(inputs: SiloInputs) -> tuple[list[str], dict[str, str]]:
+        objects = by_kind([*silo_support_objects(inputs, CONFIG), *silo_pods(inputs, "10.0.0.7", CONFIG)])
+        (container,) = objects[("Pod", "quickstart-hospital-a-sidecar")]["spec"]["containers"]
+        return container["args"], objects[("ConfigMap", "quickstart-hospital-a-job")]["data"]
+
+    args, files = sidecar_args_and_files(signed)
+    assert args[args.index("--aggregator-key") + 1] == "/etc/fedsilo/job/aggregator-key.pub"
+    assert files["aggregator-key.pub"] == hub_key + "\n"
+    # A hub that published no key (an older operator): the sidecar is not told to verify.
+    args, files = sidecar_args_and_files(plain)
+    assert "--aggregator-key" not in args and "aggregator-key.pub" not in files

@@ -19,6 +19,7 @@ from fedsilo.api import (
     EvidenceHead,
     JobEvidence,
     JobOutcome,
+    ModelEvaluation,
     ModelReference,
     RoundNumber,
     RoundReport,
@@ -145,7 +146,9 @@ def test_the_stored_pods_keep_the_trainer_off_the_network_and_away_from_secrets(
     (trainer_container,) = trainer["containers"]
     assert f"{service}:7000" in trainer_container["args"], "the trainer dials its sidecar by IP, with no DNS"
     aggregator = found[("NetworkPolicy", "quickstart-aggregator")]["spec"]
-    assert aggregator["ingress"] == [{"ports": [{"protocol": "TCP", "port": 7443}]}]
+    ((source,),) = [rule["from"] for rule in aggregator["ingress"]]
+    assert source["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "sidecar"
+    assert aggregator["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 7443}]
 
 
 def test_every_pod_the_operator_makes_is_admitted_under_pod_security_restricted(
@@ -287,12 +290,20 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
         "the round in the job's status",
     )
     assert (status["participation"], status["denials"], status["maxEpsilonSpent"]) == ("2/3", 1, 0.5)
+    # The model's accuracy arrives once the silos evaluated it, beside the round figures.
+    reporter.model_evaluated(ModelEvaluation(RoundNumber(1), 0.875, 0.25))
+    status = wait_for(
+        lambda: (s := get(cluster, namespace, "federatedjob", "quickstart")["status"]) and "accuracy" in s and s,
+        "the accuracy in the job's status",
+    )
+    assert (status["accuracy"], status["accuracyRound"], status["round"]) == (0.875, 1, 1)
     assert status["latestModel"]["digest"] == model.digest and status["phase"] == "Running"
     assert SignedHead.parse(json.dumps(status["evidence"]["auditHead"])) == head
     events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=quickstart")["items"]
     reasons = {e["reason"]: e for e in events}
     assert "hospital-c" in reasons["UpdateDenied"]["message"] and reasons["UpdateDenied"]["type"] == "Warning"
     assert "Round 1: 2/3 silos accepted" in reasons["RoundCompleted"]["message"]
+    assert "accuracy 0.8750" in reasons["ModelEvaluated"]["message"]
     assert wait_for(
         lambda: get(cluster, namespace, "silo", "hospital-a")["status"].get("epsilonSpent") == 0.5,
         "epsilon on the Silo",

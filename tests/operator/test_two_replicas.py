@@ -28,7 +28,7 @@ PEERING = "fedsilo-both"
 
 @contextmanager
 def replica(namespace: str, kubeconfig: Path, priority: int, image: str) -> Iterator[KopfRunner]:
-    config = OperatorConfig(namespaces=frozenset([namespace]), image=image)
+    config = OperatorConfig(namespaces=frozenset([namespace]), image=image, trainer_image=image)
     registry = build_registry(OperatorRole.BOTH, config, load_access(kubeconfig))
     args = ["run", "--peering", PEERING, "--priority", str(priority), "-n", namespace]
     with KopfRunner(args, registry=registry, settings=operator_settings(OperatorRole.BOTH), timeout=60) as runner:

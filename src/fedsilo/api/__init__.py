@@ -20,6 +20,7 @@ from ._status import JobEvidence as JobEvidence
 from ._status import JobOutcome as JobOutcome
 from ._status import JobPhase as JobPhase
 from ._status import JobResult as JobResult
+from ._status import ModelEvaluation as ModelEvaluation
 from ._status import ModelReference as ModelReference
 from ._status import RoundReport as RoundReport
 from ._status import SiloIdentityStatus as SiloIdentityStatus
@@ -88,6 +89,7 @@ __all__ = [
     "JobResult",
     "Manifest",
     "ManifestError",
+    "ModelEvaluation",
     "ModelReference",
     "ModelSpec",
     "ObjectMeta",

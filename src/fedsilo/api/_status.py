@@ -95,6 +95,12 @@ class AggregatorEndpoint(_Status):
         max_length=16384,
         description="PEM certificate of the CA that signed the aggregator's serving certificate (public).",
     )
+    model_key: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The hub's Ed25519 public key (base64) that signs every global model of the job; each "
+        "sidecar is given it and refuses a model its signature does not verify under.",
+    )
 
 
 class EvidenceHead(_Status):
@@ -181,6 +187,16 @@ class FederatedJobStatus(_Status):
         "spec.policy.maxAnomalyScore denies the updates of a silo above it.",
     )
     latest_model: ModelReference | None = Field(default=None, description="The newest global model.")
+    accuracy: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Accuracy of the global model of round accuracyRound on the silos' own data: the "
+        "record-weighted mean of their signed evaluation reports (the hub never sees the data).",
+    )
+    accuracy_round: int | None = Field(
+        default=None, ge=0, description="The round whose global model accuracy describes (the last, once the job ends)."
+    )
     endpoint: AggregatorEndpoint | None = Field(
         default=None, description="Where silos reach the aggregator; published by the operator."
     )
@@ -277,6 +293,15 @@ class RoundReport:
 
 
 @dataclass(frozen=True)
+class ModelEvaluation:
+    """How a round's global model did on the silos' data, once they evaluated it (a round later)."""
+
+    round: RoundNumber
+    accuracy: float
+    loss: float
+
+
+@dataclass(frozen=True)
 class Denial:
     """One update the policy denied."""
 
@@ -300,6 +325,9 @@ class StatusReporter(Protocol):
 
     def round_completed(self, report: RoundReport) -> None:
         """A round closed with ``report``'s figures."""
+
+    def model_evaluated(self, evaluation: ModelEvaluation) -> None:
+        """The silos evaluated a round's global model."""
 
     def update_denied(self, denial: Denial) -> None:
         """The policy denied one update."""

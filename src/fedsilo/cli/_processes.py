@@ -8,7 +8,6 @@ from typing import Any
 
 from fedsilo.launch import SidecarArgs, TrainerArgs
 from fedsilo.sidecar import run_sidecar
-from fedsilo.trainer import run_trainer
 
 from ._exit import EXIT_USAGE
 from ._manifests import manifest_or_report
@@ -36,6 +35,10 @@ def _trainer(parsed: argparse.Namespace) -> int:
     spec = manifest.job.spec
     data_path = args.data_path or manifest.silo(args.silo).spec.data.path
     ca = args.sidecar_ca.read_bytes() if args.sidecar_ca else None
+    # Imported here: training needs PyTorch, which only the trainer image carries; every
+    # other command runs from the smaller fedsilo image without it.
+    from fedsilo.trainer import run_trainer
+
     return run_trainer(spec, args.silo, args.sidecar, data_path=data_path, ca_certificate_pem=ca)
 
 

@@ -43,6 +43,14 @@ class SigningKey:
         """A fresh random key."""
         return cls(Ed25519PrivateKey.generate())
 
+    @classmethod
+    def from_pem(cls, data: bytes) -> SigningKey:
+        """Parse a PKCS#8 PEM Ed25519 key; ``ValueError`` if it is something else."""
+        key = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("not an Ed25519 private key")
+        return cls(key)
+
     @property
     def public_key(self) -> VerifyKey:
         """The public half."""
@@ -130,15 +138,29 @@ def write_private_file(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def readable_by_others(info: os.stat_result, euid: int, egid: int) -> bool:
+    """Whether anyone but the reading process may read or change a key file with ``info``.
+
+    A group may read it only as Kubernetes mounts a Secret for a pod that is not root:
+    owned by root, in the pod's own group (its fsGroup, which kubelet always grants read).
+    """
+    mode = info.st_mode
+    if mode & stat.S_IRWXO or mode & (stat.S_IWGRP | stat.S_IXGRP):
+        return True
+    mounted_secret = info.st_uid == 0 and info.st_gid == egid and euid != 0
+    return bool(mode & stat.S_IRGRP) and not mounted_secret
+
+
 def load_signing_key(path: Path) -> SigningKey:
-    """Read a PKCS#8 PEM Ed25519 key; refuse files others can read."""
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise PermissionError(f"{path} is readable by others (mode {oct(mode & 0o777)}); run chmod 600 {path}")
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} does not hold an Ed25519 private key")
-    return SigningKey(key)
+    """Read a PKCS#8 PEM Ed25519 key; refuse files others can read (see :func:`readable_by_others`)."""
+    info = path.stat()
+    if readable_by_others(info, os.geteuid(), os.getegid()):
+        mode = oct(info.st_mode & 0o777)
+        raise PermissionError(f"{path} is readable by others (mode {mode}); run chmod 600 {path}")
+    try:
+        return SigningKey.from_pem(path.read_bytes())
+    except ValueError as error:
+        raise ValueError(f"{path} does not hold an Ed25519 private key ({error})") from error
 
 
 def save_signing_key(key: SigningKey, path: Path) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import urllib3
 
-from fedsilo.api import API_VERSION, Denial, FederatedJobStatus, JobOutcome, JobResult, RoundReport
+from fedsilo.api import API_VERSION, Denial, FederatedJobStatus, JobOutcome, JobResult, ModelEvaluation, RoundReport
 
 from ._access import load_access
 from ._client import FEDERATED_JOB, ApiError, KubeApi, Object
@@ -96,6 +96,16 @@ class KubeStatusReporter:
         self._event(
             "RoundCompleted",
             f"Round {report.round}: {len(report.participants)}/{silos} silos accepted{dropped}{model}",
+            "Normal",
+        )
+
+    def model_evaluated(self, evaluation: ModelEvaluation) -> None:
+        """Publish the accuracy of the newest evaluated model and record a ModelEvaluated event."""
+        self._publish(FederatedJobStatus(accuracy=evaluation.accuracy, accuracy_round=int(evaluation.round)))
+        self._event(
+            "ModelEvaluated",
+            f"Round {evaluation.round}'s model on the silos' data: accuracy {evaluation.accuracy:.4f}, "
+            f"loss {evaluation.loss:.4f}",
             "Normal",
         )
 

@@ -11,6 +11,8 @@ from ._args import OperatorRole as OperatorRole
 from ._args import SidecarArgs as SidecarArgs
 from ._args import TrainerArgs as TrainerArgs
 from ._layout import AGGREGATOR_CA_FILE as AGGREGATOR_CA_FILE
+from ._layout import AGGREGATOR_KEY as AGGREGATOR_KEY
+from ._layout import AGGREGATOR_PUBLIC_KEY as AGGREGATOR_PUBLIC_KEY
 from ._layout import DATA_DIR as DATA_DIR
 from ._layout import IDENTITY_DIR as IDENTITY_DIR
 from ._layout import JOB_DIR as JOB_DIR
@@ -31,6 +33,8 @@ from ._manifest import render_job_manifest as render_job_manifest
 
 __all__ = [
     "AGGREGATOR_CA_FILE",
+    "AGGREGATOR_KEY",
+    "AGGREGATOR_PUBLIC_KEY",
     "DATA_DIR",
     "IDENTITY_DIR",
     "JOB_DIR",

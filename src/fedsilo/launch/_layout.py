@@ -20,6 +20,11 @@ JOB_DIR: Final = PurePosixPath("/etc/fedsilo/job")
 MANIFEST_FILE: Final = "job.yaml"
 #: Beside the manifest in a silo: the CA of the aggregator's serving certificate.
 AGGREGATOR_CA_FILE: Final = "aggregator-ca.crt"
+#: The hub's Ed25519 key that signs audit checkpoints and every global model: in the state
+#: directory (and, in a cluster, made by the operator in the serving Secret).
+AGGREGATOR_KEY: Final = "aggregator-key.pem"
+#: Its public half (base64): beside the key, and beside the manifest in a silo, for the sidecar.
+AGGREGATOR_PUBLIC_KEY: Final = "aggregator-key.pub"
 
 #: The aggregator's serving certificate Secret (kubernetes.io/tls: ``tls.crt``, ``tls.key``, ``ca.crt``).
 TLS_DIR: Final = PurePosixPath("/etc/fedsilo/tls")

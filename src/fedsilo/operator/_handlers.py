@@ -38,6 +38,9 @@ AGGREGATOR_LABELS = {COMPONENT_LABEL: AGGREGATOR, MANAGED_BY_LABEL: MANAGED_BY}
 JOBS_BY_SILO = "jobs_by_silo"
 AGGREGATORS = "aggregators"
 SILOS_BY_NAME = "silos_by_name"
+#: How often a running job's silo pods are checked for being there: no controller owns a bare
+#: pod, so a deleted or evicted one comes back only through this check.
+POD_CHECK_SECONDS = 15.0
 
 
 def _resource(kind: Kind) -> tuple[str, str, str]:
@@ -214,6 +217,10 @@ def _register_silo(registry: kopf.OperatorRegistry, silo: SiloReconciler) -> Non
         with _handling("federatedjob", "silo-workloads-cleanup", retry):
             silo.cleanup_job(body, _silos(kwargs))
             silo.refresh_usage(str(body.metadata.namespace), _entries(kwargs, body), _silos(kwargs))
+
+    @kopf.timer(*JOBS, id="silo-pods", interval=POD_CHECK_SECONDS, registry=registry)
+    def restore_pods(body: kopf.Body, **kwargs: Any) -> None:
+        silo.restore_pods(body, _silos(kwargs))
 
     @kopf.on.event(*JOBS, id="silo-events", registry=registry)
     def job_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:

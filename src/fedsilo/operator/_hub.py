@@ -19,6 +19,7 @@ from typing import Any
 import kopf
 
 from fedsilo.api import API_VERSION, AggregatorEndpoint, FederatedJob, Silo
+from fedsilo.identity import SigningKey
 from fedsilo.kube import (
     CONFIG_MAP,
     DEPLOYMENT,
@@ -32,6 +33,7 @@ from fedsilo.kube import (
     SERVICE_ACCOUNT,
     KubeApi,
 )
+from fedsilo.launch import AGGREGATOR_KEY
 from fedsilo.policy import PolicyUnavailable
 
 from ._admission import JobAdmission
@@ -254,7 +256,12 @@ class HubReconciler:
         name, namespace = meta["name"], meta["namespace"]
         service = aggregator_name(name)
         credentials = aggregator_credentials(service, namespace, self.config.cluster_domain)
-        secret = tls_secret(tls_secret_name(name), namespace, credentials, labels(AGGREGATOR, name))
+        # The hub's model-signing key is made here too, so that its public half is published
+        # (and given to every sidecar) before the aggregator signs its first model.
+        model_key = SigningKey.generate()
+        secret = tls_secret(
+            tls_secret_name(name), namespace, credentials, labels(AGGREGATOR, name), (AGGREGATOR_KEY, model_key)
+        )
         adopt([secret], body)
         if self.api.create(secret) is None:
             current = status.get("endpoint") or _published_endpoint(self.api.get(FEDERATED_JOB, namespace, name))
@@ -267,8 +274,9 @@ class HubReconciler:
         endpoint = AggregatorEndpoint(
             address=endpoint_address(name, namespace, self.config),
             ca_certificate=credentials.ca_certificate_pem.decode(),
+            model_key=model_key.public_key.to_base64(),
         )
-        return endpoint.model_dump(by_alias=True)
+        return endpoint.model_dump(by_alias=True, exclude_none=True)
 
     def _write_status(
         self,

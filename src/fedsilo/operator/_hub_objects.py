@@ -47,7 +47,7 @@ from fedsilo.launch import (
 from fedsilo.policy import opa_config, opa_run_args
 
 from ._config import AGGREGATOR_METRICS_PORT, GRPC_PORT, OPA_ADDRESS, OPA_DIAGNOSTIC_PORT, OperatorConfig
-from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
+from ._names import SIDECAR, SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
 from ._podspec import OPA_RESOURCES, container, pod_security_context, tmp_mount, tmp_volume
 
 AGGREGATOR = "aggregator"
@@ -189,7 +189,9 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
     name = aggregator_name(job)
     aggregator = container(
         AGGREGATOR,
-        config.image,
+        # The trainer image: round 0's model is built by the job's model code, which needs
+        # PyTorch (and a user's factory) that the fedsilo image leaves out.
+        config.trainer_image,
         config.image_pull_policy,
         AggregatorArgs(
             job_config=Path(JOB_DIR / MANIFEST_FILE),
@@ -224,7 +226,12 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
         config.opa_image,
         config.image_pull_policy,
         [
-            *opa_run_args(Path(POLICY_DIR), config_file=Path(OPA_CONFIG_DIR / OPA_CONFIG_FILE), address=OPA_ADDRESS),
+            # The kubelet writes a ConfigMap volume into a hidden, timestamped directory behind the
+            # link ..data; OPA would read those names as data paths and follows no linked
+            # directory, so it reads the bundle through the link (the slash makes it follow).
+            *opa_run_args(
+                f"{POLICY_DIR}/..data/", config_file=Path(OPA_CONFIG_DIR / OPA_CONFIG_FILE), address=OPA_ADDRESS
+            ),
             "--diagnostic-addr",
             f"0.0.0.0:{OPA_DIAGNOSTIC_PORT}",
         ],
@@ -308,8 +315,21 @@ def _service(job: str, namespace: str) -> Object:
     }
 
 
-def _network_policy(job: str, namespace: str) -> Object:
-    # Silos may dial in from other clusters, so any source, but only the gRPC port.
+def _network_policy(job: str, namespace: str, sources: tuple[str, ...]) -> Object:
+    """Only the gRPC port, and only from this job's sidecars (in any namespace) and ``sources``.
+
+    Labels can be copied by whoever may create pods, so this narrows the reach, while mutual
+    TLS with each silo's own CA stays the gate; silos in other clusters arrive from the
+    address ranges the installation names (their egress gateways).
+    """
+    grpc = [{"protocol": "TCP", "port": GRPC_PORT}]
+    sidecars = {
+        "namespaceSelector": {},
+        "podSelector": {"matchLabels": selector(SIDECAR, job, job_namespace=namespace)},
+    }
+    ingress: list[Object] = [{"from": [sidecars], "ports": grpc}]
+    if sources:
+        ingress.append({"from": [{"ipBlock": {"cidr": cidr}} for cidr in sources], "ports": grpc})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -317,7 +337,7 @@ def _network_policy(job: str, namespace: str) -> Object:
         "spec": {
             "podSelector": {"matchLabels": selector(AGGREGATOR, job)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{"protocol": "TCP", "port": GRPC_PORT}]}],
+            "ingress": ingress,
         },
     }
 
@@ -345,7 +365,7 @@ def hub_objects(inputs: HubInputs, policies: PolicyFiles, config: OperatorConfig
         _policies_config_map(job, namespace, policies),
         *_rbac(job, namespace),
         _service(job, namespace),
-        _network_policy(job, namespace),
+        _network_policy(job, namespace, config.aggregator_sources),
         _deployment(inputs, namespace, policies, config),
     ]
     return adopt(objects, inputs.owner)

@@ -124,20 +124,28 @@ def aggregator_credentials(service: str, namespace: str, cluster_domain: str) ->
 
 
 def tls_secret(
-    name: str, namespace: str, credentials: TlsCredentials, object_labels: dict[str, str]
+    name: str,
+    namespace: str,
+    credentials: TlsCredentials,
+    object_labels: dict[str, str],
+    signing_key: tuple[str, SigningKey] | None = None,
 ) -> dict[str, object]:
-    """A kubernetes.io/tls Secret with the CA beside the pair, as the aggregator's --tls-dir expects."""
+    """A kubernetes.io/tls Secret with the CA beside the pair, as the aggregator's --tls-dir expects.
+
+    ``signing_key`` (file name, key) adds the hub's model-signing key under that name.
+    """
+    files = {
+        TLS_CERT_FILE: credentials.certificate_pem,
+        TLS_KEY_FILE: credentials.private_key_pem,
+        CA_CERT_FILE: credentials.ca_certificate_pem,
+    }
+    if signing_key is not None:
+        files[signing_key[0]] = signing_key[1].private_bytes_pem()
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": name, "namespace": namespace, "labels": object_labels},
         "type": "kubernetes.io/tls",
         "immutable": True,
-        "data": _data(
-            {
-                TLS_CERT_FILE: credentials.certificate_pem,
-                TLS_KEY_FILE: credentials.private_key_pem,
-                CA_CERT_FILE: credentials.ca_certificate_pem,
-            }
-        ),
+        "data": _data(files),
     }

@@ -22,6 +22,8 @@ JOB_LABEL = f"{GROUP}/job"
 JOB_NAMESPACE_LABEL = f"{GROUP}/job-namespace"
 SILO_LABEL = f"{GROUP}/silo"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+#: The sidecar pods' component: the silo side builds them, the hub admits only them to its aggregator.
+SIDECAR = "sidecar"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "fedsilo-operator"
 

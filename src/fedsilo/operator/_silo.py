@@ -32,7 +32,7 @@ from typing import Any
 
 import kopf
 
-from fedsilo.api import API_VERSION, AggregatorEndpoint, FederatedJob, Silo, SiloIdentityStatus, SiloStatus
+from fedsilo.api import API_VERSION, AggregatorEndpoint, FederatedJob, JobPhase, Silo, SiloIdentityStatus, SiloStatus
 from fedsilo.identity import CA_CERT_FILE, PUBLIC_KEY_FILE, VerifyKey
 from fedsilo.kube import (
     CONFIG_MAP,
@@ -101,6 +101,10 @@ IDENTITY_FIELDS = ("observedGeneration", "conditions", "identity")
 USAGE_FIELD_MANAGER = "fedsilo-operator-usage"
 #: Silos of one job whose objects are applied at the same time.
 BUILD_WORKERS = 8
+#: A silo's pods per job: its trainer and its sidecar.
+PODS_PER_SILO = 2
+#: Phases after which a job's pods are not rebuilt.
+FINISHED_PHASES = frozenset({JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.DENIED})
 #: Kinds of a silo's per-job children, deleted in this order.
 WORKLOAD_KINDS = (POD, SERVICE, NETWORK_POLICY, CONFIG_MAP)
 
@@ -407,6 +411,41 @@ class SiloReconciler:
             body = self.api.get(FEDERATED_JOB, namespace, name)
             if body is not None and (body.get("status") or {}).get("endpoint"):
                 self._reconcile_quietly(body, silos)
+
+    def restore_pods(self, body: Mapping[str, Any], silos: SiloLookup) -> None:
+        """Rebuild this operator's pods of a running job that are gone (deleted, evicted).
+
+        Only what this process built is checked: a job it has not built yet is the change
+        handler's. A finished job's pods are not brought back.
+        """
+        meta, status = body["metadata"], body.get("status") or {}
+        if meta.get("deletionTimestamp") or status.get("phase") in FINISHED_PHASES:
+            return
+        with self._lock:
+            built = self._built.get(meta["uid"])
+        if built is None:
+            return
+        selector = {JOB_LABEL: meta["name"], JOB_NAMESPACE_LABEL: meta["namespace"]}
+        try:
+            missing = [
+                name
+                for name, _, _, workload in built.silos
+                if self.config.manages(workload)
+                and len(self.api.list(POD, workload, {**selector, SILO_LABEL: name})) < PODS_PER_SILO
+            ]
+        except CALL_ERRORS as error:
+            log.warning("job %s/%s: cannot check its pods: %s", meta["namespace"], meta["name"], error)
+            return
+        if not missing:
+            return
+        kopf.info(
+            as_body(body),
+            reason="PodsRebuilt",
+            message=f"rebuilding the pods of silo {', '.join(missing)}, which were gone",
+        )
+        with self._lock:
+            self._built.pop(meta["uid"], None)
+        self._reconcile_quietly(body, silos)
 
     def _reconcile_quietly(self, body: Mapping[str, Any], silos: SiloLookup) -> None:
         """Reconcile from an event handler: waiting is normal there, the change handler retries."""

@@ -29,6 +29,7 @@ from fedsilo.identity import CA_CERT_FILE
 from fedsilo.kube import Object
 from fedsilo.launch import (
     AGGREGATOR_CA_FILE,
+    AGGREGATOR_PUBLIC_KEY,
     DATA_DIR,
     IDENTITY_DIR,
     JOB_DIR,
@@ -43,10 +44,9 @@ from fedsilo.launch import (
 from ._config import GRPC_PORT, TRAINER_LINK_PORT, OperatorConfig
 from ._hub_objects import AGGREGATOR
 from ._identity import identity_public_name, identity_secret_name
-from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
+from ._names import SIDECAR, SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
 from ._podspec import container, pod_security_context, tmp_mount, tmp_volume
 
-SIDECAR = "sidecar"
 TRAINER = "trainer"
 #: Room for a silo's privacy ledger: a few hundred bytes per charged round.
 LEDGER_STORAGE = "256Mi"
@@ -150,11 +150,14 @@ def data_path(inputs: SiloInputs) -> str | None:
 def silo_support_objects(inputs: SiloInputs, config: OperatorConfig) -> list[Object]:
     """The ConfigMap, sidecar Service and both NetworkPolicies, adopted when in the job's namespace."""
     job, silo = inputs.job_name, inputs.silo_name
+    data = {MANIFEST_FILE: inputs.manifest, AGGREGATOR_CA_FILE: inputs.endpoint.ca_certificate}
+    if inputs.endpoint.model_key:
+        data[AGGREGATOR_PUBLIC_KEY] = inputs.endpoint.model_key + "\n"
     config_map: Object = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": inputs.meta(silo_job_config_name(job, silo), SIDECAR),
-        "data": {MANIFEST_FILE: inputs.manifest, AGGREGATOR_CA_FILE: inputs.endpoint.ca_certificate},
+        "data": data,
     }
     service: Object = {
         "apiVersion": "v1",
@@ -259,6 +262,8 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
         trainer_listen=f"0.0.0.0:{TRAINER_LINK_PORT}",
         # The aggregator's serving CA, from the hub's endpoint: the identity's CA is the silo's own.
         aggregator_ca=Path(JOB_DIR / AGGREGATOR_CA_FILE),
+        # The hub's model-signing key, where the hub published one: no unsigned model is trained on.
+        aggregator_key=Path(JOB_DIR / AGGREGATOR_PUBLIC_KEY) if inputs.endpoint.model_key else None,
     )
     ledger_mounts: list[Object] = []
     ledger_volumes: list[Object] = []

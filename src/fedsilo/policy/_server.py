@@ -34,8 +34,11 @@ def opa_config(*, console_decision_logs: bool = True) -> dict[str, Any]:
     }
 
 
-def opa_run_args(bundle: Path, *, config_file: Path, address: str = "127.0.0.1:8181") -> list[str]:
-    """Arguments after the ``opa`` binary: serve ``bundle`` (a directory with ``.manifest``) on ``address``."""
+def opa_run_args(bundle: Path | str, *, config_file: Path, address: str = "127.0.0.1:8181") -> list[str]:
+    """Arguments after the ``opa`` binary: serve ``bundle`` (a directory with ``.manifest``) on ``address``.
+
+    A string is passed as it is: a trailing slash makes OPA follow a linked directory.
+    """
     return [
         "run",
         "--server",

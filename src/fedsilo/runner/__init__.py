@@ -1,15 +1,17 @@
 """Running jobs: the local run (``fedsilo run``), the aggregator pod (``fedsilo aggregator``) and the hub both build."""
 
+from fedsilo.launch import AGGREGATOR_KEY as AGGREGATOR_KEY
+from fedsilo.launch import AGGREGATOR_PUBLIC_KEY as AGGREGATOR_PUBLIC_KEY
+
 from ._aggregator import AggregatorConfigError as AggregatorConfigError
 from ._aggregator import AggregatorEnvironmentError as AggregatorEnvironmentError
 from ._aggregator import Terminated as Terminated
 from ._aggregator import run_aggregator as run_aggregator
 from ._gate import AUDIT_LOG as AUDIT_LOG
 from ._gate import build_gate as build_gate
-from ._hub import AGGREGATOR_KEY as AGGREGATOR_KEY
-from ._hub import AGGREGATOR_PUBLIC_KEY as AGGREGATOR_PUBLIC_KEY
 from ._hub import Hub as Hub
 from ._hub import HubSetupError as HubSetupError
+from ._hub import adopt_published_key as adopt_published_key
 from ._hub import aggregator_signing_key as aggregator_signing_key
 from ._hub import build_hub as build_hub
 from ._hub import registered_silo_keys as registered_silo_keys
@@ -44,6 +46,7 @@ __all__ = [
     "RunReport",
     "StatisticsFiles",
     "Terminated",
+    "adopt_published_key",
     "aggregator_signing_key",
     "build_gate",
     "build_hub",

@@ -39,11 +39,11 @@ from prometheus_client import start_http_server
 from fedsilo.aggregator import JobFailed, LedgerBook, start_server
 from fedsilo.api import JobOutcome, Manifest, StatusReporter
 from fedsilo.identity import TLS_CERT_FILE, TLS_KEY_FILE, TlsCredentials
-from fedsilo.launch import OUTCOME_FILE, PRIVACY_LEDGER_FILE, REGISTRY_DIR, AggregatorArgs, silo_ca_file
+from fedsilo.launch import AGGREGATOR_KEY, OUTCOME_FILE, PRIVACY_LEDGER_FILE, REGISTRY_DIR, AggregatorArgs, silo_ca_file
 from fedsilo.policy import OpaServerEngine
 from fedsilo.registry import LocalRegistry
 
-from ._hub import HubSetupError, aggregator_signing_key, build_hub
+from ._hub import HubSetupError, adopt_published_key, aggregator_signing_key, build_hub
 from ._reporting import RecordingRegistry, ReportingObserver
 
 log = logging.getLogger("fedsilo.aggregator")
@@ -250,6 +250,12 @@ def _serve(
                 reporter.job_finished(previous)
                 _wait_for_termination()
         return previous
+    if (args.tls_dir / AGGREGATOR_KEY).exists():
+        # The operator made the job's signing key beside the serving pair and published its public half.
+        try:
+            adopt_published_key(args.tls_dir / AGGREGATOR_KEY, state_dir)
+        except HubSetupError as error:
+            raise AggregatorConfigError(str(error)) from error
     registry = RecordingRegistry(LocalRegistry(state_dir / REGISTRY_DIR))
     observer = ReportingObserver(reporter, registry) if reporter is not None else None
     privacy = _privacy_book(manifest, state_dir)

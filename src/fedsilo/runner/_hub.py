@@ -25,17 +25,14 @@ from fedsilo.api import FederatedJob, Silo
 from fedsilo.audit import AuditLog, AuditVerificationError
 from fedsilo.datasets import load_silo_data
 from fedsilo.identity import SignatureError, SigningKey, VerifyKey, load_signing_key, save_signing_key
+from fedsilo.launch import AGGREGATOR_KEY, AGGREGATOR_PUBLIC_KEY
 from fedsilo.policy import PolicyEngine, PolicyGate, RetryPolicy
 from fedsilo.registry import ModelRegistry
 from fedsilo.strategies import make_strategy
-from fedsilo.trainer import initial_weights
 
 from ._gate import AUDIT_LOG
 
 log = logging.getLogger("fedsilo.hub")
-
-AGGREGATOR_KEY = "aggregator-key.pem"
-AGGREGATOR_PUBLIC_KEY = "aggregator-key.pub"
 
 
 class HubSetupError(ValueError):
@@ -83,6 +80,34 @@ def aggregator_signing_key(state_dir: Path) -> SigningKey:
     # Always the loaded key's: the file sidecars and auditors verify with must never be another key's.
     public.write_text(key.public_key.to_base64() + "\n")
     return key
+
+
+def adopt_published_key(published: Path, state_dir: Path) -> None:
+    """Make the key the operator published (``published``, from its Secret) the hub's key in ``state_dir``.
+
+    In a cluster the operator creates the job's signing key, so that it can publish the
+    public half to the sidecars before the aggregator runs; the aggregator signs with it.
+
+    Raises:
+        HubSetupError: the key cannot be read, or the state already holds another key (models
+            and audit records signed by it would no longer verify under the published one).
+    """
+    try:
+        # Parsed, not load_signing_key'd: a Secret's files are group-readable by the pod's fsGroup.
+        key = SigningKey.from_pem(published.read_bytes())
+        path = state_dir / AGGREGATOR_KEY
+        if not path.exists():
+            state_dir.mkdir(parents=True, exist_ok=True)
+            save_signing_key(key, path)
+            return
+        held = load_signing_key(path)
+    except (OSError, SignatureError, ValueError) as error:
+        raise HubSetupError(f"cannot use the published signing key {published}: {error}") from error
+    if held.public_key.to_base64() != key.public_key.to_base64():
+        raise HubSetupError(
+            f"{path} holds key {held.public_key.fingerprint()}, not the published {key.public_key.fingerprint()} "
+            "that the sidecars verify models with; give the job a new state volume or the Secret its key"
+        )
 
 
 @dataclass(frozen=True)
@@ -140,6 +165,11 @@ def build_hub(
     try:
         # Round 0's model needs only the data's shape and classes, which silo 0's part gives.
         data = load_silo_data(spec, 0, len(spec.silos), first.spec.data.path if first else None)
+        # Imported here: the model needs PyTorch, which only the trainer image (where the
+        # cluster's aggregator runs, beside the users' model factories) carries; the
+        # operator and sidecar import this package without it.
+        from fedsilo.trainer import initial_weights
+
         weights = initial_weights(spec, data)
     except ValueError as error:  # DataError and FactoryError: the message names the file or factory
         raise HubSetupError(f"cannot build round 0's model: {error}") from error

@@ -30,7 +30,6 @@ from pathlib import Path
 
 from fedsilo.aggregator import JobFailed, LedgerBook, RoundObserver, start_server
 from fedsilo.api import Manifest, PrivacyMode, Silo
-from fedsilo.baseline import train_centralized
 from fedsilo.identity import (
     CertificateAuthority,
     SigningKey,
@@ -39,12 +38,19 @@ from fedsilo.identity import (
     read_identity,
     write_identity,
 )
-from fedsilo.launch import MANIFEST_FILE, LaunchArgs, SidecarArgs, TrainerArgs, render_job_manifest
+from fedsilo.launch import (
+    AGGREGATOR_PUBLIC_KEY,
+    MANIFEST_FILE,
+    LaunchArgs,
+    SidecarArgs,
+    TrainerArgs,
+    render_job_manifest,
+)
 from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
 from fedsilo.registry import LocalRegistry
 
-from ._hub import AGGREGATOR_PUBLIC_KEY, aggregator_signing_key, build_hub
+from ._hub import aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
 
@@ -209,6 +215,10 @@ class LocalRun:
         """
         report = self._run_job(on_started)
         if self.options.baseline:
+            # Imported here, as the hub's model is (see _hub): the baseline trains with PyTorch,
+            # which the operator and sidecar image leaves out.
+            from fedsilo.baseline import train_centralized
+
             with on_baseline() if on_baseline is not None else contextlib.nullcontext():
                 spec = self.manifest.job.spec
                 own_files = {i: s.spec.data.path for i, s in enumerate(self.manifest.silos) if s.spec.data.path}

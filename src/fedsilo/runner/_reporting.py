@@ -25,6 +25,7 @@ from fedsilo.api import (
     EvidenceHead,
     JobEvidence,
     JobOutcome,
+    ModelEvaluation,
     ModelReference,
     RoundNumber,
     RoundReport,
@@ -67,8 +68,8 @@ class ReportingObserver:
 
     Figures are cumulative (denials so far, epsilon spent so far), so a report the reporter
     failed to deliver is healed by the next one. Each round is reported once, when it
-    closes: the coordinator tells its observer again when evaluation metrics arrive, which
-    the status does not carry.
+    closes. Its model's evaluation arrives later (the silos evaluate it as the next round
+    closes, the last one in the closing evaluation) and is reported once, when it is there.
 
     Epsilon spent is the hub ledger's composed total for the silo (``SiloRoundStats.epsilon_spent``),
     never a sum of per-round epsilons: composing the mechanisms is what the accountant is for.
@@ -78,6 +79,9 @@ class ReportingObserver:
         self._reporter = reporter
         self._models = models
         self._reported: set[int] = set()
+        self._evaluated: set[int] = set()
+        # The round before: its model's evaluation is attached to it when the next one closes.
+        self._last: RoundSummary | None = None
         self._denials: dict[int, int] = {}
         self._epsilon: dict[SiloName, float] = {}
         self._rounds_completed = 0
@@ -98,8 +102,12 @@ class ReportingObserver:
         self._queue.put(lambda: self._reporter.update_denied(denial))
 
     def round_finished(self, summary: RoundSummary) -> None:
-        """Report the round's cumulative figures, the first time the round is announced."""
+        """Report the round's cumulative figures the first time it is announced, and any new evaluation."""
+        if self._last is not None and self._last is not summary:
+            self._report_evaluation(self._last)
+        self._last = summary
         if summary.round in self._reported:
+            self._report_evaluation(summary)
             return
         self._reported.add(summary.round)
         self._rounds_completed = max(self._rounds_completed, summary.round)
@@ -129,6 +137,13 @@ class ReportingObserver:
             ),
         )
         self._queue.put(lambda: self._reporter.round_completed(report))
+
+    def _report_evaluation(self, summary: RoundSummary) -> None:
+        if summary.accuracy is None or summary.loss is None or summary.round in self._evaluated:
+            return
+        self._evaluated.add(summary.round)
+        evaluation = ModelEvaluation(RoundNumber(summary.round), summary.accuracy, summary.loss)
+        self._queue.put(lambda: self._reporter.model_evaluated(evaluation))
 
     # ----- the end ----------------------------------------------------------------------
 
