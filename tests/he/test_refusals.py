@@ -17,13 +17,14 @@ from fedsilo.he import (
     RejectionKind,
     SeenChunks,
     SignedShare,
-    check_encrypted_update,
+    check_decryption_share,
     chunk_digest,
     encrypt_update,
     load_chunk,
-    sign_encrypted_update,
+    sign_decryption_share,
     sign_key_share,
     verified_joint_key,
+    wire,
 )
 from fedsilo.identity import SignatureError, SigningKey
 
@@ -32,16 +33,8 @@ from .conftest import JOB, SILOS, Federation, run_ceremony
 SILO = SILOS[0]
 
 
-def _update(federation: Federation, round_number: int = 1) -> tuple[bytes, bytes, list[bytes]]:
-    chunks = encrypt_update(federation.params, federation.key, np.linspace(-1, 1, 2500))
-    claim, signature = sign_encrypted_update(
-        federation.signing[SILO], JOB, round_number, SILO, federation.key.key_id, chunks
-    )
-    return claim, signature, chunks
-
-
-def _check(federation: Federation, claim: bytes, signature: bytes, chunks: list[bytes], seen: SeenChunks) -> None:
-    check_encrypted_update(JOB, 1, federation.key.key_id, federation.verify[SILO], claim, signature, chunks, seen)
+def _update(federation: Federation) -> list[bytes]:
+    return encrypt_update(federation.params, federation.key, np.linspace(-1, 1, 2500))
 
 
 def _refused(kind: RejectionKind, action: Callable[[], object]) -> None:
@@ -51,49 +44,57 @@ def _refused(kind: RejectionKind, action: Callable[[], object]) -> None:
 
 
 def test_an_honest_update_passes_every_check_and_adds(federation: Federation) -> None:
-    claim, signature, chunks = _update(federation)
-    seen = SeenChunks()
-    _check(federation, claim, signature, chunks, seen)
+    chunks = _update(federation)
+    payload = wire.encode_update(federation.key.key_id, chunks)
+    assert wire.decode_update(federation.params, payload, federation.key.key_id, len(chunks)) == chunks
+    SeenChunks().check([chunk_digest(c) for c in chunks])
     EncryptedSum(federation.params, len(chunks)).add(chunks)
 
 
 def test_an_update_encrypted_for_another_joint_key_is_refused_as_wrong_key(federation: Federation) -> None:
     other = run_ceremony(federation.params)
     chunks = encrypt_update(other.params, other.key, np.ones(10))
-    claim, signature = sign_encrypted_update(federation.signing[SILO], JOB, 1, SILO, other.key.key_id, chunks)
-    _refused(RejectionKind.WRONG_KEY, lambda: _check(federation, claim, signature, chunks, SeenChunks()))
-
-
-def test_a_replayed_chunk_is_refused_even_under_a_fresh_signature(federation: Federation) -> None:
-    claim, signature, chunks = _update(federation)
-    seen = SeenChunks()
-    _check(federation, claim, signature, chunks, seen)
-    seen.admit([chunk_digest(c) for c in chunks])
-    # The same ciphertexts, signed again.
-    replay, replay_signature = sign_encrypted_update(
-        federation.signing[SILO], JOB, 1, SILO, federation.key.key_id, chunks
+    payload = wire.encode_update(other.key.key_id, chunks)
+    _refused(
+        RejectionKind.WRONG_KEY,
+        lambda: wire.decode_update(federation.params, payload, federation.key.key_id, len(chunks)),
     )
-    _refused(RejectionKind.REPLAYED, lambda: _check(federation, replay, replay_signature, chunks, seen))
+
+
+def test_a_replayed_chunk_is_refused(federation: Federation) -> None:
+    digests = [chunk_digest(c) for c in _update(federation)]
+    seen = SeenChunks()
+    seen.check(digests)
+    seen.admit(digests)
+    _refused(RejectionKind.REPLAYED, lambda: seen.check(digests[:1]))
 
 
 def test_a_chunk_repeated_within_one_update_is_a_replay(federation: Federation) -> None:
-    _claim, _signature, chunks = _update(federation)
-    doubled = [chunks[0], chunks[0]]
-    claim, signature = sign_encrypted_update(federation.signing[SILO], JOB, 1, SILO, federation.key.key_id, doubled)
-    _refused(RejectionKind.REPLAYED, lambda: _check(federation, claim, signature, doubled, SeenChunks()))
+    chunk = _update(federation)[0]
+    _refused(RejectionKind.REPLAYED, lambda: SeenChunks().check([chunk_digest(chunk)] * 2))
 
 
-def test_a_chunk_swapped_after_signing_is_malformed(federation: Federation) -> None:
-    claim, signature, chunks = _update(federation)
-    swapped = [chunks[1], chunks[0]]
-    _refused(RejectionKind.MALFORMED, lambda: _check(federation, claim, signature, swapped, SeenChunks()))
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"FHU1" + struct.pack("<I", 2**31), id="absurd part count"),
+        pytest.param(b"XXXX" + struct.pack("<I", 0), id="wrong tag"),
+        pytest.param(b"FHU1" + struct.pack("<I", 1) + struct.pack("<I", 2**30), id="part longer than the frame"),
+        pytest.param(wire.pack(wire.UPDATE, [b"k"]) + b"tail", id="trailing bytes"),
+    ],
+)
+def test_a_malformed_update_frame_is_refused_before_any_allocation(federation: Federation, payload: bytes) -> None:
+    _refused(RejectionKind.MALFORMED, lambda: wire.decode_update(federation.params, payload, federation.key.key_id, 2))
 
 
-def test_a_claim_signed_by_another_key_fails_its_signature(federation: Federation) -> None:
-    _claim, _signature, chunks = _update(federation)
-    claim, signature = sign_encrypted_update(SigningKey.generate(), JOB, 1, SILO, federation.key.key_id, chunks)
-    with pytest.raises(SignatureError):
-        _check(federation, claim, signature, chunks, SeenChunks())
+def test_an_update_with_the_wrong_chunk_count_is_malformed(federation: Federation) -> None:
+    chunks = _update(federation)
+    payload = wire.encode_update(federation.key.key_id, chunks[:1])
+    _refused(
+        RejectionKind.MALFORMED,
+        lambda: wire.decode_update(federation.params, payload, federation.key.key_id, len(chunks)),
+    )
 
 
 def _with_header(data: bytes, **changes: int) -> bytes:
@@ -124,7 +125,7 @@ def _with_header(data: bytes, **changes: int) -> bytes:
 def test_a_malformed_chunk_is_refused_by_the_checked_loader(
     federation: Federation, mangle: Callable[[bytes], bytes]
 ) -> None:
-    _claim, _signature, chunks = _update(federation)
+    chunks = _update(federation)
     _refused(RejectionKind.MALFORMED, lambda: load_chunk(federation.params, mangle(chunks[0])))
 
 
@@ -143,7 +144,7 @@ def test_a_public_share_offered_as_a_chunk_is_malformed(federation: Federation) 
 
 
 def test_a_sum_refuses_an_update_of_the_wrong_chunk_count_and_stays_unchanged(federation: Federation) -> None:
-    _claim, _signature, chunks = _update(federation)
+    chunks = _update(federation)
     total = EncryptedSum(federation.params, len(chunks))
     _refused(RejectionKind.MALFORMED, lambda: total.add(chunks[:1]))
     _refused(RejectionKind.MALFORMED, lambda: total.add([chunks[0], b"junk"]))
@@ -200,3 +201,22 @@ def test_the_hub_cannot_relay_before_every_share_arrived(federation: Federation)
     assert ceremony.missing == frozenset(SILOS[1:])
     with pytest.raises(ValueError, match="waits for"):
         ceremony.transcript()
+
+
+# --- Decryption shares.
+
+
+def test_a_decryption_share_of_another_sum_or_round_or_altered_is_refused(federation: Federation) -> None:
+    key = federation.signing[SILO]
+    share = b"share-bytes"
+    claim, signature = sign_decryption_share(key, JOB, 3, SILO, "sha256:" + "a" * 64, share)
+
+    def check(round_number: int = 3, sum_digest: str = "sha256:" + "a" * 64, body: bytes = share) -> None:
+        check_decryption_share(JOB, round_number, SILO, sum_digest, federation.verify[SILO], claim, signature, body)
+
+    check()
+    _refused(RejectionKind.REPLAYED, lambda: check(round_number=4))
+    _refused(RejectionKind.WRONG_KEY, lambda: check(sum_digest="sha256:" + "b" * 64))
+    _refused(RejectionKind.MALFORMED, lambda: check(body=b"other"))
+    with pytest.raises(SignatureError):
+        check_decryption_share(JOB, 3, SILO, "sha256:" + "a" * 64, federation.verify[SILOS[1]], claim, signature, share)

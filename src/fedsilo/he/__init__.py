@@ -10,6 +10,7 @@ TenSEAL's ``sealapi`` (``_seal.py`` is the one module that touches it); docs/hom
 says why not OpenFHE, which parameters, what precision, and who sees what.
 """
 
+from . import _wire as wire
 from ._aggregate import EncryptedSum as EncryptedSum
 from ._aggregate import chunk_bound as chunk_bound
 from ._aggregate import decode_with as decode_with
@@ -26,22 +27,22 @@ from ._keys import common_polynomial as common_polynomial
 from ._keys import key_id as key_id
 from ._params import MAX_MODULUS_BITS_128 as MAX_MODULUS_BITS_128
 from ._params import HEParameters as HEParameters
-from ._signed import EncryptedUpdateClaim as EncryptedUpdateClaim
+from ._signed import DecryptionShareClaim as DecryptionShareClaim
 from ._signed import KeyCeremony as KeyCeremony
 from ._signed import KeyShareClaim as KeyShareClaim
 from ._signed import SeenChunks as SeenChunks
 from ._signed import SignedShare as SignedShare
-from ._signed import check_encrypted_update as check_encrypted_update
+from ._signed import check_decryption_share as check_decryption_share
 from ._signed import chunk_digest as chunk_digest
-from ._signed import sign_encrypted_update as sign_encrypted_update
+from ._signed import sign_decryption_share as sign_decryption_share
 from ._signed import sign_key_share as sign_key_share
 from ._signed import verified_joint_key as verified_joint_key
 
 __all__ = [
     "MAX_MODULUS_BITS_128",
     "CiphertextRejected",
+    "DecryptionShareClaim",
     "EncryptedSum",
-    "EncryptedUpdateClaim",
     "HEParameters",
     "HomomorphicError",
     "JointKey",
@@ -51,7 +52,7 @@ __all__ = [
     "RejectionKind",
     "SeenChunks",
     "SignedShare",
-    "check_encrypted_update",
+    "check_decryption_share",
     "chunk_bound",
     "chunk_digest",
     "common_polynomial",
@@ -61,7 +62,8 @@ __all__ = [
     "fuse",
     "key_id",
     "load_chunk",
-    "sign_encrypted_update",
+    "sign_decryption_share",
     "sign_key_share",
     "verified_joint_key",
+    "wire",
 ]

@@ -1,12 +1,13 @@
 """The signed documents of homomorphic mode: key-ceremony shares and encrypted-update claims.
 
-Every message of the ceremony and every encrypted update carries claims signed with the
-silo's Ed25519 identity key. The hub checks them before it relays or adds anything, and
+Every message of the ceremony and every decryption share carries claims signed with the
+silo's Ed25519 identity key (an encrypted update is signed by its ``UpdateMetadata``, whose
+payload digest covers the joint key's id and every chunk, see ``_wire``). The hub checks them before it relays or adds anything, and
 every silo checks every share of the ceremony itself before it trusts the joint key, so
 the hub only relays: it signs nothing it cannot check and never holds a share.
 
-Who calls it: the sidecar (``sign_key_share``, ``sign_encrypted_update``, ``verified_joint_key``),
-the aggregator (``KeyCeremony``, ``SeenChunks``, ``check_encrypted_update``).
+Who calls it: the sidecar (``sign_key_share``, ``sign_decryption_share``, ``verified_joint_key``),
+the aggregator (``KeyCeremony``, ``SeenChunks``, ``check_decryption_share``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from ._keys import JointKey, load_public_share, share_digest
 from ._params import HEParameters
 
 _Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
-#: Most chunks one update may have: 2**24 values at 2048 slots per chunk is 8192; room for more.
-MAX_CHUNKS = 65536
 
 
 def chunk_digest(chunk: bytes) -> str:
@@ -43,17 +42,6 @@ class KeyShareClaim(StrictMessage):
     silo: ObjectName
     seed: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     share_digest: _Digest
-
-
-class EncryptedUpdateClaim(StrictMessage):
-    """What a silo signs for its encrypted update: round, joint key, and every chunk's digest in order."""
-
-    type: Literal["he_update"] = "he_update"
-    job: ObjectName
-    round: Annotated[int, Field(ge=0, le=2**31)]
-    silo: ObjectName
-    key_id: _Digest
-    chunk_digests: Annotated[list[_Digest], Field(min_length=1, max_length=MAX_CHUNKS)]
 
 
 @dataclass(frozen=True)
@@ -146,17 +134,6 @@ def verified_joint_key(
     return JointKey(params, seed, shares)
 
 
-def sign_encrypted_update(
-    key: SigningKey, job: str, round_number: int, silo: str, key_id: str, chunks: Sequence[bytes]
-) -> tuple[bytes, bytes]:
-    """The canonical claim bytes of an encrypted update and their signature."""
-    claim = EncryptedUpdateClaim(
-        job=job, round=round_number, silo=silo, key_id=key_id, chunk_digests=[chunk_digest(c) for c in chunks]
-    )
-    body = claim.canonical_bytes()
-    return body, key.sign(body)
-
-
 class SeenChunks:
     """Digests of every chunk the hub has admitted in a job: a chunk sent twice is a replay.
 
@@ -177,36 +154,49 @@ class SeenChunks:
         self._seen.update(digests)
 
 
-def check_encrypted_update(
+class DecryptionShareClaim(StrictMessage):
+    """What a silo signs for its decryption share: the round, the sum it decrypted and the share's digest."""
+
+    type: Literal["he_decryption_share"] = "he_decryption_share"
+    job: ObjectName
+    round: Annotated[int, Field(ge=0, le=2**31)]
+    silo: ObjectName
+    sum_digest: _Digest
+    share_digest: _Digest
+
+
+def sign_decryption_share(
+    key: SigningKey, job: str, round_number: int, silo: str, sum_digest: str, share: bytes
+) -> tuple[bytes, bytes]:
+    """The canonical claim bytes of a decryption share and their signature."""
+    claim = DecryptionShareClaim(
+        job=job, round=round_number, silo=silo, sum_digest=sum_digest, share_digest=chunk_digest(share)
+    )
+    body = claim.canonical_bytes()
+    return body, key.sign(body)
+
+
+def check_decryption_share(
     job: str,
     round_number: int,
-    key_id: str,
+    silo: str,
+    sum_digest: str,
     verify_key: VerifyKey,
-    claim_bytes: bytes,
+    claim: bytes,
     signature: bytes,
-    chunks: Sequence[bytes],
-    seen: SeenChunks,
-) -> EncryptedUpdateClaim:
-    """The hub's checks of an encrypted update before its chunks are loaded and added.
-
-    Order: the signature (``SignatureError``), then the claims: the joint key in force
-    (``WRONG_KEY``), the round and the chunk digests (``MALFORMED``), and chunks never seen
-    before (``REPLAYED``). Loading each chunk through SEAL is ``EncryptedSum.add``'s.
-    """
-    verify_key.verify(signature, claim_bytes)
+    share: bytes,
+) -> None:
+    """The hub's check of one decryption share: the silo's signature, then the round, the sum and the digest."""
+    verify_key.verify(signature, claim)
     try:
-        claim = EncryptedUpdateClaim.parse(claim_bytes)
+        parsed = DecryptionShareClaim.parse(claim)
     except MessageError as error:
-        raise CiphertextRejected(RejectionKind.MALFORMED, f"update claim: {error}") from None
-    if claim.job != job or claim.key_id != key_id:
+        raise CiphertextRejected(RejectionKind.MALFORMED, f"decryption share claim: {error}") from None
+    if parsed.job != job or parsed.round != round_number or parsed.silo != silo:
         raise CiphertextRejected(
-            RejectionKind.WRONG_KEY, f"the update is encrypted for key {claim.key_id}, not {key_id}"
+            RejectionKind.REPLAYED, f"the decryption share is for {parsed.job} round {parsed.round}"
         )
-    if claim.round != round_number:
-        raise CiphertextRejected(RejectionKind.MALFORMED, f"the claims name round {claim.round}, not {round_number}")
-    if len(chunks) != len(claim.chunk_digests) or any(
-        chunk_digest(chunk) != digest for chunk, digest in zip(chunks, claim.chunk_digests, strict=False)
-    ):
-        raise CiphertextRejected(RejectionKind.MALFORMED, "the chunks do not match their signed digests")
-    seen.check(claim.chunk_digests)
-    return claim
+    if parsed.sum_digest != sum_digest:
+        raise CiphertextRejected(RejectionKind.WRONG_KEY, "the decryption share is of another sum")
+    if parsed.share_digest != chunk_digest(share):
+        raise CiphertextRejected(RejectionKind.MALFORMED, "the decryption share does not match its signed digest")
