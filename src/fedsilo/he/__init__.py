@@ -11,6 +11,7 @@ says why not OpenFHE, which parameters, what precision, and who sees what.
 """
 
 from . import _wire as wire
+from ._aggregate import CheckedChunks as CheckedChunks
 from ._aggregate import EncryptedSum as EncryptedSum
 from ._aggregate import chunk_bound as chunk_bound
 from ._aggregate import decode_with as decode_with
@@ -25,6 +26,7 @@ from ._keys import JointKey as JointKey
 from ._keys import KeyShare as KeyShare
 from ._keys import common_polynomial as common_polynomial
 from ._keys import key_id as key_id
+from ._keys import round_seed as round_seed
 from ._params import MAX_MODULUS_BITS_128 as MAX_MODULUS_BITS_128
 from ._params import HEParameters as HEParameters
 from ._signed import DecryptionShareClaim as DecryptionShareClaim
@@ -40,6 +42,7 @@ from ._signed import verified_joint_key as verified_joint_key
 
 __all__ = [
     "MAX_MODULUS_BITS_128",
+    "CheckedChunks",
     "CiphertextRejected",
     "DecryptionShareClaim",
     "EncryptedSum",
@@ -62,6 +65,7 @@ __all__ = [
     "fuse",
     "key_id",
     "load_chunk",
+    "round_seed",
     "sign_decryption_share",
     "sign_key_share",
     "verified_joint_key",

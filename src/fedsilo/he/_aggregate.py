@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -78,11 +79,19 @@ def load_chunk(params: HEParameters, data: bytes) -> seal.Ciphertext:
     return ciphertext
 
 
+@dataclass(frozen=True)
+class CheckedChunks:
+    """One update's chunks after ``EncryptedSum.check``: loaded by SEAL, ready to add."""
+
+    ciphertexts: tuple[seal.Ciphertext, ...]
+
+
 class EncryptedSum:
     """The hub's running sum of admitted updates, chunk by chunk; it never holds a key.
 
-    ``add`` takes one silo's whole list of chunks only after all of them loaded and checked,
-    so a refused update leaves the sum as it was.
+    An update's chunks are all loaded and checked (``check``) before any is added, so a
+    refused update leaves the sum as it was; the aggregator checks before the policy decides
+    and adds (``add_checked``) only after it allowed.
     """
 
     def __init__(self, params: HEParameters, chunks: int) -> None:
@@ -94,19 +103,26 @@ class EncryptedSum:
         self._sum: list[seal.Ciphertext] | None = None
         self.count = 0
 
-    def add(self, chunks: Sequence[bytes]) -> None:
-        """Add one update's chunks (each checked by ``load_chunk``), or raise ``CiphertextRejected``."""
+    def check(self, chunks: Sequence[bytes]) -> CheckedChunks:
+        """One update's chunks loaded and checked (``load_chunk``), or ``CiphertextRejected``; the sum is untouched."""
         if len(chunks) != self.chunk_count:
             raise CiphertextRejected(
                 RejectionKind.MALFORMED, f"{len(chunks)} chunks where the job's vector needs {self.chunk_count}"
             )
-        loaded = [load_chunk(self.params, data) for data in chunks]
+        return CheckedChunks(tuple(load_chunk(self.params, data) for data in chunks))
+
+    def add_checked(self, checked: CheckedChunks) -> None:
+        """Add chunks ``check`` returned."""
         if self._sum is None:
-            self._sum = loaded
+            self._sum = list(checked.ciphertexts)
         else:
-            for total, chunk in zip(self._sum, loaded, strict=True):
+            for total, chunk in zip(self._sum, checked.ciphertexts, strict=True):
                 self._evaluator.add_inplace(total, chunk)
         self.count += 1
+
+    def add(self, chunks: Sequence[bytes]) -> None:
+        """Check and add one update's chunks; a refused update leaves the sum as it was."""
+        self.add_checked(self.check(chunks))
 
     def chunks(self) -> list[bytes]:
         """The summed chunks, serialized: what every silo of the joint key makes a decryption share of."""

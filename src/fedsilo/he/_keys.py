@@ -30,6 +30,11 @@ from ._seal import Words, coefficients, load, to_bytes, with_coefficients
 _CRS_DOMAIN = b"fedsilo/he/crs/v1"
 
 
+def round_seed(job: str, round_number: int, model_digest: str) -> bytes:
+    """The ceremony's public seed, which every party derives alone: no one, the hub included, chooses ``a``."""
+    return hashlib.sha256(f"fedsilo/he/seed/v1\0{job}\0{round_number}\0{model_digest}".encode()).digest()
+
+
 def common_polynomial(params: HEParameters, seed: bytes) -> Words:
     """The uniform polynomial ``a`` (NTT form) every party expands from the ceremony's public seed.
 

@@ -108,9 +108,10 @@ class KeyCeremony:
         return frozenset(self._keys) - frozenset(self._messages)
 
     def transcript(self) -> list[SignedShare]:
-        """Every signed share, in silo order: what the hub relays to each silo."""
-        if self.missing:
-            raise ValueError(f"the ceremony still waits for {', '.join(sorted(self.missing))}")
+        """Every signed share that arrived, in silo order: what the hub relays to each silo that gave one.
+
+        A silo whose share did not arrive (or was refused) is simply not in the round's key.
+        """
         return [self._messages[silo] for silo in sorted(self._messages)]
 
 
@@ -119,8 +120,9 @@ def verified_joint_key(
 ) -> JointKey:
     """The joint key from a relayed transcript, after checking every share's signature and claims.
 
-    Each silo runs this itself: the transcript must hold exactly one share of every silo of
-    the job, including its own, so a hub cannot leave a silo out or slip in a share of its own.
+    Each silo runs this itself, with ``keys`` naming the silos it expects in the key: the
+    transcript must hold exactly one validly signed share of each, so a hub cannot slip in a
+    share of its own (it signs nothing a silo would accept) or leave out one it was given.
     """
     shares: dict[str, bytes] = {}
     for message in transcript:
