@@ -296,6 +296,10 @@ class JobCoordinator:
                 with self._cond:
                     assert self._round is not None
                     self._round.plan = RoundPlan(**{**asdict(self._round.plan), "failure": str(failed)})
+                    # The model stays in force: re-signed as the model after this round, so the
+                    # retry starts from "the round before's model" as every sidecar checks.
+                    kept = GlobalModelClaim.parse(self._model_seal.claim)
+                    self._model_seal = seal_model(self._model_key, kept.model_copy(update={"round": round_number}))
                     self._cond.notify_all()
             else:
                 completed, failures = completed + 1, 0
