@@ -81,7 +81,7 @@ def test_bounds_enums_and_cel_rules_mirror_the_models() -> None:
     spec = crd("federatedjobs")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["properties"]["minSilos"]["minimum"] == 1
     assert spec["properties"]["silos"]["x-kubernetes-list-type"] == "set"
-    assert spec["properties"]["aggregation"]["properties"]["mode"]["enum"] == ["masked", "plain"]
+    assert spec["properties"]["aggregation"]["properties"]["mode"]["enum"] == ["masked", "plain", "homomorphic"]
     test_fraction = spec["properties"]["data"]["properties"]["testFraction"]
     assert test_fraction["exclusiveMinimum"] is True and test_fraction["minimum"] == 0
     rules = [rule["rule"] for rule in spec["x-kubernetes-validations"]]

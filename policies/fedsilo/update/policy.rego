@@ -54,6 +54,9 @@ silo_epsilon_if_accepted := e if {
 # The codes the hub's own admission steps put in update.transport_problem, before the policy
 # (fedsilo.policy.Reason; docs/policy-input.md lists each one and the step that finds it).
 hub_reasons := {
+	"ciphertext_malformed",
+	"ciphertext_replayed",
+	"ciphertext_wrong_key",
 	"claim_mismatch",
 	"epsilon_claim_mismatch",
 	"identity_mismatch",

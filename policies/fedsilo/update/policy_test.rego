@@ -91,6 +91,10 @@ test_a_transport_reason_passes_through_verbatim if {
 	reasons_for(with_value("/update/transport_problem", "payload_digest_mismatch: the payload differs")) == ["payload_digest_mismatch: the payload differs"]
 }
 
+test_a_ciphertext_refusal_of_the_hub_passes_through if {
+	reasons_for(with_value("/update/transport_problem", "ciphertext_wrong_key: encrypted for another key")) == ["ciphertext_wrong_key: encrypted for another key"]
+}
+
 test_an_unphrased_transport_problem_is_wrapped if {
 	reasons_for(with_value("/update/transport_problem", "Stream broke")) == ["transport_problem: Stream broke"]
 }

@@ -13,7 +13,9 @@
 5. ``check_privacy``: the signed mechanism and epsilon (``PrivacyBook.check``);
 6. ``read_payload``: one upload per silo, a bounded number at once, the streamed payload
    (size, dtype, finiteness) and its digest against the signed one;
-7. ``check_cleartext``: in plain mode, the payload's real norm, weight and length against
+7. ``check_ciphertexts``: in homomorphic mode, the payload's ciphertexts: the round's joint
+   key, chunks never admitted before, each a SEAL ciphertext of the job's parameters;
+8. ``check_cleartext``: in plain mode, the payload's real norm, weight and length against
    the signed claims;
 
 and then always ``_decide``: the policy decision, the audit record of what took effect,
@@ -139,6 +141,7 @@ class Admission:
             self.check_claims,
             self.check_privacy,
             self.read_payload,
+            self.check_ciphertexts,
             self.check_cleartext,
         )
 
@@ -244,6 +247,12 @@ class Admission:
             raise Refusal(Reason.PAYLOAD_INVALID, str(error)) from None
         if submission.payload_digest != claims.payload_digest:
             raise Refusal(Reason.PAYLOAD_DIGEST_MISMATCH, "the payload differs from what the silo signed")
+
+    def check_ciphertexts(self, submission: Submission) -> None:
+        """Homomorphic mode: the ciphertexts themselves (wrong key, replayed, malformed) before the policy."""
+        current = submission.open_round()
+        assert current.aggregation is not None
+        current.aggregation.check_payload(submission.silo)
 
     def check_cleartext(self, submission: Submission) -> None:
         """Plain mode holds the update in the clear: its real norm, weight and length must be what was signed."""

@@ -2,8 +2,9 @@
 
 Every mode receives *weighted* inputs: a silo sends ``[n * update..., n]`` (its sample
 count as the last coordinate), so the sum carries the FedAvg numerator and denominator
-and the mean needs nothing but the sum. The masked mode (``_masked.py``) implements the
-same interface over secure aggregation; plain mode exists for tests and comparisons.
+and the mean needs nothing but the sum. The masked mode (``_masked.py``) and the
+homomorphic mode (``_homomorphic.py``) implement the same interface over secure
+aggregation and multiparty CKKS; plain mode exists for tests and comparisons.
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ class Aggregation(ABC):
     @abstractmethod
     def exclude(self, silo: str, reason: str) -> None:
         """Leave ``silo`` out: denied, invalid or dropped; whatever it sent is discarded."""
+
+    def check_payload(self, silo: str) -> None:  # noqa: B027 - optional step
+        """Check ``silo``'s finished payload before the policy decides (homomorphic: its ciphertexts); raises ``Refusal``."""
+
+    def decryptors(self, accepted: frozenset[str]) -> frozenset[str]:
+        """The silos the unmask step waits for: the accepted ones (masked); every key holder (homomorphic)."""
+        return accepted
 
     def cleartext(self, silo: str) -> npt.NDArray[np.generic] | None:
         """``silo``'s buffered payload when this mode holds it in the clear (plain); None when masked."""

@@ -58,10 +58,11 @@ def sum_problem(
     """Why ``total`` (the weighted sum) and ``weight`` (its weight word) cannot be the signed updates' sum; None if they can.
 
     ``coordinate_error`` is how far the mode's arithmetic may move one coordinate of a
-    correct sum (``Aggregation.coordinate_error``: fixed-point rounding in masked mode).
+    correct sum, the weight word included (``Aggregation.coordinate_error``: fixed-point
+    rounding in masked mode, CKKS noise in homomorphic mode).
     """
     signed = expected_weight(contributions)
-    if not math.isclose(weight, signed, rel_tol=_RELATIVE_SLACK):
+    if not math.isclose(weight, signed, rel_tol=_RELATIVE_SLACK, abs_tol=coordinate_error):
         return f"the sum's weight word is {weight:g}, the counted silos signed {signed:g} in all"
     if not check_norm:
         return None

@@ -146,3 +146,11 @@ class RoundObserver(Protocol):
 
 class JobFailed(RuntimeError):
     """The job cannot go on (quorum lost, too few survivors to unmask)."""
+
+
+class RoundFailed(RuntimeError):
+    """One round cannot finish but the job can go on: it is recorded and retried with the silos still live.
+
+    Homomorphic mode raises it when a silo of the round's key gives no valid decryption share
+    (its share of the key is needed and is nowhere else: docs/homomorphic.md).
+    """

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fedsilo.api import AggregationMode, FederatedJob, PrivacyMode
+from fedsilo.he import wire
 from fedsilo.identity import SigningKey, VerifyKey, sha256_digest
 from fedsilo.protocol import (
     GlobalModelClaim,
@@ -37,8 +38,18 @@ from ._aggregation import Aggregation
 from ._anomaly import AnomalyScores
 from ._attribution import SeenNonces
 from ._bounds import expected_weight, sum_problem
-from ._contracts import JobFailed, PrivacyBook, RoundObserver, RoundSummary, ServerStrategy, UpdateGate, UpdatesStrategy
+from ._contracts import (
+    JobFailed,
+    PrivacyBook,
+    RoundFailed,
+    RoundObserver,
+    RoundSummary,
+    ServerStrategy,
+    UpdateGate,
+    UpdatesStrategy,
+)
 from ._evaluation import apply_evaluations, receive_evaluation
+from ._homomorphic import HomomorphicJob
 from ._metrics import ROUNDS
 from ._phases import Phase, PhaseClosed, wait_until
 from ._presence import Presence
@@ -52,6 +63,8 @@ log = logging.getLogger("fedsilo.aggregator")
 UPLOAD_SLOTS = 2
 # Least time silos get to join before the first round.
 JOIN_TIMEOUT_SECONDS = 120.0
+# Failed rounds in a row (homomorphic mode: a key holder lost before decrypting) before the job fails.
+MAX_ROUND_RETRIES = 3
 
 
 class JobCoordinator:
@@ -102,6 +115,12 @@ class JobCoordinator:
         self._final_plan: RoundPlan | None = None
         self.summaries: list[RoundSummary] = []
         self._anomaly = AnomalyScores()
+        # Homomorphic mode: what outlives a round (every admitted chunk's digest, for replays).
+        self._homomorphic = (
+            HomomorphicJob(job.metadata.name, gate)
+            if self.spec.aggregation.mode is AggregationMode.HOMOMORPHIC
+            else None
+        )
         self.admission = Admission(
             job,
             self._keys,
@@ -208,6 +227,12 @@ class JobCoordinator:
             current.stats_of(silo).bytes_down += len(current.unmask_body)
             return current.unmask_body
 
+    def decryption_share_limit(self) -> int:
+        """The most bytes one decryption share may have (homomorphic mode; 0 otherwise)."""
+        if self._homomorphic is None:
+            return 0
+        return wire.decryption_bound(self._homomorphic.params, self._homomorphic.params.chunks(self._layout.size + 1))
+
     def unmask(self, silo: str, round_number: int, body: bytes) -> PolicyVerdict:
         """A survivor's revealed shares."""
         with self._cond:
@@ -238,9 +263,8 @@ class JobCoordinator:
         """Run every round and the closing evaluation; raise ``JobFailed`` if quorum is lost."""
         try:
             self._await_joins()
-            for round_number in range(1, self.spec.rounds + 1):
-                self._run_round(round_number)
-            self._run_final_evaluation(self.spec.rounds + 1)
+            round_number = self._run_rounds()
+            self._run_final_evaluation(round_number)
         except JobFailed as error:
             self._finish(str(error))
             raise
@@ -253,6 +277,37 @@ class JobCoordinator:
             raise JobFailed(failure) from error
         self._finish("")
         return self.summaries
+
+    def _run_rounds(self) -> int:
+        """Run ``spec.rounds`` completed rounds; a failed round is recorded and retried under the next number.
+
+        Returns the number the closing evaluation takes. Round numbers only grow, so a silo
+        waiting for "the round after r" is never handed r twice.
+        """
+        round_number, completed, failures = 1, 0, 0
+        while completed < self.spec.rounds:
+            try:
+                self._run_round(round_number)
+            except RoundFailed as failed:
+                failures += 1
+                ROUNDS.labels(self.job.metadata.name, "retried").inc()
+                log.error(
+                    "round %d failed and is retried (%d of %d): %s", round_number, failures, MAX_ROUND_RETRIES, failed
+                )
+                if failures > MAX_ROUND_RETRIES:
+                    raise JobFailed(f"{failures} rounds in a row failed; the last: {failed}") from failed
+                with self._cond:
+                    assert self._round is not None
+                    self._round.plan = RoundPlan(**{**asdict(self._round.plan), "failure": str(failed)})
+                    # The model stays in force: re-signed as the model after this round, so the
+                    # retry starts from "the round before's model" as every sidecar checks.
+                    kept = GlobalModelClaim.parse(self._model_seal.claim)
+                    self._model_seal = seal_model(self._model_key, kept.model_copy(update={"round": round_number}))
+                    self._cond.notify_all()
+            else:
+                completed, failures = completed + 1, 0
+            round_number += 1
+        return round_number
 
     def _await_joins(self) -> None:
         with self._cond:
@@ -289,7 +344,7 @@ class JobCoordinator:
             model_claim=self._model_seal.claim,
             model_signature=self._model_seal.signature,
         )
-        aggregation = None if evaluate_only else round_aggregation(self.job, plan, self._keys)
+        aggregation = None if evaluate_only else round_aggregation(self.job, plan, self._keys, self._homomorphic)
         expected = frozenset(participants)
         steps = {
             name: Phase[bytes](name, expected, deadline) for name in (aggregation.setup_steps if aggregation else ())
@@ -414,7 +469,9 @@ class JobCoordinator:
     def _run_unmask(self, current: OpenRound, aggregation: Aggregation, accepted: tuple[str, ...]) -> None:
         """Ask the accepted silos for their shares and unmask the sum (lock held)."""
         round_number = current.plan.round
-        current.unmask = Phase[bytes]("unmask", frozenset(accepted), time.monotonic() + self.spec.round_timeout_seconds)
+        current.unmask = Phase[bytes](
+            "unmask", aggregation.decryptors(frozenset(accepted)), time.monotonic() + self.spec.round_timeout_seconds
+        )
         current.unmask_body = aggregation.unmask_request(frozenset(accepted))
         self._cond.notify_all()
         wait_until(self._cond, current.unmask.complete, current.unmask.deadline)
@@ -422,6 +479,8 @@ class JobCoordinator:
         self._presence.gone(current.unmask.missing(), round_number, "unmask")
         try:
             aggregation.unmask(dict(current.unmask.posted))
+        except RoundFailed:
+            raise
         except Exception as error:  # whatever a survivor's shares break, the job fails with the reason
             raise JobFailed(f"round {round_number}: unmasking failed: {error}") from error
 

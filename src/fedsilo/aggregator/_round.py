@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.api import AggregationMode, FederatedJob, FederatedJobSpec
+from fedsilo.he import HEParameters, round_seed
 from fedsilo.identity import VerifyKey
 from fedsilo.protocol import MAX_RECORDS, EvaluationReport, PolicyVerdict, RoundPlan
 from fedsilo.secagg import SecAggConfig
@@ -23,6 +24,7 @@ from fedsilo.secagg import SecAggConfig
 from ._aggregation import Aggregation, PlainAggregation
 from ._bounds import SignedContribution
 from ._contracts import JobFailed, SiloRoundStats
+from ._homomorphic import HomomorphicAggregation, HomomorphicJob
 from ._masked import MaskedAggregation
 from ._phases import Phase, PhaseClosed
 
@@ -98,15 +100,26 @@ def max_records(spec: FederatedJobSpec) -> int:
     each silo gets an equal share of it at ``MIN_FRACTIONAL_BITS``, so the job (its clip
     range and silo count) decides the precision, not a silo declaring 2**27 records.
     """
+    if spec.aggregation.mode is AggregationMode.HOMOMORPHIC:
+        # Each silo's weighted coordinates (at most clipRange x records) share the CKKS sum's range.
+        share = HEParameters().max_sum_magnitude() / (spec.aggregation.clip_range * len(spec.silos))
+        return max(1, min(MAX_RECORDS, math.floor(share)))
     if spec.aggregation.mode is not AggregationMode.MASKED:
         return MAX_RECORDS
     share = (2**31 - 1) / (spec.aggregation.clip_range * 2**MIN_FRACTIONAL_BITS * len(spec.silos))
     return max(1, min(MAX_RECORDS, math.floor(share)))
 
 
-def round_aggregation(job: FederatedJob, plan: RoundPlan, keys: Mapping[str, VerifyKey]) -> Aggregation:
-    """The aggregation of a training round: secure aggregation among the participants, or plain sums."""
+def round_aggregation(
+    job: FederatedJob, plan: RoundPlan, keys: Mapping[str, VerifyKey], homomorphic: HomomorphicJob | None = None
+) -> Aggregation:
+    """The aggregation of a training round: secure aggregation or multiparty CKKS among the participants, or plain sums."""
     spec = job.spec
+    if spec.aggregation.mode is AggregationMode.HOMOMORPHIC:
+        assert homomorphic is not None, "a homomorphic job's coordinator keeps a HomomorphicJob"
+        seed = round_seed(job.metadata.name, plan.round, plan.model_digest)
+        participants = {s: keys[s] for s in plan.participants}
+        return HomomorphicAggregation(homomorphic, plan.round, plan.vector_length, seed, participants)
     if spec.aggregation.mode is not AggregationMode.MASKED:
         return PlainAggregation(plan.vector_length)
     config = SecAggConfig(

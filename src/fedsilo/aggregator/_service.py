@@ -27,6 +27,7 @@ from fedsilo.protocol import (
     pb,
     plan_to_proto,
     rpc,
+    share_upload_from_proto,
     update_chunk_from_proto,
     update_metadata_from_proto,
     verdict_to_proto,
@@ -184,6 +185,32 @@ class AggregatorService(rpc.AggregatorServicer):
         silo = self._caller(context, request.ref.silo)
         try:
             verdict = self._coordinator.unmask(silo, request.ref.round, request.body)
+        except PhaseClosed as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        return verdict_to_proto(verdict)
+
+    def GetEncryptedSum(self, request: pb.RoundRef, context: grpc.ServicerContext) -> Iterator[pb.BytesChunk]:
+        """Homomorphic mode: the round's encrypted sum, streamed to a silo of its key (the unmask step's request)."""
+        silo = self._caller(context, request.silo)
+        try:
+            body = self._coordinator.unmask_request(silo, request.round)
+        except PhaseClosed as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        yield from blob_to_chunks(body)
+
+    def SubmitDecryptionShare(
+        self, request_iterator: Iterator[pb.ShareUpload], context: grpc.ServicerContext
+    ) -> pb.Decision:
+        """Homomorphic mode: a silo's signed decryption share, bounded, posted to the unmask step."""
+        silo = self._caller(context, "")
+        try:
+            ref, body = share_upload_from_proto(request_iterator, self._coordinator.decryption_share_limit())
+        except (MessageError, StreamError) as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"decryption share stream: {error}")
+        if ref.silo != silo:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate is for {silo}, request names {ref.silo}")
+        try:
+            verdict = self._coordinator.unmask(silo, ref.round, body)
         except PhaseClosed as error:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
         return verdict_to_proto(verdict)

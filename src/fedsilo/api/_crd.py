@@ -30,6 +30,8 @@ from ._types import (
     API_GROUP,
     API_VERSION,
     DNS_LABEL_RULE,
+    HOMOMORPHIC_FEDADAM_MESSAGE,
+    HOMOMORPHIC_MIN_SILOS_MESSAGE,
     JOB_NAME_RULE,
     MASKED_MIN_SILOS,
     MAX_NAME,
@@ -258,6 +260,19 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             message=f"masked aggregation needs at least {MASKED_MIN_SILOS} silos (a sum of one update hides nothing "
             "and its Shamir threshold cannot be met); name more silos, or choose aggregation.mode plain",
             field_path=".silos",
+        ),
+        Rule(
+            rule=f"!has(self.aggregation) || !has(self.aggregation.mode) "
+            f"|| self.aggregation.mode != '{AggregationMode.HOMOMORPHIC.value}' || size(self.silos) >= {MASKED_MIN_SILOS}",
+            message=HOMOMORPHIC_MIN_SILOS_MESSAGE,
+            field_path=".silos",
+        ),
+        Rule(
+            rule=f"!has(self.aggregation) || !has(self.aggregation.mode) "
+            f"|| self.aggregation.mode != '{AggregationMode.HOMOMORPHIC.value}' "
+            f"|| !has(self.strategy) || !has(self.strategy.name) || self.strategy.name != '{StrategyName.FEDADAM.value}'",
+            message=HOMOMORPHIC_FEDADAM_MESSAGE,
+            field_path=".strategy.name",
         ),
         # Cluster-only: a local run has no "before". Changing these under a running job would
         # silently weaken what every silo agreed to.

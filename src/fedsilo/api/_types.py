@@ -497,6 +497,19 @@ class AggregationMode(StrEnum):
 
     MASKED = "masked"
     PLAIN = "plain"
+    HOMOMORPHIC = "homomorphic"
+
+
+#: Why a homomorphic job needs two silos, and why it refuses fedadam (CEL and the models say the same).
+HOMOMORPHIC_MIN_SILOS_MESSAGE = (
+    f"homomorphic aggregation needs at least {MASKED_MIN_SILOS} silos (with one, its key share is the whole "
+    "key and the sum is its update); name more silos, or choose aggregation.mode plain"
+)
+HOMOMORPHIC_FEDADAM_MESSAGE = (
+    "strategy fedadam does not combine with aggregation.mode homomorphic: its server optimizer keeps "
+    "per-coordinate state over plaintext mean updates, while homomorphic mode only admits strategies whose "
+    "step is the decrypted mean itself (fedavg, fedprox); choose fedavg or fedprox, or aggregation.mode masked"
+)
 
 
 class AggregationSpec(_Model):
@@ -507,7 +520,10 @@ class AggregationSpec(_Model):
         strict=False,
         description=(
             "masked: pairwise-masked secure aggregation (Bonawitz et al. 2017); the hub only "
-            "sees the sum. plain: updates are summed in the clear (testing only)."
+            "sees the sum. homomorphic: multiparty CKKS; each silo holds a share of the round's "
+            "key, the hub adds ciphertexts and fuses the silos' decryption shares into the sum "
+            "(docs/homomorphic.md); fedadam is refused. plain: updates are summed in the clear "
+            "(testing only)."
         ),
     )
     threshold: int | None = Field(
@@ -777,6 +793,11 @@ class FederatedJobSpec(_Model):
                 f"masked aggregation needs at least {MASKED_MIN_SILOS} silos (a sum of one update hides nothing "
                 "and its Shamir threshold cannot be met); name more silos, or choose aggregation.mode plain"
             )
+        if self.aggregation.mode is AggregationMode.HOMOMORPHIC:
+            if len(self.silos) < MASKED_MIN_SILOS:
+                raise ValueError(HOMOMORPHIC_MIN_SILOS_MESSAGE)
+            if self.strategy.name is StrategyName.FEDADAM:
+                raise ValueError(HOMOMORPHIC_FEDADAM_MESSAGE)
         strategy = self.strategy
         if strategy.name.robust and self.aggregation.mode is not AggregationMode.PLAIN:
             raise ValueError(

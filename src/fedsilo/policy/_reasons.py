@@ -57,6 +57,10 @@ class Reason(StrEnum):
     PAYLOAD_INVALID = "payload_invalid"
     PAYLOAD_DIGEST_MISMATCH = "payload_digest_mismatch"
     CLAIM_MISMATCH = "claim_mismatch"
+    # Homomorphic mode: the ciphertexts and key-ceremony messages (docs/homomorphic.md).
+    CIPHERTEXT_WRONG_KEY = "ciphertext_wrong_key"
+    CIPHERTEXT_REPLAYED = "ciphertext_replayed"
+    CIPHERTEXT_MALFORMED = "ciphertext_malformed"
     # Found after the policy: the round closed while the policy decided.
     ROUND_CLOSED = "round_closed"
     # The gate's own: no engine answered within the retries (fail closed).

@@ -17,6 +17,8 @@ from ._convert import plan_from_proto as plan_from_proto
 from ._convert import plan_to_proto as plan_to_proto
 from ._convert import round_ref as round_ref
 from ._convert import secagg_envelope as secagg_envelope
+from ._convert import share_upload as share_upload
+from ._convert import share_upload_from_proto as share_upload_from_proto
 from ._convert import signed_metadata as signed_metadata
 from ._convert import task_request as task_request
 from ._convert import update_chunk_from_proto as update_chunk_from_proto
@@ -100,6 +102,8 @@ __all__ = [
     "round_ref",
     "rpc",
     "secagg_envelope",
+    "share_upload",
+    "share_upload_from_proto",
     "signed_metadata",
     "strict_json",
     "task_request",

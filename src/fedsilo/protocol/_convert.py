@@ -149,6 +149,28 @@ def update_chunk_from_proto(message: pb.UpdateChunk) -> tuple[int, str, npt.NDAr
     return chunk.offset, chunk.dtype, vector_from_bytes(chunk.data, chunk.dtype)
 
 
+def share_upload(ref: pb.RoundRef, blob: bytes) -> Iterator[pb.ShareUpload]:
+    """A decryption share as a stream (homomorphic mode): the round, then the bytes in chunks."""
+    yield pb.ShareUpload(ref=ref)
+    for chunk in blob_to_chunks(blob):
+        yield pb.ShareUpload(blob=chunk)
+
+
+def share_upload_from_proto(messages: Iterator[pb.ShareUpload], limit: int) -> tuple[pb.RoundRef, bytes]:
+    """The round and the reassembled bytes (at most ``limit``) of a decryption-share stream."""
+    first = next(messages, None)
+    if first is None or first.WhichOneof("part") != "ref":
+        raise MessageError("a decryption-share stream must start with its round")
+
+    def blobs() -> Iterator[pb.BytesChunk]:
+        for message in messages:
+            if message.WhichOneof("part") != "blob":
+                raise MessageError("the round may appear only once, at the start")
+            yield message.blob
+
+    return first.ref, blob_from_chunks(blobs(), limit)
+
+
 def round_ref(job: str, round_number: int, silo: str) -> pb.RoundRef:
     """The reference naming one silo's part in one round of a job."""
     return pb.RoundRef(job=job, round=round_number, silo=silo)

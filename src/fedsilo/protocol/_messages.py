@@ -83,7 +83,7 @@ class UpdateMetadata(StrictMessage):
     l2_norm: Magnitude
     num_samples: Records
     vector_length: Annotated[int, Field(ge=1, le=MAX_VECTOR_LENGTH)]
-    dtype: Annotated[str, Field(pattern=r"^(float32|uint32)$")]
+    dtype: Annotated[str, Field(pattern=r"^(float32|uint32|uint8)$")]
     payload_digest: Digest
     epsilon_round: Magnitude | None
     # What the update is compatible with: the silo's fedsilo release and the fingerprint of

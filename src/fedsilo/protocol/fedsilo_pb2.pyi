@@ -118,6 +118,14 @@ class UpdateChunk(_message.Message):
     vector: VectorChunk
     def __init__(self, metadata: _Optional[_Union[SignedMetadata, _Mapping]] = ..., vector: _Optional[_Union[VectorChunk, _Mapping]] = ...) -> None: ...
 
+class ShareUpload(_message.Message):
+    __slots__ = ("ref", "blob")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    BLOB_FIELD_NUMBER: _ClassVar[int]
+    ref: RoundRef
+    blob: BytesChunk
+    def __init__(self, ref: _Optional[_Union[RoundRef, _Mapping]] = ..., blob: _Optional[_Union[BytesChunk, _Mapping]] = ...) -> None: ...
+
 class Decision(_message.Message):
     __slots__ = ("accepted", "reasons", "policy_revision")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]

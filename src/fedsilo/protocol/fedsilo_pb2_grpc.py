@@ -74,6 +74,16 @@ class AggregatorStub:
                 request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
                 response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
                 _registered_method=True)
+        self.GetEncryptedSum = channel.unary_stream(
+                '/fedsilo.v1.Aggregator/GetEncryptedSum',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.RoundRef.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.BytesChunk.FromString,
+                _registered_method=True)
+        self.SubmitDecryptionShare = channel.stream_unary(
+                '/fedsilo.v1.Aggregator/SubmitDecryptionShare',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.ShareUpload.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
+                _registered_method=True)
         self.ReportEvaluation = channel.unary_unary(
                 '/fedsilo.v1.Aggregator/ReportEvaluation',
                 request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
@@ -134,6 +144,20 @@ class AggregatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEncryptedSum(self, request, context):
+        """Homomorphic mode: the round's encrypted sum, streamed (AdvertiseKeys carries the key
+        ceremony, SubmitUpdate the ciphertexts), and each silo's decryption share of it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitDecryptionShare(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReportEvaluation(self, request, context):
         """Federated evaluation of the round's incoming global model on the silo's held-out data.
         """
@@ -182,6 +206,16 @@ def add_AggregatorServicer_to_server(servicer, server):
             'Unmask': grpc.unary_unary_rpc_method_handler(
                     servicer.Unmask,
                     request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.SerializeToString,
+            ),
+            'GetEncryptedSum': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetEncryptedSum,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.RoundRef.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.BytesChunk.SerializeToString,
+            ),
+            'SubmitDecryptionShare': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitDecryptionShare,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.ShareUpload.FromString,
                     response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.SerializeToString,
             ),
             'ReportEvaluation': grpc.unary_unary_rpc_method_handler(
@@ -405,6 +439,60 @@ class Aggregator:
             target,
             '/fedsilo.v1.Aggregator/Unmask',
             fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEncryptedSum(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fedsilo.v1.Aggregator/GetEncryptedSum',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.RoundRef.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.BytesChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitDecryptionShare(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/fedsilo.v1.Aggregator/SubmitDecryptionShare',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.ShareUpload.SerializeToString,
             fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
             options,
             channel_credentials,

@@ -42,6 +42,7 @@ from fedsilo.protocol import (
 )
 
 from ._config import SidecarConfig
+from ._homomorphic import HomomorphicEncode
 from ._link import TrainerLinkService
 from ._masking import MaskedEncode
 from ._model_check import ModelCheck, ModelRefused
@@ -192,16 +193,16 @@ class Sidecar:
         """An update's way out, top to bottom (see ``_pipeline``); built once per job."""
         spec = self._spec
         privacy = self._privacy
-        encode: Step = (
-            MaskedEncode(self.config, self._identity, stub)
-            if spec.aggregation.mode is AggregationMode.MASKED
-            else plain_encode
-        )
+        encode: Step = plain_encode
+        if spec.aggregation.mode is AggregationMode.MASKED:
+            encode = MaskedEncode(self.config, self._identity, stub)
+        elif spec.aggregation.mode is AggregationMode.HOMOMORPHIC:
+            encode = HomomorphicEncode(self.config, self._identity, stub)
         return [
             check_weights,  # the trainer's tensors: names, shapes, finite values
             Clip(spec.policy.norm_cap, spec.aggregation.clip_range),  # the norm cap and fixed-point range
             *([SiloNoise(privacy, spec.aggregation.clip_range)] if privacy else []),  # budget, noise, weight
-            encode,  # masked: fixed point + pairwise masks; plain: [weight * update..., weight]
+            encode,  # masked: fixed point + pairwise masks; homomorphic: CKKS chunks; plain: [w * update..., w]
             *([ChargeLedger(privacy)] if privacy else []),  # the ledger, before anything leaves
             Sign(self._job_name, self.config.silo, self._identity.signing_key),  # the claims the policy reads
             Send(stub),  # the wire; the verdict goes back up
