@@ -36,7 +36,9 @@ def _trainer(parsed: argparse.Namespace) -> int:
     spec = manifest.job.spec
     data_path = args.data_path or manifest.silo(args.silo).spec.data.path
     ca = args.sidecar_ca.read_bytes() if args.sidecar_ca else None
-    return run_trainer(spec, args.silo, args.sidecar, data_path=data_path, ca_certificate_pem=ca)
+    return run_trainer(
+        spec, args.silo, args.sidecar, data_path=data_path, ca_certificate_pem=ca, preprocessing=args.preprocessing
+    )
 
 
 def register(commands: Any) -> None:
