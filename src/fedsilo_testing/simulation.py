@@ -8,14 +8,15 @@ data ``load_silo_data`` gives them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fedsilo.api import FederatedJobSpec
+from fedsilo.api import FederatedJobSpec, PrivacyMode
 from fedsilo.datasets import FittedPreprocessing, load_silo_data
+from fedsilo.privacy import plan_for_silo
 from fedsilo.protocol import Weights
-from fedsilo.strategies import make_strategy
+from fedsilo.strategies import DpSgdConfig, make_strategy
 from fedsilo.trainer import EvaluateConfig, build_client
 
 
@@ -37,9 +38,17 @@ def mean_update(global_weights: Weights, locals_: list[tuple[Weights, int]]) -> 
 
 
 def simulate_fedavg(spec: FederatedJobSpec, preprocessing: FittedPreprocessing | None = None) -> SimulatedRun:
-    """Run ``spec``'s rounds in this process; ``preprocessing`` is the job's fitted transform, if it has one."""
+    """Run ``spec``'s rounds in this process; ``preprocessing`` is the job's fitted transform, if it has one.
+
+    A job with ``privacy.mode: record`` trains every silo with DP-SGD at the noise the
+    sidecar's planner (``plan_for_silo``) calibrates from the silo's own record count.
+    """
     num_silos = len(spec.silos)
-    clients = [build_client(spec, load_silo_data(spec, i, num_silos, None, preprocessing)) for i in range(num_silos)]
+    data = [load_silo_data(spec, i, num_silos, None, preprocessing) for i in range(num_silos)]
+    clients = [build_client(spec, d) for d in data]
+    plans = [plan_for_silo(spec, len(d.train_y)) for d in data]
+    if spec.privacy.mode is PrivacyMode.SILO:
+        raise ValueError("the in-process simulation runs record-level DP only; silo mode needs the sidecar's noise")
     strategy = make_strategy(spec)
     model = clients[0].get_weights()
     accuracy = []
@@ -47,9 +56,10 @@ def simulate_fedavg(spec: FederatedJobSpec, preprocessing: FittedPreprocessing |
     for round_number in range(1, spec.rounds + 1):
         config = strategy.configure_round(round_number)
         locals_ = []
-        for client in clients:
+        for client, plan in zip(clients, plans, strict=True):
             client.set_weights(model)
-            result = client.fit(config)
+            dp = plan.fit_dp() if plan is not None else None
+            result = client.fit(config if dp is None else replace(config, dp=DpSgdConfig(**dp)))
             locals_.append((client.get_weights(), result.num_samples))
         model = strategy.aggregate(model, mean_update(model, locals_))
         scores = []

@@ -84,6 +84,7 @@ class JobCoordinator:
         privacy: PrivacyBook | None = None,
         silo_ceilings: Mapping[str, float | None] | None = None,
         join_timeout: float | None = None,
+        preprocessing_digest: str | None = None,
     ) -> None:
         self.job = job
         self.spec = job.spec
@@ -103,6 +104,7 @@ class JobCoordinator:
         )
         self._strategy = strategy
         self._registry = registry
+        self._preprocessing_digest = preprocessing_digest
         self._observer = observer
         self._privacy = privacy
         self._gate = gate
@@ -500,7 +502,7 @@ class JobCoordinator:
         )
         self.summaries.append(summary)
         self._model_seal = record_round(
-            self.job, self._registry, current, summary, new_weights, parent, self._model_key
+            self.job, self._registry, current, summary, new_weights, parent, self._model_key, self._preprocessing_digest
         )
         if self._observer is not None:
             self._observer.round_finished(summary)

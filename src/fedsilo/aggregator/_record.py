@@ -60,6 +60,7 @@ def record_round(
     weights: Weights,
     parent_digest: str,
     key: SigningKey,
+    preprocessing_digest: str | None = None,
 ) -> ModelSeal:
     """Count the round in the metrics, seal its model and store both with the lineage auditors follow.
 
@@ -87,7 +88,9 @@ def record_round(
             name: head.to_json()
             for name, head in (("audit_head", summary.audit_head), ("ledger_head", summary.ledger_head))
             if head is not None
-        },
+        }
+        # The fitted preprocessing the model expects, by digest: inference applies the same transform.
+        | ({"preprocessing": preprocessing_digest} if preprocessing_digest else {}),
         created=dt.datetime.now(dt.UTC).isoformat(),
     )
     seal = seal_model(

@@ -39,7 +39,9 @@ def _trainer(parsed: argparse.Namespace) -> int:
     # other command runs from the smaller fedsilo image without it.
     from fedsilo.trainer import run_trainer
 
-    return run_trainer(spec, args.silo, args.sidecar, data_path=data_path, ca_certificate_pem=ca)
+    return run_trainer(
+        spec, args.silo, args.sidecar, data_path=data_path, ca_certificate_pem=ca, preprocessing=args.preprocessing
+    )
 
 
 def register(commands: Any) -> None:

@@ -177,3 +177,6 @@ class TrainerArgs(_SiloArgs):
     sidecar: str = field(metadata=_help("unix:PATH or HOST:PORT of the sidecar's trainer link"))
     sidecar_ca: Path | None = field(default=None, metadata=_help("CA certificate to verify a TCP sidecar"))
     data_path: str | None = field(default=None, metadata=_help("csv or npz file with this silo's records"))
+    preprocessing: Path | None = field(
+        default=None, metadata=_help("the fitted preprocessing (JSON) of a job with spec.data.preprocessing")
+    )

@@ -8,6 +8,7 @@ from ._local import ModelSeal as ModelSeal
 from ._local import ModelVerificationError as ModelVerificationError
 from ._local import RegistryError as RegistryError
 from ._local import lineage_digest as lineage_digest
+from ._local import preprocessing_path as preprocessing_path
 from ._local import verify_model as verify_model
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "ModelVerificationError",
     "RegistryError",
     "lineage_digest",
+    "preprocessing_path",
     "verify_model",
 ]

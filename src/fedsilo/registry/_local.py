@@ -150,6 +150,18 @@ class LocalRegistry:
         _atomic_write(stem.with_suffix(".json"), json.dumps(record, indent=2, sort_keys=True).encode())
         return ModelRef(stamped, str(stem.with_suffix(".safetensors")), seal)
 
+    def save_preprocessing(self, job: str, document: bytes) -> str:
+        """Keep a job's fitted preprocessing by its digest, beside its models; the digest, which lineages name.
+
+        Content-addressed (``<job>/preprocessing/<hex>.json``): a rerun with other statistics
+        adds a file instead of changing the one an earlier model's lineage names.
+        """
+        digest = sha256_digest(document)
+        path = preprocessing_path(self._stem(job, 0).parent, digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, document)
+        return digest
+
     def list(self, job: str | None = None) -> list[ModelRef]:
         """Every stored model, by job then round."""
         pattern = f"{job}/round-*.json" if job else "*/round-*.json"
@@ -220,6 +232,11 @@ class LocalRegistry:
         return ModelRef(lineage, str(path.with_suffix(".safetensors")), seal)
 
 
+def preprocessing_path(job_dir: Path, digest: str) -> Path:
+    """Where a job's fitted preprocessing of ``digest`` is kept."""
+    return job_dir / "preprocessing" / f"{digest.removeprefix('sha256:')}.json"
+
+
 def verify_model(ref: ModelRef, key: VerifyKey, parent: ModelRef | None = None) -> None:
     """Check one stored model offline; ``ModelVerificationError`` names its round and what failed.
 
@@ -258,6 +275,15 @@ def verify_model(ref: ModelRef, key: VerifyKey, parent: ModelRef | None = None) 
     for what, signed, found in checks:
         if signed != found:
             raise fail(f"{what} is {found}, the hub signed {signed}")
+    named = lineage.evidence.get("preprocessing")
+    if named is not None:
+        # The seal covers the lineage, so the digest is the hub's; the file must still be the one it names.
+        try:
+            kept = preprocessing_path(Path(ref.path).parent, str(named)).read_bytes()
+        except OSError as error:
+            raise fail(f"the fitted preprocessing the lineage names cannot be read: {error}") from None
+        if sha256_digest(kept) != named:
+            raise fail(f"the fitted preprocessing is {sha256_digest(kept)}, the lineage names {named}")
     if parent is not None and lineage.parent_digest != parent.lineage.model_digest:
         raise fail(
             f"the parent is {lineage.parent_digest}, but round {parent.lineage.round} stored {parent.lineage.model_digest}"

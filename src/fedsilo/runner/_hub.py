@@ -23,7 +23,7 @@ from pathlib import Path
 from fedsilo.aggregator import JobCoordinator, PrivacyBook, RoundObserver
 from fedsilo.api import FederatedJob, Silo
 from fedsilo.audit import AuditLog, AuditVerificationError
-from fedsilo.datasets import load_silo_data
+from fedsilo.datasets import FittedPreprocessing, load_silo_data
 from fedsilo.identity import SignatureError, SigningKey, VerifyKey, load_signing_key, save_signing_key
 from fedsilo.launch import AGGREGATOR_KEY, AGGREGATOR_PUBLIC_KEY
 from fedsilo.policy import PolicyEngine, PolicyGate, RetryPolicy
@@ -139,6 +139,7 @@ def build_hub(
     privacy: PrivacyBook | None = None,
     retry: RetryPolicy | None = None,
     silo_keys: Mapping[str, VerifyKey] | None = None,
+    preprocessing: FittedPreprocessing | None = None,
 ) -> Hub:
     """The coordinator of ``job`` and its gate, with the audit log and signing key under ``state_dir``.
 
@@ -153,6 +154,8 @@ def build_hub(
             is charged for every admitted update; None until a caller passes one.
         retry: how long the gate retries an unavailable engine before it denies (fail closed).
         silo_keys: the silos' verify keys, if the caller already has them.
+        preprocessing: the job's fitted preprocessing (its statistics phase): round 0's model
+            takes its input width, and every model's lineage names its digest.
 
     Raises:
         HubSetupError: a silo without a usable key; the model cannot be built from the
@@ -164,7 +167,7 @@ def build_hub(
     first = by_name.get(spec.silos[0])
     try:
         # Round 0's model needs only the data's shape and classes, which silo 0's part gives.
-        data = load_silo_data(spec, 0, len(spec.silos), first.spec.data.path if first else None)
+        data = load_silo_data(spec, 0, len(spec.silos), first.spec.data.path if first else None, preprocessing)
         # Imported here: the model needs PyTorch, which only the trainer image (where the
         # cluster's aggregator runs, beside the users' model factories) carries; the
         # operator and sidecar import this package without it.
@@ -192,5 +195,6 @@ def build_hub(
         observer=observer,
         privacy=privacy,
         silo_ceilings={s.metadata.name: s.spec.max_epsilon for s in silos},
+        preprocessing_digest=preprocessing.digest() if preprocessing is not None else None,
     )
     return Hub(coordinator, gate, signing_key.public_key, audit.path)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from fedsilo.aggregator import JobFailed, LedgerBook, RoundObserver, start_server
 from fedsilo.api import Manifest, PrivacyMode, Silo
+from fedsilo.datasets import FittedPreprocessing
 from fedsilo.identity import (
     CertificateAuthority,
     SigningKey,
@@ -47,12 +48,14 @@ from fedsilo.launch import (
     render_job_manifest,
 )
 from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
+from fedsilo.privacy.ledger import run_name
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
-from fedsilo.registry import LocalRegistry
+from fedsilo.registry import LocalRegistry, preprocessing_path
 
 from ._hub import aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
+from ._statistics import StatisticsFiles, statistics_phase
 
 log = logging.getLogger("fedsilo.run")
 
@@ -118,6 +121,9 @@ class LocalRun:
         if manifest_dir not in sys.path:
             sys.path.insert(0, manifest_dir)
         self._processes: list[_SiloProcesses] = []
+        # Set by the statistics phase, for jobs with spec.data.preprocessing.
+        self.statistics: StatisticsFiles | None = None
+        self.preprocessing: FittedPreprocessing | None = None
 
     # ----- set-up --------------------------------------------------------------------
 
@@ -151,7 +157,9 @@ class LocalRun:
             silos.append(Silo.model_validate(document))
         return directories, silos
 
-    def _start_silo(self, index: int, name: str, identity_dir: Path, port: int, job_config: Path) -> _SiloProcesses:
+    def _start_silo(
+        self, index: int, name: str, identity_dir: Path, port: int, job_config: Path, preprocessing: Path | None
+    ) -> _SiloProcesses:
         silo_dir = self.workdir / "silos" / name
         silo_dir.mkdir(parents=True, exist_ok=True)
         # The link socket lives apart from the keys: the sandboxed trainer sees this directory only.
@@ -183,11 +191,20 @@ class LocalRun:
         )
         trainer_env = {k: v for k, v in env.items() if not k.endswith("_PROXY") and not k.endswith("_proxy")}
         data = self.manifest.silo(name).spec.data.path
-        readable = (job_config, *(Path(p) for p in env["PYTHONPATH"].split(os.pathsep) if p))
+        readable = (
+            job_config,
+            *(Path(p) for p in env["PYTHONPATH"].split(os.pathsep) if p),
+            *((preprocessing,) if preprocessing else ()),
+        )
         trainer = subprocess.Popen(
             self.isolation.trainer_command(
                 _python_command(
-                    TrainerArgs(job_config=job_config.resolve(), silo=name, sidecar=f"unix:{socket_path.resolve()}")
+                    TrainerArgs(
+                        job_config=job_config.resolve(),
+                        silo=name,
+                        sidecar=f"unix:{socket_path.resolve()}",
+                        preprocessing=preprocessing.resolve() if preprocessing else None,
+                    )
                 ),
                 index=index,
                 run_dir=self.workdir,
@@ -222,7 +239,7 @@ class LocalRun:
             with on_baseline() if on_baseline is not None else contextlib.nullcontext():
                 spec = self.manifest.job.spec
                 own_files = {i: s.spec.data.path for i, s in enumerate(self.manifest.silos) if s.spec.data.path}
-                baseline = train_centralized(spec, len(spec.silos), own_files)
+                baseline = train_centralized(spec, len(spec.silos), own_files, self.preprocessing)
             report.centralized_accuracy = baseline.accuracy
             report.centralized_loss = baseline.loss
         plot = self.options.plot or self.workdir / "accuracy.png"
@@ -250,6 +267,7 @@ class LocalRun:
         identity_dirs, silos = self._identities(ca)
         job_config = self.workdir / MANIFEST_FILE
         job_config.write_text(render_job_manifest(self.manifest.job, silos))
+        fitted_file = self._statistics(identity_dirs)
 
         # The hub's ledger outlives the run, so its signing key lives beside it, not in the run directory.
         ledger_key = aggregator_signing_key(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None
@@ -262,6 +280,7 @@ class LocalRun:
             registry=LocalRegistry(self.options.registry),
             observer=self.observer,
             privacy=privacy,
+            preprocessing=self.preprocessing,
         )
         coordinator = hub.coordinator
         server, port = start_server(coordinator, "localhost:0", server_tls)
@@ -273,10 +292,12 @@ class LocalRun:
             isolation=self.isolation.description,
             workdir=str(self.workdir),
             ledgers=str(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None,
+            statistics=str(self.statistics.json) if self.statistics is not None else None,
         )
         try:
             self._processes = [
-                self._start_silo(i, n, identity_dirs[n], port, job_config) for i, n in enumerate(spec.silos)
+                self._start_silo(i, n, identity_dirs[n], port, job_config, fitted_file)
+                for i, n in enumerate(spec.silos)
             ]
             if on_started is not None:
                 on_started(self)
@@ -300,6 +321,31 @@ class LocalRun:
             for silo in row.denied:
                 report.denials[silo] = report.denials.get(silo, 0) + 1
         return report
+
+    def _statistics(self, identity_dirs: dict[str, Path]) -> Path | None:
+        """The statistics phase before training, for a job that asks for fitted preprocessing.
+
+        Each silo takes part with its own identity key (its key adverts are signed as in
+        training) and, when the statistics are private, its own ledger. The fitted transform
+        goes into the registry by its digest; the file every trainer reads is that copy.
+        """
+        preprocessing = self.manifest.job.spec.data.preprocessing
+        if preprocessing is None or not preprocessing.federated:
+            return None
+        job = self.manifest.job.metadata.name
+        keys = {name: read_identity(directory).signing_key for name, directory in identity_dirs.items()}
+        self.statistics = statistics_phase(
+            self.manifest,
+            self.workdir / "statistics",
+            run_name=run_name(job, self.run_id),
+            keys=keys,
+            ledgers=self.options.ledgers,
+        )
+        self.preprocessing = self.statistics.preprocessing
+        assert self.preprocessing is not None
+        digest = LocalRegistry(self.options.registry).save_preprocessing(job, self.preprocessing.canonical_bytes())
+        log.info("statistics phase done; fitted preprocessing %s", digest)
+        return preprocessing_path(self.options.registry / job, digest)
 
     def kill_silo(self, name: str) -> None:
         """Kill a silo's sidecar and trainer (for fault tests and demos)."""

@@ -86,6 +86,8 @@ class RunReport:
     plot: str | None = None
     privacy_plot: str | None = None
     ledgers: str | None = None
+    # The statistics phase's released statistics (jobs with spec.data.preprocessing).
+    statistics: str | None = None
     denials: dict[str, int] = field(default_factory=dict)
 
     @property

@@ -14,13 +14,14 @@ import os
 import time
 import traceback
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any
 
 import grpc
 from pydantic import ValidationError
 
 from fedsilo.api import FederatedJobSpec
-from fedsilo.datasets import load_silo_data
+from fedsilo.datasets import FittedPreprocessing, load_silo_data
 from fedsilo.protocol import (
     LINK_TOKEN_ENV,
     LINK_TOKEN_METADATA,
@@ -136,12 +137,17 @@ def run_trainer(
     *,
     data_path: str | None = None,
     ca_certificate_pem: bytes | None = None,
+    preprocessing: Path | None = None,
 ) -> int:
-    """Serve tasks until the job ends; 0 on a normal end, 1 when the sidecar is gone."""
+    """Serve tasks until the job ends; 0 on a normal end, 1 when the sidecar is gone.
+
+    ``preprocessing`` is the job's fitted transform (read strictly: the hub wrote it).
+    """
     follow_parent()
     token = os.environ.get(LINK_TOKEN_ENV)
     metadata: Metadata = ((LINK_TOKEN_METADATA, token),) if token else ()
-    data = load_silo_data(spec, spec.silos.index(silo), len(spec.silos), data_path)
+    fitted = FittedPreprocessing.read(preprocessing) if preprocessing is not None else None
+    data = load_silo_data(spec, spec.silos.index(silo), len(spec.silos), data_path, fitted)
     client = build_client(spec, data)
     log.info("trainer for %s ready: %d training and %d test records", silo, len(data.train_y), len(data.test_y))
     with _channel(sidecar, ca_certificate_pem) as channel:
