@@ -15,7 +15,8 @@ from .conftest import KillOnRound, quick_manifest
 def _run(tmp_path: Path, mode: str, rounds: int = 4) -> float:
     folder = tmp_path / mode
     folder.mkdir()
-    path = quick_manifest(folder, rounds=rounds, aggregation={"mode": mode})
+    # Generous timeouts: a slow machine must not turn a timeout into a different result.
+    path = quick_manifest(folder, rounds=rounds, roundTimeoutSeconds=300, aggregation={"mode": mode})
     report = LocalRun(
         load_manifest(path),
         RunOptions(manifest_path=path, workdir=folder / "run", registry=folder / "registry", baseline=False),
@@ -33,7 +34,7 @@ def test_the_homomorphic_quickstart_reaches_masked_modes_accuracy(tmp_path: Path
 
 def test_a_silo_killed_as_a_homomorphic_round_opens_is_absent_from_its_key(tmp_path: Path) -> None:
     # Killed before the key ceremony closes: the others make the round's key without it.
-    path = quick_manifest(tmp_path, roundTimeoutSeconds=20, minSilos=2, aggregation={"mode": "homomorphic"})
+    path = quick_manifest(tmp_path, roundTimeoutSeconds=60, minSilos=2, aggregation={"mode": "homomorphic"})
     killer = KillOnRound("hospital-c", 2)
     run = LocalRun(
         load_manifest(path),

@@ -26,7 +26,7 @@ import tenseal.sealapi as seal
 from ._errors import CiphertextRejected, RejectionKind
 from ._keys import JointKey, KeyShare, add_mod, template_plaintext
 from ._params import HEParameters
-from ._seal import Words, coefficients, load, to_bytes, with_coefficients
+from ._seal import CoefficientWriter, Words, coefficients, load_with_coefficients, to_bytes
 
 
 def chunk_bound(params: HEParameters) -> int:
@@ -63,20 +63,28 @@ def encrypt_update(params: HEParameters, key: JointKey, values: npt.NDArray[np.f
 
 
 def load_chunk(params: HEParameters, data: bytes) -> seal.Ciphertext:
+    """One ciphertext chunk from another party (see ``load_chunk_with_c0``)."""
+    return load_chunk_with_c0(params, data)[0]
+
+
+def load_chunk_with_c0(params: HEParameters, data: bytes) -> tuple[seal.Ciphertext, Words]:
     """One ciphertext chunk from another party: bounded, SEAL-checked, and of the job's shape.
 
     A fresh encryption under the joint key is two NTT-form polynomials at the data level with
     the job's scale; anything else is malformed (a different scale would decode the sum
     wrong, a third polynomial would need a key nobody has).
     """
-    ciphertext = load(seal.Ciphertext(), params.context, data, chunk_bound(params))
+    degree = params.poly_modulus_degree
+    ciphertext, words = load_with_coefficients(
+        seal.Ciphertext(), params.context, data, chunk_bound(params), (2, 1, degree)
+    )
     if ciphertext.size() != 2 or not ciphertext.is_ntt_form():
         raise CiphertextRejected(RejectionKind.MALFORMED, "a chunk must be two NTT-form polynomials")
     if ciphertext.parms_id() != params.context.first_parms_id():
         raise CiphertextRejected(RejectionKind.MALFORMED, "the chunk is for other parameters or another level")
     if ciphertext.scale != params.scale:
         raise CiphertextRejected(RejectionKind.MALFORMED, f"the chunk's scale {ciphertext.scale} is not the job's")
-    return ciphertext
+    return ciphertext, words[:1]
 
 
 @dataclass(frozen=True)
@@ -144,29 +152,31 @@ def decryption_share(share: KeyShare, summed: Sequence[bytes]) -> list[bytes]:
 
     The flooding noise is a fresh encoding of normal values of ``flooding_std`` (in decoded
     units): it dominates the share's secret-dependent error, so the fused result does not
-    expose s_i's error terms (noise flooding, as in OpenFHE's multiparty CKKS).
+    expose s_i's error terms (noise flooding, as in OpenFHE's multiparty CKKS). Each share is
+    one NTT-form polynomial in SEAL's uncompressed serialization.
     """
     params = share.params
+    degree = params.poly_modulus_degree
     encoder = seal.CKKSEncoder(params.context)
-    template = template_plaintext(params)
+    writer = CoefficientWriter(template_plaintext(params), params.context, degree)
     out = []
     for data in summed:
-        ciphertext = load_chunk(params, data)
+        ciphertext, c0 = load_chunk_with_c0(params, data)
         noise_plain = seal.Plaintext()
         encoder.encode(_gaussian(params.slots, params.flooding_std).tolist(), params.scale, noise_plain)
-        noise = coefficients(noise_plain, 1, params.poly_modulus_degree, 1)
-        partial = add_mod(share.raw_partial(ciphertext), noise, params.modulus)
-        out.append(to_bytes(with_coefficients(template, params.context, partial)))
+        noise = coefficients(noise_plain, 1, degree, 1)
+        out.append(writer.to_bytes(add_mod(share.raw_partial(ciphertext, c0), noise, params.modulus)))
     return out
 
 
 def _load_share_chunk(params: HEParameters, data: bytes) -> Words:
-    plain = load(seal.Plaintext(), params.context, data, params.poly_modulus_degree * 8 + 4096)
-    if not plain.is_ntt_form() or plain.coeff_count() != params.poly_modulus_degree:
+    degree = params.poly_modulus_degree
+    plain, words = load_with_coefficients(seal.Plaintext(), params.context, data, degree * 8 + 4096, (1, 1, degree))
+    if not plain.is_ntt_form() or plain.coeff_count() != degree:
         raise CiphertextRejected(RejectionKind.MALFORMED, "a decryption share must be one NTT-form polynomial")
     if plain.parms_id() != params.context.first_parms_id():
         raise CiphertextRejected(RejectionKind.MALFORMED, "the decryption share is for other parameters")
-    return coefficients(plain, 1, params.poly_modulus_degree, 1)
+    return words
 
 
 def fuse(
@@ -186,14 +196,13 @@ def fuse(
                 RejectionKind.MALFORMED, f"silo {silo} sent {len(chunks)} decryption shares for {len(summed)} chunks"
             )
     encoder = seal.CKKSEncoder(params.context)
-    template = template_plaintext(params)
+    writer = CoefficientWriter(template_plaintext(params), params.context, params.poly_modulus_degree)
     values: list[npt.NDArray[np.float64]] = []
     for index, data in enumerate(summed):
-        c0 = coefficients(load_chunk(params, data), 2, params.poly_modulus_degree, 1)[:1]
-        total = c0
+        total = load_chunk_with_c0(params, data)[1]
         for chunks in shares.values():
             total = add_mod(total, _load_share_chunk(params, chunks[index]), params.modulus)
-        plain = with_coefficients(template, params.context, total)
+        plain = writer.to_object(total)
         values.append(np.asarray(encoder.decode_double(plain), dtype=np.float64))
     return np.concatenate(values)[:length]
 

@@ -132,10 +132,12 @@ class KeyShare:
         self._decryptor.decrypt(ciphertext, plain)
         return plain
 
-    def raw_partial(self, ciphertext: seal.Ciphertext) -> Words:
-        """c1 * s_i (NTT form): the secret-dependent part of a decryption share, before flooding."""
-        c = coefficients(ciphertext, 2, self.params.poly_modulus_degree, 1)
-        return sub_mod(self._partial(ciphertext), c[0], self.params.modulus)
+    def raw_partial(self, ciphertext: seal.Ciphertext, c0: Words) -> Words:
+        """c1 * s_i (NTT form): the secret-dependent part of a decryption share, before flooding.
+
+        ``c0`` is the ciphertext's first polynomial (read once by the caller from the loaded bytes).
+        """
+        return sub_mod(self._partial(ciphertext), c0, self.params.modulus)
 
     def __repr__(self) -> str:
         return f"KeyShare(params={self.params!r}, public_share={share_digest(self.public_share)})"

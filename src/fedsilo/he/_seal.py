@@ -26,7 +26,7 @@ import tempfile
 import threading
 import weakref
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -85,12 +85,8 @@ def to_bytes(obj: _Serializable) -> bytes:
         path.unlink(missing_ok=True)
 
 
-def load(empty: Loadable, context: seal.SEALContext, data: bytes, max_bytes: int) -> Loadable:
-    """Load untrusted ``data`` into ``empty`` through SEAL's checked loader, or raise ``CiphertextRejected``.
-
-    ``max_bytes`` bounds both the bytes given and the size SEAL's header claims after
-    decompression, so a small hostile blob cannot make SEAL allocate gigabytes.
-    """
+def _checked_body(data: bytes, max_bytes: int) -> bytes:
+    """The uncompressed body of untrusted SEAL bytes after the header and size checks (before SEAL's own)."""
     if len(data) > max_bytes:
         raise CiphertextRejected(RejectionKind.MALFORMED, f"{len(data)} bytes, above the bound of {max_bytes}")
     if len(data) < _HEADER.size:
@@ -101,7 +97,11 @@ def load(empty: Loadable, context: seal.SEALContext, data: bytes, max_bytes: int
     if total != len(data):
         raise CiphertextRejected(RejectionKind.MALFORMED, f"the header claims {total} bytes, {len(data)} arrived")
     if compression == _COMPRESSION_ZSTD:
-        _bounded_decompress(data[_HEADER.size :], max_bytes * 2)
+        return _bounded_decompress(data[_HEADER.size :], max_bytes * 2)
+    return data[_HEADER.size :]
+
+
+def _load_checked(empty: Loadable, context: seal.SEALContext, data: bytes) -> Loadable:
     path = _SCRATCH.file()
     try:
         path.write_bytes(data)
@@ -111,6 +111,37 @@ def load(empty: Loadable, context: seal.SEALContext, data: bytes, max_bytes: int
     finally:
         path.unlink(missing_ok=True)
     return empty
+
+
+def load(empty: Loadable, context: seal.SEALContext, data: bytes, max_bytes: int) -> Loadable:
+    """Load untrusted ``data`` into ``empty`` through SEAL's checked loader, or raise ``CiphertextRejected``.
+
+    ``max_bytes`` bounds both the bytes given and the size SEAL's header claims after
+    decompression, so a small hostile blob cannot make SEAL allocate gigabytes.
+    """
+    _checked_body(data, max_bytes)
+    return _load_checked(empty, context, data)
+
+
+def load_with_coefficients(
+    empty: Loadable, context: seal.SEALContext, data: bytes, max_bytes: int, shape: tuple[int, int, int]
+) -> tuple[Loadable, Words]:
+    """``load``, and the coefficient words (``shape``: polys, moduli, degree) of the bytes SEAL accepted.
+
+    Read from the very bytes SEAL's loader validated, so no second serialization is needed.
+    """
+    body = _checked_body(data, max_bytes)
+    loaded = _load_checked(empty, context, data)
+    return loaded, _tail(body, shape)
+
+
+def _tail(body: bytes, shape: tuple[int, int, int]) -> Words:
+    words = shape[0] * shape[1] * shape[2]
+    if len(body) < words * 8:
+        raise CiphertextRejected(
+            RejectionKind.MALFORMED, f"a SEAL object of {len(body)} bytes has no {words} coefficients"
+        )
+    return np.frombuffer(body, dtype="<u8", count=words, offset=len(body) - words * 8).reshape(shape).copy()
 
 
 def _bounded_decompress(body: bytes, limit: int) -> bytes:
@@ -144,24 +175,43 @@ def coefficients(obj: _Serializable, polys: int, degree: int, moduli: int) -> Wo
     """
     words = polys * moduli * degree
     _header, body = _raw_body(obj, (words + 64) * 8)
-    if len(body) < words * 8:
-        raise ValueError(f"a SEAL object of {len(body)} bytes has no {words} coefficients")
-    tail = np.frombuffer(body, dtype="<u8", count=words, offset=len(body) - words * 8)
-    return tail.reshape(polys, moduli, degree).copy()
+    return _tail(body, (polys, moduli, degree))
+
+
+class CoefficientWriter:
+    """Objects shaped like ``template`` (type, level, scale, size) with other coefficients, many times over.
+
+    The template is serialized once; each ``to_bytes`` puts new coefficients behind its
+    members, uncompressed. ``to_object`` sends them through SEAL's loader, which checks every
+    coefficient is below its modulus, so an arithmetic slip is an error, not a corrupt object.
+    """
+
+    def __init__(self, template: _Loadable, context: seal.SEALContext, words: int) -> None:
+        self._type = type(template)
+        self._context = context
+        header, body = _raw_body(template, (words + 64) * 8)
+        if len(body) < words * 8:
+            raise ValueError("the template is smaller than the coefficients it should hold")
+        self._prefix = body[: len(body) - words * 8]
+        self._header = _HEADER.unpack(header)
+        self._words = words
+
+    def to_bytes(self, values: Words) -> bytes:
+        """SEAL's uncompressed serialization of the object with ``values`` as its coefficients."""
+        if values.size != self._words:
+            raise ValueError(f"{values.size} coefficients for an object of {self._words}")
+        raw = values.astype("<u8", copy=False).tobytes()
+        magic, size, major, minor, _compression, reserved, _total = self._header
+        total = _HEADER.size + len(self._prefix) + len(raw)
+        return _HEADER.pack(magic, size, major, minor, _COMPRESSION_NONE, reserved, total) + self._prefix + raw
+
+    def to_object(self, values: Words) -> Any:
+        """The object itself, checked by SEAL's loader."""
+        data = self.to_bytes(values)
+        return _load_checked(self._type(), self._context, data)
 
 
 def with_coefficients(template: Loadable, context: seal.SEALContext, values: Words) -> Loadable:
-    """A copy of ``template`` (same type, level, scale, size) whose coefficients are ``values``.
-
-    The result goes through SEAL's loader, which checks every coefficient is below its
-    modulus, so an arithmetic slip here is an error, not a corrupt object.
-    """
-    header, body = _raw_body(template, (values.size + 64) * 8)
-    raw = values.astype("<u8", copy=False).tobytes()
-    if len(body) < len(raw):
-        raise ValueError("the template is smaller than the coefficients given")
-    new_body = body[: len(body) - len(raw)] + raw
-    magic, size, major, minor, _compression, reserved, _total = _HEADER.unpack(header)
-    data = _HEADER.pack(magic, size, major, minor, _COMPRESSION_NONE, reserved, _HEADER.size + len(new_body))
-    fresh = type(template)()
-    return load(fresh, context, data + new_body, len(data) + len(new_body))
+    """A copy of ``template`` whose coefficients are ``values`` (one object: ``CoefficientWriter`` for many)."""
+    result: Loadable = CoefficientWriter(template, context, values.size).to_object(values)
+    return result

@@ -84,7 +84,9 @@ def plan_for_silo(spec: FederatedJobSpec, records: int) -> SiloPrivacyPlan | Non
         raise ValueError("a silo needs at least one training record to plan its privacy")
     if privacy.mode is PrivacyMode.SILO:
         sigma = resolve_noise_multiplier(privacy, 1.0, spec.rounds)
-        quorum = spec.min_silos if spec.aggregation.mode is AggregationMode.MASKED else 1
+        # The hub sees only the sum in masked and homomorphic mode, so the noise is shared by the quorum.
+        hidden = spec.aggregation.mode in (AggregationMode.MASKED, AggregationMode.HOMOMORPHIC)
+        quorum = spec.min_silos if hidden else 1
         return SiloPrivacyPlan(
             privacy.mode,
             sigma,
