@@ -59,7 +59,16 @@ def main() -> None:
     masked = _best(lambda: client.masked_input(update, 1000))
     print_figures(
         "masking 1M float32 against 9 peers vs raw AES-CTR keystream (10 x 1M words)",
-        [{"elements": ELEMENTS, "peers": SILOS - 1, "raw_keystream_s": raw, "masking_s": masked, "ratio": masked / raw, "target": 1.5}],
+        [
+            {
+                "elements": ELEMENTS,
+                "peers": SILOS - 1,
+                "raw_keystream_s": raw,
+                "masking_s": masked,
+                "ratio": masked / raw,
+                "target": 1.5,
+            }
+        ],
     )
 
 

@@ -1,6 +1,6 @@
 """Federated vs centralized accuracy per preprocessing choice, partition and seed; DP on the larger workload.
 
-    .venv/bin/python benchmarks/bench_preprocessing.py [--seeds 0 1 2] [--out benchmarks/results/preprocessing]
+    .venv/bin/python benchmarks/bench_preprocessing.py [--seeds 0 1 2] [--part all|grid|dp] [--out DIR]
 
 Part 1: for each bundled tabular data set (breast_cancer, and the generated ``tabular``
 workload: 4 silos x 1,500 records, features on scales 1e-2..1e4), under IID, Dirichlet 0.5
@@ -20,7 +20,7 @@ Federated figures come from FedAvg simulated in one process (``fedsilo_testing.s
 the trainers' own clients on the data ``load_silo_data`` gives them, a plain weighted mean
 in place of masking, which changes no figure; tests/e2e/test_masked_matches_plain.py checks
 that masked and plain runs agree). A whole ``fedsilo run`` per point would make the grid
-take hours on two cores. Writes ``preprocessing.json`` and ``preprocessing.png`` into --out.
+take hours on two cores. Writes ``preprocessing-<part>.json`` and ``.png`` into --out.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _plot(grid: list[dict[str, Any]], dp: list[dict[str, Any]], path: Path) -> N
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(DATASETS) + 1, figsize=(4.2 * (len(DATASETS) + 1), 3.4))
-    for axis, dataset in zip(axes, DATASETS, strict=False):
+    for axis, dataset in zip(axes, DATASETS if grid else (), strict=False):
         for scaling, offset in (("silo", -0.2), ("standardize", 0.2)):
             rows = [r for r in grid if r["dataset"] == dataset and r["scaling"] == scaling]
             x = np.arange(len(rows)) + offset
@@ -163,21 +163,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/preprocessing"))
-    parser.add_argument("--skip-dp", action="store_true", help="only the preprocessing grid")
+    parser.add_argument("--part", choices=("all", "grid", "dp"), default="all", help="run one part only")
     args = parser.parse_args()
     started = time.monotonic()
-    grid = preprocessing_grid(args.seeds)
-    print_figures("federated vs centralized accuracy by preprocessing", grid)
+    grid = preprocessing_grid(args.seeds) if args.part in ("all", "grid") else []
+    if grid:
+        print_figures("federated vs centralized accuracy by preprocessing", grid)
     grid_seconds = time.monotonic() - started
-    dp = [] if args.skip_dp else dp_grid(args.seeds, [None, 8.0, 3.0, 1.0])
+    dp = dp_grid(args.seeds, [None, 8.0, 3.0, 1.0]) if args.part in ("all", "dp") else []
     if dp:
         print_figures("DP-SGD on the tabular workload (4 silos x 5,000 records)", dp)
     seconds = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
     document = {"seeds": args.seeds, "grid": grid, "dp": dp, "seconds": {"grid": grid_seconds, "total": seconds}}
-    (args.out / "preprocessing.json").write_text(json.dumps(document, indent=2))
-    if dp:
-        _plot(grid, dp, args.out / "preprocessing.png")
+    (args.out / f"preprocessing-{args.part}.json").write_text(json.dumps(document, indent=2))
+    _plot(grid, dp, args.out / f"preprocessing-{args.part}.png")
     print(f"{seconds:.0f} s; wrote {args.out}")
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from fedsilo.api import FederatedJobSpec, PreprocessingSpec
 from fedsilo.datasets import DataError, FittedPreprocessing, load_pooled_data, load_silo_data
 from fedsilo.privacy import GaussianEvent, mechanism_from_json
-from fedsilo.statistics import StatisticsError, decode_wide, encode_wide, run_statistics
+from fedsilo.statistics import decode_wide, encode_wide, run_statistics
 from fedsilo.statistics._wide import MAX_MAGNITUDE, WideOverflow
 
 from .conftest import silos_of, tabular_spec
@@ -47,7 +47,7 @@ def test_a_tabular_generator_too_large_for_a_node_is_refused() -> None:
 
 def test_a_categorical_column_beyond_the_records_is_named() -> None:
     spec = tabular_spec({"scaling": "standardize", "categorical": [40]})
-    with pytest.raises(StatisticsError, match=r"categorical names column 40, but records have 14 features"):
+    with pytest.raises(DataError, match=r"categorical names column 40, but records have 14 features"):
         run_statistics("beyond", spec, silos_of(spec))
 
 

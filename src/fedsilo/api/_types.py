@@ -237,7 +237,8 @@ class TabularSpec(_Model):
     missing_fraction: float = Field(
         default=0.0,
         ge=0.0,
-        lt=0.5,
+        # Inclusive: the API server checks a default of 0 against an exclusive 0.5 as integers (0 < 0).
+        le=0.5,
         description="Fraction of numeric values left missing (NaN); needs preprocessing.impute to train.",
     )
 

@@ -49,7 +49,8 @@ def statistics_phase(
     charged when ``spec.data.preprocessing.epsilon`` is set.
 
     Raises:
-        StatisticsError, DataError: the message names the setting, file or silo.
+        DataError: the settings do not fit the data (the message names the field or file).
+        StatisticsError: too few silos could take part (the message names them and why).
     """
     spec = manifest.job.spec
     identities = dict(keys) if keys is not None else {name: SigningKey.generate() for name in spec.silos}

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.api import FederatedJobSpec
-from fedsilo.datasets import load_raw_silo_data
+from fedsilo.datasets import DataError, load_raw_silo_data
 from fedsilo.identity import SigningKey
 from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.secagg import SecAggAbort, SecAggError
@@ -85,12 +85,13 @@ def run_statistics(
     ``rng`` seeds the DP noise in tests; production noise comes from the OS.
 
     Raises:
-        StatisticsError: the records do not fit the settings, or too few silos take part
-            for secure aggregation (the message names them and why).
+        DataError: the records do not fit the settings (the message names the field).
+        StatisticsError: too few silos take part for secure aggregation (the message names
+            them and why).
     """
     widths = {s.name: int(np.prod(s.records.shape[1:])) for s in silos}
     if len(set(widths.values())) != 1:
-        raise StatisticsError(f"the silos' records have different widths {widths}; they cannot share statistics")
+        raise DataError(f"the silos' records have different widths {widths}; they cannot share statistics")
     plan = StatisticsPlan.for_job(job, spec, next(iter(widths.values())))
     ledgers = {s.name: PrivacyLedger(s.ledger) for s in silos if s.ledger is not None and plan.private}
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fedsilo.api import FederatedJobSpec, PreprocessingSpec, Scaling
+from fedsilo.datasets import DataError
 from fedsilo.privacy import calibrate_noise
 
 from ._layout import HISTOGRAM, MOMENTS, Layout, histogram_layout, moments_layout, sensitivity
@@ -19,7 +20,10 @@ RELEASES = 2
 
 
 class StatisticsError(ValueError):
-    """Statistics that cannot be computed; the message names the setting or silo and the fix."""
+    """Statistics that cannot be aggregated (too few silos take part); the message names the silos and why.
+
+    Settings that do not fit the records are a ``DataError`` instead, as when loading them.
+    """
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class StatisticsPlan:
         preprocessing = spec.data.preprocessing or PreprocessingSpec(scaling=Scaling.NONE)
         outside = [c for c in preprocessing.categorical if c >= num_features]
         if outside:
-            raise StatisticsError(
+            raise DataError(
                 f"spec.data.preprocessing.categorical names column {outside[0]}, but records have "
                 f"{num_features} features (positions 0..{num_features - 1}, label removed)"
             )
