@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fedsilo.api import load_manifest
 from fedsilo.runner import LocalRun, RunOptions
 
@@ -26,6 +28,7 @@ def _run(tmp_path: Path, mode: str, rounds: int = 4) -> float:
     return report.final_accuracy
 
 
+@pytest.mark.timeout(2400)  # two whole local runs, back to back
 def test_the_homomorphic_quickstart_reaches_masked_modes_accuracy(tmp_path: Path) -> None:
     masked = _run(tmp_path, "masked")
     homomorphic = _run(tmp_path, "homomorphic")
