@@ -143,11 +143,12 @@ def openfhe_outcome() -> dict[str, Any]:
     return {"library": "openfhe (PyPI wheel)", "outcome": "imports; not measured by this script"}
 
 
-def rounds_side_by_side() -> None:
-    """A whole round of each mode over the real mTLS service, 10 silos, 1M parameters (wall time)."""
-    rounds = {mode: measure_in_child(SILOS, ELEMENTS, mode, rounds=2) for mode in ("plain", "masked", "homomorphic")}
+def rounds_side_by_side(parameters: int = ELEMENTS) -> None:
+    """A whole round of each mode over the real mTLS service, 10 silos (wall time)."""
+    modes = ("plain", "masked", "homomorphic")
+    rounds = {mode: measure_in_child(SILOS, parameters, mode, rounds=2) for mode in modes}
     print_figures(
-        "a whole round over the mTLS service, 10 silos, 1M parameters (training excluded)",
+        f"a whole round over the mTLS service, 10 silos, {parameters} parameters (training excluded)",
         [
             {
                 "mode": mode,
