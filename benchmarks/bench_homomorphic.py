@@ -143,6 +143,25 @@ def openfhe_outcome() -> dict[str, Any]:
     return {"library": "openfhe (PyPI wheel)", "outcome": "imports; not measured by this script"}
 
 
+def rounds_side_by_side(parameters: int = ELEMENTS) -> None:
+    """A whole round of each mode over the real mTLS service, 10 silos (wall time)."""
+    modes = ("plain", "masked", "homomorphic")
+    rounds = {mode: measure_in_child(SILOS, parameters, mode, rounds=2) for mode in modes}
+    print_figures(
+        f"a whole round over the mTLS service, 10 silos, {parameters} parameters (training excluded)",
+        [
+            {
+                "mode": mode,
+                "round_s": figures.median_seconds,
+                "vs_plain": figures.median_seconds / rounds["plain"].median_seconds,
+                "bytes_up_per_silo": int(figures.bytes_up_per_silo),
+                "bytes_down_per_silo": int(figures.bytes_down_per_silo),
+            }
+            for mode, figures in rounds.items()
+        ],
+    )
+
+
 def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     updates = _updates()
@@ -155,22 +174,7 @@ def main() -> None:
     print_figures("the same vectors, TenSEAL single-key CKKS (baseline)", [baseline])
     print_figures("OpenFHE", [openfhe_outcome()])
     if "--rounds-too" in sys.argv:
-        rounds = {
-            mode: measure_in_child(SILOS, ELEMENTS, mode, rounds=2) for mode in ("plain", "masked", "homomorphic")
-        }
-        print_figures(
-            "a whole round over the mTLS service, 10 silos, 1M parameters (training excluded)",
-            [
-                {
-                    "mode": mode,
-                    "round_s": figures.median_seconds,
-                    "vs_plain": figures.median_seconds / rounds["plain"].median_seconds,
-                    "bytes_up_per_silo": int(figures.bytes_up_per_silo),
-                    "bytes_down_per_silo": int(figures.bytes_down_per_silo),
-                }
-                for mode, figures in rounds.items()
-            ],
-        )
+        rounds_side_by_side()
 
 
 if __name__ == "__main__":

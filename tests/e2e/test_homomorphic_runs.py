@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fedsilo.api import load_manifest
 from fedsilo.runner import LocalRun, RunOptions
 
@@ -26,15 +28,17 @@ def _run(tmp_path: Path, mode: str, rounds: int = 4) -> float:
     return report.final_accuracy
 
 
+@pytest.mark.timeout(2400)  # two whole local runs, back to back
 def test_the_homomorphic_quickstart_reaches_masked_modes_accuracy(tmp_path: Path) -> None:
     masked = _run(tmp_path, "masked")
     homomorphic = _run(tmp_path, "homomorphic")
     assert abs(homomorphic - masked) <= 0.005, (masked, homomorphic)
 
 
+@pytest.mark.timeout(2400)  # the killed silo's absence costs a round's timeout, generous on a slow machine
 def test_a_silo_killed_as_a_homomorphic_round_opens_is_absent_from_its_key(tmp_path: Path) -> None:
     # Killed before the key ceremony closes: the others make the round's key without it.
-    path = quick_manifest(tmp_path, roundTimeoutSeconds=60, minSilos=2, aggregation={"mode": "homomorphic"})
+    path = quick_manifest(tmp_path, roundTimeoutSeconds=150, minSilos=2, aggregation={"mode": "homomorphic"})
     killer = KillOnRound("hospital-c", 2)
     run = LocalRun(
         load_manifest(path),

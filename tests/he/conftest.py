@@ -34,7 +34,7 @@ def run_ceremony(params: HEParameters, silos: tuple[str, ...] = SILOS) -> Federa
     shares = {silo: KeyShare(params, seed) for silo in silos}
     ceremony = KeyCeremony(params, JOB, seed, verify)
     for silo in silos:
-        ceremony.submit(sign_key_share(signing[silo], JOB, silo, seed, shares[silo].public_share))
+        ceremony.submit(sign_key_share(signing[silo], JOB, silo, seed, shares[silo].public_share), silo)
     keys = {silo: verified_joint_key(params, JOB, seed, ceremony.transcript(), verify) for silo in silos}
     assert len({key.key_id for key in keys.values()}) == 1
     return Federation(params, seed, shares, signing, verify, keys[silos[0]])

@@ -1,11 +1,14 @@
-"""The fused sum equals the plaintext weighted mean within the stated CKKS error bound, at every size."""
+"""The fused sum equals the plaintext weighted mean within the stated CKKS error bound, at every size;
+and silo-level DP noise is planned for a hub that sees only the sum."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from fedsilo.api import FederatedJobSpec
 from fedsilo.he import EncryptedSum, decode_with, encrypt_update
+from fedsilo.privacy import plan_for_silo
 
 from .conftest import Federation
 
@@ -39,3 +42,20 @@ def test_a_sum_beyond_the_decodable_range_is_refused_before_encryption(federatio
 def test_an_empty_or_non_finite_update_is_refused(federation: Federation, bad: np.ndarray) -> None:
     with pytest.raises(ValueError, match="finite"):
         encrypt_update(federation.params, federation.key, bad)
+
+
+@pytest.mark.parametrize(("mode", "shared"), [("homomorphic", True), ("masked", True), ("plain", False)])
+def test_silo_level_noise_is_shared_by_the_quorum_when_the_hub_sees_only_the_sum(mode: str, shared: bool) -> None:
+    spec = FederatedJobSpec.model_validate(
+        {
+            "silos": ["a", "b", "c", "d"],
+            "minSilos": 4,
+            "model": {"builtin": "mlp"},
+            "aggregation": {"mode": mode},
+            "privacy": {"mode": "silo", "noiseMultiplier": 1.0, "delta": 1e-5},
+            "policy": {"normCap": 2.0},
+        }
+    )
+    plan = plan_for_silo(spec, 100)
+    assert plan is not None and plan.noise_std is not None
+    assert plan.noise_std == pytest.approx(2.0 / 2 if shared else 2.0)

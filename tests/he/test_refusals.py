@@ -162,29 +162,39 @@ def _signed(federation: Federation, silo: str = SILO) -> SignedShare:
     return sign_key_share(federation.signing[silo], JOB, silo, federation.seed, federation.shares[silo].public_share)
 
 
+def test_a_silo_posting_another_silos_signed_share_is_refused_and_the_owner_still_can_post(
+    federation: Federation,
+) -> None:
+    ceremony = _ceremony(federation)
+    with pytest.raises(SignatureError):
+        ceremony.submit(_signed(federation, SILOS[1]), SILO)
+    ceremony.submit(_signed(federation, SILOS[1]), SILOS[1])
+    assert ceremony.missing == frozenset({SILO, SILOS[2]})
+
+
 def test_a_second_share_from_one_silo_is_a_replay(federation: Federation) -> None:
     ceremony = _ceremony(federation)
-    ceremony.submit(_signed(federation))
-    _refused(RejectionKind.REPLAYED, lambda: ceremony.submit(_signed(federation)))
+    ceremony.submit(_signed(federation), SILO)
+    _refused(RejectionKind.REPLAYED, lambda: ceremony.submit(_signed(federation), SILO))
 
 
 def test_a_share_signed_by_someone_else_is_refused(federation: Federation) -> None:
     forged = sign_key_share(SigningKey.generate(), JOB, SILO, federation.seed, federation.shares[SILO].public_share)
     with pytest.raises(SignatureError):
-        _ceremony(federation).submit(forged)
+        _ceremony(federation).submit(forged, SILO)
 
 
 def test_a_share_for_another_ceremony_is_a_wrong_key(federation: Federation) -> None:
     other_seed = sign_key_share(
         federation.signing[SILO], JOB, SILO, os.urandom(32), federation.shares[SILO].public_share
     )
-    _refused(RejectionKind.WRONG_KEY, lambda: _ceremony(federation).submit(other_seed))
+    _refused(RejectionKind.WRONG_KEY, lambda: _ceremony(federation).submit(other_seed, SILO))
 
 
 def test_a_share_swapped_under_a_valid_signature_is_malformed(federation: Federation) -> None:
     honest = _signed(federation)
     swapped = SignedShare(honest.claim, honest.signature, federation.shares[SILOS[1]].public_share)
-    _refused(RejectionKind.MALFORMED, lambda: _ceremony(federation).submit(swapped))
+    _refused(RejectionKind.MALFORMED, lambda: _ceremony(federation).submit(swapped, SILO))
 
 
 def test_a_transcript_that_leaves_a_silo_out_is_refused_by_every_silo(federation: Federation) -> None:
@@ -197,7 +207,7 @@ def test_a_transcript_that_leaves_a_silo_out_is_refused_by_every_silo(federation
 
 def test_the_hub_relays_only_the_shares_that_arrived(federation: Federation) -> None:
     ceremony = _ceremony(federation)
-    ceremony.submit(_signed(federation))
+    ceremony.submit(_signed(federation), SILO)
     assert ceremony.missing == frozenset(SILOS[1:])
     assert [m.share for m in ceremony.transcript()] == [federation.shares[SILO].public_share]
 

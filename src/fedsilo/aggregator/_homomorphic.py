@@ -134,9 +134,7 @@ class HomomorphicAggregation(Aggregation):
         ceremony = KeyCeremony(self._params, self._context.job, self._seed, {s: self._keys[s] for s in posted})
         for silo, body in sorted(posted.items()):
             try:
-                message = wire.decode_share(self._params, body)
-                if ceremony.submit(message) != silo:
-                    raise SignatureError("the share is signed for another silo than the caller")
+                ceremony.submit(wire.decode_share(self._params, body), silo)
             except CiphertextRejected as rejected:
                 self._refuse(silo, refusal_of(rejected))
             except SignatureError as error:

@@ -94,13 +94,14 @@ class KeyCeremony:
         self._keys = dict(keys)
         self._messages: dict[str, SignedShare] = {}
 
-    def submit(self, message: SignedShare) -> str:
-        """Check and keep one silo's signed share; returns the silo's name."""
+    def submit(self, message: SignedShare, sender: str) -> None:
+        """Check and keep the signed share ``sender`` posted (it must be its own, signed by it)."""
         claim = _checked_share(self.params, self.job, self.seed, message, self._keys)
+        if claim.silo != sender:
+            raise SignatureError(f"{sender} posted a share signed for {claim.silo}")
         if claim.silo in self._messages:
             raise CiphertextRejected(RejectionKind.REPLAYED, f"silo {claim.silo} already gave its share")
         self._messages[claim.silo] = message
-        return claim.silo
 
     @property
     def missing(self) -> frozenset[str]:
