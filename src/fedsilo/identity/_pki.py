@@ -85,10 +85,21 @@ class CertificateAuthority:
         dns_names: tuple[str, ...] = (),
         ip_addresses: tuple[str, ...] = (),
     ) -> TlsCredentials:
-        """A leaf certificate for a server (aggregator) or a client (silo sidecar)."""
+        """A leaf certificate for a server (aggregator) or a silo (its sidecar).
+
+        A silo's certificate is the aggregator's client, and in a cluster also the server of
+        the silo's own trainer link, which its trainer verifies against the silo's CA under
+        the silo's name: so it serves both purposes and names the silo.
+        """
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        usages = (
+            [ExtendedKeyUsageOID.SERVER_AUTH]
+            if server
+            else [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+        )
+        if not server and common_name not in dns_names:
+            dns_names = (common_name, *dns_names)
         alt_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
         alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
         builder = (
@@ -100,7 +111,7 @@ class CertificateAuthority:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         )
         if alt_names:
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)

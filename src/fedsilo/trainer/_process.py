@@ -55,12 +55,17 @@ FIRST_CONTACT_SECONDS = 600.0
 Metadata = tuple[tuple[str, str], ...]
 
 
-def _channel(target: str, ca_certificate_pem: bytes | None) -> grpc.Channel:
-    options = [("grpc.max_receive_message_length", 4 << 20), ("grpc.max_send_message_length", 4 << 20)]
+def _channel(target: str, ca_certificate_pem: bytes | None, silo: str) -> grpc.Channel:
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", 4 << 20),
+        ("grpc.max_send_message_length", 4 << 20),
+    ]
     if target.startswith("unix:"):
         return grpc.insecure_channel(target, options=options)
     if ca_certificate_pem is None:
         raise ValueError("a TCP sidecar address needs the silo CA certificate (--sidecar-ca)")
+    # The sidecar is dialled by address; its certificate names the silo, as the silo's CA issued it.
+    options.append(("grpc.ssl_target_name_override", silo))
     return grpc.secure_channel(target, grpc.ssl_channel_credentials(ca_certificate_pem), options=options)
 
 
@@ -150,7 +155,7 @@ def run_trainer(
     data = load_silo_data(spec, spec.silos.index(silo), len(spec.silos), data_path, fitted)
     client = build_client(spec, data)
     log.info("trainer for %s ready: %d training and %d test records", silo, len(data.train_y), len(data.test_y))
-    with _channel(sidecar, ca_certificate_pem) as channel:
+    with _channel(sidecar, ca_certificate_pem, silo) as channel:
         stub = rpc.TrainerLinkStub(channel)
         next_round = 0
         while True:
