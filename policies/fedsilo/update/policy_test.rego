@@ -90,6 +90,14 @@ test_a_transport_reason_passes_through_verbatim if {
 	reasons_for(with_value("/update/transport_problem", "payload_digest_mismatch: the payload differs")) == ["payload_digest_mismatch: the payload differs"]
 }
 
+test_a_suspended_silo_is_denied_with_the_suspension_reason if {
+	reasons_for(with_value("/update/transport_problem", "silo_suspended: a is suspended since round 2: under review")) == ["silo_suspended: a is suspended since round 2: under review"]
+}
+
+test_an_update_signed_with_a_retired_key_is_denied if {
+	reasons_for(with_value("/update/transport_problem", "key_retired: signed with the retired key ab12")) == ["key_retired: signed with the retired key ab12"]
+}
+
 test_an_unphrased_transport_problem_is_wrapped if {
 	reasons_for(with_value("/update/transport_problem", "Stream broke")) == ["transport_problem: Stream broke"]
 }

@@ -45,12 +45,14 @@ from ._types import PartitionSpec as PartitionSpec
 from ._types import PolicySpec as PolicySpec
 from ._types import PrivacyMode as PrivacyMode
 from ._types import PrivacySpec as PrivacySpec
+from ._types import RateLimitSpec as RateLimitSpec
 from ._types import RoundNumber as RoundNumber
 from ._types import Silo as Silo
 from ._types import SiloDataSpec as SiloDataSpec
 from ._types import SiloIdentity as SiloIdentity
 from ._types import SiloName as SiloName
 from ._types import SiloSpec as SiloSpec
+from ._types import SiloSuspension as SiloSuspension
 from ._types import StrategyName as StrategyName
 from ._types import StrategySpec as StrategySpec
 from ._types import SyntheticSpec as SyntheticSpec
@@ -91,6 +93,7 @@ __all__ = [
     "PolicySpec",
     "PrivacyMode",
     "PrivacySpec",
+    "RateLimitSpec",
     "RoundNumber",
     "RoundReport",
     "Silo",
@@ -101,6 +104,7 @@ __all__ = [
     "SiloName",
     "SiloSpec",
     "SiloStatus",
+    "SiloSuspension",
     "StatusReporter",
     "StrategyName",
     "StrategySpec",

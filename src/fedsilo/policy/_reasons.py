@@ -56,10 +56,15 @@ class Reason(StrEnum):
     PAYLOAD_INVALID = "payload_invalid"
     PAYLOAD_DIGEST_MISMATCH = "payload_digest_mismatch"
     CLAIM_MISMATCH = "claim_mismatch"
+    # The silo's standing, taken at the round boundary (Silo spec.suspended, spec.identity.publicKey).
+    SILO_SUSPENDED = "silo_suspended"
+    KEY_RETIRED = "key_retired"
     # Found after the policy: the round closed while the policy decided.
     ROUND_CLOSED = "round_closed"
     # The gate's own: no engine answered within the retries (fail closed).
     POLICY_UNAVAILABLE = "policy_unavailable"
+    # The gRPC edge's: a silo called faster than the job's spec.rateLimits allow (one record per window).
+    RATE_LIMITED = "rate_limited"
 
     # --- Job decision (policies/fedsilo/job).
     EPSILON_ABOVE_ORGANIZATION_MAX = "epsilon_above_organization_max"

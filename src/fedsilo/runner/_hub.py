@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedsilo.aggregator import JobCoordinator, PrivacyBook, RoundObserver
+from fedsilo.aggregator import JobCoordinator, PrivacyBook, RoundObserver, StandingSource
 from fedsilo.api import FederatedJob, Silo
 from fedsilo.audit import AuditLog, AuditVerificationError
 from fedsilo.datasets import load_silo_data
@@ -114,6 +114,7 @@ def build_hub(
     privacy: PrivacyBook | None = None,
     retry: RetryPolicy | None = None,
     silo_keys: Mapping[str, VerifyKey] | None = None,
+    standing: StandingSource | None = None,
 ) -> Hub:
     """The coordinator of ``job`` and its gate, with the audit log and signing key under ``state_dir``.
 
@@ -128,6 +129,8 @@ def build_hub(
             is charged for every admitted update; None until a caller passes one.
         retry: how long the gate retries an unavailable engine before it denies (fail closed).
         silo_keys: the silos' verify keys, if the caller already has them.
+        standing: asked at every round boundary for the silos' suspensions and rotated keys
+            (``manifest_standing``); None: the standing of the start holds for the whole job.
 
     Raises:
         HubSetupError: a silo without a usable key; the model cannot be built from the
@@ -162,5 +165,6 @@ def build_hub(
         observer=observer,
         privacy=privacy,
         silo_ceilings={s.metadata.name: s.spec.max_epsilon for s in silos},
+        standing=standing,
     )
     return Hub(coordinator, gate, signing_key.public_key, audit.path)
