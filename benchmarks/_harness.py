@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,9 +135,9 @@ def run_round_benchmark(
             build_gate(work, hub_key),
             model_key=hub_key,
             silo_ceilings={s.metadata.name: None for s in silo_objects},
-            # The flooder never joins: the first round waits this long for it, not the default five minutes
-            # (long enough for the honest sidecars to start on a busy machine; round times exclude it).
-            join_timeout=90.0 if flood is not None else None,
+            # The flooder never joins: the rounds start once the honest silos have (see below), not after
+            # a wait for it that would outlast the sidecars' patience with their idle trainers.
+            join_timeout=1.0 if flood is not None else None,
         )
         server, port = start_server(
             coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
@@ -153,6 +154,8 @@ def run_round_benchmark(
         if flooding is not None:
             flooding.start()
         try:
+            if flood is not None:
+                _await_honest_joins(coordinator, len(honest))
             summaries: list[RoundSummary] = coordinator.run()
             # The sidecars learn that the job finished from the server: stop it only after them.
             _, err = clients.communicate(timeout=120)
@@ -178,12 +181,28 @@ def run_round_benchmark(
         )
 
 
+def _await_honest_joins(coordinator: JobCoordinator, count: int, timeout: float = 300.0) -> None:
+    """Wait until ``count`` silos have joined (the coordinator's presence: a benchmark may look inside)."""
+    deadline = time.monotonic() + timeout
+    while len(coordinator._presence.joined) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(coordinator._presence.joined)} of {count} honest silos joined")
+        time.sleep(0.2)
+
+
 def _instant_trainer(link: TrainerLinkService, stop: threading.Event) -> None:
     """Answers every task at once: the global model plus a small perturbation."""
     next_round = 0
     rng = np.random.default_rng()
     while not stop.is_set():
-        offered = link.next_task(next_round, 1.0)
+        # As a trainer process's long poll does, so the sidecar sees a live trainer (TRAINER_SILENT_SECONDS):
+        # an in-process trainer makes no gRPC call the link could count.
+        with link._cond:
+            link._calls_in_progress += 1
+        try:
+            offered = link.next_task(next_round, 1.0)
+        finally:
+            link._release()
         if offered is None:
             continue
         task, blob = offered
