@@ -15,7 +15,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,8 +75,15 @@ def model_of(parameters: int) -> Weights:
     }
 
 
-def job_documents(silos: int, rounds: int, mode: str) -> list[dict[str, Any]]:
-    names = [f"silo-{i:02d}" for i in range(silos)]
+#: Enrolled in the job but never joins: it only floods the aggregator (``run_round_benchmark(flood=...)``).
+FLOODER = "flooder"
+#: ``flood(port, identity_dir, stop)``: called in a thread while the rounds run, until ``stop`` is set.
+Flood = Callable[[int, Path, threading.Event], None]
+
+
+def job_documents(silos: int, rounds: int, mode: str, extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A job of ``silos`` silos that all must answer, plus ``extra`` enrolled silos it does not wait for."""
+    names = [f"silo-{i:02d}" for i in range(silos)] + list(extra)
     job = {
         "apiVersion": "fedsilo.io/v1alpha1",
         "kind": "FederatedJob",
@@ -93,12 +102,16 @@ def job_documents(silos: int, rounds: int, mode: str) -> list[dict[str, Any]]:
 
 
 def run_round_benchmark(
-    silos: int, parameters: int, mode: str, rounds: int = 3, trace_memory: bool = False
+    silos: int, parameters: int, mode: str, rounds: int = 3, trace_memory: bool = False, flood: Flood | None = None
 ) -> RoundFigures:
-    """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model."""
+    """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model.
+
+    With ``flood``, the job also enrolls :data:`FLOODER`, whose credentials ``flood`` uses
+    from a thread while the rounds run; the honest silos' rounds are what is measured.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        documents = job_documents(silos, rounds, mode)
+        documents = job_documents(silos, rounds, mode, (FLOODER,) if flood is not None else ())
         ca = CertificateAuthority.create()
         keys: dict[str, VerifyKey] = {}
         for document in documents[1:]:
@@ -122,6 +135,9 @@ def run_round_benchmark(
             build_gate(work, hub_key),
             model_key=hub_key,
             silo_ceilings={s.metadata.name: None for s in silo_objects},
+            # The flooder never joins: the rounds start once the honest silos have (see below), not after
+            # a wait for it that would outlast the sidecars' patience with their idle trainers.
+            join_timeout=1.0 if flood is not None else None,
         )
         server, port = start_server(
             coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
@@ -129,14 +145,24 @@ def run_round_benchmark(
         before = _rss_mib()
         if trace_memory:  # tracemalloc slows every allocation: only when memory is the question
             tracemalloc.start()
+        honest = [d["metadata"]["name"] for d in documents[1:] if d["metadata"]["name"] != FLOODER]
         clients = subprocess.Popen(
-            [sys.executable, __file__, str(work), str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [sys.executable, __file__, str(work), str(port), *honest], stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        stop = threading.Event()
+        flooding = threading.Thread(target=flood, args=(port, work / FLOODER, stop), daemon=True) if flood else None
+        if flooding is not None:
+            flooding.start()
         try:
+            if flood is not None:
+                _await_honest_joins(coordinator, len(honest))
             summaries: list[RoundSummary] = coordinator.run()
             # The sidecars learn that the job finished from the server: stop it only after them.
             _, err = clients.communicate(timeout=120)
         finally:
+            stop.set()
+            if flooding is not None:
+                flooding.join(timeout=60)
             server.stop(grace=1)
         if clients.returncode != 0:
             raise RuntimeError(err.decode()[-3000:])
@@ -155,12 +181,28 @@ def run_round_benchmark(
         )
 
 
+def _await_honest_joins(coordinator: JobCoordinator, count: int, timeout: float = 300.0) -> None:
+    """Wait until ``count`` silos have joined (the coordinator's presence: a benchmark may look inside)."""
+    deadline = time.monotonic() + timeout
+    while len(coordinator._presence.joined) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(coordinator._presence.joined)} of {count} honest silos joined")
+        time.sleep(0.2)
+
+
 def _instant_trainer(link: TrainerLinkService, stop: threading.Event) -> None:
     """Answers every task at once: the global model plus a small perturbation."""
     next_round = 0
     rng = np.random.default_rng()
     while not stop.is_set():
-        offered = link.next_task(next_round, 1.0)
+        # As a trainer process's long poll does, so the sidecar sees a live trainer (TRAINER_SILENT_SECONDS):
+        # an in-process trainer makes no gRPC call the link could count.
+        with link._cond:
+            link._calls_in_progress += 1
+        try:
+            offered = link.next_task(next_round, 1.0)
+        finally:
+            link._release()
         if offered is None:
             continue
         task, blob = offered
@@ -184,15 +226,15 @@ def _instant_trainer(link: TrainerLinkService, stop: threading.Event) -> None:
         next_round = task.round + 1
 
 
-def _client_main(work: Path, port: int) -> None:
-    """The client process: one real Sidecar per silo, each with an instant trainer."""
+def _client_main(work: Path, port: int, silos: list[str]) -> None:
+    """The client process: one real Sidecar per silo of ``silos``, each with an instant trainer."""
     manifest = load_manifest(work / "job.yaml")
     peers = {s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key or "") for s in manifest.silos}
     hub_key = VerifyKey.from_base64((work / "aggregator-key.pub").read_text())
     threads = []
     stop = threading.Event()
     codes: list[int] = []
-    for silo in manifest.job.spec.silos:
+    for silo in silos:
         link = TrainerLinkService()
         sidecar = Sidecar(
             SidecarConfig(manifest.job, silo, f"localhost:{port}", peers, aggregator_key=hub_key),
@@ -206,7 +248,7 @@ def _client_main(work: Path, port: int) -> None:
     for thread in threads:
         thread.join(timeout=600)
     stop.set()
-    if any(codes) or len(codes) != len(manifest.job.spec.silos):
+    if any(codes) or len(codes) != len(silos):
         raise SystemExit(f"sidecars ended with {codes}")
 
 
@@ -237,4 +279,4 @@ def print_figures(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 if __name__ == "__main__":
-    _client_main(Path(sys.argv[1]), int(sys.argv[2]))
+    _client_main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:])

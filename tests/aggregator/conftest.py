@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from fedsilo import __version__
-from fedsilo.aggregator import JobCoordinator, PrivacyBook, UpdateGate, start_server
+from fedsilo.aggregator import JobCoordinator, PrivacyBook, StandingSource, UpdateGate, start_server
 from fedsilo.api import FederatedJob
 from fedsilo.identity import CertificateAuthority, SigningKey, TlsCredentials, sha256_digest
 from fedsilo.policy import PolicyGate
@@ -172,14 +172,17 @@ def running_hub(
     *,
     own_cas: bool = False,
     gate_wrapper: Callable[[PolicyGate], UpdateGate] | None = None,
+    keys: dict[str, SigningKey] | None = None,
+    standing: StandingSource | None = None,
     **spec: Any,
 ) -> Iterator[Hub]:
     """A coordinator for ``names`` behind a real mTLS server, its round loop in a thread.
 
     With ``own_cas`` every silo has its own CA, as in a cluster: the server trusts all of
     them and binds each silo to its own. ``gate_wrapper`` wraps the real gate (to slow it down).
+    ``keys`` are the silos' signing keys (default: new ones); ``standing`` is asked at round boundaries.
     """
-    keys = {n: SigningKey.generate() for n in names}
+    keys = keys or {n: SigningKey.generate() for n in names}
     job = FederatedJob.model_validate(job_document(names, **spec))
     ca = CertificateAuthority.create()
     hub_key = SigningKey.generate()
@@ -193,6 +196,7 @@ def running_hub(
         gate_wrapper(gate) if gate_wrapper is not None else gate,
         model_key=hub_key,
         privacy=book(job) if book is not None else None,
+        standing=standing,
     )
     served = ca.issue("aggregator", server=True, dns_names=("localhost",))
     silo_cas = {n: CertificateAuthority.create(f"{n} CA") for n in names} if own_cas else {}

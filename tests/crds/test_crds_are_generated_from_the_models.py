@@ -124,7 +124,7 @@ def test_immutable_fields_say_so_and_how_to_change_them() -> None:
     assert "Immutable" not in spec["properties"]["rounds"]["description"]
     silo = crd("silos")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert "May only be lowered" in silo["maxEpsilon"]["description"]
-    assert "delete the Silo and register it again" in silo["identity"]["properties"]["publicKey"]["description"]
+    assert "to rotate the key, write the new one here" in silo["identity"]["properties"]["publicKey"]["description"]
 
 
 def test_the_silo_columns_show_the_ceiling_and_no_second_namespace() -> None:

@@ -91,7 +91,9 @@ def test_a_documented_edit_goes_through(cluster: ControlPlane, running: str, edi
     apply(cluster, running, job({**JOB_SPEC, **EDITABLE[edit]}))
 
 
-def test_a_silo_ceiling_may_go_down_but_not_up_and_its_key_never_changes(cluster: ControlPlane, namespace: str) -> None:
+def test_a_silo_ceiling_may_go_down_but_not_up_and_its_key_may_rotate_but_not_go(
+    cluster: ControlPlane, namespace: str
+) -> None:
     apply(cluster, namespace, silo({"maxEpsilon": 8.0, "identity": {"publicKey": KEY}}))
     apply(cluster, namespace, silo({"maxEpsilon": 6.0, "identity": {"publicKey": KEY}}))
     with pytest.raises(KubectlError) as raised:
@@ -100,6 +102,15 @@ def test_a_silo_ceiling_may_go_down_but_not_up_and_its_key_never_changes(cluster
     with pytest.raises(KubectlError) as removed:
         apply(cluster, namespace, silo({"identity": {"publicKey": KEY}}))
     assert "spec.maxEpsilon may only be lowered" in removed.value.stderr
-    with pytest.raises(KubectlError) as swapped:
-        apply(cluster, namespace, silo({"maxEpsilon": 6.0, "identity": {"publicKey": OTHER_KEY}}))
-    assert "spec.identity.publicKey cannot change once set" in swapped.value.stderr
+    # Rotation: a new key is written in place; running jobs take it at their next round boundary.
+    apply(cluster, namespace, silo({"maxEpsilon": 6.0, "identity": {"publicKey": OTHER_KEY}}))
+    with pytest.raises(KubectlError) as dropped:
+        apply(cluster, namespace, silo({"maxEpsilon": 6.0}))
+    assert "spec.identity.publicKey cannot be removed once set" in dropped.value.stderr
+    # Suspension is an edit of a running silo too, and lifting it is removing the field.
+    apply(
+        cluster,
+        namespace,
+        silo({"maxEpsilon": 6.0, "identity": {"publicKey": OTHER_KEY}, "suspended": {"reason": "review"}}),
+    )
+    apply(cluster, namespace, silo({"maxEpsilon": 6.0, "identity": {"publicKey": OTHER_KEY}}))

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from fedsilo.api import AggregatorEndpoint, FederatedJob, Silo, SiloDataSpec, load_manifest, parse_manifest
+from fedsilo.api import (
+    AggregatorEndpoint,
+    FederatedJob,
+    Silo,
+    SiloDataSpec,
+    SiloSuspension,
+    load_manifest,
+    parse_manifest,
+)
 from fedsilo.identity import SigningKey, SiloIdentity, read_identity, write_identity
 from fedsilo.launch import MANIFEST_FILE, silo_ca_file
 from fedsilo.operator import (
@@ -219,6 +227,31 @@ def test_a_changed_job_rolls_the_aggregator(quickstart: Any, hub: dict[Any, Any]
     before = hub[("Deployment", "quickstart-aggregator")]["spec"]["template"]["metadata"]["annotations"][digest]
     after = changed[("Deployment", "quickstart-aggregator")]["spec"]["template"]["metadata"]["annotations"][digest]
     assert before != after
+
+
+def test_a_suspended_silo_or_a_rotated_key_changes_the_manifest_but_never_restarts_the_aggregator(
+    quickstart: Any, hub: dict[Any, Any]
+) -> None:
+    job, silos = quickstart
+    suspended = silos[2].model_copy(
+        update={"spec": silos[2].spec.model_copy(update={"suspended": SiloSuspension(reason="under review")})}
+    )
+    rotated = keyed(silos[0])
+    inputs = HubInputs(
+        owner(), job, job_manifest(job, [rotated, silos[1], suspended]), silo_cas(silos), "AGGREGATOR CA\n", False
+    )
+    changed = by_kind(hub_objects(inputs, load_policy_files(default_bundle_path()), CONFIG))
+    digest = "fedsilo.io/spec-digest"
+    deployment = ("Deployment", "quickstart-aggregator")
+    assert (
+        changed[deployment]["spec"]["template"]["metadata"]["annotations"][digest]
+        == hub[deployment]["spec"]["template"]["metadata"]["annotations"][digest]
+    )
+    # The aggregator re-reads the mounted manifest at its next round boundary: it holds both changes.
+    manifest = parse_manifest(changed[("ConfigMap", "quickstart-job")]["data"][MANIFEST_FILE])
+    assert manifest.silo(silos[2].metadata.name).spec.suspended == SiloSuspension(reason="under review")
+    assert manifest.silo(silos[0].metadata.name).spec.identity.public_key == registered_key(rotated)
+    assert registered_key(rotated) != registered_key(silos[0])
 
 
 def test_the_trainer_has_no_token_no_secret_and_reads_its_data_read_only(quickstart: Any) -> None:

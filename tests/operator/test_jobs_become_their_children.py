@@ -54,7 +54,7 @@ from .conftest import (
 pytestmark = pytest.mark.integration
 
 QUICKSTART = EXAMPLES / "quickstart.yaml"
-SCENARIOS = ("quickstart", "custom", "again", "report", "delete", "hub", "silo-a", "silo-b", "misc")
+SCENARIOS = ("quickstart", "custom", "again", "report", "delete", "hub", "silo-a", "silo-b", "misc", "suspend")
 
 
 @pytest.fixture(scope="module")
@@ -448,3 +448,44 @@ def test_a_silo_the_api_server_let_through_is_reported_invalid_not_touched(
 def secret_absent(cluster: ControlPlane, namespace: str, silo: str = "stray") -> bool:
     found = cluster.kubectl("get", "secret", f"{silo}-identity", "-n", namespace, "--ignore-not-found", "-o", "name")
     return found.stdout.strip() == ""
+
+
+def test_suspending_a_silo_is_an_event_and_a_new_manifest_for_the_running_aggregator(
+    cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str], operator: KopfRunner
+) -> None:
+    namespace = namespaces["suspend"]
+    before = apply_and_wait(cluster, admin, namespace, QUICKSTART)
+    deployment = ("Deployment", "quickstart-aggregator")
+    digest = "fedsilo.io/spec-digest"
+    patch = '{"spec":{"suspended":{"reason":"norms drifted; under review"}}}'
+    cluster.kubectl("patch", "-n", namespace, "silo", "hospital-c", "--type=merge", "-p", patch)
+    wait_for(
+        lambda: (
+            "norms drifted; under review"
+            in children(admin, namespace)[("ConfigMap", "quickstart-job")]["data"]["job.yaml"]
+        ),
+        "the suspension in the manifest the aggregator re-reads",
+    )
+
+    def event(reason: str) -> dict[str, Any] | None:
+        found = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=hospital-c")["items"]
+        return next((e for e in found if e["reason"] == reason), None)
+
+    suspended = wait_for(lambda: event("Suspended"), "the Suspended Event on the Silo", timeout=120)
+    assert suspended["type"] == "Warning" and "norms drifted; under review" in suspended["message"]
+    cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "silo",
+        "hospital-c",
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/spec/suspended"}]',
+    )
+    assert wait_for(lambda: event("Readmitted"), "the Readmitted Event on the Silo", timeout=120)["type"] == "Normal"
+    after = children(admin, namespace)
+    # Not rolled: the aggregator takes the standing at its next round boundary, in place.
+    template = lambda found: found[deployment]["spec"]["template"]["metadata"]["annotations"][digest]  # noqa: E731
+    assert template(after) == template(before)
+    assert after[deployment]["metadata"]["generation"] == before[deployment]["metadata"]["generation"]

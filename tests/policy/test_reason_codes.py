@@ -45,5 +45,5 @@ def test_the_enum_and_the_doc_name_the_same_codes() -> None:
 
 def test_the_rego_names_every_code_except_those_decided_without_an_engine() -> None:
     without_engine = _first_cells(_section("### Refusals recorded without the engine", "## Job input"))
-    assert without_engine == {"metadata_invalid", "no_open_round", "policy_unavailable"}
+    assert without_engine == {"metadata_invalid", "no_open_round", "policy_unavailable", "rate_limited"}
     assert _rego_codes() == {reason.value for reason in Reason} - without_engine

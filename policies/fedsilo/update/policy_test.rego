@@ -95,6 +95,14 @@ test_a_ciphertext_refusal_of_the_hub_passes_through if {
 	reasons_for(with_value("/update/transport_problem", "ciphertext_wrong_key: encrypted for another key")) == ["ciphertext_wrong_key: encrypted for another key"]
 }
 
+test_a_suspended_silo_is_denied_with_the_suspension_reason if {
+	reasons_for(with_value("/update/transport_problem", "silo_suspended: a is suspended since round 2: under review")) == ["silo_suspended: a is suspended since round 2: under review"]
+}
+
+test_an_update_signed_with_a_retired_key_is_denied if {
+	reasons_for(with_value("/update/transport_problem", "key_retired: signed with the retired key ab12")) == ["key_retired: signed with the retired key ab12"]
+}
+
 test_an_unphrased_transport_problem_is_wrapped if {
 	reasons_for(with_value("/update/transport_problem", "Stream broke")) == ["transport_problem: Stream broke"]
 }

@@ -20,6 +20,8 @@ from ._privacy import LedgerBook as LedgerBook
 from ._round import update_distances as update_distances
 from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from ._service import start_server as start_server
+from ._standing import SiloStanding as SiloStanding
+from ._standing import StandingSource as StandingSource
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -33,6 +35,8 @@ __all__ = [
     "RoundSummary",
     "ServerStrategy",
     "SiloRoundStats",
+    "SiloStanding",
+    "StandingSource",
     "UpdateGate",
     "UpdateSink",
     "UpdatesStrategy",

@@ -6,6 +6,7 @@
    (``UpdateMetadata``, every field bounded), the signature, the signer is the caller;
 2. ``check_freshness``: a round is open for updates, the nonce is new, the round and job
    are the open ones, the silo is expected and has not sent yet;
+   ``check_standing``: the silo is not suspended (``Standing``, taken at the round boundary);
 3. ``check_compatibility``: the signed runtime and model architecture against the job's
    (``update_incompatible``): the fedsilo release among the job's pinned ones, if it pins
    any, and the architecture fingerprint equal to the hub's model's;
@@ -61,6 +62,7 @@ from ._contracts import PrivacyBook, RoundObserver, UpdateGate
 from ._metrics import DECISIONS
 from ._phases import PhaseClosed
 from ._round import OpenRound
+from ._standing import Standing
 from ._uploads import UploadSlots
 
 log = logging.getLogger("fedsilo.aggregator")
@@ -118,13 +120,16 @@ class Admission:
         observer: RoundObserver | None = None,
         architecture: str,
         anomaly: AnomalyScores | None = None,
+        standing: Standing | None = None,
     ) -> None:
         self.job = job
+        # The keys and suspensions of the round now open (``keys`` is ``standing.keys`` when given).
+        self._standing = standing if standing is not None else Standing(keys)
         # ``architecture_fingerprint`` of the hub's model: every round's model has this one.
         self._architecture = architecture
         pinned = job.spec.policy.fedsilo_versions
         self._versions = frozenset(pinned) if pinned is not None else None
-        self._keys = keys
+        self._keys = self._standing.keys
         self._gate = gate
         self._cond = cond
         self._current = current
@@ -137,6 +142,7 @@ class Admission:
         self.steps: tuple[Step, ...] = (
             self.verify_signature,
             self.check_freshness,
+            self.check_standing,
             self.check_compatibility,
             self.check_claims,
             self.check_privacy,
@@ -171,6 +177,17 @@ class Admission:
         except AttributedRefusal as refused:
             assert isinstance(refused.claims, UpdateMetadata)
             submission.claims = refused.claims
+            retired = None
+            if refused.reason is Reason.SIGNATURE_INVALID:
+                retired = self._standing.retired_key_signed(
+                    submission.silo, submission.signature, submission.metadata_json
+                )
+            if retired is not None:
+                raise Refusal(
+                    Reason.KEY_RETIRED,
+                    f"signed with {submission.silo}'s retired key {retired.fingerprint()}; the registered key is "
+                    f"{self._keys[submission.silo].fingerprint()} since a round boundary",
+                ) from None
             raise
         submission.signature_valid = True
 
@@ -198,6 +215,13 @@ class Admission:
                 current.inputs.check_open(submission.silo)
             except PhaseClosed as error:
                 raise Refusal(Reason.ROUND_CLOSED, str(error)) from None
+
+    def check_standing(self, submission: Submission) -> None:
+        """A suspended silo's update is refused before its payload is read; the reason goes to the audit log."""
+        suspension = self._standing.suspension(submission.silo)
+        if suspension is not None:
+            reason, since = suspension
+            raise Refusal(Reason.SILO_SUSPENDED, f"{submission.silo} is suspended since round {since}: {reason}")
 
     def check_compatibility(self, submission: Submission) -> None:
         """The silo's runtime is one the job allows and its model is the hub's architecture (no payload read)."""

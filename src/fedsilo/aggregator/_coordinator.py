@@ -21,6 +21,7 @@ import numpy as np
 from fedsilo.api import AggregationMode, FederatedJob, PrivacyMode
 from fedsilo.he import wire
 from fedsilo.identity import SigningKey, VerifyKey, sha256_digest
+from fedsilo.policy import Refusal
 from fedsilo.protocol import (
     GlobalModelClaim,
     PolicyVerdict,
@@ -55,6 +56,7 @@ from ._phases import Phase, PhaseClosed, wait_until
 from ._presence import Presence
 from ._record import record_round, seal_model, summarize
 from ._round import OpenRound, fit_config_document, max_records, require_quorum, round_aggregation, update_distances
+from ._standing import Standing, StandingSource
 from ._uploads import UploadSlots
 
 log = logging.getLogger("fedsilo.aggregator")
@@ -85,10 +87,14 @@ class JobCoordinator:
         silo_ceilings: Mapping[str, float | None] | None = None,
         join_timeout: float | None = None,
         preprocessing_digest: str | None = None,
+        standing: StandingSource | None = None,
     ) -> None:
         self.job = job
         self.spec = job.spec
-        self._keys = dict(silo_keys)
+        # Keys and suspensions change only when a round opens (``_open``); ``_keys`` is the
+        # standing's own mapping, so admission, evaluation and masking see one set of keys.
+        self._standing = Standing(silo_keys, standing)
+        self._keys = self._standing.keys
         self._layout = TensorLayout.of(initial_weights)
         self._weights = initial_weights
         self._model_blob = encode_weights(initial_weights)
@@ -136,6 +142,7 @@ class JobCoordinator:
             observer=observer,
             architecture=architecture_fingerprint(initial_weights),
             anomaly=self._anomaly,
+            standing=self._standing,
         )
 
     # ----- calls from silos (gRPC handler threads) ---------------------------------------
@@ -246,6 +253,12 @@ class JobCoordinator:
             self._cond.notify_all()
         return PolicyVerdict(True)
 
+    def refuse_call(self, silo: str, refusal: Refusal) -> None:
+        """Record a call the gRPC edge refused (a rate limit) in the audit log, against the round now open."""
+        with self._cond:
+            round_number = self._round.plan.round if self._round is not None else 0
+        self._gate.refuse(job=self.job.metadata.name, round_number=round_number, silo=silo, refusal=refusal)
+
     def report_evaluation(self, silo: str, metadata_json: bytes, signature: bytes) -> PolicyVerdict:
         """A silo's signed evaluation of the global model it received this round."""
         return receive_evaluation(
@@ -323,6 +336,8 @@ class JobCoordinator:
     def _open(self, round_number: int, evaluate_only: bool) -> OpenRound:
         deadline = time.monotonic() + self.spec.round_timeout_seconds
         participants = self._presence.participants(round_number - 1, deadline)
+        # The round boundary: rotated keys and suspensions take effect now, for the whole round.
+        self._standing.advance(round_number)
         if len(participants) < self.spec.min_silos:
             raise JobFailed(
                 f"round {round_number}: quorum lost: only {len(participants)} silos are live "

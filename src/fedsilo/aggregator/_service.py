@@ -34,6 +34,7 @@ from fedsilo.protocol import (
 )
 
 from ._coordinator import JobCoordinator
+from ._limits import RateLimited, RateLimits
 from ._phases import PhaseClosed
 
 log = logging.getLogger("fedsilo.aggregator")
@@ -76,12 +77,13 @@ class AggregatorService(rpc.AggregatorServicer):
         self._coordinator = coordinator
         # Silo name -> PEM of the CA that alone may issue its certificates; None: one CA for all.
         self._issuers = dict(silo_issuers) if silo_issuers is not None else None
+        self._limits = RateLimits(coordinator.spec.rate_limits, coordinator.spec.silos, coordinator.refuse_call)
         # Every silo downloads the same model: cut it into messages once per round, not per silo.
         self._model_chunks: tuple[bytes, list[pb.BytesChunk]] | None = None
         self._chunk_lock = threading.Lock()
 
-    def _caller(self, context: grpc.ServicerContext, claimed: str) -> str:
-        """The enrolled silo behind this TLS session; aborts on a mismatch."""
+    def _caller(self, context: grpc.ServicerContext, claimed: str, *, upload: bool = False) -> str:
+        """The enrolled silo behind this TLS session, within its rate limits; aborts on a mismatch or a flood."""
         # gRPC puts the verified client certificate's common names here (a list of bytes).
         names = cast(list[bytes], context.auth_context().get("x509_common_name", []))
         silo = names[0].decode() if names else ""
@@ -100,6 +102,13 @@ class AggregatorService(rpc.AggregatorServicer):
                 )
         if claimed and claimed != silo:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate is for {silo}, request names {claimed}")
+        # Counted only now that the caller is proven to be ``silo``: no one spends another silo's budget.
+        try:
+            self._limits.enter(silo, upload=upload)
+        except RateLimited as limited:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(limited))
+        if not context.add_callback(lambda: self._limits.leave(silo, upload=upload)):
+            self._limits.leave(silo, upload=upload)  # the call had already ended
         return silo
 
     def _check_job(self, context: grpc.ServicerContext, job: str) -> None:
@@ -155,7 +164,7 @@ class AggregatorService(rpc.AggregatorServicer):
         return self._setup("share", request, context)
 
     def SubmitUpdate(self, request_iterator: Iterator[pb.UpdateChunk], context: grpc.ServicerContext) -> pb.Decision:
-        silo = self._caller(context, "")
+        silo = self._caller(context, "", upload=True)
         try:
             metadata_json, signature = update_metadata_from_proto(next(request_iterator))
         except (StopIteration, MessageError) as error:
@@ -235,8 +244,9 @@ def start_server(
     be issued by the CA of the silo it names. Without it every trusted CA may issue any
     silo's certificate, which is only safe when one party holds the one CA (``fedsilo run``).
     """
-    # Every silo holds a call open while it waits in a step, so size the pool to the job.
-    size = workers or 4 * len(coordinator.spec.silos) + 8
+    # Every silo may hold its concurrentCalls open (a wait in a step holds one), so size the pool to
+    # the job: one flooding silo then cannot take the workers the others need.
+    size = workers or coordinator.spec.rate_limits.concurrent_calls * len(coordinator.spec.silos) + 8
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="aggregator"),
         options=[

@@ -48,6 +48,7 @@ from ._types import PolicySpec as PolicySpec
 from ._types import PreprocessingSpec as PreprocessingSpec
 from ._types import PrivacyMode as PrivacyMode
 from ._types import PrivacySpec as PrivacySpec
+from ._types import RateLimitSpec as RateLimitSpec
 from ._types import RoundNumber as RoundNumber
 from ._types import Scaling as Scaling
 from ._types import Silo as Silo
@@ -55,6 +56,7 @@ from ._types import SiloDataSpec as SiloDataSpec
 from ._types import SiloIdentity as SiloIdentity
 from ._types import SiloName as SiloName
 from ._types import SiloSpec as SiloSpec
+from ._types import SiloSuspension as SiloSuspension
 from ._types import StrategyName as StrategyName
 from ._types import StrategySpec as StrategySpec
 from ._types import SyntheticSpec as SyntheticSpec
@@ -99,6 +101,7 @@ __all__ = [
     "PreprocessingSpec",
     "PrivacyMode",
     "PrivacySpec",
+    "RateLimitSpec",
     "RoundNumber",
     "RoundReport",
     "Scaling",
@@ -110,6 +113,7 @@ __all__ = [
     "SiloName",
     "SiloSpec",
     "SiloStatus",
+    "SiloSuspension",
     "StatusReporter",
     "StrategyName",
     "StrategySpec",

@@ -46,9 +46,11 @@ from ._types import (
     PreprocessingSpec,
     PrivacyMode,
     PrivacySpec,
+    RateLimitSpec,
     Silo,
     SiloIdentity,
     SiloSpec,
+    SiloSuspension,
     StrategyName,
     StrategySpec,
     SyntheticSpec,
@@ -93,7 +95,10 @@ IMMUTABLE_JOB_FIELDS: tuple[tuple[str, str], ...] = (
 )
 IMMUTABLE_NOTE = "Immutable: fixed when the job is created; create a new FederatedJob to change it."
 CEILING_NOTE = "May only be lowered (or set where there was none) once written."
-KEY_NOTE = "Cannot change once set: to rotate the key, delete the Silo and register it again (docs/immutability.md)."
+KEY_NOTE = (
+    "Once set it cannot be removed; to rotate the key, write the new one here "
+    "(docs/operations.md, 'Suspension, key rotation and rate limits')."
+)
 
 
 def _immutable(field: str, why: str) -> Rule:
@@ -128,12 +133,13 @@ _ROOT_RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             field_path=".spec.maxEpsilon",
             reason="FieldValueForbidden",
         ),
+        # A key may be replaced (rotation takes effect at the next round boundary), never removed:
+        # a running job would be left with no key to verify the silo by.
         Rule(
             rule="!has(oldSelf.spec) || !has(oldSelf.spec.identity) || !has(oldSelf.spec.identity.publicKey) || "
-            "(has(self.spec) && has(self.spec.identity) && has(self.spec.identity.publicKey) "
-            "&& self.spec.identity.publicKey == oldSelf.spec.identity.publicKey)",
-            message="spec.identity.publicKey cannot change once set; to rotate the key, delete the Silo and "
-            "register it again (docs/immutability.md)",
+            "(has(self.spec) && has(self.spec.identity) && has(self.spec.identity.publicKey))",
+            message="spec.identity.publicKey cannot be removed once set; to rotate the key, write the new key "
+            "(it takes effect at the next round boundary)",
             field_path=".spec.identity.publicKey",
             reason="FieldValueForbidden",
         ),
@@ -211,6 +217,24 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             rule=f"self.mode != '{PrivacyMode.NONE.value}' || (!has(self.noiseMultiplier) && !has(self.targetEpsilon))",
             message="noiseMultiplier and targetEpsilon take effect only with mode record or silo; set the mode, "
             "or remove them",
+        ),
+    ),
+    RateLimitSpec: (
+        Rule(
+            rule=f"(has(self.concurrentUploads) ? self.concurrentUploads : {_default(RateLimitSpec, 'concurrent_uploads')})"
+            f" <= (has(self.concurrentCalls) ? self.concurrentCalls : {_default(RateLimitSpec, 'concurrent_calls')})",
+            message="rateLimits.concurrentUploads is above rateLimits.concurrentCalls; an upload is a call: lower "
+            "concurrentUploads or raise concurrentCalls",
+            field_path=".concurrentUploads",
+        ),
+    ),
+    SiloSuspension: (
+        # The pattern refuses control characters, so a blank reason is spaces only.
+        Rule(
+            rule="self.reason.matches('[^ ]')",
+            message="suspended.reason is blank; say why the silo is suspended",
+            field_path=".reason",
+            reason="FieldValueRequired",
         ),
     ),
     FederatedJobSpec: (
@@ -396,6 +420,7 @@ RESOURCES: tuple[Resource, ...] = (
             # Not "Namespace": 'kubectl get -A -o wide' prints its own NAMESPACE column.
             _column("Workload", ".status.identity.namespace", "string", "The namespace the silo's pods run in.", 1),
             _column("Institution", ".spec.displayName", "string", "The institution's name.", 1),
+            _column("Suspended", ".spec.suspended.reason", "string", "Why the silo is suspended (empty: admitted).", 1),
             _condition_column("Reason", "Ready", "reason", "Why the silo is (not) ready.", 1),
         ),
     ),

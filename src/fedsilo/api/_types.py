@@ -740,6 +740,61 @@ class PodResources(_Model):
     )
 
 
+class RateLimitSpec(_Model):
+    """How hard one silo may call the aggregator; beyond it the call gets RESOURCE_EXHAUSTED and never reaches a round.
+
+    Limits are per silo, counted after its certificate is verified, so no partner can spend
+    another's budget. The defaults leave an honest sidecar (about ten calls a round, a few at
+    once) far below every limit.
+    """
+
+    calls_per_second: float = Field(
+        default=20.0,
+        gt=0.0,
+        le=10000.0,
+        description="Calls per second one silo may make on average (a token bucket refilled at this rate).",
+    )
+    burst: int = Field(
+        default=40, ge=1, le=100000, description="Calls one silo may make at once above the average rate."
+    )
+    concurrent_calls: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description=(
+            "Calls one silo may have in flight at once (a round-wait holds one for up to 30 seconds); the "
+            "aggregator sizes its worker pool from it, so one silo cannot hold every worker."
+        ),
+    )
+    concurrent_uploads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description=(
+            "Update uploads one silo may have in flight at once; at most concurrentCalls. The second of two is "
+            "refused as upload_busy by the admission steps, a third never reaches them."
+        ),
+    )
+    audit_window_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description=(
+            "The audit log records a silo's rate limiting once per window (with the count of calls refused "
+            "since its last record), so a flood cannot flood the audit log."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _uploads_are_calls(self) -> Self:
+        if self.concurrent_uploads > self.concurrent_calls:
+            raise ValueError(
+                f"rateLimits.concurrentUploads ({self.concurrent_uploads}) is above rateLimits.concurrentCalls "
+                f"({self.concurrent_calls}); an upload is a call: lower concurrentUploads or raise concurrentCalls"
+            )
+        return self
+
+
 class FederatedJobSpec(_Model):
     """What to train, with whom, and under which guarantees."""
 
@@ -775,6 +830,10 @@ class FederatedJobSpec(_Model):
     resources: PodResources = Field(
         default_factory=PodResources,
         description="CPU and memory of the pods the operator creates for this job.",
+    )
+    rate_limits: RateLimitSpec = Field(
+        default_factory=RateLimitSpec,
+        description="Per-silo limits on calls to the aggregator, read when the aggregator starts.",
     )
 
     @model_validator(mode="after")
@@ -856,7 +915,8 @@ class SiloIdentity(_Model):
         description=(
             "The silo's Ed25519 public key, base64 (32 bytes). Updates signed by any other "
             "key are rejected. Written by 'fedsilo identity create'; the private half never "
-            "leaves the silo."
+            "leaves the silo. A new key takes effect at the next round boundary of every running "
+            "job; updates signed with the old key are refused from then on (key_retired)."
         ),
     )
 
@@ -874,6 +934,33 @@ class SiloDataSpec(_Model):
     )
 
 
+#: Characters a suspension reason may hold: printable text on one line (it goes into audit
+#: records, Events and log lines verbatim). Written for RE2 and Python alike.
+_ONE_LINE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+MAX_SUSPENSION_REASON = 256
+
+
+class SiloSuspension(_Model):
+    """Why a silo is suspended. Present: the silo's updates are denied from the next round on; removed: readmitted."""
+
+    reason: str = Field(
+        min_length=1,
+        max_length=MAX_SUSPENSION_REASON,
+        pattern=_ONE_LINE.pattern,
+        description=(
+            "Why the silo is suspended, for the people reading the audit log and Events, e.g. "
+            "'update norms drifted; under review (ticket 4411)'. One line of text, not blank."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> Self:
+        # Control characters are refused by the pattern, so a blank reason is spaces only.
+        if not self.reason.strip(" "):
+            raise ValueError("suspended.reason is blank; say why the silo is suspended")
+        return self
+
+
 class SiloSpec(_Model):
     """A partner institution that trains on its own data."""
 
@@ -887,6 +974,15 @@ class SiloSpec(_Model):
         gt=0.0,
         le=1000.0,
         description="Lifetime privacy ceiling of this silo across all jobs.",
+    )
+    suspended: SiloSuspension | None = Field(
+        default=None,
+        description=(
+            "Set to suspend the silo: from the next round boundary of every job it takes part in, the "
+            "policy denies its updates (reason silo_suspended, with this reason in the audit log and an "
+            "Event on the Silo). Running rounds are not interrupted. Remove the field to readmit the silo "
+            "from the next round on."
+        ),
     )
 
 

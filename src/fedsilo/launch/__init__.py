@@ -29,6 +29,7 @@ from ._layout import SIDECAR_CA_DIR as SIDECAR_CA_DIR
 from ._layout import STATE_DIR as STATE_DIR
 from ._layout import TLS_DIR as TLS_DIR
 from ._layout import silo_ca_file as silo_ca_file
+from ._manifest import manifest_without_standing as manifest_without_standing
 from ._manifest import render_job_manifest as render_job_manifest
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "OperatorRole",
     "SidecarArgs",
     "TrainerArgs",
+    "manifest_without_standing",
     "render_job_manifest",
     "silo_ca_file",
 ]

@@ -47,3 +47,21 @@ def render_job_manifest(
         with_key = silo.spec.model_copy(update={"identity": SiloIdentity(public_key=public_key(silo))})
         documents.append(_document(silo.model_copy(update={"spec": with_key}), name))
     return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def manifest_without_standing(text: str) -> str:
+    """``text`` (a rendered manifest) without its silos' standing: ``spec.suspended`` and the public keys.
+
+    A running aggregator takes both from the re-read manifest at its next round boundary
+    (``fedsilo.runner.manifest_standing``), so what the operator digests to decide whether
+    the aggregator must be rebuilt leaves them out: a suspension or a rotated key updates the
+    mounted file, never restarts the job.
+    """
+    documents = list(yaml.safe_load_all(text))
+    for document in documents:
+        if document.get("kind") != "Silo":
+            continue
+        spec = document.get("spec") or {}
+        spec.pop("suspended", None)
+        (spec.get("identity") or {}).pop("publicKey", None)
+    return yaml.safe_dump_all(documents, sort_keys=False)

@@ -55,7 +55,7 @@ from ._hub_objects import (
 )
 from ._identity import aggregator_credentials, tls_secret
 from ._locks import KeyedLocks
-from ._manifest import SeenKeys, SiloLookup, job_manifest, named_silos, parse_object, registered_key
+from ._manifest import SeenStanding, SiloLookup, job_manifest, named_silos, parse_object, registered_key
 from ._metrics import forget_job, record_job_figures
 from ._names import JOB_LABEL, adopt, as_body, labels
 
@@ -83,7 +83,7 @@ class HubReconciler:
         self._applied: dict[str, int] = {}
         # Jobs whose aggregator was scaled to zero after the aggregator reported the end.
         self._ended: set[str] = set()
-        self._keys = SeenKeys()
+        self._standing = SeenStanding()
         self._locks = KeyedLocks()
         self._lock = threading.Lock()
 
@@ -195,12 +195,19 @@ class HubReconciler:
     def silo_changed(
         self, silo_body: Mapping[str, Any], jobs: list[str], available: Mapping[str, bool], silos: SiloLookup
     ) -> None:
-        """A Silo changed: if its public key did, rebuild the jobs that name it (their manifests hold it)."""
+        """A Silo changed: if its key or suspension did, re-render the jobs that name it (their manifests hold both).
+
+        The aggregator is not restarted for either (its digest leaves the silos' standing out):
+        it re-reads the mounted manifest at its next round boundary.
+        """
         namespace = silo_body["metadata"]["namespace"]
         try:
-            changed = self._keys.changed(parse_object(silo_body, Silo))
+            silo = parse_object(silo_body, Silo)
         except kopf.PermanentError:
             return  # the silo role reports an invalid Silo on the Silo itself
+        changed = self._standing.changed(silo)
+        if "suspension" in changed:
+            _report_suspension(silo_body, silo, jobs)
         if not changed:
             return
         for job in jobs:
@@ -313,6 +320,18 @@ class HubReconciler:
             self._write_status(body, facts)
         except CALL_ERRORS as error:
             log.warning("could not report a problem on %s: %s", body["metadata"]["name"], error)
+
+
+def _report_suspension(silo_body: Mapping[str, Any], silo: Silo, jobs: list[str]) -> None:
+    """An Event on the Silo: suspended (with the reason) or readmitted, from the next round of its jobs."""
+    where = f"the next round boundary of {', '.join(jobs)}" if jobs else "the next round of any job naming it"
+    suspended = silo.spec.suspended
+    if suspended is not None:
+        message = f"updates are denied (silo_suspended) from {where}: {suspended.reason}"
+        kopf.warn(as_body(silo_body), reason="Suspended", message=message)
+    else:
+        # kopf.event, not kopf.info: the operator posts only warnings from its log (settings.posting.level).
+        kopf.event(as_body(silo_body), type="Normal", reason="Readmitted", message=f"updates count again from {where}")
 
 
 def _facts(body: Mapping[str, Any], job: FederatedJob, available: bool) -> JobFacts:

@@ -42,6 +42,7 @@ from fedsilo.launch import (
     STATE_DIR,
     TLS_DIR,
     AggregatorArgs,
+    manifest_without_standing,
     silo_ca_file,
 )
 from fedsilo.policy import opa_config, opa_run_args
@@ -258,8 +259,13 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
                 "metadata": {
                     "labels": template_labels,
                     "annotations": {
+                        # Not the silos' standing: the aggregator takes a suspension or a new key
+                        # from the updated ConfigMap at its next round boundary, without a restart.
                         SPEC_DIGEST_ANNOTATION: _digest(
-                            inputs.manifest, dict(inputs.silo_cas), inputs.aggregator_ca, dict(policies)
+                            manifest_without_standing(inputs.manifest),
+                            dict(inputs.silo_cas),
+                            inputs.aggregator_ca,
+                            dict(policies),
                         ),
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(AGGREGATOR_METRICS_PORT),

@@ -65,18 +65,28 @@ def job_manifest(job: FederatedJob, silos: Sequence[Silo]) -> str:
     return render_job_manifest(job, silos, public_key=registered_key)
 
 
-class SeenKeys:
-    """The public key last seen on each Silo, so a Silo event rebuilds jobs only when its key changed."""
+class SeenStanding:
+    """What was last seen of each Silo's standing (public key, suspension), so a Silo event acts only on a change."""
 
     def __init__(self) -> None:
-        self._keys: dict[tuple[str, str], str | None] = {}
+        self._seen: dict[tuple[str, str], tuple[str | None, str | None]] = {}
         self._lock = threading.Lock()
 
-    def changed(self, silo: Silo) -> bool:
-        """Record the silo's key; True if it differs from the last one seen (or none was)."""
-        key, where = registered_key(silo), (str(silo.metadata.namespace), silo.metadata.name)
+    def changed(self, silo: Silo) -> frozenset[str]:
+        """Record the silo's standing; what differs from the last one seen: ``"key"``, ``"suspension"``.
+
+        A key appearing for the first time is a change (the jobs naming the silo were waiting
+        for it); so is a suspension seen for the first time, which the operator reports.
+        """
+        suspended = silo.spec.suspended
+        now = (registered_key(silo), suspended.reason if suspended is not None else None)
+        where = (str(silo.metadata.namespace), silo.metadata.name)
         with self._lock:
-            unseen = where not in self._keys
-            before = self._keys.get(where)
-            self._keys[where] = key
-        return key is not None and (unseen or before != key)
+            before = self._seen.get(where)
+            self._seen[where] = now
+        changes = set()
+        if now[0] is not None and (before is None or before[0] != now[0]):
+            changes.add("key")
+        if (before[1] if before is not None else None) != now[1]:
+            changes.add("suspension")
+        return frozenset(changes)

@@ -61,7 +61,7 @@ from ._identity import (
     public_identity,
 )
 from ._locks import KeyedLocks
-from ._manifest import SeenKeys, SiloLookup, job_manifest, named_silos, parse_object, registered_key
+from ._manifest import SeenStanding, SiloLookup, job_manifest, named_silos, parse_object, registered_key
 from ._names import (
     JOB_LABEL,
     JOB_NAMESPACE_LABEL,
@@ -132,7 +132,7 @@ class SiloReconciler:
         self.config = config
         # Per job uid: what its workloads were last built from, by this process.
         self._built: dict[str, _Built] = {}
-        self._keys = SeenKeys()
+        self._standing = SeenStanding()
         self._locks = KeyedLocks()
         self._pool = ThreadPoolExecutor(max_workers=BUILD_WORKERS, thread_name_prefix="silo-build")
         self._usage: dict[tuple[str, str], dict[str, Any]] = {}
@@ -401,7 +401,9 @@ class SiloReconciler:
     def silo_changed(self, silo_body: Mapping[str, Any], jobs: Iterable[str], silos: SiloLookup) -> None:
         """A Silo event: if its key changed, rebuild the jobs naming it (every silo's manifest holds it)."""
         try:
-            changed = self._keys.changed(parse_object(silo_body, Silo))
+            # The sidecars' manifests hold every peer's key (masked mode verifies them); a
+            # suspension is the hub's business only.
+            changed = "key" in self._standing.changed(parse_object(silo_body, Silo))
         except kopf.PermanentError:
             return
         if not changed:

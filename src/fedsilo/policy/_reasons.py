@@ -61,10 +61,15 @@ class Reason(StrEnum):
     CIPHERTEXT_WRONG_KEY = "ciphertext_wrong_key"
     CIPHERTEXT_REPLAYED = "ciphertext_replayed"
     CIPHERTEXT_MALFORMED = "ciphertext_malformed"
+    # The silo's standing, taken at the round boundary (Silo spec.suspended, spec.identity.publicKey).
+    SILO_SUSPENDED = "silo_suspended"
+    KEY_RETIRED = "key_retired"
     # Found after the policy: the round closed while the policy decided.
     ROUND_CLOSED = "round_closed"
     # The gate's own: no engine answered within the retries (fail closed).
     POLICY_UNAVAILABLE = "policy_unavailable"
+    # The gRPC edge's: a silo called faster than the job's spec.rateLimits allow (one record per window).
+    RATE_LIMITED = "rate_limited"
 
     # --- Job decision (policies/fedsilo/job).
     EPSILON_ABOVE_ORGANIZATION_MAX = "epsilon_above_organization_max"

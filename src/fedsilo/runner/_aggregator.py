@@ -45,6 +45,7 @@ from fedsilo.registry import LocalRegistry
 
 from ._hub import HubSetupError, adopt_published_key, aggregator_signing_key, build_hub
 from ._reporting import RecordingRegistry, ReportingObserver
+from ._standing import manifest_standing
 
 log = logging.getLogger("fedsilo.aggregator")
 
@@ -268,6 +269,9 @@ def _serve(
             registry=registry,
             observer=observer,
             privacy=privacy,
+            # The ConfigMap the operator re-renders when a Silo is suspended or rotates its key;
+            # the kubelet updates the mounted file, and the next round boundary takes it.
+            standing=manifest_standing(args.job_config, job),
         )
     except HubSetupError as error:
         if observer is not None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedsilo.aggregator import JobCoordinator, PrivacyBook, RoundObserver
+from fedsilo.aggregator import JobCoordinator, PrivacyBook, RoundObserver, StandingSource
 from fedsilo.api import FederatedJob, Silo
 from fedsilo.audit import AuditLog, AuditVerificationError
 from fedsilo.datasets import FittedPreprocessing, load_silo_data
@@ -140,6 +140,7 @@ def build_hub(
     retry: RetryPolicy | None = None,
     silo_keys: Mapping[str, VerifyKey] | None = None,
     preprocessing: FittedPreprocessing | None = None,
+    standing: StandingSource | None = None,
 ) -> Hub:
     """The coordinator of ``job`` and its gate, with the audit log and signing key under ``state_dir``.
 
@@ -156,6 +157,8 @@ def build_hub(
         silo_keys: the silos' verify keys, if the caller already has them.
         preprocessing: the job's fitted preprocessing (its statistics phase): round 0's model
             takes its input width, and every model's lineage names its digest.
+        standing: asked at every round boundary for the silos' suspensions and rotated keys
+            (``manifest_standing``); None: the standing of the start holds for the whole job.
 
     Raises:
         HubSetupError: a silo without a usable key; the model cannot be built from the
@@ -196,5 +199,6 @@ def build_hub(
         privacy=privacy,
         silo_ceilings={s.metadata.name: s.spec.max_epsilon for s in silos},
         preprocessing_digest=preprocessing.digest() if preprocessing is not None else None,
+        standing=standing,
     )
     return Hub(coordinator, gate, signing_key.public_key, audit.path)

@@ -55,6 +55,7 @@ from fedsilo.registry import LocalRegistry, preprocessing_path
 from ._hub import aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
+from ._standing import manifest_standing
 from ._statistics import StatisticsFiles, statistics_phase
 
 log = logging.getLogger("fedsilo.run")
@@ -281,6 +282,13 @@ class LocalRun:
             observer=self.observer,
             privacy=privacy,
             preprocessing=self.preprocessing,
+            # The manifest the user ran: editing a Silo's spec.suspended in it between rounds
+            # suspends or readmits it from the next round on (keys are this run's own).
+            standing=manifest_standing(
+                self.options.manifest_path,
+                self.manifest.job.metadata.name,
+                {s.metadata.name: VerifyKey.from_base64(str(s.spec.identity.public_key)) for s in silos},
+            ),
         )
         coordinator = hub.coordinator
         server, port = start_server(coordinator, "localhost:0", server_tls)

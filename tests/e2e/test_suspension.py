@@ -1,0 +1,83 @@
+"""A silo suspended between rounds of a real local run is denied from the next round and readmitted when lifted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedsilo.aggregator import RoundSummary
+from fedsilo.api import load_manifest
+from fedsilo.protocol import PolicyVerdict
+from fedsilo.runner import LocalRun, RunOptions
+
+from .conftest import quick_manifest
+
+REASON = "norms drifted; under review (ticket 4411)"
+
+
+class EditBetweenRounds:
+    """Edits the run's manifest as a platform team would, when a round has finished (before the next opens)."""
+
+    def __init__(self, path: Path, edits: dict[int, dict[str, Any] | None]) -> None:
+        self.path = path
+        # Round finished -> hospital-c's suspension to write (None: lift it).
+        self.edits = edits
+
+    def round_started(self, round_number: int, participants: tuple[str, ...]) -> None:
+        pass
+
+    def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
+        pass
+
+    def round_finished(self, summary: RoundSummary) -> None:
+        if summary.round not in self.edits:
+            return
+        documents = list(yaml.safe_load_all(self.path.read_text()))
+        for document in documents:
+            if document["kind"] == "Silo" and document["metadata"]["name"] == "hospital-c":
+                suspension = self.edits[summary.round]
+                if suspension is None:
+                    document["spec"].pop("suspended", None)
+                else:
+                    document["spec"]["suspended"] = suspension
+        self.path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+
+
+def test_a_silo_suspended_between_rounds_is_denied_then_readmitted(tmp_path: Path) -> None:
+    # A long timeout: silos on a loaded machine take a while to start; rounds close as soon as all have sent.
+    path = quick_manifest(tmp_path, rounds=3, minSilos=2, roundTimeoutSeconds=300)
+    editor = EditBetweenRounds(path, {1: {"reason": REASON}, 2: None})
+    run = LocalRun(
+        load_manifest(path),
+        RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
+        editor,
+    )
+    report = run.execute()
+    assert report.status == "succeeded", report.failure
+    rounds = {row.round: row for row in report.rounds}
+    assert sorted(rounds[1].accepted) == ["hospital-a", "hospital-b", "hospital-c"]
+    assert sorted(rounds[2].accepted) == ["hospital-a", "hospital-b"]
+    assert rounds[2].denied["hospital-c"] == [f"silo_suspended: hospital-c is suspended since round 2: {REASON}"]
+    assert sorted(rounds[3].accepted) == ["hospital-a", "hospital-b", "hospital-c"]
+    # The audit log records the policy's denial with the suspension's reason.
+    records = [json.loads(line) for line in (tmp_path / "run" / "audit.jsonl").read_text().splitlines()]
+    denials = [r for r in records if r["kind"] == "decision" and r["decision"] == "deny"]
+    assert [(r["round"], r["silo"]) for r in denials] == [(2, "hospital-c")]
+    assert REASON in denials[0]["reasons"][0]
+
+
+def test_a_manifest_broken_between_rounds_leaves_the_standing_as_it_was(tmp_path: Path) -> None:
+    path = quick_manifest(tmp_path, rounds=2, minSilos=2, roundTimeoutSeconds=300)
+    # A blank reason does not validate: the run logs it and goes on with every silo admitted.
+    editor = EditBetweenRounds(path, {1: {"reason": "   "}})
+    run = LocalRun(
+        load_manifest(path),
+        RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
+        editor,
+    )
+    report = run.execute()
+    assert report.status == "succeeded", report.failure
+    assert sorted(report.rounds[1].accepted) == ["hospital-a", "hospital-b", "hospital-c"]
