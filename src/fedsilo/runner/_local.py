@@ -28,6 +28,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import start_http_server
+
 from fedsilo.aggregator import JobFailed, LedgerBook, RoundObserver, start_server
 from fedsilo.api import Manifest, PrivacyMode, Silo
 from fedsilo.baseline import train_centralized
@@ -71,6 +73,9 @@ class RunOptions:
     # Privacy ledgers (DP jobs only): the hub's and one per silo, kept across runs so a
     # silo's lifetime ceiling counts every job it took part in.
     ledgers: Path = Path("runs/privacy")
+    # Serve the hub's Prometheus /metrics on 127.0.0.1 at this port while the job runs (0: any
+    # free port, ``LocalRun.metrics_port`` says which; None: none), as the aggregator pod does.
+    metrics_port: int | None = None
 
     def hub_ledger(self) -> Path:
         """The hub's ledger file."""
@@ -112,6 +117,8 @@ class LocalRun:
         if manifest_dir not in sys.path:
             sys.path.insert(0, manifest_dir)
         self._processes: list[_SiloProcesses] = []
+        #: The port /metrics is served on while the job runs (``RunOptions.metrics_port``).
+        self.metrics_port: int | None = None
 
     # ----- set-up --------------------------------------------------------------------
 
@@ -255,6 +262,10 @@ class LocalRun:
         )
         coordinator = hub.coordinator
         server, port = start_server(coordinator, "localhost:0", server_tls)
+        metrics = None
+        if self.options.metrics_port is not None:
+            metrics, _ = start_http_server(self.options.metrics_port, addr="127.0.0.1")
+            self.metrics_port = metrics.server_port
         report = RunReport(
             job=self.manifest.job.metadata.name,
             status="running",
@@ -282,6 +293,8 @@ class LocalRun:
         finally:
             self._stop_silos()
             server.stop(grace=2).wait()
+            if metrics is not None:
+                metrics.shutdown()
             hub.close()
             if privacy is not None:
                 privacy.close()
