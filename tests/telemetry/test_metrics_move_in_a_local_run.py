@@ -49,7 +49,8 @@ def test_the_hub_metrics_move_as_the_rounds_go(tmp_path: Path) -> None:
     path = quick_manifest(
         tmp_path,
         rounds=3,
-        roundTimeoutSeconds=10,
+        # Also the least time silos get to join (at least 120 s): generous, for a loaded machine.
+        roundTimeoutSeconds=240,
         aggregation={"mode": "plain"},
         privacy={"mode": "silo", "noiseMultiplier": 2.0, "delta": 1e-5, "accountant": "rdp"},
         policy={"normCap": 1.0, "dataClass": "internal", "maxEpsilon": 10.0},

@@ -5,6 +5,10 @@ the CRDs in ``crds/`` are generated from them. Everything above this layer recei
 validated, typed objects and never re-checks raw YAML.
 """
 
+from ._consent import ConsentRefusal as ConsentRefusal
+from ._consent import MissingConsent as MissingConsent
+from ._consent import consent_refusal as consent_refusal
+from ._consent import consent_refusals as consent_refusals
 from ._manifest import Manifest as Manifest
 from ._manifest import ManifestError as ManifestError
 from ._manifest import load_manifest as load_manifest
@@ -47,6 +51,7 @@ from ._types import PrivacyMode as PrivacyMode
 from ._types import PrivacySpec as PrivacySpec
 from ._types import RoundNumber as RoundNumber
 from ._types import Silo as Silo
+from ._types import SiloConsent as SiloConsent
 from ._types import SiloDataSpec as SiloDataSpec
 from ._types import SiloIdentity as SiloIdentity
 from ._types import SiloName as SiloName
@@ -68,6 +73,7 @@ __all__ = [
     "BuiltinModel",
     "Condition",
     "ConditionType",
+    "ConsentRefusal",
     "DataClass",
     "DataSource",
     "DataSpec",
@@ -83,6 +89,7 @@ __all__ = [
     "JobResult",
     "Manifest",
     "ManifestError",
+    "MissingConsent",
     "ModelReference",
     "ModelSpec",
     "ObjectMeta",
@@ -94,6 +101,7 @@ __all__ = [
     "RoundNumber",
     "RoundReport",
     "Silo",
+    "SiloConsent",
     "SiloDataSpec",
     "SiloIdentity",
     "SiloIdentityStatus",
@@ -106,6 +114,8 @@ __all__ = [
     "StrategySpec",
     "SyntheticSpec",
     "TrainingSpec",
+    "consent_refusal",
+    "consent_refusals",
     "load_manifest",
     "parse_manifest",
     "workload_namespace_problem",

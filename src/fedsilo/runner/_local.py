@@ -31,7 +31,7 @@ from pathlib import Path
 from prometheus_client import start_http_server
 
 from fedsilo.aggregator import JobFailed, LedgerBook, RoundObserver, start_server
-from fedsilo.api import Manifest, PrivacyMode, Silo
+from fedsilo.api import Manifest, PrivacyMode, Silo, consent_refusals
 from fedsilo.baseline import train_centralized
 from fedsilo.identity import (
     CertificateAuthority,
@@ -239,6 +239,13 @@ class LocalRun:
             raise ValueError(
                 f"the job policy ({decision.policy_revision}) refuses FederatedJob/{self.manifest.job.metadata.name}; "
                 f"nothing was created: {'; '.join(decision.reasons)}"
+            )
+        refused = consent_refusals(self.manifest.job, list(self.manifest.silos))
+        if refused:
+            # As the hub refuses it in a cluster: every silo it names must consent (spec.consent).
+            raise ValueError(
+                f"FederatedJob/{self.manifest.job.metadata.name} names a silo without its consent; nothing was "
+                f"created: {'; '.join(r.message for r in refused)}"
             )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)
