@@ -49,7 +49,8 @@ def test_the_hub_refuses_a_job_naming_a_silo_without_consent_until_it_consents(
     cluster: ControlPlane, admin: KubeApi
 ) -> None:
     namespace = cluster.create_namespace(unique("consent-hub"))
-    with running_operator([namespace], cluster.kubeconfig, role=OperatorRole.HUB):
+    # Both roles: the silo role gives the Silos the identities the hub waits for once it may go on.
+    with running_operator([namespace], cluster.kubeconfig):
         apply_objects(cluster, namespace, silo("hospital-a", ["sepsis-research"]), silo("hospital-b"))
         apply_objects(cluster, namespace, job("ads", "marketing"))
         refused = wait_for(

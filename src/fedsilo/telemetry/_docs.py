@@ -18,7 +18,9 @@ The aggregator serves these on `fedsilo aggregator --metrics-port` (in a cluster
 Alert and recording rules: `deploy/monitoring/fedsilo-rules.yaml`; dashboard:
 `deploy/monitoring/fedsilo-dashboard.json` (both installable by the hub chart, `monitoring.*`).
 Label values are bounded: `job` and `silo` come from validated FederatedJob specs, `reason`
-from the reason codes of [policy-input.md](policy-input.md) (or `other`).
+from the reason codes of [policy-input.md](policy-input.md) (or `other`). The `job` label
+names the FederatedJob: scrape aggregators with `honor_labels: true` (a PodMonitor's
+`honorLabels`), or Prometheus renames it `exported_job` beside its own scrape-job label.
 
 """
 
