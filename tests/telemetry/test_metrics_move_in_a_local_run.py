@@ -1,9 +1,10 @@
 """A real local run serves /metrics, and its figures move round by round, with the documented labels.
 
-The run is plain-mode and silo-level DP, so every family has something to say: hospital-a's
-lifetime ceiling lets it take part in round 1 only (its sidecar withholds later updates, the
-hub sees it drop), each round adds bytes, latency and decisions, the silos' evaluations give
-accuracy from round 2 on, and plain mode gives each update's distance to the model's step.
+The run is plain-mode and silo-level DP, so most families have something to say: each round
+adds bytes, latency, decisions and spent epsilon, the silos' evaluations give accuracy from
+round 2 on, and plain mode gives each update's distance to the model's step. (A drop costs a
+whole round timeout, too long for a loaded CI machine: the drop-rate rule has its promtool
+test, and the drop counter's other outcomes move here.)
 The test reads the real endpoint over HTTP after each round, from the round observer.
 """
 
@@ -50,12 +51,11 @@ def test_the_hub_metrics_move_as_the_rounds_go(tmp_path: Path) -> None:
         tmp_path,
         rounds=3,
         # Also the least time silos get to join (at least 120 s): generous, for a loaded machine.
-        roundTimeoutSeconds=240,
+        roundTimeoutSeconds=300,
         aggregation={"mode": "plain"},
         privacy={"mode": "silo", "noiseMultiplier": 2.0, "delta": 1e-5, "accountant": "rdp"},
         policy={"normCap": 1.0, "dataClass": "internal", "maxEpsilon": 10.0},
     )
-    path.write_text(path.read_text().replace("displayName: Hospital A", "displayName: Hospital A\n  maxEpsilon: 3.0"))
     observer = ScrapeEachRound()
     options = RunOptions(
         manifest_path=path,
@@ -85,7 +85,7 @@ def test_the_hub_metrics_move_as_the_rounds_go(tmp_path: Path) -> None:
         first, "fedsilo_job_last_progress_timestamp_seconds", job=JOB
     )
 
-    for silo in ("hospital-b", "hospital-c"):
+    for silo in SILOS:
         for direction in ("up", "down"):
             assert value(second, "fedsilo_silo_bytes_total", job=JOB, silo=silo, direction=direction) > value(
                 first, "fedsilo_silo_bytes_total", job=JOB, silo=silo, direction=direction
@@ -105,22 +105,13 @@ def test_the_hub_metrics_move_as_the_rounds_go(tmp_path: Path) -> None:
         assert distance is not None and distance > 0
         assert -1.0 <= value(third, "fedsilo_silo_update_cosine", job=JOB, silo=silo) <= 1.0
 
-    # hospital-a's lifetime ceiling of 3 allows one release: it drops from round 2 on.
-    dropped = [
-        value(s, "fedsilo_silo_rounds_total", job=JOB, silo="hospital-a", outcome="dropped") or 0
-        for s in (first, third)
-    ]
-    assert dropped[1] >= dropped[0] + 1
-
     # Round 2's silos evaluated round 1's model (signed reports): per-silo accuracy, mean, spread.
     assert value(second, "fedsilo_model_evaluated_round", job=JOB) == 1
     assert value(third, "fedsilo_model_evaluated_round", job=JOB) == 2
-    accuracies = [
-        value(third, "fedsilo_silo_model_accuracy_ratio", job=JOB, silo=s) for s in ("hospital-b", "hospital-c")
-    ]
+    accuracies = [value(third, "fedsilo_silo_model_accuracy_ratio", job=JOB, silo=s) for s in SILOS]
     assert all(a is not None and 0.0 <= a <= 1.0 for a in accuracies)
     spread = value(third, "fedsilo_model_accuracy_spread_ratio", job=JOB)
-    assert spread is not None and spread >= abs(accuracies[0] - accuracies[1]) - 1e-12
+    assert spread == pytest.approx(max(accuracies) - min(accuracies))  # type: ignore[type-var]
     assert 0.0 <= value(third, "fedsilo_model_accuracy_ratio", job=JOB) <= 1.0
     decisions = [value(s, "fedsilo_policy_decisions_total", job=JOB, outcome="allow") for s in (first, third)]
-    assert decisions[1] >= decisions[0] + 4
+    assert decisions[1] == decisions[0] + 6
