@@ -3,6 +3,8 @@ silo, what it lacks and the fix; malformed consent is refused at validation, nam
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,20 @@ def test_a_malformed_job_purpose_is_refused_naming_the_field() -> None:
     with pytest.raises(ManifestError) as caught:
         parse_manifest(_manifest(purpose="Not A Label"), "job.yaml")
     assert "purpose" in str(caught.value)
+
+
+def test_the_local_run_refuses_a_job_outside_a_silos_consent_before_creating_anything(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(_manifest(purpose="marketing"))
+    result = subprocess.run(
+        [sys.executable, "-m", "fedsilo", "run", str(path), "--workdir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode != 0
+    said = " ".join(result.stderr.split())  # the console wraps long lines
+    assert "Silo hospital-a has not consented to the purpose marketing" in said
+    assert "nothing was created" in said
+    assert not (tmp_path / "run").exists()
