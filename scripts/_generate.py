@@ -19,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROTO = "fedsilo/protocol/fedsilo.proto"
 STUBS = ("fedsilo_pb2.py", "fedsilo_pb2.pyi", "fedsilo_pb2_grpc.py")
+#: The alert rules (hand-written, tested by promtool) and the generated dashboard.
+MONITORING = "deploy/monitoring"
 
 
 def protobuf_stubs() -> dict[str, str]:
@@ -60,7 +62,24 @@ def policy_schemas() -> dict[str, str]:
     }
 
 
-GENERATORS: tuple[Callable[[], dict[str, str]], ...] = (protobuf_stubs, crds, policy_schemas)
+def telemetry() -> dict[str, str]:
+    """The metrics reference and the Grafana dashboard, from the one catalog of metrics."""
+    from _dashboard import dashboard_json
+
+    from fedsilo.telemetry import metrics_table
+
+    dashboard = dashboard_json()
+    rules = (ROOT / MONITORING / "fedsilo-rules.yaml").read_text(encoding="utf-8")
+    return {
+        "docs/metrics.md": metrics_table(),
+        f"{MONITORING}/fedsilo-dashboard.json": dashboard,
+        # Helm reads only files inside a chart: the hub chart carries copies.
+        "charts/fedsilo/files/fedsilo-dashboard.json": dashboard,
+        "charts/fedsilo/files/fedsilo-rules.yaml": rules,
+    }
+
+
+GENERATORS: tuple[Callable[[], dict[str, str]], ...] = (protobuf_stubs, crds, policy_schemas, telemetry)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@
 
 ``control_plane`` is one etcd + kube-apiserver for the whole run (see
 :class:`fedsilo_testing.ControlPlane`; tests share it, so each creates its own namespaces);
-``opa_binary``, ``kubectl_binary`` and ``helm_binary`` are the pinned tools. A tool that is
+``opa_binary``, ``kubectl_binary``, ``helm_binary`` and ``promtool_binary`` are the pinned tools. A tool that is
 neither in the cache nor given by the environment is built before the first test runs, so
 that a first build on a fresh machine does not count against any test's timeout.
 """
@@ -52,6 +52,12 @@ def kubectl_binary() -> Path:
 def helm_binary() -> Path:
     """The pinned ``helm`` (or ``HELM_BIN``)."""
     return tool_path("helm")
+
+
+@pytest.fixture(scope="session")
+def promtool_binary() -> Path:
+    """The pinned ``promtool`` (or ``PROMTOOL_BIN``), for the alert rules' tests."""
+    return tool_path("promtool")
 
 
 @pytest.fixture(scope="session")

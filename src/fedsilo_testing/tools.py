@@ -25,6 +25,7 @@ FIXTURE_TOOLS: dict[str, tuple[str, ...]] = {
     "kubectl_binary": ("kubectl",),
     "opa_binary": ("opa",),
     "helm_binary": ("helm",),
+    "promtool_binary": ("promtool",),
 }
 
 #: The tools scripts/build-tools provides, and the variables that point to downloaded ones,
@@ -35,6 +36,7 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
     "kubectl": ("KUBECTL_BIN", "KUBEBUILDER_ASSETS"),
     "opa": ("OPA_BIN",),
     "helm": ("HELM_BIN",),
+    "promtool": ("PROMTOOL_BIN",),
 }
 
 # A session may ask for several tools at once (e.g. from threads); one build is enough.

@@ -59,7 +59,7 @@ from ._attribution import AttributedRefusal, SeenNonces, verify_signed
 from ._bounds import SignedContribution
 from ._claims import check_cleartext_claims
 from ._contracts import PrivacyBook, RoundObserver, UpdateGate
-from ._metrics import DECISIONS
+from ._metrics import update_decided
 from ._phases import PhaseClosed
 from ._round import OpenRound
 from ._standing import Standing
@@ -324,7 +324,7 @@ class Admission:
                 refusal=refused,
             )
             log.warning("update from %s refused before the policy: %s", submission.silo, refused.text)
-            DECISIONS.labels(self.job.metadata.name, "deny").inc()
+            update_decided(self.job, submission.silo, False, decision.codes, None)
             return PolicyVerdict(False, decision.reasons)
         policy_input = self._policy_input(submission, current, refusal)
         decision = self._gate.decide(policy_input)
@@ -340,7 +340,7 @@ class Admission:
         policy_input = self._policy_input(submission, current, refusal or closed)
         decision = self._gate.decide(policy_input)
         self._gate.record(policy_input, decision)
-        DECISIONS.labels(self.job.metadata.name, "deny").inc()
+        update_decided(self.job, submission.silo, False, decision.codes, None)
         return PolicyVerdict(False, decision.reasons, decision.policy_revision)
 
     def _take_effect(
@@ -369,6 +369,6 @@ class Admission:
             current.denied[silo] = verdict.reasons
         stats.accepted = verdict.accepted
         stats.reasons = verdict.reasons
-        DECISIONS.labels(self.job.metadata.name, "allow" if verdict.accepted else "deny").inc()
+        update_decided(self.job, silo, verdict.accepted, decision.codes, time.monotonic() - current.started)
         self._cond.notify_all()
         return verdict

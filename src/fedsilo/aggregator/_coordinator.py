@@ -51,7 +51,7 @@ from ._contracts import (
 )
 from ._evaluation import apply_evaluations, receive_evaluation
 from ._homomorphic import HomomorphicJob
-from ._metrics import ROUNDS
+from ._metrics import evaluations_received, job_finished, job_started, round_retried
 from ._phases import Phase, PhaseClosed, wait_until
 from ._presence import Presence
 from ._record import record_round, seal_model, summarize
@@ -276,6 +276,7 @@ class JobCoordinator:
 
     def run(self) -> list[RoundSummary]:
         """Run every round and the closing evaluation; raise ``JobFailed`` if quorum is lost."""
+        job_started(self.job)
         try:
             self._await_joins()
             round_number = self._run_rounds()
@@ -305,7 +306,7 @@ class JobCoordinator:
                 self._run_round(round_number)
             except RoundFailed as failed:
                 failures += 1
-                ROUNDS.labels(self.job.metadata.name, "retried").inc()
+                round_retried(self.job)
                 log.error(
                     "round %d failed and is retried (%d of %d): %s", round_number, failures, MAX_ROUND_RETRIES, failed
                 )
@@ -506,8 +507,7 @@ class JobCoordinator:
         self._weights = new_weights
         self._model_blob = encode_weights(new_weights)
         self._model_digest = sha256_digest(self._model_blob)
-        if self.summaries:
-            apply_evaluations(current.evaluations, self.summaries[-1])
+        self._apply_evaluations(current)
         summary = summarize(
             current,
             accepted,
@@ -527,14 +527,12 @@ class JobCoordinator:
             current = self._open(round_number, evaluate_only=True)
             participants = set(current.plan.participants)
             wait_until(self._cond, lambda: participants <= current.evaluations.keys(), current.inputs.deadline)
-            if self.summaries:
-                apply_evaluations(current.evaluations, self.summaries[-1])
+            self._apply_evaluations(current)
         if self._observer is not None and self.summaries:
             self._observer.round_finished(self.summaries[-1])
 
     def _finish(self, failure: str) -> None:
-        if failure:
-            ROUNDS.labels(self.job.metadata.name, "failed").inc()
+        job_finished(self.job, failure)
         with self._cond:
             self._final_plan = RoundPlan(round=0, finished=True, failure=failure)
             if self._round is not None:
@@ -542,6 +540,12 @@ class JobCoordinator:
             self._cond.notify_all()
 
     # ----- helpers ------------------------------------------------------------------------
+
+    def _apply_evaluations(self, current: OpenRound) -> None:
+        """The silos' reports in ``current`` describe the previous round's model: onto its summary and the metrics."""
+        if self.summaries:
+            apply_evaluations(current.evaluations, self.summaries[-1])
+            evaluations_received(self.job, self.summaries[-1].round, current.evaluations)
 
     def _restart(self, phase: Phase[Any], alive: set[str]) -> None:
         """Open the next step to the silos still alive, with a full timeout of its own."""

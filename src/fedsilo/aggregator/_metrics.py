@@ -1,14 +1,122 @@
-"""Prometheus metrics of the aggregator: rounds, decisions by outcome, bytes and epsilon per silo.
+"""What the aggregator records into the telemetry catalog (``fedsilo.telemetry``) as a job runs.
 
-The coordinator updates them as it goes; ``fedsilo aggregator --metrics-port`` (in a cluster)
-serves the default registry. Metrics carry only names and counts, never payloads.
+The coordinator calls :func:`job_started`, :func:`round_recorded`, :func:`evaluations_received`
+and :func:`job_finished`; admission calls :func:`update_decided`. ``fedsilo aggregator
+--metrics-port`` (in a cluster) and the local run serve the default registry. Metrics carry
+only names, counts and figures, never payloads; a ``silo`` label is only ever a silo the
+job's validated spec names, a ``reason`` label only a code of :class:`fedsilo.policy.Reason`.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+import time
+from collections.abc import Iterable, Mapping
 
-ROUNDS = Counter("fedsilo_rounds_total", "Rounds closed, by outcome.", ["job", "outcome"])
-DECISIONS = Counter("fedsilo_policy_decisions_total", "Policy decisions on updates, by outcome.", ["job", "outcome"])
-BYTES = Counter("fedsilo_silo_bytes_total", "Bytes exchanged with each silo.", ["job", "silo", "direction"])
-EPSILON = Gauge("fedsilo_silo_epsilon", "Epsilon the silo has spent in the job (hub ledger).", ["job", "silo"])
+from fedsilo.api import FederatedJob
+from fedsilo.policy import Reason
+from fedsilo.protocol import EvaluationReport
+from fedsilo.telemetry import (
+    ACCURACY_SPREAD,
+    BYTES,
+    COSINE,
+    DECISIONS,
+    DENIALS,
+    DIVERGENCE,
+    EPSILON,
+    EPSILON_REMAINING,
+    EVALUATED_ROUND,
+    JOB_PROGRESS,
+    JOB_RUNNING,
+    MODEL_ACCURACY,
+    ROUND_SECONDS,
+    ROUNDS,
+    SILO_ACCURACY,
+    SILO_ROUNDS,
+    SILO_UPDATE_SECONDS,
+)
+
+from ._contracts import RoundSummary
+
+_KNOWN_REASONS = frozenset(reason.value for reason in Reason)
+#: The ``silo`` label of a caller the job does not name (its update is refused anyway).
+UNENROLLED = "unenrolled"
+
+
+def _silo_label(job: FederatedJob, silo: str) -> str:
+    return silo if silo in job.spec.silos else UNENROLLED
+
+
+def job_started(job: FederatedJob) -> None:
+    """The aggregator took the job on: it runs, and has made progress now."""
+    JOB_RUNNING.labels(job.metadata.name).set(1)
+    JOB_PROGRESS.labels(job.metadata.name).set(time.time())
+
+
+def job_finished(job: FederatedJob, failure: str) -> None:
+    """The job ended, with ``failure`` ("" when it completed)."""
+    name = job.metadata.name
+    if failure:
+        ROUNDS.labels(name, "failed").inc()
+    JOB_RUNNING.labels(name).set(0)
+
+
+def round_retried(job: FederatedJob) -> None:
+    """A round failed without ending the job (homomorphic mode: a key holder lost before decrypting)."""
+    ROUNDS.labels(job.metadata.name, "retried").inc()
+
+
+def update_decided(
+    job: FederatedJob, silo: str, accepted: bool, codes: Iterable[str], seconds_since_open: float | None
+) -> None:
+    """One decision on an update; ``seconds_since_open`` is None when no round was open for it."""
+    name = job.metadata.name
+    DECISIONS.labels(name, "allow" if accepted else "deny").inc()
+    label = _silo_label(job, silo)
+    if seconds_since_open is not None and label != UNENROLLED:
+        SILO_UPDATE_SECONDS.labels(name, label).observe(seconds_since_open)
+    if not accepted:
+        for code in dict.fromkeys(codes):
+            DENIALS.labels(name, label, code if code in _KNOWN_REASONS else "other").inc()
+
+
+def round_recorded(job: FederatedJob, summary: RoundSummary) -> None:
+    """A round closed and its model is stored: its duration, each silo's outcome, bytes, epsilon, divergence."""
+    name = job.metadata.name
+    ROUNDS.labels(name, "void" if summary.void is not None else "completed").inc()
+    ROUND_SECONDS.labels(name).observe(summary.seconds)
+    JOB_PROGRESS.labels(name).set(time.time())
+    for silo in summary.participants:
+        outcome = "accepted" if silo in summary.accepted else "denied" if silo in summary.denied else "dropped"
+        SILO_ROUNDS.labels(name, _silo_label(job, silo), outcome).inc()
+    ceilings = [c for c in (job.spec.policy.max_epsilon, job.spec.privacy.target_epsilon) if c is not None]
+    for silo, stats in summary.silos.items():
+        label = _silo_label(job, silo)
+        BYTES.labels(name, label, "up").inc(stats.bytes_up)
+        BYTES.labels(name, label, "down").inc(stats.bytes_down)
+        if stats.epsilon_spent is not None:
+            EPSILON.labels(name, label).set(stats.epsilon_spent)
+            if ceilings:
+                EPSILON_REMAINING.labels(name, label).set(max(0.0, min(ceilings) - stats.epsilon_spent))
+        if stats.update_distance is not None:
+            DIVERGENCE.labels(name, label).set(stats.update_distance)
+        if stats.update_cosine is not None:
+            COSINE.labels(name, label).set(stats.update_cosine)
+
+
+def evaluations_received(job: FederatedJob, model_round: int, reports: Mapping[str, EvaluationReport]) -> None:
+    """The silos' signed evaluations of round ``model_round``'s model: per-silo accuracy, mean, spread.
+
+    The one place that reads per-silo accuracy from what the silos sent; a richer signed
+    claim (per-silo quality) is pointed at here.
+    """
+    if not reports:
+        return
+    name = job.metadata.name
+    for silo, report in reports.items():
+        SILO_ACCURACY.labels(name, _silo_label(job, silo)).set(report.accuracy)
+    # Each count is at least 1 and bounded (EvaluationReport), so the total is positive.
+    count = sum(r.num_samples for r in reports.values())
+    MODEL_ACCURACY.labels(name).set(sum(r.accuracy * r.num_samples for r in reports.values()) / count)
+    accuracies = [r.accuracy for r in reports.values()]
+    ACCURACY_SPREAD.labels(name).set(max(accuracies) - min(accuracies))
+    EVALUATED_ROUND.labels(name).set(model_round)

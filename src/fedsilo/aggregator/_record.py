@@ -18,7 +18,7 @@ from fedsilo.protocol import GlobalModelClaim, Weights
 from fedsilo.registry import Lineage, ModelRegistry, ModelSeal, lineage_digest
 
 from ._contracts import RoundSummary
-from ._metrics import BYTES, EPSILON, ROUNDS
+from ._metrics import round_recorded
 from ._round import OpenRound
 
 
@@ -68,12 +68,7 @@ def record_round(
     the registry stores exactly the record the seal names.
     """
     name = job.metadata.name
-    ROUNDS.labels(name, "completed").inc()
-    for silo, stats in summary.silos.items():
-        BYTES.labels(name, silo, "up").inc(stats.bytes_up)
-        BYTES.labels(name, silo, "down").inc(stats.bytes_down)
-        if stats.epsilon_spent is not None:
-            EPSILON.labels(name, silo).set(stats.epsilon_spent)
+    round_recorded(job, summary)
     lineage = Lineage(
         job=name,
         round=summary.round,

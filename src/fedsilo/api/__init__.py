@@ -5,6 +5,10 @@ the CRDs in ``crds/`` are generated from them. Everything above this layer recei
 validated, typed objects and never re-checks raw YAML.
 """
 
+from ._consent import ConsentRefusal as ConsentRefusal
+from ._consent import MissingConsent as MissingConsent
+from ._consent import consent_refusal as consent_refusal
+from ._consent import consent_refusals as consent_refusals
 from ._manifest import Manifest as Manifest
 from ._manifest import ManifestError as ManifestError
 from ._manifest import load_manifest as load_manifest
@@ -52,6 +56,7 @@ from ._types import RateLimitSpec as RateLimitSpec
 from ._types import RoundNumber as RoundNumber
 from ._types import Scaling as Scaling
 from ._types import Silo as Silo
+from ._types import SiloConsent as SiloConsent
 from ._types import SiloDataSpec as SiloDataSpec
 from ._types import SiloIdentity as SiloIdentity
 from ._types import SiloName as SiloName
@@ -75,6 +80,7 @@ __all__ = [
     "BuiltinModel",
     "Condition",
     "ConditionType",
+    "ConsentRefusal",
     "DataClass",
     "DataSource",
     "DataSpec",
@@ -91,6 +97,7 @@ __all__ = [
     "JobResult",
     "Manifest",
     "ManifestError",
+    "MissingConsent",
     "ModelEvaluation",
     "ModelReference",
     "ModelSpec",
@@ -106,6 +113,7 @@ __all__ = [
     "RoundReport",
     "Scaling",
     "Silo",
+    "SiloConsent",
     "SiloDataSpec",
     "SiloIdentity",
     "SiloIdentityStatus",
@@ -120,6 +128,8 @@ __all__ = [
     "SyntheticSpec",
     "TabularSpec",
     "TrainingSpec",
+    "consent_refusal",
+    "consent_refusals",
     "load_manifest",
     "parse_manifest",
     "workload_namespace_problem",

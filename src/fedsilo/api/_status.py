@@ -39,6 +39,8 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     #: Set when the job policy refused the job: its reasons are the message.
     DENIED = "Denied"
+    #: On a Silo: True while its operator refuses jobs that name it without its consent (spec.consent).
+    CONSENT_REFUSED = "ConsentRefused"
 
 
 class Condition(_Status):

@@ -817,6 +817,10 @@ class FederatedJobSpec(_Model):
         description="A round waiting longer than this closes with the silos that answered.",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed for data, init and sampling.")
+    purpose: Purpose | None = Field(
+        default=None,
+        description="What the job is for, e.g. sepsis-research; a silo whose consent lists purposes joins only those.",
+    )
     model: ModelSpec = Field(description="The model to train.")
     data: DataSpec = Field(default_factory=DataSpec, description="The training data.")
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Local training.")
@@ -960,6 +964,28 @@ class SiloSuspension(_Model):
             raise ValueError("suspended.reason is blank; say why the silo is suspended")
         return self
 
+#: What a job is for, as the job states it and silos consent to it, e.g. ``sepsis-research``.
+Purpose = DnsLabel
+#: A job name pattern a silo consents to: a DNS-1123 label in which ``*`` stands for any characters.
+JobNamePattern = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9*]([-a-z0-9*]*[a-z0-9*])?$")]
+
+
+class SiloConsent(_Model):
+    """What the silo lets its data be used for: a job outside it is refused by the hub and by the silo's own operator."""
+
+    data_classes: list[Annotated[DataClass, Field(strict=False)]] = Field(
+        min_length=1, max_length=3, description="The data classes (a job's policy.dataClass) the silo joins jobs of."
+    )
+    purposes: list[Purpose] = Field(
+        min_length=1, max_length=64, description="The purposes (a job's spec.purpose) the silo joins jobs for."
+    )
+    job_names: list[JobNamePattern] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        max_length=64,
+        description="Names of the jobs the silo joins; '*' matches any characters, e.g. sepsis-*. Default: any.",
+    )
+
 
 class SiloSpec(_Model):
     """A partner institution that trains on its own data."""
@@ -982,6 +1008,13 @@ class SiloSpec(_Model):
             "policy denies its updates (reason silo_suspended, with this reason in the audit log and an "
             "Event on the Silo). Running rounds are not interrupted. Remove the field to readmit the silo "
             "from the next round on."
+        ),
+    )
+    consent: SiloConsent | None = Field(
+        default=None,
+        description=(
+            "What the silo consents to. Unset: consent is not managed and any job may name the silo; set: a job "
+            "naming it must match every list, or the hub refuses it and the silo's operator starts no pod for it."
         ),
     )
 

@@ -78,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         baseline=not args.no_baseline,
         ledgers=args.ledgers,
         plot=args.plot,
+        metrics_port=args.metrics_port,
     )
     with Progress(
         TextColumn("{task.description}"),
@@ -122,6 +123,17 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _metrics_port(text: str) -> int:
+    """A TCP port for --metrics-port, or an error naming the flag and the range."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"--metrics-port must be a port number from 0 to 65535, not {text!r}")
+    return port
+
+
 def register(commands: Any) -> None:
     """Add ``run`` and ``validate``."""
     run = commands.add_parser("run", help="run a FederatedJob manifest locally, end to end")
@@ -136,6 +148,11 @@ def register(commands: Any) -> None:
     run.add_argument("--plot", type=Path, help="where to write the accuracy plot (PNG)")
     run.add_argument("--no-isolation", action="store_true", help="do not put trainers in their own network namespace")
     run.add_argument("--no-baseline", action="store_true", help="skip the centralized baseline")
+    run.add_argument(
+        "--metrics-port",
+        type=_metrics_port,
+        help="serve the hub's Prometheus /metrics on 127.0.0.1:PORT while the job runs (0: any free port)",
+    )
     run.set_defaults(handler=_run)
     validate = commands.add_parser("validate", help="check a manifest without running it")
     validate.add_argument("manifest")

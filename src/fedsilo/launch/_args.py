@@ -165,6 +165,10 @@ class SidecarArgs(_SiloArgs):
         default=None, metadata=_help("the silo's privacy ledger (SQLite); required for DP jobs")
     )
     run_id: str = field(default="", metadata=_help("names this run of the job in the ledger (e.g. its UID)"))
+    trainer_image_digest: str = field(
+        default="",
+        metadata=_help("sha256:... digest of the trainer's image, when its pod pins one: signed in every update"),
+    )
 
 
 @dataclass(frozen=True)

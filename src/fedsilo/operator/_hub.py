@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import kopf
@@ -39,6 +39,7 @@ from fedsilo.policy import PolicyUnavailable
 from ._admission import JobAdmission
 from ._conditions import JobFacts, Problem, job_status, now
 from ._config import OperatorConfig
+from ._consent import job_consent_problem
 from ._errors import CALL_ERRORS, problem_of, retry_decision
 from ._hub_objects import (
     AGGREGATOR,
@@ -63,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between retries while silos lack identities; a Silo's key appearing retriggers sooner.
 WAIT_DELAY = 10.0
+#: Seconds between checks of a job naming a silo that has not consented (its owner may still).
+CONSENT_DELAY = 30.0
 STATUS_FIELDS = ("observedGeneration", "phase", "conditions", "endpoint", "admission")
 
 
@@ -102,6 +105,8 @@ class HubReconciler:
         admission = self._admit(body, job, facts)
         try:
             silos = named_silos(lookup, namespace, job.spec.silos)
+            if not status.get("endpoint"):
+                self._require_consent(body, job, silos.values(), facts)
             waiting = _waiting_for(job, silos, namespace)
             if waiting is not None:
                 self._write_status(body, _with(facts, waiting=waiting))
@@ -250,6 +255,22 @@ class HubReconciler:
         kopf.warn(as_body(body), reason="Denied", message=message)
         # Permanent: the fields the policy reads are immutable, so only a new job can pass.
         raise kopf.PermanentError(message)
+
+    def _require_consent(
+        self, body: Mapping[str, Any], job: FederatedJob, silos: Iterable[Silo], facts: JobFacts
+    ) -> None:
+        """Return if every named silo consents to the job; otherwise say which does not and why, and wait.
+
+        Checked until the job is admitted (its endpoint published): a silo's owner may still
+        consent, so the refusal is temporary. Withdrawing consent later is the silo side's to
+        enforce: its operator stops starting pods for the job.
+        """
+        problem = job_consent_problem(job, silos, "hub")
+        if problem is None:
+            return
+        self._write_status(body, _with(facts, problem=problem))
+        kopf.warn(as_body(body), reason=problem.reason, message=problem.message)
+        raise kopf.TemporaryError(problem.message, delay=CONSENT_DELAY)
 
     def _ensure_certificate(self, body: Mapping[str, Any]) -> dict[str, str]:
         """The endpoint to publish; creates the serving certificate the first time.

@@ -1,9 +1,10 @@
-"""Prometheus metrics of the operator: reconciles and errors by resource, and each job's figures.
+"""What the operator records into the telemetry catalog: reconciles by resource, and each job's figures.
 
 The handlers count every reconcile by outcome; the hub role mirrors each job's round,
 denials and per-silo epsilon from its status, so one scrape of the operator shows every
 job. ``run_operator`` serves the default registry on ``--metrics-port``. The aggregator
-exports its own, finer figures (bytes per silo, decisions by outcome).
+exports its own, finer figures (bytes per silo, decisions by outcome). Every metric is
+defined once, in ``fedsilo.telemetry``.
 """
 
 from __future__ import annotations
@@ -14,24 +15,8 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import kopf
-from prometheus_client import Counter, Gauge, Histogram
 
-RECONCILES = Counter(
-    "fedsilo_operator_reconciles_total",
-    "Reconciles by resource, handler and outcome (ok, waiting, invalid, error).",
-    ["resource", "handler", "outcome"],
-)
-RECONCILE_SECONDS = Histogram(
-    "fedsilo_operator_reconcile_seconds",
-    "Time spent in one reconcile.",
-    ["resource", "handler"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
-JOB_ROUND = Gauge("fedsilo_operator_job_round", "Last completed round of each job.", ["namespace", "job"])
-JOB_DENIALS = Gauge("fedsilo_operator_job_denials", "Updates denied by policy in each job.", ["namespace", "job"])
-JOB_EPSILON = Gauge(
-    "fedsilo_operator_job_epsilon", "Epsilon each silo spent in each job.", ["namespace", "job", "silo"]
-)
+from fedsilo.telemetry import JOB_DENIALS, JOB_EPSILON, JOB_ROUND, RECONCILE_SECONDS, RECONCILES
 
 
 @contextmanager

@@ -32,7 +32,17 @@ from typing import Any
 
 import kopf
 
-from fedsilo.api import API_VERSION, AggregatorEndpoint, FederatedJob, JobPhase, Silo, SiloIdentityStatus, SiloStatus
+from fedsilo.api import (
+    API_VERSION,
+    AggregatorEndpoint,
+    ConditionType,
+    FederatedJob,
+    JobPhase,
+    Silo,
+    SiloIdentityStatus,
+    SiloStatus,
+    consent_refusal,
+)
 from fedsilo.identity import CA_CERT_FILE, PUBLIC_KEY_FILE, VerifyKey
 from fedsilo.kube import (
     CONFIG_MAP,
@@ -47,9 +57,9 @@ from fedsilo.kube import (
     Object,
 )
 
-from ._conditions import Problem, silo_conditions
+from ._conditions import Problem, condition, silo_conditions
 from ._config import OperatorConfig
-from ._consent import consent_problem, forbidden_target
+from ._consent import CONSENT_MISSING, consent_problem, forbidden_target, job_consent_problem
 from ._errors import CALL_ERRORS, problem_of, retry_decision
 from ._identity import (
     PublicIdentity,
@@ -99,6 +109,8 @@ IDENTITY_FIELDS = ("observedGeneration", "conditions", "identity")
 #: The jobs/epsilon part of a Silo's status has a field manager of its own: it is written
 #: from job events, and an apply drops the fields its manager leaves out.
 USAGE_FIELD_MANAGER = "fedsilo-operator-usage"
+#: The ConsentRefused condition likewise: written from job events, beside the identity's conditions.
+CONSENT_FIELD_MANAGER = "fedsilo-operator-consent"
 #: Silos of one job whose objects are applied at the same time.
 BUILD_WORKERS = 8
 #: A silo's pods per job: its trainer and its sidecar.
@@ -136,6 +148,8 @@ class SiloReconciler:
         self._locks = KeyedLocks()
         self._pool = ThreadPoolExecutor(max_workers=BUILD_WORKERS, thread_name_prefix="silo-build")
         self._usage: dict[tuple[str, str], dict[str, Any]] = {}
+        # Per Silo (namespace, name): the jobs refused for want of its consent, and why.
+        self._refused: dict[tuple[str, str], dict[str, str]] = {}
         self._lock = threading.Lock()
 
     # -- Silo ----------------------------------------------------------------------------
@@ -352,6 +366,7 @@ class SiloReconciler:
         if refused:
             said = "; ".join(f"{name}: {problem.message}" for name, problem in refused)
             raise kopf.TemporaryError(f"no workloads while a namespace has not consented: {said}", delay=CONSENT_DELAY)
+        self._require_job_consent(body, job, own)
         built = _Built(
             int(meta.get("generation") or 0),
             endpoint.ca_certificate,
@@ -377,6 +392,59 @@ class SiloReconciler:
         with self._lock:
             self._built[meta["uid"]] = built
 
+    def _require_job_consent(self, body: Mapping[str, Any], job: FederatedJob, own: list[Silo]) -> None:
+        """Return if each of this operator's silos consents to the job; otherwise start nothing and say why.
+
+        Independent of the hub's own check: the partner's operator enforces its silos' consent
+        whatever the hub decided, with a Warning Event on the job and the ``ConsentRefused``
+        condition on each refusing Silo. Temporary: the Silo's owner may still consent.
+        """
+        job_key = f"{body['metadata']['namespace']}/{job.metadata.name}"
+        refusals = {s.metadata.name: r.message for s in own if (r := consent_refusal(job, s)) is not None}
+        for silo in own:
+            self._note_consent(silo, job_key, refusals.get(silo.metadata.name))
+        problem = job_consent_problem(job, [s for s in own if s.metadata.name in refusals], "silo")
+        if problem is None:
+            return
+        kopf.warn(as_body(body), reason=problem.reason, message=problem.message)
+        raise kopf.TemporaryError(problem.message, delay=CONSENT_DELAY)
+
+    def _note_consent(self, silo: Silo, job_key: str, refusal: str | None) -> None:
+        """Record whether ``silo`` refuses ``job_key`` (and why) and write its ConsentRefused condition if that changed."""
+        key = (str(silo.metadata.namespace), silo.metadata.name)
+        with self._lock:
+            jobs = self._refused.setdefault(key, {})
+            if jobs.get(job_key) == refusal:
+                return
+            if refusal is None:
+                jobs.pop(job_key, None)
+            else:
+                jobs[job_key] = refusal
+            messages = [jobs[k] for k in sorted(jobs)]
+        generation = int((silo.metadata.model_extra or {}).get("generation") or 0)
+        previous = (silo.status or {}).get("conditions") or []
+        if messages:
+            written = condition(
+                ConditionType.CONSENT_REFUSED, True, CONSENT_MISSING, "; ".join(messages), generation, previous
+            )
+        else:
+            written = condition(
+                ConditionType.CONSENT_REFUSED,
+                False,
+                "AsExpected",
+                "every job naming the silo has its consent",
+                generation,
+                previous,
+            )
+        try:
+            self.api.apply(
+                _status_patch(SILO.kind, {"name": key[1], "namespace": key[0]}, {"conditions": [written]}),
+                subresource="status",
+                field_manager=CONSENT_FIELD_MANAGER,
+            )
+        except CALL_ERRORS as error:
+            log.warning("consent condition of Silo %s/%s not written: %s", key[0], key[1], error)
+
     def cleanup_job(self, body: Mapping[str, Any], silos: SiloLookup) -> None:
         """Delete the job's workloads in every managed namespace they may be in."""
         meta = body["metadata"]
@@ -387,6 +455,11 @@ class SiloReconciler:
             raise retry_decision(error) from error
         with self._lock:
             self._built.pop(meta["uid"], None)
+        # A deleted job no longer counts among the jobs a Silo refuses.
+        job_key = f"{meta['namespace']}/{meta['name']}"
+        for silo in named.values():
+            if self.config.manages(workload_namespace(silo)):
+                self._note_consent(silo, job_key, None)
         self._locks.forget(meta["uid"])
 
     def job_changed(

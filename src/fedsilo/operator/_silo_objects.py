@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,6 +51,8 @@ from ._podspec import container, pod_security_context, tmp_mount, tmp_volume
 TRAINER = "trainer"
 #: Room for a silo's privacy ledger: a few hundred bytes per charged round.
 LEDGER_STORAGE = "256Mi"
+#: An image reference pinned by digest (``repository@sha256:<64 hex>``): its digest is what ran.
+IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
 def ledger_claim_name(silo: str) -> str:
@@ -274,6 +277,9 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
         )
         ledger_mounts = [{"name": "ledger", "mountPath": str(LEDGER_DIR)}]
         ledger_volumes = [{"name": "ledger", "persistentVolumeClaim": {"claimName": ledger["metadata"]["name"]}}]
+    if IMAGE_DIGEST.search(config.trainer_image):
+        # A trainer image pinned by digest: the sidecar signs it into every update.
+        sidecar_args = replace(sidecar_args, trainer_image_digest=config.trainer_image.rsplit("@", 1)[1])
 
     sidecar = container(
         SIDECAR,

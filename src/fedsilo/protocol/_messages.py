@@ -92,6 +92,9 @@ class UpdateMetadata(StrictMessage):
     fedsilo_version: FedsiloVersion
     architecture: Digest
     mechanism: MechanismDocument | None = None
+    # The digest of the trainer's container image, where the silo knows it (a pod whose image
+    # is pinned by digest); None in a local run or with an image named by tag only.
+    trainer_image_digest: Digest | None = None
 
     def mechanism_document(self) -> dict[str, Any] | None:
         """The mechanism as the JSON object that was signed (what ``mechanism_from_json`` reads)."""

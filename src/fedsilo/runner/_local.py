@@ -28,8 +28,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import start_http_server
+
 from fedsilo.aggregator import JobFailed, LedgerBook, RoundObserver, start_server
-from fedsilo.api import Manifest, PrivacyMode, Silo
+from fedsilo.api import Manifest, PrivacyMode, Silo, consent_refusals
 from fedsilo.datasets import FittedPreprocessing
 from fedsilo.identity import (
     CertificateAuthority,
@@ -81,6 +83,9 @@ class RunOptions:
     # Privacy ledgers (DP jobs only): the hub's and one per silo, kept across runs so a
     # silo's lifetime ceiling counts every job it took part in.
     ledgers: Path = Path("runs/privacy")
+    # Serve the hub's Prometheus /metrics on 127.0.0.1 at this port while the job runs (0: any
+    # free port, ``LocalRun.metrics_port`` says which; None: none), as the aggregator pod does.
+    metrics_port: int | None = None
 
     def hub_ledger(self) -> Path:
         """The hub's ledger file."""
@@ -125,6 +130,8 @@ class LocalRun:
         # Set by the statistics phase, for jobs with spec.data.preprocessing.
         self.statistics: StatisticsFiles | None = None
         self.preprocessing: FittedPreprocessing | None = None
+        #: The port /metrics is served on while the job runs (``RunOptions.metrics_port``).
+        self.metrics_port: int | None = None
 
     # ----- set-up --------------------------------------------------------------------
 
@@ -261,6 +268,13 @@ class LocalRun:
                 f"the job policy ({decision.policy_revision}) refuses FederatedJob/{self.manifest.job.metadata.name}; "
                 f"nothing was created: {'; '.join(decision.reasons)}"
             )
+        refused = consent_refusals(self.manifest.job, list(self.manifest.silos))
+        if refused:
+            # As the hub refuses it in a cluster: every silo it names must consent (spec.consent).
+            raise ValueError(
+                f"FederatedJob/{self.manifest.job.metadata.name} names a silo without its consent; nothing was "
+                f"created: {'; '.join(r.message for r in refused)}"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)
         ca = CertificateAuthority.create()
@@ -292,6 +306,10 @@ class LocalRun:
         )
         coordinator = hub.coordinator
         server, port = start_server(coordinator, "localhost:0", server_tls)
+        metrics = None
+        if self.options.metrics_port is not None:
+            metrics, _ = start_http_server(self.options.metrics_port, addr="127.0.0.1")
+            self.metrics_port = metrics.server_port
         report = RunReport(
             job=self.manifest.job.metadata.name,
             status="running",
@@ -321,6 +339,8 @@ class LocalRun:
         finally:
             self._stop_silos()
             server.stop(grace=2).wait()
+            if metrics is not None:
+                metrics.shutdown()
             hub.close()
             if privacy is not None:
                 privacy.close()

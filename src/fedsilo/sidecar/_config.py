@@ -34,6 +34,8 @@ class SidecarConfig:
     run_id: str = ""
     # The silo's lifetime epsilon ceiling (Silo.spec.maxEpsilon), enforced across all its jobs.
     silo_max_epsilon: float | None = None
+    # The digest of the trainer's image (``sha256:...``) where known, signed in every update.
+    trainer_image_digest: str | None = None
 
     @property
     def ledger_job(self) -> str:

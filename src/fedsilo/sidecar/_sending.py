@@ -24,6 +24,8 @@ class Sign:
     job: str
     silo: str
     signing_key: SigningKey
+    # The trainer image's digest where the silo knows it (``SidecarConfig.trainer_image_digest``).
+    trainer_image_digest: str | None = None
 
     def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
         """Sign the claims about the encoded payload."""
@@ -44,6 +46,7 @@ class Sign:
             fedsilo_version=__version__,
             architecture=update.architecture,
             mechanism=mechanism_claim(update.mechanism.to_json()) if update.mechanism is not None else None,
+            trainer_image_digest=self.trainer_image_digest,
         )
         update.signed_metadata = metadata.canonical_bytes()
         update.signature = self.signing_key.sign(update.signed_metadata)

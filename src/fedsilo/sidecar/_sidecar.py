@@ -204,7 +204,9 @@ class Sidecar:
             *([SiloNoise(privacy, spec.aggregation.clip_range)] if privacy else []),  # budget, noise, weight
             encode,  # masked: fixed point + pairwise masks; homomorphic: CKKS chunks; plain: [w * update..., w]
             *([ChargeLedger(privacy)] if privacy else []),  # the ledger, before anything leaves
-            Sign(self._job_name, self.config.silo, self._identity.signing_key),  # the claims the policy reads
+            Sign(
+                self._job_name, self.config.silo, self._identity.signing_key, self.config.trainer_image_digest
+            ),  # the claims the policy reads
             Send(stub),  # the wire; the verdict goes back up
         ]
 

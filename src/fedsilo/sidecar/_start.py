@@ -56,6 +56,7 @@ def run_sidecar(args: SidecarArgs, manifest: Manifest) -> int:
             ledger=args.ledger,
             run_id=args.run_id,
             silo_max_epsilon=manifest.silo(args.silo).spec.max_epsilon,
+            trainer_image_digest=args.trainer_image_digest or None,
         )
         return Sidecar(config, identity, link).run()
     finally:

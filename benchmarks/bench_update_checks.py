@@ -1,4 +1,4 @@
-"""What signed global models and compatibility checks cost per update, next to a plain round.
+"""What the per-update checks cost (signed model, compatibility, consent, telemetry), next to a plain round.
 
 10 silos, a 1M-parameter model, training excluded. Per update, each new check is timed on
 its own, on the real code path and real sizes:
@@ -8,14 +8,20 @@ its own, on the real code path and real sizes:
   its added cost is the signature; both are shown);
 - the sidecar's ``architecture_fingerprint`` of the trainer's weights;
 - the hub's ``check_compatibility`` admission step;
+- consent (``consent_refusal`` of a Silo with a consent block): checked once per job and
+  silo by the hub and by the silo's operator, not per update, so counting it per update
+  overstates it;
+- the hub's telemetry for one decided update (``update_decided``: counters and the latency
+  histogram);
 
-and once per round the hub's seal (lineage digest and one signature). Next to them, the
+and once per round the hub's seal (lineage digest and one signature) and the round's
+telemetry (``round_recorded`` for 10 silos). Next to them, the
 median of a real plain round (hub, mTLS, 10 real sidecars in one process) which now runs
 these checks; ``round_without_checks_s`` subtracts their cost from it, counting every
 silo's sidecar checks as if they ran one after another on this host (in a deployment
 each silo checks on its own machine, in parallel).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_model_signing.py
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_update_checks.py
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from collections.abc import Callable
 from _harness import job_documents, measure_in_child, model_of, print_figures
 
 from fedsilo import __version__
+from fedsilo.aggregator import RoundSummary, SiloRoundStats
 from fedsilo.aggregator._admission import Admission, Submission
 from fedsilo.aggregator._attribution import SeenNonces
+from fedsilo.aggregator._metrics import round_recorded, update_decided
 from fedsilo.aggregator._record import seal_model
 from fedsilo.aggregator._uploads import UploadSlots
-from fedsilo.api import FederatedJob
+from fedsilo.api import FederatedJob, Silo, consent_refusal
 from fedsilo.identity import SigningKey, sha256_digest
 from fedsilo.protocol import (
     GlobalModelClaim,
@@ -60,7 +68,38 @@ def _median_seconds(action: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    job = FederatedJob.model_validate(job_documents(SILOS, 3, "plain")[0])
+    documents = job_documents(SILOS, 3, "plain")
+    job = FederatedJob.model_validate({**documents[0], "spec": {**documents[0]["spec"], "purpose": "sepsis-research"}})
+    consenting = Silo.model_validate(
+        {
+            **documents[1],
+            "spec": {
+                **documents[1].get("spec", {}),
+                "consent": {
+                    "dataClasses": ["internal", "sensitive"],
+                    "purposes": ["triage", "sepsis-research"],
+                    "jobNames": ["sepsis-*", "bench*"],
+                },
+            },
+        }
+    )
+    assert consent_refusal(job, consenting) is None, "the benchmark times the full (consenting) path"
+    names = [str(n) for n in job.spec.silos]
+    summary = RoundSummary(
+        round=1,
+        participants=tuple(names),
+        accepted=tuple(names),
+        dropped=(),
+        denied={},
+        seconds=1.0,
+        model_digest="sha256:00",
+        silos={
+            n: SiloRoundStats(
+                bytes_up=4_000_000, bytes_down=4_000_000, accepted=True, update_distance=1.0, update_cosine=0.5
+            )
+            for n in names
+        },
+    )
     name = job.metadata.name
     weights = model_of(PARAMETERS)
     blob = encode_weights(weights)
@@ -105,15 +144,18 @@ def main() -> None:
     digest_only = _median_seconds(lambda: sha256_digest(blob))
     fingerprint_s = _median_seconds(lambda: architecture_fingerprint(trainer_weights))
     compatibility = _median_seconds(lambda: admission.check_compatibility(submission))
+    consent = _median_seconds(lambda: consent_refusal(job, consenting))
+    telemetry_update = _median_seconds(lambda: update_decided(job, names[0], True, (), 0.5))
+    telemetry_round = _median_seconds(lambda: round_recorded(job, summary))
     hub_seal = _median_seconds(
         lambda: seal_model(key, claim.model_copy(update={"lineage_digest": lineage_digest(lineage)}))
     )
 
     figures = measure_in_child(silos=SILOS, parameters=PARAMETERS, mode="plain", rounds=3)
     round_s = figures.median_seconds
-    per_update = model_check + fingerprint_s + compatibility
+    per_update = model_check + fingerprint_s + compatibility + consent + telemetry_update
     added_per_update = per_update - digest_only  # the digest check was there before
-    per_round = SILOS * per_update + hub_seal
+    per_round = SILOS * per_update + hub_seal + telemetry_round
     rows = [
         {
             "what": "sidecar ModelCheck (signature + sha256 of the model)",
@@ -131,6 +173,16 @@ def main() -> None:
             "share_of_round": fingerprint_s / round_s,
         },
         {"what": "hub check_compatibility step", "seconds": compatibility, "share_of_round": compatibility / round_s},
+        {
+            "what": "consent of one silo (per job; counted per update)",
+            "seconds": consent,
+            "share_of_round": consent / round_s,
+        },
+        {
+            "what": "hub telemetry of one decided update",
+            "seconds": telemetry_update,
+            "share_of_round": telemetry_update / round_s,
+        },
         {"what": "all new checks, one update", "seconds": per_update, "share_of_round": per_update / round_s},
         {
             "what": "  added over the old digest check",
@@ -139,7 +191,12 @@ def main() -> None:
         },
         {"what": "hub seal, once per round", "seconds": hub_seal, "share_of_round": hub_seal / round_s},
         {
-            "what": f"all checks of a round ({SILOS} updates + seal)",
+            "what": f"hub telemetry of a round ({SILOS} silos)",
+            "seconds": telemetry_round,
+            "share_of_round": telemetry_round / round_s,
+        },
+        {
+            "what": f"all checks of a round ({SILOS} updates + seal + telemetry)",
             "seconds": per_round,
             "share_of_round": per_round / round_s,
         },
@@ -150,7 +207,10 @@ def main() -> None:
             "share_of_round": (round_s - per_round) / round_s,
         },
     ]
-    print_figures(f"signed models and compatibility, {SILOS} silos, {PARAMETERS:,} parameters", rows)
+    print_figures(
+        f"per-update checks (signed model, compatibility, consent, telemetry), {SILOS} silos, {PARAMETERS:,} parameters",
+        rows,
+    )
 
 
 if __name__ == "__main__":
