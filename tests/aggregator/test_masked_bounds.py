@@ -142,11 +142,11 @@ def test_an_honest_masked_round_counts(tmp_path: Path) -> None:
     ("label", "tamper", "problem"),
     [
         # The issue's measurement: 2^28 added to one word moved that coordinate from 0.01 to 0.86.
-        ("one huge word", lambda masked: masked.__setitem__(0, masked[0] + np.uint32(2**28)), "L2 norm"),
+        ("one huge word", lambda masked: masked.__setitem__(0, (int(masked[0]) + 2**28) % 2**32), "L2 norm"),
         # Cancelling the others' weights made the aggregate weight 0 and failed the job, every round.
         (
             "a cancelling weight",
-            lambda masked: masked.__setitem__(-1, masked[-1] - np.uint32(3 * RECORDS)),
+            lambda masked: masked.__setitem__(-1, (int(masked[-1]) - 3 * RECORDS) % 2**32),
             "weight word",
         ),
     ],
