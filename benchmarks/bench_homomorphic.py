@@ -10,6 +10,7 @@ Targets: encryption per silo at most 1.5 s on one core; ciphertext bytes at most
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -60,15 +61,20 @@ def fedsilo_he(updates: list[np.ndarray]) -> dict[str, Any]:
     key = JointKey(params, seed, {name: share.public_share for name, share in shares.items()})
     encrypt_s, chunks = [], []
     for update in updates:
-        seconds, encrypted = _timed(lambda u=update: encrypt_update(params, key, u))
+        seconds, encrypted = _timed(functools.partial(encrypt_update, params, key, update))
         encrypt_s.append(seconds)
         chunks.append(encrypted)
     total = EncryptedSum(params, params.chunks(ELEMENTS + 1))
-    add_s, _ = _timed(lambda: [total.add(c) for c in chunks])
+
+    def add_all() -> None:
+        for update_chunks in chunks:
+            total.add(update_chunks)
+
+    add_s, _ = _timed(add_all)
     summed = total.chunks()
     partial_s, partials = [], {}
     for name, share in shares.items():
-        seconds, partials[name] = _timed(lambda s=share: decryption_share(s, summed))
+        seconds, partials[name] = _timed(functools.partial(decryption_share, share, summed))
         partial_s.append(seconds)
     fuse_s, decoded = _timed(lambda: fuse(params, summed, partials, ELEMENTS + 1))
     plain_sum = np.sum(updates, axis=0)
@@ -107,7 +113,7 @@ def tenseal_single_key(updates: list[np.ndarray]) -> dict[str, Any]:
 
     encrypt_s, blobs = [], []
     for update in updates:
-        seconds, encrypted = _timed(lambda u=update: encrypt(u))
+        seconds, encrypted = _timed(functools.partial(encrypt, update))
         encrypt_s.append(seconds)
         blobs.append(encrypted)
 
@@ -137,7 +143,7 @@ def tenseal_single_key(updates: list[np.ndarray]) -> dict[str, Any]:
 def openfhe_outcome() -> dict[str, Any]:
     """Whether the OpenFHE wheel imports here; its multiparty CKKS is measured only if it does."""
     try:
-        import openfhe  # type: ignore[import-not-found]  # noqa: F401
+        import openfhe  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: F401
     except ImportError as error:
         return {"library": "openfhe (PyPI wheel)", "outcome": f"cannot import: {error}"}
     return {"library": "openfhe (PyPI wheel)", "outcome": "imports; not measured by this script"}
