@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fedsilo.aggregator import LedgerBook
-from fedsilo.api import Denial, FederatedJob, JobOutcome, RoundReport
+from fedsilo.api import Denial, FederatedJob, JobOutcome, ModelQualityStatus, RoundReport
 from fedsilo.audit import SignedHead, verify_audit_log
 from fedsilo.identity import SigningKey
 from fedsilo.privacy import GaussianEvent, epsilon_for
@@ -36,6 +36,9 @@ class _Reports:
         pass
 
     def job_finished(self, outcome: JobOutcome) -> None:
+        pass
+
+    def model_evaluated(self, quality: ModelQualityStatus) -> None:
         pass
 
 

@@ -404,7 +404,7 @@ class JobCoordinator:
         self._model_blob = encode_weights(new_weights)
         self._model_digest = sha256_digest(self._model_blob)
         if self.summaries:
-            apply_evaluations(current.evaluations, self.summaries[-1])
+            apply_evaluations(current, self.summaries[-1])
         summary = summarize(
             current,
             accepted,
@@ -423,9 +423,17 @@ class JobCoordinator:
         with self._cond:
             current = self._open(round_number, evaluate_only=True)
             participants = set(current.plan.participants)
-            wait_until(self._cond, lambda: participants <= current.evaluations.keys(), current.inputs.deadline)
+            personalizing = self.spec.personalization is not None and self.spec.personalization.fine_tune_epochs > 0
+            wait_until(
+                self._cond,
+                lambda: (
+                    participants <= current.evaluations.keys()
+                    and (not personalizing or participants <= current.personalized.keys())
+                ),
+                current.inputs.deadline,
+            )
             if self.summaries:
-                apply_evaluations(current.evaluations, self.summaries[-1])
+                apply_evaluations(current, self.summaries[-1])
         if self._observer is not None and self.summaries:
             self._observer.round_finished(self.summaries[-1])
 

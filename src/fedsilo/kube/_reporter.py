@@ -25,7 +25,7 @@ from typing import Any
 
 import urllib3
 
-from fedsilo.api import API_VERSION, Denial, FederatedJobStatus, JobOutcome, JobResult, RoundReport
+from fedsilo.api import API_VERSION, Denial, FederatedJobStatus, JobOutcome, JobResult, ModelQualityStatus, RoundReport
 
 from ._access import load_access
 from ._client import FEDERATED_JOB, ApiError, KubeApi, Object
@@ -93,6 +93,10 @@ class KubeStatusReporter:
             f"Round {report.round}: {len(report.participants)}/{silos} silos accepted{dropped}{model}",
             "Normal",
         )
+
+    def model_evaluated(self, quality: ModelQualityStatus) -> None:
+        """Publish the silos' scores of a model: each silo's accuracy, the worst silo and the spread."""
+        self._publish(FederatedJobStatus(quality=quality))
 
     def update_denied(self, denial: Denial) -> None:
         """Record an UpdateDenied warning naming the silo and the policy's reasons."""

@@ -14,6 +14,7 @@ waits (bounded) for the queue to drain.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -70,6 +71,10 @@ class ReportingObserver:
     closes: the coordinator tells its observer again when evaluation metrics arrive, which
     the status does not carry.
 
+    Per-silo quality is published as it arrives: a round's model is scored by the silos in the
+    next round (or the closing evaluation), so each announcement publishes the newest scores
+    of any summary it has seen that were not published yet (``model_evaluated``).
+
     Epsilon spent is the hub ledger's composed total for the silo (``SiloRoundStats.epsilon_spent``),
     never a sum of per-round epsilons: composing the mechanisms is what the accountant is for.
     """
@@ -81,6 +86,9 @@ class ReportingObserver:
         self._denials: dict[int, int] = {}
         self._epsilon: dict[SiloName, float] = {}
         self._rounds_completed = 0
+        # Summaries seen so far (the coordinator fills in their scores later), and what was published.
+        self._summaries: dict[int, RoundSummary] = {}
+        self._published_quality: set[tuple[int, str]] = set()
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._deliver, name="status-reporter", daemon=True)
         self._worker.start()
@@ -98,7 +106,9 @@ class ReportingObserver:
         self._queue.put(lambda: self._reporter.update_denied(denial))
 
     def round_finished(self, summary: RoundSummary) -> None:
-        """Report the round's cumulative figures, the first time the round is announced."""
+        """Report the round's cumulative figures the first time it is announced, and any new per-silo scores."""
+        self._summaries[summary.round] = summary
+        self._publish_quality()
         if summary.round in self._reported:
             return
         self._reported.add(summary.round)
@@ -123,6 +133,18 @@ class ReportingObserver:
             ),
         )
         self._queue.put(lambda: self._reporter.round_completed(report))
+
+    def _publish_quality(self) -> None:
+        """Queue the newest scores not yet published: the federated model's, then the personalized ones."""
+        scored = [s for s in self._summaries.values() if s.quality is not None]
+        if not scored:
+            return
+        newest = max(scored, key=lambda s: s.round)
+        for quality in (newest.quality, newest.personalized):
+            if quality is None or (quality.round, quality.stage) in self._published_quality:
+                continue
+            self._published_quality.add((quality.round, quality.stage))
+            self._queue.put(functools.partial(self._reporter.model_evaluated, quality.status()))
 
     # ----- the end ----------------------------------------------------------------------
 
