@@ -286,6 +286,14 @@ class TrainingSpec(_Model):
     weight_decay: float = Field(default=0.0, ge=0.0, le=1.0, description="Client L2 penalty.")
 
 
+def _once_each(names: list[str]) -> list[str]:
+    """Refuse a list that names one entry twice (the API server's list-type ``set`` does the same)."""
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"names {', '.join(twice)} more than once")
+    return names
+
+
 #: A state-dict entry or module of the model: ``layers.4``, ``head.2.weight``.
 _PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 MAX_PRIVATE_PARAMETERS = 64
@@ -300,16 +308,17 @@ class PersonalizationSpec(_Model):
     ones, fine-tuned on its own data when fineTuneEpochs is set.
     """
 
-    private_parameters: list[Annotated[str, Field(min_length=1, max_length=256, pattern=_PARAMETER_NAME.pattern)]] = (
-        Field(
-            default_factory=list,
-            max_length=MAX_PRIVATE_PARAMETERS,
-            description=(
-                "Names of the model's parameters or modules (a module keeps all of its parameters) that stay "
-                "in each silo, as the model's state dict names them, e.g. layers.4 or head.2.weight. Each must "
-                "name something in the model; the trainer and the hub refuse the job otherwise."
-            ),
-        )
+    private_parameters: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=256, pattern=_PARAMETER_NAME.pattern)]],
+        AfterValidator(_once_each),
+    ] = Field(
+        default_factory=list,
+        max_length=MAX_PRIVATE_PARAMETERS,
+        description=(
+            "Names of the model's parameters or modules (a module keeps all of its parameters) that stay "
+            "in each silo, as the model's state dict names them, e.g. layers.4 or head.2.weight. Each must "
+            "name something in the model; the trainer and the hub refuse the job otherwise."
+        ),
     )
     private_head: bool = Field(
         default=False,
@@ -342,8 +351,6 @@ class PersonalizationSpec(_Model):
                 "personalization changes nothing: set privateParameters, privateHead, privateNormalization or "
                 "fineTuneEpochs, or remove it"
             )
-        if len(set(self.private_parameters)) != len(self.private_parameters):
-            raise ValueError("personalization.privateParameters names a parameter more than once")
         return self
 
     @property
