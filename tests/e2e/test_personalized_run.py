@@ -71,6 +71,8 @@ def test_private_layers_never_cross_the_wire_or_reach_the_registry_and_fine_tuni
     path = quick_manifest(
         tmp_path,
         rounds=2,
+        # Also the time silos get to join: generous, as the trainers import torch on a shared machine.
+        roundTimeoutSeconds=300,
         model={"builtin": "mlp", "hiddenSizes": [64], "normalization": "batch"},
         data={"source": "digits", "partition": {"scheme": "dirichlet", "alpha": 0.1}},
         personalization={"privateHead": True, "privateNormalization": True, "fineTuneEpochs": 3},
