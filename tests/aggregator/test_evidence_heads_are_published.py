@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fedsilo.aggregator import LedgerBook
-from fedsilo.api import Denial, FederatedJob, JobOutcome, ModelEvaluation, RoundReport
+from fedsilo.api import Denial, FederatedJob, JobOutcome, ModelQualityStatus, RoundReport
 from fedsilo.audit import SignedHead, verify_audit_log
 from fedsilo.identity import SigningKey
 from fedsilo.privacy import GaussianEvent, epsilon_for
@@ -32,13 +32,13 @@ class _Reports:
     def round_completed(self, report: RoundReport) -> None:
         self.rounds.append(report)
 
-    def model_evaluated(self, evaluation: ModelEvaluation) -> None:
-        pass
-
     def update_denied(self, denial: Denial) -> None:
         pass
 
     def job_finished(self, outcome: JobOutcome) -> None:
+        pass
+
+    def model_evaluated(self, quality: ModelQualityStatus) -> None:
         pass
 
 

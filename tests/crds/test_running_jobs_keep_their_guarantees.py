@@ -31,6 +31,7 @@ GUARDED: dict[str, dict[str, Any]] = {
     "aggregation": {"aggregation": {"mode": "masked", "threshold": 2}},
     "privacy": {"privacy": {"mode": "silo", "targetEpsilon": 1000.0}},
     "policy": {"policy": {"maxEpsilon": 5.0, "dataClass": "public", "normCap": 5.0}},
+    "personalization": {"personalization": {"privateHead": True}},
 }
 EDITABLE: dict[str, dict[str, Any]] = {
     "more rounds": {"rounds": 40},

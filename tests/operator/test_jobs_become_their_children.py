@@ -19,7 +19,7 @@ from fedsilo.api import (
     EvidenceHead,
     JobEvidence,
     JobOutcome,
-    ModelEvaluation,
+    ModelQualityStatus,
     ModelReference,
     RoundNumber,
     RoundReport,
@@ -290,15 +290,28 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
         "the round in the job's status",
     )
     assert (status["participation"], status["denials"], status["maxEpsilonSpent"]) == ("2/3", 1, 0.5)
-    # The model's accuracy arrives once the silos evaluated it, beside the round figures.
-    reporter.model_evaluated(ModelEvaluation(RoundNumber(1), 0.875, 0.25))
-    status = wait_for(
-        lambda: (s := get(cluster, namespace, "federatedjob", "quickstart")["status"]) and "accuracy" in s and s,
-        "the accuracy in the job's status",
-    )
-    assert (status["accuracy"], status["accuracyRound"], status["round"]) == (0.875, 1, 1)
     assert status["latestModel"]["digest"] == model.digest and status["phase"] == "Running"
     assert SignedHead.parse(json.dumps(status["evidence"]["auditHead"])) == head
+    # The silos' signed scores of round 1's model arrive a round later: per-silo accuracy, worst silo, spread.
+    reporter.model_evaluated(
+        ModelQualityStatus(
+            round=1,
+            stage="global",
+            mean_accuracy=0.8,
+            worst_silo=b,
+            worst_accuracy=0.6,
+            accuracy_std_dev=0.14,
+            silos={a: 0.9, b: 0.6, c: 0.9},
+        )
+    )
+    quality = wait_for(
+        lambda: get(cluster, namespace, "federatedjob", "quickstart")["status"].get("quality"), "the job's quality"
+    )
+    assert (quality["worstSilo"], quality["silos"][b], quality["accuracyStdDev"]) == ("hospital-b", 0.6, 0.14)
+    # The federated model's mean is the job's accuracy too, the figure kubectl get shows.
+    status = get(cluster, namespace, "federatedjob", "quickstart")["status"]
+    assert (status["accuracy"], status["accuracyRound"]) == (0.8, 1)
+    assert get(cluster, namespace, "federatedjob", "quickstart")["status"]["round"] == 1
     events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=quickstart")["items"]
     reasons = {e["reason"]: e for e in events}
     assert "hospital-c" in reasons["UpdateDenied"]["message"] and reasons["UpdateDenied"]["type"] == "Warning"

@@ -17,6 +17,8 @@ from ._contracts import UpdateGate as UpdateGate
 from ._contracts import UpdatesStrategy as UpdatesStrategy
 from ._coordinator import JobCoordinator as JobCoordinator
 from ._privacy import LedgerBook as LedgerBook
+from ._quality import ModelQuality as ModelQuality
+from ._quality import SiloScore as SiloScore
 from ._round import update_distances as update_distances
 from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from ._service import start_server as start_server
@@ -29,12 +31,14 @@ __all__ = [
     "JobCoordinator",
     "JobFailed",
     "LedgerBook",
+    "ModelQuality",
     "PlainAggregation",
     "PrivacyBook",
     "RoundObserver",
     "RoundSummary",
     "ServerStrategy",
     "SiloRoundStats",
+    "SiloScore",
     "SiloStanding",
     "StandingSource",
     "UpdateGate",

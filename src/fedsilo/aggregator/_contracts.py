@@ -15,6 +15,8 @@ from fedsilo.audit import SignedHead
 from fedsilo.policy import BudgetView, Decision, Refusal, UpdatePolicyInput
 from fedsilo.protocol import PolicyVerdict, UpdateMetadata, Weights
 
+from ._quality import ModelQuality
+
 
 class UpdateGate(Protocol):
     """The policy decision on one update, and the audit record of what took effect (``fedsilo.policy.PolicyGate``)."""
@@ -121,6 +123,10 @@ class RoundSummary:
     # Federated evaluation of this round's model (filled in when the next round reports).
     loss: float | None = None
     accuracy: float | None = None
+    # Each silo's signed score of this round's model, worst silo and spread (with the mean above);
+    # and, after the closing evaluation of a job that fine-tunes, each silo's fine-tuned model's.
+    quality: ModelQuality | None = None
+    personalized: ModelQuality | None = None
     # The audit log's and the hub ledger's signed heads as the round closed, to publish outside them.
     audit_head: SignedHead | None = None
     ledger_head: SignedHead | None = None

@@ -51,7 +51,7 @@ from ._contracts import (
 )
 from ._evaluation import apply_evaluations, receive_evaluation
 from ._homomorphic import HomomorphicJob
-from ._metrics import evaluations_received, job_finished, job_started, round_retried
+from ._metrics import job_finished, job_started, model_scored, round_retried
 from ._phases import Phase, PhaseClosed, wait_until
 from ._presence import Presence
 from ._record import record_round, seal_model, summarize
@@ -526,7 +526,15 @@ class JobCoordinator:
         with self._cond:
             current = self._open(round_number, evaluate_only=True)
             participants = set(current.plan.participants)
-            wait_until(self._cond, lambda: participants <= current.evaluations.keys(), current.inputs.deadline)
+            personalizing = self.spec.personalization is not None and self.spec.personalization.fine_tune_epochs > 0
+            wait_until(
+                self._cond,
+                lambda: (
+                    participants <= current.evaluations.keys()
+                    and (not personalizing or participants <= current.personalized.keys())
+                ),
+                current.inputs.deadline,
+            )
             self._apply_evaluations(current)
         if self._observer is not None and self.summaries:
             self._observer.round_finished(self.summaries[-1])
@@ -544,8 +552,10 @@ class JobCoordinator:
     def _apply_evaluations(self, current: OpenRound) -> None:
         """The silos' reports in ``current`` describe the previous round's model: onto its summary and the metrics."""
         if self.summaries:
-            apply_evaluations(current.evaluations, self.summaries[-1])
-            evaluations_received(self.job, self.summaries[-1].round, current.evaluations)
+            target = self.summaries[-1]
+            apply_evaluations(current, target)
+            if target.quality is not None:
+                model_scored(self.job, target.quality)
 
     def _restart(self, phase: Phase[Any], alive: set[str]) -> None:
         """Open the next step to the silos still alive, with a full timeout of its own."""

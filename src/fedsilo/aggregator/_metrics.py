@@ -1,6 +1,6 @@
 """What the aggregator records into the telemetry catalog (``fedsilo.telemetry``) as a job runs.
 
-The coordinator calls :func:`job_started`, :func:`round_recorded`, :func:`evaluations_received`
+The coordinator calls :func:`job_started`, :func:`round_recorded`, :func:`model_scored`
 and :func:`job_finished`; admission calls :func:`update_decided`. ``fedsilo aggregator
 --metrics-port`` (in a cluster) and the local run serve the default registry. Metrics carry
 only names, counts and figures, never payloads; a ``silo`` label is only ever a silo the
@@ -10,11 +10,10 @@ job's validated spec names, a ``reason`` label only a code of :class:`fedsilo.po
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from fedsilo.api import FederatedJob
 from fedsilo.policy import Reason
-from fedsilo.protocol import EvaluationReport
 from fedsilo.telemetry import (
     ACCURACY_SPREAD,
     BYTES,
@@ -36,6 +35,7 @@ from fedsilo.telemetry import (
 )
 
 from ._contracts import RoundSummary
+from ._quality import ModelQuality
 
 _KNOWN_REASONS = frozenset(reason.value for reason in Reason)
 #: The ``silo`` label of a caller the job does not name (its update is refused anyway).
@@ -103,20 +103,15 @@ def round_recorded(job: FederatedJob, summary: RoundSummary) -> None:
             COSINE.labels(name, label).set(stats.update_cosine)
 
 
-def evaluations_received(job: FederatedJob, model_round: int, reports: Mapping[str, EvaluationReport]) -> None:
-    """The silos' signed evaluations of round ``model_round``'s model: per-silo accuracy, mean, spread.
+def model_scored(job: FederatedJob, quality: ModelQuality) -> None:
+    """The silos' signed scores of one round's model: each silo's accuracy, the mean and the spread.
 
-    The one place that reads per-silo accuracy from what the silos sent; a richer signed
-    claim (per-silo quality) is pointed at here.
+    The one place that turns the silos' evaluation claims into metrics.
     """
-    if not reports:
-        return
     name = job.metadata.name
-    for silo, report in reports.items():
-        SILO_ACCURACY.labels(name, _silo_label(job, silo)).set(report.accuracy)
-    # Each count is at least 1 and bounded (EvaluationReport), so the total is positive.
-    count = sum(r.num_samples for r in reports.values())
-    MODEL_ACCURACY.labels(name).set(sum(r.accuracy * r.num_samples for r in reports.values()) / count)
-    accuracies = [r.accuracy for r in reports.values()]
+    for silo, score in quality.silos.items():
+        SILO_ACCURACY.labels(name, _silo_label(job, silo)).set(score.accuracy)
+    MODEL_ACCURACY.labels(name).set(quality.mean_accuracy)
+    accuracies = [score.accuracy for score in quality.silos.values()]
     ACCURACY_SPREAD.labels(name).set(max(accuracies) - min(accuracies))
-    EVALUATED_ROUND.labels(name).set(model_round)
+    EVALUATED_ROUND.labels(name).set(quality.round)

@@ -19,6 +19,7 @@ from fedsilo.registry import Lineage, ModelRegistry, ModelSeal, lineage_digest
 
 from ._contracts import RoundSummary
 from ._metrics import round_recorded
+from ._quality import ModelQuality, evaluation_evidence
 from ._round import OpenRound
 
 
@@ -65,7 +66,9 @@ def record_round(
     """Count the round in the metrics, seal its model and store both with the lineage auditors follow.
 
     The lineage is complete (``created`` stamped here) before it is digested and signed, so
-    the registry stores exactly the record the seal names.
+    the registry stores exactly the record the seal names. It carries the silos' signed
+    evaluations of the parent model (each silo's score, the worst silo, the spread, and each
+    claim with its signature); the final model's are in the run report and the job status.
     """
     name = job.metadata.name
     round_recorded(job, summary)
@@ -76,7 +79,13 @@ def record_round(
         parent_digest=parent_digest,
         participants=summary.accepted,
         update_digests={s: current.digests[s] for s in summary.accepted},
-        metrics={"denied": {k: list(v) for k, v in current.denied.items()}},
+        metrics={
+            "denied": {k: list(v) for k, v in current.denied.items()},
+            # The silos' signed scores of the parent model, which they evaluated before training this round.
+            "parent_evaluation": evaluation_evidence(
+                ModelQuality.of(summary.round - 1, "global", current.evaluations), current.claims
+            ),
+        },
         strategy=job.spec.strategy.name.value,
         aggregation=current.plan.aggregation,
         evidence={

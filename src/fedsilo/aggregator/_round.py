@@ -27,6 +27,7 @@ from ._contracts import JobFailed, SiloRoundStats
 from ._homomorphic import HomomorphicAggregation, HomomorphicJob
 from ._masked import MaskedAggregation
 from ._phases import Phase, PhaseClosed
+from ._quality import SignedEvaluation
 
 # Masked mode: the fewest fractional bits the job's fixed point keeps. A silo's record count
 # is bounded at Join so that no silo can push the hub's precision below this.
@@ -46,6 +47,10 @@ class OpenRound:
     # Join sent mid-round changes neither the fixed-point range nor what the updates may claim.
     records: Mapping[str, int] = field(default_factory=dict)
     evaluations: dict[str, EvaluationReport] = field(default_factory=dict)
+    # The signed bytes behind ``evaluations`` (kept for the lineage), and the closing
+    # evaluation's scores of each silo's fine-tuned model.
+    claims: dict[str, SignedEvaluation] = field(default_factory=dict)
+    personalized: dict[str, EvaluationReport] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     denied: dict[str, tuple[str, ...]] = field(default_factory=dict)
     stats: dict[str, SiloRoundStats] = field(default_factory=dict)

@@ -24,7 +24,7 @@ from ._status import JobEvidence as JobEvidence
 from ._status import JobOutcome as JobOutcome
 from ._status import JobPhase as JobPhase
 from ._status import JobResult as JobResult
-from ._status import ModelEvaluation as ModelEvaluation
+from ._status import ModelQualityStatus as ModelQualityStatus
 from ._status import ModelReference as ModelReference
 from ._status import RoundReport as RoundReport
 from ._status import SiloIdentityStatus as SiloIdentityStatus
@@ -45,9 +45,11 @@ from ._types import FederatedJobSpec as FederatedJobSpec
 from ._types import FedsiloVersion as FedsiloVersion
 from ._types import Imputation as Imputation
 from ._types import ModelSpec as ModelSpec
+from ._types import Normalization as Normalization
 from ._types import ObjectMeta as ObjectMeta
 from ._types import PartitionScheme as PartitionScheme
 from ._types import PartitionSpec as PartitionSpec
+from ._types import PersonalizationSpec as PersonalizationSpec
 from ._types import PolicySpec as PolicySpec
 from ._types import PreprocessingSpec as PreprocessingSpec
 from ._types import PrivacyMode as PrivacyMode
@@ -98,12 +100,14 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "MissingConsent",
-    "ModelEvaluation",
+    "ModelQualityStatus",
     "ModelReference",
     "ModelSpec",
+    "Normalization",
     "ObjectMeta",
     "PartitionScheme",
     "PartitionSpec",
+    "PersonalizationSpec",
     "PolicySpec",
     "PreprocessingSpec",
     "PrivacyMode",

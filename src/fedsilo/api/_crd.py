@@ -37,12 +37,15 @@ from ._types import (
     MAX_NAME,
     MAX_SYNTHETIC_VALUES,
     AggregationMode,
+    BuiltinModel,
     ContainerResources,
     DataSource,
     DataSpec,
     FederatedJob,
     FederatedJobSpec,
     ModelSpec,
+    Normalization,
+    PersonalizationSpec,
     PreprocessingSpec,
     PrivacyMode,
     PrivacySpec,
@@ -92,6 +95,7 @@ IMMUTABLE_JOB_FIELDS: tuple[tuple[str, str], ...] = (
     ("aggregation", "masking keeps each update hidden from the hub"),
     ("privacy", "the noise and targets every silo's privacy accounting rests on"),
     ("policy", "the update limits, the job's epsilon ceiling and the data class"),
+    ("personalization", "which parameters never leave a silo"),
 )
 IMMUTABLE_NOTE = "Immutable: fixed when the job is created; create a new FederatedJob to change it."
 CEILING_NOTE = "May only be lowered (or set where there was none) once written."
@@ -162,6 +166,7 @@ def _default(model: type[BaseModel], field: str) -> Any:
 _FILE_SOURCES = [DataSource.CSV.value, DataSource.NPZ.value]
 _ROBUST = sorted(name.value for name in StrategyName if name.robust)
 _KRUM = StrategyName.MULTIKRUM.value
+_NORMALIZED = [BuiltinModel.MLP.value, BuiltinModel.CNN.value]
 # Absent fields read as their defaults, as the Python model reads them.
 _MIN_SILOS = f"(has(self.minSilos) ? self.minSilos : {_default(FederatedJobSpec, 'min_silos')})"
 _KRUM_F = (
@@ -171,7 +176,25 @@ _KRUM_F = (
 #: The model validators of ``_types``, as CEL, with the pydantic messages minus the numbers:
 #: the API server refuses messageExpressions that format integers (their cost is unbounded).
 _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
-    ModelSpec: (Rule(rule="has(self.builtin) != has(self.factory)", message="set exactly one of builtin or factory"),),
+    ModelSpec: (
+        Rule(rule="has(self.builtin) != has(self.factory)", message="set exactly one of builtin or factory"),
+        Rule(
+            rule=f"!has(self.normalization) || self.normalization == '{Normalization.NONE.value}' "
+            f"|| (has(self.builtin) && self.builtin in {_NORMALIZED})",
+            message="normalization applies to the built-in mlp and cnn models only; remove it",
+            field_path=".normalization",
+        ),
+    ),
+    PersonalizationSpec: (
+        Rule(
+            rule="(has(self.privateParameters) && size(self.privateParameters) > 0) "
+            "|| (has(self.privateHead) && self.privateHead) "
+            "|| (has(self.privateNormalization) && self.privateNormalization) "
+            "|| (has(self.fineTuneEpochs) && self.fineTuneEpochs > 0)",
+            message="personalization changes nothing: set privateParameters, privateHead, privateNormalization or "
+            "fineTuneEpochs, or remove it",
+        ),
+    ),
     DataSpec: (
         Rule(
             rule=f"!(has(self.source) && self.source in {_FILE_SOURCES}) || (has(self.path) && size(self.path) > 0)",
@@ -298,6 +321,21 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             message=HOMOMORPHIC_FEDADAM_MESSAGE,
             field_path=".strategy.name",
         ),
+        Rule(
+            rule=f"!has(self.model.normalization) || self.model.normalization != '{Normalization.BATCH.value}' "
+            f"|| !has(self.privacy) || !has(self.privacy.mode) || self.privacy.mode != '{PrivacyMode.RECORD.value}'",
+            message="model.normalization batch does not combine with privacy.mode record (batch statistics mix "
+            "records, which per-record clipping cannot bound); use normalization layer",
+            field_path=".model.normalization",
+        ),
+        Rule(
+            rule="!has(self.personalization) || !has(self.personalization.privateNormalization) "
+            "|| !self.personalization.privateNormalization || !has(self.model.builtin) "
+            f"|| (has(self.model.normalization) && self.model.normalization != '{Normalization.NONE.value}')",
+            message="personalization.privateNormalization needs normalization layers; set model.normalization "
+            "batch or layer",
+            field_path=".personalization.privateNormalization",
+        ),
         # Cluster-only: a local run has no "before". Changing these under a running job would
         # silently weaken what every silo agreed to.
         *(_immutable(field, why) for field, why in IMMUTABLE_JOB_FIELDS),
@@ -307,6 +345,7 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
 #: Field constraints the models enforce with Python validators, as schema keywords.
 _FIELD_EXTRAS: dict[tuple[type[BaseModel], str], Schema] = {
     # Duplicates are rejected by the list type ("Duplicate value: ..."), names by the pattern.
+    (PersonalizationSpec, "privateParameters"): {"x-kubernetes-list-type": "set"},
     (FederatedJobSpec, "silos"): {
         "x-kubernetes-list-type": "set",
         "items": {"maxLength": MAX_NAME, "pattern": _DNS_LABEL.pattern},

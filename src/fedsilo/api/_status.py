@@ -130,6 +130,24 @@ class JobEvidence(_Status):
     )
 
 
+class ModelQualityStatus(_Status):
+    """How the newest evaluated model does for every silo: a model good on average and bad for one partner fails it."""
+
+    round: int = Field(ge=0, description="The round whose global model the silos evaluated (0: the initial model).")
+    stage: Literal["global", "personalized"] = Field(
+        description="global: the federated model; personalized: each silo's model after personalization."
+    )
+    mean_accuracy: float = Field(ge=0.0, le=1.0, description="Accuracy over every silo's held-out records.")
+    worst_silo: str = Field(max_length=253, description="The silo the model does worst for.")
+    worst_accuracy: float = Field(ge=0.0, le=1.0, description="That silo's accuracy.")
+    accuracy_std_dev: float = Field(
+        ge=0.0, le=1.0, description="Standard deviation of the silos' accuracies (unweighted): the spread."
+    )
+    silos: dict[str, float] = Field(
+        max_length=1000, description="Each silo's accuracy, from its signed evaluation report, by silo name."
+    )
+
+
 class AdmissionRecord(_Status):
     """The job policy's decision on a job, kept on the job: which policy revision judged which input."""
 
@@ -206,6 +224,11 @@ class FederatedJobStatus(_Status):
         default=None,
         description="The audit log's and the hub ledger's newest signed heads, published by the aggregator "
         "each round outside the files, so a file cut back to an earlier checkpoint is caught.",
+    )
+    quality: ModelQualityStatus | None = Field(
+        default=None,
+        description="Per-silo accuracy of the newest evaluated model, its worst silo and spread; published by "
+        "the aggregator from the silos' signed evaluation reports.",
     )
     result: JobResult | None = Field(
         default=None, description="Set by the aggregator when the job ends: Succeeded or Failed."
@@ -295,15 +318,6 @@ class RoundReport:
 
 
 @dataclass(frozen=True)
-class ModelEvaluation:
-    """How a round's global model did on the silos' data, once they evaluated it (a round later)."""
-
-    round: RoundNumber
-    accuracy: float
-    loss: float
-
-
-@dataclass(frozen=True)
 class Denial:
     """One update the policy denied."""
 
@@ -328,11 +342,11 @@ class StatusReporter(Protocol):
     def round_completed(self, report: RoundReport) -> None:
         """A round closed with ``report``'s figures."""
 
-    def model_evaluated(self, evaluation: ModelEvaluation) -> None:
-        """The silos evaluated a round's global model."""
-
     def update_denied(self, denial: Denial) -> None:
         """The policy denied one update."""
 
     def job_finished(self, outcome: JobOutcome) -> None:
         """The job ended (all rounds done, or quorum lost)."""
+
+    def model_evaluated(self, quality: ModelQualityStatus) -> None:
+        """The silos' signed evaluations of a model arrived: per-silo accuracy and its spread."""

@@ -135,6 +135,14 @@ class BuiltinModel(StrEnum):
     CNN = "cnn"
 
 
+class Normalization(StrEnum):
+    """Normalization layers of the built-in mlp and cnn models (FedBN keeps them in each silo)."""
+
+    NONE = "none"
+    BATCH = "batch"
+    LAYER = "layer"
+
+
 class ModelSpec(_Model):
     """Which model the silos train: a built-in one or a user factory."""
 
@@ -161,11 +169,22 @@ class ModelSpec(_Model):
         max_length=4,
         description="Hidden layer widths of the mlp model.",
     )
+    normalization: Normalization = Field(
+        default=Normalization.NONE,
+        strict=False,
+        description=(
+            "Normalization after each hidden layer of the built-in mlp and cnn models: none, batch "
+            "(batch normalization; not with privacy.mode record) or layer. personalization.privateNormalization "
+            "keeps these layers in each silo (FedBN)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> Self:
         if (self.builtin is None) == (self.factory is None):
             raise ValueError("set exactly one of builtin or factory")
+        if self.normalization is not Normalization.NONE and self.builtin not in (BuiltinModel.MLP, BuiltinModel.CNN):
+            raise ValueError("normalization applies to the built-in mlp and cnn models only; remove it")
         return self
 
 
@@ -399,6 +418,84 @@ class TrainingSpec(_Model):
     learning_rate: float = Field(default=0.05, gt=0.0, le=10.0, description="Client SGD step size.")
     momentum: float = Field(default=0.0, ge=0.0, lt=1.0, description="Client SGD momentum.")
     weight_decay: float = Field(default=0.0, ge=0.0, le=1.0, description="Client L2 penalty.")
+
+
+def _once_each(names: list[str]) -> list[str]:
+    """Refuse a list that names one entry twice (the API server's list-type ``set`` does the same)."""
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"names {', '.join(twice)} more than once")
+    return names
+
+
+#: A state-dict entry or module of the model: ``layers.4``, ``head.2.weight``.
+_PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+MAX_PRIVATE_PARAMETERS = 64
+
+
+class PersonalizationSpec(_Model):
+    """Parameters that never leave a silo, and local fine-tuning after the last round.
+
+    A private parameter is trained in its silo and never sent: the sidecar refuses any update
+    that carries one, and the hub's global model and its compatibility check cover only the
+    shared parameters. Each silo's final model is the shared parameters with its own private
+    ones, fine-tuned on its own data when fineTuneEpochs is set.
+    """
+
+    private_parameters: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=256, pattern=_PARAMETER_NAME.pattern)]],
+        AfterValidator(_once_each),
+    ] = Field(
+        default_factory=list,
+        max_length=MAX_PRIVATE_PARAMETERS,
+        description=(
+            "Names of the model's parameters or modules (a module keeps all of its parameters) that stay "
+            "in each silo, as the model's state dict names them, e.g. layers.4 or head.2.weight. Each must "
+            "name something in the model; the trainer and the hub refuse the job otherwise."
+        ),
+    )
+    private_head: bool = Field(
+        default=False,
+        description="FedPer: the model's last layer (its classifier head) stays in each silo.",
+    )
+    private_normalization: bool = Field(
+        default=False,
+        description="FedBN: every normalization layer (its scale, shift and running statistics) stays in each silo.",
+    )
+    fine_tune_epochs: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description=(
+            "Epochs each silo trains the final model on its own data after the last round; nothing of it is "
+            "sent. The report shows each silo's accuracy before and after."
+        ),
+    )
+    fine_tune_learning_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=10.0,
+        description="Step size of the fine-tuning; default: training.learningRate.",
+    )
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Self:
+        if not (self.private_parameters or self.private_head or self.private_normalization or self.fine_tune_epochs):
+            raise ValueError(
+                "personalization changes nothing: set privateParameters, privateHead, privateNormalization or "
+                "fineTuneEpochs, or remove it"
+            )
+        return self
+
+    @property
+    def keeps_private(self) -> bool:
+        """Whether some parameters never leave a silo."""
+        return bool(self.private_parameters or self.private_head or self.private_normalization)
+
+    @staticmethod
+    def marks(entry: str, parameter: str) -> bool:
+        """Whether the ``privateParameters`` entry ``entry`` marks ``parameter``: itself, or a module holding it."""
+        return parameter == entry or parameter.startswith(entry + ".")
 
 
 class StrategyName(StrEnum):
@@ -831,6 +928,10 @@ class FederatedJobSpec(_Model):
         description="Differential privacy. Default: none.",
     )
     policy: PolicySpec = Field(default_factory=PolicySpec, description="Update admission limits.")
+    personalization: PersonalizationSpec | None = Field(
+        default=None,
+        description="Private layers (FedPer heads, FedBN normalization) and local fine-tuning. Default: none.",
+    )
     resources: PodResources = Field(
         default_factory=PodResources,
         description="CPU and memory of the pods the operator creates for this job.",
@@ -882,10 +983,30 @@ class FederatedJobSpec(_Model):
                     f"strategy.krumSelected ({strategy.krum_selected}) is above minSilos - byzantineSilos "
                     f"({self.min_silos - strategy.byzantine_silos}); lower strategy.krumSelected"
                 )
+        self._check_personalization()
         threshold = self.aggregation.threshold
         if threshold is not None and threshold > len(self.silos):
             raise ValueError(f"aggregation.threshold ({threshold}) is above the number of silos ({len(self.silos)})")
         return self
+
+    def _check_personalization(self) -> None:
+        """Batch normalization and FedBN need a model that has them and training that allows them."""
+        if self.model.normalization is Normalization.BATCH and self.privacy.mode is PrivacyMode.RECORD:
+            raise ValueError(
+                "model.normalization batch does not combine with privacy.mode record (batch statistics mix "
+                "records, which per-record clipping cannot bound); use normalization layer"
+            )
+        personal = self.personalization
+        if (
+            personal is not None
+            and personal.private_normalization
+            and self.model.builtin is not None
+            and self.model.normalization is Normalization.NONE
+        ):
+            raise ValueError(
+                "personalization.privateNormalization needs normalization layers; set model.normalization "
+                "batch or layer"
+            )
 
     def secagg_threshold(self) -> int:
         """The Shamir threshold t: configured, or the smallest strict majority."""

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fedsilo.aggregator import RoundSummary
 from fedsilo.protocol import PolicyVerdict
-from fedsilo.runner import LocalRun, RunOptions, render_table
+from fedsilo.runner import LocalRun, RunOptions, render_silo_quality, render_table
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._manifests import manifest_or_report
@@ -105,7 +105,10 @@ def _run(args: argparse.Namespace) -> int:
     else:
         # A pipe or log file gets the whole table rather than an 80-column squeeze.
         stdout = Console()
-        Console(width=max(stdout.width, 160) if not stdout.is_terminal else None).print(render_table(report))
+        wide = Console(width=max(stdout.width, 160) if not stdout.is_terminal else None)
+        wide.print(render_table(report))
+        if (silos := render_silo_quality(report)) is not None:
+            wide.print(silos)
         print(f"plot: {report.plot}\nreport: {report.path}")
         if report.privacy_plot:
             print(f"accuracy vs epsilon: {report.privacy_plot}\nledgers: {report.ledgers} (fedsilo ledger show)")

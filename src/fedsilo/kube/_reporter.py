@@ -25,7 +25,7 @@ from typing import Any
 
 import urllib3
 
-from fedsilo.api import API_VERSION, Denial, FederatedJobStatus, JobOutcome, JobResult, ModelEvaluation, RoundReport
+from fedsilo.api import API_VERSION, Denial, FederatedJobStatus, JobOutcome, JobResult, ModelQualityStatus, RoundReport
 
 from ._access import load_access
 from ._client import FEDERATED_JOB, ApiError, KubeApi, Object
@@ -99,13 +99,19 @@ class KubeStatusReporter:
             "Normal",
         )
 
-    def model_evaluated(self, evaluation: ModelEvaluation) -> None:
-        """Publish the accuracy of the newest evaluated model and record a ModelEvaluated event."""
-        self._publish(FederatedJobStatus(accuracy=evaluation.accuracy, accuracy_round=int(evaluation.round)))
+    def model_evaluated(self, quality: ModelQualityStatus) -> None:
+        """Publish the silos' scores of a model (each silo's accuracy, the worst silo, the spread) and an Event.
+
+        The federated model's mean is also the job's ``accuracy``, the figure `kubectl get` shows.
+        """
+        status = FederatedJobStatus(quality=quality)
+        if quality.stage == "global":
+            status = FederatedJobStatus(quality=quality, accuracy=quality.mean_accuracy, accuracy_round=quality.round)
+        self._publish(status)
         self._event(
             "ModelEvaluated",
-            f"Round {evaluation.round}'s model on the silos' data: accuracy {evaluation.accuracy:.4f}, "
-            f"loss {evaluation.loss:.4f}",
+            f"Round {quality.round}'s {quality.stage} model on the silos' data: accuracy {quality.mean_accuracy:.4f}, "
+            f"worst silo {quality.worst_silo} at {quality.worst_accuracy:.4f}",
             "Normal",
         )
 

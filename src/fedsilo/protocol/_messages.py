@@ -102,7 +102,14 @@ class UpdateMetadata(StrictMessage):
 
 
 class EvaluationReport(StrictMessage):
-    """A silo's evaluation of the global model it received at the start of ``round``."""
+    """A silo's evaluation of the global model it received at the start of ``round``.
+
+    ``stage`` says which model was scored: ``global``, the federated model (with the silo's
+    own private parameters, when the job keeps some); ``personalized``, the silo's model after
+    the job's local fine-tuning, reported once, in the closing evaluation. The claim is signed
+    with the silo's key, so the hub's per-silo accuracy is each silo's own word: a silo can
+    misreport its own score, never another's.
+    """
 
     job: ObjectName
     round: RoundNumber
@@ -111,6 +118,7 @@ class EvaluationReport(StrictMessage):
     loss: Magnitude
     accuracy: Annotated[float, Field(ge=0.0, le=1.0)]
     num_samples: Records
+    stage: Literal["global", "personalized"] = "global"
 
 
 class GlobalModelClaim(StrictMessage):

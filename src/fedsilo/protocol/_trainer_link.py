@@ -35,13 +35,21 @@ Round = Annotated[int, Field(ge=0, le=MAX_ROUND)]
 Records = Annotated[int, Field(ge=1, le=MAX_RECORDS)]
 
 
-class TrainerTask(StrictMessage):
-    """The sidecar's task header: say hello (round 0), fit or evaluate a round's model, or stop.
+# A parameter name on the link (a state-dict key), and how many private ones a trainer may declare.
+ParameterName = Annotated[str, Field(min_length=1, max_length=256)]
+MAX_PRIVATE_PARAMETERS = 4096
 
-    ``fit`` and ``evaluate`` come with the global model's bytes after the header.
+
+class TrainerTask(StrictMessage):
+    """The sidecar's task header: say hello (round 0), fit, evaluate or personalize a round's model, or stop.
+
+    ``fit``, ``evaluate`` and ``personalize`` come with the global model's bytes after the
+    header. ``personalize`` (the closing evaluation of a job that fine-tunes) asks the trainer
+    to score the model, fine-tune it on its own data and score it again; nothing of the
+    fine-tuned model comes back.
     """
 
-    kind: Literal["hello", "fit", "evaluate", "finished"]
+    kind: Literal["hello", "fit", "evaluate", "personalize", "finished"]
     round: Round
     # The round's fit configuration (the strategy's ``FitConfig`` fields), for ``fit`` only.
     fit_config: dict[str, Any] = Field(default_factory=dict)
@@ -77,10 +85,15 @@ class TrainerReply(StrictMessage):
     round: Round
     # hello: how many training records the silo has (its privacy plan and Join count).
     num_samples: Records | None = None
+    # hello: the parameters that stay in this silo (the job's personalization resolved on the
+    # model); the sidecar refuses any update or model that would carry one of them out.
+    private_parameters: tuple[ParameterName, ...] = Field(default=(), max_length=MAX_PRIVATE_PARAMETERS)
     # Why the task failed (the sidecar skips the round and logs it).
     error: Annotated[str, Field(max_length=4096)] | None = None
     evaluation: TrainerEvaluation | None = None
     fit: TrainerFitReport | None = None
+    # personalize: the score of the silo's model after local fine-tuning.
+    personalized: TrainerEvaluation | None = None
 
     @model_validator(mode="after")
     def _one_kind_of_answer(self) -> Self:

@@ -21,6 +21,7 @@ from ._local import LocalRun as LocalRun
 from ._local import RunOptions as RunOptions
 from ._report import RoundRow as RoundRow
 from ._report import RunReport as RunReport
+from ._report import render_silo_quality as render_silo_quality
 from ._report import render_table as render_table
 from ._report import write_plot as write_plot
 from ._report import write_privacy_plot as write_privacy_plot
@@ -52,6 +53,7 @@ __all__ = [
     "build_hub",
     "detect_isolation",
     "registered_silo_keys",
+    "render_silo_quality",
     "render_table",
     "run_aggregator",
     "statistics_phase",

@@ -44,10 +44,18 @@ class RoundRow:
     anomaly_score: dict[str, float] = field(default_factory=dict)
     # Why the round's sum was not applied (it broke the signed bounds; the model stayed); None when it counted.
     void: str | None = None
+    # Each silo's signed score of this round's model, the worst silo and the spread (population sd).
+    silo_accuracy: dict[str, float] = field(default_factory=dict)
+    worst_silo: str | None = None
+    worst_accuracy: float | None = None
+    accuracy_std: float | None = None
+    # The closing evaluation of a job that fine-tunes: each silo's score after fine-tuning.
+    personalized_accuracy: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, summary: RoundSummary) -> RoundRow:
         """A row from the aggregator's summary."""
+        quality = summary.quality
         return cls(
             round=summary.round,
             loss=summary.loss,
@@ -66,6 +74,11 @@ class RoundRow:
             update_cosine={s: v.update_cosine for s, v in summary.silos.items() if v.update_distance is not None},
             anomaly_score={s: v.anomaly_score for s, v in summary.silos.items() if v.anomaly_score is not None},
             void=summary.void,
+            silo_accuracy=quality.accuracies() if quality else {},
+            worst_silo=quality.worst_silo if quality else None,
+            worst_accuracy=quality.worst_accuracy if quality else None,
+            accuracy_std=quality.accuracy_std if quality else None,
+            personalized_accuracy=summary.personalized.accuracies() if summary.personalized else {},
         )
 
 
@@ -110,6 +123,17 @@ class RunReport:
         scored = [r.accuracy for r in self.rounds if r.accuracy is not None]
         return scored[-1] if scored else None
 
+    def personalization(self) -> dict[str, dict[str, float]]:
+        """Each silo's accuracy before (the federated model) and after fine-tuning; empty without fine-tuning."""
+        last = next((r for r in reversed(self.rounds) if r.personalized_accuracy), None)
+        if last is None:
+            return {}
+        return {
+            silo: {"before": last.silo_accuracy[silo], "after": after}
+            for silo, after in last.personalized_accuracy.items()
+            if silo in last.silo_accuracy
+        }
+
     @property
     def path(self) -> Path:
         """Where the local run wrote this report."""
@@ -123,6 +147,13 @@ class RunReport:
             document["epsilon_spent"] = self.cumulative_epsilon()[-1]
         if self.final_accuracy is not None and self.centralized_accuracy:
             document["accuracy_vs_centralized"] = self.final_accuracy / self.centralized_accuracy
+        scored = [r for r in self.rounds if r.worst_silo is not None]
+        if scored:
+            document["final_worst_silo"] = scored[-1].worst_silo
+            document["final_worst_accuracy"] = scored[-1].worst_accuracy
+            document["final_accuracy_std"] = scored[-1].accuracy_std
+        if personalization := self.personalization():
+            document["personalization"] = personalization
         return json.dumps(document, indent=2, sort_keys=True)
 
 
@@ -137,6 +168,8 @@ def render_table(report: RunReport) -> Table:
     table.add_column("round", justify="right")
     table.add_column("loss", justify="right")
     table.add_column("accuracy", justify="right")
+    table.add_column("worst silo", justify="right")
+    table.add_column("sd", justify="right")
     table.add_column("accepted", justify="right")
     table.add_column("denied / dropped")
     for silo in silos:
@@ -152,6 +185,8 @@ def render_table(report: RunReport) -> Table:
             str(row.round),
             "-" if row.loss is None else f"{row.loss:.4f}",
             "-" if row.accuracy is None else f"{row.accuracy:.4f}",
+            "-" if row.worst_accuracy is None else f"{row.worst_silo}: {row.worst_accuracy:.4f}",
+            "-" if row.accuracy_std is None else f"{row.accuracy_std:.4f}",
             f"{len(row.accepted)}/{len(row.participants)}",
             ", ".join(problems) or "-",
             *[
@@ -165,6 +200,34 @@ def render_table(report: RunReport) -> Table:
             f"; federated reaches {report.final_accuracy / report.centralized_accuracy:.1%} of it"
             if report.final_accuracy is not None and report.centralized_accuracy
             else ""
+        )
+    return table
+
+
+def render_silo_quality(report: RunReport) -> Table | None:
+    """Each silo's accuracy of the final model, and after fine-tuning when the job fine-tunes; None if unscored."""
+    last = next((r for r in reversed(report.rounds) if r.silo_accuracy), None)
+    if last is None:
+        return None
+    personalization = report.personalization()
+    table = Table(title=f"{report.job}: accuracy per silo (round {last.round}'s model, held-out splits)")
+    table.add_column("silo")
+    table.add_column("federated model", justify="right")
+    if personalization:
+        table.add_column("after fine-tuning", justify="right")
+        table.add_column("change", justify="right")
+    for silo, accuracy in last.silo_accuracy.items():
+        cells = [silo, f"{accuracy:.4f}"]
+        if personalization:
+            tuned = personalization.get(silo, {}).get("after")
+            cells += ["-", "-"] if tuned is None else [f"{tuned:.4f}", f"{tuned - accuracy:+.4f}"]
+        table.add_row(*cells)
+    if personalization:
+        before = [v["before"] for v in personalization.values()]
+        after = [v["after"] for v in personalization.values()]
+        table.caption = (
+            f"worst silo {min(before):.4f} -> {min(after):.4f}; "
+            f"unweighted mean {sum(before) / len(before):.4f} -> {sum(after) / len(after):.4f}"
         )
     return table
 

@@ -14,6 +14,7 @@ waits (bounded) for the queue to drain.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -25,7 +26,6 @@ from fedsilo.api import (
     EvidenceHead,
     JobEvidence,
     JobOutcome,
-    ModelEvaluation,
     ModelReference,
     RoundNumber,
     RoundReport,
@@ -68,8 +68,11 @@ class ReportingObserver:
 
     Figures are cumulative (denials so far, epsilon spent so far), so a report the reporter
     failed to deliver is healed by the next one. Each round is reported once, when it
-    closes. Its model's evaluation arrives later (the silos evaluate it as the next round
-    closes, the last one in the closing evaluation) and is reported once, when it is there.
+    closes.
+
+    Per-silo quality is published as it arrives: a round's model is scored by the silos in the
+    next round (or the closing evaluation), so each announcement publishes the newest scores
+    of any summary it has seen that were not published yet (``model_evaluated``).
 
     Epsilon spent is the hub ledger's composed total for the silo (``SiloRoundStats.epsilon_spent``),
     never a sum of per-round epsilons: composing the mechanisms is what the accountant is for.
@@ -79,12 +82,12 @@ class ReportingObserver:
         self._reporter = reporter
         self._models = models
         self._reported: set[int] = set()
-        self._evaluated: set[int] = set()
-        # The round before: its model's evaluation is attached to it when the next one closes.
-        self._last: RoundSummary | None = None
         self._denials: dict[int, int] = {}
         self._epsilon: dict[SiloName, float] = {}
         self._rounds_completed = 0
+        # Summaries seen so far (the coordinator fills in their scores later), and what was published.
+        self._summaries: dict[int, RoundSummary] = {}
+        self._published_quality: set[tuple[int, str]] = set()
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._deliver, name="status-reporter", daemon=True)
         self._worker.start()
@@ -102,12 +105,10 @@ class ReportingObserver:
         self._queue.put(lambda: self._reporter.update_denied(denial))
 
     def round_finished(self, summary: RoundSummary) -> None:
-        """Report the round's cumulative figures the first time it is announced, and any new evaluation."""
-        if self._last is not None and self._last is not summary:
-            self._report_evaluation(self._last)
-        self._last = summary
+        """Report the round's cumulative figures the first time it is announced, and any new per-silo scores."""
+        self._summaries[summary.round] = summary
+        self._publish_quality()
         if summary.round in self._reported:
-            self._report_evaluation(summary)
             return
         self._reported.add(summary.round)
         self._rounds_completed = max(self._rounds_completed, summary.round)
@@ -138,12 +139,17 @@ class ReportingObserver:
         )
         self._queue.put(lambda: self._reporter.round_completed(report))
 
-    def _report_evaluation(self, summary: RoundSummary) -> None:
-        if summary.accuracy is None or summary.loss is None or summary.round in self._evaluated:
+    def _publish_quality(self) -> None:
+        """Queue the newest scores not yet published: the federated model's, then the personalized ones."""
+        scored = [s for s in self._summaries.values() if s.quality is not None]
+        if not scored:
             return
-        self._evaluated.add(summary.round)
-        evaluation = ModelEvaluation(RoundNumber(summary.round), summary.accuracy, summary.loss)
-        self._queue.put(lambda: self._reporter.model_evaluated(evaluation))
+        newest = max(scored, key=lambda s: s.round)
+        for quality in (newest.quality, newest.personalized):
+            if quality is None or (quality.round, quality.stage) in self._published_quality:
+                continue
+            self._published_quality.add((quality.round, quality.stage))
+            self._queue.put(functools.partial(self._reporter.model_evaluated, quality.status()))
 
     # ----- the end ----------------------------------------------------------------------
 

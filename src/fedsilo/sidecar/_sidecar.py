@@ -48,6 +48,7 @@ from ._masking import MaskedEncode
 from ._model_check import ModelCheck, ModelRefused
 from ._pipeline import OutgoingUpdate, Step, refusal_verdict, run_steps
 from ._privacy import ChargeLedger, PrivacyGuard, SiloNoise
+from ._private import KeepPrivate, private_names
 from ._sending import Send, Sign
 from ._update import Clip, check_weights, plain_encode
 
@@ -92,6 +93,8 @@ class Sidecar:
         self._job_name = config.job.metadata.name
         self._spec = config.job.spec
         self._privacy: PrivacyGuard | None = None
+        # The parameters this silo keeps (personalization); declared by the trainer at hello.
+        self._private: frozenset[str] = frozenset()
         key = config.aggregator_key
         self._model_check = ModelCheck(self._job_name, key) if key is not None else None
         if key is None:
@@ -163,6 +166,9 @@ class Sidecar:
         result = self._link.await_result(0, timeout=self.config.connect_timeout * 5)
         if result.header.num_samples is None:
             raise MessageError("TrainerReply: the answer to hello carries no num_samples")
+        self._private = private_names(self._spec, result.header.private_parameters)
+        if self._private:
+            log.info("%d parameters stay in this silo: %s", len(self._private), ", ".join(sorted(self._private)))
         return result.header.num_samples
 
     def _join(self, stub: rpc.AggregatorStub, num_samples: int) -> None:
@@ -199,6 +205,7 @@ class Sidecar:
         elif spec.aggregation.mode is AggregationMode.HOMOMORPHIC:
             encode = HomomorphicEncode(self.config, self._identity, stub)
         return [
+            *([KeepPrivate(self._private)] if self._private else []),  # private parameters never leave
             check_weights,  # the trainer's tensors: names, shapes, finite values
             Clip(spec.policy.norm_cap, spec.aggregation.clip_range),  # the norm cap and fixed-point range
             *([SiloNoise(privacy, spec.aggregation.clip_range)] if privacy else []),  # budget, noise, weight
@@ -227,7 +234,10 @@ class Sidecar:
             return
         global_weights = decode_weights(blob)
         self._link.result_limit_bytes = len(blob) + (1 << 20)
-        kind: Literal["fit", "evaluate"] = "evaluate" if plan.evaluate_only else "fit"
+        personal = self._spec.personalization
+        kind: Literal["fit", "evaluate", "personalize"] = "evaluate" if plan.evaluate_only else "fit"
+        if plan.evaluate_only and personal is not None and personal.fine_tune_epochs:
+            kind = "personalize"
         fit_config = plan.fit_config
         if self._privacy is not None and not plan.evaluate_only:
             fit_config, withheld = self._privacy.plan_task(plan)
@@ -242,7 +252,9 @@ class Sidecar:
             return
         if result.header.evaluation is not None:
             self._report_evaluation(stub, plan.round, result.header.evaluation)
-        if kind == "evaluate":
+        if result.header.personalized is not None and kind == "personalize":
+            self._report_evaluation(stub, plan.round, result.header.personalized, "personalized")
+        if kind != "fit":
             return
         fit = result.header.fit
         records = fit.num_samples if fit is not None else num_samples
@@ -251,7 +263,13 @@ class Sidecar:
         update = OutgoingUpdate(plan, layout, layout.flatten(global_weights), result.blob, report, records, records)
         self._verdict(plan.round, run_steps(steps, update))
 
-    def _report_evaluation(self, stub: rpc.AggregatorStub, round_number: int, evaluation: TrainerEvaluation) -> None:
+    def _report_evaluation(
+        self,
+        stub: rpc.AggregatorStub,
+        round_number: int,
+        evaluation: TrainerEvaluation,
+        stage: Literal["global", "personalized"] = "global",
+    ) -> None:
         report = EvaluationReport(
             job=self._job_name,
             round=round_number,
@@ -260,6 +278,7 @@ class Sidecar:
             loss=evaluation.loss,
             accuracy=evaluation.accuracy,
             num_samples=evaluation.num_samples,
+            stage=stage,
         )
         signed = report.canonical_bytes()
         stub.ReportEvaluation(signed_metadata(signed, self._identity.signing_key.sign(signed)))

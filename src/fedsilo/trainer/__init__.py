@@ -20,6 +20,10 @@ from ._models import MLP as MLP
 from ._models import LogisticRegression as LogisticRegression
 from ._models import SmallCNN as SmallCNN
 from ._models import build_model as build_model
+from ._personal import PersonalizationError as PersonalizationError
+from ._personal import PersonalizedClient as PersonalizedClient
+from ._personal import fine_tune as fine_tune
+from ._personal import private_parameters as private_parameters
 from ._process import run_trainer as run_trainer
 from ._torch_client import TorchClassifierClient as TorchClassifierClient
 
@@ -32,11 +36,15 @@ __all__ = [
     "FitConfig",
     "FitResult",
     "LogisticRegression",
+    "PersonalizationError",
+    "PersonalizedClient",
     "SmallCNN",
     "TorchClassifierClient",
     "TrainerClient",
     "build_client",
     "build_model",
+    "fine_tune",
     "initial_weights",
+    "private_parameters",
     "run_trainer",
 ]

@@ -18,6 +18,7 @@ from fedsilo.protocol import Weights
 
 from ._client import TrainerClient
 from ._models import build_model
+from ._personal import PersonalizedClient, private_parameters
 from ._torch_client import TorchClassifierClient
 
 
@@ -55,15 +56,25 @@ def _user_client(factory: str, spec: FederatedJobSpec, data: SiloData) -> Traine
 def build_client(spec: FederatedJobSpec, data: SiloData) -> TrainerClient:
     """The client for this job's model on ``data``, initialised from ``spec.seed``.
 
+    A job with private parameters (``spec.personalization``) gets a ``PersonalizedClient``:
+    its weights are the shared parameters only.
+
     Raises:
         FactoryError: ``spec.model.factory`` cannot be imported, fails, or returns
             something that is not a ``TrainerClient``.
+        PersonalizationError: the job's private parameters do not fit the model.
     """
     # The same seed in every trainer and on the hub: identical initial weights everywhere.
     torch.manual_seed(spec.seed)
     if spec.model.factory is not None:
-        return _user_client(spec.model.factory, spec, data)
-    return TorchClassifierClient(build_model(spec.model, data.input_shape, data.num_classes), data)
+        client = _user_client(spec.model.factory, spec, data)
+    else:
+        client = TorchClassifierClient(build_model(spec.model, data.input_shape, data.num_classes), data)
+    model = getattr(client, "model", None)
+    private = private_parameters(
+        spec.personalization, list(client.get_weights()), model if isinstance(model, torch.nn.Module) else None
+    )
+    return PersonalizedClient(client, private) if private else client
 
 
 def initial_weights(spec: FederatedJobSpec, data: SiloData) -> Weights:

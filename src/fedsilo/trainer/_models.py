@@ -1,8 +1,10 @@
 """The built-in models: logistic regression, a multi-layer perceptron, and a small CNN.
 
-``build_client`` builds them from ``spec.model``. Plain ``torch.nn`` modules without batch
-normalisation, so the same models also work under record-level DP-SGD (per-sample
-gradients) and have no buffers that averaging would corrupt; every tensor is a parameter.
+``build_client`` builds them from ``spec.model``. Plain ``torch.nn`` modules, by default
+without normalization, so the same models also work under record-level DP-SGD (per-sample
+gradients) and every tensor is a parameter. ``spec.model.normalization`` adds batch or layer
+normalization after each hidden layer of the mlp and cnn (what FedBN keeps in each silo;
+batch normalization's running statistics are buffers, and the job refuses it with DP-SGD).
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ import math
 import torch
 from torch import nn
 
-from fedsilo.api import BuiltinModel, ModelSpec
+from fedsilo.api import BuiltinModel, ModelSpec, Normalization
+
+
+def _norm(kind: Normalization, width: int, *, image: bool = False) -> list[nn.Module]:
+    """The normalization layer after a hidden layer of ``width`` units (channels for images), if any."""
+    if kind is Normalization.BATCH:
+        return [nn.BatchNorm2d(width) if image else nn.BatchNorm1d(width)]
+    if kind is Normalization.LAYER:
+        # Over the channels of each pixel for images: GroupNorm with one group is LayerNorm over (C, H, W).
+        return [nn.GroupNorm(1, width) if image else nn.LayerNorm(width)]
+    return []
 
 
 class LogisticRegression(nn.Module):
@@ -29,12 +41,18 @@ class LogisticRegression(nn.Module):
 class MLP(nn.Module):
     """Fully connected layers with ReLU."""
 
-    def __init__(self, num_features: int, num_classes: int, hidden_sizes: list[int]) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        num_classes: int,
+        hidden_sizes: list[int],
+        normalization: Normalization = Normalization.NONE,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = num_features
         for size in hidden_sizes:
-            layers += [nn.Linear(width, size), nn.ReLU()]
+            layers += [nn.Linear(width, size), *_norm(normalization, size), nn.ReLU()]
             width = size
         layers.append(nn.Linear(width, num_classes))
         self.layers = nn.Sequential(*layers)
@@ -50,7 +68,9 @@ class SmallCNN(nn.Module):
     square number, read as one-channel square images (an 8x8 digit is 64 values).
     """
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
+    def __init__(
+        self, input_shape: tuple[int, ...], num_classes: int, normalization: Normalization = Normalization.NONE
+    ) -> None:
         super().__init__()
         if len(input_shape) == 3:
             channels, height, width = input_shape
@@ -64,8 +84,10 @@ class SmallCNN(nn.Module):
         self.image_shape = (channels, height, width)
         self.features = nn.Sequential(
             nn.Conv2d(channels, 16, 3, padding=1),
+            *_norm(normalization, 16, image=True),
             nn.ReLU(),
             nn.Conv2d(16, 32, 3, padding=1),
+            *_norm(normalization, 32, image=True),
             nn.ReLU(),
             nn.MaxPool2d(2),
         )
@@ -84,7 +106,7 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], num_classes: int)
     if spec.builtin is BuiltinModel.LOGISTIC_REGRESSION:
         return LogisticRegression(features, num_classes)
     if spec.builtin is BuiltinModel.MLP:
-        return MLP(features, num_classes, list(spec.hidden_sizes))
+        return MLP(features, num_classes, list(spec.hidden_sizes), spec.normalization)
     if spec.builtin is BuiltinModel.CNN:
-        return SmallCNN(input_shape, num_classes)
+        return SmallCNN(input_shape, num_classes, spec.normalization)
     raise ValueError(f"spec.model.builtin {spec.builtin!r} is not a built-in model")

@@ -42,6 +42,7 @@ from fedsilo.protocol import (
 
 from ._client import DpSgdConfig, EvaluateConfig, EvaluateResult, FitConfig, TrainerClient
 from ._factory import build_client
+from ._personal import PersonalizedClient, fine_tune
 
 log = logging.getLogger("fedsilo.trainer")
 
@@ -124,10 +125,17 @@ def _evaluation(result: EvaluateResult) -> TrainerEvaluation | None:
         return None
 
 
-def _serve(client: TrainerClient, task: TrainerTask, blob: bytes, num_test: int) -> tuple[TrainerReply, bytes]:
-    """Run one fit or evaluate task; the reply header and the local model bytes."""
+def _serve(
+    client: TrainerClient, task: TrainerTask, blob: bytes, num_test: int, spec: FederatedJobSpec
+) -> tuple[TrainerReply, bytes]:
+    """Run one fit, evaluate or personalize task; the reply header and the local model bytes (fit only)."""
     client.set_weights(decode_weights(blob))
     evaluation = _evaluation(client.evaluate(EvaluateConfig(round=task.round))) if num_test else None
+    if task.kind == "personalize":
+        # The fine-tuned model stays here: only its score goes back.
+        fine_tune(client, spec)
+        personalized = _evaluation(client.evaluate(EvaluateConfig(round=task.round))) if num_test else None
+        return TrainerReply(round=task.round, evaluation=evaluation, personalized=personalized), b""
     if task.kind != "fit":
         return TrainerReply(round=task.round, evaluation=evaluation), b""
     result = client.fit(_fit_config(task.fit_config))
@@ -168,10 +176,12 @@ def run_trainer(
             if task.kind == "finished":
                 return 0
             if task.kind == "hello":
-                reply, out = TrainerReply(round=task.round, num_samples=len(data.train_y)), b""
+                private = sorted(client.private) if isinstance(client, PersonalizedClient) else []
+                reply = TrainerReply(round=task.round, num_samples=len(data.train_y), private_parameters=tuple(private))
+                out = b""
             else:
                 try:
-                    reply, out = _serve(client, task, blob, len(data.test_y))
+                    reply, out = _serve(client, task, blob, len(data.test_y), spec)
                 except Exception as error:  # reported to the sidecar, which skips the round
                     log.error("round %d failed: %s", task.round, traceback.format_exc())
                     reply, out = TrainerReply(round=task.round, error=f"{type(error).__name__}: {error}"[:4096]), b""

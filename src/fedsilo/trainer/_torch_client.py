@@ -64,6 +64,9 @@ class TorchClassifierClient(TrainerClient):
         self._train_y = torch.from_numpy(data.train_y)
         self._test_x = torch.from_numpy(data.test_x)
         self._test_y = torch.from_numpy(data.test_y)
+        # Batch normalization cannot train on a batch of one record (its variance is undefined):
+        # such a model skips the one-record batch an epoch may end with.
+        self._smallest_batch = 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) else 1
         # FedProx's w_global: the weights of the last set_weights (the initial ones before).
         self._global = self._parameters_copy()
         # torch.optim imports torch._dynamo when it builds its first optimizer, seconds on a
@@ -156,6 +159,8 @@ class TorchClassifierClient(TrainerClient):
             order = torch.randperm(records, generator=generator)
             for start in range(0, records, config.batch_size):
                 batch = order[start : start + config.batch_size]
+                if len(batch) < self._smallest_batch:
+                    continue
                 totals += self._step(
                     optimizer, self.model, self._train_x[batch], self._train_y[batch], config.proximal_mu
                 )
