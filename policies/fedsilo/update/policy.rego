@@ -53,6 +53,7 @@ silo_epsilon_if_accepted := e if {
 # (fedsilo.policy.Reason; docs/policy-input.md lists each one and the step that finds it).
 hub_reasons := {
 	"claim_mismatch",
+	"compression_mismatch",
 	"epsilon_claim_mismatch",
 	"identity_mismatch",
 	"noise_below_configured",
@@ -66,6 +67,7 @@ hub_reasons := {
 	"round_already_charged",
 	"round_closed",
 	"shape_mismatch",
+	"subset_mismatch",
 	"update_incompatible",
 	"upload_busy",
 	"wrong_job",

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from fedsilo.audit import SignedHead
 from fedsilo.policy import BudgetView, Decision, Refusal, UpdatePolicyInput
-from fedsilo.protocol import PolicyVerdict, UpdateMetadata, Weights
+from fedsilo.protocol import PolicyVerdict, RoundCompression, UpdateMetadata, Weights
 
 
 class UpdateGate(Protocol):
@@ -100,6 +100,9 @@ class SiloRoundStats:
     # L2 distance from the silo's update to that step, and the cosine of the angle between them.
     update_distance: float | None = None
     update_cosine: float | None = None
+    # The update's payload upload: its bytes and seconds (what adaptive compression measures).
+    upload_bytes: int = 0
+    upload_seconds: float = 0.0
 
 
 @dataclass
@@ -120,6 +123,9 @@ class RoundSummary:
     # The audit log's and the hub ledger's signed heads as the round closed, to publish outside them.
     audit_head: SignedHead | None = None
     ledger_head: SignedHead | None = None
+    # The round's compression (level, words, subset) and why the hub chose that level; None: uncompressed.
+    compression: RoundCompression | None = None
+    compression_reason: str = ""
 
 
 class RoundObserver(Protocol):

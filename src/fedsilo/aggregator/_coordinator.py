@@ -36,6 +36,7 @@ from fedsilo.secagg import SecAggAbort, choose_fractional_bits
 from ._admission import Admission, Chunk
 from ._aggregation import Aggregation
 from ._attribution import SeenNonces
+from ._compression import CompressionPlanner
 from ._contracts import JobFailed, PrivacyBook, RoundObserver, RoundSummary, ServerStrategy, UpdateGate, UpdatesStrategy
 from ._evaluation import apply_evaluations, receive_evaluation
 from ._metrics import ROUNDS
@@ -99,6 +100,9 @@ class JobCoordinator:
         self._nonces = SeenNonces()
         self._round: OpenRound | None = None
         self._final_plan: RoundPlan | None = None
+        self._compression = (
+            CompressionPlanner(self.spec, self._layout.size) if self.spec.compression is not None else None
+        )
         self.summaries: list[RoundSummary] = []
         self.admission = Admission(
             job,
@@ -271,6 +275,9 @@ class JobCoordinator:
         records = dict(self._presence.joined)
         masked = self.spec.aggregation.mode is AggregationMode.MASKED
         fit_config = {} if evaluate_only else fit_config_document(self._strategy.configure_round(round_number))
+        choice = None
+        if self._compression is not None and not evaluate_only:
+            choice = self._compression.plan(round_number, participants, records)
         plan = RoundPlan(
             round=round_number,
             evaluate_only=evaluate_only,
@@ -285,6 +292,7 @@ class JobCoordinator:
             vector_length=self._layout.size + 1,
             model_claim=self._model_seal.claim,
             model_signature=self._model_seal.signature,
+            compression=choice.settings if choice is not None else None,
         )
         aggregation = None if evaluate_only else round_aggregation(self.job, plan, self._keys)
         expected = frozenset(participants)
@@ -298,6 +306,7 @@ class JobCoordinator:
             inputs=Phase[PolicyVerdict]("input", expected, deadline),
             unmask=None,
             records=records,
+            compression_reason=choice.reason if choice is not None else "",
         )
         self._round = current
         self._cond.notify_all()
@@ -329,6 +338,8 @@ class JobCoordinator:
                 )
             if aggregation.setup_steps:
                 self._run_unmask(current, aggregation, accepted)
+        if self._compression is not None:
+            self._compression.observe(current.stats)
         total, weight = aggregation.result()
         if weight <= 0 or not math.isfinite(weight):
             raise JobFailed(f"round {round_number}: aggregate weight is {weight}")

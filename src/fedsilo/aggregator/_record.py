@@ -42,6 +42,8 @@ def summarize(
         silos=dict(current.stats),
         audit_head=audit_head,
         ledger_head=ledger_head,
+        compression=plan.compression,
+        compression_reason=current.compression_reason,
     )
 
 

@@ -29,9 +29,11 @@ from ._status import StatusReporter as StatusReporter
 from ._types import API_GROUP as API_GROUP
 from ._types import API_VERSION as API_VERSION
 from ._types import WORKLOAD_NAMESPACE_ANNOTATION as WORKLOAD_NAMESPACE_ANNOTATION
+from ._types import AdaptiveCompressionSpec as AdaptiveCompressionSpec
 from ._types import AggregationMode as AggregationMode
 from ._types import AggregationSpec as AggregationSpec
 from ._types import BuiltinModel as BuiltinModel
+from ._types import CompressionSpec as CompressionSpec
 from ._types import DataClass as DataClass
 from ._types import DataSource as DataSource
 from ._types import DataSpec as DataSpec
@@ -61,11 +63,13 @@ __all__ = [
     "API_GROUP",
     "API_VERSION",
     "WORKLOAD_NAMESPACE_ANNOTATION",
+    "AdaptiveCompressionSpec",
     "AdmissionRecord",
     "AggregationMode",
     "AggregationSpec",
     "AggregatorEndpoint",
     "BuiltinModel",
+    "CompressionSpec",
     "Condition",
     "ConditionType",
     "DataClass",

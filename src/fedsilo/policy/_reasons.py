@@ -56,6 +56,9 @@ class Reason(StrEnum):
     PAYLOAD_INVALID = "payload_invalid"
     PAYLOAD_DIGEST_MISMATCH = "payload_digest_mismatch"
     CLAIM_MISMATCH = "claim_mismatch"
+    # Compressed otherwise than the round published: another level, or other coordinates than its subset.
+    COMPRESSION_MISMATCH = "compression_mismatch"
+    SUBSET_MISMATCH = "subset_mismatch"
     # Found after the policy: the round closed while the policy decided.
     ROUND_CLOSED = "round_closed"
     # The gate's own: no engine answered within the retries (fail closed).

@@ -15,6 +15,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from fedsilo.api import FedsiloVersion
 
+from ._compression import RoundCompression
 from ._strict import MessageError, StrictMessage
 
 # Bounds no honest message comes near. They keep a hostile one from costing memory or
@@ -83,7 +84,8 @@ class UpdateMetadata(StrictMessage):
     l2_norm: Magnitude
     num_samples: Records
     vector_length: Annotated[int, Field(ge=1, le=MAX_VECTOR_LENGTH)]
-    dtype: Annotated[str, Field(pattern=r"^(float32|uint32)$")]
+    # uint8: a compressed payload, packed words (``fedsilo.compression``).
+    dtype: Annotated[str, Field(pattern=r"^(float32|uint32|uint8)$")]
     payload_digest: Digest
     epsilon_round: Magnitude | None
     # What the update is compatible with: the silo's fedsilo release and the fingerprint of
@@ -92,6 +94,9 @@ class UpdateMetadata(StrictMessage):
     fedsilo_version: FedsiloVersion
     architecture: Digest
     mechanism: MechanismDocument | None = None
+    # The round's compression the payload was made with (None: uncompressed); the hub refuses
+    # an update whose settings, or shared subset, are not the round's.
+    compression: RoundCompression | None = None
 
     def mechanism_document(self) -> dict[str, Any] | None:
         """The mechanism as the JSON object that was signed (what ``mechanism_from_json`` reads)."""
@@ -145,6 +150,8 @@ class RoundPlan:
     # ``GlobalModelClaim`` canonical bytes of the model this round starts from, and the hub's signature.
     model_claim: bytes = b""
     model_signature: bytes = b""
+    # How this round's updates are compressed (None: they are not).
+    compression: RoundCompression | None = None
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def decode_weights(data: bytes) -> Weights:
     return out
 
 
-_DTYPES: dict[str, npt.DTypeLike] = {"uint32": np.dtype("<u4"), "float32": np.dtype("<f4")}
+_DTYPES: dict[str, npt.DTypeLike] = {"uint32": np.dtype("<u4"), "float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
 
 
 def vector_dtype(name: str) -> np.dtype[np.generic]:
@@ -123,7 +123,7 @@ def vector_dtype(name: str) -> np.dtype[np.generic]:
     try:
         return np.dtype(_DTYPES[name])
     except KeyError as error:
-        raise StreamError(f"unknown vector dtype {name!r}; expected uint32 or float32") from error
+        raise StreamError(f"unknown vector dtype {name!r}; expected uint32, float32 or uint8") from error
 
 
 def vector_to_bytes(array: npt.NDArray[np.generic], dtype: str) -> bytes:

@@ -134,7 +134,19 @@ class SecAggClient:
         c = self.config
         if values.size + 1 != c.vector_length:
             raise ValueError(f"update has {values.size} values, the round expects {c.vector_length - 1}")
-        masked = encode(values, weight, c.clip_range, c.fractional_bits)
+        return self.mask_words(encode(values, weight, c.clip_range, c.fractional_bits))
+
+    def mask_words(self, words: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+        """``words + PRG(seed) + sum of +-PRG(pairwise key)`` mod 2^32, in place.
+
+        Any encoding's words: fixed point, or a compressed round's levels, whose sum is then
+        read mod ``2^m`` (the masks reduce mod ``2^m`` as well, so the low ``m`` bits of each
+        masked word are as uniformly masked as the whole word).
+        """
+        c = self.config
+        if words.dtype != np.uint32 or words.shape != (c.vector_length,):
+            raise ValueError(f"the round masks {c.vector_length} uint32 words")
+        masked = words
         peers = sorted(self._ciphertexts)
         pair_keys = {
             peer: c.pairwise_key(self._masking_key.exchange(self._adverts[peer].masking_key), self.me, peer)

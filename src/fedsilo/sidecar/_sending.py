@@ -44,6 +44,7 @@ class Sign:
             fedsilo_version=__version__,
             architecture=update.architecture,
             mechanism=mechanism_claim(update.mechanism.to_json()) if update.mechanism is not None else None,
+            compression=update.compression,
         )
         update.signed_metadata = metadata.canonical_bytes()
         update.signature = self.signing_key.sign(update.signed_metadata)

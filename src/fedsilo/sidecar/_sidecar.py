@@ -41,6 +41,7 @@ from fedsilo.protocol import (
     wait_round_request,
 )
 
+from ._compress import Compress
 from ._config import SidecarConfig
 from ._link import TrainerLinkService
 from ._masking import MaskedEncode
@@ -197,10 +198,17 @@ class Sidecar:
             if spec.aggregation.mode is AggregationMode.MASKED
             else plain_encode
         )
+        compression = spec.compression
         return [
             check_weights,  # the trainer's tensors: names, shapes, finite values
             Clip(spec.policy.norm_cap, spec.aggregation.clip_range),  # the norm cap and fixed-point range
             *([SiloNoise(privacy, spec.aggregation.clip_range)] if privacy else []),  # budget, noise, weight
+            # The round's quantization / sparsification, after clip and noise; its residual stays here.
+            *(
+                [Compress(spec.aggregation.mode is AggregationMode.MASKED, compression.error_feedback)]
+                if compression is not None
+                else []
+            ),
             encode,  # masked: fixed point + pairwise masks; plain: [weight * update..., weight]
             *([ChargeLedger(privacy)] if privacy else []),  # the ledger, before anything leaves
             Sign(self._job_name, self.config.silo, self._identity.signing_key),  # the claims the policy reads
