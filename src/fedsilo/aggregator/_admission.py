@@ -289,7 +289,7 @@ class Admission:
             budget = self._privacy.policy_view(submission.silo, claims)
         passed_on = refusal if refusal is not None and refusal.reason not in _JUDGED_BY_POLICY else None
         return UpdatePolicyInput(
-            job=JobFacts.of(self.job, current.plan.round),
+            job=JobFacts.of(self.job, current.plan.round, current.plan.compression),
             silo=SiloFacts(
                 name=submission.silo,
                 enrolled=submission.silo in self._keys,

@@ -11,6 +11,7 @@ from ._manifest import load_manifest as load_manifest
 from ._manifest import parse_manifest as parse_manifest
 from ._status import AdmissionRecord as AdmissionRecord
 from ._status import AggregatorEndpoint as AggregatorEndpoint
+from ._status import CompressionStatus as CompressionStatus
 from ._status import Condition as Condition
 from ._status import ConditionType as ConditionType
 from ._status import Denial as Denial
@@ -70,6 +71,7 @@ __all__ = [
     "AggregatorEndpoint",
     "BuiltinModel",
     "CompressionSpec",
+    "CompressionStatus",
     "Condition",
     "ConditionType",
     "DataClass",

@@ -84,6 +84,7 @@ class KubeStatusReporter:
                 max_epsilon_spent=max(epsilon.values(), default=0.0),
                 latest_model=report.latest_model,
                 evidence=report.evidence,
+                compression=report.compression,
             )
         )
         model = f", model {report.latest_model.digest}" if report.latest_model else ""

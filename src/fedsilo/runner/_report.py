@@ -40,6 +40,8 @@ class RoundRow:
     # Plain mode: each accepted update's L2 distance and cosine to the step the model took (anomaly signal).
     update_distance: dict[str, float] = field(default_factory=dict)
     update_cosine: dict[str, float | None] = field(default_factory=dict)
+    # The round's compression (bits, word_bits, subset_size, top_k) and why that level; None: uncompressed.
+    compression: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, summary: RoundSummary) -> RoundRow:
@@ -60,6 +62,15 @@ class RoundRow:
             model_digest=summary.model_digest,
             update_distance={s: v.update_distance for s, v in summary.silos.items() if v.update_distance is not None},
             update_cosine={s: v.update_cosine for s, v in summary.silos.items() if v.update_distance is not None},
+            compression=None
+            if summary.compression is None
+            else {
+                "bits": summary.compression.bits,
+                "word_bits": summary.compression.word_bits,
+                "subset_size": summary.compression.subset_size,
+                "top_k": summary.compression.top_k,
+                "reason": summary.compression_reason,
+            },
         )
 
 
