@@ -33,6 +33,8 @@ class RoundRow:
     seconds: float
     bytes_up: dict[str, int]
     bytes_down: dict[str, int]
+    # The update payload alone (the bytes compression shrinks), within bytes_up.
+    payload_up: dict[str, int]
     # Epsilon of this round's update alone, and the silo's epsilon in the job after it (hub ledger).
     epsilon: dict[str, float | None]
     epsilon_spent: dict[str, float | None]
@@ -57,6 +59,7 @@ class RoundRow:
             seconds=round(summary.seconds, 3),
             bytes_up={s: v.bytes_up for s, v in summary.silos.items()},
             bytes_down={s: v.bytes_down for s, v in summary.silos.items()},
+            payload_up={s: v.upload_bytes for s, v in summary.silos.items()},
             epsilon={s: v.epsilon_round for s, v in summary.silos.items()},
             epsilon_spent={s: v.epsilon_spent for s, v in summary.silos.items()},
             model_digest=summary.model_digest,
