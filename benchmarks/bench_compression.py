@@ -54,6 +54,8 @@ def _manifest(folder: Path, seed: int, name: str, mode: str, compression: dict[s
     documents = list(yaml.safe_load_all(QUICKSTART.read_text()))
     job = copy.deepcopy(documents[0])
     job["spec"]["seed"] = seed
+    # Generous on a loaded machine (silos get this long to start and join); no round waits for it.
+    job["spec"]["roundTimeoutSeconds"] = 900
     job["spec"]["aggregation"]["mode"] = mode
     if compression is not None:
         job["spec"]["compression"] = compression
