@@ -140,7 +140,9 @@ def read_plain_payload(
         ).astype(np.uint32)
         position += count * _INDEX.itemsize
         assert chosen is not None
-        if chosen.size and (int(chosen[-1]) >= length or (chosen.size > 1 and not (np.diff(chosen) > 0).all())):
+        # Signed differences: uint32 ones would wrap a decrease around to a large increase.
+        steps = np.diff(chosen.astype(np.int64))
+        if chosen.size and (int(chosen.max()) >= length or not (steps > 0).all()):
             raise CompressionError("top-k indices must be strictly increasing coordinates of the model")
     else:
         chosen = coordinates(settings, length)
