@@ -9,6 +9,7 @@ import pytest
 from fedsilo.compression import (
     coordinates,
     dequantize,
+    low_bits,
     masked_levels,
     masked_total,
     max_silos,
@@ -42,7 +43,7 @@ def test_at_the_limit_the_sum_of_packed_masked_words_is_the_sum_of_levels(bits: 
     top = np.full(count, (1 << bits) - 1, dtype=np.uint32)
     # Every silo at the top level (the worst case the width must hold), and one at random levels.
     levels = [rng.integers(0, 1 << bits, count, dtype=np.uint64).astype(np.uint32), *([top] * (silos - 1))]
-    low = np.uint32((1 << width) - 1) if width < 32 else np.uint32(0xFFFFFFFF)
+    low = low_bits(width)
     total = np.zeros(count, dtype=np.uint32)
     for words, mask in zip(levels, _cancelling_masks(silos, count, rng), strict=True):
         wire = pack_words((words + mask) & low, width)
@@ -85,12 +86,12 @@ def test_a_shared_subset_round_unmasks_to_the_sum_whatever_drops_out(
     counted = [s for s in names if s not in dropped]
     for silo in counted:
         masked = round_.clients[silo].mask_words(levels[silo].copy())
-        wire = pack_words(masked & np.uint32((1 << settings.word_bits) - 1), settings.word_bits)
+        wire = pack_words(masked & low_bits(settings.word_bits), settings.word_bits)
         round_.server.add_input(silo, unpack_words(wire, settings.word_bits, masked.size))
     for silo in dropped:
         round_.server.exclude(silo, "dropped")
     round_.unmask(counted)
-    raw = round_.server.raw_result() & np.uint32((1 << settings.word_bits) - 1)
+    raw = round_.server.raw_result() & low_bits(settings.word_bits)
     np.testing.assert_array_equal(raw, np.sum([levels[s] for s in counted], axis=0, dtype=np.uint32))
     total = masked_total(round_.server.raw_result(), len(counted), settings, length)
     chosen = coordinates(settings, length)

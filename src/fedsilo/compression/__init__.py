@@ -16,6 +16,7 @@ from ._codec import plain_payload_size as plain_payload_size
 from ._codec import read_plain_payload as read_plain_payload
 from ._codec import words_sent as words_sent
 from ._feedback import ErrorFeedback as ErrorFeedback
+from ._packing import low_bits as low_bits
 from ._packing import pack_words as pack_words
 from ._packing import packed_size as packed_size
 from ._packing import unpack_words as unpack_words
@@ -46,6 +47,7 @@ __all__ = [
     "dequantize",
     "dequantize_sum",
     "headroom_bits",
+    "low_bits",
     "masked_levels",
     "masked_payload_size",
     "masked_total",

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from fedsilo.protocol import RoundCompression
 
-from ._packing import pack_words, packed_size, unpack_words
+from ._packing import low_bits, pack_words, packed_size, unpack_words
 from ._quantize import CompressionError, dequantize, dequantize_sum, quantize
 from ._subset import subset_indices, top_k_indices
 
@@ -72,7 +72,7 @@ def masked_levels(
 
 def masked_total(total: npt.NDArray[np.uint32], silos: int, settings: RoundCompression, length: int) -> FloatArray:
     """``sum_i w_i x_i`` over the ``silos`` counted silos from the unmasked sum of their levels."""
-    words = total & np.uint32((1 << settings.word_bits) - 1) if settings.word_bits < 32 else total
+    words = total & low_bits(settings.word_bits)
     values = dequantize_sum(words, settings.bits, settings.value_range, silos) * settings.weight_scale
     chosen = coordinates(settings, length)
     if chosen is None:

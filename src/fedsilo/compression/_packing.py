@@ -24,6 +24,12 @@ def packed_size(count: int, word_bits: int) -> int:
     return (count * word_bits + 7) // 8
 
 
+def low_bits(word_bits: int) -> np.uint32:
+    """The mask that keeps a uint32 word's low ``word_bits`` bits: its value mod ``2^word_bits``."""
+    _check_width(word_bits)
+    return np.uint32((1 << word_bits) - 1)
+
+
 def pack_words(words: npt.NDArray[np.unsignedinteger], word_bits: int) -> npt.NDArray[np.uint8]:
     """``words`` (each below ``2^word_bits``) as packed bytes."""
     _check_width(word_bits)

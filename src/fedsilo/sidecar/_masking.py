@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.compression import pack_words
+from fedsilo.compression import low_bits, pack_words
 from fedsilo.identity import SiloIdentity
 from fedsilo.protocol import PolicyVerdict, RoundPlan, round_ref, rpc, secagg_envelope
 from fedsilo.secagg import CHUNK_WORDS, SecAggClient, SecAggConfig, SecAggError
@@ -77,10 +77,8 @@ class MaskedSubmission:
             self.digest = "sha256:" + hashlib.sha256(self._masked.tobytes()).hexdigest()
         else:
             # The low word_bits bits of each masked word, packed: the sum is read mod 2^word_bits.
-            self.packed = pack_words(self._client.mask_words(self._levels.copy()) & self._low_bits(), self._word_bits)
-
-    def _low_bits(self) -> np.uint32:
-        return np.uint32((1 << self._word_bits) - 1) if self._word_bits < 32 else np.uint32(0xFFFFFFFF)
+            masked = self._client.mask_words(self._levels.copy())
+            self.packed = pack_words(masked & low_bits(self._word_bits), self._word_bits)
 
     def chunks(self) -> Iterator[tuple[int, npt.NDArray[np.uint32]]]:
         """The masked vector in wire-sized slices."""
