@@ -112,6 +112,16 @@ def test_kubectl_explain_teaches_the_job_spec(cluster: ControlPlane) -> None:
     assert "Immutable" in immutable
 
 
+def test_kubectl_explain_teaches_compression(cluster: ControlPlane) -> None:
+    explained = cluster.kubectl("explain", "federatedjob.spec.compression", "--recursive").stdout
+    for field in ("bits", "valueRange", "errorFeedback", "topK", "subset", "adaptive", "bytesBudget", "levels"):
+        assert field in explained
+    bits = " ".join(cluster.kubectl("explain", "federatedjob.spec.compression.bits").stdout.split())
+    assert "Stochastic (unbiased) rounding" in bits and "ceil(log2 silos)" in bits
+    subset = " ".join(cluster.kubectl("explain", "federatedjob.spec.compression.subset").stdout.split())
+    assert "same fraction of coordinates" in subset and "works under masking" in subset
+
+
 def test_omitted_blocks_show_their_defaults_in_the_wide_view(cluster: ControlPlane, namespace: str) -> None:
     cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(job()))
     header, row = cluster.kubectl("get", "fj", "job", "-n", namespace, "-o", "wide").stdout.splitlines()[:2]

@@ -7,6 +7,8 @@ strategy turns the aggregate into the next global model, which goes to the regis
 from ._aggregation import Aggregation as Aggregation
 from ._aggregation import PlainAggregation as PlainAggregation
 from ._aggregation import UpdateSink as UpdateSink
+from ._compression import CompressionChoice as CompressionChoice
+from ._compression import CompressionPlanner as CompressionPlanner
 from ._contracts import JobFailed as JobFailed
 from ._contracts import PrivacyBook as PrivacyBook
 from ._contracts import RoundObserver as RoundObserver
@@ -28,6 +30,8 @@ from ._standing import StandingSource as StandingSource
 __all__ = [
     "MAX_MESSAGE_BYTES",
     "Aggregation",
+    "CompressionChoice",
+    "CompressionPlanner",
     "JobCoordinator",
     "JobFailed",
     "LedgerBook",

@@ -11,6 +11,8 @@
    (``update_incompatible``): the fedsilo release among the job's pinned ones, if it pins
    any, and the architecture fingerprint equal to the hub's model's;
 4. ``check_claims``: the claimed shape and record count against the round's;
+   ``check_compression``: the signed compression settings are the round's (its level and,
+   for a shared subset, exactly its coordinates);
 5. ``check_privacy``: the signed mechanism and epsilon (``PrivacyBook.check``);
 6. ``read_payload``: one upload per silo, a bounded number at once, the streamed payload
    (size, dtype, finiteness) and its digest against the signed one;
@@ -52,7 +54,7 @@ from fedsilo.policy import (
     UpdateFacts,
     UpdatePolicyInput,
 )
-from fedsilo.protocol import PolicyVerdict, StreamError, UpdateMetadata
+from fedsilo.protocol import PolicyVerdict, RoundCompression, StreamError, UpdateMetadata
 
 from ._anomaly import AnomalyScores
 from ._attribution import AttributedRefusal, SeenNonces, verify_signed
@@ -145,6 +147,7 @@ class Admission:
             self.check_standing,
             self.check_compatibility,
             self.check_claims,
+            self.check_compression,
             self.check_privacy,
             self.read_payload,
             self.check_ciphertexts,
@@ -249,6 +252,25 @@ class Admission:
         if claims.num_samples > current.records.get(submission.silo, 0):
             raise Refusal(Reason.NUM_SAMPLES_INCONSISTENT, "more records than the silo declared when it joined")
 
+    def check_compression(self, submission: Submission) -> None:
+        """The update is compressed exactly as the round published: same level, same coordinates."""
+        claimed, published = submission.verified_claims().compression, submission.open_round().plan.compression
+        if claimed == published:
+            return
+        if claimed is not None and published is not None:
+            subset = ("subset_seed", "subset_offset", "subset_size")
+            if any(getattr(claimed, name) != getattr(published, name) for name in subset):
+                raise Refusal(
+                    Reason.SUBSET_MISMATCH,
+                    f"the update sends the coordinates of subset seed {claimed.subset_seed} offset "
+                    f"{claimed.subset_offset} size {claimed.subset_size}, not the round's (seed "
+                    f"{published.subset_seed} offset {published.subset_offset} size {published.subset_size})",
+                )
+        raise Refusal(
+            Reason.COMPRESSION_MISMATCH,
+            f"the update is compressed with {_described(claimed)}, the round with {_described(published)}",
+        )
+
     def check_privacy(self, submission: Submission) -> None:
         """The signed mechanism and epsilon, recomputed by the hub's ledger book."""
         if self._privacy is not None:
@@ -262,13 +284,16 @@ class Admission:
         submission.holds.enter_context(self._uploads.hold(submission.silo, timeout))
         sink = current.aggregation.open_update(submission.silo)
         stats = current.stats_of(submission.silo)
+        started = time.monotonic()
         try:
             for offset, dtype, values in submission.chunks:
                 stats.bytes_up += values.nbytes
+                stats.upload_bytes += values.nbytes
                 sink.add(offset, dtype, values)
             submission.payload_digest = sink.finish()
         except StreamError as error:
             raise Refusal(Reason.PAYLOAD_INVALID, str(error)) from None
+        stats.upload_seconds += time.monotonic() - started
         if submission.payload_digest != claims.payload_digest:
             raise Refusal(Reason.PAYLOAD_DIGEST_MISMATCH, "the payload differs from what the silo signed")
 
@@ -285,7 +310,12 @@ class Admission:
         payload = current.aggregation.cleartext(submission.silo)
         if payload is None:
             return
-        check_cleartext_claims(payload, claims, silo_level_dp=self.job.spec.privacy.mode is PrivacyMode.SILO)
+        check_cleartext_claims(
+            payload,
+            claims,
+            silo_level_dp=self.job.spec.privacy.mode is PrivacyMode.SILO,
+            compressed=claims.compression is not None,
+        )
 
     # ----- the decision ----------------------------------------------------------------------
 
@@ -296,7 +326,7 @@ class Admission:
             budget = self._privacy.policy_view(submission.silo, claims)
         passed_on = refusal if refusal is not None and refusal.reason not in _JUDGED_BY_POLICY else None
         return UpdatePolicyInput(
-            job=JobFacts.of(self.job, current.plan.round),
+            job=JobFacts.of(self.job, current.plan.round, current.plan.compression),
             silo=SiloFacts(
                 name=submission.silo,
                 enrolled=submission.silo in self._keys,
@@ -354,7 +384,8 @@ class Admission:
         current.inputs.post(silo, verdict)
         stats = current.stats_of(silo)
         if verdict.accepted:
-            current.aggregation.admit(silo)
+            silo_dp = self.job.spec.privacy.mode is PrivacyMode.SILO
+            current.aggregation.admit_weighted(silo, 1 if silo_dp else claims.num_samples)
             current.digests[silo] = submission.payload_digest
             silo_level_dp = self.job.spec.privacy.mode is PrivacyMode.SILO
             current.signed[silo] = SignedContribution(
@@ -372,3 +403,9 @@ class Admission:
         update_decided(self.job, silo, verdict.accepted, decision.codes, time.monotonic() - current.started)
         self._cond.notify_all()
         return verdict
+
+
+def _described(settings: RoundCompression | None) -> str:
+    if settings is None:
+        return "no compression"
+    return f"{settings.bits} bits in {settings.word_bits}-bit words, top-k {settings.top_k}"

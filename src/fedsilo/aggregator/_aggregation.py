@@ -53,6 +53,10 @@ class Aggregation(ABC):
     def admit(self, silo: str) -> None:
         """Count ``silo``'s finished vector in the aggregate (its update passed the gate)."""
 
+    def admit_weighted(self, silo: str, weight: int) -> None:
+        """``admit``, told the update's signed weight (modes whose payload lacks the weight word sum it)."""
+        self.admit(silo)
+
     @abstractmethod
     def exclude(self, silo: str, reason: str) -> None:
         """Leave ``silo`` out: denied, invalid or dropped; whatever it sent is discarded."""

@@ -20,12 +20,16 @@ from fedsilo.protocol import UpdateMetadata
 _CLAIM_TOLERANCE: Final = 1e-4
 
 
-def check_cleartext_claims(payload: npt.NDArray[np.generic], claims: UpdateMetadata, *, silo_level_dp: bool) -> None:
+def check_cleartext_claims(
+    payload: npt.NDArray[np.generic], claims: UpdateMetadata, *, silo_level_dp: bool, compressed: bool = False
+) -> None:
     """Raise ``Refusal(CLAIM_MISMATCH)`` when a plain payload ``[w * update..., w]`` is not what was signed.
 
     The weight is the claimed record count (1 with silo-level DP, which weighs silos
     equally). The norm is compared unless the silo added noise after measuring it
-    (silo-level DP): the signed norm is the clipped update's, before the noise.
+    (silo-level DP): the signed norm is the clipped update's, before the noise; nor when
+    the update was compressed: rounding, top-k and the silo's error feedback change the
+    norm of what is sent, and the signed norm stays the clipped update's (what the cap reads).
     """
     if payload.size != claims.vector_length:
         raise Refusal(
@@ -39,7 +43,7 @@ def check_cleartext_claims(payload: npt.NDArray[np.generic], claims: UpdateMetad
             Reason.CLAIM_MISMATCH,
             f"the payload's weight is {weight:g}, the update claims {claims.num_samples} records",
         )
-    if silo_level_dp:
+    if silo_level_dp or compressed:
         return
     norm = float(np.linalg.norm(vector[:-1] / weight))
     if not math.isclose(norm, claims.l2_norm, rel_tol=_CLAIM_TOLERANCE, abs_tol=1e-6):

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from fedsilo.audit import SignedHead
 from fedsilo.policy import BudgetView, Decision, Refusal, UpdatePolicyInput
-from fedsilo.protocol import PolicyVerdict, UpdateMetadata, Weights
+from fedsilo.protocol import PolicyVerdict, RoundCompression, UpdateMetadata, Weights
 
 from ._quality import ModelQuality
 
@@ -106,6 +106,9 @@ class SiloRoundStats:
     # this round is folded in (``AnomalyScores``); None when the round did not observe the silo.
     l2_norm_claim: float | None = None
     anomaly_score: float | None = None
+    # The update's payload upload: its bytes and seconds (what adaptive compression measures).
+    upload_bytes: int = 0
+    upload_seconds: float = 0.0
 
 
 @dataclass
@@ -132,6 +135,9 @@ class RoundSummary:
     ledger_head: SignedHead | None = None
     # Why the round's sum was not applied (the model stayed); None when it counted.
     void: str | None = None
+    # The round's compression (level, words, subset) and why the hub chose that level; None: uncompressed.
+    compression: RoundCompression | None = None
+    compression_reason: str = ""
 
 
 class RoundObserver(Protocol):

@@ -39,6 +39,7 @@ from ._aggregation import Aggregation
 from ._anomaly import AnomalyScores
 from ._attribution import SeenNonces
 from ._bounds import expected_weight, sum_problem
+from ._compression import CompressionPlanner
 from ._contracts import (
     JobFailed,
     PrivacyBook,
@@ -121,6 +122,9 @@ class JobCoordinator:
         self._nonces = SeenNonces()
         self._round: OpenRound | None = None
         self._final_plan: RoundPlan | None = None
+        self._compression = (
+            CompressionPlanner(self.spec, self._layout.size) if self.spec.compression is not None else None
+        )
         self.summaries: list[RoundSummary] = []
         self._anomaly = AnomalyScores()
         # Homomorphic mode: what outlives a round (every admitted chunk's digest, for replays).
@@ -347,6 +351,9 @@ class JobCoordinator:
         records = dict(self._presence.joined)
         masked = self.spec.aggregation.mode is AggregationMode.MASKED
         fit_config = {} if evaluate_only else fit_config_document(self._strategy.configure_round(round_number))
+        choice = None
+        if self._compression is not None and not evaluate_only:
+            choice = self._compression.plan(round_number, participants, records)
         plan = RoundPlan(
             round=round_number,
             evaluate_only=evaluate_only,
@@ -361,6 +368,7 @@ class JobCoordinator:
             vector_length=self._layout.size + 1,
             model_claim=self._model_seal.claim,
             model_signature=self._model_seal.signature,
+            compression=choice.settings if choice is not None else None,
         )
         aggregation = None if evaluate_only else round_aggregation(self.job, plan, self._keys, self._homomorphic)
         expected = frozenset(participants)
@@ -374,6 +382,7 @@ class JobCoordinator:
             inputs=Phase[PolicyVerdict]("input", expected, deadline),
             unmask=None,
             records=records,
+            compression_reason=choice.reason if choice is not None else "",
         )
         self._round = current
         self._cond.notify_all()
@@ -405,13 +414,17 @@ class JobCoordinator:
                 )
             if aggregation.setup_steps:
                 self._run_unmask(current, aggregation, accepted)
+        if self._compression is not None:
+            self._compression.observe(current.stats)
         total, weight = aggregation.result()
         signed = {silo: current.contribution_of(silo) for silo in accepted}
         current.void = sum_problem(
             total,
             weight,
             signed,
-            check_norm=self.spec.privacy.mode is not PrivacyMode.SILO,
+            # Silo-level DP adds noise after the norm was signed; compression sends the update plus the
+            # silo's error-feedback residual: neither sum is bounded by the signed norms.
+            check_norm=self.spec.privacy.mode is not PrivacyMode.SILO and current.plan.compression is None,
             coordinate_error=aggregation.coordinate_error(),
         )
         if current.void is not None:

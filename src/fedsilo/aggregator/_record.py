@@ -44,6 +44,8 @@ def summarize(
         audit_head=audit_head,
         ledger_head=ledger_head,
         void=current.void,
+        compression=plan.compression,
+        compression_reason=current.compression_reason,
     )
 
 

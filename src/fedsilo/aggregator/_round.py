@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.api import AggregationMode, FederatedJob, FederatedJobSpec
+from fedsilo.compression import words_sent
 from fedsilo.he import HEParameters, round_seed
 from fedsilo.identity import VerifyKey
 from fedsilo.protocol import MAX_RECORDS, EvaluationReport, PolicyVerdict, RoundPlan
@@ -23,6 +24,7 @@ from fedsilo.secagg import SecAggConfig
 
 from ._aggregation import Aggregation, PlainAggregation
 from ._bounds import SignedContribution
+from ._compressed import CompressedMaskedAggregation, CompressedPlainAggregation
 from ._contracts import JobFailed, SiloRoundStats
 from ._homomorphic import HomomorphicAggregation, HomomorphicJob
 from ._masked import MaskedAggregation
@@ -56,6 +58,8 @@ class OpenRound:
     stats: dict[str, SiloRoundStats] = field(default_factory=dict)
     replies: dict[str, dict[str, bytes]] = field(default_factory=dict)
     unmask_body: bytes = b""
+    # Why the hub chose this round's compression level (empty when uncompressed).
+    compression_reason: str = ""
     started: float = field(default_factory=time.monotonic)
     # What each admitted silo signed about its update: the bound on the round's sum (``_bounds``).
     signed: dict[str, SignedContribution] = field(default_factory=dict)
@@ -125,18 +129,26 @@ def round_aggregation(
         seed = round_seed(job.metadata.name, plan.round, plan.model_digest)
         participants = {s: keys[s] for s in plan.participants}
         return HomomorphicAggregation(homomorphic, plan.round, plan.vector_length, seed, participants)
+    settings = plan.compression
     if spec.aggregation.mode is not AggregationMode.MASKED:
+        if settings is not None:
+            return CompressedPlainAggregation(plan.vector_length, settings)
         return PlainAggregation(plan.vector_length)
+    model_length = plan.vector_length - 1
     config = SecAggConfig(
         job=job.metadata.name,
         round=plan.round,
         silos=tuple(spec.silos),
         threshold=plan.threshold,
-        vector_length=plan.vector_length,
+        # A compressed round masks the levels of its subset only, with no weight word.
+        vector_length=plan.vector_length if settings is None else words_sent(settings, model_length),
         fractional_bits=plan.fractional_bits,
         clip_range=spec.aggregation.clip_range,
     )
-    return MaskedAggregation(config, {s: keys[s] for s in plan.participants})
+    keys_of = {s: keys[s] for s in plan.participants}
+    if settings is not None:
+        return CompressedMaskedAggregation(config, keys_of, settings, model_length)
+    return MaskedAggregation(config, keys_of)
 
 
 def require_quorum(spec: FederatedJobSpec, alive: int, round_number: int, where: str) -> None:

@@ -15,6 +15,7 @@ from ._manifest import load_manifest as load_manifest
 from ._manifest import parse_manifest as parse_manifest
 from ._status import AdmissionRecord as AdmissionRecord
 from ._status import AggregatorEndpoint as AggregatorEndpoint
+from ._status import CompressionStatus as CompressionStatus
 from ._status import Condition as Condition
 from ._status import ConditionType as ConditionType
 from ._status import Denial as Denial
@@ -34,9 +35,11 @@ from ._status import StatusReporter as StatusReporter
 from ._types import API_GROUP as API_GROUP
 from ._types import API_VERSION as API_VERSION
 from ._types import WORKLOAD_NAMESPACE_ANNOTATION as WORKLOAD_NAMESPACE_ANNOTATION
+from ._types import AdaptiveCompressionSpec as AdaptiveCompressionSpec
 from ._types import AggregationMode as AggregationMode
 from ._types import AggregationSpec as AggregationSpec
 from ._types import BuiltinModel as BuiltinModel
+from ._types import CompressionSpec as CompressionSpec
 from ._types import DataClass as DataClass
 from ._types import DataSource as DataSource
 from ._types import DataSpec as DataSpec
@@ -75,11 +78,14 @@ __all__ = [
     "API_GROUP",
     "API_VERSION",
     "WORKLOAD_NAMESPACE_ANNOTATION",
+    "AdaptiveCompressionSpec",
     "AdmissionRecord",
     "AggregationMode",
     "AggregationSpec",
     "AggregatorEndpoint",
     "BuiltinModel",
+    "CompressionSpec",
+    "CompressionStatus",
     "Condition",
     "ConditionType",
     "ConsentRefusal",

@@ -29,15 +29,19 @@ from ._types import (
     _DNS_LABEL,
     API_GROUP,
     API_VERSION,
+    COMPRESSION_MAX_BITS,
     DNS_LABEL_RULE,
+    HOMOMORPHIC_COMPRESSION_MESSAGE,
     HOMOMORPHIC_FEDADAM_MESSAGE,
     HOMOMORPHIC_MIN_SILOS_MESSAGE,
     JOB_NAME_RULE,
     MASKED_MIN_SILOS,
     MAX_NAME,
     MAX_SYNTHETIC_VALUES,
+    AdaptiveCompressionSpec,
     AggregationMode,
     BuiltinModel,
+    CompressionSpec,
     ContainerResources,
     DataSource,
     DataSpec,
@@ -58,6 +62,7 @@ from ._types import (
     StrategySpec,
     SyntheticSpec,
     TabularSpec,
+    masked_sum_fits,
 )
 
 VERSION = API_VERSION.rsplit("/", 1)[1]
@@ -173,6 +178,17 @@ _KRUM_F = (
     f"(has(self.strategy.byzantineSilos) ? self.strategy.byzantineSilos : {_default(StrategySpec, 'byzantine_silos')})"
 )
 
+_NOT_MASKED = f"(has(self.aggregation) && has(self.aggregation.mode) && self.aggregation.mode != '{AggregationMode.MASKED.value}')"
+#: Most silos whose sums of b-bit levels fit the masked words, indexed by b (CEL has no log2).
+_MAX_SILOS_BY_BITS = (
+    "["
+    + ", ".join(
+        str(max(n for n in (1 << k for k in range(33)) if masked_sum_fits(b, n)) if b else 0)
+        for b in range(COMPRESSION_MAX_BITS + 1)
+    )
+    + "]"
+)
+
 #: The model validators of ``_types``, as CEL, with the pydantic messages minus the numbers:
 #: the API server refuses messageExpressions that format integers (their cost is unbounded).
 _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
@@ -260,7 +276,61 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             reason="FieldValueRequired",
         ),
     ),
+    AdaptiveCompressionSpec: (
+        Rule(
+            rule="has(self.bytesBudget) || has(self.targetRoundSeconds)",
+            message="set bytesBudget or targetRoundSeconds (or both): what the level adapts to",
+        ),
+        Rule(
+            rule="!has(self.levels) || ("
+            + " && ".join(
+                f"(size(self.levels) <= {k + 1} || self.levels[{k}] > self.levels[{k + 1}])" for k in range(7)
+            )
+            + ")",
+            message="levels must be strictly decreasing, finest first",
+            field_path=".levels",
+        ),
+    ),
+    CompressionSpec: (
+        Rule(rule="!has(self.topK) || !has(self.subset)", message="set at most one of topK or subset"),
+        Rule(
+            rule="!has(self.adaptive) || !has(self.bits)",
+            message="set bits or adaptive, not both: adaptive chooses the bits from adaptive.levels",
+        ),
+        Rule(
+            rule="has(self.bits) || has(self.topK) || has(self.subset) || has(self.adaptive)",
+            message="set bits, topK, subset or adaptive: this compression block compresses nothing",
+        ),
+    ),
     FederatedJobSpec: (
+        Rule(
+            rule="!has(self.compression) || !has(self.aggregation) || !has(self.aggregation.mode) "
+            f"|| self.aggregation.mode != '{AggregationMode.HOMOMORPHIC.value}'",
+            message=HOMOMORPHIC_COMPRESSION_MESSAGE,
+            field_path=".compression",
+        ),
+        Rule(
+            rule=f"!has(self.compression) || {_NOT_MASKED} || !has(self.compression.topK)",
+            message="spec.compression.topK needs aggregation.mode plain: masks cancel only where every silo sends "
+            "the same coordinates; use spec.compression.subset under masking",
+            field_path=".compression.topK",
+        ),
+        Rule(
+            rule=f"!has(self.compression) || {_NOT_MASKED} || has(self.compression.bits) "
+            "|| has(self.compression.adaptive)",
+            message="masked aggregation compresses by quantizing: set spec.compression.bits (16, 8 or 4) or "
+            "spec.compression.adaptive",
+            field_path=".compression",
+        ),
+        Rule(
+            rule=f"!has(self.compression) || {_NOT_MASKED} "
+            f"|| ((!has(self.compression.bits) || size(self.silos) <= {_MAX_SILOS_BY_BITS}[self.compression.bits]) "
+            "&& (!has(self.compression.adaptive) || !has(self.compression.adaptive.levels) "
+            f"|| self.compression.adaptive.levels.all(b, size(self.silos) <= {_MAX_SILOS_BY_BITS}[b])))",
+            message="spec.compression.bits with this many silos needs sums wider than the 32-bit masked words; "
+            "lower spec.compression.bits (or adaptive.levels) or name fewer silos",
+            field_path=".compression.bits",
+        ),
         Rule(
             rule="!has(self.minSilos) || self.minSilos <= size(self.silos)",
             message="minSilos is above the number of silos; lower minSilos or name more silos",

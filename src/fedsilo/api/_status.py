@@ -160,6 +160,16 @@ class AdmissionRecord(_Status):
     decided_at: str = Field(json_schema_extra={"format": "date-time"}, description="When the operator decided.")
 
 
+class CompressionStatus(_Status):
+    """The compression the hub chose for the last completed round."""
+
+    bits: int = Field(ge=0, le=32, description="Bits per quantized value (0: float32 values).")
+    word_bits: int = Field(ge=0, le=32, description="Bits per word on the wire (masked: bits plus headroom).")
+    subset_size: int = Field(ge=0, description="Coordinates of the round's shared subset (0: all).")
+    top_k: int = Field(ge=0, description="Coordinates each silo keeps in plain top-k (0: all).")
+    reason: str = Field(max_length=1024, description="Why the hub chose this level (adaptive compression).")
+
+
 class FederatedJobStatus(_Status):
     """What the operator and the aggregator observed about a job."""
 
@@ -216,6 +226,9 @@ class FederatedJobStatus(_Status):
     )
     accuracy_round: int | None = Field(
         default=None, ge=0, description="The round whose global model accuracy describes (the last, once the job ends)."
+    )
+    compression: CompressionStatus | None = Field(
+        default=None, description="The last completed round's compression level and why (spec.compression)."
     )
     endpoint: AggregatorEndpoint | None = Field(
         default=None, description="Where silos reach the aggregator; published by the operator."
@@ -315,6 +328,7 @@ class RoundReport:
     # Why the round's sum was not applied (the model stayed); None when it counted.
     void: str | None = None
     evidence: JobEvidence | None = None
+    compression: CompressionStatus | None = None
 
 
 @dataclass(frozen=True)

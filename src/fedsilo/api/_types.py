@@ -608,6 +608,11 @@ HOMOMORPHIC_FEDADAM_MESSAGE = (
     "per-coordinate state over plaintext mean updates, while homomorphic mode only admits strategies whose "
     "step is the decrypted mean itself (fedavg, fedprox); choose fedavg or fedprox, or aggregation.mode masked"
 )
+HOMOMORPHIC_COMPRESSION_MESSAGE = (
+    "spec.compression does not combine with aggregation.mode homomorphic: CKKS packs float values into "
+    "ciphertexts of a fixed size, so quantized or sparse updates would not shrink them; remove spec.compression "
+    "or use aggregation.mode masked"
+)
 
 
 class AggregationSpec(_Model):
@@ -636,6 +641,109 @@ class AggregationSpec(_Model):
         le=1e6,
         description="Every coordinate of an update is clipped to [-clipRange, clipRange] before fixed-point encoding.",
     )
+
+
+#: Bit widths the quantizer takes, and the widest word of the masked sum (its masks are 32-bit words).
+COMPRESSION_MIN_BITS = 2
+COMPRESSION_MAX_BITS = 24
+MASKED_SUM_BITS = 32
+Bits = Annotated[int, Field(ge=COMPRESSION_MIN_BITS, le=COMPRESSION_MAX_BITS)]
+
+
+def masked_sum_fits(bits: int, silos: int) -> bool:
+    """Whether ``silos`` sums of ``bits``-bit levels fit the masked words: ``bits + ceil(log2 silos) <= 32``."""
+    return bits + (silos - 1).bit_length() <= MASKED_SUM_BITS
+
+
+class AdaptiveCompressionSpec(_Model):
+    """Let the hub choose each round's quantization level from what the silos' links carry."""
+
+    bytes_budget: int | None = Field(
+        default=None,
+        ge=1024,
+        le=2**40,
+        description="Most bytes one silo may send up per round; the hub picks the finest level that fits.",
+    )
+    target_round_seconds: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=86400.0,
+        description=(
+            "Upload time per round to aim at: the hub measures each silo's upload throughput and picks the "
+            "finest level the slowest silo sends within it (one level for all silos)."
+        ),
+    )
+    levels: list[Bits] = Field(
+        default_factory=lambda: [16, 8, 4],
+        min_length=1,
+        max_length=8,
+        description="Bit widths to choose from, finest first (strictly decreasing).",
+    )
+
+    @model_validator(mode="after")
+    def _target(self) -> Self:
+        if self.bytes_budget is None and self.target_round_seconds is None:
+            raise ValueError("set bytesBudget or targetRoundSeconds (or both): what the level adapts to")
+        if any(a <= b for a, b in zip(self.levels, self.levels[1:], strict=False)):
+            raise ValueError("levels must be strictly decreasing, finest first")
+        return self
+
+
+class CompressionSpec(_Model):
+    """Fewer bytes up per round: quantization, shared-subset or top-k sparsification, error feedback.
+
+    Compression runs on the silo after clipping and noise, so a DP job's privacy charge is
+    unchanged (docs/compression.md).
+    """
+
+    bits: Bits | None = Field(
+        default=None,
+        description=(
+            "Stochastic (unbiased) rounding of every sent value to this many bits, 16, 8 or 4 (2 to 24). Masked "
+            "mode sums the levels in a modulus of bits + ceil(log2 silos) bits, packed on the wire."
+        ),
+    )
+    value_range: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1e6,
+        description=(
+            "Values are clipped to [-valueRange, valueRange] before rounding (error feedback keeps what is cut). "
+            "Default: aggregation.clipRange."
+        ),
+    )
+    error_feedback: bool = Field(
+        default=True,
+        description="Keep what compression dropped on the silo and add it to the next update (never sent).",
+    )
+    top_k: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Plain mode only: each silo sends only this fraction of its coordinates, the largest.",
+    )
+    subset: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "Every silo of a round sends the same fraction of coordinates, drawn from a seed the round publishes "
+            "and rotating so every coordinate is visited; works under masking."
+        ),
+    )
+    adaptive: AdaptiveCompressionSpec | None = Field(
+        default=None, description="Choose the level per round from a bytes budget or a target upload time."
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if self.top_k is not None and self.subset is not None:
+            raise ValueError("set at most one of topK or subset")
+        if self.adaptive is not None and self.bits is not None:
+            raise ValueError("set bits or adaptive, not both: adaptive chooses the bits from adaptive.levels")
+        if self.bits is None and self.top_k is None and self.subset is None and self.adaptive is None:
+            raise ValueError("set bits, topK, subset or adaptive: this compression block compresses nothing")
+        return self
 
 
 class PrivacyMode(StrEnum):
@@ -932,6 +1040,9 @@ class FederatedJobSpec(_Model):
         default=None,
         description="Private layers (FedPer heads, FedBN normalization) and local fine-tuning. Default: none.",
     )
+    compression: CompressionSpec | None = Field(
+        default=None, description="Compression of updates on the silo's uplink. Default: none."
+    )
     resources: PodResources = Field(
         default_factory=PodResources,
         description="CPU and memory of the pods the operator creates for this job.",
@@ -984,6 +1095,7 @@ class FederatedJobSpec(_Model):
                     f"({self.min_silos - strategy.byzantine_silos}); lower strategy.krumSelected"
                 )
         self._check_personalization()
+        self._check_compression()
         threshold = self.aggregation.threshold
         if threshold is not None and threshold > len(self.silos):
             raise ValueError(f"aggregation.threshold ({threshold}) is above the number of silos ({len(self.silos)})")
@@ -1007,6 +1119,33 @@ class FederatedJobSpec(_Model):
                 "personalization.privateNormalization needs normalization layers; set model.normalization "
                 "batch or layer"
             )
+
+    def _check_compression(self) -> None:
+        """Compression that the aggregation mode can carry: shared words under masking, none under CKKS."""
+        compression = self.compression
+        if compression is not None and self.aggregation.mode is AggregationMode.HOMOMORPHIC:
+            raise ValueError(HOMOMORPHIC_COMPRESSION_MESSAGE)
+        if compression is None or self.aggregation.mode is not AggregationMode.MASKED:
+            return
+        if compression.top_k is not None:
+            raise ValueError(
+                "spec.compression.topK needs aggregation.mode plain: masks cancel only where every silo sends the "
+                "same coordinates; use spec.compression.subset under masking"
+            )
+        if compression.bits is None and compression.adaptive is None:
+            raise ValueError(
+                "masked aggregation compresses by quantizing: set spec.compression.bits (16, 8 or 4) or "
+                "spec.compression.adaptive"
+            )
+        widths = [compression.bits] if compression.bits is not None else []
+        widths += compression.adaptive.levels if compression.adaptive is not None else []
+        for bits in widths:
+            if not masked_sum_fits(bits, len(self.silos)):
+                raise ValueError(
+                    f"spec.compression.bits {bits} with {len(self.silos)} silos needs sums wider than the "
+                    f"{MASKED_SUM_BITS}-bit masked words; lower spec.compression.bits (or adaptive.levels) or "
+                    "name fewer silos"
+                )
 
     def secagg_threshold(self) -> int:
         """The Shamir threshold t: configured, or the smallest strict majority."""

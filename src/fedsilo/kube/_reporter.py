@@ -86,6 +86,7 @@ class KubeStatusReporter:
                 or None,
                 latest_model=report.latest_model,
                 evidence=report.evidence,
+                compression=report.compression,
             )
         )
         if report.void is not None:

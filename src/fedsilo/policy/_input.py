@@ -20,7 +20,7 @@ from typing import Any, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedsilo.api import FederatedJob
-from fedsilo.protocol import UpdateMetadata
+from fedsilo.protocol import RoundCompression, UpdateMetadata
 
 from ._reasons import Refusal
 
@@ -41,6 +41,22 @@ class _Facts(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
+class CompressionFacts(_Facts):
+    """The round's compression as the hub chose it (one level for every silo of the round)."""
+
+    bits: int = Field(description="Bits per quantized value (0: float32 values, plain mode).")
+    word_bits: int = Field(description="Bits per word on the wire (masked: bits plus the sum's headroom).")
+    subset_size: int = Field(description="Coordinates of the shared subset every silo sends (0: all).")
+    top_k: int = Field(description="Coordinates each silo keeps in plain top-k (0: all).")
+
+    @classmethod
+    def of(cls, settings: RoundCompression) -> CompressionFacts:
+        """The facts of the round's published settings."""
+        return cls(
+            bits=settings.bits, word_bits=settings.word_bits, subset_size=settings.subset_size, top_k=settings.top_k
+        )
+
+
 class JobFacts(_Facts):
     """The job and its open round, as the aggregator runs it."""
 
@@ -59,10 +75,13 @@ class JobFacts(_Facts):
         default=None,
         description="Highest anomaly score a silo may have and send an update; null: scores are not judged.",
     )
+    compression: CompressionFacts | None = Field(
+        default=None, description="How the open round's updates are compressed; null: they are not."
+    )
 
     @classmethod
-    def of(cls, job: FederatedJob, round_number: int) -> JobFacts:
-        """The facts of ``job`` while ``round_number`` is open."""
+    def of(cls, job: FederatedJob, round_number: int, compression: RoundCompression | None = None) -> JobFacts:
+        """The facts of ``job`` while ``round_number`` is open (compressed with ``compression``)."""
         spec = job.spec
         return cls(
             name=job.metadata.name,
@@ -75,6 +94,7 @@ class JobFacts(_Facts):
             delta=spec.privacy.delta,
             silos=tuple(spec.silos),
             max_anomaly_score=spec.policy.max_anomaly_score,
+            compression=CompressionFacts.of(compression) if compression is not None else None,
         )
 
 

@@ -64,6 +64,9 @@ class Reason(StrEnum):
     # The silo's standing, taken at the round boundary (Silo spec.suspended, spec.identity.publicKey).
     SILO_SUSPENDED = "silo_suspended"
     KEY_RETIRED = "key_retired"
+    # Compressed otherwise than the round published: another level, or other coordinates than its subset.
+    COMPRESSION_MISMATCH = "compression_mismatch"
+    SUBSET_MISMATCH = "subset_mismatch"
     # Found after the policy: the round closed while the policy decided.
     ROUND_CLOSED = "round_closed"
     # The gate's own: no engine answered within the retries (fail closed).

@@ -7,6 +7,7 @@ messages themselves.
 
 from . import fedsilo_pb2 as pb
 from . import fedsilo_pb2_grpc as rpc
+from ._compression import RoundCompression as RoundCompression
 from ._convert import blob_from_chunks as blob_from_chunks
 from ._convert import blob_to_chunks as blob_to_chunks
 from ._convert import frames_in as frames_in
@@ -73,6 +74,7 @@ __all__ = [
     "MessageError",
     "ObjectName",
     "PolicyVerdict",
+    "RoundCompression",
     "RoundPlan",
     "StreamError",
     "StrictMessage",

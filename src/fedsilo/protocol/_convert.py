@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import fedsilo_pb2 as pb
+from ._compression import RoundCompression
 from ._messages import PolicyVerdict, RoundPlan
 from ._streams import BlobAssembler, split_bytes, vector_from_bytes, vector_to_bytes
 from ._strict import MessageError, StrictMessage
@@ -37,6 +38,7 @@ def plan_to_proto(plan: RoundPlan) -> pb.RoundPlan:
         failure=plan.failure,
         model_claim_json=plan.model_claim,
         model_signature=plan.model_signature,
+        compression_json=plan.compression.canonical_bytes().decode() if plan.compression is not None else "",
     )
 
 
@@ -60,6 +62,7 @@ def plan_from_proto(message: pb.RoundPlan) -> RoundPlan:
         failure=message.failure,
         model_claim=message.model_claim_json,
         model_signature=message.model_signature,
+        compression=RoundCompression.parse(message.compression_json) if message.compression_json else None,
     )
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from fedsilo.api import FedsiloVersion
 
+from ._compression import RoundCompression
 from ._strict import MessageError, StrictMessage
 
 # Bounds no honest message comes near. They keep a hostile one from costing memory or
@@ -83,6 +84,8 @@ class UpdateMetadata(StrictMessage):
     l2_norm: Magnitude
     num_samples: Records
     vector_length: Annotated[int, Field(ge=1, le=MAX_VECTOR_LENGTH)]
+    # uint8: a compressed payload's packed words (``fedsilo.compression``) or homomorphic mode's
+    # framed ciphertexts (``fedsilo.he.wire``).
     dtype: Annotated[str, Field(pattern=r"^(float32|uint32|uint8)$")]
     payload_digest: Digest
     epsilon_round: Magnitude | None
@@ -95,6 +98,9 @@ class UpdateMetadata(StrictMessage):
     # The digest of the trainer's container image, where the silo knows it (a pod whose image
     # is pinned by digest); None in a local run or with an image named by tag only.
     trainer_image_digest: Digest | None = None
+    # The round's compression the payload was made with (None: uncompressed); the hub refuses
+    # an update whose settings, or shared subset, are not the round's.
+    compression: RoundCompression | None = None
 
     def mechanism_document(self) -> dict[str, Any] | None:
         """The mechanism as the JSON object that was signed (what ``mechanism_from_json`` reads)."""
@@ -156,6 +162,8 @@ class RoundPlan:
     # ``GlobalModelClaim`` canonical bytes of the model this round starts from, and the hub's signature.
     model_claim: bytes = b""
     model_signature: bytes = b""
+    # How this round's updates are compressed (None: they are not).
+    compression: RoundCompression | None = None
 
 
 @dataclass(frozen=True)

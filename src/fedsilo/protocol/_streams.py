@@ -115,7 +115,8 @@ def decode_weights(data: bytes) -> Weights:
     return out
 
 
-# uint8: homomorphic mode's payload, framed SEAL ciphertexts (fedsilo.he.wire).
+# uint8: homomorphic mode's framed SEAL ciphertexts (fedsilo.he.wire), or a compressed
+# payload's packed words (fedsilo.compression).
 _DTYPES: dict[str, npt.DTypeLike] = {"uint32": np.dtype("<u4"), "float32": np.dtype("<f4"), "uint8": np.dtype("u1")}
 
 

@@ -33,6 +33,8 @@ class RoundRow:
     seconds: float
     bytes_up: dict[str, int]
     bytes_down: dict[str, int]
+    # The update payload alone (the bytes compression shrinks), within bytes_up.
+    payload_up: dict[str, int]
     # Epsilon of this round's update alone, and the silo's epsilon in the job after it (hub ledger).
     epsilon: dict[str, float | None]
     epsilon_spent: dict[str, float | None]
@@ -51,6 +53,8 @@ class RoundRow:
     accuracy_std: float | None = None
     # The closing evaluation of a job that fine-tunes: each silo's score after fine-tuning.
     personalized_accuracy: dict[str, float] = field(default_factory=dict)
+    # The round's compression (bits, word_bits, subset_size, top_k) and why that level; None: uncompressed.
+    compression: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, summary: RoundSummary) -> RoundRow:
@@ -67,6 +71,7 @@ class RoundRow:
             seconds=round(summary.seconds, 3),
             bytes_up={s: v.bytes_up for s, v in summary.silos.items()},
             bytes_down={s: v.bytes_down for s, v in summary.silos.items()},
+            payload_up={s: v.upload_bytes for s, v in summary.silos.items()},
             epsilon={s: v.epsilon_round for s, v in summary.silos.items()},
             epsilon_spent={s: v.epsilon_spent for s, v in summary.silos.items()},
             model_digest=summary.model_digest,
@@ -79,6 +84,15 @@ class RoundRow:
             worst_accuracy=quality.worst_accuracy if quality else None,
             accuracy_std=quality.accuracy_std if quality else None,
             personalized_accuracy=summary.personalized.accuracies() if summary.personalized else {},
+            compression=None
+            if summary.compression is None
+            else {
+                "bits": summary.compression.bits,
+                "word_bits": summary.compression.word_bits,
+                "subset_size": summary.compression.subset_size,
+                "top_k": summary.compression.top_k,
+                "reason": summary.compression_reason,
+            },
         )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from fedsilo.aggregator import RoundSummary
 from fedsilo.api import (
+    CompressionStatus,
     Denial,
     EvidenceHead,
     JobEvidence,
@@ -136,6 +137,7 @@ class ReportingObserver:
                 audit_head=_status_head(summary.audit_head),
                 ledger_head=_status_head(summary.ledger_head),
             ),
+            compression=_status_compression(summary),
         )
         self._queue.put(lambda: self._reporter.round_completed(report))
 
@@ -179,3 +181,16 @@ class ReportingObserver:
 def _status_head(head: SignedHead | None) -> EvidenceHead | None:
     """A signed head as the status publishes it (the same camelCase fields ``--head`` reads back)."""
     return None if head is None else EvidenceHead.model_validate(head.to_json())
+
+
+def _status_compression(summary: RoundSummary) -> CompressionStatus | None:
+    settings = summary.compression
+    if settings is None:
+        return None
+    return CompressionStatus(
+        bits=settings.bits,
+        word_bits=settings.word_bits,
+        subset_size=settings.subset_size,
+        top_k=settings.top_k,
+        reason=summary.compression_reason[:1024],
+    )

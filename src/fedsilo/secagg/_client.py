@@ -134,26 +134,19 @@ class SecAggClient:
         c = self.config
         if values.size + 1 != c.vector_length:
             raise ValueError(f"update has {values.size} values, the round expects {c.vector_length - 1}")
-        masked = encode(values, weight, c.clip_range, c.fractional_bits)
-        self._add_masks(masked)
-        return masked
+        return self.mask_words(encode(values, weight, c.clip_range, c.fractional_bits))
 
     def mask_words(self, words: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
-        """``words + PRG(seed) + sum of +-PRG(pairwise key)`` mod 2^32, for input already encoded in Z_2^32.
+        """``words + PRG(seed) + sum of +-PRG(pairwise key)`` mod 2^32, in place.
 
-        ``masked_input`` encodes a weighted update first; the statistics phase encodes its
-        exact wide totals itself (``fedsilo.statistics``) and masks them here, with the same masks.
+        Any encoding's words: fixed point, or a compressed round's levels, whose sum is then
+        read mod ``2^m`` (the masks reduce mod ``2^m`` as well, so the low ``m`` bits of each
+        masked word are as uniformly masked as the whole word).
         """
         c = self.config
         if words.dtype != np.uint32 or words.shape != (c.vector_length,):
-            raise ValueError(f"input must be {c.vector_length} uint32 words")
-        masked = words.copy()
-        self._add_masks(masked)
-        return masked
-
-    def _add_masks(self, masked: npt.NDArray[np.uint32]) -> None:
-        """Add the self mask and the pairwise masks to ``masked`` in place."""
-        c = self.config
+            raise ValueError(f"the round masks {c.vector_length} uint32 words")
+        masked = words
         peers = sorted(self._ciphertexts)
         pair_keys = {
             peer: c.pairwise_key(self._masking_key.exchange(self._adverts[peer].masking_key), self.me, peer)
@@ -170,6 +163,7 @@ class SecAggClient:
                     view += stream
                 else:
                     view -= stream
+        return masked
 
     # ----- step 3: unmasking -----------------------------------------------------------------
 

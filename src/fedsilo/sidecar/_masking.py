@@ -17,10 +17,12 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
+from fedsilo.compression import low_bits, pack_words
 from fedsilo.identity import SiloIdentity
 from fedsilo.protocol import PolicyVerdict, RoundPlan, round_ref, rpc, secagg_envelope
 from fedsilo.secagg import CHUNK_WORDS, SecAggClient, SecAggConfig, SecAggError
 
+from ._compress import packed_payload
 from ._config import SidecarConfig
 from ._pipeline import Next, OutgoingUpdate, Payload
 
@@ -37,6 +39,7 @@ class MaskedSubmission:
         identity: SiloIdentity,
         update: npt.NDArray[np.float32],
         weight: int,
+        levels: npt.NDArray[np.uint32] | None = None,
     ) -> None:
         spec = config.job.spec
         self._ref = round_ref(config.job.metadata.name, plan.round, config.silo)
@@ -46,7 +49,8 @@ class MaskedSubmission:
                 round=plan.round,
                 silos=tuple(spec.silos),
                 threshold=plan.threshold,
-                vector_length=plan.vector_length,
+                # A compressed round masks its levels only: the round's subset, no weight word.
+                vector_length=plan.vector_length if levels is None else levels.size,
                 fractional_bits=plan.fractional_bits,
                 clip_range=spec.aggregation.clip_range,
             ),
@@ -56,7 +60,10 @@ class MaskedSubmission:
         )
         self._update = update
         self._weight = weight
+        self._levels = levels
+        self._word_bits = plan.compression.word_bits if plan.compression is not None else 32
         self._masked: npt.NDArray[np.uint32] | None = None
+        self.packed: npt.NDArray[np.uint8] = np.zeros(0, dtype=np.uint8)
         self.digest = ""
 
     def setup(self, stub: rpc.AggregatorStub) -> None:
@@ -65,8 +72,13 @@ class MaskedSubmission:
         self._client.receive_adverts(reply.body)
         reply = stub.ShareKeys(secagg_envelope(self._ref, self._client.share_keys()))
         self._client.receive_shares(reply.body)
-        self._masked = self._client.masked_input(self._update, self._weight)
-        self.digest = "sha256:" + hashlib.sha256(self._masked.tobytes()).hexdigest()
+        if self._levels is None:
+            self._masked = self._client.masked_input(self._update, self._weight)
+            self.digest = "sha256:" + hashlib.sha256(self._masked.tobytes()).hexdigest()
+        else:
+            # The low word_bits bits of each masked word, packed: the sum is read mod 2^word_bits.
+            masked = self._client.mask_words(self._levels.copy())
+            self.packed = pack_words(masked & low_bits(self._word_bits), self._word_bits)
 
     def chunks(self) -> Iterator[tuple[int, npt.NDArray[np.uint32]]]:
         """The masked vector in wire-sized slices."""
@@ -101,9 +113,15 @@ class MaskedEncode:
 
     def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
         """Mask, send, and unmask if this silo is asked to."""
-        submission = MaskedSubmission(update.plan, self.config, self.identity, update.require_delta(), update.weight)
+        levels = None if update.compressed is None else update.compressed.astype(np.uint32, copy=False)
+        submission = MaskedSubmission(
+            update.plan, self.config, self.identity, update.require_delta(), update.weight, levels
+        )
         submission.setup(self.stub)
-        update.payload = Payload("uint32", submission.chunks, submission.digest)
+        if levels is None:
+            update.payload = Payload("uint32", submission.chunks, submission.digest)
+        else:
+            update.payload = packed_payload(submission.packed)
         verdict = call_next(update)
         submission.unmask(self.stub)
         return verdict

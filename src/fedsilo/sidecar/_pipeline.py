@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.privacy import Mechanism
-from fedsilo.protocol import FloatVector, PolicyVerdict, RoundPlan, TensorLayout
+from fedsilo.protocol import FloatVector, PolicyVerdict, RoundCompression, RoundPlan, TensorLayout
 
 log = logging.getLogger("fedsilo.sidecar")
 
@@ -70,6 +70,9 @@ class OutgoingUpdate:
     l2_norm: float = 0.0
     mechanism: Mechanism | None = None
     epsilon_round: float | None = None
+    # The compress step's output (masked: levels to mask; plain: payload bytes) and its settings.
+    compressed: npt.NDArray[np.generic] | None = None
+    compression: RoundCompression | None = None
     payload: Payload | None = None
     signed_metadata: bytes = b""
     signature: bytes = b""

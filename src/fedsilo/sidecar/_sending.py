@@ -47,6 +47,7 @@ class Sign:
             architecture=update.architecture,
             mechanism=mechanism_claim(update.mechanism.to_json()) if update.mechanism is not None else None,
             trainer_image_digest=self.trainer_image_digest,
+            compression=update.compression,
         )
         update.signed_metadata = metadata.canonical_bytes()
         update.signature = self.signing_key.sign(update.signed_metadata)

@@ -41,6 +41,7 @@ from fedsilo.protocol import (
     wait_round_request,
 )
 
+from ._compress import Compress
 from ._config import SidecarConfig
 from ._homomorphic import HomomorphicEncode
 from ._link import TrainerLinkService
@@ -204,11 +205,18 @@ class Sidecar:
             encode = MaskedEncode(self.config, self._identity, stub)
         elif spec.aggregation.mode is AggregationMode.HOMOMORPHIC:
             encode = HomomorphicEncode(self.config, self._identity, stub)
+        compression = spec.compression
         return [
             *([KeepPrivate(self._private)] if self._private else []),  # private parameters never leave
             check_weights,  # the trainer's tensors: names, shapes, finite values
             Clip(spec.policy.norm_cap, spec.aggregation.clip_range),  # the norm cap and fixed-point range
             *([SiloNoise(privacy, spec.aggregation.clip_range)] if privacy else []),  # budget, noise, weight
+            # The round's quantization / sparsification, after clip and noise; its residual stays here.
+            *(
+                [Compress(spec.aggregation.mode is AggregationMode.MASKED, compression.error_feedback)]
+                if compression is not None
+                else []
+            ),
             encode,  # masked: fixed point + pairwise masks; homomorphic: CKKS chunks; plain: [w * update..., w]
             *([ChargeLedger(privacy)] if privacy else []),  # the ledger, before anything leaves
             Sign(

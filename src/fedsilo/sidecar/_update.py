@@ -25,6 +25,7 @@ from fedsilo.protocol import (
     decode_weights,
 )
 
+from ._compress import packed_payload
 from ._pipeline import Next, OutgoingUpdate, Payload, UpdateRefused
 
 # Values per plain-mode chunk: 256 Ki float32 = 1 MiB.
@@ -124,7 +125,13 @@ class Clip:
 
 
 def plain_encode(update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
-    """Step (plain mode): the weighted sum's share ``[weight * update..., weight]`` as float32 chunks."""
+    """Step (plain mode): the weighted sum's share ``[weight * update..., weight]`` as float32 chunks.
+
+    A compressed update (the compress step ran) goes as its packed bytes instead.
+    """
+    if update.compressed is not None:
+        update.payload = packed_payload(update.compressed.view(np.uint8))
+        return call_next(update)
     payload = weighted_plain_payload(update.require_delta(), update.weight)
 
     def chunks() -> Iterator[tuple[int, npt.NDArray[np.generic]]]:

@@ -1,0 +1,105 @@
+"""The compress step sits after clipping and noise: a DP job's ledger is the same with and without
+compression (post-processing), and error feedback keeps, on the silo, what compression dropped."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedsilo.compression import read_plain_payload
+from fedsilo.identity import SigningKey
+from fedsilo.privacy.ledger import PrivacyLedger
+from fedsilo.protocol import RoundCompression
+from fedsilo.sidecar._compress import Compress
+from fedsilo.sidecar._pipeline import Step, run_steps
+from fedsilo.sidecar._privacy import ChargeLedger, SiloNoise
+from fedsilo.sidecar._sending import Sign
+from fedsilo.sidecar._update import Clip, check_weights, plain_encode
+
+from .test_update_steps import GLOBAL, LAYOUT, PLAN, Wire, _guard, _update
+
+EIGHT_BITS = RoundCompression(bits=8, word_bits=8, value_range=1.0, weight_scale=1)
+TOP_2 = RoundCompression(bits=0, word_bits=0, value_range=1.0, weight_scale=1, top_k=2)
+
+
+def _dp_rounds(ledger: Path, compression: RoundCompression | None, rounds: int = 3) -> list[dict[str, object]]:
+    guard, wire = _guard(ledger), Wire()
+    steps: list[Step] = [
+        check_weights,
+        Clip(norm_cap=1.0, clip_range=4.0),
+        SiloNoise(guard, clip_range=4.0),
+        *([Compress(masked=False, error_feedback=True, rng=np.random.default_rng(0))] if compression else []),
+        plain_encode,
+        ChargeLedger(guard),
+        Sign("job", "a", SigningKey.generate()),
+        wire,
+    ]
+    local = {"w": np.full((2, 3), 0.1, np.float32), "b": np.zeros(3, np.float32)}
+    for round_number in range(1, rounds + 1):
+        update = _update(local, records=400)
+        update.plan = replace(PLAN, round=round_number, compression=compression)
+        assert run_steps(steps, update).accepted
+    claims = [json.loads(sent.signed_metadata) for sent in wire.sent]
+    assert all((c["compression"] is not None) == (compression is not None) for c in claims)
+    with PrivacyLedger(ledger) as book:
+        return [
+            {
+                "round": charge.round,
+                "mechanism": charge.mechanism.to_json(),
+                "epsilon_job": charge.epsilon_job,
+                "epsilon_lifetime": charge.epsilon_lifetime,
+                "claimed": claim["epsilon_round"],
+                "signed_mechanism": claim["mechanism"],
+            }
+            for charge, claim in zip(book.history(), claims, strict=True)
+        ]
+
+
+@pytest.mark.parametrize("compression", [EIGHT_BITS, TOP_2], ids=["8-bit", "top-2"])
+def test_a_dp_jobs_ledger_is_identical_with_and_without_compression(
+    tmp_path: Path, compression: RoundCompression
+) -> None:
+    plain = _dp_rounds(tmp_path / "plain.sqlite", None)
+    compressed = _dp_rounds(tmp_path / "compressed.sqlite", compression)
+    assert len(plain) == 3
+    assert compressed == plain
+
+
+def test_error_feedback_sends_over_the_rounds_what_was_meant_but_one_residual(tmp_path: Path) -> None:
+    wire = Wire()
+    compress = Compress(masked=False, error_feedback=True, rng=np.random.default_rng(1))
+    steps: list[Step] = [check_weights, Clip(norm_cap=10.0, clip_range=4.0), compress, plain_encode, wire]
+    rng = np.random.default_rng(2)
+    meant, sent = np.zeros(LAYOUT.size), np.zeros(LAYOUT.size)
+    for round_number in range(1, 9):
+        local = {name: rng.normal(0, 0.3, value.shape).astype(np.float32) for name, value in GLOBAL.items()}
+        update = _update(local)
+        update.plan = replace(PLAN, round=round_number, compression=TOP_2)
+        assert run_steps(steps, update).accepted
+        meant += update.require_delta()
+        payload = np.concatenate([chunk for _, chunk in wire.sent[-1].require_payload().chunks()])
+        decoded, weight = read_plain_payload(payload.view(np.uint8), TOP_2, LAYOUT.size)
+        assert weight == 40 and np.count_nonzero(decoded) <= 2
+        sent += decoded
+    residual = compress.feedback.residual
+    assert residual is not None
+    np.testing.assert_allclose(sent + residual, meant, atol=1e-5)
+
+
+def test_a_denied_update_leaves_the_residual_as_it_was() -> None:
+    compress = Compress(masked=False, error_feedback=True, rng=np.random.default_rng(1))
+    local = {"w": np.full((2, 3), 0.3, np.float32), "b": np.full(3, -0.2, np.float32)}
+    for accept in (True, False):
+        before = None if compress.feedback.residual is None else compress.feedback.residual.copy()
+        update = _update(local)
+        update.plan = replace(PLAN, compression=TOP_2)
+        steps: list[Step] = [check_weights, Clip(norm_cap=10.0, clip_range=4.0), compress, plain_encode, Wire(accept)]
+        assert run_steps(steps, update).accepted is accept
+        if accept:
+            assert compress.feedback.residual is not None and np.count_nonzero(compress.feedback.residual) == 7
+        else:
+            np.testing.assert_array_equal(compress.feedback.residual, before)
