@@ -218,6 +218,10 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
             tmp_mount(),
         ],
         readinessProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 5},
+        # Building round 0's model imports PyTorch first: minutes on a busy node. The liveness
+        # probe starts only once the server listens, so a slow start is not killed (and the
+        # restart never ends in the job failing for a SIGTERM).
+        startupProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 5, "failureThreshold": 120},
         livenessProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 20, "failureThreshold": 6},
         resources=inputs.job.spec.resources.aggregator.render(),
     )
