@@ -47,7 +47,7 @@ from fedsilo.launch import (
 from fedsilo.policy import opa_config, opa_run_args
 
 from ._config import AGGREGATOR_METRICS_PORT, GRPC_PORT, OPA_ADDRESS, OPA_DIAGNOSTIC_PORT, OperatorConfig
-from ._names import SIDECAR, SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
+from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
 from ._podspec import OPA_RESOURCES, container, pod_security_context, tmp_mount, tmp_volume
 
 AGGREGATOR = "aggregator"
@@ -319,21 +319,8 @@ def _service(job: str, namespace: str) -> Object:
     }
 
 
-def _network_policy(job: str, namespace: str, sources: tuple[str, ...]) -> Object:
-    """Only the gRPC port, and only from this job's sidecars (in any namespace) and ``sources``.
-
-    Labels can be copied by whoever may create pods, so this narrows the reach, while mutual
-    TLS with each silo's own CA stays the gate; silos in other clusters arrive from the
-    address ranges the installation names (their egress gateways).
-    """
-    grpc = [{"protocol": "TCP", "port": GRPC_PORT}]
-    sidecars = {
-        "namespaceSelector": {},
-        "podSelector": {"matchLabels": selector(SIDECAR, job, job_namespace=namespace)},
-    }
-    ingress: list[Object] = [{"from": [sidecars], "ports": grpc}]
-    if sources:
-        ingress.append({"from": [{"ipBlock": {"cidr": cidr}} for cidr in sources], "ports": grpc})
+def _network_policy(job: str, namespace: str) -> Object:
+    # Silos may dial in from other clusters, so any source, but only the gRPC port.
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -341,7 +328,7 @@ def _network_policy(job: str, namespace: str, sources: tuple[str, ...]) -> Objec
         "spec": {
             "podSelector": {"matchLabels": selector(AGGREGATOR, job)},
             "policyTypes": ["Ingress"],
-            "ingress": ingress,
+            "ingress": [{"ports": [{"protocol": "TCP", "port": GRPC_PORT}]}],
         },
     }
 
@@ -369,7 +356,7 @@ def hub_objects(inputs: HubInputs, policies: PolicyFiles, config: OperatorConfig
         _policies_config_map(job, namespace, policies),
         *_rbac(job, namespace),
         _service(job, namespace),
-        _network_policy(job, namespace, config.aggregator_sources),
+        _network_policy(job, namespace),
         _deployment(inputs, namespace, policies, config),
     ]
     return adopt(objects, inputs.owner)
