@@ -146,39 +146,10 @@ def test_the_aggregator_may_patch_only_its_own_jobs_status_and_create_events(hub
     ]
 
 
-#: What the aggregator's policy admits from inside the cluster: the job's own sidecars, in any namespace.
-SIDECARS_OF_THE_JOB = {
-    "namespaceSelector": {},
-    "podSelector": {
-        "matchLabels": {
-            "app.kubernetes.io/component": "sidecar",
-            "fedsilo.io/job": "quickstart",
-            "fedsilo.io/job-namespace": "hub",
-        }
-    },
-}
-
-
-def test_the_aggregator_network_policy_admits_only_the_jobs_sidecars_on_the_grpc_port(hub: dict[Any, Any]) -> None:
+def test_the_aggregator_network_policy_admits_only_the_grpc_port(hub: dict[Any, Any]) -> None:
     spec = hub[("NetworkPolicy", "quickstart-aggregator")]["spec"]
     assert spec["policyTypes"] == ["Ingress"]
-    assert spec["ingress"] == [{"from": [SIDECARS_OF_THE_JOB], "ports": [{"protocol": "TCP", "port": 7443}]}]
-
-
-def test_silos_outside_the_cluster_reach_the_aggregator_only_from_the_ranges_the_installation_names(
-    quickstart: tuple[FederatedJob, list[Silo]],
-) -> None:
-    job, silos = quickstart
-    inputs = HubInputs(owner(), job, job_manifest(job, silos), silo_cas(silos), "AGGREGATOR CA\n", finished=False)
-    config = replace(CONFIG, aggregator_sources=("203.0.113.0/24", "2001:db8::/32"))
-    (policy,) = [
-        o for o in hub_objects(inputs, load_policy_files(default_bundle_path()), config) if o["kind"] == "NetworkPolicy"
-    ]
-    grpc = [{"protocol": "TCP", "port": 7443}]
-    assert policy["spec"]["ingress"] == [
-        {"from": [SIDECARS_OF_THE_JOB], "ports": grpc},
-        {"from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}, {"ipBlock": {"cidr": "2001:db8::/32"}}], "ports": grpc},
-    ]
+    assert spec["ingress"] == [{"ports": [{"protocol": "TCP", "port": 7443}]}]
 
 
 def test_the_aggregator_runs_with_opa_beside_it_restricted_and_reporting_its_job(hub: dict[Any, Any]) -> None:

@@ -14,7 +14,6 @@ trainer`` (same command line, same image) never load the operator's client libra
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -44,12 +43,6 @@ def _operator(args: argparse.Namespace) -> int:
         image_pull_policy=args.image_pull_policy or defaults.image_pull_policy,
         cluster_domain=args.cluster_domain or defaults.cluster_domain,
     )
-    try:
-        sources = tuple(str(ipaddress.ip_network(cidr)) for cidr in args.aggregator_source)
-    except ValueError as error:
-        print(f"error: --aggregator-source: {error}; give a CIDR such as 203.0.113.0/24", file=sys.stderr)
-        return EXIT_USAGE
-    config = replace(config, aggregator_sources=sources)
     if args.policy_params is not None:
         from fedsilo.operator import PolicyParameters
         from fedsilo.protocol import MessageError
@@ -134,14 +127,6 @@ def register(commands: Any) -> None:
     )
     operator.add_argument("--image", help="image of the sidecar pods (no PyTorch)")
     operator.add_argument("--trainer-image", help="image of the trainer and aggregator pods (with PyTorch)")
-    operator.add_argument(
-        "--aggregator-source",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="an address range outside the cluster whose silos may reach the aggregators' gRPC port "
-        "(repeat for more); in-cluster sidecars are admitted by their labels, nothing else",
-    )
     operator.add_argument("--opa-image", help="image of the OPA container beside each aggregator")
     operator.add_argument(
         "--policy-params",

@@ -38,10 +38,6 @@ class OperatorConfig:
     trainer_image: str = f"ghcr.io/fedsilo/trainer:{__version__}"
     opa_image: str = "openpolicyagent/opa:1.22.2-static"
     image_pull_policy: str = "IfNotPresent"
-    #: Address ranges (CIDRs) outside the cluster from which silos reach the aggregators' gRPC
-    #: port, e.g. partners' egress gateways; in-cluster sidecars are admitted by their labels,
-    #: every other source is refused by the aggregator's NetworkPolicy.
-    aggregator_sources: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
     dns_namespace: str = "kube-system"
     dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)

@@ -48,7 +48,7 @@ from fedsilo.launch import (
 from fedsilo.policy import opa_config, opa_run_args
 
 from ._config import AGGREGATOR_METRICS_PORT, GRPC_PORT, OPA_ADDRESS, OPA_DIAGNOSTIC_PORT, OperatorConfig
-from ._names import SIDECAR, SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
+from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
 from ._podspec import OPA_RESOURCES, container, pod_security_context, tmp_mount, tmp_volume
 
 AGGREGATOR = "aggregator"
@@ -219,6 +219,10 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
             tmp_mount(),
         ],
         readinessProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 5},
+        # Building round 0's model imports PyTorch first: minutes on a busy node. The liveness
+        # probe starts only once the server listens, so a slow start is not killed (and the
+        # restart never ends in the job failing for a SIGTERM).
+        startupProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 5, "failureThreshold": 120},
         livenessProbe={"tcpSocket": {"port": "grpc"}, "periodSeconds": 20, "failureThreshold": 6},
         resources=inputs.job.spec.resources.aggregator.render(),
     )
@@ -321,21 +325,8 @@ def _service(job: str, namespace: str) -> Object:
     }
 
 
-def _network_policy(job: str, namespace: str, sources: tuple[str, ...]) -> Object:
-    """Only the gRPC port, and only from this job's sidecars (in any namespace) and ``sources``.
-
-    Labels can be copied by whoever may create pods, so this narrows the reach, while mutual
-    TLS with each silo's own CA stays the gate; silos in other clusters arrive from the
-    address ranges the installation names (their egress gateways).
-    """
-    grpc = [{"protocol": "TCP", "port": GRPC_PORT}]
-    sidecars = {
-        "namespaceSelector": {},
-        "podSelector": {"matchLabels": selector(SIDECAR, job, job_namespace=namespace)},
-    }
-    ingress: list[Object] = [{"from": [sidecars], "ports": grpc}]
-    if sources:
-        ingress.append({"from": [{"ipBlock": {"cidr": cidr}} for cidr in sources], "ports": grpc})
+def _network_policy(job: str, namespace: str) -> Object:
+    # Silos may dial in from other clusters, so any source, but only the gRPC port.
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -343,7 +334,7 @@ def _network_policy(job: str, namespace: str, sources: tuple[str, ...]) -> Objec
         "spec": {
             "podSelector": {"matchLabels": selector(AGGREGATOR, job)},
             "policyTypes": ["Ingress"],
-            "ingress": ingress,
+            "ingress": [{"ports": [{"protocol": "TCP", "port": GRPC_PORT}]}],
         },
     }
 
@@ -371,7 +362,7 @@ def hub_objects(inputs: HubInputs, policies: PolicyFiles, config: OperatorConfig
         _policies_config_map(job, namespace, policies),
         *_rbac(job, namespace),
         _service(job, namespace),
-        _network_policy(job, namespace, config.aggregator_sources),
+        _network_policy(job, namespace),
         _deployment(inputs, namespace, policies, config),
     ]
     return adopt(objects, inputs.owner)
