@@ -7,6 +7,12 @@ strategy turns the aggregate into the next global model, which goes to the regis
 from ._aggregation import Aggregation as Aggregation
 from ._aggregation import PlainAggregation as PlainAggregation
 from ._aggregation import UpdateSink as UpdateSink
+from ._checkpoint import CHECKPOINT_DIR as CHECKPOINT_DIR
+from ._checkpoint import Checkpoint as Checkpoint
+from ._checkpoint import CheckpointDocument as CheckpointDocument
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import Checkpoints as Checkpoints
+from ._checkpoint import read_checkpoint as read_checkpoint
 from ._contracts import JobFailed as JobFailed
 from ._contracts import PrivacyBook as PrivacyBook
 from ._contracts import RoundObserver as RoundObserver
@@ -22,8 +28,13 @@ from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from ._service import start_server as start_server
 
 __all__ = [
+    "CHECKPOINT_DIR",
     "MAX_MESSAGE_BYTES",
     "Aggregation",
+    "Checkpoint",
+    "CheckpointDocument",
+    "CheckpointError",
+    "Checkpoints",
     "JobCoordinator",
     "JobFailed",
     "LedgerBook",
@@ -36,6 +47,7 @@ __all__ = [
     "UpdateGate",
     "UpdateSink",
     "UpdatesStrategy",
+    "read_checkpoint",
     "start_server",
     "update_distances",
 ]

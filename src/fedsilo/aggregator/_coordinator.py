@@ -36,6 +36,7 @@ from fedsilo.secagg import SecAggAbort, choose_fractional_bits
 from ._admission import Admission, Chunk
 from ._aggregation import Aggregation
 from ._attribution import SeenNonces
+from ._checkpoint import Checkpoint, Checkpoints
 from ._contracts import JobFailed, PrivacyBook, RoundObserver, RoundSummary, ServerStrategy, UpdateGate, UpdatesStrategy
 from ._evaluation import apply_evaluations, receive_evaluation
 from ._metrics import ROUNDS
@@ -70,6 +71,7 @@ class JobCoordinator:
         privacy: PrivacyBook | None = None,
         silo_ceilings: Mapping[str, float | None] | None = None,
         join_timeout: float | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.job = job
         self.spec = job.spec
@@ -100,6 +102,9 @@ class JobCoordinator:
         self._round: OpenRound | None = None
         self._final_plan: RoundPlan | None = None
         self.summaries: list[RoundSummary] = []
+        # Every closed round is committed here before the next opens (``_checkpoint.py``).
+        self._checkpoints = checkpoints
+        self._first_round = 1
         self.admission = Admission(
             job,
             self._keys,
@@ -231,11 +236,33 @@ class JobCoordinator:
 
     # ----- the round loop ---------------------------------------------------------------
 
+    def resume(self, checkpoint: Checkpoint) -> None:
+        """Go on after ``checkpoint``'s round: its model, seal, strategy state and round summaries.
+
+        Call before ``run``. Raises ``ValueError`` when the checkpoint is another job's or its
+        model does not fit this job's architecture.
+        """
+        document = checkpoint.document
+        if document.job != self.job.metadata.name:
+            raise ValueError(f"{checkpoint.path} is a checkpoint of job {document.job}, not {self.job.metadata.name}")
+        if TensorLayout.of(checkpoint.weights) != self._layout:
+            raise ValueError(f"the model in {checkpoint.path} does not have this job's architecture")
+        self._strategy.restore(checkpoint.strategy_state)
+        self._weights = checkpoint.weights
+        self._model_blob = encode_weights(checkpoint.weights)
+        self._model_digest = sha256_digest(self._model_blob)
+        self._model_seal = checkpoint.seal
+        self.summaries = checkpoint.summaries()
+        self._first_round = document.round + 1
+        log.warning("resuming job %s after round %d (%s)", document.job, document.round, checkpoint.path)
+
     def run(self) -> list[RoundSummary]:
         """Run every round and the closing evaluation; raise ``JobFailed`` if quorum is lost."""
         try:
+            if self._first_round == 1:
+                self._commit()  # round 0: the initial model, which rollback and unlearning may return to
             self._await_joins()
-            for round_number in range(1, self.spec.rounds + 1):
+            for round_number in range(self._first_round, self.spec.rounds + 1):
                 self._run_round(round_number)
             self._run_final_evaluation(self.spec.rounds + 1)
         except JobFailed as error:
@@ -416,6 +443,7 @@ class JobCoordinator:
         self._model_seal = record_round(
             self.job, self._registry, current, summary, new_weights, parent, self._model_key
         )
+        self._commit()
         if self._observer is not None:
             self._observer.round_finished(summary)
 
@@ -439,6 +467,18 @@ class JobCoordinator:
             self._cond.notify_all()
 
     # ----- helpers ------------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Checkpoint the last closed round (durably, before the next opens), if the hub keeps checkpoints."""
+        if self._checkpoints is not None:
+            self._checkpoints.write(
+                self.job.metadata.name,
+                self.spec.strategy.name.value,
+                self._weights,
+                self._strategy.state(),
+                self._model_seal,
+                self.summaries,
+            )
 
     def _restart(self, phase: Phase[Any], alive: set[str]) -> None:
         """Open the next step to the silos still alive, with a full timeout of its own."""

@@ -17,6 +17,12 @@ from ._isolation import Isolation as Isolation
 from ._isolation import detect_isolation as detect_isolation
 from ._local import LocalRun as LocalRun
 from ._local import RunOptions as RunOptions
+from ._recovery import RecoveryError as RecoveryError
+from ._recovery import RecoveryReport as RecoveryReport
+from ._recovery import RunState as RunState
+from ._recovery import read_run_state as read_run_state
+from ._recovery import rollback as rollback
+from ._recovery import unlearn as unlearn
 from ._report import RoundRow as RoundRow
 from ._report import RunReport as RunReport
 from ._report import render_table as render_table
@@ -36,18 +42,24 @@ __all__ = [
     "Isolation",
     "LocalRun",
     "RecordingRegistry",
+    "RecoveryError",
+    "RecoveryReport",
     "ReportingObserver",
     "RoundRow",
     "RunOptions",
     "RunReport",
+    "RunState",
     "Terminated",
     "aggregator_signing_key",
     "build_gate",
     "build_hub",
     "detect_isolation",
+    "read_run_state",
     "registered_silo_keys",
     "render_table",
+    "rollback",
     "run_aggregator",
+    "unlearn",
     "write_plot",
     "write_privacy_plot",
 ]

@@ -14,6 +14,9 @@ this module:
   hub's privacy ledger, all under ``--state-dir``;
 - the job's outcome, written to the state directory before it is reported, so a restarted
   container re-reports it and never reruns the job;
+- the checkpoint of every closed round in the state directory (a PersistentVolumeClaim): a
+  container restarted or a pod deleted mid-job resumes at the last completed round, and the
+  silos' sidecars join it again;
 - SIGTERM, which the kubelet sends when the operator scales the job down: the process idles
   until then after the job, because a Deployment would restart an exited container.
 
@@ -36,14 +39,16 @@ from types import FrameType
 
 from prometheus_client import start_http_server
 
-from fedsilo.aggregator import JobFailed, LedgerBook, start_server
+from fedsilo.aggregator import Checkpoints, JobFailed, LedgerBook, start_server
 from fedsilo.api import JobOutcome, Manifest, StatusReporter
 from fedsilo.identity import TLS_CERT_FILE, TLS_KEY_FILE, TlsCredentials
 from fedsilo.launch import OUTCOME_FILE, PRIVACY_LEDGER_FILE, REGISTRY_DIR, AggregatorArgs, silo_ca_file
 from fedsilo.policy import OpaServerEngine
+from fedsilo.privacy.ledger import run_name
 from fedsilo.registry import LocalRegistry
 
 from ._hub import HubSetupError, aggregator_signing_key, build_hub
+from ._recovery import RecoveryError, latest_checkpoint, resume_hub
 from ._reporting import RecordingRegistry, ReportingObserver
 
 log = logging.getLogger("fedsilo.aggregator")
@@ -184,19 +189,29 @@ def _record_outcome(path: Path, job: str, outcome: JobOutcome) -> None:
     path.write_text(json.dumps(document, indent=2) + "\n")
 
 
-def _privacy_book(manifest: Manifest, state_dir: Path) -> LedgerBook | None:
+def _ledger_run() -> str:
+    """The run id both ledgers name this job's charges by: the job's UID, stable across pod restarts."""
+    from fedsilo.kube import JOB_UID_VARIABLE
+
+    return os.environ.get(JOB_UID_VARIABLE) or "standalone"
+
+
+def _privacy_book(manifest: Manifest, state_dir: Path, resumed_round: int) -> LedgerBook | None:
     """The hub's ledger of a DP job, which recomputes and charges each silo's epsilon; None without DP.
 
     Its charges are keyed by the job and its UID (the pod's environment), so a job deleted
     and created again under the same name starts a new charge history, as a rerun of
     ``fedsilo run`` does.
     """
-    from fedsilo.kube import JOB_UID_VARIABLE
-
     state_dir.mkdir(parents=True, exist_ok=True)
-    run = os.environ.get(JOB_UID_VARIABLE) or "standalone"
     # Signed with the hub's key, the one that signs the audit log in the same directory.
-    return LedgerBook.for_job(manifest.job, state_dir / PRIVACY_LEDGER_FILE, run, aggregator_signing_key(state_dir))
+    return LedgerBook.for_job(
+        manifest.job,
+        state_dir / PRIVACY_LEDGER_FILE,
+        _ledger_run(),
+        aggregator_signing_key(state_dir),
+        resumed_round=resumed_round,
+    )
 
 
 def _wait_for_termination() -> None:
@@ -251,8 +266,14 @@ def _serve(
                 _wait_for_termination()
         return previous
     registry = RecordingRegistry(LocalRegistry(state_dir / REGISTRY_DIR))
+    checkpoints = Checkpoints(state_dir, ledger_run=run_name(job, _ledger_run()))
+    try:
+        checkpoint = latest_checkpoint(checkpoints)
+    except RecoveryError as error:
+        raise AggregatorConfigError(str(error)) from error
     observer = ReportingObserver(reporter, registry) if reporter is not None else None
-    privacy = _privacy_book(manifest, state_dir)
+    # The round a restarted aggregator runs again: its releases may already be charged.
+    privacy = _privacy_book(manifest, state_dir, (checkpoint.round if checkpoint else 0) + 1)
     try:
         hub = build_hub(
             manifest.job,
@@ -262,6 +283,7 @@ def _serve(
             registry=registry,
             observer=observer,
             privacy=privacy,
+            checkpoints=checkpoints,
         )
     except HubSetupError as error:
         if observer is not None:
@@ -269,6 +291,16 @@ def _serve(
         if privacy is not None:
             privacy.close()
         raise AggregatorConfigError(str(error)) from error
+    if checkpoint is not None:
+        try:
+            resume_hub(hub, checkpoint, "the aggregator restarted")
+        except RecoveryError as error:
+            if observer is not None:
+                observer.close(None)
+            hub.close()
+            if privacy is not None:
+                privacy.close()
+            raise AggregatorConfigError(str(error)) from error
     outcome: JobOutcome | None = None
     try:
         if args.metrics_port:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedsilo.aggregator import JobCoordinator, PrivacyBook, RoundObserver
+from fedsilo.aggregator import Checkpoints, JobCoordinator, PrivacyBook, RoundObserver
 from fedsilo.api import FederatedJob, Silo
 from fedsilo.audit import AuditLog, AuditVerificationError
 from fedsilo.datasets import load_silo_data
@@ -114,6 +114,7 @@ def build_hub(
     privacy: PrivacyBook | None = None,
     retry: RetryPolicy | None = None,
     silo_keys: Mapping[str, VerifyKey] | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> Hub:
     """The coordinator of ``job`` and its gate, with the audit log and signing key under ``state_dir``.
 
@@ -128,6 +129,7 @@ def build_hub(
             is charged for every admitted update; None until a caller passes one.
         retry: how long the gate retries an unavailable engine before it denies (fail closed).
         silo_keys: the silos' verify keys, if the caller already has them.
+        checkpoints: where every closed round is checkpointed (resume with ``coordinator.resume``).
 
     Raises:
         HubSetupError: a silo without a usable key; the model cannot be built from the
@@ -162,5 +164,6 @@ def build_hub(
         observer=observer,
         privacy=privacy,
         silo_ceilings={s.metadata.name: s.spec.max_epsilon for s in silos},
+        checkpoints=checkpoints,
     )
     return Hub(coordinator, gate, signing_key.public_key, audit.path)

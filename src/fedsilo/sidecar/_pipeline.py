@@ -70,6 +70,8 @@ class OutgoingUpdate:
     l2_norm: float = 0.0
     mechanism: Mechanism | None = None
     epsilon_round: float | None = None
+    # The release kept for a resumed round, sent again: already charged (``_privacy``).
+    resent: bool = False
     payload: Payload | None = None
     signed_metadata: bytes = b""
     signature: bytes = b""
