@@ -40,6 +40,8 @@ from .conftest import ROOT
 ROUNDS = 3
 KILLED_ROUND = 2
 TIMEOUT = 900
+# Whole runs, one after another, on a machine that may be loaded: minutes each.
+pytestmark = pytest.mark.timeout(3600)
 
 
 def _manifest(folder: Path, example: str, **spec_changes: object) -> Path:

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fedsilo.api import load_manifest
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import LocalRun, RecoveryReport, RunOptions
@@ -21,6 +23,8 @@ from fedsilo.runner import LocalRun, RecoveryReport, RunOptions
 from .conftest import quick_manifest
 
 TIMEOUT = 900
+# Whole runs, one after another, on a machine that may be loaded: minutes each.
+pytestmark = pytest.mark.timeout(3600)
 
 
 def _fedsilo(*args: str) -> subprocess.CompletedProcess[str]:

@@ -45,6 +45,7 @@ from ._types import PartitionSpec as PartitionSpec
 from ._types import PolicySpec as PolicySpec
 from ._types import PrivacyMode as PrivacyMode
 from ._types import PrivacySpec as PrivacySpec
+from ._types import RollbackSpec as RollbackSpec
 from ._types import RoundNumber as RoundNumber
 from ._types import Silo as Silo
 from ._types import SiloDataSpec as SiloDataSpec
@@ -91,6 +92,7 @@ __all__ = [
     "PolicySpec",
     "PrivacyMode",
     "PrivacySpec",
+    "RollbackSpec",
     "RoundNumber",
     "RoundReport",
     "Silo",

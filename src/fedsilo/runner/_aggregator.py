@@ -48,7 +48,7 @@ from fedsilo.privacy.ledger import run_name
 from fedsilo.registry import LocalRegistry
 
 from ._hub import HubSetupError, aggregator_signing_key, build_hub
-from ._recovery import RecoveryError, latest_checkpoint, resume_hub
+from ._recovery import RecoveryError, apply_job_rollback, latest_checkpoint, resume_hub
 from ._reporting import RecordingRegistry, ReportingObserver
 
 log = logging.getLogger("fedsilo.aggregator")
@@ -255,6 +255,19 @@ def _serve(
     job = manifest.job.metadata.name
     state_dir = args.state_dir
     outcome_file = state_dir / OUTCOME_FILE
+    checkpoints = Checkpoints(state_dir, ledger_run=run_name(job, _ledger_run()))
+    try:
+        # Before the outcome is read: a finished job rolled back trains again.
+        rolled = apply_job_rollback(state_dir, manifest, checkpoints, state_dir / REGISTRY_DIR)
+    except RecoveryError as error:
+        raise AggregatorConfigError(f"spec.rollback: {error}") from error
+    if rolled is not None:
+        log.warning(
+            "rolled back to round %d (%s): discarded rounds %s",
+            rolled.to_round,
+            rolled.reason,
+            [d.round for d in rolled.discarded],
+        )
     previous = _recorded_outcome(outcome_file, job)
     if previous is not None:
         # The container restarted after the job ended: report again (heals a lost report), never rerun.
@@ -266,7 +279,6 @@ def _serve(
                 _wait_for_termination()
         return previous
     registry = RecordingRegistry(LocalRegistry(state_dir / REGISTRY_DIR))
-    checkpoints = Checkpoints(state_dir, ledger_run=run_name(job, _ledger_run()))
     try:
         checkpoint = latest_checkpoint(checkpoints)
     except RecoveryError as error:

@@ -35,6 +35,7 @@ from fedsilo.aggregator import CHECKPOINT_DIR, Checkpoint, CheckpointError, Chec
 from fedsilo.api import Manifest, PrivacyMode, load_manifest
 from fedsilo.audit import AuditLog, AuditVerificationError, SignedHead
 from fedsilo.identity import load_signing_key
+from fedsilo.launch import OUTCOME_FILE
 from fedsilo.protocol import MessageError, StrictMessage
 from fedsilo.registry import LocalRegistry, ModelVerificationError, RegistryError, verify_model
 
@@ -186,29 +187,38 @@ class RecoveryReport(StrictMessage):
 
 @dataclass(frozen=True)
 class _Run:
-    """A run directory opened for an operation: its state, checkpoints and registry."""
+    """A hub's state opened for an operation: its folder, checkpoints and registry (and ``run.json`` locally)."""
 
     run_dir: Path
-    state: RunState
+    job: str
     checkpoints: Checkpoints
     registry: LocalRegistry
+    state: RunState | None
 
     @classmethod
     def open(cls, run_dir: Path) -> _Run:
+        """A local run's directory, as ``fedsilo run`` left it."""
         state = read_run_state(run_dir)
-        manifest = load_manifest(state.manifest)
+        checkpoints = Checkpoints(run_dir, ledger_run=state.run_id, excluded=state.excluded)
+        return cls.checked(run_dir, load_manifest(state.manifest), checkpoints, Path(state.registry), state)
+
+    @classmethod
+    def checked(
+        cls, run_dir: Path, manifest: Manifest, checkpoints: Checkpoints, registry: Path, state: RunState | None
+    ) -> _Run:
+        """The run, once its job is known to allow going back and it has a checkpoint to go back to."""
+        job = manifest.job.metadata.name
         if manifest.job.spec.privacy.mode is not PrivacyMode.NONE:
             raise RecoveryError(
-                f"job {state.job} runs with differential privacy: its later rounds were released and charged, and "
+                f"job {job} runs with differential privacy: its later rounds were released and charged, and "
                 "retraining them would release them again; start a new run from a stored model instead"
             )
-        checkpoints = Checkpoints(run_dir, ledger_run=state.run_id, excluded=state.excluded)
         if not checkpoints.rounds():
             raise RecoveryError(
                 f"{run_dir / CHECKPOINT_DIR} holds no checkpoint: the run never started a round; "
                 "start it again with 'fedsilo run MANIFEST'"
             )
-        return cls(run_dir, state, checkpoints, LocalRegistry(Path(state.registry)))
+        return cls(run_dir, job, checkpoints, LocalRegistry(registry), state)
 
     def load(self, round_number: int) -> Checkpoint:
         try:
@@ -223,7 +233,7 @@ class _Run:
         parent = None
         for number in rounds:
             try:
-                ref = self.registry.show(self.state.job, number)
+                ref = self.registry.show(self.job, number)
                 verify_model(ref, key, parent)
             except (RegistryError, ModelVerificationError) as error:
                 raise RecoveryError(f"the lineage of round {number} does not hold: {error}") from None
@@ -242,15 +252,47 @@ def rollback(run_dir: Path, to_round: int, reason: str) -> RecoveryReport:
         RecoveryError: no such run, round or checkpoint; a DP job; a run that is still going.
     """
     run = _Run.open(run_dir)
+    if to_round == run.checkpoints.rounds()[-1]:
+        raise RecoveryError(f"round {to_round} is the run's newest checkpoint: there is nothing to roll back")
+    return _rollback(run, to_round, reason)
+
+
+def _rollback(run: _Run, to_round: int, reason: str) -> RecoveryReport:
     rounds = run.checkpoints.rounds()
     if to_round not in rounds:
         raise RecoveryError(
             f"round {to_round} has no checkpoint in {run.checkpoints.directory}; "
             f"choose one of {', '.join(map(str, rounds))}"
         )
-    if to_round == rounds[-1]:
-        raise RecoveryError(f"round {to_round} is the run's newest checkpoint: there is nothing to roll back")
     return _apply(run, "rollback", to_round, reason, forgotten=None)
+
+
+def apply_job_rollback(
+    state_dir: Path, manifest: Manifest, checkpoints: Checkpoints, registry: Path
+) -> RecoveryReport | None:
+    """The aggregator pod's side of ``spec.rollback``: roll its state back once; the report, or None.
+
+    None when the job asks for no rollback, or the rollback it asks for (round and reason)
+    was applied before: the operator restarts the aggregator whenever the spec changes, and
+    a rollback must be recorded and applied once. A job that had finished trains again, so
+    its outcome file is removed.
+
+    Raises:
+        RecoveryError: the round has no checkpoint on the volume (the message lists those there are).
+    """
+    asked = manifest.job.spec.rollback
+    if asked is None:
+        return None
+    for path in sorted((state_dir / REPORTS_DIR).glob("*-rollback.json")):
+        try:
+            done = RecoveryReport.parse(path.read_bytes())
+        except MessageError as error:
+            raise RecoveryError(f"the rollback report {path} is damaged ({error}); restore or remove it") from None
+        if (done.to_round, done.reason) == (asked.to_round, asked.reason):
+            return None
+    report = _rollback(_Run.checked(state_dir, manifest, checkpoints, registry, None), asked.to_round, asked.reason)
+    (state_dir / OUTCOME_FILE).unlink(missing_ok=True)
+    return report
 
 
 def unlearn(run_dir: Path, silo: str, reason: str) -> RecoveryReport:
@@ -259,15 +301,16 @@ def unlearn(run_dir: Path, silo: str, reason: str) -> RecoveryReport:
     Raises:
         RecoveryError: no such run or silo; too few silos would remain; a DP job; a run still going.
     """
+    state = read_run_state(run_dir)
     run = _Run.open(run_dir)
-    manifest = load_manifest(run.state.manifest)
+    manifest = load_manifest(state.manifest)
     if silo not in manifest.job.spec.silos:
         raise RecoveryError(
-            f"silo {silo!r} is not in job {run.state.job} (its silos: {', '.join(manifest.job.spec.silos)})"
+            f"silo {silo!r} is not in job {state.job} (its silos: {', '.join(manifest.job.spec.silos)})"
         )
-    if silo in run.state.excluded:
+    if silo in state.excluded:
         raise RecoveryError(f"silo {silo} was already forgotten in {run_dir}")
-    without_silos(manifest, (*run.state.excluded, silo))
+    without_silos(manifest, (*state.excluded, silo))
     clean = 0
     for number in run.checkpoints.rounds():
         if silo in run.load(number).document.contributors():
@@ -282,7 +325,6 @@ def _apply(
     """Record the decision, move the discarded rounds aside, write the report."""
     if not reason.strip():
         raise RecoveryError("--reason is empty: say why (it goes into the audit log)")
-    state = run.state
     newest = run.checkpoints.rounds()[-1]
     kept_checkpoint = run.load(to_round)
     kept = run.lineage_rounds(range(1, to_round + 1), forgotten)
@@ -291,7 +333,7 @@ def _apply(
     discarded = []
     for number in range(to_round + 1, newest + 1):
         try:
-            lineage = run.registry.show(state.job, number).lineage
+            lineage = run.registry.show(run.job, number).lineage
         except RegistryError:
             # The round's model was never stored (the run died in the registry write): nothing of it is kept.
             continue
@@ -319,15 +361,16 @@ def _apply(
         raise RecoveryError(f"the run's audit log cannot be extended: {error}") from None
     with audit:
         head = audit.record_operation(
-            job=state.job, operation=operation, round_number=to_round, reason=reason, details=details
+            job=run.job, operation=operation, round_number=to_round, reason=reason, details=details
         )
         moved = _move_aside(run, to_round, newest, stamp)
-        if forgotten is not None:
-            write_run_state(run.run_dir, state.model_copy(update={"excluded": (*state.excluded, forgotten)}))
+        if forgotten is not None and run.state is not None:
+            excluded = (*run.state.excluded, forgotten)
+            write_run_state(run.run_dir, run.state.model_copy(update={"excluded": excluded}))
     report = RecoveryReport(
         format="fedsilo.recovery/v1",
         operation=operation,
-        job=state.job,
+        job=run.job,
         reason=reason,
         to_round=to_round,
         from_round=newest,
@@ -349,7 +392,7 @@ def _move_aside(run: _Run, to_round: int, newest: int, stamp: str) -> tuple[str,
     moved = []
     targets = (
         (run.checkpoints.directory, run.checkpoints.directory / DISCARDED_DIR / stamp),
-        (run.registry.root / run.state.job, run.registry.root / run.state.job / DISCARDED_DIR / stamp),
+        (run.registry.root / run.job, run.registry.root / run.job / DISCARDED_DIR / stamp),
     )
     for source, target in targets:
         for number in range(to_round + 1, newest + 1):
