@@ -289,7 +289,8 @@ class JobCoordinator:
 
     def _open(self, round_number: int, evaluate_only: bool) -> OpenRound:
         deadline = time.monotonic() + self.spec.round_timeout_seconds
-        participants = self._presence.participants(round_number - 1, deadline)
+        resumed = round_number == self._first_round > 1
+        participants = self._presence.participants(None if resumed else round_number - 1, deadline)
         if len(participants) < self.spec.min_silos:
             raise JobFailed(
                 f"round {round_number}: quorum lost: only {len(participants)} silos are live "
