@@ -42,9 +42,7 @@ class KillOnRound:
     ``kill`` is ``LocalRun.kill_silo`` (sidecar and trainer) or ``LocalRun.kill_trainer``.
     """
 
-    def __init__(
-        self, silo: str, round_number: int, kill: Callable[[LocalRun, str], None] = LocalRun.kill_silo
-    ) -> None:
+    def __init__(self, silo: str, round_number: int, kill: Callable[[LocalRun, str], None] = LocalRun.kill_silo) -> None:
         self.silo = silo
         self.round_number = round_number
         self.kill = kill

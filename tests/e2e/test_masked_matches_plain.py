@@ -15,9 +15,7 @@ def _run(tmp_path: Path, mode: str) -> float:
     folder = tmp_path / mode
     folder.mkdir()
     # "internal" data: the policy allows plain aggregation only below "sensitive".
-    path = quick_manifest(
-        folder, rounds=4, aggregation={"mode": mode}, policy={"normCap": 20.0, "dataClass": "internal"}
-    )
+    path = quick_manifest(folder, rounds=4, aggregation={"mode": mode}, policy={"normCap": 20.0, "dataClass": "internal"})
     report = LocalRun(
         load_manifest(path),
         RunOptions(manifest_path=path, workdir=folder / "run", registry=folder / "registry", baseline=False),
