@@ -114,6 +114,8 @@ def _fedsilo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+# Five commands, each a new Python process: minutes on a loaded machine.
+@pytest.mark.timeout(1800)
 def test_the_commands_exit_2_naming_the_problem(tmp_path: Path) -> None:
     manifest = tmp_path / "job.yaml"
     manifest.write_text(yaml.safe_dump({"kind": "nothing"}))
