@@ -1,6 +1,6 @@
 """Rolling a run back and forgetting a silo retrain from a kept checkpoint; the lineage keeps nothing discarded.
 
-One real run (the quickstart, masked, three rounds) is rolled back to round 1 with
+One real run (the quickstart with a fourth silo, masked, three rounds) is rolled back to round 1 with
 ``fedsilo models rollback`` and then made to forget hospital-c with ``fedsilo unlearn``, each
 retraining at once. Afterwards the registry's sealed lineage holds no update of a discarded
 round and, after unlearning, none of hospital-c; both operations are records in an audit
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fedsilo.api import load_manifest
 from fedsilo.registry import LocalRegistry
@@ -23,6 +24,7 @@ from fedsilo.runner import LocalRun, RecoveryReport, RunOptions
 from .conftest import quick_manifest
 
 TIMEOUT = 900
+SILOS = ["hospital-a", "hospital-b", "hospital-c", "hospital-d"]
 # Whole runs, one after another, on a machine that may be loaded: minutes each.
 pytestmark = pytest.mark.timeout(3600)
 
@@ -52,7 +54,11 @@ def _verified(run: Path, registry: Path) -> None:
 
 
 def test_rollback_and_unlearning_leave_no_discarded_update_in_the_lineage(tmp_path: Path) -> None:
-    manifest = quick_manifest(tmp_path, roundTimeoutSeconds=300)
+    # Four silos: without the forgotten one, three remain, which masking needs.
+    manifest = quick_manifest(tmp_path, roundTimeoutSeconds=300, silos=SILOS)
+    documents = list(yaml.safe_load_all(manifest.read_text()))
+    documents.append({**documents[-1], "metadata": {"name": "hospital-d"}})
+    manifest.write_text(yaml.safe_dump_all(documents, sort_keys=False))
     run, registry = tmp_path / "run", tmp_path / "registry"
     options = RunOptions(manifest_path=manifest, workdir=run, registry=registry, baseline=False)
     first = LocalRun(load_manifest(manifest), options).execute()
@@ -86,7 +92,7 @@ def test_rollback_and_unlearning_leave_no_discarded_update_in_the_lineage(tmp_pa
     for n in (1, 2, 3):
         lineage = models.show("quickstart", n).lineage
         assert "hospital-c" not in lineage.participants and "hospital-c" not in lineage.update_digests
-        assert sorted(lineage.participants) == ["hospital-a", "hospital-b"]
+        assert sorted(lineage.participants) == ["hospital-a", "hospital-b", "hospital-d"]
     assert _operations(run)[-2:] == [("unlearn", 0), ("resume", 0)]
     assert json.loads((run / "run.json").read_text())["excluded"] == ["hospital-c"]
     _verified(run, registry)

@@ -36,6 +36,7 @@ from fedsilo.api import Manifest, PrivacyMode, load_manifest
 from fedsilo.audit import AuditLog, AuditVerificationError, SignedHead
 from fedsilo.identity import load_signing_key
 from fedsilo.launch import OUTCOME_FILE
+from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
 from fedsilo.protocol import MessageError, StrictMessage
 from fedsilo.registry import LocalRegistry, ModelVerificationError, RegistryError, verify_model
 
@@ -310,7 +311,13 @@ def unlearn(run_dir: Path, silo: str, reason: str) -> RecoveryReport:
         )
     if silo in state.excluded:
         raise RecoveryError(f"silo {silo} was already forgotten in {run_dir}")
-    without_silos(manifest, (*state.excluded, silo))
+    remaining = without_silos(manifest, (*state.excluded, silo))
+    # Checked before anything changes: the retrained job must pass the job policy, as any job must.
+    decision = EmbeddedRegoEngine().decide_job(JobPolicyInput.from_job(remaining.job))
+    if not decision.allow:
+        raise RecoveryError(
+            f"without {silo} the job policy ({decision.policy_revision}) refuses the job: {'; '.join(decision.reasons)}"
+        )
     clean = 0
     for number in run.checkpoints.rounds():
         if silo in run.load(number).document.contributors():
