@@ -7,6 +7,12 @@ strategy turns the aggregate into the next global model, which goes to the regis
 from ._aggregation import Aggregation as Aggregation
 from ._aggregation import PlainAggregation as PlainAggregation
 from ._aggregation import UpdateSink as UpdateSink
+from ._checkpoint import CHECKPOINT_DIR as CHECKPOINT_DIR
+from ._checkpoint import Checkpoint as Checkpoint
+from ._checkpoint import CheckpointDocument as CheckpointDocument
+from ._checkpoint import CheckpointError as CheckpointError
+from ._checkpoint import Checkpoints as Checkpoints
+from ._checkpoint import read_checkpoint as read_checkpoint
 from ._compression import CompressionChoice as CompressionChoice
 from ._compression import CompressionPlanner as CompressionPlanner
 from ._contracts import JobFailed as JobFailed
@@ -28,8 +34,13 @@ from ._standing import SiloStanding as SiloStanding
 from ._standing import StandingSource as StandingSource
 
 __all__ = [
+    "CHECKPOINT_DIR",
     "MAX_MESSAGE_BYTES",
     "Aggregation",
+    "Checkpoint",
+    "CheckpointDocument",
+    "CheckpointError",
+    "Checkpoints",
     "CompressionChoice",
     "CompressionPlanner",
     "JobCoordinator",
@@ -48,6 +59,7 @@ __all__ = [
     "UpdateGate",
     "UpdateSink",
     "UpdatesStrategy",
+    "read_checkpoint",
     "start_server",
     "update_distances",
 ]

@@ -81,6 +81,11 @@ class AnomalyScores:
                 self._scores[silo] = DECAY * self._scores.get(silo, 0.0) + (1.0 - DECAY) * score
         return round_scores
 
+    def restore(self, scores: Mapping[str, float]) -> None:
+        """Take the scores a resumed job had when its checkpoint was written."""
+        with self._lock:
+            self._scores = dict(scores)
+
     def snapshot(self) -> dict[str, float]:
         """Every observed silo's current score."""
         with self._lock:

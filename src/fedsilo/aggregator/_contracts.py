@@ -7,7 +7,7 @@ runner can pass the real gate, ledger book, strategy and observer, and tests the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,6 +47,14 @@ class ServerStrategy(Protocol):
 
     def aggregate(self, global_weights: Weights, mean_update: Weights) -> Weights:
         """The next global model from the sample-weighted mean update."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """What the strategy carries across rounds (named tensors), for the round's checkpoint."""
+        ...
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back ``state`` from a checkpoint."""
         ...
 
 

@@ -39,6 +39,7 @@ from ._aggregation import Aggregation
 from ._anomaly import AnomalyScores
 from ._attribution import SeenNonces
 from ._bounds import expected_weight, sum_problem
+from ._checkpoint import Checkpoint, Checkpoints
 from ._compression import CompressionPlanner
 from ._contracts import (
     JobFailed,
@@ -89,6 +90,7 @@ class JobCoordinator:
         join_timeout: float | None = None,
         preprocessing_digest: str | None = None,
         standing: StandingSource | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.job = job
         self.spec = job.spec
@@ -133,6 +135,9 @@ class JobCoordinator:
             if self.spec.aggregation.mode is AggregationMode.HOMOMORPHIC
             else None
         )
+        # Every closed round is committed here before the next opens (``_checkpoint.py``).
+        self._checkpoints = checkpoints
+        self._first_round = 1
         self.admission = Admission(
             job,
             self._keys,
@@ -278,10 +283,35 @@ class JobCoordinator:
 
     # ----- the round loop ---------------------------------------------------------------
 
+    def resume(self, checkpoint: Checkpoint) -> None:
+        """Go on after ``checkpoint``'s round: its model, seal, strategy state and round summaries.
+
+        Call before ``run``. Raises ``ValueError`` when the checkpoint is another job's or its
+        model does not fit this job's architecture.
+        """
+        document = checkpoint.document
+        if document.job != self.job.metadata.name:
+            raise ValueError(f"{checkpoint.path} is a checkpoint of job {document.job}, not {self.job.metadata.name}")
+        if TensorLayout.of(checkpoint.weights) != self._layout:
+            raise ValueError(f"the model in {checkpoint.path} does not have this job's architecture")
+        self._strategy.restore(checkpoint.strategy_state)
+        self._weights = checkpoint.weights
+        self._model_blob = encode_weights(checkpoint.weights)
+        self._model_digest = sha256_digest(self._model_blob)
+        self._model_seal = checkpoint.seal
+        self.summaries = checkpoint.summaries()
+        if self.summaries:
+            last = self.summaries[-1].silos
+            self._anomaly.restore({s: v.anomaly_score for s, v in last.items() if v.anomaly_score is not None})
+        self._first_round = document.round + 1
+        log.warning("resuming job %s after round %d (%s)", document.job, document.round, checkpoint.path)
+
     def run(self) -> list[RoundSummary]:
         """Run every round and the closing evaluation; raise ``JobFailed`` if quorum is lost."""
         job_started(self.job)
         try:
+            if self._first_round == 1:
+                self._commit()  # round 0: the initial model, which rollback and unlearning may return to
             self._await_joins()
             round_number = self._run_rounds()
             self._run_final_evaluation(round_number)
@@ -302,9 +332,10 @@ class JobCoordinator:
         """Run ``spec.rounds`` completed rounds; a failed round is recorded and retried under the next number.
 
         Returns the number the closing evaluation takes. Round numbers only grow, so a silo
-        waiting for "the round after r" is never handed r twice.
+        waiting for "the round after r" is never handed r twice. A resumed job goes on after its
+        checkpoint's round, with the rounds it completed before (``resume``).
         """
-        round_number, completed, failures = 1, 0, 0
+        round_number, completed, failures = self._first_round, len(self.summaries), 0
         while completed < self.spec.rounds:
             try:
                 self._run_round(round_number)
@@ -340,7 +371,8 @@ class JobCoordinator:
 
     def _open(self, round_number: int, evaluate_only: bool) -> OpenRound:
         deadline = time.monotonic() + self.spec.round_timeout_seconds
-        participants = self._presence.participants(round_number - 1, deadline)
+        resumed = round_number == self._first_round > 1
+        participants = self._presence.participants(None if resumed else round_number - 1, deadline)
         # The round boundary: rotated keys and suspensions take effect now, for the whole round.
         self._standing.advance(round_number)
         if len(participants) < self.spec.min_silos:
@@ -532,6 +564,7 @@ class JobCoordinator:
         self._model_seal = record_round(
             self.job, self._registry, current, summary, new_weights, parent, self._model_key, self._preprocessing_digest
         )
+        self._commit()
         if self._observer is not None:
             self._observer.round_finished(summary)
 
@@ -569,6 +602,18 @@ class JobCoordinator:
             apply_evaluations(current, target)
             if target.quality is not None:
                 model_scored(self.job, target.quality)
+
+    def _commit(self) -> None:
+        """Checkpoint the last closed round (durably, before the next opens), if the hub keeps checkpoints."""
+        if self._checkpoints is not None:
+            self._checkpoints.write(
+                self.job.metadata.name,
+                self.spec.strategy.name.value,
+                self._weights,
+                self._strategy.state(),
+                self._model_seal,
+                self.summaries,
+            )
 
     def _restart(self, phase: Phase[Any], alive: set[str]) -> None:
         """Open the next step to the silos still alive, with a full timeout of its own."""

@@ -48,14 +48,22 @@ class Presence:
         wait_until(self._cond, lambda: len(self.joined) == len(self._silos), deadline)
         return len(self.joined)
 
-    def participants(self, after_round: int, deadline: float) -> tuple[str, ...]:
-        """Silos ready for the next round: every live silo, waiting up to ``deadline``; the late become gone."""
+    def participants(self, after_round: int | None, deadline: float) -> tuple[str, ...]:
+        """Silos ready for the next round: every live silo, waiting up to ``deadline``; the late become gone.
+
+        A silo is ready when it waits for the round after ``after_round``; ``None`` (the first
+        round of a resumed hub) takes any waiting silo: one that rejoined after the restart
+        does not know which round the hub went back to.
+        """
 
         def live() -> list[str]:
             return [s for s in self._silos if s in self.joined and s not in self._gone]
 
-        wait_until(self._cond, lambda: all(self._waiting.get(s) == after_round for s in live()), deadline)
-        ready = tuple(s for s in live() if self._waiting.get(s) == after_round)
+        def is_ready(silo: str) -> bool:
+            return silo in self._waiting if after_round is None else self._waiting.get(silo) == after_round
+
+        wait_until(self._cond, lambda: all(is_ready(s) for s in live()), deadline)
+        ready = tuple(s for s in live() if is_ready(s))
         for silo in live():
             if silo not in ready:
                 self._gone.add(silo)

@@ -8,6 +8,13 @@ the job configures, and answers the policy's ``epsilon_spent`` / ``epsilon_if_ac
 by replaying the silo's charged mechanisms plus this one in its own ledger. An admitted
 update is charged (once: job, silo, round and payload digest name the release) before it enters the
 aggregate, and acknowledged when the round's aggregate is taken.
+
+A hub resumed after a crash runs its first round again (``resumed_round``). The silos'
+updates of that round may already be charged, under the crashed attempt's payload digests;
+each silo sends the release it charged again (masked afresh, so under another digest), and
+the book takes a charge of that round with the same mechanism as the release's own instead
+of refusing it or charging it twice. What the hub cannot see through the masks is whether
+the values are the same; the silo's own ledger, which lets a round go out once, guards that.
 """
 
 from __future__ import annotations
@@ -19,8 +26,8 @@ from fedsilo.api import FederatedJob, FederatedJobSpec, PrivacyMode
 from fedsilo.audit import SignedHead
 from fedsilo.identity import SigningKey
 from fedsilo.policy import BudgetView, Reason, Refusal
-from fedsilo.privacy import DpSgdEvent, GaussianEvent, Mechanism, epsilon_for, mechanism_from_json
-from fedsilo.privacy.ledger import PrivacyLedger, release_key, run_name
+from fedsilo.privacy import DpSgdEvent, GaussianEvent, Mechanism, epsilon_for, mechanism_from_json, mechanism_json
+from fedsilo.privacy.ledger import Charge, PrivacyLedger, release_key, run_name
 from fedsilo.protocol import UpdateMetadata
 
 # Relative slack between a signed epsilon and the hub's recomputation: both run the same
@@ -31,22 +38,31 @@ _EPSILON_TOLERANCE = 1e-6
 class LedgerBook:
     """The ``PrivacyBook`` of one job run, over the hub's ``PrivacyLedger``."""
 
-    def __init__(self, spec: FederatedJobSpec, ledger: PrivacyLedger, ledger_job: str) -> None:
+    def __init__(
+        self, spec: FederatedJobSpec, ledger: PrivacyLedger, ledger_job: str, resumed_round: int | None = None
+    ) -> None:
         self._privacy = spec.privacy
         self._ledger = ledger
         self._job = ledger_job
+        self._resumed_round = resumed_round
 
     @classmethod
     def for_job(
-        cls, job: FederatedJob, ledger: Path, run_id: str, signing_key: SigningKey | None = None
+        cls,
+        job: FederatedJob,
+        ledger: Path,
+        run_id: str,
+        signing_key: SigningKey | None = None,
+        *,
+        resumed_round: int | None = None,
     ) -> LedgerBook | None:
         """The book of one run of ``job`` over the ledger file ``ledger``, its charges signed with the hub's key.
 
-        None when the job runs without DP.
+        None when the job runs without DP. ``resumed_round``: the round a resumed hub runs again.
         """
         if job.spec.privacy.mode is PrivacyMode.NONE:
             return None
-        return cls(job.spec, PrivacyLedger(ledger, signing_key), run_name(job.metadata.name, run_id))
+        return cls(job.spec, PrivacyLedger(ledger, signing_key), run_name(job.metadata.name, run_id), resumed_round)
 
     def signed_head(self) -> SignedHead | None:
         """The hub ledger's newest signed head, to publish outside the file (the job's status)."""
@@ -101,7 +117,7 @@ class LedgerBook:
                 f"the update claims epsilon_round {claimed}, its mechanism costs {cost:.6g}",
             )
         earlier = self._ledger.charged(silo, self._job, claims.round)
-        if earlier is not None and earlier.idempotency_key != self._key(silo, claims):
+        if earlier is not None and self._recorded(silo, claims, event) is None:
             raise Refusal(
                 Reason.ROUND_ALREADY_CHARGED, f"round {claims.round} was charged to {silo} for another update"
             )
@@ -114,9 +130,9 @@ class LedgerBook:
             return None
         if event is None:
             return None
-        recorded = self._ledger.find(self._key(silo, metadata))
+        recorded = self._recorded(silo, metadata, event)
         if recorded is not None:
-            # A retried update already charged: it costs nothing more.
+            # A retried update, or a resumed round's release sent again, already charged: it costs nothing more.
             return BudgetView(recorded.epsilon_job, recorded.epsilon_job, recorded.epsilon_lifetime)
         projection = self._ledger.epsilon_if_accepted(
             silo, self._job, event, delta=self._privacy.delta, accountant=self._privacy.accountant
@@ -136,8 +152,18 @@ class LedgerBook:
             idempotency_key=self._key(silo, metadata),
             delta=self._privacy.delta,
             accountant=self._privacy.accountant,
+            resumed=metadata.round == self._resumed_round,
         )
         return charge.epsilon_job
+
+    def _recorded(self, silo: str, metadata: UpdateMetadata, event: Mechanism) -> Charge | None:
+        """The charge this update's release already has: the same payload, or the resumed round's same mechanism."""
+        recorded = self._ledger.find(self._key(silo, metadata))
+        if recorded is not None or metadata.round != self._resumed_round:
+            return recorded
+        earlier = self._ledger.charged(silo, self._job, metadata.round)
+        same = earlier is not None and mechanism_json(earlier.mechanism) == mechanism_json(event)
+        return earlier if same else None
 
     def round_closed(self, round_number: int, silos: tuple[str, ...]) -> None:
         """The round's aggregate took the updates of ``silos``: acknowledge their charges."""

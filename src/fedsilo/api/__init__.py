@@ -58,6 +58,7 @@ from ._types import PreprocessingSpec as PreprocessingSpec
 from ._types import PrivacyMode as PrivacyMode
 from ._types import PrivacySpec as PrivacySpec
 from ._types import RateLimitSpec as RateLimitSpec
+from ._types import RollbackSpec as RollbackSpec
 from ._types import RoundNumber as RoundNumber
 from ._types import Scaling as Scaling
 from ._types import Silo as Silo
@@ -119,6 +120,7 @@ __all__ = [
     "PrivacyMode",
     "PrivacySpec",
     "RateLimitSpec",
+    "RollbackSpec",
     "RoundNumber",
     "RoundReport",
     "Scaling",

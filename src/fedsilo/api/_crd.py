@@ -406,6 +406,18 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             "batch or layer",
             field_path=".personalization.privateNormalization",
         ),
+        Rule(
+            rule="!has(self.rollback) || self.rollback.toRound < (has(self.rounds) ? self.rounds : 10)",
+            message="rollback.toRound must be below rounds: a job rolled back to its last round has nothing to "
+            "train again",
+            field_path=".rollback.toRound",
+        ),
+        Rule(
+            rule="!has(self.rollback) || !has(self.privacy) || !has(self.privacy.mode) || self.privacy.mode == 'none'",
+            message="rollback does not combine with differential privacy: the discarded rounds were released and "
+            "charged; start a new FederatedJob instead",
+            field_path=".rollback",
+        ),
         # Cluster-only: a local run has no "before". Changing these under a running job would
         # silently weaken what every silo agreed to.
         *(_immutable(field, why) for field, why in IMMUTABLE_JOB_FIELDS),

@@ -999,6 +999,21 @@ class RateLimitSpec(_Model):
             )
         return self
 
+class RollbackSpec(_Model):
+    """Go back to an earlier round's model: the aggregator restarts from that round's checkpoint."""
+
+    to_round: int = Field(
+        ge=0,
+        le=100000,
+        description="The completed round whose checkpointed model the job goes on from; later rounds are "
+        "discarded (kept aside on the aggregator's volume) and trained again.",
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="Why; recorded with the rollback in the audit log and the rollback report.",
+    )
+
 
 class FederatedJobSpec(_Model):
     """What to train, with whom, and under which guarantees."""
@@ -1051,6 +1066,12 @@ class FederatedJobSpec(_Model):
         default_factory=RateLimitSpec,
         description="Per-silo limits on calls to the aggregator, read when the aggregator starts.",
     )
+    rollback: RollbackSpec | None = Field(
+        default=None,
+        description="Roll the job back to an earlier round (docs/operations.md). Setting or changing it restarts "
+        "the aggregator, which records the rollback in the audit log once and retrains from that round. "
+        "Not for jobs with differential privacy.",
+    )
 
     @model_validator(mode="after")
     def _cross_field(self) -> Self:
@@ -1059,6 +1080,16 @@ class FederatedJobSpec(_Model):
             raise ValueError(f"silos lists {', '.join(duplicated)} more than once")
         if self.min_silos > len(self.silos):
             raise ValueError(f"minSilos ({self.min_silos}) is above the number of silos ({len(self.silos)})")
+        if self.rollback is not None and self.rollback.to_round >= self.rounds:
+            raise ValueError(
+                f"rollback.toRound ({self.rollback.to_round}) must be below rounds ({self.rounds}): a job rolled back "
+                "to its last round has nothing to train again"
+            )
+        if self.rollback is not None and self.privacy.mode is not PrivacyMode.NONE:
+            raise ValueError(
+                "rollback does not combine with differential privacy: the discarded rounds were released and "
+                "charged, and training them again would release them twice; start a new FederatedJob instead"
+            )
         if self.privacy.mode is PrivacyMode.RECORD and self.strategy.name is StrategyName.FEDPROX:
             raise ValueError(
                 "privacy.mode record does not combine with strategy fedprox (per-record clipping would skip "

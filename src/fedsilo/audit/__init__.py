@@ -12,6 +12,7 @@ through ``fedsilo audit verify|show``.
 from ._chain import FORMAT as FORMAT
 from ._chain import CheckpointRecord as CheckpointRecord
 from ._chain import DecisionRecord as DecisionRecord
+from ._chain import OperationRecord as OperationRecord
 from ._chain import RecordKind as RecordKind
 from ._chain import record_hash as record_hash
 from ._heads import SignedHead as SignedHead
@@ -38,6 +39,7 @@ __all__ = [
     "AuditVerificationError",
     "CheckpointRecord",
     "DecisionRecord",
+    "OperationRecord",
     "RecordKind",
     "SignedHead",
     "TamperKind",

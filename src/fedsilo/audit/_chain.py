@@ -3,7 +3,7 @@
 ``AuditLog`` (writing), ``verify_audit_log`` and ``read_decisions`` (reading) all call in
 here, so the writer and the readers cannot drift apart on what a record is, what its hash
 covers or what a signature covers. Every line is read through ``strict_json`` and then
-typed as a ``DecisionRecord`` or ``CheckpointRecord`` (``parse_line``); nothing else reads
+typed as a ``DecisionRecord``, ``CheckpointRecord`` or ``OperationRecord`` (``parse_line``); nothing else reads
 the file.
 """
 
@@ -31,6 +31,7 @@ class RecordKind(StrEnum):
     DECISION = "decision"
     CHECKPOINT = "checkpoint"
     CLOSE = "close"
+    OPERATION = "operation"
 
 
 def record_hash(record: dict[str, Any]) -> str:
@@ -76,7 +77,22 @@ class CheckpointRecord(_Record):
     signature: Annotated[str, Field(max_length=128)]
 
 
-AuditRecord = DecisionRecord | CheckpointRecord
+class OperationRecord(_Record):
+    """A decision about the job itself, not about one update: a resume, a rollback, a silo forgotten.
+
+    ``round`` is the last completed round the job goes on from; ``details`` says what the
+    operation kept and discarded (rounds, update digests), ``reason`` why it was asked.
+    """
+
+    kind: Literal["operation"]
+    job: _Text
+    operation: Literal["resume", "rollback", "unlearn"]
+    round: SeqNumber
+    reason: _Text
+    details: dict[str, Any]
+
+
+AuditRecord = DecisionRecord | CheckpointRecord | OperationRecord
 
 
 def parse_line(line: bytes, number: int) -> tuple[dict[str, Any], AuditRecord]:
@@ -90,7 +106,11 @@ def parse_line(line: bytes, number: int) -> tuple[dict[str, Any], AuditRecord]:
     if not isinstance(document, dict):
         raise TamperedError(TamperKind.MALFORMED, place, "not a JSON object")
     kind = document.get("kind")
-    model: type[AuditRecord] = DecisionRecord if kind == RecordKind.DECISION.value else CheckpointRecord
+    models: dict[str, type[AuditRecord]] = {
+        RecordKind.DECISION.value: DecisionRecord,
+        RecordKind.OPERATION.value: OperationRecord,
+    }
+    model = models.get(str(kind), CheckpointRecord)
     if kind not in {k.value for k in RecordKind}:
         raise TamperedError(TamperKind.MALFORMED, place, f"unknown record kind {str(kind)[:40]!r}")
     try:

@@ -25,8 +25,8 @@ from fedsilo.identity import SigningKey, sha256_digest
 from fedsilo.protocol import canonical_json
 
 from ._chain import FORMAT, GENESIS, RecordKind, encode_line, record_hash, rfc3339_now
-from ._heads import SignedHead, sign_head
-from ._verify import scan_audit_log
+from ._heads import SignedHead, TamperedError, check_against_published, sign_head
+from ._verify import AuditVerificationError, scan_audit_log
 
 
 class AuditLogClosed(RuntimeError):
@@ -113,6 +113,19 @@ class AuditLog:
                 return self._signed
             return self._checkpoint(RecordKind.CHECKPOINT)
 
+    def require_head(self, published: SignedHead) -> None:
+        """Raise ``AuditVerificationError`` unless this log still holds ``published`` (a head signed earlier).
+
+        A resumed hub checks the head its checkpoint recorded: a log cut back or rewritten
+        since the round closed must not be extended as if nothing happened.
+        """
+        with self._lock:
+            scan = scan_audit_log(self.path, self._key.public_key)
+        try:
+            check_against_published(published, self._key.public_key, scan.hashes, scan.report.head_seq, unit="record")
+        except TamperedError as error:
+            raise AuditVerificationError(error.kind, published.seq or None, error.message) from None
+
     def record_decision(
         self,
         *,
@@ -148,6 +161,28 @@ class AuditLog:
             if self._since_checkpoint >= self._every:
                 self._checkpoint(RecordKind.CHECKPOINT)
             return record
+
+    def record_operation(
+        self, *, job: str, operation: str, round_number: int, reason: str, details: Mapping[str, Any]
+    ) -> SignedHead:
+        """Append a decision about the job itself (resume, rollback, unlearn) and sign the head over it.
+
+        Signed at once: such a decision changes what every later record means, so the head
+        that vouches for it is published (by the caller) before anything acts on it.
+        """
+        with self._lock:
+            self._append(
+                {
+                    "kind": RecordKind.OPERATION.value,
+                    "time": rfc3339_now(),
+                    "job": job,
+                    "operation": operation,
+                    "round": round_number,
+                    "reason": reason,
+                    "details": dict(details),
+                }
+            )
+            return self._checkpoint(RecordKind.CHECKPOINT)
 
     def close(self) -> None:
         """Seal the log with a signed closing checkpoint, so truncation is detectable. Idempotent."""

@@ -20,7 +20,16 @@ from pathlib import Path
 
 from fedsilo.identity import VerifyKey
 
-from ._chain import FORMAT, GENESIS, CheckpointRecord, DecisionRecord, RecordKind, parse_line, record_hash
+from ._chain import (
+    FORMAT,
+    GENESIS,
+    CheckpointRecord,
+    DecisionRecord,
+    OperationRecord,
+    RecordKind,
+    parse_line,
+    record_hash,
+)
 from ._heads import SignedHead, TamperedError, TamperKind, check_against_published, check_head
 
 
@@ -176,6 +185,9 @@ def scan_audit_log(path: Path, key: VerifyKey) -> LogScan:
         if isinstance(record, DecisionRecord):
             decisions += 1
             denied += record.decision != "allow"
+            jobs.add(record.job)
+            times.append(record.time)
+        elif isinstance(record, OperationRecord):
             jobs.add(record.job)
             times.append(record.time)
         else:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from fedsilo import __version__
 
-from . import _audit, _cluster, _identity, _ledger, _models, _processes, _run, _stats
+from . import _audit, _cluster, _identity, _ledger, _models, _processes, _recovery, _run, _stats
 from ._exit import EXIT_FAILED
 
 Command = Callable[[argparse.Namespace], int]
@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fedsilo {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (_run, _stats, _models, _audit, _ledger, _identity, _processes, _cluster):
+    for module in (_run, _stats, _models, _recovery, _audit, _ledger, _identity, _processes, _cluster):
         module.register(commands)
     return parser
 

@@ -1,4 +1,4 @@
-"""``fedsilo models list|show|verify``: what the model registry holds, where each model came from, and whether the hub sealed it.
+"""``fedsilo models list|show|verify|rollback``: what the model registry holds, where each model came from, and whether the hub sealed it.
 
 ``verify`` checks a whole registry offline with the hub's public key (``--key``; by
 default the ``aggregator-key.pub`` beside the registry, the aggregator's state layout):
@@ -24,6 +24,7 @@ from fedsilo.runner import AGGREGATOR_PUBLIC_KEY
 
 from ._audit import read_key
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from ._recovery import register_rollback
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -98,5 +99,6 @@ def register(commands: Any) -> None:
         help=f"the hub's Ed25519 public key (base64, or a file; default: {AGGREGATOR_PUBLIC_KEY} beside the registry)",
     )
     verify.set_defaults(handler=_verify)
+    register_rollback(sub)
     for parser in (listing, show, verify):
         parser.add_argument("--registry", type=Path, default=Path("runs/registry"), help="registry folder")

@@ -1,4 +1,4 @@
-"""``fedsilo run`` and ``fedsilo validate``: run a manifest locally, or only check it.
+"""``fedsilo run`` and ``fedsilo validate``: run a manifest locally (or resume a run), or only check it.
 
 The run itself, its baseline, plots and ``report.json`` are :class:`fedsilo.runner.LocalRun`'s;
 this module shows progress, prints the report and maps it to an exit code.
@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedsilo.aggregator import RoundSummary
+from fedsilo.api import Manifest
 from fedsilo.protocol import PolicyVerdict
-from fedsilo.runner import LocalRun, RunOptions, render_silo_quality, render_table
+from fedsilo.runner import LocalRun, RecoveryError, RunOptions, read_run_state, render_silo_quality, render_table
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._manifests import manifest_or_report
@@ -63,12 +64,48 @@ def _baseline_status(progress: Progress) -> AbstractContextManager[object]:
     return progress.console.status("training the centralized baseline on the pooled data")
 
 
+def _resumed(run_dir: Path, args: argparse.Namespace) -> tuple[Manifest, RunOptions]:
+    """The manifest and options of the run in ``run_dir``, as its ``run.json`` recorded them."""
+    state = read_run_state(run_dir)
+    return state.load_manifest(), RunOptions(
+        manifest_path=Path(state.manifest),
+        workdir=run_dir,
+        registry=Path(state.registry),
+        isolate=state.isolate and not args.no_isolation,
+        baseline=not args.no_baseline,
+        ledgers=Path(state.ledgers),
+        plot=args.plot,
+        resume=True,
+    )
+
+
+def resume_run(run_dir: Path, args: argparse.Namespace) -> int:
+    """Go on with the run in ``run_dir`` (``run --resume``, and after a rollback or unlearning); the exit code."""
+    console = Console(stderr=True)
+    try:
+        manifest, options = _resumed(run_dir, args)
+    except (RecoveryError, ValueError) as error:
+        console.print(f"[red]error:[/] --resume {run_dir}: {error}")
+        return EXIT_USAGE
+    return execute(manifest, options, args, console)
+
+
 def _run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
+    if args.resume is not None:
+        if args.manifest is not None or args.workdir is not None:
+            console.print(
+                "[red]error:[/] --resume RUN_DIR takes the manifest and run directory from RUN_DIR/run.json; "
+                "give no MANIFEST or --workdir with it"
+            )
+            return EXIT_USAGE
+        return resume_run(args.resume, args)
+    if args.manifest is None:
+        console.print("[red]error:[/] give a MANIFEST to run, or --resume RUN_DIR")
+        return EXIT_USAGE
     manifest = manifest_or_report(args.manifest)
     if manifest is None:
         return EXIT_USAGE
-    spec = manifest.job.spec
     options = RunOptions(
         manifest_path=Path(args.manifest),
         workdir=args.workdir,
@@ -80,6 +117,12 @@ def _run(args: argparse.Namespace) -> int:
         plot=args.plot,
         metrics_port=args.metrics_port,
     )
+    return execute(manifest, options, args, console)
+
+
+def execute(manifest: Manifest, options: RunOptions, args: argparse.Namespace, console: Console) -> int:
+    """Run ``manifest`` with a progress display, print its report; the exit code (``run``, ``unlearn``)."""
+    spec = manifest.job.spec
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -97,6 +140,9 @@ def _run(args: argparse.Namespace) -> int:
         progress.console.print(f"run directory {run.workdir}")
         try:
             report = run.execute(on_baseline=lambda: _baseline_status(progress))
+        except RecoveryError as error:
+            console.print(f"[red]error:[/] {error}")
+            return EXIT_USAGE
         except (OSError, ValueError) as error:
             console.print(f"[red]error:[/] {error}")
             return EXIT_ENVIRONMENT
@@ -140,7 +186,13 @@ def _metrics_port(text: str) -> int:
 def register(commands: Any) -> None:
     """Add ``run`` and ``validate``."""
     run = commands.add_parser("run", help="run a FederatedJob manifest locally, end to end")
-    run.add_argument("manifest", help="YAML with one FederatedJob and its Silo objects")
+    run.add_argument("manifest", nargs="?", help="YAML with one FederatedJob and its Silo objects")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="go on with the run in RUN_DIR from its last completed round (after a crash, rollback or unlearn)",
+    )
     run.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     run.add_argument("--workdir", type=Path, help="run directory (default runs/<job>-<time>)")
     run.add_argument("--registry", type=Path, default=Path("runs/registry"), help="model registry folder")

@@ -19,6 +19,12 @@ from ._isolation import Isolation as Isolation
 from ._isolation import detect_isolation as detect_isolation
 from ._local import LocalRun as LocalRun
 from ._local import RunOptions as RunOptions
+from ._recovery import RecoveryError as RecoveryError
+from ._recovery import RecoveryReport as RecoveryReport
+from ._recovery import RunState as RunState
+from ._recovery import read_run_state as read_run_state
+from ._recovery import rollback as rollback
+from ._recovery import unlearn as unlearn
 from ._report import RoundRow as RoundRow
 from ._report import RunReport as RunReport
 from ._report import render_silo_quality as render_silo_quality
@@ -41,10 +47,13 @@ __all__ = [
     "Isolation",
     "LocalRun",
     "RecordingRegistry",
+    "RecoveryError",
+    "RecoveryReport",
     "ReportingObserver",
     "RoundRow",
     "RunOptions",
     "RunReport",
+    "RunState",
     "StatisticsFiles",
     "Terminated",
     "adopt_published_key",
@@ -52,11 +61,14 @@ __all__ = [
     "build_gate",
     "build_hub",
     "detect_isolation",
+    "read_run_state",
     "registered_silo_keys",
     "render_silo_quality",
     "render_table",
+    "rollback",
     "run_aggregator",
     "statistics_phase",
+    "unlearn",
     "write_plot",
     "write_privacy_plot",
 ]

@@ -14,6 +14,9 @@ this module:
   hub's privacy ledger, all under ``--state-dir``;
 - the job's outcome, written to the state directory before it is reported, so a restarted
   container re-reports it and never reruns the job;
+- the checkpoint of every closed round in the state directory (a PersistentVolumeClaim): a
+  container restarted or a pod deleted mid-job resumes at the last completed round, and the
+  silos' sidecars join it again;
 - SIGTERM, which the kubelet sends when the operator scales the job down: the process idles
   until then after the job, because a Deployment would restart an exited container.
 
@@ -36,14 +39,16 @@ from types import FrameType
 
 from prometheus_client import start_http_server
 
-from fedsilo.aggregator import JobFailed, LedgerBook, start_server
+from fedsilo.aggregator import Checkpoints, JobFailed, LedgerBook, start_server
 from fedsilo.api import JobOutcome, Manifest, StatusReporter
 from fedsilo.identity import TLS_CERT_FILE, TLS_KEY_FILE, TlsCredentials
 from fedsilo.launch import AGGREGATOR_KEY, OUTCOME_FILE, PRIVACY_LEDGER_FILE, REGISTRY_DIR, AggregatorArgs, silo_ca_file
 from fedsilo.policy import OpaServerEngine
+from fedsilo.privacy.ledger import run_name
 from fedsilo.registry import LocalRegistry
 
 from ._hub import HubSetupError, adopt_published_key, aggregator_signing_key, build_hub
+from ._recovery import RecoveryError, apply_job_rollback, latest_checkpoint, resume_hub
 from ._reporting import RecordingRegistry, ReportingObserver
 from ._standing import manifest_standing
 
@@ -185,19 +190,29 @@ def _record_outcome(path: Path, job: str, outcome: JobOutcome) -> None:
     path.write_text(json.dumps(document, indent=2) + "\n")
 
 
-def _privacy_book(manifest: Manifest, state_dir: Path) -> LedgerBook | None:
+def _ledger_run() -> str:
+    """The run id both ledgers name this job's charges by: the job's UID, stable across pod restarts."""
+    from fedsilo.kube import JOB_UID_VARIABLE
+
+    return os.environ.get(JOB_UID_VARIABLE) or "standalone"
+
+
+def _privacy_book(manifest: Manifest, state_dir: Path, resumed_round: int) -> LedgerBook | None:
     """The hub's ledger of a DP job, which recomputes and charges each silo's epsilon; None without DP.
 
     Its charges are keyed by the job and its UID (the pod's environment), so a job deleted
     and created again under the same name starts a new charge history, as a rerun of
     ``fedsilo run`` does.
     """
-    from fedsilo.kube import JOB_UID_VARIABLE
-
     state_dir.mkdir(parents=True, exist_ok=True)
-    run = os.environ.get(JOB_UID_VARIABLE) or "standalone"
     # Signed with the hub's key, the one that signs the audit log in the same directory.
-    return LedgerBook.for_job(manifest.job, state_dir / PRIVACY_LEDGER_FILE, run, aggregator_signing_key(state_dir))
+    return LedgerBook.for_job(
+        manifest.job,
+        state_dir / PRIVACY_LEDGER_FILE,
+        _ledger_run(),
+        aggregator_signing_key(state_dir),
+        resumed_round=resumed_round,
+    )
 
 
 def _wait_for_termination() -> None:
@@ -241,6 +256,19 @@ def _serve(
     job = manifest.job.metadata.name
     state_dir = args.state_dir
     outcome_file = state_dir / OUTCOME_FILE
+    checkpoints = Checkpoints(state_dir, ledger_run=run_name(job, _ledger_run()))
+    try:
+        # Before the outcome is read: a finished job rolled back trains again.
+        rolled = apply_job_rollback(state_dir, manifest, checkpoints, state_dir / REGISTRY_DIR)
+    except RecoveryError as error:
+        raise AggregatorConfigError(f"spec.rollback: {error}") from error
+    if rolled is not None:
+        log.warning(
+            "rolled back to round %d (%s): discarded rounds %s",
+            rolled.to_round,
+            rolled.reason,
+            [d.round for d in rolled.discarded],
+        )
     previous = _recorded_outcome(outcome_file, job)
     if previous is not None:
         # The container restarted after the job ended: report again (heals a lost report), never rerun.
@@ -258,8 +286,13 @@ def _serve(
         except HubSetupError as error:
             raise AggregatorConfigError(str(error)) from error
     registry = RecordingRegistry(LocalRegistry(state_dir / REGISTRY_DIR))
+    try:
+        checkpoint = latest_checkpoint(checkpoints)
+    except RecoveryError as error:
+        raise AggregatorConfigError(str(error)) from error
     observer = ReportingObserver(reporter, registry) if reporter is not None else None
-    privacy = _privacy_book(manifest, state_dir)
+    # The round a restarted aggregator runs again: its releases may already be charged.
+    privacy = _privacy_book(manifest, state_dir, (checkpoint.round if checkpoint else 0) + 1)
     try:
         hub = build_hub(
             manifest.job,
@@ -272,6 +305,7 @@ def _serve(
             # The ConfigMap the operator re-renders when a Silo is suspended or rotates its key;
             # the kubelet updates the mounted file, and the next round boundary takes it.
             standing=manifest_standing(args.job_config, job),
+            checkpoints=checkpoints,
         )
     except HubSetupError as error:
         if observer is not None:
@@ -279,6 +313,16 @@ def _serve(
         if privacy is not None:
             privacy.close()
         raise AggregatorConfigError(str(error)) from error
+    if checkpoint is not None:
+        try:
+            resume_hub(hub, checkpoint, "the aggregator restarted")
+        except RecoveryError as error:
+            if observer is not None:
+                observer.close(None)
+            hub.close()
+            if privacy is not None:
+                privacy.close()
+            raise AggregatorConfigError(str(error)) from error
     outcome: JobOutcome | None = None
     try:
         if args.metrics_port:

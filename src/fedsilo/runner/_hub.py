@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedsilo.aggregator import JobCoordinator, PrivacyBook, RoundObserver, StandingSource
+from fedsilo.aggregator import Checkpoints, JobCoordinator, PrivacyBook, RoundObserver, StandingSource
 from fedsilo.api import FederatedJob, Silo
 from fedsilo.audit import AuditLog, AuditVerificationError
 from fedsilo.datasets import FittedPreprocessing, load_silo_data
@@ -141,6 +141,7 @@ def build_hub(
     silo_keys: Mapping[str, VerifyKey] | None = None,
     preprocessing: FittedPreprocessing | None = None,
     standing: StandingSource | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> Hub:
     """The coordinator of ``job`` and its gate, with the audit log and signing key under ``state_dir``.
 
@@ -159,6 +160,7 @@ def build_hub(
             takes its input width, and every model's lineage names its digest.
         standing: asked at every round boundary for the silos' suspensions and rotated keys
             (``manifest_standing``); None: the standing of the start holds for the whole job.
+        checkpoints: where every closed round is checkpointed (resume with ``coordinator.resume``).
 
     Raises:
         HubSetupError: a silo without a usable key; the model cannot be built from the
@@ -200,5 +202,6 @@ def build_hub(
         silo_ceilings={s.metadata.name: s.spec.max_epsilon for s in silos},
         preprocessing_digest=preprocessing.digest() if preprocessing is not None else None,
         standing=standing,
+        checkpoints=checkpoints,
     )
     return Hub(coordinator, gate, signing_key.public_key, audit.path)

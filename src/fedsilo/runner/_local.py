@@ -9,6 +9,10 @@ reaches only its sidecar, over a Unix socket authenticated by a per-silo token, 
 sandbox ``_isolation`` builds (its own uid, network and mount namespaces where the OS
 allows them). Both processes exit when this one dies. An ephemeral CA and every key are
 created per run inside the run directory (mode 0700); nothing listens in plaintext.
+
+Every closed round is checkpointed in the run directory, which also holds ``run.json``
+(``_recovery``): ``RunOptions(resume=True)`` (``fedsilo run --resume RUN_DIR``) goes on from
+the newest checkpoint with the same silo identities, hub key and ledger run name.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from prometheus_client import start_http_server
 
-from fedsilo.aggregator import JobFailed, LedgerBook, RoundObserver, start_server
+from fedsilo.aggregator import CHECKPOINT_DIR, Checkpoints, JobFailed, LedgerBook, RoundObserver, start_server
 from fedsilo.api import Manifest, PrivacyMode, Silo, consent_refusals
 from fedsilo.datasets import FittedPreprocessing
 from fedsilo.identity import (
@@ -56,6 +60,7 @@ from fedsilo.registry import LocalRegistry, preprocessing_path
 
 from ._hub import aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
+from ._recovery import RunState, latest_checkpoint, read_run_state, resume_hub, write_run_state
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
 from ._standing import manifest_standing
 from ._statistics import StatisticsFiles, statistics_phase
@@ -86,6 +91,8 @@ class RunOptions:
     # Serve the hub's Prometheus /metrics on 127.0.0.1 at this port while the job runs (0: any
     # free port, ``LocalRun.metrics_port`` says which; None: none), as the aggregator pod does.
     metrics_port: int | None = None
+    # Go on in ``workdir`` from its newest checkpoint (``fedsilo run --resume``).
+    resume: bool = False
 
     def hub_ledger(self) -> Path:
         """The hub's ledger file."""
@@ -118,8 +125,10 @@ class LocalRun:
         job = manifest.job.metadata.name
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         self.workdir = options.workdir or Path("runs") / f"{job}-{stamp}"
+        # What a resumed run takes over: above all the run id, so both ledgers see the same run.
+        self.resumed: RunState | None = read_run_state(self.workdir) if options.resume else None
         # Names this run in the privacy ledgers: a rerun of the job is a new charge history.
-        self.run_id = f"{stamp}-{secrets.token_hex(3)}"
+        self.run_id = self.resumed.run_id if self.resumed else f"{stamp}-{secrets.token_hex(3)}"
         self.isolation: Isolation = detect_isolation(options.isolate)
         # A user factory beside the manifest must import here too: the hub builds round 0's
         # model and the baseline with it, as the trainers do.
@@ -143,6 +152,9 @@ class LocalRun:
             name = silo.metadata.name
             registered = silo.spec.identity.public_key
             given = self.options.identity_dir / name if self.options.identity_dir else None
+            # A resumed run keeps each silo's key: its ledger is signed with it and the hub knows it.
+            if self.resumed is not None:
+                given = self.workdir / "silos" / name / "identity"
             if given is not None and given.exists():
                 key = read_identity(given).signing_key
             elif registered:
@@ -275,8 +287,26 @@ class LocalRun:
                 f"FederatedJob/{self.manifest.job.metadata.name} names a silo without its consent; nothing was "
                 f"created: {'; '.join(r.message for r in refused)}"
             )
+        if self.resumed is None and (self.workdir / CHECKPOINT_DIR).exists():
+            raise ValueError(
+                f"{self.workdir} already holds a run: resume it with 'fedsilo run --resume {self.workdir}', "
+                "or choose another --workdir"
+            )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)
+        if self.resumed is None:
+            write_run_state(
+                self.workdir,
+                RunState(
+                    format="fedsilo.run/v1",
+                    job=self.manifest.job.metadata.name,
+                    run_id=self.run_id,
+                    manifest=str(self.options.manifest_path.resolve()),
+                    registry=str(self.options.registry.resolve()),
+                    ledgers=str(self.options.ledgers.resolve()),
+                    isolate=self.options.isolate,
+                ),
+            )
         ca = CertificateAuthority.create()
         server_tls = ca.issue("aggregator", server=True, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
         identity_dirs, silos = self._identities(ca)
@@ -286,7 +316,15 @@ class LocalRun:
 
         # The hub's ledger outlives the run, so its signing key lives beside it, not in the run directory.
         ledger_key = aggregator_signing_key(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None
-        privacy = LedgerBook.for_job(self.manifest.job, self.options.hub_ledger(), self.run_id, ledger_key)
+        job = self.manifest.job.metadata.name
+        excluded = self.resumed.excluded if self.resumed else ()
+        checkpoints = Checkpoints(self.workdir, ledger_run=run_name(job, self.run_id), excluded=excluded)
+        checkpoint = latest_checkpoint(checkpoints) if self.resumed else None
+        # The round the crashed run was in: its releases may be charged already, and are recognised.
+        resumed_round = (checkpoint.round if checkpoint else 0) + 1 if self.resumed else None
+        privacy = LedgerBook.for_job(
+            self.manifest.job, self.options.hub_ledger(), self.run_id, ledger_key, resumed_round=resumed_round
+        )
         hub = build_hub(
             self.manifest.job,
             silos,
@@ -303,8 +341,17 @@ class LocalRun:
                 self.manifest.job.metadata.name,
                 {s.metadata.name: VerifyKey.from_base64(str(s.spec.identity.public_key)) for s in silos},
             ),
+            checkpoints=checkpoints,
         )
         coordinator = hub.coordinator
+        if self.resumed is not None:
+            try:
+                resume_hub(hub, checkpoint, f"fedsilo run --resume {self.workdir}")
+            except ValueError:
+                hub.close()
+                if privacy is not None:
+                    privacy.close()
+                raise
         server, port = start_server(coordinator, "localhost:0", server_tls)
         metrics = None
         if self.options.metrics_port is not None:

@@ -65,6 +65,10 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
         self._task: tuple[TrainerTask, bytes] | None = None
         self._results: dict[int, TrainerResult] = {}
         self._errors: dict[int, str] = {}
+        # The newest round the trainer answered, and whether the task on offer is a round again
+        # at or below it: a restarted hub resumes a round the trainer already trained.
+        self._answered = 0
+        self._replay = False
         self.result_limit_bytes = result_limit_bytes
 
     @classmethod
@@ -97,8 +101,17 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
             self._last_call = time.monotonic()
 
     def offer(self, task: TrainerTask, blob: bytes = b"") -> None:
-        """Make a task available to the trainer."""
+        """Make a task available to the trainer.
+
+        A round the trainer already answered (the hub was restarted and runs it again) is
+        offered as a replay: the trainer, which asks only for rounds after its last, gets it
+        anyway, and an old result of that round is dropped.
+        """
         with self._cond:
+            self._replay = task.kind in ("fit", "evaluate") and 0 < task.round <= self._answered
+            if self._replay:
+                self._results.pop(task.round, None)
+                self._errors.pop(task.round, None)
             self._task = (task, blob)
             self._cond.notify_all()
 
@@ -130,7 +143,9 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
         """
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._task is None or (self._task[0].round < next_round and self._task[0].kind != "finished"):
+            while self._task is None or (
+                self._task[0].round < next_round and self._task[0].kind != "finished" and not self._replay
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not caller_alive():
                     return None
@@ -144,6 +159,8 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
             if task is None or task.kind == "finished" or reply.round != task.round:
                 offered = "no task" if task is None or task.kind == "finished" else f"round {task.round}"
                 return f"result for round {reply.round}, but the task on offer is {offered}"
+            self._answered = max(self._answered, reply.round)
+            self._replay = False
             if reply.error is not None:
                 self._errors[reply.round] = f"trainer failed: {reply.error}"
             else:

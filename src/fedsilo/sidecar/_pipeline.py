@@ -73,6 +73,8 @@ class OutgoingUpdate:
     # The compress step's output (masked: levels to mask; plain: payload bytes) and its settings.
     compressed: npt.NDArray[np.generic] | None = None
     compression: RoundCompression | None = None
+    # The release kept for a resumed round, sent again: already charged (``_privacy``).
+    resent: bool = False
     payload: Payload | None = None
     signed_metadata: bytes = b""
     signature: bytes = b""

@@ -61,6 +61,9 @@ log = logging.getLogger("fedsilo.sidecar")
 TRAINER_SILENT_SECONDS = 10.0
 # Largest model a sidecar will download (guards against a hostile or broken hub).
 MODEL_LIMIT_BYTES = 1 << 31
+# How long a sidecar keeps dialling a hub that went away: a restarted aggregator pod resumes
+# at its last checkpoint and needs time to be scheduled, start and load it.
+RECONNECT_SECONDS = 600.0
 
 
 def _channel(target: str, identity: SiloIdentity, aggregator_ca_pem: bytes | None) -> grpc.Channel:
@@ -139,7 +142,11 @@ class Sidecar:
             steps = self.steps(stub)
             after = 0
             while True:
-                plan = self._wait_round(stub, after)
+                try:
+                    plan = self._wait_round(stub, after)
+                except grpc.RpcError as error:
+                    after = self._reconnect(stub, num_samples, error)
+                    continue
                 if plan.finished:
                     self._link.offer(TrainerTask(kind="finished", round=after + 1))
                     if plan.failure:
@@ -159,8 +166,25 @@ class Sidecar:
                         log.warning("round %d went on without this silo; joining again", plan.round)
                         self._join(stub, num_samples)
                 else:
-                    self._round(stub, steps, plan, num_samples)
+                    try:
+                        self._round(stub, steps, plan, num_samples)
+                    except grpc.RpcError as error:
+                        after = self._reconnect(stub, num_samples, error)
+                        continue
                 after = plan.round
+
+    def _reconnect(self, stub: rpc.AggregatorStub, num_samples: int, error: grpc.RpcError) -> int:
+        """The hub went away (``UNAVAILABLE``): join it again once it is back; the round to wait after (0).
+
+        A restarted hub resumes at its last completed round, which may be one this sidecar
+        already took part in, so it waits for whatever round opens next. Any other error, or
+        a hub still gone after ``RECONNECT_SECONDS``, ends the sidecar as before.
+        """
+        if error.code() != grpc.StatusCode.UNAVAILABLE:
+            raise error
+        log.warning("the aggregator is unreachable (%s); joining again when it is back", error.details())
+        self._join(stub, num_samples, RECONNECT_SECONDS)
+        return 0
 
     def _hello(self) -> int:
         self._link.offer(TrainerTask(kind="hello", round=0))
@@ -172,8 +196,8 @@ class Sidecar:
             log.info("%d parameters stay in this silo: %s", len(self._private), ", ".join(sorted(self._private)))
         return result.header.num_samples
 
-    def _join(self, stub: rpc.AggregatorStub, num_samples: int) -> None:
-        deadline = time.monotonic() + self.config.connect_timeout
+    def _join(self, stub: rpc.AggregatorStub, num_samples: int, patience: float | None = None) -> None:
+        deadline = time.monotonic() + (self.config.connect_timeout if patience is None else patience)
         while True:
             try:
                 stub.Join(join_request(self._job_name, self.config.silo, num_samples), timeout=10)

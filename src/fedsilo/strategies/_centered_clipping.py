@@ -10,7 +10,10 @@ coefficient zero, which needs no extra setting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+import numpy.typing as npt
 
 from fedsilo.api import FederatedJobSpec
 
@@ -37,6 +40,18 @@ class CenteredClipping(RobustStrategy):
     def __init__(self, spec: FederatedJobSpec) -> None:
         super().__init__(spec)
         self._previous: Vector | None = None
+
+    def state(self) -> dict[str, npt.NDArray[np.floating]]:
+        """The last round's step, the next round's starting center (nothing before round 1)."""
+        return {} if self._previous is None else {"previous": self._previous}
+
+    def restore(self, state: Mapping[str, npt.NDArray[np.floating]]) -> None:
+        """The starting center from a checkpoint; ``ValueError`` for anything but ``previous``."""
+        extra = sorted(set(state) - {"previous"})
+        if extra:
+            raise ValueError(f"centered clipping state holds {extra}; expected only 'previous'")
+        previous = state.get("previous")
+        self._previous = None if previous is None else np.asarray(previous, dtype=np.float64)
 
     def combine(self, updates: UpdateMatrix) -> Vector:
         """The centered-clipping aggregate; remembered as the next round's starting center."""

@@ -7,7 +7,10 @@ with ``m`` and ``v`` starting at zero and no bias correction, as in the paper's 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+import numpy.typing as npt
 
 from fedsilo.api import FederatedJobSpec
 from fedsilo.protocol import Weights
@@ -22,6 +25,23 @@ class FedAdam(Strategy):
         super().__init__(spec)
         self._m: Weights = {}
         self._v: Weights = {}
+
+    def state(self) -> dict[str, npt.NDArray[np.floating]]:
+        """The moments, as ``m/<tensor>`` and ``v/<tensor>``."""
+        return {f"m/{k}": v for k, v in self._m.items()} | {f"v/{k}": v for k, v in self._v.items()}
+
+    def restore(self, state: Mapping[str, npt.NDArray[np.floating]]) -> None:
+        """Moments from a checkpoint; ``ValueError`` for a name that is not ``m/`` or ``v/`` or a pair that differs."""
+        m: Weights = {}
+        v: Weights = {}
+        for name, value in state.items():
+            kind, _, tensor = name.partition("/")
+            if kind not in ("m", "v") or not tensor:
+                raise ValueError(f"FedAdam state holds {name!r}; expected m/<tensor> or v/<tensor>")
+            (m if kind == "m" else v)[tensor] = np.asarray(value, dtype=np.float32)
+        if m.keys() != v.keys() or any(m[k].shape != v[k].shape for k in m):
+            raise ValueError("FedAdam state: the first and second moments name different tensors or shapes")
+        self._m, self._v = m, v
 
     def aggregate(self, global_weights: Weights, mean_update: Weights) -> Weights:
         """One server Adam step with ``eta = server_learning_rate``."""

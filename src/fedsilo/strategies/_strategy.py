@@ -9,8 +9,10 @@ subclass them. The local runner and the hub's coordinator call these methods.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from fedsilo.api import FederatedJobSpec
 from fedsilo.protocol import Weights
@@ -27,6 +29,20 @@ class Strategy(ABC):
     def configure_round(self, round_number: int) -> FitConfig:
         """The training every silo runs in ``round_number``."""
         return FitConfig.from_training(self.spec.training, round_number, self.spec.seed)
+
+    def state(self) -> dict[str, npt.NDArray[np.floating]]:
+        """What the strategy carries from round to round, as named tensors; a checkpoint stores it.
+
+        A resumed job must step exactly as an uninterrupted one, so whatever ``aggregate``
+        remembers (FedAdam's moments, centered clipping's last step) is here. Stateless
+        strategies keep nothing.
+        """
+        return {}
+
+    def restore(self, state: Mapping[str, npt.NDArray[np.floating]]) -> None:
+        """Take back what ``state`` returned (from a checkpoint); ``ValueError`` naming what does not fit."""
+        if state:
+            raise ValueError(f"strategy {type(self).__name__} keeps no state, but the checkpoint holds {sorted(state)}")
 
     @abstractmethod
     def aggregate(self, global_weights: Weights, mean_update: Weights) -> Weights:

@@ -295,6 +295,7 @@ class PrivacyLedger:
         idempotency_key: str,
         delta: float,
         accountant: AccountantKind = "rdp",
+        resumed: bool = False,
     ) -> Charge:
         """Record that ``silo`` spent ``event`` in ``round_number`` of ``job``, once.
 
@@ -303,6 +304,11 @@ class PrivacyLedger:
         written. ``LedgerConflict`` if the key was charged with other facts, or if the round
         was already charged to this silo for a different update: a second noisy release in
         one round costs privacy again, and a round is charged once, so the hub must refuse it.
+
+        ``resumed``: the round is being run again after the hub crashed, and the release is
+        the one already charged, sent again (the silo keeps it for that; see
+        ``fedsilo.sidecar``). Then a charge of the round with the same mechanism is that
+        release's, and it is returned, not charged twice; another mechanism still conflicts.
         """
         mechanism = mechanism_json(event).decode()
         with self._write() as db:
@@ -317,9 +323,12 @@ class PrivacyLedger:
                     )
                 return _charge(existing)
             taken = db.execute(
-                "SELECT seq FROM charges WHERE silo = ? AND job = ? AND round = ?", (silo, job, round_number)
+                f"{_SELECT} WHERE silo = ? AND job = ? AND round = ?", (silo, job, round_number)
             ).fetchone()
             if taken is not None:
+                same = (taken["mechanism"], taken["accountant"], taken["delta"]) == (mechanism, accountant, delta)
+                if resumed and same:
+                    return _charge(taken)
                 raise LedgerConflict(
                     f"round {round_number} of job {job!r} is already charged to silo {silo!r} (row {taken['seq']}) "
                     "for a different update"

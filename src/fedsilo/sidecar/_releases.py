@@ -1,0 +1,109 @@
+"""The silo's last noisy release of a DP job, kept beside its ledger so a resumed round sends it again.
+
+A hub killed mid-round resumes at its last checkpoint and runs the round again. The silo
+has charged that round already and its noisy update may be out; releasing a *new* noisy
+update for the round would cost privacy a second time. So ``SiloNoise`` keeps each release
+here (the noisy vector and the facts signed with it) *before* ``ChargeLedger`` charges it,
+and when the same round of the same run is asked for again, from the same global model,
+the guard sends this release again (masked afresh) instead of a new one; both ledgers
+recognise the round's charge and charge nothing more (``PrivacyLedger.charge(resumed=True)``).
+
+One file per job run (``<ledger>.releases/<digest of the run name>.safetensors``), replaced
+by every round: only the round in flight can be resumed. The file is the silo's own, in
+its own trust domain, like its ledger; it never leaves the silo. Tensors are safetensors
+with string metadata, never pickle.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load as safetensors_load
+from safetensors.numpy import save as safetensors_save
+
+from fedsilo.identity import sha256_digest
+from fedsilo.privacy import Mechanism, mechanism_from_json, mechanism_json
+from fedsilo.protocol import FloatVector, strict_json
+
+
+@dataclass(frozen=True)
+class KeptRelease:
+    """One round's noisy release and the claims that went out with it."""
+
+    round: int
+    model_digest: str
+    delta: FloatVector
+    weight: int
+    l2_norm: float
+    mechanism: Mechanism
+    epsilon_round: float
+
+
+class ReleaseStore:
+    """The kept release of one job run, in the folder beside the silo's ledger."""
+
+    def __init__(self, ledger: Path, ledger_job: str) -> None:
+        self.path = Path(f"{ledger}.releases") / f"{sha256_digest(ledger_job.encode())[7:39]}.safetensors"
+
+    def keep(self, release: KeptRelease) -> None:
+        """Write ``release`` durably (temporary file, fsync, rename), replacing the round before."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = safetensors_save(
+            {"delta": np.ascontiguousarray(release.delta, dtype=np.float32)},
+            metadata={
+                "round": str(release.round),
+                "model_digest": release.model_digest,
+                "weight": str(release.weight),
+                "l2_norm": repr(release.l2_norm),
+                "mechanism": mechanism_json(release.mechanism).decode(),
+                "epsilon_round": repr(release.epsilon_round),
+            },
+        )
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+
+    def kept(self, round_number: int, model_digest: str) -> KeptRelease | None:
+        """The kept release of ``round_number`` trained from ``model_digest``; None if there is none.
+
+        A file that cannot be read is treated as no release (the round stays withheld): it
+        is only ever the silo's own, and withholding is the safe answer.
+        """
+        try:
+            data = self.path.read_bytes()
+            header = _metadata(data)
+            if int(header["round"]) != round_number or header["model_digest"] != model_digest:
+                return None
+            delta = safetensors_load(data)["delta"]
+            return KeptRelease(
+                round=round_number,
+                model_digest=model_digest,
+                delta=delta.astype(np.float32),
+                weight=int(header["weight"]),
+                l2_norm=float(header["l2_norm"]),
+                mechanism=mechanism_from_json(header["mechanism"]),
+                epsilon_round=float(header["epsilon_round"]),
+            )
+        except (OSError, KeyError, ValueError, SafetensorError):
+            return None
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    """The safetensors header's string metadata (read strictly: ``ValueError`` on anything odd)."""
+    length = int.from_bytes(data[:8], "little")
+    if len(data) < 8 or length > len(data) - 8:
+        raise ValueError("not a safetensors file")
+    header = strict_json(data[8 : 8 + length], what="kept release header")
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("the kept release carries no metadata")
+    return dict(metadata)
