@@ -5,6 +5,7 @@ round, which is recorded and retried without it."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -180,6 +181,11 @@ def test_the_global_model_moves_by_the_weighted_mean_of_the_updates(tmp_path: Pa
     expected = sum(RECORDS[s] * _clipped(_delta(s, 1)) for s in SILOS) / sum(RECORDS.values())
     bound = HEParameters().error_bound(len(SILOS)) / sum(RECORDS.values())
     assert np.max(np.abs(_model(hub, 1) - expected)) <= bound + 1e-6  # + the float32 model's own rounding
+    # The key ceremony is on record: the round's joint key and each silo's signed share.
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    (ceremony,) = [r for r in records if r["kind"] == "operation" and r["operation"] == "key_ceremony"]
+    assert ceremony["round"] == 1 and sorted(ceremony["details"]["shares"]) == sorted(SILOS)
+    assert ceremony["details"]["key_id"]
 
 
 @pytest.mark.integration

@@ -37,6 +37,12 @@ class UpdateGate(Protocol):
         """Record an update refused before a policy input could be built; the deny."""
         ...
 
+    def record_operation(
+        self, *, job: str, operation: str, round_number: int, reason: str, details: Mapping[str, Any]
+    ) -> None:
+        """Record a decision about the job itself (a homomorphic round's key ceremony), signed at once."""
+        ...
+
 
 class ServerStrategy(Protocol):
     """The server side of a strategy (see ``fedsilo.strategies``)."""

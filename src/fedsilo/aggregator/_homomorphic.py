@@ -46,7 +46,7 @@ from fedsilo.he import (
     verified_joint_key,
     wire,
 )
-from fedsilo.identity import SignatureError, VerifyKey
+from fedsilo.identity import SignatureError, VerifyKey, sha256_digest
 from fedsilo.policy import Reason, Refusal
 from fedsilo.protocol import StreamError
 
@@ -145,6 +145,17 @@ class HomomorphicAggregation(Aggregation):
             return {}
         self._key = verified_joint_key(self._params, self._context.job, self._seed, transcript, members)
         log.info("round %d: joint key %s of %s", self._round, self._key.key_id[:19], ", ".join(sorted(members)))
+        # The ceremony is on record: which key, made from which silos' signed shares.
+        self._context.gate.record_operation(
+            job=self._context.job,
+            operation="key_ceremony",
+            round_number=self._round,
+            reason="the round's joint key, from the key shares of the silos that advertised one",
+            details={
+                "key_id": self._key.key_id,
+                "shares": {silo: sha256_digest(posted[silo]) for silo in sorted(members)},
+            },
+        )
         reply = wire.encode_transcript(transcript)
         return dict.fromkeys(members, reply)
 

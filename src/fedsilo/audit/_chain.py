@@ -78,15 +78,17 @@ class CheckpointRecord(_Record):
 
 
 class OperationRecord(_Record):
-    """A decision about the job itself, not about one update: a resume, a rollback, a silo forgotten.
+    """A decision about the job itself, not about one update: resume, rollback, unlearn, key ceremony.
 
-    ``round`` is the last completed round the job goes on from; ``details`` says what the
-    operation kept and discarded (rounds, update digests), ``reason`` why it was asked.
+    ``round`` is the last completed round the job goes on from (a key ceremony: the round
+    whose joint key it made); ``details`` says what the operation kept and discarded (rounds,
+    update digests) or, for a key ceremony, the joint key's id and each silo's signed share's
+    digest; ``reason`` why it was asked.
     """
 
     kind: Literal["operation"]
     job: _Text
-    operation: Literal["resume", "rollback", "unlearn"]
+    operation: Literal["resume", "rollback", "unlearn", "key_ceremony"]
     round: SeqNumber
     reason: _Text
     details: dict[str, Any]

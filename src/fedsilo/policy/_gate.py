@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fedsilo.audit import AuditLog, SignedHead
 
@@ -107,6 +108,14 @@ class PolicyGate:
     def checkpoint(self) -> SignedHead:
         """Sign the audit log's head now: what the round's lineage and the job's status publish."""
         return self.audit.checkpoint()
+
+    def record_operation(
+        self, *, job: str, operation: str, round_number: int, reason: str, details: Mapping[str, Any]
+    ) -> None:
+        """Record a decision about the job itself in the audit log, with a signed head over it."""
+        self.audit.record_operation(
+            job=job, operation=operation, round_number=round_number, reason=reason, details=details
+        )
 
     def record(self, policy_input: UpdatePolicyInput, decision: Decision) -> None:
         """Write the decision that takes effect on one update, durably, before it takes effect."""
