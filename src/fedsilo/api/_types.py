@@ -954,13 +954,13 @@ class RateLimitSpec(_Model):
     """
 
     calls_per_second: float = Field(
-        default=20.0,
+        default=200.0,
         gt=0.0,
         le=10000.0,
         description="Calls per second one silo may make on average (a token bucket refilled at this rate).",
     )
     burst: int = Field(
-        default=40, ge=1, le=100000, description="Calls one silo may make at once above the average rate."
+        default=400, ge=1, le=100000, description="Calls one silo may make at once above the average rate."
     )
     concurrent_calls: int = Field(
         default=4,

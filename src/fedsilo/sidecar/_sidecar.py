@@ -10,6 +10,7 @@ the trainer link, and sends what comes back along the update's way (``Sidecar.st
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -66,6 +67,28 @@ MODEL_LIMIT_BYTES = 1 << 31
 RECONNECT_SECONDS = 600.0
 
 
+# The hub's rate limits (spec.rateLimits) refuse a call with RESOURCE_EXHAUSTED before it touches
+# any round state: an honest sidecar that was too quick waits and calls again, with gRPC's own
+# backoff, instead of failing its round. A streamed upload is retried only while gRPC still
+# buffers it; past that the round's own deadline handles it.
+_RETRY_WHEN_LIMITED = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "fedsilo.v1.Aggregator"}],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "3s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["RESOURCE_EXHAUSTED"],
+                },
+            }
+        ]
+    }
+)
+
+
 def _channel(target: str, identity: SiloIdentity, aggregator_ca_pem: bytes | None) -> grpc.Channel:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=aggregator_ca_pem or identity.tls.ca_certificate_pem,
@@ -75,7 +98,12 @@ def _channel(target: str, identity: SiloIdentity, aggregator_ca_pem: bytes | Non
     return grpc.secure_channel(
         target,
         credentials,
-        options=[("grpc.max_receive_message_length", 4 << 20), ("grpc.max_send_message_length", 4 << 20)],
+        options=[
+            ("grpc.max_receive_message_length", 4 << 20),
+            ("grpc.max_send_message_length", 4 << 20),
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", _RETRY_WHEN_LIMITED),
+        ],
     )
 
 
