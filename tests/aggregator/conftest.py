@@ -131,11 +131,15 @@ class Hub:
         """Every silo joins and waits; the round opens once all of them wait."""
         for silo in self.silos.values():
             silo.join()
+        return self.next_round(0)
+
+    def next_round(self, after: int) -> int:
+        """Every silo asks for the round after ``after``; the round that opened for all of them."""
         waits = [
-            s.stub.WaitRound.future(pb.WaitRoundRequest(job="admission", silo=s.name, after_round=0))
+            s.stub.WaitRound.future(pb.WaitRoundRequest(job="admission", silo=s.name, after_round=after))
             for s in self.silos.values()
         ]
-        rounds = {plan_from_proto(w.result(timeout=30)).round for w in waits}
+        rounds = {plan_from_proto(w.result(timeout=60)).round for w in waits}
         assert len(rounds) == 1
         return rounds.pop()
 

@@ -16,9 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fedsilo.aggregator._anomaly import DECAY, MIN_SILOS_COMPARED, AnomalyScores, robust_scores
-from fedsilo.protocol import pb, plan_from_proto
 
-from .conftest import LENGTH, Hub, running_hub
+from .conftest import LENGTH, running_hub
 
 values = st.dictionaries(
     st.text("abcdefgh", min_size=1, max_size=3),
@@ -74,16 +73,6 @@ def _payload(value: float) -> np.ndarray:
     return payload
 
 
-def _open_round(hub: Hub, after: int) -> int:
-    waits = [
-        s.stub.WaitRound.future(pb.WaitRoundRequest(job="admission", silo=s.name, after_round=after))
-        for s in hub.silos.values()
-    ]
-    rounds = {plan_from_proto(w.result(timeout=60)).round for w in waits}
-    assert len(rounds) == 1
-    return rounds.pop()
-
-
 def test_a_silo_far_from_the_others_is_denied_the_next_round(tmp_path: Path) -> None:
     policy = {"normCap": 5.0, "dataClass": "internal", "maxAnomalyScore": 3.0}
     with running_hub(tmp_path, ["a", "b", "c", "d"], rounds=2, policy=policy) as hub:
@@ -93,7 +82,7 @@ def test_a_silo_far_from_the_others_is_denied_the_next_round(tmp_path: Path) -> 
             silo = hub.silos[name]
             verdict = silo.submit(silo.metadata(_payload(value)), _payload(value))
             assert verdict.accepted, verdict.reasons
-        assert _open_round(hub, 1) == 2
+        assert hub.next_round(1) == 2
         first = hub.first_summary().silos
         assert first["d"].anomaly_score is not None and first["d"].anomaly_score > 3.0
         assert all(first[s].anomaly_score is not None and first[s].anomaly_score < 1.0 for s in "abc")
@@ -116,7 +105,7 @@ def test_without_a_limit_the_score_is_reported_not_judged(tmp_path: Path) -> Non
         for name, value in sent.items():
             silo = hub.silos[name]
             assert silo.submit(silo.metadata(_payload(value)), _payload(value)).accepted
-        assert _open_round(hub, 1) == 2
+        assert hub.next_round(1) == 2
         assert hub.first_summary().silos["d"].anomaly_score > 3.0
         d = hub.silos["d"]
         verdict = d.submit(d.metadata(_payload(-1.2), round=2), _payload(-1.2))

@@ -9,21 +9,9 @@ from typing import Any
 from fedsilo.aggregator import SiloStanding
 from fedsilo.aggregator._standing import Standing
 from fedsilo.identity import SigningKey
-from fedsilo.protocol import pb, plan_from_proto
 
 from .conftest import Hub, running_hub
 from .test_hostile_partner import _payload
-
-
-def _next_round(hub: Hub, after: int) -> int:
-    """Every silo asks for the round after ``after``; the round that opened for all of them."""
-    waits = [
-        s.stub.WaitRound.future(pb.WaitRoundRequest(job="admission", silo=s.name, after_round=after))
-        for s in hub.silos.values()
-    ]
-    rounds = {plan_from_proto(w.result(timeout=60)).round for w in waits}
-    assert len(rounds) == 1
-    return rounds.pop()
 
 
 def _closed(hub: Hub, count: int) -> Any:
@@ -55,7 +43,7 @@ def test_a_suspended_silo_is_denied_from_the_next_round_and_readmitted_when_lift
             assert silo.submit(silo.metadata(_payload()), _payload()).accepted
         assert _closed(hub, 1).accepted == ("a", "b", "c")
 
-        assert _next_round(hub, 1) == 2
+        assert hub.next_round(1) == 2
         verdicts = {n: s.submit(s.metadata(_payload(), round=2), _payload()) for n, s in hub.silos.items()}
         assert verdicts["a"].accepted and verdicts["b"].accepted
         assert verdicts["c"].reasons == (
@@ -65,7 +53,7 @@ def test_a_suspended_silo_is_denied_from_the_next_round_and_readmitted_when_lift
         assert summary.accepted == ("a", "b")
 
         del board.suspended["c"]
-        assert _next_round(hub, 2) == 3
+        assert hub.next_round(2) == 3
         for silo in hub.silos.values():
             assert silo.submit(silo.metadata(_payload(), round=3), _payload()).accepted
         assert _closed(hub, 3).accepted == ("a", "b", "c")
@@ -91,7 +79,7 @@ def test_a_rotated_key_takes_effect_at_the_next_round_and_the_old_one_is_refused
         assert b.submit(b.metadata(_payload()), _payload()).accepted
         assert _closed(hub, 1).accepted == ("b",)
 
-        assert _next_round(hub, 1) == 2
+        assert hub.next_round(1) == 2
         old = a.submit(a.metadata(_payload(), round=2), _payload())
         assert old.reasons[0].startswith(
             f"key_retired: signed with a's retired key {keys['a'].public_key.fingerprint()}"
@@ -100,7 +88,7 @@ def test_a_rotated_key_takes_effect_at_the_next_round_and_the_old_one_is_refused
         assert b.submit(b.metadata(_payload(), round=2), _payload()).accepted
         _closed(hub, 2)
 
-        assert _next_round(hub, 2) == 3
+        assert hub.next_round(2) == 3
         assert a.submit(a.metadata(_payload(), round=3), _payload(), key=new_key).accepted
         assert b.submit(b.metadata(_payload(), round=3), _payload()).accepted
         assert _closed(hub, 3).accepted == ("a", "b")
