@@ -314,7 +314,7 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
     reasons = {e["reason"]: e for e in events}
     assert "hospital-c" in reasons["UpdateDenied"]["message"] and reasons["UpdateDenied"]["type"] == "Warning"
     assert "Round 1: 2/3 silos accepted" in reasons["RoundCompleted"]["message"]
-    assert "accuracy 0.8750" in reasons["ModelEvaluated"]["message"]
+    assert "accuracy 0.8000, worst silo hospital-b at 0.6000" in reasons["ModelEvaluated"]["message"]
     assert wait_for(
         lambda: get(cluster, namespace, "silo", "hospital-a")["status"].get("epsilonSpent") == 0.5,
         "epsilon on the Silo",

@@ -109,9 +109,12 @@ def test_an_empty_reason_is_refused(tmp_path: Path) -> None:
 
 
 def _fedsilo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """The command's result, its stderr with the console's line wrapping undone (paths are long)."""
+    done = subprocess.run(
         [sys.executable, "-m", "fedsilo", *args], capture_output=True, text=True, cwd=cwd, check=False
     )
+    done.stderr = " ".join(done.stderr.split())
+    return done
 
 
 # Five commands, each a new Python process: minutes on a loaded machine.

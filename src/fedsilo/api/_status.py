@@ -323,12 +323,12 @@ class RoundReport:
     dropouts: tuple[SiloName, ...]
     denials_total: int
     epsilon_spent: Mapping[SiloName, float] = field(default_factory=dict)
-    anomaly_scores: Mapping[SiloName, float] = field(default_factory=dict)
     latest_model: ModelReference | None = None
-    # Why the round's sum was not applied (the model stayed); None when it counted.
-    void: str | None = None
     evidence: JobEvidence | None = None
     compression: CompressionStatus | None = None
+    anomaly_scores: Mapping[SiloName, float] = field(default_factory=dict)
+    # Why the round's sum was not applied (the model stayed); None when it counted.
+    void: str | None = None
 
 
 @dataclass(frozen=True)
