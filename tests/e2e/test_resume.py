@@ -155,11 +155,12 @@ def _check_common(job: Job, folder: Path, report: dict[str, object]) -> None:
     assert [(record["operation"], record["round"]) for record in operations] == [("resume", KILLED_ROUND - 1)]
 
 
-# Every phase is killed in one of the two jobs (a whole run each: both jobs at every phase would
-# double the suite's longest part for little): the masked job where its keys, unmasking and
-# checkpoint are in flight, the DP job where its charged release and registry write are.
-MASKED_PHASES = [Phase.KEYS, Phase.UNMASK, Phase.CHECKPOINT]
-DP_PHASES = [Phase.UPLOAD, Phase.REGISTRY]
+# Each kill is two whole runs (crash, resume), the suite's longest part: CI kills the masked job
+# while it unmasks (secure-aggregation state in flight) and the DP job after its registry write
+# (model stored, checkpoint not yet: the round must not count or charge twice). The other phases
+# (Phase) run the same way with `pytest tests/e2e/test_resume.py` after adding them here.
+MASKED_PHASES = [Phase.UNMASK]
+DP_PHASES = [Phase.REGISTRY]
 
 
 @pytest.mark.parametrize("phase", MASKED_PHASES, ids=[p.value for p in MASKED_PHASES])
