@@ -43,6 +43,7 @@ from fedsilo.protocol import (
 from ._client import DpSgdConfig, EvaluateConfig, EvaluateResult, FitConfig, TrainerClient
 from ._factory import build_client
 from ._personal import PersonalizedClient, fine_tune
+from ._torch_client import import_optimizers
 
 log = logging.getLogger("fedsilo.trainer")
 
@@ -162,6 +163,7 @@ def run_trainer(
     fitted = FittedPreprocessing.read(preprocessing) if preprocessing is not None else None
     data = load_silo_data(spec, spec.silos.index(silo), len(spec.silos), data_path, fitted)
     client = build_client(spec, data)
+    import_optimizers()
     log.info("trainer for %s ready: %d training and %d test records", silo, len(data.train_y), len(data.test_y))
     with _channel(sidecar, ca_certificate_pem, silo) as channel:
         stub = rpc.TrainerLinkStub(channel)

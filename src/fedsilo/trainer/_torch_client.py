@@ -51,6 +51,17 @@ class _Totals:
         return self
 
 
+def import_optimizers() -> None:
+    """Build a throwaway optimizer, so torch.optim's first-use import is paid now.
+
+    torch.optim imports torch._dynamo (and triton, where installed) when it builds its first
+    optimizer: seconds of CPU, more on a busy machine. A trainer process calls this at start-up,
+    outside every round's deadline; the hub, which only reads round 0's weights from a client,
+    and in-process simulations never pay it.
+    """
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
 class TorchClassifierClient(TrainerClient):
     """Trains ``model`` (logits out) with cross-entropy on ``data``, on the CPU."""
 
@@ -69,9 +80,6 @@ class TorchClassifierClient(TrainerClient):
         self._smallest_batch = 2 if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) else 1
         # FedProx's w_global: the weights of the last set_weights (the initial ones before).
         self._global = self._parameters_copy()
-        # torch.optim imports torch._dynamo when it builds its first optimizer, seconds on a
-        # busy machine: pay that at start-up rather than inside the first round's deadline.
-        torch.optim.SGD(self.model.parameters(), lr=0.1)
 
     def _parameters_copy(self) -> list[torch.Tensor]:
         return [p.detach().clone() for p in self.model.parameters()]
