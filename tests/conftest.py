@@ -33,12 +33,14 @@ E2E = ("e2e",)
 #: The real single-node cluster (scripts/cluster): asked for with --cluster only, not yet by
 #: CI, whose time budget its cold build (about 45 minutes on 2 cores) does not fit.
 CLUSTER = ("cluster",)
-#: Real servers, tool builds or real silo processes; paths relative to ``tests/``.
+#: Real servers, tool builds, real silo processes or minutes of in-process training; paths
+#: relative to ``tests/``.
 INTEGRATION = (
     "tools",
     "charts",
     "fuzz",
     "cli/test_cluster_commands.py",
+    "compression/test_compressed_training_converges.py",
     "crds/test_api_server_enforces_the_schema.py",
     "operator/test_jobs_become_their_children.py",
     "operator/test_least_privilege.py",

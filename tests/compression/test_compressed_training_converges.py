@@ -1,0 +1,62 @@
+"""Compressed updates learn what uncompressed ones learn: the quickstart's 15 rounds (same seeds),
+each silo's update through the sidecar's clip and compress steps and the hub's decoding
+(``fedsilo_testing.simulation.SidecarChannel``), next to the same run uncompressed.
+
+Masked 8-bit levels stay within 1 point of masked float32 and masked 4-bit with error feedback
+(its value range near the updates' size) within 2. Plain top-k 1% with error feedback does NOT
+reach the issue's goal of 2 points in 15 rounds (4.7 points below plain float32 on seed 7,
+benchmarks/results/compression): its case guards that measured level (within 6 points) so a
+regression shows, and the goal stays open. The wire path of a compressed round is a whole run
+in tests/e2e/test_compressed_run.py; here only what the compression does to learning is measured.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+import yaml
+
+from fedsilo.api import FederatedJobSpec
+from fedsilo_testing.simulation import SidecarChannel, simulate_fedavg
+
+from ..conftest import ROOT
+
+QUICKSTART = ROOT / "examples" / "quickstart.yaml"
+SEEDS = (7, 8)
+
+
+def _spec(seed: int, mode: str, compression: dict[str, Any] | None) -> FederatedJobSpec:
+    spec = next(yaml.safe_load_all(QUICKSTART.read_text()))["spec"]
+    spec["seed"] = seed
+    spec["aggregation"]["mode"] = mode
+    # Plain aggregation is allowed below "sensitive" data only.
+    spec["policy"]["dataClass"] = "internal"
+    if compression is not None:
+        spec["compression"] = compression
+    return FederatedJobSpec.model_validate(spec)
+
+
+@cache
+def _accuracy(seed: int, mode: str, compression: tuple[tuple[str, Any], ...] | None) -> float:
+    spec = _spec(seed, mode, dict(compression) if compression is not None else None)
+    return simulate_fedavg(spec, channel=SidecarChannel(spec)).accuracy[-1]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(
+    ("mode", "compression", "points"),
+    [
+        ("masked", {"bits": 8}, 1.0),
+        ("masked", {"bits": 4, "errorFeedback": True, "valueRange": 0.25}, 2.0),
+        ("plain", {"topK": 0.01, "errorFeedback": True}, 6.0),
+    ],
+    ids=["masked-8-bit", "masked-4-bit-ef", "plain-top-1pct-ef"],
+)
+def test_compressed_training_stays_near_the_uncompressed_accuracy(
+    seed: int, mode: str, compression: dict[str, Any], points: float
+) -> None:
+    reference = _accuracy(seed, mode, None)
+    compressed = _accuracy(seed, mode, tuple(sorted(compression.items())))
+    assert compressed >= reference - points / 100, (reference, compressed)
