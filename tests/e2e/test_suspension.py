@@ -46,10 +46,14 @@ class EditBetweenRounds:
         self.path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
 
 
-def test_a_silo_suspended_between_rounds_is_denied_then_readmitted(tmp_path: Path) -> None:
+def test_a_silo_suspended_between_rounds_is_denied_then_readmitted_and_a_broken_edit_changes_nothing(
+    tmp_path: Path,
+) -> None:
     # A long timeout: silos on a loaded machine take a while to start; rounds close as soon as all have sent.
-    path = quick_manifest(tmp_path, rounds=3, minSilos=2, roundTimeoutSeconds=300)
-    editor = EditBetweenRounds(path, {1: {"reason": REASON}, 2: None})
+    path = quick_manifest(tmp_path, rounds=4, minSilos=2, roundTimeoutSeconds=300)
+    # After round 1 a blank reason, which does not validate: the run logs it and round 2 admits every silo.
+    # After round 2 a real suspension, denied in round 3; after round 3 it is lifted.
+    editor = EditBetweenRounds(path, {1: {"reason": "   "}, 2: {"reason": REASON}, 3: None})
     run = LocalRun(
         load_manifest(path),
         RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
@@ -58,26 +62,14 @@ def test_a_silo_suspended_between_rounds_is_denied_then_readmitted(tmp_path: Pat
     report = run.execute()
     assert report.status == "succeeded", report.failure
     rounds = {row.round: row for row in report.rounds}
-    assert sorted(rounds[1].accepted) == ["hospital-a", "hospital-b", "hospital-c"]
-    assert sorted(rounds[2].accepted) == ["hospital-a", "hospital-b"]
-    assert rounds[2].denied["hospital-c"] == [f"silo_suspended: hospital-c is suspended since round 2: {REASON}"]
-    assert sorted(rounds[3].accepted) == ["hospital-a", "hospital-b", "hospital-c"]
+    everyone = ["hospital-a", "hospital-b", "hospital-c"]
+    assert sorted(rounds[1].accepted) == everyone
+    assert sorted(rounds[2].accepted) == everyone, "a broken edit leaves the standing as it was"
+    assert sorted(rounds[3].accepted) == ["hospital-a", "hospital-b"]
+    assert rounds[3].denied["hospital-c"] == [f"silo_suspended: hospital-c is suspended since round 3: {REASON}"]
+    assert sorted(rounds[4].accepted) == everyone
     # The audit log records the policy's denial with the suspension's reason.
     records = [json.loads(line) for line in (tmp_path / "run" / "audit.jsonl").read_text().splitlines()]
     denials = [r for r in records if r["kind"] == "decision" and r["decision"] == "deny"]
-    assert [(r["round"], r["silo"]) for r in denials] == [(2, "hospital-c")]
+    assert [(r["round"], r["silo"]) for r in denials] == [(3, "hospital-c")]
     assert REASON in denials[0]["reasons"][0]
-
-
-def test_a_manifest_broken_between_rounds_leaves_the_standing_as_it_was(tmp_path: Path) -> None:
-    path = quick_manifest(tmp_path, rounds=2, minSilos=2, roundTimeoutSeconds=300)
-    # A blank reason does not validate: the run logs it and goes on with every silo admitted.
-    editor = EditBetweenRounds(path, {1: {"reason": "   "}})
-    run = LocalRun(
-        load_manifest(path),
-        RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
-        editor,
-    )
-    report = run.execute()
-    assert report.status == "succeeded", report.failure
-    assert sorted(report.rounds[1].accepted) == ["hospital-a", "hospital-b", "hospital-c"]
