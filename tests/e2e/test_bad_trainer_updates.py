@@ -1,11 +1,10 @@
 """A trainer that returns NaN/Inf or wrongly shaped weights: the sidecar rejects the update
-with a reason in its log, and the round goes on with the other silos."""
+with a reason in its log, and the round goes on with the other silos. One run: the faulty
+silo sends NaN in round 1 and an extra tensor in round 2."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from fedsilo.api import load_manifest
 from fedsilo.runner import LocalRun, RunOptions
@@ -18,15 +17,15 @@ from fedsilo.api import ModelSpec
 from fedsilo.trainer import build_model, TorchClassifierClient
 
 class Faulty(TorchClassifierClient):
-    """Breaks its weights after training, on the smallest silo only."""
-    trained = False
+    """Breaks its weights after training, on the smallest silo only: NaN first, then an extra tensor."""
+    fits = 0
     def fit(self, config):
-        self.trained = True
+        self.fits += 1
         return super().fit(config)
     def get_weights(self):
         weights = super().get_weights()
-        if self.trained and len(self.data.train_y) < 400:
-            if "{kind}" == "nan":
+        if self.fits and len(self.data.train_y) < 400:
+            if self.fits == 1:
                 first = next(iter(weights))
                 weights[first][...] = np.nan
             else:
@@ -38,9 +37,8 @@ def make_client(spec, data):
 '''
 
 
-@pytest.mark.parametrize(("kind", "reason"), [("nan", "non_finite"), ("shape", "shape_mismatch")])
-def test_a_broken_trainer_update_is_rejected_and_the_round_goes_on(tmp_path: Path, kind: str, reason: str) -> None:
-    (tmp_path / "faulty.py").write_text(FAULTY_FACTORY.format(kind=kind))
+def test_broken_trainer_updates_are_rejected_and_the_rounds_go_on(tmp_path: Path) -> None:
+    (tmp_path / "faulty.py").write_text(FAULTY_FACTORY)
     path = quick_manifest(tmp_path, rounds=2, roundTimeoutSeconds=8, model={"factory": "faulty:make_client"})
     report = LocalRun(
         load_manifest(path),
@@ -51,4 +49,5 @@ def test_a_broken_trainer_update_is_rejected_and_the_round_goes_on(tmp_path: Pat
     for row in report.rounds:
         assert sorted(row.accepted) == ["hospital-b", "hospital-c"]
     log = (tmp_path / "run" / "silos" / "hospital-a" / "sidecar.log").read_text()
-    assert f"rejected the trainer's update: {reason}" in log
+    for reason in ("non_finite", "shape_mismatch"):
+        assert f"rejected the trainer's update: {reason}" in log, reason

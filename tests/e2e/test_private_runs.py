@@ -38,80 +38,17 @@ def _privacy(**fields: Any) -> dict[str, Any]:
     return {"delta": 1e-5, "accountant": "rdp", **fields}
 
 
-def test_record_level_dp_spends_at_most_the_target_and_both_sides_count_the_same(tmp_path: Path) -> None:
+def test_record_level_dp_spends_at_most_the_target_both_sides_agree_and_the_command_line_shows_it(
+    tmp_path: Path,
+) -> None:
     path = quick_manifest(
         tmp_path,
         rounds=2,
         privacy=_privacy(mode="record", targetEpsilon=3.0, maxGradNorm=1.0),
         policy={"normCap": 20.0, "dataClass": "sensitive", "maxEpsilon": 3.0},
     )
-    report, options = _run(path, tmp_path)
-    assert report.status == "succeeded", report.failure
-    assert all(len(row.accepted) == 3 for row in report.rounds)
-    spent = report.cumulative_epsilon()
-    for silo in ("hospital-a", "hospital-b", "hospital-c"):
-        curve = [round_spent[silo] for round_spent in spent]
-        assert curve == sorted(curve) and curve[0] > 0, curve
-        # Calibrated to the target over the job's two rounds: spent, not exceeded.
-        assert 2.9 < curve[-1] <= 3.0 + 1e-9
-    assert json.loads(report.to_json())["epsilon_spent"] == spent[-1]
-
-    with PrivacyLedger(options.hub_ledger()) as hub:
-        hub.verify()
-        hub_rows = {(c.silo, c.round): c for c in hub.history()}
-        assert len(hub_rows) == 6 and all(c.acknowledged_at for c in hub_rows.values())
-    for silo in ("hospital-a", "hospital-b", "hospital-c"):
-        with PrivacyLedger(options.silo_ledger(silo)) as own:
-            own.verify()
-            for charge in own.history():
-                # The silo charged before sending; the hub charged the same signed mechanism.
-                assert isinstance(charge.mechanism, DpSgdEvent)
-                assert hub_rows[(silo, charge.round)].mechanism == charge.mechanism
-                assert charge.idempotency_key == hub_rows[(silo, charge.round)].idempotency_key
-                assert charge.acknowledged_at is not None
-            assert own.epsilon_spent(silo, delta=1e-5) == pytest.approx(spent[-1][silo])
-
-
-def test_silo_level_dp_stops_a_silo_before_its_lifetime_ceiling_and_earlier_runs_count(tmp_path: Path) -> None:
-    # One Gaussian release at sigma 2 costs 2.17, two cost 3.19: hospital-a's ceiling of 3 allows one.
-    path = quick_manifest(
-        tmp_path,
-        rounds=2,
-        roundTimeoutSeconds=10,
-        aggregation={"mode": "plain"},
-        privacy=_privacy(mode="silo", noiseMultiplier=2.0),
-        policy={"normCap": 1.0, "dataClass": "internal", "maxEpsilon": 10.0},
-    )
-    manifest = path.read_text().replace("displayName: Hospital A", "displayName: Hospital A\n  maxEpsilon: 3.0")
-    path.write_text(manifest)
-    report, options = _run(path, tmp_path)
-    assert report.status == "succeeded", report.failure
-    first, second = report.rounds
-    assert "hospital-a" in first.accepted
-    # Silo-level DP: one Gaussian release per round, charged by both sides.
-    one_release = epsilon_for([GaussianEvent(2.0, 1)], 1e-5)
-    assert all(value == pytest.approx(one_release) for value in first.epsilon.values())
-    with PrivacyLedger(options.hub_ledger()) as hub:
-        assert {c.mechanism for c in hub.history()} == {GaussianEvent(2.0, 1)}
-        assert hub.epsilon_spent("hospital-b", delta=1e-5) == pytest.approx(epsilon_for([GaussianEvent(2.0, 2)], 1e-5))
-    assert "hospital-a" in second.dropped, "its sidecar withheld the update that would cross the ceiling"
-    with PrivacyLedger(options.silo_ledger("hospital-a")) as own:
-        assert [c.round for c in own.history()] == [1]
-    # A second run for the same silo: its lifetime ceiling remembers the first run's spend.
-    report, _ = _run(path, tmp_path / "again", ledgers=options.ledgers)
-    assert report.status == "succeeded", report.failure
-    assert "hospital-a" in report.rounds[0].dropped
-    assert not any("hospital-a" in row.accepted for row in report.rounds)
-
-
-def test_the_command_line_shows_epsilon_and_the_ledger(tmp_path: Path) -> None:
-    path = quick_manifest(
-        tmp_path,
-        rounds=2,
-        privacy=_privacy(mode="record", noiseMultiplier=1.5),
-        policy={"normCap": 20.0, "dataClass": "sensitive", "maxEpsilon": 10.0},
-    )
     ledgers = tmp_path / "privacy"
+    names = ("hospital-a", "hospital-b", "hospital-c")
 
     def fedsilo(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "fedsilo", *args]
@@ -133,7 +70,28 @@ def test_the_command_line_shows_epsilon_and_the_ledger(tmp_path: Path) -> None:
     assert "hospital-a" in run.stdout and "epsilon" in run.stdout, "the table has an epsilon column per silo"
     assert (tmp_path / "run" / "accuracy-epsilon.png").stat().st_size > 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert set(report["epsilon_spent"]) == {"hospital-a", "hospital-b", "hospital-c"}
+    assert all(len(row["accepted"]) == 3 for row in report["rounds"])
+    for silo in names:
+        curve = [row["epsilon_spent"][silo] for row in report["rounds"]]
+        assert curve == sorted(curve) and curve[0] > 0, curve
+        # Calibrated to the target over the job's two rounds: spent, not exceeded.
+        assert 2.9 < curve[-1] <= 3.0 + 1e-9
+        assert report["epsilon_spent"][silo] == curve[-1]
+
+    with PrivacyLedger(ledgers / "hub.sqlite") as hub:
+        hub.verify()
+        hub_rows = {(c.silo, c.round): c for c in hub.history()}
+        assert len(hub_rows) == 6 and all(c.acknowledged_at for c in hub_rows.values())
+    for silo in names:
+        with PrivacyLedger(ledgers / "silos" / f"{silo}.sqlite") as own:
+            own.verify()
+            for charge in own.history():
+                # The silo charged before sending; the hub charged the same signed mechanism.
+                assert isinstance(charge.mechanism, DpSgdEvent)
+                assert hub_rows[(silo, charge.round)].mechanism == charge.mechanism
+                assert charge.idempotency_key == hub_rows[(silo, charge.round)].idempotency_key
+                assert charge.acknowledged_at is not None
+            assert own.epsilon_spent(silo, delta=1e-5) == pytest.approx(report["epsilon_spent"][silo])
 
     shown = fedsilo("ledger", "show", str(ledgers / "hub.sqlite"), "--json")
     assert shown.returncode == 0, shown.stderr
@@ -169,3 +127,35 @@ def test_the_command_line_shows_epsilon_and_the_ledger(tmp_path: Path) -> None:
     )
     missing = fedsilo("ledger", "show", str(tmp_path / "nowhere.sqlite"))
     assert missing.returncode == 2 and "no ledger at" in missing.stderr
+
+
+def test_silo_level_dp_stops_a_silo_before_its_lifetime_ceiling_and_earlier_runs_count(tmp_path: Path) -> None:
+    # One Gaussian release at sigma 2 costs 2.17, two cost 3.19: hospital-a's ceiling of 3 allows one.
+    path = quick_manifest(
+        tmp_path,
+        rounds=2,
+        roundTimeoutSeconds=10,
+        aggregation={"mode": "plain"},
+        privacy=_privacy(mode="silo", noiseMultiplier=2.0),
+        policy={"normCap": 1.0, "dataClass": "internal", "maxEpsilon": 10.0},
+    )
+    manifest = path.read_text().replace("displayName: Hospital A", "displayName: Hospital A\n  maxEpsilon: 3.0")
+    path.write_text(manifest)
+    report, options = _run(path, tmp_path)
+    assert report.status == "succeeded", report.failure
+    first, second = report.rounds
+    assert "hospital-a" in first.accepted
+    # Silo-level DP: one Gaussian release per round, charged by both sides.
+    one_release = epsilon_for([GaussianEvent(2.0, 1)], 1e-5)
+    assert all(value == pytest.approx(one_release) for value in first.epsilon.values())
+    with PrivacyLedger(options.hub_ledger()) as hub:
+        assert {c.mechanism for c in hub.history()} == {GaussianEvent(2.0, 1)}
+        assert hub.epsilon_spent("hospital-b", delta=1e-5) == pytest.approx(epsilon_for([GaussianEvent(2.0, 2)], 1e-5))
+    assert "hospital-a" in second.dropped, "its sidecar withheld the update that would cross the ceiling"
+    with PrivacyLedger(options.silo_ledger("hospital-a")) as own:
+        assert [c.round for c in own.history()] == [1]
+    # A second run for the same silo: its lifetime ceiling remembers the first run's spend.
+    report, _ = _run(path, tmp_path / "again", ledgers=options.ledgers)
+    assert report.status == "succeeded", report.failure
+    assert "hospital-a" in report.rounds[0].dropped
+    assert not any("hospital-a" in row.accepted for row in report.rounds)
