@@ -38,7 +38,8 @@ from fedsilo.api import FederatedJobSpec
 from fedsilo.baseline import train_centralized
 from fedsilo.datasets import FittedPreprocessing
 from fedsilo.identity import SigningKey
-from fedsilo.statistics import fit_preprocessing, job_silos, run_statistics
+from fedsilo.runner import run_statistics
+from fedsilo.statistics import fit_preprocessing, job_silos
 from fedsilo_testing.simulation import simulate_fedavg
 
 SILOS = ["a", "b", "c", "d"]
