@@ -7,7 +7,9 @@ the same ``fedsilo.secagg`` code that masks training updates; the hub unmasks on
 sum. Optional DP noise is charged to each silo's ledger as a ``statistics`` release. A
 silo below ``minCount`` records is left out with its reason; a bin or category below it
 is suppressed. ``fit_preprocessing`` turns the released statistics into the transform
-every silo and the centralized baseline apply. docs/statistics.md explains it all.
+every silo and the centralized baseline apply. This package does the arithmetic of both
+sides; the aggregator (``StatisticsPhase``) and the sidecar (``take_part``) carry it over
+the gRPC service. docs/statistics.md explains it all.
 """
 
 from ._hub import HubView as HubView

@@ -1,8 +1,9 @@
 """What the hub and every silo agree on for one job's statistics, derived from the spec alone.
 
-Built by ``run_statistics`` from ``spec.data.preprocessing`` (or its defaults, for a job
-without one) and the records' width; both sides take the same plan, so the layouts and
-the noise match without any exchange.
+Built from ``spec.data.preprocessing`` (or its defaults, for a job without one) and the
+records' width: by every silo from its own records, and by the hub's ``StatisticsPhase``
+from the width the silos join with; both sides take the same plan, so the layouts, the
+secure aggregation's context and the noise match without any other exchange.
 """
 
 from __future__ import annotations
