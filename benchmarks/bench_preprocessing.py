@@ -6,7 +6,7 @@ Part 1: for each bundled tabular data set (breast_cancer, and the generated ``ta
 workload: 4 silos x 1,500 records, features on scales 1e-2..1e4), under IID, Dirichlet 0.5
 and Dirichlet 0.1 label skew, with per-silo standardization (``scaling: silo``) and with
 federated standardization (``scaling: standardize``, fitted by the real statistics phase:
-masked secure aggregation of the silos' totals), over 3 seeds: the federated model's
+masked secure aggregation of the silos' totals over the aggregator's mTLS gRPC service), over 3 seeds: the federated model's
 held-out accuracy (mean over seeds), the worst silo's accuracy, the spread (std) of silo
 accuracies, and the centralized baseline trained on the pooled records with the same
 transform. digits is left out: its pixels have a fixed, public range and no preprocessing
@@ -38,7 +38,8 @@ from fedsilo.api import FederatedJobSpec
 from fedsilo.baseline import train_centralized
 from fedsilo.datasets import FittedPreprocessing
 from fedsilo.identity import SigningKey
-from fedsilo.statistics import fit_preprocessing, job_silos, run_statistics
+from fedsilo.runner import run_statistics
+from fedsilo.statistics import job_silos
 from fedsilo_testing.simulation import simulate_fedavg
 
 SILOS = ["a", "b", "c", "d"]
@@ -73,8 +74,8 @@ def _fitted(spec: FederatedJobSpec) -> FittedPreprocessing | None:
     if preprocessing is None or not preprocessing.federated:
         return None
     keys = {name: SigningKey.generate() for name in spec.silos}
-    statistics = run_statistics(f"bench-{spec.seed}", spec, job_silos(spec, keys)).statistics
-    return fit_preprocessing(statistics, preprocessing)
+    # The hub's own fit, from the totals it unmasked over the aggregator's gRPC service.
+    return run_statistics(f"bench-{spec.seed}", spec, job_silos(spec, keys)).preprocessing
 
 
 def _point(spec: FederatedJobSpec) -> dict[str, float]:

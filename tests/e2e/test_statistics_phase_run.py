@@ -52,6 +52,15 @@ def test_the_tabular_example_fits_its_preprocessing_and_versions_it_with_every_m
     for model in models:
         assert model.lineage.evidence["preprocessing"] == fitted.digest()
     assert preprocessing_path(registry / "tabular", fitted.digest()).read_bytes() == fitted.canonical_bytes()
+    # The phase ran on the hub's gRPC service: its outcome is in the run's audit log, before round 1's decisions.
+    audit = [json.loads(line) for line in (tmp_path / "run" / "audit.jsonl").read_text().splitlines()]
+    (phase,) = [r for r in audit if r.get("kind") == "operation" and r.get("operation") == "statistics"]
+    assert phase["reason"] == "released" and phase["details"]["preprocessing_digest"] == fitted.digest()
+    decisions = [r for r in audit if r.get("kind") == "decision"]
+    assert decisions[0]["input"]["job"]["phase"] == "statistics"
+    assert audit.index(phase) < next(
+        i for i, r in enumerate(audit) if r.get("input", {}).get("job", {}).get("phase") == "training"
+    )
     key = (tmp_path / "run" / "aggregator-key.pub").read_text().strip()
     verify = subprocess.run(
         [sys.executable, "-m", "fedsilo", "models", "verify", "--registry", str(registry), "--key", key],

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from fedsilo.api import FederatedJobSpec, PreprocessingSpec
 from fedsilo.datasets import DataError, FittedPreprocessing, load_pooled_data, load_silo_data
 from fedsilo.privacy import GaussianEvent, mechanism_from_json
-from fedsilo.statistics import decode_wide, encode_wide, run_statistics
+from fedsilo.runner import run_statistics
+from fedsilo.statistics import decode_wide, encode_wide
 from fedsilo.statistics._wide import MAX_MAGNITUDE, WideOverflow
 
 from .conftest import silos_of, tabular_spec

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fedsilo.baseline import train_centralized
-from fedsilo.statistics import fit_preprocessing, run_statistics
+from fedsilo.runner import run_statistics
+from fedsilo.statistics import fit_preprocessing
 from fedsilo_testing.simulation import simulate_fedavg
 
 from .conftest import silos_of, tabular_spec

@@ -8,7 +8,8 @@ import numpy as np
 
 from fedsilo.privacy import epsilon_for
 from fedsilo.privacy.ledger import PrivacyLedger, describe_mechanism
-from fedsilo.statistics import EPSILON_EXCEEDED, STATISTICS_ROUND, run_statistics
+from fedsilo.runner import run_statistics
+from fedsilo.statistics import EPSILON_EXCEEDED, STATISTICS_ROUND
 
 from .conftest import silos_of, tabular_spec
 

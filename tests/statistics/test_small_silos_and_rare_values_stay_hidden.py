@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fedsilo.identity import SigningKey
-from fedsilo.statistics import BELOW_MIN_COUNT, SiloRecords, StatisticsError, run_statistics
+from fedsilo.runner import run_statistics
+from fedsilo.statistics import BELOW_MIN_COUNT, SiloRecords, StatisticsError
 
 from .conftest import silos_of, tabular_spec
 

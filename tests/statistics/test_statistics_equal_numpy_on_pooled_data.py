@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedsilo.statistics import run_statistics
+from fedsilo.runner import run_statistics
 
 from .conftest import silos_of, tabular_spec
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,11 @@ def test_stats_prints_the_table_and_writes_json_plot_and_fitted_preprocessing(
     fitted = FittedPreprocessing.read(out / "preprocessing.json")
     assert fitted.statistics_digest == statistics.digest()
     assert [c.column for c in fitted.categorical] == [12, 13]
+    # The hub fitted it from the totals it received over gRPC, and its audit log says so.
+    audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    (phase,) = [r for r in audit if r.get("operation") == "statistics"]
+    assert phase["details"]["preprocessing_digest"] == fitted.digest()
+    assert f"audit log: {out / 'audit.jsonl'}" in printed
 
 
 def test_settings_that_do_not_fit_the_data_exit_2_naming_the_field(

@@ -18,7 +18,8 @@ from fedsilo.registry import (
     preprocessing_path,
     verify_model,
 )
-from fedsilo.statistics import fit_preprocessing, run_statistics
+from fedsilo.runner import run_statistics
+from fedsilo.statistics import fit_preprocessing
 
 from .conftest import silos_of, tabular_spec
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedsilo.statistics import decode_wide, encode_wide, run_statistics
+from fedsilo.runner import run_statistics
+from fedsilo.statistics import decode_wide, encode_wide
 from fedsilo.statistics._layout import MOMENTS
 from fedsilo.statistics._plan import StatisticsPlan
 from fedsilo.statistics._silo import StatisticsSilo

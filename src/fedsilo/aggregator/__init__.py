@@ -29,9 +29,14 @@ from ._quality import ModelQuality as ModelQuality
 from ._quality import SiloScore as SiloScore
 from ._round import update_distances as update_distances
 from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from ._service import serve as serve
 from ._service import start_server as start_server
 from ._standing import SiloStanding as SiloStanding
 from ._standing import StandingSource as StandingSource
+from ._statistics import StatisticsFailed as StatisticsFailed
+from ._statistics import StatisticsPhase as StatisticsPhase
+from ._statistics import StatisticsRelease as StatisticsRelease
+from ._statistics import StatisticsService as StatisticsService
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -56,10 +61,15 @@ __all__ = [
     "SiloScore",
     "SiloStanding",
     "StandingSource",
+    "StatisticsFailed",
+    "StatisticsPhase",
+    "StatisticsRelease",
+    "StatisticsService",
     "UpdateGate",
     "UpdateSink",
     "UpdatesStrategy",
     "read_checkpoint",
+    "serve",
     "start_server",
     "update_distances",
 ]

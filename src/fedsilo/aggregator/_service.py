@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
 from typing import cast
 
@@ -70,24 +70,27 @@ def _deadlined(
         raise StreamError(f"the upload did not finish within its deadline of {seconds:g}s")
 
 
-class AggregatorService(rpc.AggregatorServicer):
-    """Maps RPCs to a ``JobCoordinator``."""
+class Callers:
+    """Who is calling: the enrolled silo behind the TLS session, within its rate limits.
 
-    def __init__(self, coordinator: JobCoordinator, silo_issuers: Mapping[str, bytes] | None = None) -> None:
-        self._coordinator = coordinator
+    One check for every service the aggregator serves (the rounds', ``AggregatorService``,
+    and the statistics phase's, ``_statistics.StatisticsService``).
+    """
+
+    def __init__(
+        self, enrolled: Callable[[str], bool], limits: RateLimits, silo_issuers: Mapping[str, bytes] | None
+    ) -> None:
+        self._enrolled = enrolled
+        self._limits = limits
         # Silo name -> PEM of the CA that alone may issue its certificates; None: one CA for all.
         self._issuers = dict(silo_issuers) if silo_issuers is not None else None
-        self._limits = RateLimits(coordinator.spec.rate_limits, coordinator.spec.silos, coordinator.refuse_call)
-        # Every silo downloads the same model: cut it into messages once per round, not per silo.
-        self._model_chunks: tuple[bytes, list[pb.BytesChunk]] | None = None
-        self._chunk_lock = threading.Lock()
 
-    def _caller(self, context: grpc.ServicerContext, claimed: str, *, upload: bool = False) -> str:
+    def __call__(self, context: grpc.ServicerContext, claimed: str, *, upload: bool = False) -> str:
         """The enrolled silo behind this TLS session, within its rate limits; aborts on a mismatch or a flood."""
         # gRPC puts the verified client certificate's common names here (a list of bytes).
         names = cast(list[bytes], context.auth_context().get("x509_common_name", []))
         silo = names[0].decode() if names else ""
-        if not self._coordinator.enrolled(silo):
+        if not self._enrolled(silo):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate {silo!r} is not an enrolled silo")
         if self._issuers is not None:
             peer = cast(list[bytes], context.auth_context().get("x509_pem_cert", []))
@@ -110,6 +113,21 @@ class AggregatorService(rpc.AggregatorServicer):
         if not context.add_callback(lambda: self._limits.leave(silo, upload=upload)):
             self._limits.leave(silo, upload=upload)  # the call had already ended
         return silo
+
+
+class AggregatorService(rpc.AggregatorServicer):
+    """Maps RPCs to a ``JobCoordinator``."""
+
+    def __init__(self, coordinator: JobCoordinator, silo_issuers: Mapping[str, bytes] | None = None) -> None:
+        self._coordinator = coordinator
+        self._caller = Callers(
+            coordinator.enrolled,
+            RateLimits(coordinator.spec.rate_limits, coordinator.spec.silos, coordinator.refuse_call),
+            silo_issuers,
+        )
+        # Every silo downloads the same model: cut it into messages once per round, not per silo.
+        self._model_chunks: tuple[bytes, list[pb.BytesChunk]] | None = None
+        self._chunk_lock = threading.Lock()
 
     def _check_job(self, context: grpc.ServicerContext, job: str) -> None:
         if job != self._coordinator.job.metadata.name:
@@ -247,14 +265,21 @@ def start_server(
     # Every silo may hold its concurrentCalls open (a wait in a step holds one), so size the pool to
     # the job: one flooding silo then cannot take the workers the others need.
     size = workers or coordinator.spec.rate_limits.concurrent_calls * len(coordinator.spec.silos) + 8
+    return serve(AggregatorService(coordinator, silo_issuers), listen, credentials, workers=size)
+
+
+def serve(
+    service: rpc.AggregatorServicer, listen: str, credentials: TlsCredentials, *, workers: int
+) -> tuple[grpc.Server, int]:
+    """Serve ``service`` over mutual TLS on ``listen`` with ``workers`` threads; the server and its bound port."""
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=size, thread_name_prefix="aggregator"),
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aggregator"),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    rpc.add_AggregatorServicer_to_server(AggregatorService(coordinator, silo_issuers), server)
+    rpc.add_AggregatorServicer_to_server(service, server)
     server_credentials = grpc.ssl_server_credentials(
         [(credentials.private_key_pem, credentials.certificate_pem)],
         root_certificates=credentials.ca_certificate_pem,

@@ -1,9 +1,11 @@
 """``fedsilo stats MANIFEST``: a job's federated statistics on their own, before (or instead of) training.
 
-Every silo of the manifest computes its totals; only their masked sum reaches the hub
-(``fedsilo.statistics``). The command prints the table, and writes ``statistics.json``,
-``histograms.png`` and, when the job asks for preprocessing, the fitted
-``preprocessing.json`` into ``--out``. Exit codes: 0 written; 1 the statistics could not
+Every silo of the manifest computes its totals and sends them masked and signed over the
+aggregator's gRPC service with mutual TLS, served on loopback for the command; only their
+sum reaches the hub (``fedsilo.runner.statistics_phase``). The command prints the table,
+and writes ``statistics.json``, ``histograms.png``, the hub's ``audit.jsonl`` of every
+decision and, when the job asks for preprocessing, the fitted ``preprocessing.json`` into
+``--out``. Exit codes: 0 written; 1 the statistics could not
 be aggregated (too few silos with enough records, a silo's epsilon ceiling); 2 an invalid
 manifest or settings that do not fit the data.
 """
@@ -19,7 +21,7 @@ from typing import Any
 
 from fedsilo.datasets import DataError
 from fedsilo.privacy.ledger import run_name
-from fedsilo.runner import statistics_phase
+from fedsilo.runner import AUDIT_LOG, statistics_phase
 from fedsilo.statistics import StatisticsError, statistics_table
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -44,7 +46,7 @@ def _stats(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     print(statistics_table(files.statistics))
-    print(f"\nstatistics: {files.json}\nhistograms: {files.plot}")
+    print(f"\nstatistics: {files.json}\nhistograms: {files.plot}\naudit log: {files.json.parent / AUDIT_LOG}")
     if files.preprocessing_path is not None:
         print(
             f"preprocessing: {files.preprocessing_path} ({files.preprocessing.digest() if files.preprocessing else ''})"

@@ -78,6 +78,13 @@ class JobFacts(_Facts):
     compression: CompressionFacts | None = Field(
         default=None, description="How the open round's updates are compressed; null: they are not."
     )
+    phase: Literal["training", "statistics"] = Field(
+        default="training",
+        description=(
+            "What is uploaded: a training update, or a silo's masked totals in the statistics phase before round 1 "
+            "(docs/statistics.md; round is then the pass, 1 or 2)."
+        ),
+    )
 
     @classmethod
     def of(cls, job: FederatedJob, round_number: int, compression: RoundCompression | None = None) -> JobFacts:

@@ -21,6 +21,8 @@ from ._convert import secagg_envelope as secagg_envelope
 from ._convert import share_upload as share_upload
 from ._convert import share_upload_from_proto as share_upload_from_proto
 from ._convert import signed_metadata as signed_metadata
+from ._convert import statistics_step_from_proto as statistics_step_from_proto
+from ._convert import statistics_step_to_proto as statistics_step_to_proto
 from ._convert import task_request as task_request
 from ._convert import update_chunk_from_proto as update_chunk_from_proto
 from ._convert import update_metadata_from_proto as update_metadata_from_proto
@@ -38,6 +40,9 @@ from ._messages import PolicyVerdict as PolicyVerdict
 from ._messages import RoundPlan as RoundPlan
 from ._messages import UpdateMetadata as UpdateMetadata
 from ._messages import mechanism_claim as mechanism_claim
+from ._statistics import StatisticsClaims as StatisticsClaims
+from ._statistics import StatisticsStep as StatisticsStep
+from ._statistics import masked_words_digest as masked_words_digest
 from ._streams import CHUNK_BYTES as CHUNK_BYTES
 from ._streams import StreamError as StreamError
 from ._streams import decode_weights as decode_weights
@@ -76,6 +81,8 @@ __all__ = [
     "PolicyVerdict",
     "RoundCompression",
     "RoundPlan",
+    "StatisticsClaims",
+    "StatisticsStep",
     "StreamError",
     "StrictMessage",
     "TensorLayout",
@@ -97,6 +104,7 @@ __all__ = [
     "frames_out",
     "join_request",
     "link_ack",
+    "masked_words_digest",
     "mechanism_claim",
     "pb",
     "plan_from_proto",
@@ -107,6 +115,8 @@ __all__ = [
     "share_upload",
     "share_upload_from_proto",
     "signed_metadata",
+    "statistics_step_from_proto",
+    "statistics_step_to_proto",
     "strict_json",
     "task_request",
     "update_chunk_from_proto",

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from . import fedsilo_pb2 as pb
 from ._compression import RoundCompression
 from ._messages import PolicyVerdict, RoundPlan
+from ._statistics import StatisticsStep, ranges_from_json, ranges_to_json
 from ._streams import BlobAssembler, split_bytes, vector_from_bytes, vector_to_bytes
 from ._strict import MessageError, StrictMessage
 
@@ -207,3 +208,27 @@ def task_request(silo: str, next_round: int) -> pb.TaskRequest:
 def link_ack(problem: str | None) -> pb.Ack:
     """The sidecar's answer to a trainer result: accepted, or refused with the reason."""
     return pb.Ack(ok=problem is None, message=problem or "")
+
+
+def statistics_step_to_proto(step: StatisticsStep) -> pb.StatisticsStep:
+    """The hub's statistics step for the wire."""
+    return pb.StatisticsStep(
+        **{"pass": step.pass_number},  # ``pass`` is a Python keyword
+        ranges_json=ranges_to_json(step.ranges),
+        participants=list(step.participants),
+        failure=step.failure,
+        statistics_digest=step.statistics_digest,
+        preprocessing_digest=step.preprocessing_digest,
+    )
+
+
+def statistics_step_from_proto(message: pb.StatisticsStep) -> StatisticsStep:
+    """The hub's statistics step from the wire; ``MessageError`` for malformed ranges."""
+    return StatisticsStep(
+        pass_number=getattr(message, "pass"),
+        participants=tuple(message.participants),
+        ranges=ranges_from_json(message.ranges_json),
+        failure=message.failure,
+        statistics_digest=message.statistics_digest,
+        preprocessing_digest=message.preprocessing_digest,
+    )

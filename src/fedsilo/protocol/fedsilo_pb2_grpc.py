@@ -89,6 +89,36 @@ class AggregatorStub:
                 request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
                 response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
                 _registered_method=True)
+        self.JoinStatistics = channel.unary_unary(
+                '/fedsilo.v1.Aggregator/JoinStatistics',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.StatisticsStep.FromString,
+                _registered_method=True)
+        self.StatisticsAdvertise = channel.unary_unary(
+                '/fedsilo.v1.Aggregator/StatisticsAdvertise',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+                _registered_method=True)
+        self.StatisticsShare = channel.unary_unary(
+                '/fedsilo.v1.Aggregator/StatisticsShare',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+                _registered_method=True)
+        self.SubmitStatistics = channel.stream_unary(
+                '/fedsilo.v1.Aggregator/SubmitStatistics',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.UpdateChunk.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
+                _registered_method=True)
+        self.GetStatisticsUnmaskRequest = channel.unary_unary(
+                '/fedsilo.v1.Aggregator/GetStatisticsUnmaskRequest',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.RoundRef.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+                _registered_method=True)
+        self.StatisticsUnmask = channel.unary_unary(
+                '/fedsilo.v1.Aggregator/StatisticsUnmask',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.StatisticsStep.FromString,
+                _registered_method=True)
 
 
 class AggregatorServicer:
@@ -165,6 +195,45 @@ class AggregatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def JoinStatistics(self, request, context):
+        """Federated statistics: a silo's signed join (or decline), answered with pass 1 once every
+        silo has joined; the pass's key steps; its signed masked totals (an update stream); the
+        unmasking, answered with the next pass (or the end) once the pass's total is known.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StatisticsAdvertise(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StatisticsShare(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitStatistics(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatisticsUnmaskRequest(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StatisticsUnmask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AggregatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +291,36 @@ def add_AggregatorServicer_to_server(servicer, server):
                     servicer.ReportEvaluation,
                     request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.FromString,
                     response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.SerializeToString,
+            ),
+            'JoinStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.JoinStatistics,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.StatisticsStep.SerializeToString,
+            ),
+            'StatisticsAdvertise': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatisticsAdvertise,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+            ),
+            'StatisticsShare': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatisticsShare,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+            ),
+            'SubmitStatistics': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitStatistics,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.UpdateChunk.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.SerializeToString,
+            ),
+            'GetStatisticsUnmaskRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatisticsUnmaskRequest,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.RoundRef.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+            ),
+            'StatisticsUnmask': grpc.unary_unary_rpc_method_handler(
+                    servicer.StatisticsUnmask,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.StatisticsStep.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -521,6 +620,168 @@ class Aggregator:
             '/fedsilo.v1.Aggregator/ReportEvaluation',
             fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
             fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def JoinStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedsilo.v1.Aggregator/JoinStatistics',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.StatisticsStep.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StatisticsAdvertise(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedsilo.v1.Aggregator/StatisticsAdvertise',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StatisticsShare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedsilo.v1.Aggregator/StatisticsShare',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitStatistics(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/fedsilo.v1.Aggregator/SubmitStatistics',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.UpdateChunk.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatisticsUnmaskRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedsilo.v1.Aggregator/GetStatisticsUnmaskRequest',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.RoundRef.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StatisticsUnmask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedsilo.v1.Aggregator/StatisticsUnmask',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.StatisticsStep.FromString,
             options,
             channel_credentials,
             insecure,

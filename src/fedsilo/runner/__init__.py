@@ -34,6 +34,7 @@ from ._report import write_privacy_plot as write_privacy_plot
 from ._reporting import RecordingRegistry as RecordingRegistry
 from ._reporting import ReportingObserver as ReportingObserver
 from ._statistics import StatisticsFiles as StatisticsFiles
+from ._statistics import run_statistics as run_statistics
 from ._statistics import statistics_phase as statistics_phase
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "render_table",
     "rollback",
     "run_aggregator",
+    "run_statistics",
     "statistics_phase",
     "unlearn",
     "write_plot",

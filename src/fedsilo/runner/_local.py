@@ -58,6 +58,7 @@ from fedsilo.privacy.ledger import run_name
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
 from fedsilo.registry import LocalRegistry, preprocessing_path
 
+from ._gate import build_gate
 from ._hub import aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
 from ._recovery import RunState, latest_checkpoint, read_run_state, resume_hub, write_run_state
@@ -312,7 +313,7 @@ class LocalRun:
         identity_dirs, silos = self._identities(ca)
         job_config = self.workdir / MANIFEST_FILE
         job_config.write_text(render_job_manifest(self.manifest.job, silos))
-        fitted_file = self._statistics(identity_dirs)
+        fitted_file = self._statistics(identity_dirs, ca)
 
         # The hub's ledger outlives the run, so its signing key lives beside it, not in the run directory.
         ledger_key = aggregator_signing_key(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None
@@ -397,25 +398,32 @@ class LocalRun:
                 report.denials[silo] = report.denials.get(silo, 0) + 1
         return report
 
-    def _statistics(self, identity_dirs: dict[str, Path]) -> Path | None:
+    def _statistics(self, identity_dirs: dict[str, Path], ca: CertificateAuthority) -> Path | None:
         """The statistics phase before training, for a job that asks for fitted preprocessing.
 
-        Each silo takes part with its own identity key (its key adverts are signed as in
-        training) and, when the statistics are private, its own ledger. The fitted transform
-        goes into the registry by its digest; the file every trainer reads is that copy.
+        Each silo takes part over the aggregator's gRPC service with its own certificate and
+        identity key (its claims and key adverts are signed as in training) and, when the
+        statistics are private, its own ledger; the hub's decisions go to the run's audit log.
+        The fitted transform goes into the registry by its digest; the file every trainer
+        reads is that copy.
         """
         preprocessing = self.manifest.job.spec.data.preprocessing
         if preprocessing is None or not preprocessing.federated:
             return None
         job = self.manifest.job.metadata.name
-        keys = {name: read_identity(directory).signing_key for name, directory in identity_dirs.items()}
-        self.statistics = statistics_phase(
-            self.manifest,
-            self.workdir / "statistics",
-            run_name=run_name(job, self.run_id),
-            keys=keys,
-            ledgers=self.options.ledgers,
-        )
+        gate = build_gate(self.workdir, aggregator_signing_key(self.workdir))
+        try:
+            self.statistics = statistics_phase(
+                self.manifest,
+                self.workdir / "statistics",
+                run_name=run_name(job, self.run_id),
+                identities={name: read_identity(directory) for name, directory in identity_dirs.items()},
+                ca=ca,
+                gate=gate,
+                ledgers=self.options.ledgers,
+            )
+        finally:
+            gate.audit.close()
         self.preprocessing = self.statistics.preprocessing
         assert self.preprocessing is not None
         digest = LocalRegistry(self.options.registry).save_preprocessing(job, self.preprocessing.canonical_bytes())

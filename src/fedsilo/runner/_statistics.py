@@ -1,26 +1,53 @@
-"""The statistics phase of a local run, and ``fedsilo stats``: silos' raw records in, files out.
+"""The statistics phase over the aggregator's gRPC service with mutual TLS: ``fedsilo stats`` and ``fedsilo run``.
 
-``statistics_phase`` runs ``fedsilo.statistics.run_statistics`` over the manifest's silos
-(each silo's records loaded as its own trainer would load them, its own ledger charged when
-the statistics are private), fits the job's preprocessing when the job asks for one, and
-writes ``statistics.json``, ``histograms.png`` and ``preprocessing.json`` into ``out``.
-``LocalRun`` calls it before training and hands ``preprocessing.json`` to every trainer;
-the command calls it alone.
+``run_statistics`` serves the phase (``fedsilo.aggregator.StatisticsService`` over a
+``StatisticsPhase``) on loopback with a server certificate of the run's CA, and runs every
+silo's part (``fedsilo.sidecar.take_part``) as a client with the silo's own certificate and
+identity key, each in its own thread: the silos and the hub share nothing but the messages
+on the wire, exactly as in a cluster. The hub's policy gate decides every upload and the
+audit log records it. ``statistics_phase`` loads each silo's records as its own trainer
+would, fits the job's preprocessing when it asks for one, and writes ``statistics.json``,
+``histograms.png`` and ``preprocessing.json`` into ``out``. ``LocalRun`` calls it before
+training and hands ``preprocessing.json`` to every trainer; ``fedsilo stats`` calls it alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedsilo.api import Manifest
+import grpc
+import numpy as np
+
+from fedsilo.aggregator import StatisticsFailed, StatisticsPhase, StatisticsRelease, StatisticsService, serve
+from fedsilo.api import FederatedJob, FederatedJobSpec, Manifest
 from fedsilo.datasets import PREPROCESSING_FILE, FittedPreprocessing
-from fedsilo.identity import SigningKey
-from fedsilo.statistics import FederatedStatistics, fit_preprocessing, job_silos, run_statistics, write_histograms
+from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, TlsCredentials
+from fedsilo.policy import PolicyGate
+from fedsilo.privacy.ledger import PrivacyLedger
+from fedsilo.protocol import rpc
+from fedsilo.sidecar import silo_channel, take_part
+from fedsilo.statistics import (
+    FederatedStatistics,
+    SiloRecords,
+    StatisticsError,
+    StatisticsPlan,
+    StatisticsSilo,
+    job_silos,
+    write_histograms,
+)
+
+from ._gate import build_gate
+from ._hub import aggregator_signing_key
 
 STATISTICS_FILE = "statistics.json"
 HISTOGRAMS_FILE = "histograms.png"
+# How long each step of the phase waits for the silos (they are all up: a local phase).
+STEP_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -34,43 +61,163 @@ class StatisticsFiles:
     preprocessing_path: Path | None
 
 
+def run_statistics(
+    run: str,
+    spec: FederatedJobSpec,
+    silos: Sequence[SiloRecords],
+    *,
+    ca: CertificateAuthority | None = None,
+    tls: Mapping[str, TlsCredentials] | None = None,
+    gate: PolicyGate | None = None,
+    rng: np.random.Generator | None = None,
+    step_seconds: float = STEP_SECONDS,
+) -> StatisticsRelease:
+    """Serve the phase over mTLS gRPC on loopback and run every silo's part against it; the released statistics.
+
+    ``run`` names the run (``job`` or ``job/run-id``: the ledgers' job name, the secure
+    aggregation's context). ``ca`` issues the hub's certificate and, for silos missing from
+    ``tls``, theirs (a fresh CA when None). ``gate`` decides and records every upload (an
+    embedded policy and a throwaway audit log when None). ``rng`` seeds the DP noise in tests.
+
+    Raises:
+        DataError: the records do not fit the settings (the message names the field).
+        StatisticsError: too few silos take part for secure aggregation (the message names
+            them and why), or the phase failed.
+    """
+    job = FederatedJob.model_validate(
+        {
+            "apiVersion": "fedsilo.io/v1alpha1",
+            "kind": "FederatedJob",
+            "metadata": {"name": run.split("/")[0]},
+            "spec": spec.model_dump(by_alias=True, exclude_none=True),
+        }
+    )
+    widths = {s.name: int(np.prod(s.records.shape[1:])) for s in silos}
+    members = []
+    with ExitStack() as stack:
+        if gate is None:
+            state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedsilo-stats-")))
+            gate = build_gate(state, aggregator_signing_key(state))
+            stack.callback(gate.audit.close)
+        authority = ca or CertificateAuthority.create()
+        credentials = dict(tls or {})
+        for record in silos:
+            credentials.setdefault(record.name, authority.issue(record.name, server=False))
+        phase = StatisticsPhase(
+            job,
+            run,
+            {s.name: s.signing_key.public_key for s in silos},
+            gate,
+            step_seconds=step_seconds,
+            silo_ceilings={s.name: s.max_epsilon for s in silos},
+        )
+        server_tls = authority.issue("aggregator", server=True, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+        server, port = serve(StatisticsService(phase), "127.0.0.1:0", server_tls, workers=4 * len(silos) + 4)
+        stack.callback(server.stop, None)
+        peer_keys = {s.name: s.signing_key.public_key for s in silos}
+        noise = rng.spawn(len(silos)) if rng is not None else [None] * len(silos)
+        for record, generator in zip(silos, noise, strict=True):
+            ledger = None
+            if record.ledger is not None and spec.data.preprocessing is not None and spec.data.preprocessing.epsilon:
+                ledger = stack.enter_context(PrivacyLedger(record.ledger))
+            plan = StatisticsPlan.for_job(run, spec, widths[record.name])
+            members.append(
+                StatisticsSilo(
+                    plan,
+                    record.name,
+                    record.records,
+                    record.signing_key,
+                    ledger=ledger,
+                    max_epsilon=record.max_epsilon,
+                    job_ceiling=spec.policy.max_epsilon,
+                    rng=generator,
+                )
+            )
+        # What went wrong in a silo's own part, told with the hub's failure.
+        problems: dict[str, str] = {}
+
+        def silo_part(member: StatisticsSilo, identity: SiloIdentity) -> None:
+            try:
+                with silo_channel(f"localhost:{port}", identity, None) as channel:
+                    last = take_part(
+                        rpc.AggregatorStub(channel), member, identity.signing_key, peer_keys, timeout=4 * step_seconds
+                    )
+                if last.failure:
+                    problems[member.name] = last.failure
+            except grpc.RpcError as error:
+                problems[member.name] = f"{error.code().name}: {error.details()}"
+            except ValueError as error:  # a malformed message from the hub, a SecAggError
+                problems[member.name] = str(error)
+
+        threads = [
+            threading.Thread(
+                target=silo_part,
+                args=(member, SiloIdentity(record.signing_key, credentials[record.name])),
+                name=f"statistics-{record.name}",
+                daemon=True,
+            )
+            for member, record in zip(members, silos, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            return phase.result(timeout=8 * step_seconds)
+        except StatisticsFailed as error:
+            raise StatisticsError(str(error)) from error
+        finally:
+            for thread in threads:
+                thread.join(timeout=step_seconds)
+
+
 def statistics_phase(
     manifest: Manifest,
     out: Path,
     *,
     run_name: str,
-    keys: Mapping[str, SigningKey] | None = None,
+    identities: Mapping[str, SiloIdentity] | None = None,
+    ca: CertificateAuthority | None = None,
+    gate: PolicyGate | None = None,
     ledgers: Path | None = None,
 ) -> StatisticsFiles:
     """Run the phase, fit the preprocessing the job asks for, and write the three files into ``out``.
 
-    ``keys`` are the silos' identity keys (fresh ones when None: a stand-alone statistics
-    job). ``ledgers`` is the directory of the silos' ledgers (``silos/<name>.sqlite``),
-    charged when ``spec.data.preprocessing.epsilon`` is set.
+    ``identities`` are the silos' identity keys and TLS credentials, issued by ``ca`` (fresh
+    ones when None: a stand-alone statistics job). ``gate`` is the hub's policy gate and
+    audit log (one under ``out`` when None). ``ledgers`` is the directory of the silos'
+    ledgers (``silos/<name>.sqlite``), charged when ``spec.data.preprocessing.epsilon`` is set.
 
     Raises:
         DataError: the settings do not fit the data (the message names the field or file).
         StatisticsError: too few silos could take part (the message names them and why).
     """
     spec = manifest.job.spec
-    identities = dict(keys) if keys is not None else {name: SigningKey.generate() for name in spec.silos}
+    given = dict(identities or {})
+    keys = {name: given[name].signing_key if name in given else SigningKey.generate() for name in spec.silos}
     private = spec.data.preprocessing is not None and spec.data.preprocessing.epsilon is not None
     silos = job_silos(
         spec,
-        identities,
+        keys,
         own_files={s.metadata.name: s.spec.data.path for s in manifest.silos if s.spec.data.path},
         ledgers={name: ledgers / "silos" / f"{name}.sqlite" for name in spec.silos} if private and ledgers else None,
         ceilings={s.metadata.name: s.spec.max_epsilon for s in manifest.silos},
     )
-    outcome = run_statistics(run_name, spec, silos)
     out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        if gate is None:
+            gate = build_gate(out, aggregator_signing_key(out))
+            stack.callback(gate.audit.close)
+        outcome = run_statistics(
+            run_name,
+            spec,
+            silos,
+            ca=ca if given else None,
+            tls={name: identity.tls for name, identity in given.items()},
+            gate=gate,
+        )
     json_path = out / STATISTICS_FILE
     json_path.write_bytes(outcome.statistics.canonical_bytes())
     plot = write_histograms(outcome.statistics, out / HISTOGRAMS_FILE)
-    fitted = None
-    fitted_path = None
-    preprocessing = spec.data.preprocessing
-    if preprocessing is not None and preprocessing.federated:
-        fitted = fit_preprocessing(outcome.statistics, preprocessing)
-        fitted_path = fitted.write(out / PREPROCESSING_FILE)
+    # The transform the hub fitted from the totals alone (``StatisticsPhase``), not refitted here.
+    fitted = outcome.preprocessing
+    fitted_path = fitted.write(out / PREPROCESSING_FILE) if fitted is not None else None
     return StatisticsFiles(outcome.statistics, fitted, json_path, plot, fitted_path)

@@ -14,8 +14,10 @@ from ._pipeline import Step as Step
 from ._pipeline import UpdateRefused as UpdateRefused
 from ._pipeline import run_steps as run_steps
 from ._sidecar import Sidecar as Sidecar
+from ._sidecar import silo_channel as silo_channel
 from ._start import read_aggregator_key as read_aggregator_key
 from ._start import run_sidecar as run_sidecar
+from ._statistics import take_part as take_part
 from ._update import InvalidUpdate as InvalidUpdate
 from ._update import PreparedUpdate as PreparedUpdate
 from ._update import check_trainer_weights as check_trainer_weights
@@ -36,5 +38,7 @@ __all__ = [
     "read_aggregator_key",
     "run_sidecar",
     "run_steps",
+    "silo_channel",
     "start_link_server",
+    "take_part",
 ]

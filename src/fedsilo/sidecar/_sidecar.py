@@ -89,7 +89,8 @@ _RETRY_WHEN_LIMITED = json.dumps(
 )
 
 
-def _channel(target: str, identity: SiloIdentity, aggregator_ca_pem: bytes | None) -> grpc.Channel:
+def silo_channel(target: str, identity: SiloIdentity, aggregator_ca_pem: bytes | None) -> grpc.Channel:
+    """The silo's mTLS channel to the aggregator (its own certificate; the hub's CA, or the silo's own)."""
     credentials = grpc.ssl_channel_credentials(
         root_certificates=aggregator_ca_pem or identity.tls.ca_certificate_pem,
         private_key=identity.tls.private_key_pem,
@@ -162,7 +163,7 @@ class Sidecar:
     def run(self) -> int:
         """Take part in every round; 0 when the job finished, 1 when it failed."""
         follow_parent()
-        with _channel(self.config.aggregator, self._identity, self.config.aggregator_ca_pem) as channel:
+        with silo_channel(self.config.aggregator, self._identity, self.config.aggregator_ca_pem) as channel:
             stub = rpc.AggregatorStub(channel)
             num_samples = self._hello()
             self._privacy = self._guard(num_samples)

@@ -7,15 +7,16 @@ the same ``fedsilo.secagg`` code that masks training updates; the hub unmasks on
 sum. Optional DP noise is charged to each silo's ledger as a ``statistics`` release. A
 silo below ``minCount`` records is left out with its reason; a bin or category below it
 is suppressed. ``fit_preprocessing`` turns the released statistics into the transform
-every silo and the centralized baseline apply. docs/statistics.md explains it all.
+every silo and the centralized baseline apply. This package does the arithmetic of both
+sides; the aggregator (``StatisticsPhase``) and the sidecar (``take_part``) carry it over
+the gRPC service. docs/statistics.md explains it all.
 """
 
 from ._hub import HubView as HubView
 from ._hub import StatisticsHub as StatisticsHub
 from ._phase import SiloRecords as SiloRecords
-from ._phase import StatisticsOutcome as StatisticsOutcome
 from ._phase import job_silos as job_silos
-from ._phase import run_statistics as run_statistics
+from ._plan import PASSES as PASSES
 from ._plan import StatisticsError as StatisticsError
 from ._plan import StatisticsPlan as StatisticsPlan
 from ._render import statistics_table as statistics_table
@@ -35,6 +36,7 @@ from ._wide import encode_wide as encode_wide
 __all__ = [
     "BELOW_MIN_COUNT",
     "EPSILON_EXCEEDED",
+    "PASSES",
     "STATISTICS_ROUND",
     "CategoricalStatistics",
     "ExcludedSilo",
@@ -44,14 +46,12 @@ __all__ = [
     "SiloRecords",
     "StatisticsError",
     "StatisticsHub",
-    "StatisticsOutcome",
     "StatisticsPlan",
     "StatisticsSilo",
     "decode_wide",
     "encode_wide",
     "fit_preprocessing",
     "job_silos",
-    "run_statistics",
     "statistics_table",
     "write_histograms",
 ]

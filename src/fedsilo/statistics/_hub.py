@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.identity import VerifyKey
-from fedsilo.secagg import SecAggConfig, SecAggServer
+from fedsilo.secagg import SecAggServer
 
 from ._layout import HISTOGRAM, MOMENTS, coarse_range, fine_edges
 from ._plan import RELEASES, StatisticsPlan
@@ -28,7 +28,7 @@ from ._result import (
     histogram_quantiles,
     suppress,
 )
-from ._wide import LIMBS, decode_wide
+from ._wide import decode_wide
 
 
 @dataclass
@@ -55,24 +55,16 @@ class StatisticsHub:
         """The silos' registered keys, which every advert's signature is checked against."""
         return dict(self._keys)
 
-    def config(self, phase: str) -> SecAggConfig:
-        """The secure aggregation of one pass: its own job context, so no key or mask is shared with training."""
-        return SecAggConfig(
-            job=f"{self.plan.job}#statistics",
-            round=1 if phase == MOMENTS else 2,
-            silos=self.plan.silos,
-            threshold=self.plan.threshold,
-            vector_length=self.plan.layout(phase).size * LIMBS,
-            # Unused: the words arrive encoded (``_wide``), not as a weighted float update.
-            fractional_bits=0,
-            clip_range=1.0,
-        )
-
     def open(self, phase: str) -> SecAggServer:
         """Start a pass; the server relays adverts and shares and sums what arrives."""
         self._phase = phase
-        self._server = SecAggServer(self.config(phase), self._keys)
+        self._server = SecAggServer(self.plan.secagg_config(phase), self._keys)
         self.view.masked[phase] = {}
+        return self._server
+
+    @property
+    def server(self) -> SecAggServer | None:
+        """The open pass's secure aggregation (None before the first pass)."""
         return self._server
 
     def receive(self, silo: str, masked: npt.NDArray[np.uint32]) -> None:

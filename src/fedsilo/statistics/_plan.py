@@ -1,8 +1,9 @@
 """What the hub and every silo agree on for one job's statistics, derived from the spec alone.
 
-Built by ``run_statistics`` from ``spec.data.preprocessing`` (or its defaults, for a job
-without one) and the records' width; both sides take the same plan, so the layouts and
-the noise match without any exchange.
+Built from ``spec.data.preprocessing`` (or its defaults, for a job without one) and the
+records' width: by every silo from its own records, and by the hub's ``StatisticsPhase``
+from the width the silos join with; both sides take the same plan, so the layouts, the
+secure aggregation's context and the noise match without any other exchange.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from dataclasses import dataclass
 from fedsilo.api import FederatedJobSpec, PreprocessingSpec, Scaling
 from fedsilo.datasets import DataError
 from fedsilo.privacy import calibrate_noise
+from fedsilo.secagg import SecAggConfig
 
 from ._layout import HISTOGRAM, MOMENTS, Layout, histogram_layout, moments_layout, sensitivity
+from ._wide import LIMBS
 
 #: Histogram releases a private statistics phase makes (pass 1 and pass 2), charged as one event.
 RELEASES = 2
+#: The passes in the order they run.
+PASSES = (MOMENTS, HISTOGRAM)
 
 
 class StatisticsError(ValueError):
@@ -85,6 +90,30 @@ class StatisticsPlan:
         if phase == HISTOGRAM:
             return histogram_layout(self.numeric, self.bins)
         raise ValueError(f"unknown statistics phase {phase!r}")
+
+    def pass_number(self, phase: str) -> int:
+        """The number a pass goes by on the wire and in the secure aggregation's context: 1 moments, 2 histogram."""
+        return PASSES.index(phase) + 1
+
+    def secagg_config(self, phase: str) -> SecAggConfig:
+        """The secure aggregation of one pass, the same at the hub and every silo.
+
+        Its own job context, so no key or mask is shared with training.
+        """
+        return SecAggConfig(
+            job=f"{self.job}#statistics",
+            round=self.pass_number(phase),
+            silos=self.silos,
+            threshold=self.threshold,
+            vector_length=self.words(phase),
+            # Unused: the words arrive encoded (``_wide``), not as a weighted float update.
+            fractional_bits=0,
+            clip_range=1.0,
+        )
+
+    def words(self, phase: str) -> int:
+        """How many 32-bit words a silo's masked vector of ``phase`` has."""
+        return self.layout(phase).size * LIMBS
 
     def sensitivity(self, phase: str) -> float:
         """L2 sensitivity of ``phase``'s vector to one record."""

@@ -54,6 +54,11 @@ class StatisticsSilo:
         self._rng = rng or noise_generator()
         self._client: SecAggClient | None = None
 
+    @property
+    def features(self) -> int:
+        """The width of this silo's records: all it tells the hub about them when it joins."""
+        return int(self._x.shape[1])
+
     def event(self) -> GaussianEvent | None:
         """The mechanism a private phase costs this silo (both histogram passes), None without DP."""
         if self.plan.noise_multiplier is None:
