@@ -177,6 +177,13 @@ class ControlPlane:
         """Create or update objects (``kubectl apply``) given as dicts."""
         self.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(manifest) for manifest in manifests))
 
+    def merge_patch(
+        self, namespace: str, kind: str, name: str, patch: dict[str, Any], *, subresource: str | None = None
+    ) -> None:
+        """Merge ``patch`` into one object (``kubectl patch --type=merge``), or into its ``subresource``."""
+        where = (f"--subresource={subresource}",) if subresource else ()
+        self.kubectl("patch", "-n", namespace, kind, name, *where, "--type=merge", "-p", json.dumps(patch))
+
     def create_namespace(self, name: str, *, restricted: bool = True) -> str:
         """Create a namespace (with its ``default`` ServiceAccount) and return its name.
 

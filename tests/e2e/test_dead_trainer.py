@@ -5,22 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedsilo.api import load_manifest
-from fedsilo.runner import LocalRun, RunOptions
+from fedsilo.runner import LocalRun
+from fedsilo_testing.local_runs import KillOnRound, run_with_fault
 
-from .conftest import KillOnRound, quick_manifest
+from .conftest import quick_manifest
 
 
 def test_a_sidecar_whose_trainer_died_sits_the_rounds_out(tmp_path: Path) -> None:
     path = quick_manifest(tmp_path, rounds=4, roundTimeoutSeconds=8, minSilos=2)
-    killer = KillOnRound("hospital-c", 2, LocalRun.kill_trainer)
-    run = LocalRun(
-        load_manifest(path),
-        RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
-        killer,
-    )
-    killer.run = run
-    report = run.execute()
+    report = run_with_fault(path, tmp_path, KillOnRound("hospital-c", 2, LocalRun.kill_trainer)).execute()
     assert report.status == "succeeded", report.failure
     rounds = {row.round: row for row in report.rounds}
     assert "hospital-c" in rounds[1].accepted

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedsilo.api import load_manifest
-from fedsilo.runner import LocalRun, RunOptions
+from fedsilo_testing.local_runs import KillOnRound, run_with_fault
 
-from .conftest import KillOnRound, quick_manifest
-
-
-def _run(path: Path, tmp_path: Path, killer: KillOnRound, **options: object) -> LocalRun:
-    run = LocalRun(
-        load_manifest(path),
-        RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
-        killer,
-    )
-    killer.run = run
-    return run
+from .conftest import quick_manifest
 
 
 def test_a_silo_killed_mid_round_leaves_the_round_to_the_others(tmp_path: Path) -> None:
     path = quick_manifest(tmp_path, roundTimeoutSeconds=8, minSilos=2)
-    run = _run(path, tmp_path, KillOnRound("hospital-c", 2))
-    report = run.execute()
+    report = run_with_fault(path, tmp_path, KillOnRound("hospital-c", 2)).execute()
     assert report.status == "succeeded", report.failure
     rounds = {row.round: row for row in report.rounds}
     assert "hospital-c" in rounds[1].accepted
@@ -33,7 +21,7 @@ def test_a_silo_killed_mid_round_leaves_the_round_to_the_others(tmp_path: Path) 
 
 def test_losing_the_quorum_fails_the_job_with_a_clear_message(tmp_path: Path) -> None:
     path = quick_manifest(tmp_path, roundTimeoutSeconds=8, minSilos=3)
-    report = _run(path, tmp_path, KillOnRound("hospital-b", 2)).execute()
+    report = run_with_fault(path, tmp_path, KillOnRound("hospital-b", 2)).execute()
     assert report.status == "failed"
     assert report.failure.startswith("round 2: quorum lost")
     assert "minSilos is 3" in report.failure

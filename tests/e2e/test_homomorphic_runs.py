@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fedsilo.api import load_manifest
-from fedsilo.runner import LocalRun, RunOptions
+from fedsilo_testing.local_runs import KillOnRound, run_with_fault
 
-from .conftest import KillOnRound, quick_manifest
+from .conftest import quick_manifest
 
 
 @pytest.mark.timeout(2400)  # the killed silo's absence costs a round's timeout, generous on a slow machine
@@ -21,14 +20,7 @@ def test_a_silo_killed_as_a_homomorphic_round_opens_is_absent_from_its_key(tmp_p
     # The round with the killed silo waits out its key step's deadline: short enough to keep the
     # suite quick, long enough for live silos that already joined.
     path = quick_manifest(tmp_path, roundTimeoutSeconds=90, minSilos=2, aggregation={"mode": "homomorphic"})
-    killer = KillOnRound("hospital-c", 2)
-    run = LocalRun(
-        load_manifest(path),
-        RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
-        killer,
-    )
-    killer.run = run
-    report = run.execute()
+    report = run_with_fault(path, tmp_path, KillOnRound("hospital-c", 2)).execute()
     assert report.status == "succeeded", report.failure
     rounds = {row.round: row for row in report.rounds}
     assert "hospital-c" in rounds[1].accepted

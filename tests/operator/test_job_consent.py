@@ -5,7 +5,6 @@ ConsentRefused condition on the Silo); once the silo's owner consents, both go o
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -40,6 +39,12 @@ def silo(name: str, purposes: list[str] | None = None) -> dict[str, Any]:
     return {"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": name}, "spec": spec}
 
 
+def consent_to_marketing(cluster: ControlPlane, namespace: str) -> None:
+    """hospital-a's owner adds the purpose the job ``ads`` asks for to its Silo's consent."""
+    consent = {"purposes": ["sepsis-research", "marketing"]}
+    cluster.merge_patch(namespace, "silo", "hospital-a", {"spec": {"consent": consent}})
+
+
 def warnings(cluster: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
     events = get(cluster, namespace, "events", "--field-selector", f"involvedObject.name={name}")["items"]
     return [e for e in events if e["type"] == "Warning"]
@@ -72,16 +77,7 @@ def test_the_hub_refuses_a_job_naming_a_silo_without_consent_until_it_consents(
         assert not [key for key in children(admin, namespace) if key[1].startswith("ads-")], "nothing is created"
 
         # The silo's owner consents: the hub goes on and builds the job's aggregator.
-        cluster.kubectl(
-            "patch",
-            "-n",
-            namespace,
-            "silo",
-            "hospital-a",
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"consent": {"purposes": ["sepsis-research", "marketing"]}}}),
-        )
+        consent_to_marketing(cluster, namespace)
         wait_for(
             lambda: ("Deployment", "ads-aggregator") in children(admin, namespace),
             "the aggregator after consent",
@@ -104,17 +100,7 @@ def test_the_silo_role_starts_no_pod_for_a_job_its_silo_has_not_consented_to(
         apply_objects(cluster, namespace, job("ads", "marketing"))
         # As a hub that did not check (or another hub) would: publish the endpoint; the silo side decides alone.
         endpoint = {"address": f"ads-aggregator.{namespace}.svc.cluster.local:7443", "caCertificate": "CA\n"}
-        cluster.kubectl(
-            "patch",
-            "-n",
-            namespace,
-            "federatedjob",
-            "ads",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            json.dumps({"status": {"endpoint": endpoint}}),
-        )
+        cluster.merge_patch(namespace, "federatedjob", "ads", {"status": {"endpoint": endpoint}}, subresource="status")
         refused = wait_for(
             lambda: condition(get(cluster, namespace, "silo", "hospital-a"), "ConsentRefused"),
             "the Silo's ConsentRefused condition",
@@ -126,16 +112,7 @@ def test_the_silo_role_starts_no_pod_for_a_job_its_silo_has_not_consented_to(
         assert any("starts no pod for job ads" in e["message"] for e in warnings(cluster, namespace, "ads"))
         assert not [key for key in children(admin, namespace) if key[0] == "Pod"], "no pod for a refused job"
 
-        cluster.kubectl(
-            "patch",
-            "-n",
-            namespace,
-            "silo",
-            "hospital-a",
-            "--type=merge",
-            "-p",
-            json.dumps({"spec": {"consent": {"purposes": ["sepsis-research", "marketing"]}}}),
-        )
+        consent_to_marketing(cluster, namespace)
         wait_for(
             lambda: ("Pod", "ads-hospital-a-trainer") in children(admin, namespace),
             "the pods after consent",

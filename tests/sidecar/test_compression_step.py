@@ -11,33 +11,23 @@ import numpy as np
 import pytest
 
 from fedsilo.compression import read_plain_payload
-from fedsilo.identity import SigningKey
 from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.protocol import RoundCompression
 from fedsilo.sidecar._compress import Compress
 from fedsilo.sidecar._pipeline import Step, run_steps
-from fedsilo.sidecar._privacy import ChargeLedger, SiloNoise
-from fedsilo.sidecar._sending import Sign
 from fedsilo.sidecar._update import Clip, check_weights, plain_encode
+from fedsilo_testing.sidecar_updates import Wire, silo_dp_steps
 
-from .test_update_steps import GLOBAL, LAYOUT, PLAN, Wire, _guard, _update
+from .test_update_steps import GLOBAL, LAYOUT, PLAN, _guard, _update
 
 EIGHT_BITS = RoundCompression(bits=8, word_bits=8, value_range=1.0, weight_scale=1)
 TOP_2 = RoundCompression(bits=0, word_bits=0, value_range=1.0, weight_scale=1, top_k=2)
 
 
 def _dp_rounds(ledger: Path, compression: RoundCompression | None, rounds: int = 3) -> list[dict[str, object]]:
-    guard, wire = _guard(ledger), Wire()
-    steps: list[Step] = [
-        check_weights,
-        Clip(norm_cap=1.0, clip_range=4.0),
-        SiloNoise(guard, clip_range=4.0),
-        *([Compress(masked=False, error_feedback=True, rng=np.random.default_rng(0))] if compression else []),
-        plain_encode,
-        ChargeLedger(guard),
-        Sign("job", "a", SigningKey.generate()),
-        wire,
-    ]
+    wire = Wire()
+    compress = [Compress(masked=False, error_feedback=True, rng=np.random.default_rng(0))] if compression else []
+    steps = silo_dp_steps(_guard(ledger), wire, *compress)
     local = {"w": np.full((2, 3), 0.1, np.float32), "b": np.zeros(3, np.float32)}
     for round_number in range(1, rounds + 1):
         update = _update(local, records=400)

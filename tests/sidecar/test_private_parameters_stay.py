@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from fedsilo.identity import SigningKey
-from fedsilo.protocol import PolicyVerdict, RoundPlan, TensorLayout, encode_weights
-from fedsilo.sidecar._pipeline import Next, OutgoingUpdate, run_steps
+from fedsilo.protocol import PolicyVerdict, RoundPlan, TensorLayout
+from fedsilo.sidecar._pipeline import run_steps
 from fedsilo.sidecar._private import KeepPrivate, private_names
 from fedsilo.sidecar._sending import Sign
 from fedsilo.sidecar._update import Clip, check_weights, plain_encode
+from fedsilo_testing.sidecar_updates import Wire, outgoing_update
 
 from ..datasets.conftest import job_spec
 
@@ -21,28 +22,9 @@ HEAD = {"head.weight": np.ones((2, 2), np.float32)}
 PRIVATE = frozenset(HEAD)
 
 
-class Wire:
-    """The last step: keeps what would have gone to the hub."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutgoingUpdate] = []
-
-    def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
-        self.sent.append(update)
-        return PolicyVerdict(True, ())
-
-
 def _send(global_model: dict[str, np.ndarray], local: dict[str, np.ndarray]) -> tuple[PolicyVerdict, Wire]:
-    layout = TensorLayout.of(global_model)
-    update = OutgoingUpdate(
-        RoundPlan(round=1, vector_length=layout.size + 1),
-        layout,
-        layout.flatten(global_model),
-        encode_weights(local),
-        {},
-        40,
-        40,
-    )
+    plan = RoundPlan(round=1, vector_length=TensorLayout.of(global_model).size + 1)
+    update = outgoing_update(plan, global_model, local)
     wire = Wire()
     steps = [
         KeepPrivate(PRIVATE),

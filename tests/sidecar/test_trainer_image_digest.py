@@ -19,9 +19,10 @@ from fedsilo.protocol import MessageError, UpdateMetadata
 from fedsilo.sidecar._pipeline import run_steps
 from fedsilo.sidecar._sending import Sign
 from fedsilo.sidecar._update import Clip, check_weights, plain_encode
+from fedsilo_testing.sidecar_updates import Wire
 
 from ..operator.test_children_are_built_by_pure_functions import ROOT, by_kind, keyed, silo_inputs
-from .test_update_steps import Wire, _update
+from .test_update_steps import _update
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -14,11 +14,12 @@ from fedsilo.api import FederatedJobSpec
 from fedsilo.identity import SigningKey, sha256_digest
 from fedsilo.privacy import plan_for_silo
 from fedsilo.privacy.ledger import PrivacyLedger
-from fedsilo.protocol import PolicyVerdict, RoundPlan, TensorLayout, encode_weights
-from fedsilo.sidecar._pipeline import Next, OutgoingUpdate, Step, run_steps
-from fedsilo.sidecar._privacy import ChargeLedger, PrivacyGuard, SiloNoise
+from fedsilo.protocol import RoundPlan, TensorLayout
+from fedsilo.sidecar._pipeline import OutgoingUpdate, Step, run_steps
+from fedsilo.sidecar._privacy import PrivacyGuard
 from fedsilo.sidecar._sending import Sign
 from fedsilo.sidecar._update import Clip, check_weights, plain_encode
+from fedsilo_testing.sidecar_updates import Wire, outgoing_update, silo_dp_steps
 
 from ..datasets.conftest import job_spec
 
@@ -27,20 +28,8 @@ LAYOUT = TensorLayout.of(GLOBAL)
 PLAN = RoundPlan(round=1, vector_length=LAYOUT.size, model_digest="sha256:model")
 
 
-class Wire:
-    """The final step of these tests: keeps what would have gone to the hub and answers with a verdict."""
-
-    def __init__(self, accept: bool = True) -> None:
-        self.accept = accept
-        self.sent: list[OutgoingUpdate] = []
-
-    def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
-        self.sent.append(update)
-        return PolicyVerdict(self.accept, ())
-
-
 def _update(local: dict[str, np.ndarray], records: int = 40) -> OutgoingUpdate:
-    return OutgoingUpdate(PLAN, LAYOUT, LAYOUT.flatten(GLOBAL), encode_weights(local), {}, records, records)
+    return outgoing_update(PLAN, GLOBAL, local, records)
 
 
 def _plain_steps(key: SigningKey, wire: Wire, *middle: Step) -> list[Step]:
@@ -98,16 +87,8 @@ def _guard(path: Path, silo_ceiling: float | None = None) -> PrivacyGuard:
 
 
 def test_silo_privacy_charges_the_exact_payload_sent_and_acknowledges_an_accepted_one(tmp_path: Path) -> None:
-    guard, key, wire = _guard(tmp_path / "silo.sqlite"), SigningKey.generate(), Wire()
-    steps: list[Step] = [
-        check_weights,
-        Clip(norm_cap=1.0, clip_range=4.0),
-        SiloNoise(guard, clip_range=4.0),
-        plain_encode,
-        ChargeLedger(guard),
-        Sign("job", "a", key),
-        wire,
-    ]
+    guard, wire = _guard(tmp_path / "silo.sqlite"), Wire()
+    steps = silo_dp_steps(guard, wire)
     local = {"w": np.full((2, 3), 0.1, np.float32), "b": np.zeros(3, np.float32)}
     assert run_steps(steps, _update(local, records=400)).accepted
     (sent,) = wire.sent
@@ -122,15 +103,7 @@ def test_silo_privacy_charges_the_exact_payload_sent_and_acknowledges_an_accepte
 
 def test_a_round_over_the_ceiling_is_withheld_uncharged_and_unsent(tmp_path: Path) -> None:
     guard, wire = _guard(tmp_path / "silo.sqlite", silo_ceiling=1e-6), Wire()
-    steps: list[Step] = [
-        check_weights,
-        Clip(norm_cap=1.0, clip_range=4.0),
-        SiloNoise(guard, clip_range=4.0),
-        plain_encode,
-        ChargeLedger(guard),
-        Sign("job", "a", SigningKey.generate()),
-        wire,
-    ]
+    steps = silo_dp_steps(guard, wire)
     verdict = run_steps(steps, _update(GLOBAL, records=400))
     assert not verdict.accepted and verdict.reasons[0].startswith("withheld by sidecar: silo_epsilon_exceeded")
     assert wire.sent == []
@@ -139,16 +112,7 @@ def test_a_round_over_the_ceiling_is_withheld_uncharged_and_unsent(tmp_path: Pat
 
 
 def test_a_denied_release_stays_charged_but_unacknowledged(tmp_path: Path) -> None:
-    guard = _guard(tmp_path / "silo.sqlite")
-    steps: list[Step] = [
-        check_weights,
-        Clip(norm_cap=1.0, clip_range=4.0),
-        SiloNoise(guard, clip_range=4.0),
-        plain_encode,
-        ChargeLedger(guard),
-        Sign("job", "a", SigningKey.generate()),
-        Wire(accept=False),
-    ]
+    steps = silo_dp_steps(_guard(tmp_path / "silo.sqlite"), Wire(accept=False))
     assert not run_steps(steps, _update(GLOBAL, records=400)).accepted
     with PrivacyLedger(tmp_path / "silo.sqlite") as ledger:
         (charge,) = ledger.history()

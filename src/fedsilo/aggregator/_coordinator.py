@@ -54,7 +54,7 @@ from ._contracts import (
 from ._evaluation import apply_evaluations, receive_evaluation
 from ._homomorphic import HomomorphicJob
 from ._metrics import job_finished, job_started, model_scored, round_retried
-from ._phases import Phase, PhaseClosed, wait_until
+from ._phases import Phase, PhaseClosed, RunCondition, wait_until
 from ._presence import Presence
 from ._record import record_round, seal_model, summarize
 from ._round import OpenRound, fit_config_document, max_records, require_quorum, round_aggregation, update_distances
@@ -119,7 +119,7 @@ class JobCoordinator:
         self._gate = gate
         # Silos need time to start (a trainer loads its data and model before it greets).
         self._join_timeout = join_timeout or max(JOIN_TIMEOUT_SECONDS, float(self.spec.round_timeout_seconds))
-        self._cond = threading.Condition()
+        self._cond = RunCondition()
         self._presence = Presence(self.spec.silos, self._cond)
         self._nonces = SeenNonces()
         self._round: OpenRound | None = None
@@ -307,7 +307,8 @@ class JobCoordinator:
         log.warning("resuming job %s after round %d (%s)", document.job, document.round, checkpoint.path)
 
     def run(self) -> list[RoundSummary]:
-        """Run every round and the closing evaluation; raise ``JobFailed`` if quorum is lost."""
+        """Run every round and the closing evaluation; raise ``JobFailed`` if quorum is lost or ``abort`` is called."""
+        self._cond.loop = threading.current_thread()
         job_started(self.job)
         try:
             if self._first_round == 1:
@@ -327,6 +328,10 @@ class JobCoordinator:
             raise JobFailed(failure) from error
         self._finish("")
         return self.summaries
+
+    def abort(self, reason: str) -> None:
+        """End the job from outside the round loop (a silo process died): ``run`` raises ``JobFailed(reason)``."""
+        self._cond.abort(reason)
 
     def _run_rounds(self) -> int:
         """Run ``spec.rounds`` completed rounds; a failed round is recorded and retried under the next number.

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from ._contracts import JobFailed
+
 T = TypeVar("T")
 
 
@@ -54,10 +56,42 @@ class Phase(Generic[T]):
         return self.expected - self.posted.keys()
 
 
+class RunCondition(threading.Condition):
+    """The coordinator's condition, through which its round loop can be ended from outside.
+
+    ``fedsilo run`` watches its silo processes; when one dies it calls ``abort`` (through
+    ``JobCoordinator.abort``), and the round loop's next wait (``wait_until`` wakes at least
+    once a second) raises ``JobFailed`` instead of waiting out the step's deadline. Only the
+    loop's own thread raises: gRPC handler threads keep waiting and learn of the end from the
+    job's final plan, as on every failure.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop: threading.Thread | None = None
+        self.aborted: str | None = None
+
+    def abort(self, reason: str) -> None:
+        """End the round loop at its next wait with ``JobFailed(reason)``; the first reason stays."""
+        with self:
+            self.aborted = self.aborted or reason
+            self.notify_all()
+
+    def check_aborted(self) -> None:
+        """Raise ``JobFailed`` in the round loop's thread once ``abort`` was called."""
+        if self.aborted is not None and threading.current_thread() is self.loop:
+            raise JobFailed(self.aborted)
+
+
 def wait_until(condition: threading.Condition, predicate: object, deadline: float) -> bool:
-    """Wait on ``condition`` (held) until ``predicate()`` or ``deadline``; return the predicate."""
+    """Wait on ``condition`` (held) until ``predicate()`` or ``deadline``; return the predicate.
+
+    On a ``RunCondition`` the round loop's waits raise ``JobFailed`` once it is aborted.
+    """
     check = predicate if callable(predicate) else (lambda: bool(predicate))
     while not check():
+        if isinstance(condition, RunCondition):
+            condition.check_aborted()
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return bool(check())

@@ -17,7 +17,7 @@ import base64
 import binascii
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Protocol, Self
 
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -89,6 +89,25 @@ Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 SeqNumber = Annotated[int, Field(ge=0, le=2**62)]
 
 
+class Checkpoint(Protocol):
+    """A stored checkpoint of any evidence format (an audit record, a ledger row): a signed head's fields."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def covers_seq(self) -> int: ...
+
+    @property
+    def chain_head(self) -> str: ...
+
+    @property
+    def key_fingerprint(self) -> str: ...
+
+    @property
+    def signature(self) -> str: ...
+
+
 class SignedHead(StrictMessage):
     """A chain's head as a checkpoint signed it: what to publish outside the file.
 
@@ -118,6 +137,18 @@ class SignedHead(StrictMessage):
     def to_json(self) -> dict[str, Any]:
         """The head as a JSON object, as status fields and lineage store it."""
         return self.model_dump(mode="json")
+
+    @classmethod
+    def of_checkpoint(cls, format_name: str, checkpoint: Checkpoint) -> Self:
+        """The head a stored checkpoint of a ``format_name`` file signed, to check or to publish."""
+        return cls(
+            format=format_name,
+            kind=checkpoint.kind,
+            seq=checkpoint.covers_seq,
+            hash=checkpoint.chain_head,
+            key_fingerprint=checkpoint.key_fingerprint,
+            signature=checkpoint.signature,
+        )
 
     @classmethod
     def load(cls, text: str) -> Self:

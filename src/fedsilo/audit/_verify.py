@@ -113,20 +113,9 @@ def _check_checkpoint(record: CheckpointRecord, head: str, key: VerifyKey, signe
             line=number,
         )
     try:
-        check_head(_head_of(record), key, None, rewritten)
+        check_head(SignedHead.of_checkpoint(FORMAT, record), key, None, rewritten)
     except TamperedError as error:
         raise AuditVerificationError.at_line(error, seq, number) from None
-
-
-def _head_of(record: CheckpointRecord) -> SignedHead:
-    return SignedHead(
-        format=FORMAT,
-        kind=record.kind,
-        seq=record.covers_seq,
-        hash=record.chain_head,
-        key_fingerprint=record.key_fingerprint,
-        signature=record.signature,
-    )
 
 
 def _out_of_sequence(seq: int, expected: int, lines: list[bytes], number: int) -> AuditVerificationError:
@@ -194,7 +183,7 @@ def scan_audit_log(path: Path, key: VerifyKey) -> LogScan:
             _check_checkpoint(record, head, key, signed_through, number)
             checkpoints += 1
             signed_through = seq
-            signed = _head_of(record)
+            signed = SignedHead.of_checkpoint(FORMAT, record)
         lines_of[seq] = number
         hashes[seq] = record.hash
         head, expected, last_kind = record.hash, seq + 1, RecordKind(record.kind)

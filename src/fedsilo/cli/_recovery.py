@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,35 +42,29 @@ def recovery_table(report: RecoveryReport) -> Table:
     return table
 
 
-def _finish(report: RecoveryReport, args: argparse.Namespace) -> int:
-    if args.json:
-        sys.stdout.write(report.canonical_bytes().decode() + "\n")
-    else:
-        Console().print(recovery_table(report))
-    if args.no_retrain:
-        return EXIT_OK
-    return resume_run(args.run_dir, args)
+def _handler(operation: Callable[[argparse.Namespace], RecoveryReport]) -> Callable[[argparse.Namespace], int]:
+    """A recovery command: ``operation`` on the parsed arguments, its report, then (unless ``--no-retrain``) the resumed run."""
+
+    def handle(args: argparse.Namespace) -> int:
+        try:
+            report = operation(args)
+        except RecoveryError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        if args.json:
+            sys.stdout.write(report.canonical_bytes().decode() + "\n")
+        else:
+            Console().print(recovery_table(report))
+        if args.no_retrain:
+            return EXIT_OK
+        return resume_run(args.run_dir, args)
+
+    return handle
 
 
-def _rollback(args: argparse.Namespace) -> int:
-    try:
-        report = rollback(args.run_dir, args.to_round, args.reason)
-    except RecoveryError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    return _finish(report, args)
-
-
-def _unlearn(args: argparse.Namespace) -> int:
-    try:
-        report = unlearn(args.run_dir, args.silo, args.reason)
-    except RecoveryError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    return _finish(report, args)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
+def _add(actions: Any, name: str, help_text: str, operation: Callable[[argparse.Namespace], RecoveryReport]) -> Any:
+    """The parser of one recovery command, with the arguments every one takes; the caller adds its own."""
+    parser = actions.add_parser(name, help=help_text)
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the run directory 'fedsilo run' printed")
     parser.add_argument("--reason", required=True, help="why (recorded in the audit log and the report)")
     parser.add_argument("--no-retrain", action="store_true", help="only record and discard; resume later")
@@ -77,21 +72,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-isolation", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-baseline", action="store_true", help="skip the centralized baseline when retraining")
     parser.add_argument("--plot", type=Path, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=_handler(operation))
+    return parser
 
 
 def register_rollback(models: Any) -> None:
     """Add ``models rollback`` to the ``models`` command's actions."""
-    parser = models.add_parser("rollback", help="go back to round N's model of a local run and retrain from it")
-    _common(parser)
+    parser = _add(
+        models,
+        "rollback",
+        "go back to round N's model of a local run and retrain from it",
+        lambda args: rollback(args.run_dir, args.to_round, args.reason),
+    )
     parser.add_argument("--to-round", type=int, required=True, metavar="N", help="the checkpointed round to keep")
-    parser.set_defaults(handler=_rollback)
 
 
 def register(commands: Any) -> None:
     """Add ``unlearn``."""
-    parser = commands.add_parser(
-        "unlearn", help="forget a silo: retrain from the newest checkpoint holding none of its updates, without it"
+    parser = _add(
+        commands,
+        "unlearn",
+        "forget a silo: retrain from the newest checkpoint holding none of its updates, without it",
+        lambda args: unlearn(args.run_dir, args.silo, args.reason),
     )
-    _common(parser)
     parser.add_argument("--silo", required=True, help="the silo to forget")
-    parser.set_defaults(handler=_unlearn)

@@ -25,7 +25,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -58,6 +57,7 @@ from fedsilo.privacy.ledger import run_name
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
 from fedsilo.registry import LocalRegistry, preprocessing_path
 
+from ._children import ChildWatch, SiloProcesses
 from ._gate import build_gate
 from ._hub import aggregator_signing_key, build_hub
 from ._isolation import Isolation, detect_isolation
@@ -104,13 +104,6 @@ class RunOptions:
         return self.ledgers / "silos" / f"{silo}.sqlite"
 
 
-@dataclass
-class _SiloProcesses:
-    name: str
-    sidecar: subprocess.Popen[bytes]
-    trainer: subprocess.Popen[bytes]
-
-
 def _python_command(args: LaunchArgs) -> list[str]:
     # -v: the silo logs in the run directory record every round at INFO level.
     return [sys.executable, "-m", "fedsilo", "-v", *args.argv()]
@@ -136,7 +129,9 @@ class LocalRun:
         manifest_dir = str(options.manifest_path.resolve().parent)
         if manifest_dir not in sys.path:
             sys.path.insert(0, manifest_dir)
-        self._processes: list[_SiloProcesses] = []
+        self._processes: list[SiloProcesses] = []
+        # A silo process that dies while the job runs ends it (``_children``).
+        self._watch = ChildWatch()
         # Set by the statistics phase, for jobs with spec.data.preprocessing.
         self.statistics: StatisticsFiles | None = None
         self.preprocessing: FittedPreprocessing | None = None
@@ -180,7 +175,7 @@ class LocalRun:
 
     def _start_silo(
         self, index: int, name: str, identity_dir: Path, port: int, job_config: Path, preprocessing: Path | None
-    ) -> _SiloProcesses:
+    ) -> SiloProcesses:
         silo_dir = self.workdir / "silos" / name
         silo_dir.mkdir(parents=True, exist_ok=True)
         # The link socket lives apart from the keys: the sandboxed trainer sees this directory only.
@@ -203,7 +198,8 @@ class LocalRun:
             run_id=self.run_id if private else "",
         )
         # The link's secret: only this silo's sidecar and trainer get it, in their environment.
-        link_env = {LINK_TOKEN_ENV: secrets.token_urlsafe(32), PARENT_PID_ENV: str(os.getpid())}
+        link_token = secrets.token_urlsafe(32)
+        link_env = {LINK_TOKEN_ENV: link_token, PARENT_PID_ENV: str(os.getpid())}
         sidecar = subprocess.Popen(
             _python_command(sidecar_args),
             stdout=(silo_dir / "sidecar.log").open("wb"),
@@ -236,7 +232,7 @@ class LocalRun:
             stderr=subprocess.STDOUT,
             env=trainer_env | link_env,
         )
-        return _SiloProcesses(name, sidecar, trainer)
+        return SiloProcesses(name, sidecar, trainer, silo_dir, link_token)
 
     # ----- the run ---------------------------------------------------------------------
 
@@ -252,7 +248,8 @@ class LocalRun:
         progress display), which takes a while.
         """
         report = self._run_job(on_started)
-        if self.options.baseline:
+        # A run ended by a dead process fails at once: no baseline to wait for.
+        if self.options.baseline and self._watch.death is None:
             # Imported here, as the hub's model is (see _hub): the baseline trains with PyTorch,
             # which the operator and sidecar image leaves out.
             from fedsilo.baseline import train_centralized
@@ -375,16 +372,20 @@ class LocalRun:
             ]
             if on_started is not None:
                 on_started(self)
-            watcher = threading.Thread(target=self._watch, daemon=True)
-            watcher.start()
+            self._watch.start(self._processes, lambda death: coordinator.abort(death.summary()))
             try:
                 coordinator.run()
                 report.status = "succeeded"
             except JobFailed as error:
                 report.status = "failed"
-                report.failure = str(error)
-            self._wait_for_silos()
+                death = self._watch.death
+                # The hub and the other silos are told which process died; the log's tail is for this report only.
+                report.failure = death.report() if death is not None and str(error) == death.summary() else str(error)
+            self._watch.stop()
+            if self._watch.death is None:
+                self._wait_for_silos()
         finally:
+            self._watch.stop()
             self._stop_silos()
             server.stop(grace=2).wait()
             if metrics is not None:
@@ -430,36 +431,24 @@ class LocalRun:
         log.info("statistics phase done; fitted preprocessing %s", digest)
         return preprocessing_path(self.options.registry / job, digest)
 
-    def kill_silo(self, name: str) -> None:
-        """Kill a silo's sidecar and trainer (for fault tests and demos)."""
+    def processes_of(self, name: str) -> SiloProcesses:
+        """Silo ``name``'s sidecar and trainer processes (for fault tests); ``KeyError`` before they start."""
         for processes in self._processes:
             if processes.name == name:
-                processes.sidecar.kill()
-                processes.trainer.kill()
+                return processes
+        raise KeyError(f"silo {name} has no processes in this run")
+
+    def kill_silo(self, name: str) -> None:
+        """Kill a silo's sidecar and trainer (for fault tests and demos): a dropout the run goes on without."""
+        self._watch.release(name)
+        processes = self.processes_of(name)
+        processes.sidecar.kill()
+        processes.trainer.kill()
 
     def kill_trainer(self, name: str) -> None:
-        """Kill a silo's trainer only, leaving its sidecar running (for fault tests)."""
-        for processes in self._processes:
-            if processes.name == name:
-                processes.trainer.kill()
-
-    def _watch(self) -> None:
-        """Log silo processes that die early; the aggregator's timeouts do the rest."""
-        reported: set[int] = set()
-        while any(p.sidecar.poll() is None for p in self._processes):
-            for processes in self._processes:
-                for role, process in (("sidecar", processes.sidecar), ("trainer", processes.trainer)):
-                    code = process.poll()
-                    if code not in (None, 0) and process.pid not in reported:
-                        reported.add(process.pid)
-                        log.warning(
-                            "%s of %s exited with code %s (log: %s)",
-                            role,
-                            processes.name,
-                            code,
-                            self.workdir / "silos" / processes.name / f"{role}.log",
-                        )
-            time.sleep(0.5)
+        """Kill a silo's trainer only, leaving its sidecar running (for fault tests): the silo sits out."""
+        self._watch.release(name)
+        self.processes_of(name).trainer.kill()
 
     def _wait_for_silos(self) -> None:
         deadline = time.monotonic() + EXIT_GRACE_SECONDS

@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from fedsilo.audit import TamperedError, TamperKind
-from fedsilo.identity import sha256_digest
-from fedsilo.privacy import AccountantKind
-from fedsilo.protocol import StrictMessage, canonical_json
+from fedsilo.audit import SignedHead, TamperedError, TamperKind, sign_head, strict_kind
+from fedsilo.identity import SigningKey, sha256_digest
+from fedsilo.privacy import AccountantKind, Mechanism, mechanism_from_json
+from fedsilo.protocol import MessageError, StrictMessage, canonical_json
 
 FORMAT = "fedsilo.privacy-ledger/v1"
 # The first row's previous digest: the format's own digest, so a chain of another format
@@ -41,6 +41,16 @@ class ChainHead:
     seq: int
     digest: str
 
+    @classmethod
+    def genesis(cls) -> ChainHead:
+        """The head of an empty ledger: what the first row follows."""
+        return cls(0, GENESIS)
+
+    @classmethod
+    def of_last(cls, row: Mapping[str, Any] | None) -> ChainHead:
+        """The head a chain's last stored row (``seq``, ``digest``) makes; the genesis head when there is none."""
+        return cls.genesis() if row is None else cls(row["seq"], row["digest"])
+
 
 # The stored columns a row's digest covers, in the table's order: all but the digest itself.
 DIGESTED_COLUMNS = (
@@ -57,6 +67,8 @@ DIGESTED_COLUMNS = (
     "charged_at",
     "prev_digest",
 )
+# The charges table's columns: the digested ones and the digest.
+CHARGE_COLUMNS = (*DIGESTED_COLUMNS, "digest")
 
 
 _Text = Annotated[str, Field(max_length=4096)]
@@ -82,6 +94,15 @@ class LedgerRow(StrictMessage):
     prev_digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
     digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 
+    def event(self) -> Mechanism:
+        """The row's mechanism, parsed strictly: a tampered one is a ``LedgerIntegrityError`` naming the row."""
+        try:
+            return mechanism_from_json(self.mechanism)
+        except MessageError as error:
+            raise LedgerIntegrityError(strict_kind(error), self.seq, f"holds no valid mechanism ({error})") from None
+        except ValueError as error:
+            raise LedgerIntegrityError(TamperKind.MALFORMED, self.seq, f"holds no valid mechanism ({error})") from None
+
 
 class CheckpointRow(StrictMessage):
     """One row of the ``checkpoints`` table: the writer's signature over the chain head at ``covers_seq``."""
@@ -92,6 +113,26 @@ class CheckpointRow(StrictMessage):
     key_fingerprint: Annotated[str, Field(max_length=128)]
     signature: Annotated[str, Field(max_length=128)]
     signed_at: Annotated[str, Field(max_length=64)]
+
+    @classmethod
+    def sign(cls, key: SigningKey, head: ChainHead, signed_at: str) -> CheckpointRow:
+        """The writer's checkpoint over ``head``, as the row to store."""
+        signed = sign_head(key, FORMAT, "checkpoint", head.seq, head.digest)
+        return cls(
+            covers_seq=signed.seq,
+            chain_head=signed.hash,
+            kind="checkpoint",
+            key_fingerprint=signed.key_fingerprint,
+            signature=signed.signature,
+            signed_at=signed_at,
+        )
+
+    def signed_head(self) -> SignedHead:
+        """The row as the signed head it is: what ``check_head`` checks and the ledger publishes."""
+        return SignedHead.of_checkpoint(FORMAT, self)
+
+
+CHECKPOINT_COLUMNS = tuple(CheckpointRow.model_fields)
 
 
 def _json_value(value: Any) -> Any:

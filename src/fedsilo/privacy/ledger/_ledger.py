@@ -33,22 +33,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from fedsilo.audit import SignedHead, TamperKind, sign_head, strict_kind
+from fedsilo.audit import SignedHead, TamperKind
 from fedsilo.identity import SigningKey, VerifyKey
 from fedsilo.privacy import AccountantKind, Mechanism, epsilon_for, mechanism_from_json, mechanism_json
-from fedsilo.protocol import MessageError
 
 from ._chain import (
-    DIGESTED_COLUMNS,
-    FORMAT,
-    GENESIS,
+    CHARGE_COLUMNS,
+    CHECKPOINT_COLUMNS,
     ChainHead,
     CheckpointRow,
     LedgerIntegrityError,
     LedgerRow,
     row_digest,
 )
-from ._verify import CHARGE_COLUMNS, CHECKPOINT_COLUMNS, LedgerReport, head_of, read_only_uri, typed_row, verify_ledger
+from ._verify import LedgerReport, read_only_uri, typed_row, verify_ledger
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS charges (
@@ -93,6 +91,8 @@ _SELECT = (
     "SELECT charges.*, acknowledgements.acknowledged_at FROM charges "
     "LEFT JOIN acknowledgements ON acknowledgements.seq = charges.seq"
 )
+# The chain's last row, whose digest the next row carries.
+_LAST = "SELECT seq, digest FROM charges ORDER BY seq DESC LIMIT 1"
 
 
 class LedgerConflict(Exception):
@@ -179,14 +179,8 @@ def _charge(row: sqlite3.Row) -> Charge:
     place = row["seq"] if isinstance(row["seq"], int) else 0
     stored = set(row.keys())
     typed = typed_row(LedgerRow, {column: row[column] for column in CHARGE_COLUMNS if column in stored}, place, "row")
-    try:
-        mechanism = mechanism_from_json(typed.mechanism)
-    except MessageError as error:
-        raise LedgerIntegrityError(strict_kind(error), typed.seq, f"holds no valid mechanism ({error})") from None
-    except ValueError as error:
-        raise LedgerIntegrityError(TamperKind.MALFORMED, typed.seq, f"holds no valid mechanism ({error})") from None
     return Charge(
-        **typed.model_dump(exclude={"mechanism"}), mechanism=mechanism, acknowledged_at=row["acknowledged_at"]
+        **typed.model_dump(exclude={"mechanism"}), mechanism=typed.event(), acknowledged_at=row["acknowledged_at"]
     )
 
 
@@ -335,9 +329,9 @@ class PrivacyLedger:
                 )
             job_events = [*self._events(silo, job), event]
             lifetime_events = [*self._events(silo, None), event]
-            last = db.execute("SELECT seq, digest FROM charges ORDER BY seq DESC LIMIT 1").fetchone()
+            previous = ChainHead.of_last(db.execute(_LAST).fetchone())
             row: dict[str, Any] = {
-                "seq": 1 if last is None else last["seq"] + 1,
+                "seq": previous.seq + 1,
                 "silo": silo,
                 "job": job,
                 "round": round_number,
@@ -348,25 +342,19 @@ class PrivacyLedger:
                 "epsilon_job": epsilon_for(job_events, delta, accountant),
                 "epsilon_lifetime": epsilon_for(lifetime_events, delta, accountant),
                 "charged_at": _now(),
-                "prev_digest": GENESIS if last is None else last["digest"],
+                "prev_digest": previous.digest,
             }
             row["digest"] = row_digest(row)
-            columns = (*DIGESTED_COLUMNS, "digest")
             db.execute(
-                f"INSERT INTO charges ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",  # noqa: S608
-                [row[c] for c in columns],
+                f"INSERT INTO charges ({', '.join(CHARGE_COLUMNS)}) "  # noqa: S608
+                f"VALUES ({', '.join('?' * len(CHARGE_COLUMNS))})",
+                [row[c] for c in CHARGE_COLUMNS],
             )
             if self._key is not None:
                 # In the charge's own transaction: a committed charge is always a signed one.
-                signed = sign_head(self._key, FORMAT, "checkpoint", row["seq"], row["digest"])
-                checkpoint = {
-                    "covers_seq": signed.seq,
-                    "chain_head": signed.hash,
-                    "kind": signed.kind,
-                    "key_fingerprint": signed.key_fingerprint,
-                    "signature": signed.signature,
-                    "signed_at": row["charged_at"],
-                }
+                checkpoint = CheckpointRow.sign(
+                    self._key, ChainHead(row["seq"], row["digest"]), row["charged_at"]
+                ).model_dump()
                 db.execute(
                     f"INSERT INTO checkpoints ({', '.join(CHECKPOINT_COLUMNS)}) "  # noqa: S608
                     f"VALUES ({', '.join('?' * len(CHECKPOINT_COLUMNS))})",
@@ -461,8 +449,7 @@ class PrivacyLedger:
     def head(self) -> ChainHead:
         """The chain's last row, to anchor in a signed record; sequence 0 and the genesis digest when empty."""
         with self._lock:
-            last = self._db.execute("SELECT seq, digest FROM charges ORDER BY seq DESC LIMIT 1").fetchone()
-        return ChainHead(0, GENESIS) if last is None else ChainHead(last["seq"], last["digest"])
+            return ChainHead.of_last(self._db.execute(_LAST).fetchone())
 
     def signed_head(self) -> SignedHead | None:
         """The newest signed checkpoint's head, to publish outside the file; None if nothing was signed."""
@@ -470,7 +457,9 @@ class PrivacyLedger:
             row = self._db.execute(
                 f"SELECT {', '.join(CHECKPOINT_COLUMNS)} FROM checkpoints ORDER BY covers_seq DESC LIMIT 1"  # noqa: S608
             ).fetchone()
-        return None if row is None else head_of(typed_row(CheckpointRow, dict(row), row["covers_seq"], "checkpoint"))
+        return (
+            None if row is None else typed_row(CheckpointRow, dict(row), row["covers_seq"], "checkpoint").signed_head()
+        )
 
     def verify(
         self,

@@ -30,11 +30,11 @@ import pydantic
 
 from fedsilo.audit import SignedHead, TamperedError, TamperKind, check_against_published, check_head, strict_kind
 from fedsilo.identity import VerifyKey
-from fedsilo.privacy import mechanism_from_json
 from fedsilo.protocol import MessageError
 
 from ._chain import (
-    DIGESTED_COLUMNS,
+    CHARGE_COLUMNS,
+    CHECKPOINT_COLUMNS,
     FORMAT,
     GENESIS,
     ChainHead,
@@ -44,8 +44,6 @@ from ._chain import (
     row_digest,
 )
 
-CHARGE_COLUMNS = (*DIGESTED_COLUMNS, "digest")
-CHECKPOINT_COLUMNS = tuple(CheckpointRow.model_fields)
 # How far from its place a row is looked for when its digest fits another sequence number.
 _REORDER_WINDOW = 16
 
@@ -196,12 +194,7 @@ def _check_row(row: LedgerRow, previous: ChainHead) -> None:
             row.seq,
             "does not follow the row before it (previous digest differs): that row was changed and re-hashed",
         )
-    try:
-        mechanism_from_json(row.mechanism)
-    except MessageError as error:
-        raise LedgerIntegrityError(strict_kind(error), row.seq, f"holds no valid mechanism ({error})") from None
-    except ValueError as error:
-        raise LedgerIntegrityError(TamperKind.MALFORMED, row.seq, f"holds no valid mechanism ({error})") from None
+    row.event()
 
 
 def _read_rows(db: sqlite3.Connection) -> list[LedgerRow]:
@@ -218,18 +211,6 @@ def _read_checkpoints(db: sqlite3.Connection) -> list[CheckpointRow]:
         typed_row(CheckpointRow, _decoded(raw, CHECKPOINT_COLUMNS, number, "checkpoint"), number, "checkpoint")
         for number, raw in enumerate(raws, 1)
     ]
-
-
-def head_of(checkpoint: CheckpointRow) -> SignedHead:
-    """A checkpoint row as the signed head it is."""
-    return SignedHead(
-        format=FORMAT,
-        kind=checkpoint.kind,
-        seq=checkpoint.covers_seq,
-        hash=checkpoint.chain_head,
-        key_fingerprint=checkpoint.key_fingerprint,
-        signature=checkpoint.signature,
-    )
 
 
 def _check_checkpoints(
@@ -256,7 +237,7 @@ def _check_checkpoints(
             # A key not given is named as the wrong key by check_head.
             key = keys.get(checkpoint.key_fingerprint) or next(iter(keys.values()))
             try:
-                check_head(head_of(checkpoint), key, None, rewritten)
+                check_head(checkpoint.signed_head(), key, None, rewritten)
             except TamperedError as error:
                 raise LedgerIntegrityError(error.kind, seq, error.message, table="checkpoint") from None
     if keys is None or not last:
@@ -315,7 +296,7 @@ def verify_ledger(
         raise LedgerIntegrityError(TamperKind.ENCODING, 0, f"a name in the schema is not UTF-8 ({error})") from None
     except sqlite3.DatabaseError as error:
         raise LedgerIntegrityError(TamperKind.MALFORMED, 0, f"not a readable SQLite database ({error})") from None
-    previous = ChainHead(0, GENESIS)
+    previous = ChainHead.genesis()
     for row in rows:
         _check_row(row, previous)
         previous = ChainHead(row.seq, row.digest)
@@ -336,6 +317,6 @@ def verify_ledger(
     return LedgerReport(
         head=previous,
         checkpoints=len(checkpoints),
-        signed_head=head_of(checkpoints[-1]) if checkpoints else None,
+        signed_head=checkpoints[-1].signed_head() if checkpoints else None,
         signer=", ".join(keys) if keys is not None else None,
     )
