@@ -35,6 +35,11 @@ NODE_IP = "10.200.0.1"
 API_SERVICE_IP = "10.96.0.1"
 
 
+#: pytest-timeout for a cluster test: its fixtures install charts and run a whole job in pods,
+#: minutes on a busy 2-core node (the suite's default of 600 s is for one test's own work).
+TEST_TIMEOUT_S = 2400
+
+
 class ClusterCommandFailed(RuntimeError):
     """A command in the cluster exited non-zero; the message carries its output."""
 

@@ -24,6 +24,7 @@ from fedsilo.operator._silo_objects import TRAINER
 from fedsilo_testing.cluster import (
     JOB_NAMESPACE,
     SILOS,
+    TEST_TIMEOUT_S,
     Cluster,
     aggregator_state_dir,
     apply_quickstart,
@@ -33,7 +34,7 @@ from fedsilo_testing.cluster import (
     wait_finished,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TEST_TIMEOUT_S)]
 
 QUICKSTART = "quickstart"
 

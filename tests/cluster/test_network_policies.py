@@ -22,6 +22,7 @@ from fedsilo_testing.cluster import (
     JOB_NAMESPACE,
     NODE_IP,
     SILOS,
+    TEST_TIMEOUT_S,
     Cluster,
     apply_quickstart,
     delete_job,
@@ -29,7 +30,7 @@ from fedsilo_testing.cluster import (
     job_status,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TEST_TIMEOUT_S)]
 
 JOB = "fenced"
 #: A TCP listener on the node, outside every pod: "outside the cluster" for a pod.
