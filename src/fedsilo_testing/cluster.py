@@ -35,6 +35,15 @@ NODE_IP = "10.200.0.1"
 API_SERVICE_IP = "10.96.0.1"
 
 
+#: pytest-timeout for a cluster test: its fixtures install charts and run a whole job in pods,
+#: minutes on a busy 2-core node (the suite's default of 600 s is for one test's own work).
+TEST_TIMEOUT_S = 2400
+
+
+#: kubectl's words when the API server did not answer in time (TLS handshake or connection).
+UNREACHABLE = "Unable to connect to the server"
+
+
 class ClusterCommandFailed(RuntimeError):
     """A command in the cluster exited non-zero; the message carries its output."""
 
@@ -104,7 +113,14 @@ class Cluster:
         """
         deadline = time.monotonic() + timeout
         while True:
-            value = condition()
+            try:
+                value = condition()
+            except ClusterCommandFailed as error:
+                # An API server that a busy node leaves unanswered for a moment is no answer yet;
+                # any other failure of the condition's command is the test's to see.
+                if UNREACHABLE not in str(error):
+                    raise
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:
@@ -164,8 +180,10 @@ OPA_IMAGE = ("localhost/fedsilo/opa", "v1.22.2")
 def _namespace(name: str) -> str:
     metadata: dict[str, Any] = {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}
     if name in SILOS:
-        # The partner's consent to its Silo's pods running here (docs/partner-onboarding.md).
+        # The partner's consent to its Silo's pods running here, and the label that lets its
+        # sidecars through to the hub's aggregators (docs/partner-onboarding.md).
         metadata["annotations"] = {"fedsilo.io/accept-silos": f"{JOB_NAMESPACE}/{name}"}
+        metadata["labels"]["fedsilo.io/silo-namespace"] = "true"
     return yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
 
 
@@ -255,3 +273,23 @@ def delete_job(cluster: Cluster, name: str) -> None:
         if not pods:
             return
         time.sleep(2)
+
+
+def aggregator_state_dir(cluster: Cluster, job: str) -> tuple[Path, str]:
+    """Where the job's aggregator state volume is on the node, and where its pod mounts it.
+
+    The volumes are node-local (scripts/cluster's pool), so a test reads what the aggregator
+    wrote (registry, audit log, checkpoints) straight from the node.
+    """
+    deployment = cluster.get("deployments", "-n", JOB_NAMESPACE, "-l", f"fedsilo.io/job={job}")["items"][0]
+    pod_spec = deployment["spec"]["template"]["spec"]
+    claim_volume = next(volume for volume in pod_spec["volumes"] if "persistentVolumeClaim" in volume)
+    mount = next(
+        mount
+        for container in pod_spec["containers"]
+        for mount in container.get("volumeMounts", [])
+        if mount["name"] == claim_volume["name"]
+    )
+    claim = cluster.get("pvc", claim_volume["persistentVolumeClaim"]["claimName"], "-n", JOB_NAMESPACE)
+    volume = cluster.get("pv", claim["spec"]["volumeName"])
+    return Path(volume["spec"]["hostPath"]["path"]), str(mount["mountPath"])

@@ -68,8 +68,17 @@ def test_a_wrongly_typed_or_out_of_range_value_is_refused(
         (["policy.allowedAggregation.secret={masked}"], "at '/policy/allowedAggregation'", "'secret' not allowed"),
         (["admissionPolicies.validationActions={Block}"], "at '/admissionPolicies/validationActions/0'", "one of"),
         (["crds.enabled=no"], "at '/crds/enabled'", "want boolean"),
+        (["remoteSiloCIDRs={partner.example.com}"], "at '/remoteSiloCIDRs/0'", "does not match pattern"),
     ],
-    ids=["role", "namespace-name", "negative-epsilon", "unknown-data-class", "validation-action", "crds-flag"],
+    ids=[
+        "role",
+        "namespace-name",
+        "negative-epsilon",
+        "unknown-data-class",
+        "validation-action",
+        "crds-flag",
+        "remote-silo-cidr",
+    ],
 )
 def test_hub_specific_values_are_checked(helm: Helm, pairs: list[str], where: str, what: str) -> None:
     message = refusal(helm, HUB_CHART, *pairs)
@@ -153,3 +162,12 @@ def test_every_schema_level_refuses_unknown_keys() -> None:
 
     for chart in CHARTS:
         assert open_objects(json.loads((chart / "values.schema.json").read_text()), "") == [], chart.name
+
+
+def test_the_remote_silo_networks_reach_the_operator_as_flags(helm: Helm) -> None:
+    objects = helm.render(HUB_CHART, sets=["remoteSiloCIDRs={192.0.2.0/24,198.51.100.0/24}"])
+    args = objects.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [arg for arg in args if arg.startswith("--remote-silo-cidr")] == [
+        "--remote-silo-cidr=192.0.2.0/24",
+        "--remote-silo-cidr=198.51.100.0/24",
+    ]

@@ -530,6 +530,18 @@ def test_fedsilo_operator_refuses_an_instance_name_that_is_not_a_dns_name_with_e
     assert f"error: --instance {instance!r} is not a DNS name" in completed.stderr, completed.stderr
 
 
+def test_fedsilo_operator_refuses_a_remote_silo_network_that_is_no_cidr_with_exit_code_2() -> None:
+    completed = subprocess.run(
+        fedsilo("operator", "--role", "hub", "--remote-silo-cidr=10.1.2.3/8", "--no-peering"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "error: --remote-silo-cidr: remote_silo_cidrs: '10.1.2.3/8' is not a network" in completed.stderr
+
+
 def test_each_installation_keeps_its_own_kopf_state_and_peering() -> None:
     from fedsilo.operator import OperatorRole, operator_settings, peering_name
 

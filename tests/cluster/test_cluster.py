@@ -9,9 +9,9 @@ import json
 import pytest
 import yaml
 
-from fedsilo_testing.cluster import API_SERVICE_IP, FEDSILO_NAMESPACES, Cluster
+from fedsilo_testing.cluster import API_SERVICE_IP, FEDSILO_NAMESPACES, TEST_TIMEOUT_S, Cluster
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TEST_TIMEOUT_S)]
 
 IMAGE = "ghcr.io/fedsilo/fedsilo:0.1.0"
 

@@ -22,6 +22,7 @@ from fedsilo_testing.cluster import (
     JOB_NAMESPACE,
     NODE_IP,
     SILOS,
+    TEST_TIMEOUT_S,
     Cluster,
     apply_quickstart,
     delete_job,
@@ -29,11 +30,7 @@ from fedsilo_testing.cluster import (
     job_status,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    # Not yet green: needs a running job, which does not start yet in real pods (see test_jobs_in_pods.py).
-    pytest.mark.skip(reason="not yet green on the real cluster; see the comment above"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TEST_TIMEOUT_S)]
 
 JOB = "fenced"
 #: A TCP listener on the node, outside every pod: "outside the cluster" for a pod.
@@ -204,12 +201,6 @@ def test_a_pod_in_a_silo_namespace_that_is_no_sidecar_cannot_reach_the_aggregato
         fedsilo.kubectl("delete", "pod", probe, "-n", SILOS[0], "--wait=false")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the aggregator's NetworkPolicy admits any source on its gRPC port (silos may dial in from "
-    "other clusters; mTLS is the gate): an unfenced pod elsewhere reaches it. Narrowing it is the "
-    "operator's (_hub_objects._network_policy)",
-)
 def test_an_unfenced_pod_elsewhere_cannot_reach_the_aggregator(
     fedsilo: Cluster, running: Addresses, open_probe: str
 ) -> None:

@@ -146,10 +146,44 @@ def test_the_aggregator_may_patch_only_its_own_jobs_status_and_create_events(hub
     ]
 
 
-def test_the_aggregator_network_policy_admits_only_the_grpc_port(hub: dict[Any, Any]) -> None:
+def test_the_aggregator_network_policy_admits_only_its_sidecars_from_silo_namespaces(hub: dict[Any, Any]) -> None:
     spec = hub[("NetworkPolicy", "quickstart-aggregator")]["spec"]
     assert spec["policyTypes"] == ["Ingress"]
-    assert spec["ingress"] == [{"ports": [{"protocol": "TCP", "port": 7443}]}]
+    assert spec["ingress"] == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {"fedsilo.io/silo-namespace": "true"}},
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/component": "sidecar",
+                            "fedsilo.io/job": "quickstart",
+                            "fedsilo.io/job-namespace": "hub",
+                        }
+                    },
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 7443}],
+        }
+    ]
+
+
+def test_the_aggregator_network_policy_admits_the_remote_silos_networks_it_is_given(
+    quickstart: tuple[FederatedJob, list[Silo]],
+) -> None:
+    job, silos = quickstart
+    inputs = HubInputs(owner(), job, job_manifest(job, silos), silo_cas(silos), "AGGREGATOR CA\n", finished=False)
+    config = replace(CONFIG, remote_silo_cidrs=("192.0.2.0/24", "2001:db8::/32"))
+    objects = hub_objects(inputs, load_policy_files(default_bundle_path()), config)
+    policy = next(obj for obj in objects if obj["kind"] == "NetworkPolicy")
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert peers[1:] == [{"ipBlock": {"cidr": "192.0.2.0/24"}}, {"ipBlock": {"cidr": "2001:db8::/32"}}]
+
+
+@pytest.mark.parametrize("cidr", ["192.0.2.1/24", "192.0.2.0/33", "hospital-a", ""])
+def test_a_remote_silo_network_that_is_no_cidr_is_refused_naming_the_field(cidr: str) -> None:
+    with pytest.raises(ValueError, match=r"remote_silo_cidrs: .* is not a network in CIDR notation"):
+        replace(CONFIG, remote_silo_cidrs=(cidr,))
 
 
 def test_the_aggregator_runs_with_opa_beside_it_restricted_and_reporting_its_job(hub: dict[Any, Any]) -> None:

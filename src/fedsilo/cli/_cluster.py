@@ -36,13 +36,18 @@ def _operator(args: argparse.Namespace) -> int:
     from fedsilo.operator import OperatorConfig, operator_settings, run_operator
 
     defaults = OperatorConfig()
-    config = OperatorConfig(
-        image=args.image or defaults.image,
-        trainer_image=args.trainer_image or defaults.trainer_image,
-        opa_image=args.opa_image or defaults.opa_image,
-        image_pull_policy=args.image_pull_policy or defaults.image_pull_policy,
-        cluster_domain=args.cluster_domain or defaults.cluster_domain,
-    )
+    try:
+        config = OperatorConfig(
+            image=args.image or defaults.image,
+            trainer_image=args.trainer_image or defaults.trainer_image,
+            opa_image=args.opa_image or defaults.opa_image,
+            image_pull_policy=args.image_pull_policy or defaults.image_pull_policy,
+            cluster_domain=args.cluster_domain or defaults.cluster_domain,
+            remote_silo_cidrs=tuple(args.remote_silo_cidr),
+        )
+    except ValueError as error:
+        print(f"error: --remote-silo-cidr: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.policy_params is not None:
         from fedsilo.operator import PolicyParameters
         from fedsilo.protocol import MessageError
@@ -137,6 +142,14 @@ def register(commands: Any) -> None:
         "--image-pull-policy", choices=("Always", "IfNotPresent", "Never"), help="of the pods' containers"
     )
     operator.add_argument("--cluster-domain", help="DNS suffix of Services (default cluster.local)")
+    operator.add_argument(
+        "--remote-silo-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="hub: a network of silos in other clusters that may reach the aggregators' gRPC port (repeat for "
+        "more); this cluster's silos are admitted by their namespace's fedsilo.io/silo-namespace=true label",
+    )
     operator.set_defaults(handler=_operator)
 
     AggregatorArgs.register(

@@ -6,6 +6,7 @@ line) and passed to the pure builders, so a builder's output depends on its argu
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from fedsilo import __version__
@@ -41,8 +42,23 @@ class OperatorConfig:
     cluster_domain: str = "cluster.local"
     dns_namespace: str = "kube-system"
     dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+    #: Networks (CIDRs) of silos in other clusters, whose sidecars reach the aggregators from
+    #: outside this cluster; the aggregators' NetworkPolicy admits them beside the sidecars of
+    #: this cluster's silo namespaces. Empty: every silo runs in this cluster.
+    remote_silo_cidrs: tuple[str, ...] = ()
     #: The installation's job-policy parameters (``--policy-params``); unset fields keep the bundle's.
     policy_parameters: PolicyParameters = field(default_factory=PolicyParameters)
+
+    def __post_init__(self) -> None:
+        # A typo here would otherwise surface as a NetworkPolicy the API server refuses, job by job.
+        for cidr in self.remote_silo_cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as error:
+                raise ValueError(
+                    f"remote_silo_cidrs: {cidr!r} is not a network in CIDR notation ({error}); "
+                    "write it as address/prefix with no host bits set, e.g. 192.0.2.0/24"
+                ) from None
 
     def manages(self, namespace: str) -> bool:
         """Whether the operator may create objects in ``namespace``."""

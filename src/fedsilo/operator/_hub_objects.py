@@ -48,7 +48,18 @@ from fedsilo.launch import (
 from fedsilo.policy import opa_config, opa_run_args
 
 from ._config import AGGREGATOR_METRICS_PORT, GRPC_PORT, OPA_ADDRESS, OPA_DIAGNOSTIC_PORT, OperatorConfig
-from ._names import SPEC_DIGEST_ANNOTATION, adopt, child_name, labels, selector
+from ._names import (
+    COMPONENT_LABEL,
+    JOB_LABEL,
+    JOB_NAMESPACE_LABEL,
+    SIDECAR,
+    SILO_NAMESPACE_LABEL,
+    SPEC_DIGEST_ANNOTATION,
+    adopt,
+    child_name,
+    labels,
+    selector,
+)
 from ._podspec import OPA_RESOURCES, container, pod_security_context, tmp_mount, tmp_volume
 
 AGGREGATOR = "aggregator"
@@ -325,8 +336,21 @@ def _service(job: str, namespace: str) -> Object:
     }
 
 
-def _network_policy(job: str, namespace: str) -> Object:
-    # Silos may dial in from other clusters, so any source, but only the gRPC port.
+def _network_policy(job: str, namespace: str, config: OperatorConfig) -> Object:
+    """Who may open the aggregator's gRPC port: its job's sidecars and the remote silos' networks.
+
+    In this cluster, a sidecar pod of this job in a namespace labelled as a silo namespace
+    (partners label theirs, docs/partner-onboarding.md); silos in other clusters arrive from
+    the CIDRs the installation lists (``--remote-silo-cidr``, none by default). mTLS stays the
+    gate for who a peer is; this keeps every other pod of the cluster off the port.
+    """
+    peers: list[Object] = [
+        {
+            "namespaceSelector": {"matchLabels": {SILO_NAMESPACE_LABEL: "true"}},
+            "podSelector": {"matchLabels": {COMPONENT_LABEL: SIDECAR, JOB_LABEL: job, JOB_NAMESPACE_LABEL: namespace}},
+        },
+        *({"ipBlock": {"cidr": cidr}} for cidr in config.remote_silo_cidrs),
+    ]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -334,7 +358,7 @@ def _network_policy(job: str, namespace: str) -> Object:
         "spec": {
             "podSelector": {"matchLabels": selector(AGGREGATOR, job)},
             "policyTypes": ["Ingress"],
-            "ingress": [{"ports": [{"protocol": "TCP", "port": GRPC_PORT}]}],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": GRPC_PORT}]}],
         },
     }
 
@@ -362,7 +386,7 @@ def hub_objects(inputs: HubInputs, policies: PolicyFiles, config: OperatorConfig
         _policies_config_map(job, namespace, policies),
         *_rbac(job, namespace),
         _service(job, namespace),
-        _network_policy(job, namespace),
+        _network_policy(job, namespace, config),
         _deployment(inputs, namespace, policies, config),
     ]
     return adopt(objects, inputs.owner)

@@ -24,6 +24,9 @@ SILO_LABEL = f"{GROUP}/silo"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 #: The sidecar pods' component: the silo side builds them, the hub admits only them to its aggregator.
 SIDECAR = "sidecar"
+#: On a Namespace, value "true": silo workloads run here, so its sidecars may dial the hub's
+#: aggregators in this cluster (the aggregator's NetworkPolicy selects such namespaces only).
+SILO_NAMESPACE_LABEL = f"{GROUP}/silo-namespace"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "fedsilo-operator"
 
