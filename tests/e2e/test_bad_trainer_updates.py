@@ -1,6 +1,7 @@
 """A trainer that returns NaN/Inf or wrongly shaped weights: the sidecar rejects the update
 with a reason in its log, and the round goes on with the other silos. One run: the faulty
-silo sends NaN in round 1 and an extra tensor in round 2."""
+silo sends NaN in its first round and an extra tensor in its next (a masked round that lost a silo
+leaves it out of the following one, so that is round 3)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def make_client(spec, data):
 
 def test_broken_trainer_updates_are_rejected_and_the_rounds_go_on(tmp_path: Path) -> None:
     (tmp_path / "faulty.py").write_text(FAULTY_FACTORY)
-    path = quick_manifest(tmp_path, rounds=2, roundTimeoutSeconds=8, model={"factory": "faulty:make_client"})
+    path = quick_manifest(tmp_path, rounds=3, roundTimeoutSeconds=8, model={"factory": "faulty:make_client"})
     report = LocalRun(
         load_manifest(path),
         RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
