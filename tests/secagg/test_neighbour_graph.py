@@ -242,3 +242,10 @@ def test_a_sparse_job_too_small_for_the_bound_keeps_the_complete_graph() -> None
     choice = choose_graph(_spec(5, graph="sparse", colludingFraction=0.33, dropoutFraction=0.33))
     assert choice.degree is None and choice.threshold == 3
     assert "no even degree below 4 keeps the bound" in choice.reason
+
+
+def test_a_sparse_bound_that_covers_no_colluding_silo_keeps_the_complete_graph() -> None:
+    # 10% of 5 silos is no silo at all: degree 2 would tolerate neither a colluder nor a dropout.
+    choice = choose_graph(_spec(5, graph="sparse"))
+    assert choice.degree is None and choice.threshold == 3
+    assert "would cover 0 colluding and 0 dropping silos" in choice.reason

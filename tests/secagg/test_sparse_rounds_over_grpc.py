@@ -23,7 +23,7 @@ from fedsilo.secagg import graph_seed
 from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
 from fedsilo.strategies import make_strategy
 
-# Eight silos: with the default 10% colluding and 10% dropping, the bound takes degree 2 (a ring).
+# Eight silos, one of them colluding and one dropping: the bound takes degree 4 and threshold 2.
 SILOS = tuple(f"silo-{i}" for i in range(8))
 RECORDS = {silo: 100 * (i + 1) for i, silo in enumerate(SILOS)}
 WEIGHTS: Weights = {"w": np.zeros((20, 30), np.float32), "b": np.zeros(30, np.float32)}
@@ -72,7 +72,10 @@ def test_a_sparse_masked_round_sums_the_updates_and_records_its_graph(tmp_path: 
                 "rounds": 1,
                 "roundTimeoutSeconds": 60,
                 "model": {"builtin": "mlp"},
-                "aggregation": {"clipRange": 1.0, "neighbours": {"graph": "sparse"}},
+                "aggregation": {
+                    "clipRange": 1.0,
+                    "neighbours": {"graph": "sparse", "colludingFraction": 0.125, "dropoutFraction": 0.125},
+                },
                 "policy": {"normCap": 1e6, "dataClass": "internal"},
             },
         }
@@ -125,11 +128,11 @@ def test_a_sparse_masked_round_sums_the_updates_and_records_its_graph(tmp_path: 
     assert summary.graph is not None
     assert {k: summary.graph[k] for k in ("graph", "degree", "threshold", "seed")} == {
         "graph": "sparse",
-        "degree": 2,
+        "degree": 4,
         "threshold": 2,
         "seed": seed,
     }
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     (graph,) = [r for r in records if r["kind"] == "operation" and r["operation"] == "neighbour_graph"]
-    assert graph["round"] == 1 and graph["details"]["seed"] == seed and graph["details"]["degree"] == 2
-    assert graph["details"]["colluding_fraction"] == 0.1 and graph["details"]["hub"] == "curious"
+    assert graph["round"] == 1 and graph["details"]["seed"] == seed and graph["details"]["degree"] == 4
+    assert graph["details"]["colluding_fraction"] == 0.125 and graph["details"]["hub"] == "curious"

@@ -189,6 +189,15 @@ def choose_graph(spec: FederatedJobSpec) -> GraphChoice:
         return GraphChoice(None, spec.secagg_threshold(), "the complete graph, as the job asks")
     n = len(spec.silos)
     found = sparse_parameters(n, neighbours.colluding_fraction, neighbours.dropout_fraction, neighbours.hub)
+    if found is not None and min(found.colluding_silos, found.dropped_silos) < 1:
+        # A bound for no colluding silo or no dropout is weaker than the complete graph's majority
+        # threshold, which at such small n costs little: keep the stronger guarantee.
+        return GraphChoice(
+            None,
+            spec.secagg_threshold(),
+            f"the complete graph: at {n} silos the sparse bound would cover {found.colluding_silos} colluding "
+            f"and {found.dropped_silos} dropping silos, less than the complete graph's threshold does",
+        )
     if found is None:
         return GraphChoice(
             None,
