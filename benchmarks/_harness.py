@@ -81,8 +81,13 @@ FLOODER = "flooder"
 Flood = Callable[[int, Path, threading.Event], None]
 
 
-def job_documents(silos: int, rounds: int, mode: str, extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """A job of ``silos`` silos that all must answer, plus ``extra`` enrolled silos it does not wait for."""
+def job_documents(
+    silos: int, rounds: int, mode: str, extra: tuple[str, ...] = (), neighbours: str = "complete"
+) -> list[dict[str, Any]]:
+    """A job of ``silos`` silos that all must answer, plus ``extra`` enrolled silos it does not wait for.
+
+    ``neighbours``: the masking graph, complete or sparse (its default 10% colluding, 10% dropping).
+    """
     names = [f"silo-{i:02d}" for i in range(silos)] + list(extra)
     job = {
         "apiVersion": "fedsilo.io/v1alpha1",
@@ -94,7 +99,9 @@ def job_documents(silos: int, rounds: int, mode: str, extra: tuple[str, ...] = (
             "rounds": rounds,
             "roundTimeoutSeconds": 300,
             "model": {"builtin": "mlp"},
-            "aggregation": {"mode": mode},
+            "aggregation": {"mode": mode}
+            if neighbours == "complete"
+            else {"mode": mode, "neighbours": {"graph": neighbours}},
             "policy": {"normCap": 1e6, "dataClass": "internal"},
         },
     }
@@ -102,7 +109,13 @@ def job_documents(silos: int, rounds: int, mode: str, extra: tuple[str, ...] = (
 
 
 def run_round_benchmark(
-    silos: int, parameters: int, mode: str, rounds: int = 3, trace_memory: bool = False, flood: Flood | None = None
+    silos: int,
+    parameters: int,
+    mode: str,
+    rounds: int = 3,
+    trace_memory: bool = False,
+    flood: Flood | None = None,
+    neighbours: str = "complete",
 ) -> RoundFigures:
     """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model.
 
@@ -111,7 +124,7 @@ def run_round_benchmark(
     """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        documents = job_documents(silos, rounds, mode, (FLOODER,) if flood is not None else ())
+        documents = job_documents(silos, rounds, mode, (FLOODER,) if flood is not None else (), neighbours)
         ca = CertificateAuthority.create()
         keys: dict[str, VerifyKey] = {}
         for document in documents[1:]:
@@ -253,13 +266,13 @@ def _client_main(work: Path, port: int, silos: list[str]) -> None:
 
 
 def measure_in_child(
-    silos: int, parameters: int, mode: str, rounds: int = 3, trace_memory: bool = False
+    silos: int, parameters: int, mode: str, rounds: int = 3, trace_memory: bool = False, neighbours: str = "complete"
 ) -> RoundFigures:
     """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
     here = str(Path(__file__).parent)
     code = (
         f"import json, dataclasses, sys; sys.path.insert(0, {here!r}); from _harness import run_round_benchmark; "
-        f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, {trace_memory!r}))))"
+        f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, {trace_memory!r}, None, {neighbours!r}))))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if completed.returncode != 0:

@@ -3,13 +3,115 @@
 1. A masked round vs a plain round, 10 silos, 1M parameters (target: at most 1.3x).
 2. The hub's peak memory with 10 vs 50 silos (target: flat within 20%), 1M parameters.
 3. Bytes on the wire per silo vs the float32 update (target: at most 1.05x).
+4. Masked vs plain round time at 5, 10, 20, 50 and 100 silos, over the complete graph and
+   over the sparse neighbour graph of SecAgg+ (target: at most 1.5x at 50 and 100 silos),
+   100k parameters so the 100-silo runs fit this machine.
+5. The protocol's CPU time per silo and at the hub, complete vs sparse graph, in memory (no
+   gRPC, no training): what a silo on its own machine spends on masking, load-independent
+   where wall-clock rounds of 100 silos on one shared 2-core machine are not.
 
-    .venv/bin/python benchmarks/bench_secagg_round.py
+    .venv/bin/python benchmarks/bench_secagg_round.py            # all five
+    .venv/bin/python benchmarks/bench_secagg_round.py graphs     # the fourth and fifth only
 """
 
 from __future__ import annotations
 
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
 from _harness import measure_in_child, print_figures
+
+from fedsilo.identity import SigningKey
+from fedsilo.secagg import SecAggClient, SecAggConfig, SecAggServer, sparse_parameters
+
+T = TypeVar("T")
+
+GRAPH_SILOS = (5, 10, 20, 50, 100)
+GRAPH_PARAMETERS = 100_000
+
+
+def graphs() -> None:
+    """Masked (complete and sparse graph) vs plain rounds, side by side, one row per silo count."""
+    rows = []
+    for silos in GRAPH_SILOS:
+        plain = measure_in_child(silos, GRAPH_PARAMETERS, "plain", rounds=2)
+        complete = measure_in_child(silos, GRAPH_PARAMETERS, "masked", rounds=2)
+        sparse = measure_in_child(silos, GRAPH_PARAMETERS, "masked", rounds=2, neighbours="sparse")
+        rows.append(
+            {
+                "silos": silos,
+                "plain_round_s": plain.median_seconds,
+                "complete_round_s": complete.median_seconds,
+                "sparse_round_s": sparse.median_seconds,
+                "complete_ratio": complete.median_seconds / plain.median_seconds,
+                "sparse_ratio": sparse.median_seconds / plain.median_seconds,
+                "target": 1.5,
+            }
+        )
+        # Each row as it is measured: the 100-silo runs take minutes.
+        print_figures(f"masked vs plain round by masking graph, {GRAPH_PARAMETERS} parameters", rows)
+
+
+def protocol_cpu(silos: int, parameters: int, degree: int | None, threshold: int) -> tuple[float, float]:
+    """CPU seconds of one in-memory round: the mean per silo, and the hub's."""
+    names = tuple(f"silo-{i:03d}" for i in range(silos))
+    signing = {n: SigningKey.generate() for n in names}
+    keys = {n: k.public_key for n, k in signing.items()}
+    spent: defaultdict[str, float] = defaultdict(float)
+
+    def timed(party: str, call: Callable[[], T]) -> T:
+        start = time.process_time()
+        result = call()
+        spent[party] += time.process_time() - start
+        return result
+
+    def config() -> SecAggConfig:
+        return SecAggConfig("bench", 1, names, threshold, parameters + 1, 16, 4.0, degree=degree)
+
+    clients = {n: SecAggClient(config(), n, signing[n], keys) for n in names}
+    server = SecAggServer(config(), keys)
+    adverts = {n: timed(n, clients[n].advertise) for n in names}
+    for n, reply in timed("hub", lambda: server.advertise(adverts)).items():
+        timed(n, lambda c=clients[n], r=reply: c.receive_adverts(r))
+    shares = {n: timed(n, clients[n].share_keys) for n in names}
+    for n, reply in timed("hub", lambda: server.share_keys(shares)).items():
+        timed(n, lambda c=clients[n], r=reply: c.receive_shares(r))
+    values = np.random.default_rng(0).uniform(-1, 1, parameters).astype(np.float32)
+    for n in names:
+        masked = timed(n, lambda c=clients[n]: c.masked_input(values, 100))
+        timed("hub", lambda s=n, m=masked: server.add_input(s, m))
+    request = timed("hub", server.unmask_request)
+    reveals = {n: timed(n, lambda c=clients[n]: c.unmask(request)) for n in names}
+    timed("hub", lambda: server.unmask(reveals))
+    return sum(spent[n] for n in names) / silos, spent["hub"]
+
+
+def protocol() -> None:
+    """Per-silo and hub CPU of the masking protocol, complete vs sparse graph (10% / 10%)."""
+    rows = []
+    for silos in GRAPH_SILOS:
+        found = sparse_parameters(silos, 0.1, 0.1)
+        sparse = (found.degree, found.threshold) if found is not None and found.colluding_silos >= 1 else None
+        complete_silo, complete_hub = protocol_cpu(silos, GRAPH_PARAMETERS, None, silos // 2 + 1)
+        sparse_silo, sparse_hub = (
+            protocol_cpu(silos, GRAPH_PARAMETERS, *sparse) if sparse else (complete_silo, complete_hub)
+        )
+        rows.append(
+            {
+                "silos": silos,
+                "degree": sparse[0] if sparse else silos - 1,
+                "complete_silo_cpu_s": complete_silo,
+                "sparse_silo_cpu_s": sparse_silo,
+                "complete_hub_cpu_s": complete_hub,
+                "sparse_hub_cpu_s": sparse_hub,
+                "silo_saving": complete_silo / sparse_silo,
+            }
+        )
+        print_figures(f"masking protocol CPU per silo and at the hub, {GRAPH_PARAMETERS} parameters", rows)
 
 
 def main() -> None:
@@ -62,4 +164,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["protocol"]:
+        protocol()
+    elif sys.argv[1:] == ["graphs"]:
+        protocol()
+        graphs()
+    else:
+        main()
+        protocol()
+        graphs()

@@ -51,11 +51,22 @@ class Round:
         self.server.unmask({s: self.clients[s].unmask(request) for s in responders})
 
 
-def make_round(names: tuple[str, ...], threshold: int, length: int, chunk_words: int = 64) -> Round:
+def make_round(
+    names: tuple[str, ...], threshold: int, length: int, chunk_words: int = 64, degree: int | None = None
+) -> Round:
     signing = {n: SigningKey.generate() for n in names}
     keys: dict[str, VerifyKey] = {n: k.public_key for n, k in signing.items()}
-    config = SecAggConfig("job", 1, names, threshold, length, 16, 4.0, chunk_words=chunk_words)
-    clients = {n: SecAggClient(config, n, signing[n], keys) for n in names}
+    config = SecAggConfig("job", 1, names, threshold, length, 16, 4.0, chunk_words=chunk_words, degree=degree)
+    # Every party builds its own config from the same public facts, as the sidecars and the hub do.
+    clients = {
+        n: SecAggClient(
+            SecAggConfig("job", 1, names, threshold, length, 16, 4.0, chunk_words=chunk_words, degree=degree),
+            n,
+            signing[n],
+            keys,
+        )
+        for n in names
+    }
     return Round(config, signing, clients, SecAggServer(config, keys))
 
 

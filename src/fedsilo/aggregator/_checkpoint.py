@@ -99,8 +99,9 @@ class RoundRecord(StrictMessage):
     compression_reason: str = ""
 
     # What a summary reports but a resumed hub does not need: the silos' scores (in each
-    # model's lineage) and the round's compression settings (in its report and audit records).
-    _NOT_KEPT: ClassVar[tuple[str, ...]] = ("quality", "personalized", "compression")
+    # model's lineage), the round's compression settings and its masking graph (in its report and
+    # audit records; the graph is redrawn from the job and round).
+    _NOT_KEPT: ClassVar[tuple[str, ...]] = ("quality", "personalized", "compression", "graph")
 
     @classmethod
     def of(cls, summary: RoundSummary) -> RoundRecord:

@@ -152,6 +152,8 @@ class RoundSummary:
     # The round's compression (level, words, subset) and why the hub chose that level; None: uncompressed.
     compression: RoundCompression | None = None
     compression_reason: str = ""
+    # The masked round's neighbour graph (kind, degree, threshold, seed, bound); None in other modes.
+    graph: Mapping[str, Any] | None = None
 
 
 class RoundObserver(Protocol):

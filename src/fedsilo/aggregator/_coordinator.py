@@ -32,7 +32,7 @@ from fedsilo.protocol import (
     encode_weights,
 )
 from fedsilo.registry import ModelRegistry
-from fedsilo.secagg import SecAggAbort, choose_fractional_bits
+from fedsilo.secagg import SecAggAbort, choose_fractional_bits, choose_graph
 
 from ._admission import Admission, Chunk
 from ._aggregation import Aggregation
@@ -388,6 +388,7 @@ class JobCoordinator:
         records = dict(self._presence.joined)
         masked = self.spec.aggregation.mode is AggregationMode.MASKED
         fit_config = {} if evaluate_only else fit_config_document(self._strategy.configure_round(round_number))
+        graph = choose_graph(self.spec) if masked else None
         choice = None
         if self._compression is not None and not evaluate_only:
             choice = self._compression.plan(round_number, participants, records)
@@ -399,7 +400,7 @@ class JobCoordinator:
             fractional_bits=choose_fractional_bits(self.spec.aggregation.clip_range, sum(records.values()) or 1)
             if masked
             else 0,
-            threshold=self.spec.secagg_threshold() if masked else 0,
+            threshold=graph.threshold if graph is not None else 0,
             participants=participants,
             model_digest=self._model_digest,
             vector_length=self._layout.size + 1,
@@ -420,6 +421,9 @@ class JobCoordinator:
             unmask=None,
             records=records,
             compression_reason=choice.reason if choice is not None else "",
+            graph=graph.record(self.job.metadata.name, round_number, len(self.spec.silos))
+            if graph is not None and not evaluate_only
+            else None,
         )
         self._round = current
         self._cond.notify_all()
@@ -431,6 +435,15 @@ class JobCoordinator:
         if self._observer is not None:
             self._observer.round_started(round_number, current.plan.participants)
         log.info("round %d opened with %s", round_number, ", ".join(current.plan.participants))
+        if current.graph is not None and self.spec.aggregation.neighbours is not None:
+            # A job that chose its masking graph has each round's graph on record (seed, degree, bound).
+            self._gate.record_operation(
+                job=self.job.metadata.name,
+                operation="neighbour_graph",
+                round_number=round_number,
+                reason=str(current.graph["reason"]),
+                details=current.graph,
+            )
         aggregation = current.aggregation
         assert aggregation is not None
         with self._cond:

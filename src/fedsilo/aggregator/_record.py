@@ -46,6 +46,7 @@ def summarize(
         void=current.void,
         compression=plan.compression,
         compression_reason=current.compression_reason,
+        graph=current.graph,
     )
 
 

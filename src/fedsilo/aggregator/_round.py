@@ -20,7 +20,7 @@ from fedsilo.compression import words_sent
 from fedsilo.he import HEParameters, round_seed
 from fedsilo.identity import VerifyKey
 from fedsilo.protocol import MAX_RECORDS, EvaluationReport, PolicyVerdict, RoundPlan
-from fedsilo.secagg import SecAggConfig
+from fedsilo.secagg import SecAggConfig, choose_graph
 
 from ._aggregation import Aggregation, PlainAggregation
 from ._bounds import SignedContribution
@@ -60,6 +60,8 @@ class OpenRound:
     unmask_body: bytes = b""
     # Why the hub chose this round's compression level (empty when uncompressed).
     compression_reason: str = ""
+    # The masked round's neighbour graph as recorded (``GraphChoice.record``); None in other modes.
+    graph: Mapping[str, Any] | None = None
     started: float = field(default_factory=time.monotonic)
     # What each admitted silo signed about its update: the bound on the round's sum (``_bounds``).
     signed: dict[str, SignedContribution] = field(default_factory=dict)
@@ -144,6 +146,7 @@ def round_aggregation(
         vector_length=plan.vector_length if settings is None else words_sent(settings, model_length),
         fractional_bits=plan.fractional_bits,
         clip_range=spec.aggregation.clip_range,
+        degree=choose_graph(spec).degree,
     )
     keys_of = {s: keys[s] for s in plan.participants}
     if settings is not None:

@@ -46,8 +46,11 @@ from ._types import DataSpec as DataSpec
 from ._types import FederatedJob as FederatedJob
 from ._types import FederatedJobSpec as FederatedJobSpec
 from ._types import FedsiloVersion as FedsiloVersion
+from ._types import HubModel as HubModel
 from ._types import Imputation as Imputation
 from ._types import ModelSpec as ModelSpec
+from ._types import NeighbourGraphKind as NeighbourGraphKind
+from ._types import NeighboursSpec as NeighboursSpec
 from ._types import Normalization as Normalization
 from ._types import ObjectMeta as ObjectMeta
 from ._types import PartitionScheme as PartitionScheme
@@ -99,6 +102,7 @@ __all__ = [
     "FederatedJobSpec",
     "FederatedJobStatus",
     "FedsiloVersion",
+    "HubModel",
     "Imputation",
     "JobEvidence",
     "JobOutcome",
@@ -110,6 +114,8 @@ __all__ = [
     "ModelQualityStatus",
     "ModelReference",
     "ModelSpec",
+    "NeighbourGraphKind",
+    "NeighboursSpec",
     "Normalization",
     "ObjectMeta",
     "PartitionScheme",

@@ -38,6 +38,8 @@ from ._types import (
     MASKED_MIN_SILOS,
     MAX_NAME,
     MAX_SYNTHETIC_VALUES,
+    SPARSE_MODE_MESSAGE,
+    SPARSE_THRESHOLD_MESSAGE,
     AdaptiveCompressionSpec,
     AggregationMode,
     BuiltinModel,
@@ -48,6 +50,7 @@ from ._types import (
     FederatedJob,
     FederatedJobSpec,
     ModelSpec,
+    NeighbourGraphKind,
     Normalization,
     PersonalizationSpec,
     PreprocessingSpec,
@@ -179,6 +182,10 @@ _KRUM_F = (
 )
 
 _NOT_MASKED = f"(has(self.aggregation) && has(self.aggregation.mode) && self.aggregation.mode != '{AggregationMode.MASKED.value}')"
+_SPARSE = (
+    "(has(self.aggregation) && has(self.aggregation.neighbours) && has(self.aggregation.neighbours.graph) "
+    f"&& self.aggregation.neighbours.graph == '{NeighbourGraphKind.SPARSE.value}')"
+)
 #: Most silos whose sums of b-bit levels fit the masked words, indexed by b (CEL has no log2).
 _MAX_SILOS_BY_BITS = (
     "["
@@ -330,6 +337,16 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             message="spec.compression.bits with this many silos needs sums wider than the 32-bit masked words; "
             "lower spec.compression.bits (or adaptive.levels) or name fewer silos",
             field_path=".compression.bits",
+        ),
+        Rule(
+            rule=f"!{_SPARSE} || !has(self.aggregation.threshold)",
+            message=SPARSE_THRESHOLD_MESSAGE,
+            field_path=".aggregation.threshold",
+        ),
+        Rule(
+            rule=f"!{_SPARSE} || !{_NOT_MASKED}",
+            message=SPARSE_MODE_MESSAGE,
+            field_path=".aggregation.neighbours.graph",
         ),
         Rule(
             rule="!has(self.minSilos) || self.minSilos <= size(self.silos)",

@@ -615,6 +615,70 @@ HOMOMORPHIC_COMPRESSION_MESSAGE = (
 )
 
 
+class NeighbourGraphKind(StrEnum):
+    """Which silos of a masked round agree pairwise masks and hold each other's Shamir shares."""
+
+    COMPLETE = "complete"
+    SPARSE = "sparse"
+
+
+class HubModel(StrEnum):
+    """What the hub may do beyond following the protocol, for the sparse graph's threshold."""
+
+    #: It follows the protocol and tries to learn from what it sees (honest but curious).
+    CURIOUS = "curious"
+    #: It may also tell silos different stories about who dropped out (the paper's semi-malicious server).
+    SEMI_MALICIOUS = "semiMalicious"
+
+
+#: Why a sparse neighbour graph refuses a configured threshold (CEL and the models say the same).
+SPARSE_THRESHOLD_MESSAGE = (
+    "aggregation.threshold does not combine with aggregation.neighbours.graph sparse: the sparse graph's "
+    "threshold is computed per neighbourhood from its bound; remove aggregation.threshold, or choose "
+    "neighbours.graph complete"
+)
+SPARSE_MODE_MESSAGE = (
+    "aggregation.neighbours.graph sparse needs aggregation.mode masked (it is the masking's key-agreement graph); "
+    "remove aggregation.neighbours, or choose aggregation.mode masked"
+)
+
+
+class NeighboursSpec(_Model):
+    """The masking graph: every pair of silos (complete), or a sparse graph of logarithmic degree (SecAgg+)."""
+
+    graph: NeighbourGraphKind = Field(
+        default=NeighbourGraphKind.COMPLETE,
+        strict=False,
+        description=(
+            "complete: every pair of silos agrees a mask and holds the other's shares (Bonawitz et al. 2017). "
+            "sparse: each round draws from a public seed a Harary graph whose degree and per-neighbourhood "
+            "threshold are the smallest that keep the guarantee for colludingFraction and dropoutFraction "
+            "with failure probability 2^-40 (Bell et al. 2020); a job too small for any sparse degree keeps "
+            "the complete graph. docs/trust.md states what each choice guarantees."
+        ),
+    )
+    colluding_fraction: float = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Sparse graph: the largest fraction of silos assumed to collude with the hub.",
+    )
+    dropout_fraction: float = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Sparse graph: the largest fraction of silos assumed to drop out of a round.",
+    )
+    hub: HubModel = Field(
+        default=HubModel.CURIOUS,
+        strict=False,
+        description=(
+            "Sparse graph: curious, the hub follows the protocol; semiMalicious, the hub may also lie about "
+            "who dropped out, which needs a larger threshold."
+        ),
+    )
+
+
 class AggregationSpec(_Model):
     """Secure aggregation settings."""
 
@@ -640,6 +704,10 @@ class AggregationSpec(_Model):
         gt=0.0,
         le=1e6,
         description="Every coordinate of an update is clipped to [-clipRange, clipRange] before fixed-point encoding.",
+    )
+    neighbours: NeighboursSpec | None = Field(
+        default=None,
+        description="Masked mode: which silos mask with each other. Defaults to the complete graph.",
     )
 
 
@@ -999,6 +1067,7 @@ class RateLimitSpec(_Model):
             )
         return self
 
+
 class RollbackSpec(_Model):
     """Go back to an earlier round's model: the aggregator restarts from that round's checkpoint."""
 
@@ -1130,6 +1199,12 @@ class FederatedJobSpec(_Model):
         threshold = self.aggregation.threshold
         if threshold is not None and threshold > len(self.silos):
             raise ValueError(f"aggregation.threshold ({threshold}) is above the number of silos ({len(self.silos)})")
+        neighbours = self.aggregation.neighbours
+        if neighbours is not None and neighbours.graph is NeighbourGraphKind.SPARSE:
+            if threshold is not None:
+                raise ValueError(SPARSE_THRESHOLD_MESSAGE)
+            if self.aggregation.mode is not AggregationMode.MASKED:
+                raise ValueError(SPARSE_MODE_MESSAGE)
         return self
 
     def _check_personalization(self) -> None:
@@ -1254,6 +1329,7 @@ class SiloSuspension(_Model):
         if not self.reason.strip(" "):
             raise ValueError("suspended.reason is blank; say why the silo is suspended")
         return self
+
 
 #: What a job is for, as the job states it and silos consent to it, e.g. ``sepsis-research``.
 Purpose = DnsLabel

@@ -55,6 +55,8 @@ class RoundRow:
     personalized_accuracy: dict[str, float] = field(default_factory=dict)
     # The round's compression (bits, word_bits, subset_size, top_k) and why that level; None: uncompressed.
     compression: dict[str, Any] | None = None
+    # The masked round's neighbour graph (kind, degree, threshold, seed, bound); None in other modes.
+    graph: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, summary: RoundSummary) -> RoundRow:
@@ -93,6 +95,7 @@ class RoundRow:
                 "top_k": summary.compression.top_k,
                 "reason": summary.compression_reason,
             },
+            graph=dict(summary.graph) if summary.graph is not None else None,
         )
 
 

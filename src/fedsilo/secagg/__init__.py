@@ -1,5 +1,8 @@
 """Secure aggregation: pairwise-masked sums with dropout recovery (Bonawitz et al., CCS 2017).
 
+Masks and shares run over the complete graph of silos, or over a sparse neighbour graph of
+logarithmic degree (SecAgg+, Bell et al., CCS 2020) whose degree ``sparse_parameters`` computes.
+
 Sans-IO state machines for the silo (``SecAggClient``) and the hub (``SecAggServer``);
 the sidecar and the aggregator carry their messages over gRPC as opaque bytes.
 """
@@ -11,6 +14,12 @@ from ._fixed_point import FixedPointError as FixedPointError
 from ._fixed_point import choose_fractional_bits as choose_fractional_bits
 from ._fixed_point import decode_sum as decode_sum
 from ._fixed_point import encode as encode
+from ._graph import GraphChoice as GraphChoice
+from ._graph import GraphParameters as GraphParameters
+from ._graph import NeighbourGraph as NeighbourGraph
+from ._graph import choose_graph as choose_graph
+from ._graph import graph_seed as graph_seed
+from ._graph import sparse_parameters as sparse_parameters
 from ._messages import SecAggAbort as SecAggAbort
 from ._messages import SecAggError as SecAggError
 from ._server import SecAggServer as SecAggServer
@@ -22,6 +31,9 @@ from ._shamir import split as split
 __all__ = [
     "CHUNK_WORDS",
     "FixedPointError",
+    "GraphChoice",
+    "GraphParameters",
+    "NeighbourGraph",
     "SecAggAbort",
     "SecAggClient",
     "SecAggConfig",
@@ -30,8 +42,11 @@ __all__ = [
     "ShamirError",
     "Share",
     "choose_fractional_bits",
+    "choose_graph",
     "decode_sum",
     "encode",
+    "graph_seed",
     "reconstruct",
+    "sparse_parameters",
     "split",
 ]

@@ -5,6 +5,10 @@ X25519 keys (signed), send Shamir shares of its self-mask seed and masking key e
 to each peer, mask its fixed-point input, and finally reveal the shares the hub needs to
 remove masks: self-mask shares of survivors, masking-key shares of dropped silos, and
 never both for one silo.
+
+With a sparse neighbour graph (SecAgg+, ``_graph.py``) each step is the same restricted to
+the silo's share group: adverts, shares and pairwise masks only with its neighbours, the
+threshold counted among them, and revelations only for the neighbours whose shares it holds.
 """
 
 from __future__ import annotations
@@ -68,10 +72,13 @@ class SecAggClient:
         document = load(data, "adverts")
         adverts = [Advert.from_dict(a) for a in document["adverts"]]
         c = self.config
+        group = c.graph.share_group(self.me) | {self.me}
         for advert in adverts:
             key = self._peer_keys.get(advert.silo)
             if key is None or advert.silo not in c.silos:
                 raise SecAggError(f"advertisement from unknown silo {advert.silo!r}")
+            if advert.silo not in group:
+                raise SecAggError(f"advertisement from {advert.silo}, which is not a neighbour of this silo")
             try:
                 key.verify(
                     advert.signature,
@@ -82,20 +89,24 @@ class SecAggClient:
             self._adverts[advert.silo] = advert
         if self.me not in self._adverts:
             raise SecAggError("the hub left this silo's own advertisement out")
-        if len(self._adverts) < c.threshold:
-            raise SecAggAbort(f"only {len(self._adverts)} silos advertised keys; the threshold is {c.threshold}")
+        holders = len(self._adverts.keys() & c.graph.share_group(self.me))
+        if holders < c.threshold:
+            raise SecAggAbort(
+                f"only {holders} of this silo's share holders advertised keys; the threshold is {c.threshold}"
+            )
 
     # ----- step 1: share keys ----------------------------------------------------------------
 
     def share_keys(self) -> bytes:
         """Shares of the self-mask seed and the masking key, encrypted to each peer."""
         c = self.config
-        members = sorted(self._adverts, key=c.x_of)
+        members = sorted(self._adverts.keys() & c.graph.share_group(self.me), key=c.x_of)
         xs = [c.x_of(s) for s in members]
         seed_shares = split(self._seed, xs, c.threshold)
         key_shares = split(self._masking_key.private_bytes(), xs, c.threshold)
         mine = c.x_of(self.me)
-        self._own_shares = (seed_shares[mine], key_shares[mine])
+        if mine in seed_shares:  # the complete graph keeps a share of its own secrets in each silo
+            self._own_shares = (seed_shares[mine], key_shares[mine])
         ciphertexts = {}
         for peer in members:
             if peer == self.me:
@@ -122,9 +133,10 @@ class SecAggClient:
             if sender not in self._adverts or sender == self.me:
                 raise SecAggError(f"share ciphertext from {sender!r}, which did not advertise keys")
             self._ciphertexts[sender] = unb64(text, "share ciphertext")
-        if len(self._ciphertexts) + 1 < self.config.threshold:
+        holders = len((self._ciphertexts.keys() | {self.me}) & self.config.graph.share_group(self.me))
+        if holders < self.config.threshold:
             raise SecAggAbort(
-                f"only {len(self._ciphertexts) + 1} silos shared keys; the threshold is {self.config.threshold}"
+                f"only {holders} of this silo's share holders shared keys; the threshold is {self.config.threshold}"
             )
 
     # ----- step 2: masked input --------------------------------------------------------------
@@ -178,23 +190,33 @@ class SecAggClient:
             raise SecAggError("the hub asked for both shares of one silo; refusing (that would unmask its input)")
         if self._unmasked:
             raise SecAggError("this silo already answered an unmask request for this round")
-        if len(survivors) < c.threshold:
-            raise SecAggAbort(f"only {len(survivors)} survivors; the threshold is {c.threshold}")
+        # Survivors among this silo's share group (all of them on the complete graph): the sum
+        # must cover at least a threshold of them, as the complete graph's whole round must.
+        group = c.graph.share_group(self.me) | {self.me}
+        local_survivors = [s for s in survivors if s in group]
+        if len(local_survivors) < c.threshold:
+            raise SecAggAbort(
+                f"only {len(local_survivors)} survivors among this silo's neighbours; the threshold is {c.threshold}"
+            )
         if self.me not in survivors:
             raise SecAggError("the hub asks this silo to unmask but does not count it as a survivor")
+        strangers = {*survivors, *dropped} - set(c.silos)
+        if strangers:
+            raise SecAggError(f"unmask request names silos that are not in this round: {sorted(strangers)}")
         known = set(self._ciphertexts) | {self.me}
-        unknown = (set(survivors) | set(dropped)) - known
+        unknown = ({*survivors, *dropped} & group) - known
         if unknown:
             raise SecAggError(f"unmask request names silos that shared no keys with this silo: {sorted(unknown)}")
-        assert self._own_shares is not None
-        shares = {self.me: self._own_shares} | {peer: self._decrypt(peer) for peer in self._ciphertexts}
+        shares = {peer: self._decrypt(peer) for peer in self._ciphertexts}
+        if self._own_shares is not None:
+            shares[self.me] = self._own_shares
         self._unmasked = True
         return dump(
             "reveal",
             {
                 "silo": self.me,
-                "seed_shares": {s: b64(shares[s][0].to_bytes()) for s in survivors},
-                "key_shares": {s: b64(shares[s][1].to_bytes()) for s in dropped},
+                "seed_shares": {s: b64(shares[s][0].to_bytes()) for s in survivors if s in shares},
+                "key_shares": {s: b64(shares[s][1].to_bytes()) for s in dropped if s in shares},
             },
         )
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from fedsilo.identity import derive_key
+
+from ._graph import NeighbourGraph, graph_seed
 
 # Values per masking chunk: a multiple of the 4 words of one AES block (1 MiB of uint32).
 CHUNK_WORDS = 1 << 18
@@ -22,12 +25,23 @@ class SecAggConfig:
     fractional_bits: int
     clip_range: float
     chunk_words: int = CHUNK_WORDS
+    # The sparse neighbour graph's degree (SecAgg+); None: the complete graph, every silo a neighbour.
+    degree: int | None = None
 
     def __post_init__(self) -> None:
-        if not 2 <= self.threshold <= len(self.silos):
-            raise ValueError(f"threshold {self.threshold} must be between 2 and {len(self.silos)}")
+        _ = self.graph  # draws the graph now, so a bad degree fails here and not mid-round
+        group = len(self.silos) if self.degree is None else self.degree
+        if not 2 <= self.threshold <= group:
+            raise ValueError(f"threshold {self.threshold} must be between 2 and {group} (a share group's size)")
         if self.chunk_words % 4:
             raise ValueError("chunk_words must be a multiple of 4")
+
+    @cached_property
+    def graph(self) -> NeighbourGraph:
+        """The round's neighbour graph, drawn from the public seed of this job and round."""
+        if self.degree is None:
+            return NeighbourGraph(self.silos)
+        return NeighbourGraph(self.silos, self.degree, graph_seed(self.job, self.round))
 
     def x_of(self, silo: str) -> int:
         """The Shamir point of ``silo``: its 1-based position in the job's silo list."""

@@ -5,6 +5,11 @@ uint32 sum (memory is one model, whatever the number of silos), and after the in
 reconstructs, from at least ``threshold`` survivors' revelations, the self-mask seeds of
 counted silos and the masking keys of silos that dropped or were denied, and removes their
 masks chunk by chunk. It never holds a single silo's unmasked input.
+
+With a sparse neighbour graph (SecAgg+, ``_graph.py``) it relays to each silo only its
+neighbours' adverts and ciphertexts, reconstructs each secret from the shares of the
+owner's surviving neighbours, and removes a dropped silo's pairwise masks with its
+neighbours only.
 """
 
 from __future__ import annotations
@@ -58,8 +63,20 @@ class SecAggServer:
                 continue
             self._adverts[silo] = advert
         self._require(len(self._adverts), "advertising keys")
-        broadcast = dump("adverts", {"adverts": [self._adverts[s].to_dict() for s in sorted(self._adverts)]})
-        return {silo: broadcast for silo in self._adverts}
+        if c.graph.complete:
+            broadcast = dump("adverts", {"adverts": [self._adverts[s].to_dict() for s in sorted(self._adverts)]})
+            return {silo: broadcast for silo in self._adverts}
+        return {
+            silo: dump(
+                "adverts",
+                {
+                    "adverts": [
+                        self._adverts[s].to_dict() for s in sorted(self._adverts.keys() & (self._group(silo) | {silo}))
+                    ]
+                },
+            )
+            for silo in self._adverts
+        }
 
     # ----- step 1 ----------------------------------------------------------------------------
 
@@ -74,8 +91,8 @@ class SecAggServer:
                 ciphertexts = document["ciphertexts"]
                 if document["silo"] != silo or not isinstance(ciphertexts, dict):
                     raise SecAggError("share bundle is malformed")
-                if set(ciphertexts) != set(self._adverts) - {silo}:
-                    raise SecAggError("share bundle is not addressed to exactly the silos that advertised keys")
+                if set(ciphertexts) != (self._adverts.keys() & self._group(silo)) - {silo}:
+                    raise SecAggError("share bundle is not addressed to exactly the neighbours that advertised keys")
                 for text in ciphertexts.values():
                     unb64(text, "share ciphertext")
             except SecAggError as error:
@@ -85,7 +102,7 @@ class SecAggServer:
         self._shared = set(bundles)
         self._require(len(self._shared), "sharing keys")
         self._mailboxes = {
-            receiver: {sender: bundle[receiver] for sender, bundle in bundles.items() if sender != receiver}
+            receiver: {sender: bundle[receiver] for sender, bundle in bundles.items() if receiver in bundle}
             for receiver in self._shared
         }
         return {receiver: dump("delivery", {"ciphertexts": box}) for receiver, box in self._mailboxes.items()}
@@ -122,15 +139,20 @@ class SecAggServer:
         c = self.config
         dropped = self._shared - self._counted
         seed_shares: dict[str, list[Share]] = {s: [] for s in self._counted}
-        key_shares: dict[str, list[Share]] = {s: [] for s in dropped}
+        # A dropped silo none of whose neighbours was counted left no pairwise mask in the sum.
+        key_shares: dict[str, list[Share]] = {s: [] for s in dropped if self._counted & c.graph.peers(s)}
         for silo, data in posted.items():
             if silo not in self._counted:
                 continue
+            group = self._group(silo)
             try:
                 document = load(data, "reveal")
                 if document["silo"] != silo:
                     raise SecAggError("revelation names another silo")
-                if set(document["seed_shares"]) != self._counted or set(document["key_shares"]) != dropped:
+                if (
+                    set(document["seed_shares"]) != self._counted & group
+                    or set(document["key_shares"]) != dropped & group
+                ):
                     raise SecAggError("revelation does not answer the request")
                 for owner, text in document["seed_shares"].items():
                     seed_shares[owner].append(Share.from_bytes(unb64(text, "seed share")))
@@ -154,7 +176,7 @@ class SecAggServer:
         c = self.config
         pair_keys = []
         for gone, key in dropped_keys.items():
-            for survivor in self._counted:
+            for survivor in self._counted & c.graph.peers(gone):
                 secret = key.exchange(self._adverts[survivor].masking_key)
                 # The survivor added the mask if its name is lower, subtracted it otherwise.
                 pair_keys.append((c.pairwise_key(secret, gone, survivor), survivor < gone))
@@ -194,6 +216,9 @@ class SecAggServer:
     def excluded(self) -> dict[str, str]:
         """Silos left out, with the reason."""
         return dict(self._excluded)
+
+    def _group(self, silo: str) -> frozenset[str]:
+        return self.config.graph.share_group(silo)
 
     def _require(self, alive: int, step: str) -> None:
         if alive < self.config.threshold:

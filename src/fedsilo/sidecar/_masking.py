@@ -20,7 +20,7 @@ import numpy.typing as npt
 from fedsilo.compression import low_bits, pack_words
 from fedsilo.identity import SiloIdentity
 from fedsilo.protocol import PolicyVerdict, RoundPlan, round_ref, rpc, secagg_envelope
-from fedsilo.secagg import CHUNK_WORDS, SecAggClient, SecAggConfig, SecAggError
+from fedsilo.secagg import CHUNK_WORDS, SecAggClient, SecAggConfig, SecAggError, choose_graph
 
 from ._compress import packed_payload
 from ._config import SidecarConfig
@@ -43,6 +43,12 @@ class MaskedSubmission:
     ) -> None:
         spec = config.job.spec
         self._ref = round_ref(config.job.metadata.name, plan.round, config.silo)
+        # The silo derives the graph and its threshold from the job itself, and holds the hub to them.
+        graph = choose_graph(spec)
+        if plan.threshold != graph.threshold:
+            raise SecAggError(
+                f"the round's Shamir threshold {plan.threshold} is not the job's {graph.threshold} ({graph.reason})"
+            )
         self._client = SecAggClient(
             SecAggConfig(
                 job=config.job.metadata.name,
@@ -53,6 +59,7 @@ class MaskedSubmission:
                 vector_length=plan.vector_length if levels is None else levels.size,
                 fractional_bits=plan.fractional_bits,
                 clip_range=spec.aggregation.clip_range,
+                degree=graph.degree,
             ),
             config.silo,
             identity.signing_key,
