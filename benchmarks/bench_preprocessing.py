@@ -18,7 +18,7 @@ record count) next to the same job without DP.
 
 Federated figures come from FedAvg simulated in one process (``fedsilo_testing.simulation``:
 the trainers' own clients on the data ``load_silo_data`` gives them, a plain weighted mean
-in place of masking, which changes no figure; tests/e2e/test_masked_matches_plain.py checks
+in place of masking, which changes no figure; tests/e2e/test_modes_learn_the_same.py checks
 that masked and plain runs agree). A whole ``fedsilo run`` per point would make the grid
 take hours on two cores. Writes ``preprocessing-<part>.json`` and ``.png`` into --out.
 """
