@@ -176,7 +176,9 @@ def poison(plan: AttackPlan, update: Update, noise_seed: tuple[int, int, int]) -
 def alie_update(honest: list[npt.NDArray[np.float64]], plan: AttackPlan, silos: int) -> npt.NDArray[np.float64]:
     """``mu - z * sd`` of the ``honest`` updates, coordinate-wise, with ``plan``'s z (or the paper's for ``silos``)."""
     z = plan.z if plan.z is not None else alie_z(silos, len(plan.attackers))
-    return np.mean(honest, axis=0) - z * np.std(honest, axis=0)
+    stacked = np.asarray(honest, dtype=np.float64)
+    sent: npt.NDArray[np.float64] = stacked.mean(axis=0) - z * stacked.std(axis=0)
+    return sent
 
 
 def flip_labels(data: SiloData) -> SiloData:

@@ -23,7 +23,8 @@ Matrix = npt.NDArray[np.float64]
 
 def _softmax(logits: Matrix) -> Matrix:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    probabilities: Matrix = shifted / shifted.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 class NumpyLogistic:

@@ -77,8 +77,8 @@ def test_votes_are_packed_at_two_bits_plus_the_sum_headroom_not_32() -> None:
 def test_a_level_sum_no_honest_voters_can_send_is_refused_naming_the_coordinate() -> None:
     rng = np.random.default_rng(2)
     updates = {name: rng.normal(size=50) for name in NAMES[:4]}
-    honest = sum(vote_levels(u) for u in updates.values())
-    # A modified sidecar adds 9 to coordinate 7 after encoding: 4 voters send at most 8 in all.
+    honest: np.ndarray = np.stack([vote_levels(u) for u in updates.values()]).sum(axis=0, dtype=np.uint32)
+    # A modified sidecar's word makes coordinate 7 sum to 9: 4 honest voters send at most 8 in all.
     tampered = honest.astype(np.uint32).copy()
     tampered[7] = 8 + 1
     with pytest.raises(VoteRangeError, match=r"coordinate 7 is 9, above 8, the most 4 honest voters"):
@@ -107,7 +107,7 @@ def test_the_sign_vote_moves_each_coordinate_by_exactly_the_step_whatever_a_silo
     rng = np.random.default_rng(3)
     model = {"w": rng.normal(size=(4, 3)).astype(np.float32), "b": np.zeros(3, dtype=np.float32)}
     honest = [{k: rng.normal(size=v.shape).astype(np.float32) for k, v in model.items()} for _ in range(4)]
-    boosted = {k: 1e6 * np.ones_like(v) for k, v in model.items()}
+    boosted = {k: np.full_like(v, 1e6) for k, v in model.items()}
     moved = strategy.aggregate_updates(model, [*honest, boosted])
     for name, value in model.items():
         step = np.abs(moved[name].astype(np.float64) - value)

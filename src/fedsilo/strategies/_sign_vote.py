@@ -33,7 +33,10 @@ def plain_tally(updates: Sequence[npt.NDArray[np.floating]]) -> Tally:
     """Per coordinate, the number of positive signs minus the number of negative ones."""
     if not updates:
         raise ValueError("a vote needs at least one update")
-    return np.sum([np.sign(u).astype(np.int64) for u in updates], axis=0, dtype=np.int64)
+    tally = np.zeros(np.shape(updates[0]), dtype=np.int64)
+    for update in updates:
+        tally += np.sign(update).astype(np.int64)
+    return tally
 
 
 class SignVote(Strategy):
