@@ -1,4 +1,6 @@
-"""Whole local runs with a malicious silo: the e2e robustness test and ``benchmarks/bench_robustness.py``.
+"""Whole local runs with a malicious silo, and the job they and the in-process simulation run.
+
+The e2e robustness test runs whole jobs here; ``robust_simulation`` builds the same job.
 
 Kept apart from :mod:`fedsilo_testing.attacks`, which the trainers import: this module
 imports the runner (hub, gRPC server), which a trainer has no use for.
@@ -20,8 +22,20 @@ from fedsilo.runner import LocalRun, RunOptions, RunReport
 from .attacks import ATTACK_ENV, FACTORY, AttackPlan
 
 
-def attack_job(
-    folder: Path,
+def attack_job(folder: Path, strategy: dict[str, Any], **job: Any) -> Path:
+    """:func:`attack_document` (with its ``job`` arguments) and its Silos written as a manifest; its path."""
+    document = attack_document(strategy, **job)
+    names = document["spec"]["silos"]
+    documents = [
+        document,
+        *({"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": n}} for n in names),
+    ]
+    path = folder / "job.yaml"
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return path
+
+
+def attack_document(
     strategy: dict[str, Any],
     *,
     silos: int = 5,
@@ -30,8 +44,8 @@ def attack_job(
     alpha: float | None = None,
     max_anomaly_score: float | None = None,
     min_silos: int | None = None,
-) -> Path:
-    """A plain-mode digits job of ``silos`` silos under ``strategy``; its manifest's path.
+) -> dict[str, Any]:
+    """A plain-mode digits FederatedJob of ``silos`` silos under ``strategy``, as a manifest document.
 
     The sidecars' norm cap and clip range are raised out of the way, as a partner running a
     modified sidecar would have them: the attack reaches the hub as the trainer made it.
@@ -61,10 +75,7 @@ def attack_job(
             | ({} if max_anomaly_score is None else {"maxAnomalyScore": max_anomaly_score}),
         },
     }
-    documents = [job, *({"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": n}} for n in names)]
-    path = folder / "job.yaml"
-    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
-    return path
+    return job
 
 
 @contextmanager

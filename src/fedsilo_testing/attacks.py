@@ -130,19 +130,10 @@ class AttackingClient:
         result = self._inner.fit(config)
         base = self._global if self._global is not None else self._inner.get_weights()
         update = _delta(self._inner.get_weights(), base)
-        plan = self.plan
-        poisoned: Update
-        if plan.attack is Attack.SIGN_FLIP:
-            poisoned = {k: -plan.scale * v for k, v in update.items()}
-        elif plan.attack is Attack.SCALED_BOOST:
-            poisoned = {k: plan.scale * v for k, v in update.items()}
-        elif plan.attack is Attack.GAUSSIAN:
-            rng = np.random.default_rng([self._spec.seed, config.round, self._data.silo_index or 0])
-            poisoned = {k: rng.normal(0.0, plan.sigma, v.shape) for k, v in update.items()}
-        elif plan.attack is Attack.ALIE:
+        if self.plan.attack is Attack.ALIE:
             poisoned = self._alie(base, config)
-        else:  # label_flip poisons the data, not the update
-            poisoned = update
+        else:
+            poisoned = poison(self.plan, update, (self._spec.seed, config.round, self._data.silo_index or 0))
         self._sent = _moved(base, poisoned)
         return result
 
@@ -158,8 +149,36 @@ class AttackingClient:
             client.set_weights(base)
             client.fit(config)
             updates.append(_delta(client.get_weights(), base))
-        z = self.plan.z if self.plan.z is not None else alie_z(self._silos, len(self.plan.attackers))
-        return {k: np.mean([u[k] for u in updates], axis=0) - z * np.std([u[k] for u in updates], axis=0) for k in base}
+        return {k: alie_update([u[k] for u in updates], self.plan, self._silos) for k in base}
+
+
+def poison(plan: AttackPlan, update: Update, noise_seed: tuple[int, int, int]) -> Update:
+    """What an attacker sends in place of its honest ``update`` (``local - global``), for the update attacks.
+
+    ``noise_seed`` (job seed, round, silo index) seeds the gaussian attack's noise. Label
+    flipping poisons the data, not the update, so its update passes unchanged.
+
+    Raises:
+        ValueError: the plan's attack is ``alie``, which needs the honest updates (``alie_update``).
+    """
+    if plan.attack is Attack.SIGN_FLIP:
+        return {k: -plan.scale * v for k, v in update.items()}
+    if plan.attack is Attack.SCALED_BOOST:
+        return {k: plan.scale * v for k, v in update.items()}
+    if plan.attack is Attack.GAUSSIAN:
+        rng = np.random.default_rng(list(noise_seed))
+        return {k: rng.normal(0.0, plan.sigma, v.shape) for k, v in update.items()}
+    if plan.attack is Attack.ALIE:
+        raise ValueError("alie needs the honest updates' statistics: call alie_update")
+    return update
+
+
+def alie_update(honest: list[npt.NDArray[np.float64]], plan: AttackPlan, silos: int) -> npt.NDArray[np.float64]:
+    """``mu - z * sd`` of the ``honest`` updates, coordinate-wise, with ``plan``'s z (or the paper's for ``silos``)."""
+    z = plan.z if plan.z is not None else alie_z(silos, len(plan.attackers))
+    stacked = np.asarray(honest, dtype=np.float64)
+    sent: npt.NDArray[np.float64] = stacked.mean(axis=0) - z * stacked.std(axis=0)
+    return sent
 
 
 def flip_labels(data: SiloData) -> SiloData:

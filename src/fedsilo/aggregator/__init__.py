@@ -7,6 +7,7 @@ strategy turns the aggregate into the next global model, which goes to the regis
 from ._aggregation import Aggregation as Aggregation
 from ._aggregation import PlainAggregation as PlainAggregation
 from ._aggregation import UpdateSink as UpdateSink
+from ._anomaly import AnomalyScores as AnomalyScores
 from ._checkpoint import CHECKPOINT_DIR as CHECKPOINT_DIR
 from ._checkpoint import Checkpoint as Checkpoint
 from ._checkpoint import CheckpointDocument as CheckpointDocument
@@ -42,6 +43,7 @@ __all__ = [
     "CHECKPOINT_DIR",
     "MAX_MESSAGE_BYTES",
     "Aggregation",
+    "AnomalyScores",
     "Checkpoint",
     "CheckpointDocument",
     "CheckpointError",

@@ -38,6 +38,7 @@ from ._types import (
     MASKED_MIN_SILOS,
     MAX_NAME,
     MAX_SYNTHETIC_VALUES,
+    SIGN_STEP_SIZE_MESSAGE,
     SPARSE_MODE_MESSAGE,
     SPARSE_THRESHOLD_MESSAGE,
     AdaptiveCompressionSpec,
@@ -370,10 +371,16 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             rule=f"!has(self.strategy) || !has(self.strategy.name) || !(self.strategy.name in {_ROBUST}) "
             f"|| (has(self.aggregation) && has(self.aggregation.mode) "
             f"&& self.aggregation.mode == '{AggregationMode.PLAIN.value}')",
-            message="a robust strategy (median, trimmed_mean, multikrum, centered_clipping) needs each silo's "
-            "update in the clear, which masked aggregation hides from the hub; set aggregation.mode plain, or "
+            message="a robust strategy (median, trimmed_mean, multikrum, centered_clipping, sign_vote) needs each "
+            "silo's update in the clear, which masked aggregation hides from the hub; set aggregation.mode plain, or "
             "choose fedavg, fedprox or fedadam",
             field_path=".strategy.name",
+        ),
+        Rule(
+            rule="!has(self.strategy) || !has(self.strategy.signStepSize) "
+            f"|| (has(self.strategy.name) && self.strategy.name == '{StrategyName.SIGN_VOTE.value}')",
+            message=SIGN_STEP_SIZE_MESSAGE,
+            field_path=".strategy.signStepSize",
         ),
         Rule(
             rule=f"!has(self.strategy) || !has(self.strategy.name) || self.strategy.name != '{_KRUM}' "

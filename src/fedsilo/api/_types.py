@@ -509,6 +509,8 @@ class StrategyName(StrEnum):
     TRIMMED_MEAN = "trimmed_mean"
     MULTIKRUM = "multikrum"
     CENTERED_CLIPPING = "centered_clipping"
+    # Majority vote of the updates' signs (strategies/_sign_vote.py); its masked tally is compression's.
+    SIGN_VOTE = "sign_vote"
 
     @property
     def robust(self) -> bool:
@@ -518,7 +520,14 @@ class StrategyName(StrEnum):
 
 #: Strategies that need each silo's update, not the sum: masked aggregation cannot serve them.
 _ROBUST_STRATEGIES = frozenset(
-    {StrategyName.MEDIAN, StrategyName.TRIMMED_MEAN, StrategyName.MULTIKRUM, StrategyName.CENTERED_CLIPPING}
+    {
+        StrategyName.MEDIAN,
+        StrategyName.TRIMMED_MEAN,
+        StrategyName.MULTIKRUM,
+        StrategyName.CENTERED_CLIPPING,
+        # The vote needs only the sum of signs, but the hub and sidecars do not run the masked vote yet.
+        StrategyName.SIGN_VOTE,
+    }
 )
 
 
@@ -536,7 +545,8 @@ class StrategySpec(_Model):
             "trimFraction largest and smallest values), multikrum (mean of the krumSelected "
             "updates closest to their neighbours, tolerating byzantineSilos attackers), or "
             "centered_clipping (clippingIterations steps of the mean of updates clipped to "
-            "clippingRadius around the previous aggregate)."
+            "clippingRadius around the previous aggregate), or sign_vote (every coordinate moves "
+            "signStepSize in the direction most silos' updates point; one vote per silo)."
         ),
     )
     proximal_mu: float = Field(default=0.01, ge=0.0, le=100.0, description="FedProx proximal coefficient mu.")
@@ -588,6 +598,15 @@ class StrategySpec(_Model):
         le=100,
         description="centered_clipping: how many clip-and-average steps move the center each round.",
     )
+    sign_step_size: float = Field(
+        default=0.01,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "sign_vote: how far each coordinate of the model moves per round in the direction of the "
+            "majority vote (the step is exactly this, whatever the silos send). Only for sign_vote."
+        ),
+    )
 
 
 class AggregationMode(StrEnum):
@@ -596,6 +615,13 @@ class AggregationMode(StrEnum):
     MASKED = "masked"
     PLAIN = "plain"
     HOMOMORPHIC = "homomorphic"
+
+
+#: Why a step size for the vote is refused with another strategy (CEL and the models say the same).
+SIGN_STEP_SIZE_MESSAGE = (
+    "strategy.signStepSize is the step of strategy sign_vote only; set strategy.name sign_vote, or remove "
+    "strategy.signStepSize (the other strategies step by serverLearningRate)"
+)
 
 
 #: Why a homomorphic job needs two silos, and why it refuses fedadam (CEL and the models say the same).
@@ -1180,6 +1206,8 @@ class FederatedJobSpec(_Model):
                 f"strategy.name {strategy.name.value} needs each silo's update in the clear, which masked "  # noqa: S608 - not SQL
                 "aggregation hides from the hub; set aggregation.mode plain, or choose fedavg, fedprox or fedadam"
             )
+        if "sign_step_size" in strategy.model_fields_set and strategy.name is not StrategyName.SIGN_VOTE:
+            raise ValueError(SIGN_STEP_SIZE_MESSAGE)
         if strategy.name is StrategyName.MULTIKRUM:
             if self.min_silos < 2 * strategy.byzantine_silos + 3:
                 raise ValueError(

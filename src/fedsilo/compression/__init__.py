@@ -1,4 +1,4 @@
-"""Compression of updates: stochastic quantization, packing, shared-subset and top-k sparsification.
+"""Compression of updates: stochastic quantization, packing, sign votes, shared-subset and top-k sparsification.
 
 Pure functions over numpy, used by the sidecar (compress before masking, after clipping and
 noise) and the aggregator (unpack, dequantize the masked sum, decode plain payloads); what a
@@ -35,14 +35,23 @@ from ._subset import subset_indices as subset_indices
 from ._subset import subset_schedule as subset_schedule
 from ._subset import subset_size as subset_size
 from ._subset import top_k_indices as top_k_indices
+from ._votes import VOTE_BITS as VOTE_BITS
+from ._votes import VoteRangeError as VoteRangeError
+from ._votes import pack_votes as pack_votes
+from ._votes import unpack_votes as unpack_votes
+from ._votes import vote_levels as vote_levels
+from ._votes import vote_tally as vote_tally
+from ._votes import vote_word_bits as vote_word_bits
 
 __all__ = [
     "MAX_BITS",
     "MAX_WORD_BITS",
     "MIN_BITS",
+    "VOTE_BITS",
     "Compressed",
     "CompressionError",
     "ErrorFeedback",
+    "VoteRangeError",
     "coordinates",
     "dequantize",
     "dequantize_sum",
@@ -52,6 +61,7 @@ __all__ = [
     "masked_payload_size",
     "masked_total",
     "max_silos",
+    "pack_votes",
     "pack_words",
     "packed_size",
     "plain_payload",
@@ -64,5 +74,9 @@ __all__ = [
     "subset_size",
     "sum_word_bits",
     "top_k_indices",
+    "unpack_votes",
     "unpack_words",
+    "vote_levels",
+    "vote_tally",
+    "vote_word_bits",
 ]

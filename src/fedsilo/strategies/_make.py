@@ -10,6 +10,7 @@ from ._fedavg import FedAvg
 from ._fedprox import FedProx
 from ._median import Median
 from ._multikrum import MultiKrum
+from ._sign_vote import SignVote
 from ._strategy import Strategy
 from ._trimmed_mean import TrimmedMean
 
@@ -21,6 +22,7 @@ _STRATEGIES: dict[StrategyName, type[Strategy]] = {
     StrategyName.TRIMMED_MEAN: TrimmedMean,
     StrategyName.MULTIKRUM: MultiKrum,
     StrategyName.CENTERED_CLIPPING: CenteredClipping,
+    StrategyName.SIGN_VOTE: SignVote,
 }
 
 
