@@ -1,4 +1,4 @@
-"""Compressed updates learn what uncompressed ones learn: the quickstart's 15 rounds (same seeds),
+"""Compressed updates learn what uncompressed ones learn: the quickstart's 15 rounds (same seeds, judged on the mean over four),
 each silo's update through the sidecar's clip and compress steps and the hub's decoding
 (``fedsilo_testing.simulation.SidecarChannel``), next to the same run uncompressed.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -24,7 +25,9 @@ from fedsilo_testing.simulation import SidecarChannel, simulate_fedavg
 from ..conftest import ROOT
 
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
-SEEDS = (7, 8)
+# Each in-process run takes seconds, so the claim is judged on the mean over several seeds: one
+# seed's held-out accuracy moves in steps of 1/361, and stochastic rounding alone can cost a few.
+SEEDS = (7, 8, 9, 10)
 
 
 def _spec(seed: int, mode: str, compression: dict[str, Any] | None) -> FederatedJobSpec:
@@ -44,7 +47,6 @@ def _accuracy(seed: int, mode: str, compression: tuple[tuple[str, Any], ...] | N
     return simulate_fedavg(spec, channel=SidecarChannel(spec)).accuracy[-1]
 
 
-@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize(
     ("mode", "compression", "points"),
     [
@@ -55,8 +57,8 @@ def _accuracy(seed: int, mode: str, compression: tuple[tuple[str, Any], ...] | N
     ids=["masked-8-bit", "masked-4-bit-ef", "plain-top-1pct-ef"],
 )
 def test_compressed_training_stays_near_the_uncompressed_accuracy(
-    seed: int, mode: str, compression: dict[str, Any], points: float
+    mode: str, compression: dict[str, Any], points: float
 ) -> None:
-    reference = _accuracy(seed, mode, None)
-    compressed = _accuracy(seed, mode, tuple(sorted(compression.items())))
-    assert compressed >= reference - points / 100, (reference, compressed)
+    reference = [_accuracy(seed, mode, None) for seed in SEEDS]
+    compressed = [_accuracy(seed, mode, tuple(sorted(compression.items()))) for seed in SEEDS]
+    assert np.mean(compressed) >= np.mean(reference) - points / 100, (reference, compressed)
