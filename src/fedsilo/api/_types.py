@@ -531,6 +531,10 @@ _ROBUST_STRATEGIES = frozenset(
 )
 
 
+#: sign_vote's step per round when the job sets none.
+DEFAULT_SIGN_STEP_SIZE = 0.01
+
+
 class StrategySpec(_Model):
     """How the server turns the aggregate into the next global model."""
 
@@ -598,15 +602,23 @@ class StrategySpec(_Model):
         le=100,
         description="centered_clipping: how many clip-and-average steps move the center each round.",
     )
-    sign_step_size: float = Field(
-        default=0.01,
+    # Optional, not defaulted: a rendered manifest writes every field it has, and a default here
+    # would read back as set on every other strategy, which the spec refuses.
+    sign_step_size: float | None = Field(
+        default=None,
         gt=0.0,
         le=1.0,
         description=(
             "sign_vote: how far each coordinate of the model moves per round in the direction of the "
-            "majority vote (the step is exactly this, whatever the silos send). Only for sign_vote."
+            f"majority vote (the step is exactly this, whatever the silos send; default {DEFAULT_SIGN_STEP_SIZE}). "
+            "Only for sign_vote."
         ),
     )
+
+    @property
+    def sign_step(self) -> float:
+        """sign_vote's step: the one set, or the default."""
+        return DEFAULT_SIGN_STEP_SIZE if self.sign_step_size is None else self.sign_step_size
 
 
 class AggregationMode(StrEnum):
@@ -1206,7 +1218,7 @@ class FederatedJobSpec(_Model):
                 f"strategy.name {strategy.name.value} needs each silo's update in the clear, which masked "  # noqa: S608 - not SQL
                 "aggregation hides from the hub; set aggregation.mode plain, or choose fedavg, fedprox or fedadam"
             )
-        if "sign_step_size" in strategy.model_fields_set and strategy.name is not StrategyName.SIGN_VOTE:
+        if strategy.sign_step_size is not None and strategy.name is not StrategyName.SIGN_VOTE:
             raise ValueError(SIGN_STEP_SIZE_MESSAGE)
         if strategy.name is StrategyName.MULTIKRUM:
             if self.min_silos < 2 * strategy.byzantine_silos + 3:

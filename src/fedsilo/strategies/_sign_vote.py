@@ -73,5 +73,5 @@ class SignVote(Strategy):
         flat = layout.flatten(global_weights).astype(np.float64)
         if tally.shape != flat.shape:
             raise ValueError(f"the tally has shape {tally.shape}, the model has {flat.size} coordinates")
-        moved = flat + self.spec.strategy.sign_step_size * np.sign(tally)
+        moved = flat + self.spec.strategy.sign_step * np.sign(tally)
         return layout.unflatten(moved.astype(np.float32))
