@@ -99,7 +99,7 @@ class Connection:
         self._channel = _channel(self._target, tls, self._ca)
         # The generated stub binds its methods to a channel when it is built: building it again in
         # place re-binds every holder of this one stub (the update's steps) to the new channel.
-        rpc.AggregatorStub.__init__(self.stub, self._channel)  # type: ignore[misc]
+        rpc.AggregatorStub.__init__(self.stub, self._channel)
         old.close()
         self._tls = tls
         self.renewals += 1
