@@ -2,17 +2,21 @@
 
 1. Checkpoint size and write time per round (``Checkpoints.write``: safetensors + strict
    JSON, each fsynced and renamed) for a 1M- and a 100M-parameter model, with FedAvg (the
-   model only) and FedAdam (the model and its two moments), on this host's disk; and the
-   time to read one back (every digest checked). 100M parameters with FedAdam hold 1.2 GB
-   of tensors; the run is skipped (and says so) when the host has less than 4 GiB free.
-2. Time from an aggregator kill to the next round accepted, locally: a real local run of
-   the quickstart (3 silos, masked, 3 rounds, training included) is killed with SIGKILL
-   right after round 2's first update is admitted (``fedsilo_testing.crash``), then
-   ``fedsilo run --resume`` starts; measured from the kill to the hub being back (its
-   ``resume`` audit record) and to round 2's checkpoint committing (the round accepted),
-   next to the median time of an uninterrupted round of the same run.
+   model only) and FedAdam (the model and its two moments), on this host's disk, next to
+   the baseline of a raw write of the same number of bytes (one file, fsynced and renamed,
+   in the same run); and the time to read one back (every digest checked). 100M parameters
+   with FedAdam hold 1.2 GB of tensors; the run is skipped (and says so) when the host has
+   less than 4 GiB free.
+2. Time from an aggregator kill to the next round accepted, locally, the median of
+   ``--kills`` kills: a real local run of the quickstart (3 silos, masked, 3 rounds,
+   training included) is killed with SIGKILL right after round 2's first update is
+   admitted (``fedsilo_testing.crash``), then ``fedsilo run --resume`` starts; measured
+   from the kill to the hub being back (its ``resume`` audit record) and to round 2's
+   checkpoint committing (the round accepted). The baseline, measured as many times in the
+   same run: a fresh ``fedsilo run`` of the same manifest, from its start to round 1's
+   checkpoint committing (processes started, silos joined, one round trained).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_resume.py [--skip-kill]
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_resume.py [--skip-kill] [--kills N]
 """
 
 from __future__ import annotations
@@ -49,6 +53,23 @@ def _available_bytes() -> int:
     return 0
 
 
+def _raw_write(path: Path, data: bytes) -> float:
+    """Seconds to write ``data`` as one file with the checkpoint's durability: temp file, fsync, rename, fsync dir."""
+    start = time.perf_counter()
+    staged = path.with_suffix(".tmp")
+    with staged.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staged, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return time.perf_counter() - start
+
+
 def checkpoint_figures(parameters: int, strategy: str, folder: Path, repeats: int = 3) -> dict[str, Any]:
     """Write (and read back) the checkpoint of one round of a model with ``parameters`` float32 values."""
     rng = np.random.default_rng(0)
@@ -62,7 +83,7 @@ def checkpoint_figures(parameters: int, strategy: str, folder: Path, repeats: in
     seal = ModelSeal(b"{}", key.sign(b"{}"))
     digest = sha256_digest(encode_weights(weights))
     summaries = [RoundSummary(1, ("a", "b", "c"), ("a", "b", "c"), (), {}, 1.0, digest)]
-    writes, reads = [], []
+    writes, reads, raws = [], [], []
     size = 0
     for attempt in range(repeats):
         checkpoints = Checkpoints(folder / f"{parameters}-{strategy}-{attempt}", ledger_run="bench/run")
@@ -74,11 +95,15 @@ def checkpoint_figures(parameters: int, strategy: str, folder: Path, repeats: in
         checkpoints.load(1)
         reads.append(time.perf_counter() - start)
         shutil.rmtree(checkpoints.directory)
+        raw = folder / f"raw-{parameters}-{strategy}-{attempt}.bin"
+        raws.append(_raw_write(raw, os.urandom(1024) * (size // 1024) + os.urandom(size % 1024)))
+        raw.unlink()
     return {
         "parameters": parameters,
         "strategy": strategy,
         "size_mib": size / (1 << 20),
         "write_s_median": float(np.median(writes)),
+        "raw_write_s_median": float(np.median(raws)),
         "read_s_median": float(np.median(reads)),
         "write_mib_per_s": size / (1 << 20) / float(np.median(writes)),
     }
@@ -92,32 +117,49 @@ def _wait_for(path: Path, deadline: float) -> float:
     return time.monotonic()
 
 
-def kill_to_next_round(folder: Path) -> dict[str, Any]:
-    """Kill a local run at round 2's first admitted update; how long until the hub is back and round 2 is accepted."""
+def _quickstart(folder: Path) -> Path:
     documents = list(yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text()))
     # Generous: a loaded machine takes minutes to start six Python processes.
     documents[0]["spec"].update({"rounds": 3, "roundTimeoutSeconds": 300})
     documents[0]["spec"]["training"]["localEpochs"] = 1
+    folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "job.yaml"
     manifest.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return manifest
+
+
+def _places(folder: Path) -> list[str]:
+    return [
+        "--workdir",
+        str(folder / "run"),
+        "--registry",
+        str(folder / "registry"),
+        "--ledgers",
+        str(folder / "ledgers"),
+    ]
+
+
+def fresh_start_to_first_round(folder: Path) -> float:
+    """Seconds from starting ``fedsilo run`` to its round 1's checkpoint committing (the baseline)."""
+    manifest = _quickstart(folder)
+    started = time.monotonic()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "fedsilo", "run", str(manifest), *_places(folder), "--no-baseline"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    first = _wait_for(folder / "run" / "checkpoints" / "round-00001.json", started + 900)
+    assert run.wait(timeout=900) == 0, "the fresh run failed"
+    return first - started
+
+
+def kill_to_next_round(folder: Path) -> dict[str, Any]:
+    """Kill a local run at round 2's first admitted update; how long until the hub is back and round 2 is accepted."""
+    manifest = _quickstart(folder)
     run = folder / "run"
+    where = [str(manifest), *_places(folder), "--round", "2", "--phase", "upload"]
     crash = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fedsilo_testing.crash",
-            str(manifest),
-            "--workdir",
-            str(run),
-            "--registry",
-            str(folder / "registry"),
-            "--ledgers",
-            str(folder / "ledgers"),
-            "--round",
-            "2",
-            "--phase",
-            "upload",
-        ],
+        [sys.executable, "-m", "fedsilo_testing.crash", *where],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -138,12 +180,22 @@ def kill_to_next_round(folder: Path) -> dict[str, Any]:
     accepted = _wait_for(run / "checkpoints" / "round-00002.json", deadline)
     out, _ = resumed.communicate(timeout=900)
     report = json.loads(out)
-    seconds = [row["seconds"] for row in report["rounds"]]
+    assert report["status"] == "succeeded", report
+    return {"kill_to_hub_back_s": back - killed, "kill_to_round_accepted_s": accepted - killed}
+
+
+def recovery_figures(folder: Path, kills: int) -> dict[str, Any]:
+    """Medians of ``kills`` kill-to-next-round measurements and as many fresh starts, alternated."""
+    killed, fresh = [], []
+    for attempt in range(kills):
+        killed.append(kill_to_next_round(folder / f"kill-{attempt}"))
+        fresh.append(fresh_start_to_first_round(folder / f"fresh-{attempt}"))
     return {
-        "kill_to_hub_back_s": back - killed,
-        "kill_to_round_accepted_s": accepted - killed,
-        "uninterrupted_round_median_s": float(np.median(seconds)),
-        "resumed_job_status": report["status"],
+        "kills": kills,
+        "kill_to_hub_back_s_median": float(np.median([k["kill_to_hub_back_s"] for k in killed])),
+        "kill_to_round_accepted_s_median": float(np.median([k["kill_to_round_accepted_s"] for k in killed])),
+        "kill_to_round_accepted_s_max": float(max(k["kill_to_round_accepted_s"] for k in killed)),
+        "fresh_start_to_round_1_s_median": float(np.median(fresh)),
     }
 
 
@@ -151,6 +203,7 @@ def main() -> None:
     """Measure, print a table and JSON."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-kill", action="store_true", help="only the checkpoint figures")
+    parser.add_argument("--kills", type=int, default=5, help="kills (and fresh starts) to take the median of")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
@@ -165,7 +218,7 @@ def main() -> None:
                 rows.append(checkpoint_figures(parameters, strategy, folder, repeats=3 if parameters < 10**7 else 1))
         print_figures("checkpoint per round", rows)
         if not args.skip_kill:
-            print_figures("aggregator kill to next round accepted (local)", [kill_to_next_round(folder)])
+            print_figures("aggregator kill to next round accepted (local)", [recovery_figures(folder, args.kills)])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,12 @@ parent-death signal, the silos' processes with it)::
     python -m fedsilo_testing.crash MANIFEST --workdir RUN --registry REG --ledgers LEDGERS \
         --round 2 --phase upload
 
-then resume with ``fedsilo run --resume RUN``. The phases are the points of a round where
+then resume with ``fedsilo run --resume RUN``, or kill the resumed run too at another phase::
+
+    python -m fedsilo_testing.crash --resume RUN --round 2 --phase unmask
+
+so one chain of runs dies at every phase, each resumed from the checkpoint the previous kill
+left (the resume tests' cheap way to cover all phases: no second whole run per phase). The phases are the points of a round where
 the hub holds state a checkpoint must not lose or double-count:
 
 - ``keys``: key agreement, the hub has every silo's key advertisement and is about to answer;
@@ -36,9 +41,9 @@ import fedsilo.aggregator._checkpoint as checkpoint_module
 import fedsilo.registry._local as registry_module
 from fedsilo.aggregator import RoundSummary
 from fedsilo.aggregator._masked import MaskedAggregation
-from fedsilo.api import load_manifest
+from fedsilo.api import Manifest, load_manifest
 from fedsilo.protocol import PolicyVerdict
-from fedsilo.runner import LocalRun, RunOptions
+from fedsilo.runner import LocalRun, RunOptions, read_run_state
 
 
 class Phase(StrEnum):
@@ -113,17 +118,22 @@ def arm(phase: Phase, round_number: int) -> CrashObserver:
     return observer
 
 
-def main() -> None:
-    """Run the manifest until the armed phase kills it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("manifest", type=Path)
-    parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--registry", type=Path, required=True)
-    parser.add_argument("--ledgers", type=Path, required=True)
-    parser.add_argument("--round", type=int, required=True)
-    parser.add_argument("--phase", type=Phase, choices=list(Phase), required=True)
-    args = parser.parse_args()
-    observer = arm(args.phase, args.round)
+def _options(args: argparse.Namespace) -> tuple[Manifest, RunOptions]:
+    """The manifest and options of a new run, or of the run ``--resume`` names (as ``fedsilo run --resume``)."""
+    if args.resume is not None:
+        state = read_run_state(args.resume)
+        options = RunOptions(
+            manifest_path=Path(state.manifest),
+            workdir=args.resume,
+            registry=Path(state.registry),
+            isolate=state.isolate,
+            baseline=False,
+            ledgers=Path(state.ledgers),
+            resume=True,
+        )
+        return state.load_manifest(), options
+    if args.manifest is None or args.workdir is None or args.registry is None or args.ledgers is None:
+        raise SystemExit("give MANIFEST --workdir --registry --ledgers, or --resume RUN")
     options = RunOptions(
         manifest_path=args.manifest,
         workdir=args.workdir,
@@ -131,7 +141,23 @@ def main() -> None:
         ledgers=args.ledgers,
         baseline=False,
     )
-    report = LocalRun(load_manifest(args.manifest), options, observer).execute()
+    return load_manifest(args.manifest), options
+
+
+def main() -> None:
+    """Run the manifest (or resume the run) until the armed phase kills it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("manifest", type=Path, nargs="?")
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--registry", type=Path)
+    parser.add_argument("--ledgers", type=Path)
+    parser.add_argument("--resume", type=Path, metavar="RUN", help="resume this run (killed before) instead")
+    parser.add_argument("--round", type=int, required=True)
+    parser.add_argument("--phase", type=Phase, choices=list(Phase), required=True)
+    args = parser.parse_args()
+    manifest, options = _options(args)
+    observer = arm(args.phase, args.round)
+    report = LocalRun(manifest, options, observer).execute()
     raise SystemExit(f"the run ended ({report.status}) without reaching {args.phase} of round {args.round}")
 
 

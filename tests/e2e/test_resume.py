@@ -1,16 +1,20 @@
-"""A hub killed (SIGKILL) at any phase of a round resumes at its last checkpoint and ends where an uninterrupted run ends.
+"""A hub killed (SIGKILL) at every phase of a round resumes at its last checkpoint and ends where an uninterrupted run ends.
 
-Each test kills a whole local run (``fedsilo_testing.crash``: the in-process aggregator and,
-by their parent-death signal, the silos' processes) at one phase of round 2, resumes it with
-``fedsilo run --resume``, and compares it with one uninterrupted run of the same manifest:
+Each job is killed once per phase in ONE chain of runs (``fedsilo_testing.crash``: the
+in-process aggregator dies and, by their parent-death signal, the silos' processes with
+it): the first run dies at key agreement of round 1, its resume dies at the upload of
+round 2, that one's resume at unmasking, then at the registry write and at the checkpoint
+write of round 2, and the last resume (``fedsilo run --resume``) finishes the job. A chain
+costs one whole run plus a restart per phase, where a crash-and-resume pair per phase cost
+two whole runs each. It is compared with one uninterrupted run of the same manifest:
 
 - the final model is bit for bit the same (same digest): training is seeded per round and
   silo, masked sums are exact in Z_2^32, and FedAdam's moments come back from the
   checkpoint; the DP job draws its DP-SGD noise from ``fedsilo_testing.replayable`` so two
   runs can be compared at all, and the round in flight is sent again from each silo's kept
-  release rather than trained afresh;
-- ``fedsilo audit verify`` and ``fedsilo models verify`` pass, and the audit log records the
-  resume;
+  release rather than trained afresh (after the upload kill, three times);
+- ``fedsilo audit verify`` and ``fedsilo models verify`` pass, and the audit log records
+  every resume, each after the round its checkpoint held;
 - in the DP job each silo's ledger and the hub's charge every round exactly once, agree on
   every charge, and verify with their writers' keys.
 """
@@ -38,16 +42,29 @@ from fedsilo_testing.replayable import FACTORY
 from .conftest import ROOT
 
 ROUNDS = 3
-KILLED_ROUND = 2
-TIMEOUT = 900
-# Whole runs, one after another, on a machine that may be loaded: minutes each.
+# (round, phase) of each kill, in chain order: every phase the hub holds state a checkpoint
+# must not lose or double-count. Key agreement dies in round 1 (resumed from the initial
+# model's checkpoint), the rest in round 2 (resumed from round 1's, FedAdam's moments and a
+# DP round's charges included).
+KILLS = [
+    (1, Phase.KEYS),
+    (2, Phase.UPLOAD),
+    (2, Phase.UNMASK),
+    (2, Phase.REGISTRY),
+    (2, Phase.CHECKPOINT),
+]
+TIMEOUT = 600
+# Two jobs, each one uninterrupted run and one chain of restarts: about a minute each on an
+# idle 2-core machine, far more on a loaded one.
 pytestmark = pytest.mark.timeout(3600)
 
 
 def _manifest(folder: Path, example: str, **spec_changes: object) -> Path:
     documents = list(yaml.safe_load_all((ROOT / "examples" / example).read_text()))
     spec = documents[0]["spec"]
-    # Generous: on a loaded machine six Python processes take minutes to import torch and join.
+    # Generous, and free: a deadline only matters when a silo is late (a loaded machine takes
+    # minutes to start six processes); the kills take the silos down with the hub, so no
+    # round ever waits for one.
     spec.update({"rounds": ROUNDS, "roundTimeoutSeconds": 300, **spec_changes})
     spec["training"]["localEpochs"] = 1
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,14 +75,16 @@ def _manifest(folder: Path, example: str, **spec_changes: object) -> Path:
 
 @dataclass(frozen=True)
 class Job:
-    """A job's manifest and the final model of its uninterrupted run."""
+    """A job's manifest, the final model of its uninterrupted run, and the folder and report of its killed chain."""
 
     manifest: Path
     name: str
     final_digest: str
+    killed: Path
+    report: dict[str, object]
 
 
-def _uninterrupted(folder: Path, manifest: Path) -> Job:
+def _uninterrupted(folder: Path, manifest: Path) -> tuple[str, str]:
     options = RunOptions(
         manifest_path=manifest,
         workdir=folder / "run",
@@ -77,22 +96,7 @@ def _uninterrupted(folder: Path, manifest: Path) -> Job:
     assert report.status == "succeeded", report.failure
     final = LocalRegistry(folder / "registry").show(report.job)
     assert final.lineage.round == ROUNDS
-    return Job(manifest, report.job, final.lineage.model_digest)
-
-
-@pytest.fixture(scope="module")
-def masked_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
-    """The quickstart (masked) with FedAdam, whose moments a resumed hub must get back."""
-    folder = tmp_path_factory.mktemp("masked")
-    return _uninterrupted(folder, _manifest(folder / "manifest", "quickstart.yaml", strategy={"name": "fedadam"}))
-
-
-@pytest.fixture(scope="module")
-def private_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
-    """The private example (masked, record-level DP-SGD), with replayable noise."""
-    folder = tmp_path_factory.mktemp("private")
-    manifest = _manifest(folder / "manifest", "private.yaml", model={"factory": FACTORY, "hiddenSizes": [64]})
-    return _uninterrupted(folder, manifest)
+    return report.job, final.lineage.model_digest
 
 
 def _fedsilo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -101,41 +105,59 @@ def _fedsilo(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _crash_and_resume(job: Job, folder: Path, phase: Phase) -> dict[str, object]:
-    """Kill a run at ``phase`` of round 2, resume it; the resumed run's report."""
+def _killed_at_every_phase(manifest: Path, folder: Path) -> dict[str, object]:
+    """Run ``manifest``, killing it at each of ``KILLS`` in turn (each kill resumed), then finish it; the report."""
     run = folder / "run"
-    crashed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fedsilo_testing.crash",
-            str(job.manifest),
-            "--workdir",
-            str(run),
-            "--registry",
-            str(folder / "registry"),
-            "--ledgers",
-            str(folder / "ledgers"),
-            "--round",
-            str(KILLED_ROUND),
-            "--phase",
-            phase.value,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
+    start = ["--workdir", str(run), "--registry", str(folder / "registry"), "--ledgers", str(folder / "ledgers")]
+    for round_number, phase in KILLS:
+        where = ["--resume", str(run)] if run.exists() else [str(manifest), *start]
+        crashed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fedsilo_testing.crash",
+                *where,
+                "--round",
+                str(round_number),
+                "--phase",
+                phase.value,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert crashed.returncode == -signal.SIGKILL, f"{phase} of round {round_number}: {crashed.stderr[-3000:]}"
     resumed = _fedsilo("run", "--resume", str(run), "--no-baseline", "--json")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     report: dict[str, object] = json.loads(resumed.stdout)
     return report
 
 
-def _check_common(job: Job, folder: Path, report: dict[str, object]) -> None:
-    run, registry = folder / "run", folder / "registry"
-    rounds = report["rounds"]
+def _job(folder: Path, manifest: Path) -> Job:
+    name, digest = _uninterrupted(folder / "uninterrupted", manifest)
+    killed = folder / "killed"
+    return Job(manifest, name, digest, killed, _killed_at_every_phase(manifest, killed))
+
+
+@pytest.fixture(scope="module")
+def masked_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    """The quickstart (masked) with FedAdam, whose moments a resumed hub must get back."""
+    folder = tmp_path_factory.mktemp("masked")
+    return _job(folder, _manifest(folder / "manifest", "quickstart.yaml", strategy={"name": "fedadam"}))
+
+
+@pytest.fixture(scope="module")
+def private_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    """The private example (masked, record-level DP-SGD), with replayable noise."""
+    folder = tmp_path_factory.mktemp("private")
+    manifest = _manifest(folder / "manifest", "private.yaml", model={"factory": FACTORY, "hiddenSizes": [64]})
+    return _job(folder, manifest)
+
+
+def _check_common(job: Job) -> None:
+    run, registry = job.killed / "run", job.killed / "registry"
+    rounds = job.report["rounds"]
     assert isinstance(rounds, list)
     assert [row["round"] for row in rounds] == list(range(1, ROUNDS + 1))
     final = LocalRegistry(registry).show(job.name)
@@ -151,33 +173,21 @@ def _check_common(job: Job, folder: Path, report: dict[str, object]) -> None:
         for record in map(json.loads, (run / "audit.jsonl").read_text().splitlines())
         if record["kind"] == "operation"
     ]
-    # Every phase dies before round 2's checkpoint commits: the run goes on after round 1.
-    assert [(record["operation"], record["round"]) for record in operations] == [("resume", KILLED_ROUND - 1)]
+    # Every phase dies before its round's checkpoint commits: each resume goes on after the round before.
+    assert [(record["operation"], record["round"]) for record in operations] == [
+        ("resume", round_number - 1) for round_number, _ in KILLS
+    ]
 
 
-# Each kill is two whole runs (crash, resume), the suite's longest part: CI kills the masked job
-# while it unmasks (secure-aggregation state in flight) and the DP job after its registry write
-# (model stored, checkpoint not yet: the round must not count or charge twice). The other phases
-# (Phase) run the same way with `pytest tests/e2e/test_resume.py` after adding them here.
-MASKED_PHASES = [Phase.UNMASK]
-DP_PHASES = [Phase.REGISTRY]
+def test_a_masked_job_killed_at_every_phase_ends_with_the_uninterrupted_model(masked_job: Job) -> None:
+    _check_common(masked_job)
 
 
-@pytest.mark.parametrize("phase", MASKED_PHASES, ids=[p.value for p in MASKED_PHASES])
-def test_a_masked_job_killed_mid_round_ends_with_the_uninterrupted_model(
-    masked_job: Job, tmp_path: Path, phase: Phase
+def test_a_dp_job_killed_at_every_phase_charges_no_round_twice_and_ends_with_the_uninterrupted_model(
+    private_job: Job,
 ) -> None:
-    report = _crash_and_resume(masked_job, tmp_path, phase)
-    _check_common(masked_job, tmp_path, report)
-
-
-@pytest.mark.parametrize("phase", DP_PHASES, ids=[p.value for p in DP_PHASES])
-def test_a_dp_job_killed_mid_round_charges_no_round_twice_and_ends_with_the_uninterrupted_model(
-    private_job: Job, tmp_path: Path, phase: Phase
-) -> None:
-    report = _crash_and_resume(private_job, tmp_path, phase)
-    _check_common(private_job, tmp_path, report)
-    ledgers, run = tmp_path / "ledgers", tmp_path / "run"
+    _check_common(private_job)
+    ledgers, run = private_job.killed / "ledgers", private_job.killed / "run"
     with PrivacyLedger(ledgers / "hub.sqlite", read_only=True) as hub_ledger:
         hub_ledger.verify(key=load_signing_key(ledgers / "aggregator-key.pem").public_key)
         hub = {(c.silo, c.round): c for c in hub_ledger.history()}

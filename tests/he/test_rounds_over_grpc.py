@@ -158,7 +158,7 @@ def _mute_sidecar(sidecar: Sidecar, muted: threading.Event) -> None:
         built = original(stub)
         for index, step in enumerate(built):
             if isinstance(step, HomomorphicEncode):
-                built[index] = _Mute(step.config, step.identity, step.stub, muted=muted)
+                built[index] = _Mute(step.config, step.keys, step.stub, muted=muted)
         return built
 
     sidecar.steps = steps  # type: ignore[method-assign]

@@ -407,6 +407,8 @@ class JobCoordinator:
             model_claim=self._model_seal.claim,
             model_signature=self._model_seal.signature,
             compression=choice.settings if choice is not None else None,
+            # Which key each participant signs with from this boundary on: a rotated silo's sidecar switches here.
+            signing_keys={name: self._keys[name].fingerprint() for name in participants if name in self._keys},
         )
         aggregation = None if evaluate_only else round_aggregation(self.job, plan, self._keys, self._homomorphic)
         expected = frozenset(participants)

@@ -19,7 +19,13 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.identity import IssuerMismatch, TlsCredentials, verify_issued_by
+from fedsilo.identity import (
+    CertificateExpired,
+    IssuerMismatch,
+    TlsCredentials,
+    check_certificate_current,
+    verify_issued_by,
+)
 from fedsilo.protocol import (
     MessageError,
     StreamError,
@@ -92,8 +98,19 @@ class Callers:
         silo = names[0].decode() if names else ""
         if not self._enrolled(silo):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"certificate {silo!r} is not an enrolled silo")
+        peer = cast(list[bytes], context.auth_context().get("x509_pem_cert", []))
+        try:
+            # TLS checks expiry only at the handshake: a connection outliving its short-lived
+            # certificate is refused here, on every call, until the sidecar dials with the renewed one.
+            if peer:
+                check_certificate_current(peer[0])
+        except CertificateExpired as error:
+            context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"the client certificate of {silo!r} {error}: its sidecar must dial with the renewed certificate "
+                "(renewed at 2/3 of its life; docs/operations.md)",
+            )
         if self._issuers is not None:
-            peer = cast(list[bytes], context.auth_context().get("x509_pem_cert", []))
             issuer = self._issuers.get(silo)
             try:
                 if not peer or issuer is None:

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from fedsilo.identity import SignatureError, SigningKey, VerifyKey
+from fedsilo.identity import SignatureError, Signer, VerifyKey
 from fedsilo.protocol import MessageError, ObjectName, StrictMessage
 
 from ._errors import CiphertextRejected, RejectionKind
@@ -53,7 +53,7 @@ class SignedShare:
     share: bytes
 
 
-def sign_key_share(key: SigningKey, job: str, silo: str, seed: bytes, share: bytes) -> SignedShare:
+def sign_key_share(key: Signer, job: str, silo: str, seed: bytes, share: bytes) -> SignedShare:
     """The sidecar's ceremony message for its public share."""
     claim = KeyShareClaim(job=job, silo=silo, seed=seed.hex(), share_digest=share_digest(share))
     body = claim.canonical_bytes()
@@ -169,7 +169,7 @@ class DecryptionShareClaim(StrictMessage):
 
 
 def sign_decryption_share(
-    key: SigningKey, job: str, round_number: int, silo: str, sum_digest: str, share: bytes
+    key: Signer, job: str, round_number: int, silo: str, sum_digest: str, share: bytes
 ) -> tuple[bytes, bytes]:
     """The canonical claim bytes of a decryption share and their signature."""
     claim = DecryptionShareClaim(

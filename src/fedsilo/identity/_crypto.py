@@ -13,6 +13,7 @@ import hmac
 import os
 import stat
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -28,6 +29,19 @@ class SignatureError(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class Signer(Protocol):
+    """What signs for a party: a ``SigningKey``, or a sidecar's key in force (``fedsilo.sidecar``'s ``SiloKeys``)."""
+
+    @property
+    def public_key(self) -> VerifyKey:
+        """The public half of the key that signs now."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message``; 64 bytes."""
+        ...
 
 
 class SigningKey:

@@ -7,11 +7,13 @@ sidecar pod, so a local run and a cluster read identities the same way. Secret f
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._crypto import SigningKey, load_signing_key, save_signing_key, write_private_file
-from ._pki import TlsCredentials
+from ._pki import CertificateAuthority, TlsCredentials
 
 SIGNING_KEY_FILE = "signing-key.pem"
 PUBLIC_KEY_FILE = "signing-key.pub"
@@ -41,6 +43,30 @@ def write_identity(directory: Path, identity: SiloIdentity) -> None:
     (directory / PUBLIC_KEY_FILE).write_text(identity.signing_key.public_key.to_base64() + "\n")
 
 
+def read_tls(directory: Path) -> TlsCredentials:
+    """The mTLS files of an identity folder as they are now (a renewed certificate included)."""
+    return TlsCredentials(
+        private_key_pem=(directory / TLS_KEY_FILE).read_bytes(),
+        certificate_pem=(directory / TLS_CERT_FILE).read_bytes(),
+        ca_certificate_pem=(directory / CA_CERT_FILE).read_bytes(),
+    )
+
+
+def renew_tls(directory: Path, authority: CertificateAuthority, silo: str, lifetime: dt.timedelta) -> TlsCredentials:
+    """Issue ``silo`` a new client certificate and key valid for ``lifetime`` and put them in ``directory``.
+
+    Called by the side that holds the silo's CA (never the hub). Each file is replaced by a
+    rename, the key first: a reader between the two sees the new key with the old
+    certificate, which ``check_key_pair`` refuses, and reads again later.
+    """
+    credentials = authority.issue(silo, server=False, lifetime=lifetime)
+    for name, data in ((TLS_KEY_FILE, credentials.private_key_pem), (TLS_CERT_FILE, credentials.certificate_pem)):
+        staged = directory / f".{name}.new"
+        write_private_file(staged, data)
+        os.replace(staged, directory / name)
+    return credentials
+
+
 def read_identity(directory: Path) -> SiloIdentity:
     """Read an identity written by ``write_identity`` (or mounted from its Secret)."""
     missing = [
@@ -50,11 +76,4 @@ def read_identity(directory: Path) -> SiloIdentity:
     ]
     if missing:
         raise FileNotFoundError(f"{directory} lacks {', '.join(missing)}; create it with 'fedsilo identity create'")
-    return SiloIdentity(
-        signing_key=load_signing_key(directory / SIGNING_KEY_FILE),
-        tls=TlsCredentials(
-            private_key_pem=(directory / TLS_KEY_FILE).read_bytes(),
-            certificate_pem=(directory / TLS_CERT_FILE).read_bytes(),
-            ca_certificate_pem=(directory / CA_CERT_FILE).read_bytes(),
-        ),
-    )
+    return SiloIdentity(signing_key=load_signing_key(directory / SIGNING_KEY_FILE), tls=read_tls(directory))

@@ -1,13 +1,20 @@
 """X.509 material for mutual TLS: a certificate authority and the leaf certificates it issues.
 
 The local run creates an ephemeral CA per run (``fedsilo run``); ``fedsilo identity create``
-issues a silo's long-lived client certificate. A client certificate's common name is the
-silo name, which the aggregator matches against the name in each signed update.
+issues a silo's client certificate. A client certificate's common name is the silo name,
+which the aggregator matches against the name in each signed update.
+
+Client certificates may be short-lived (``lifetime``), as cert-manager issues them: the
+side that holds the CA renews a certificate once ``renewal_due`` (two thirds of its life,
+cert-manager's default ``renewBefore``) has passed, the sidecar dials new connections with
+the renewed files, and the hub refuses a certificate past its ``notAfter`` on every call
+(``certificate_expiry``), not only at the TLS handshake.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -18,6 +25,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = dt.timedelta(days=30)
+# Certificates start a little in the past so a peer whose clock is slightly behind takes them;
+# never more than a tenth of a short certificate's life, which would eat into it.
+_BACKDATE = dt.timedelta(minutes=5)
+#: Renew when this share of a certificate's life has passed (cert-manager: renewBefore = 1/3 of it).
+RENEW_AFTER_FRACTION = 2 / 3
+
+
+class CertificateExpired(ValueError):
+    """A certificate used after its ``notAfter``."""
 
 
 @dataclass(frozen=True)
@@ -84,13 +100,17 @@ class CertificateAuthority:
         server: bool,
         dns_names: tuple[str, ...] = (),
         ip_addresses: tuple[str, ...] = (),
+        lifetime: dt.timedelta = _VALIDITY,
     ) -> TlsCredentials:
         """A leaf certificate for a server (aggregator) or a silo (its sidecar).
 
         A silo's certificate is the aggregator's client, and in a cluster also the server of
         the silo's own trainer link, which its trainer verifies against the silo's CA under
-        the silo's name: so it serves both purposes and names the silo.
+        the silo's name: so it serves both purposes and names the silo. ``lifetime``: how long
+        it is valid from now (short-lived client certificates are renewed by their holder's side).
         """
+        if lifetime <= dt.timedelta(0):
+            raise ValueError(f"a certificate's lifetime must be positive, not {lifetime}")
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         usages = (
@@ -108,8 +128,8 @@ class CertificateAuthority:
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
+            .not_valid_before(now - min(_BACKDATE, lifetime / 10))
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         )
@@ -135,6 +155,43 @@ def certificate_common_name(certificate_pem: bytes) -> str:
         raise ValueError("certificate has no common name")
     value = values[0].value
     return value if isinstance(value, str) else value.decode()
+
+
+@functools.lru_cache(maxsize=1024)
+def certificate_expiry(certificate_pem: bytes) -> dt.datetime:
+    """The ``notAfter`` of a PEM certificate (cached: the hub asks on every call of every silo)."""
+    return x509.load_pem_x509_certificate(certificate_pem).not_valid_after_utc
+
+
+def check_certificate_current(certificate_pem: bytes, now: dt.datetime | None = None) -> None:
+    """Raise ``CertificateExpired`` (saying when) if ``certificate_pem`` is past its ``notAfter``."""
+    expiry = certificate_expiry(certificate_pem)
+    now = now or dt.datetime.now(dt.UTC)
+    if now >= expiry:
+        late = (now - expiry).total_seconds()
+        raise CertificateExpired(f"expired at {expiry.isoformat()} ({late:.0f}s ago)")
+
+
+def renewal_due(certificate_pem: bytes) -> dt.datetime:
+    """When the certificate is to be renewed: ``RENEW_AFTER_FRACTION`` of the way from issue to expiry."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    return start + (end - start) * RENEW_AFTER_FRACTION
+
+
+def check_key_pair(private_key_pem: bytes, certificate_pem: bytes) -> None:
+    """Raise ``ValueError`` unless the certificate is for this private key (a renewal read half-way gives neither)."""
+    try:
+        key = serialization.load_pem_private_key(private_key_pem, password=None)
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"not a PEM key and certificate ({error})") from None
+    mine = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    theirs = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if mine != theirs:
+        raise ValueError("the certificate is not for this private key")
 
 
 class IssuerMismatch(ValueError):

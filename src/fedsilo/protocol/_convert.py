@@ -40,6 +40,7 @@ def plan_to_proto(plan: RoundPlan) -> pb.RoundPlan:
         model_claim_json=plan.model_claim,
         model_signature=plan.model_signature,
         compression_json=plan.compression.canonical_bytes().decode() if plan.compression is not None else "",
+        signing_keys=dict(plan.signing_keys),
     )
 
 
@@ -64,6 +65,7 @@ def plan_from_proto(message: pb.RoundPlan) -> RoundPlan:
         model_claim=message.model_claim_json,
         model_signature=message.model_signature,
         compression=RoundCompression.parse(message.compression_json) if message.compression_json else None,
+        signing_keys=dict(message.signing_keys),
     )
 
 

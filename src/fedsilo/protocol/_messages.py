@@ -164,6 +164,8 @@ class RoundPlan:
     model_signature: bytes = b""
     # How this round's updates are compressed (None: they are not).
     compression: RoundCompression | None = None
+    # Silo -> fingerprint of the identity key the hub verifies it with this round (key rotation).
+    signing_keys: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

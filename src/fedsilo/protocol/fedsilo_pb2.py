@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66\x65\x64silo/protocol/fedsilo.proto\x12\nfedsilo.v1\"4\n\x08RoundRef\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x0c\n\x04silo\x18\x03 \x01(\t\"=\n\x0bJoinRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0c\n\x04silo\x18\x02 \x01(\t\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x04\"@\n\tJoinReply\x12\x14\n\x0ctotal_rounds\x18\x01 \x01(\r\x12\x1d\n\x15\x61ggregator_public_key\x18\x02 \x01(\x0c\"B\n\x10WaitRoundRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0c\n\x04silo\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x66ter_round\x18\x03 \x01(\r\"\xbe\x02\n\tRoundPlan\x12\r\n\x05round\x18\x01 \x01(\r\x12\x10\n\x08\x66inished\x18\x02 \x01(\x08\x12\x15\n\revaluate_only\x18\x03 \x01(\x08\x12\x17\n\x0f\x66it_config_json\x18\x04 \x01(\t\x12\x13\n\x0b\x61ggregation\x18\x05 \x01(\t\x12\x17\n\x0f\x66ractional_bits\x18\x06 \x01(\r\x12\x11\n\tthreshold\x18\x07 \x01(\r\x12\x14\n\x0cparticipants\x18\x08 \x03(\t\x12\x14\n\x0cmodel_digest\x18\t \x01(\t\x12\x15\n\rvector_length\x18\n \x01(\x04\x12\x0f\n\x07\x66\x61ilure\x18\x0b \x01(\t\x12\x18\n\x10model_claim_json\x18\x0c \x01(\x0c\x12\x17\n\x0fmodel_signature\x18\r \x01(\x0c\x12\x18\n\x10\x63ompression_json\x18\x0e \x01(\t\"9\n\nBytesChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"A\n\x0eSecAggEnvelope\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.fedsilo.v1.RoundRef\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\":\n\x0eSignedMetadata\x12\x15\n\rmetadata_json\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\":\n\x0bVectorChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"p\n\x0bUpdateChunk\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1a.fedsilo.v1.SignedMetadataH\x00\x12)\n\x06vector\x18\x02 \x01(\x0b\x32\x17.fedsilo.v1.VectorChunkH\x00\x42\x06\n\x04part\"b\n\x0bShareUpload\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x14.fedsilo.v1.RoundRefH\x00\x12&\n\x04\x62lob\x18\x02 \x01(\x0b\x32\x16.fedsilo.v1.BytesChunkH\x00\x42\x06\n\x04part\"F\n\x08\x44\x65\x63ision\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0f\n\x07reasons\x18\x02 \x03(\t\x12\x17\n\x0fpolicy_revision\x18\x03 \x01(\t\"\x93\x01\n\x0eStatisticsStep\x12\x0c\n\x04pass\x18\x01 \x01(\r\x12\x13\n\x0branges_json\x18\x02 \x01(\t\x12\x14\n\x0cparticipants\x18\x03 \x03(\t\x12\x0f\n\x07\x66\x61ilure\x18\x04 \x01(\t\x12\x19\n\x11statistics_digest\x18\x05 \x01(\t\x12\x1c\n\x14preprocessing_digest\x18\x06 \x01(\t\"N\n\x05\x46rame\x12\x15\n\x0bheader_json\x18\x01 \x01(\tH\x00\x12&\n\x04\x62lob\x18\x02 \x01(\x0b\x32\x16.fedsilo.v1.BytesChunkH\x00\x42\x06\n\x04part\"/\n\x0bTaskRequest\x12\x0c\n\x04silo\x18\x01 \x01(\t\x12\x12\n\nnext_round\x18\x02 \x01(\r\"\"\n\x03\x41\x63k\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t2\xab\t\n\nAggregator\x12\x36\n\x04Join\x12\x17.fedsilo.v1.JoinRequest\x1a\x15.fedsilo.v1.JoinReply\x12@\n\tWaitRound\x12\x1c.fedsilo.v1.WaitRoundRequest\x1a\x15.fedsilo.v1.RoundPlan\x12:\n\x08GetModel\x12\x14.fedsilo.v1.RoundRef\x1a\x16.fedsilo.v1.BytesChunk0\x01\x12G\n\rAdvertiseKeys\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12\x43\n\tShareKeys\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12?\n\x0cSubmitUpdate\x12\x17.fedsilo.v1.UpdateChunk\x1a\x14.fedsilo.v1.Decision(\x01\x12\x44\n\x10GetUnmaskRequest\x12\x14.fedsilo.v1.RoundRef\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12:\n\x06Unmask\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x14.fedsilo.v1.Decision\x12\x41\n\x0fGetEncryptedSum\x12\x14.fedsilo.v1.RoundRef\x1a\x16.fedsilo.v1.BytesChunk0\x01\x12H\n\x15SubmitDecryptionShare\x12\x17.fedsilo.v1.ShareUpload\x1a\x14.fedsilo.v1.Decision(\x01\x12\x44\n\x10ReportEvaluation\x12\x1a.fedsilo.v1.SignedMetadata\x1a\x14.fedsilo.v1.Decision\x12H\n\x0eJoinStatistics\x12\x1a.fedsilo.v1.SignedMetadata\x1a\x1a.fedsilo.v1.StatisticsStep\x12M\n\x13StatisticsAdvertise\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12I\n\x0fStatisticsShare\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12\x43\n\x10SubmitStatistics\x12\x17.fedsilo.v1.UpdateChunk\x1a\x14.fedsilo.v1.Decision(\x01\x12N\n\x1aGetStatisticsUnmaskRequest\x12\x14.fedsilo.v1.RoundRef\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12J\n\x10StatisticsUnmask\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.StatisticsStep2y\n\x0bTrainerLink\x12\x38\n\x08NextTask\x12\x17.fedsilo.v1.TaskRequest\x1a\x11.fedsilo.v1.Frame0\x01\x12\x30\n\x08\x43omplete\x12\x11.fedsilo.v1.Frame\x1a\x0f.fedsilo.v1.Ack(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66\x65\x64silo/protocol/fedsilo.proto\x12\nfedsilo.v1\"4\n\x08RoundRef\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x0c\n\x04silo\x18\x03 \x01(\t\"=\n\x0bJoinRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0c\n\x04silo\x18\x02 \x01(\t\x12\x13\n\x0bnum_samples\x18\x03 \x01(\x04\"@\n\tJoinReply\x12\x14\n\x0ctotal_rounds\x18\x01 \x01(\r\x12\x1d\n\x15\x61ggregator_public_key\x18\x02 \x01(\x0c\"B\n\x10WaitRoundRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x0c\n\x04silo\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x66ter_round\x18\x03 \x01(\r\"\xb0\x03\n\tRoundPlan\x12\r\n\x05round\x18\x01 \x01(\r\x12\x10\n\x08\x66inished\x18\x02 \x01(\x08\x12\x15\n\revaluate_only\x18\x03 \x01(\x08\x12\x17\n\x0f\x66it_config_json\x18\x04 \x01(\t\x12\x13\n\x0b\x61ggregation\x18\x05 \x01(\t\x12\x17\n\x0f\x66ractional_bits\x18\x06 \x01(\r\x12\x11\n\tthreshold\x18\x07 \x01(\r\x12\x14\n\x0cparticipants\x18\x08 \x03(\t\x12\x14\n\x0cmodel_digest\x18\t \x01(\t\x12\x15\n\rvector_length\x18\n \x01(\x04\x12\x0f\n\x07\x66\x61ilure\x18\x0b \x01(\t\x12\x18\n\x10model_claim_json\x18\x0c \x01(\x0c\x12\x17\n\x0fmodel_signature\x18\r \x01(\x0c\x12\x18\n\x10\x63ompression_json\x18\x0e \x01(\t\x12<\n\x0csigning_keys\x18\x0f \x03(\x0b\x32&.fedsilo.v1.RoundPlan.SigningKeysEntry\x1a\x32\n\x10SigningKeysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"9\n\nBytesChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"A\n\x0eSecAggEnvelope\x12!\n\x03ref\x18\x01 \x01(\x0b\x32\x14.fedsilo.v1.RoundRef\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\":\n\x0eSignedMetadata\x12\x15\n\rmetadata_json\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\":\n\x0bVectorChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"p\n\x0bUpdateChunk\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1a.fedsilo.v1.SignedMetadataH\x00\x12)\n\x06vector\x18\x02 \x01(\x0b\x32\x17.fedsilo.v1.VectorChunkH\x00\x42\x06\n\x04part\"b\n\x0bShareUpload\x12#\n\x03ref\x18\x01 \x01(\x0b\x32\x14.fedsilo.v1.RoundRefH\x00\x12&\n\x04\x62lob\x18\x02 \x01(\x0b\x32\x16.fedsilo.v1.BytesChunkH\x00\x42\x06\n\x04part\"F\n\x08\x44\x65\x63ision\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0f\n\x07reasons\x18\x02 \x03(\t\x12\x17\n\x0fpolicy_revision\x18\x03 \x01(\t\"\x93\x01\n\x0eStatisticsStep\x12\x0c\n\x04pass\x18\x01 \x01(\r\x12\x13\n\x0branges_json\x18\x02 \x01(\t\x12\x14\n\x0cparticipants\x18\x03 \x03(\t\x12\x0f\n\x07\x66\x61ilure\x18\x04 \x01(\t\x12\x19\n\x11statistics_digest\x18\x05 \x01(\t\x12\x1c\n\x14preprocessing_digest\x18\x06 \x01(\t\"N\n\x05\x46rame\x12\x15\n\x0bheader_json\x18\x01 \x01(\tH\x00\x12&\n\x04\x62lob\x18\x02 \x01(\x0b\x32\x16.fedsilo.v1.BytesChunkH\x00\x42\x06\n\x04part\"/\n\x0bTaskRequest\x12\x0c\n\x04silo\x18\x01 \x01(\t\x12\x12\n\nnext_round\x18\x02 \x01(\r\"\"\n\x03\x41\x63k\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t2\xab\t\n\nAggregator\x12\x36\n\x04Join\x12\x17.fedsilo.v1.JoinRequest\x1a\x15.fedsilo.v1.JoinReply\x12@\n\tWaitRound\x12\x1c.fedsilo.v1.WaitRoundRequest\x1a\x15.fedsilo.v1.RoundPlan\x12:\n\x08GetModel\x12\x14.fedsilo.v1.RoundRef\x1a\x16.fedsilo.v1.BytesChunk0\x01\x12G\n\rAdvertiseKeys\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12\x43\n\tShareKeys\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12?\n\x0cSubmitUpdate\x12\x17.fedsilo.v1.UpdateChunk\x1a\x14.fedsilo.v1.Decision(\x01\x12\x44\n\x10GetUnmaskRequest\x12\x14.fedsilo.v1.RoundRef\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12:\n\x06Unmask\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x14.fedsilo.v1.Decision\x12\x41\n\x0fGetEncryptedSum\x12\x14.fedsilo.v1.RoundRef\x1a\x16.fedsilo.v1.BytesChunk0\x01\x12H\n\x15SubmitDecryptionShare\x12\x17.fedsilo.v1.ShareUpload\x1a\x14.fedsilo.v1.Decision(\x01\x12\x44\n\x10ReportEvaluation\x12\x1a.fedsilo.v1.SignedMetadata\x1a\x14.fedsilo.v1.Decision\x12H\n\x0eJoinStatistics\x12\x1a.fedsilo.v1.SignedMetadata\x1a\x1a.fedsilo.v1.StatisticsStep\x12M\n\x13StatisticsAdvertise\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12I\n\x0fStatisticsShare\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12\x43\n\x10SubmitStatistics\x12\x17.fedsilo.v1.UpdateChunk\x1a\x14.fedsilo.v1.Decision(\x01\x12N\n\x1aGetStatisticsUnmaskRequest\x12\x14.fedsilo.v1.RoundRef\x1a\x1a.fedsilo.v1.SecAggEnvelope\x12J\n\x10StatisticsUnmask\x12\x1a.fedsilo.v1.SecAggEnvelope\x1a\x1a.fedsilo.v1.StatisticsStep2y\n\x0bTrainerLink\x12\x38\n\x08NextTask\x12\x17.fedsilo.v1.TaskRequest\x1a\x11.fedsilo.v1.Frame0\x01\x12\x30\n\x08\x43omplete\x12\x11.fedsilo.v1.Frame\x1a\x0f.fedsilo.v1.Ack(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fedsilo.protocol.fedsilo_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ROUNDPLAN_SIGNINGKEYSENTRY']._loaded_options = None
+  _globals['_ROUNDPLAN_SIGNINGKEYSENTRY']._serialized_options = b'8\001'
   _globals['_ROUNDREF']._serialized_start=46
   _globals['_ROUNDREF']._serialized_end=98
   _globals['_JOINREQUEST']._serialized_start=100
@@ -40,31 +42,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WAITROUNDREQUEST']._serialized_start=229
   _globals['_WAITROUNDREQUEST']._serialized_end=295
   _globals['_ROUNDPLAN']._serialized_start=298
-  _globals['_ROUNDPLAN']._serialized_end=616
-  _globals['_BYTESCHUNK']._serialized_start=618
-  _globals['_BYTESCHUNK']._serialized_end=675
-  _globals['_SECAGGENVELOPE']._serialized_start=677
-  _globals['_SECAGGENVELOPE']._serialized_end=742
-  _globals['_SIGNEDMETADATA']._serialized_start=744
-  _globals['_SIGNEDMETADATA']._serialized_end=802
-  _globals['_VECTORCHUNK']._serialized_start=804
-  _globals['_VECTORCHUNK']._serialized_end=862
-  _globals['_UPDATECHUNK']._serialized_start=864
-  _globals['_UPDATECHUNK']._serialized_end=976
-  _globals['_SHAREUPLOAD']._serialized_start=978
-  _globals['_SHAREUPLOAD']._serialized_end=1076
-  _globals['_DECISION']._serialized_start=1078
-  _globals['_DECISION']._serialized_end=1148
-  _globals['_STATISTICSSTEP']._serialized_start=1151
-  _globals['_STATISTICSSTEP']._serialized_end=1298
-  _globals['_FRAME']._serialized_start=1300
-  _globals['_FRAME']._serialized_end=1378
-  _globals['_TASKREQUEST']._serialized_start=1380
-  _globals['_TASKREQUEST']._serialized_end=1427
-  _globals['_ACK']._serialized_start=1429
-  _globals['_ACK']._serialized_end=1463
-  _globals['_AGGREGATOR']._serialized_start=1466
-  _globals['_AGGREGATOR']._serialized_end=2661
-  _globals['_TRAINERLINK']._serialized_start=2663
-  _globals['_TRAINERLINK']._serialized_end=2784
+  _globals['_ROUNDPLAN']._serialized_end=730
+  _globals['_ROUNDPLAN_SIGNINGKEYSENTRY']._serialized_start=680
+  _globals['_ROUNDPLAN_SIGNINGKEYSENTRY']._serialized_end=730
+  _globals['_BYTESCHUNK']._serialized_start=732
+  _globals['_BYTESCHUNK']._serialized_end=789
+  _globals['_SECAGGENVELOPE']._serialized_start=791
+  _globals['_SECAGGENVELOPE']._serialized_end=856
+  _globals['_SIGNEDMETADATA']._serialized_start=858
+  _globals['_SIGNEDMETADATA']._serialized_end=916
+  _globals['_VECTORCHUNK']._serialized_start=918
+  _globals['_VECTORCHUNK']._serialized_end=976
+  _globals['_UPDATECHUNK']._serialized_start=978
+  _globals['_UPDATECHUNK']._serialized_end=1090
+  _globals['_SHAREUPLOAD']._serialized_start=1092
+  _globals['_SHAREUPLOAD']._serialized_end=1190
+  _globals['_DECISION']._serialized_start=1192
+  _globals['_DECISION']._serialized_end=1262
+  _globals['_STATISTICSSTEP']._serialized_start=1265
+  _globals['_STATISTICSSTEP']._serialized_end=1412
+  _globals['_FRAME']._serialized_start=1414
+  _globals['_FRAME']._serialized_end=1492
+  _globals['_TASKREQUEST']._serialized_start=1494
+  _globals['_TASKREQUEST']._serialized_end=1541
+  _globals['_ACK']._serialized_start=1543
+  _globals['_ACK']._serialized_end=1577
+  _globals['_AGGREGATOR']._serialized_start=1580
+  _globals['_AGGREGATOR']._serialized_end=2775
+  _globals['_TRAINERLINK']._serialized_start=2777
+  _globals['_TRAINERLINK']._serialized_end=2898
 # @@protoc_insertion_point(module_scope)

@@ -45,7 +45,14 @@ class WaitRoundRequest(_message.Message):
     def __init__(self, job: _Optional[str] = ..., silo: _Optional[str] = ..., after_round: _Optional[int] = ...) -> None: ...
 
 class RoundPlan(_message.Message):
-    __slots__ = ("round", "finished", "evaluate_only", "fit_config_json", "aggregation", "fractional_bits", "threshold", "participants", "model_digest", "vector_length", "failure", "model_claim_json", "model_signature", "compression_json")
+    __slots__ = ("round", "finished", "evaluate_only", "fit_config_json", "aggregation", "fractional_bits", "threshold", "participants", "model_digest", "vector_length", "failure", "model_claim_json", "model_signature", "compression_json", "signing_keys")
+    class SigningKeysEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ROUND_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     EVALUATE_ONLY_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +67,7 @@ class RoundPlan(_message.Message):
     MODEL_CLAIM_JSON_FIELD_NUMBER: _ClassVar[int]
     MODEL_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_JSON_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEYS_FIELD_NUMBER: _ClassVar[int]
     round: int
     finished: bool
     evaluate_only: bool
@@ -74,7 +82,8 @@ class RoundPlan(_message.Message):
     model_claim_json: bytes
     model_signature: bytes
     compression_json: str
-    def __init__(self, round: _Optional[int] = ..., finished: _Optional[bool] = ..., evaluate_only: _Optional[bool] = ..., fit_config_json: _Optional[str] = ..., aggregation: _Optional[str] = ..., fractional_bits: _Optional[int] = ..., threshold: _Optional[int] = ..., participants: _Optional[_Iterable[str]] = ..., model_digest: _Optional[str] = ..., vector_length: _Optional[int] = ..., failure: _Optional[str] = ..., model_claim_json: _Optional[bytes] = ..., model_signature: _Optional[bytes] = ..., compression_json: _Optional[str] = ...) -> None: ...
+    signing_keys: _containers.ScalarMap[str, str]
+    def __init__(self, round: _Optional[int] = ..., finished: _Optional[bool] = ..., evaluate_only: _Optional[bool] = ..., fit_config_json: _Optional[str] = ..., aggregation: _Optional[str] = ..., fractional_bits: _Optional[int] = ..., threshold: _Optional[int] = ..., participants: _Optional[_Iterable[str]] = ..., model_digest: _Optional[str] = ..., vector_length: _Optional[int] = ..., failure: _Optional[str] = ..., model_claim_json: _Optional[bytes] = ..., model_signature: _Optional[bytes] = ..., compression_json: _Optional[str] = ..., signing_keys: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class BytesChunk(_message.Message):
     __slots__ = ("offset", "total", "data")

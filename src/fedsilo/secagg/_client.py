@@ -23,7 +23,7 @@ from fedsilo.identity import (
     AgreementKey,
     DecryptionError,
     SignatureError,
-    SigningKey,
+    Signer,
     VerifyKey,
     keystream_words,
     open_sealed,
@@ -41,9 +41,7 @@ SEED_BYTES = 32
 class SecAggClient:
     """One silo in one round."""
 
-    def __init__(
-        self, config: SecAggConfig, me: str, signing_key: SigningKey, peer_keys: Mapping[str, VerifyKey]
-    ) -> None:
+    def __init__(self, config: SecAggConfig, me: str, signing_key: Signer, peer_keys: Mapping[str, VerifyKey]) -> None:
         if me not in config.silos:
             raise ValueError(f"{me} is not a silo of this round")
         self.config = config

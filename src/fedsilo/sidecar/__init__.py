@@ -6,6 +6,7 @@ An update's way out is the list ``Sidecar.steps`` returns (``Step`` callables ov
 """
 
 from ._config import SidecarConfig as SidecarConfig
+from ._connection import silo_channel as silo_channel
 from ._link import TrainerLinkService as TrainerLinkService
 from ._link import TrainerResult as TrainerResult
 from ._link import start_link_server as start_link_server
@@ -14,7 +15,6 @@ from ._pipeline import Step as Step
 from ._pipeline import UpdateRefused as UpdateRefused
 from ._pipeline import run_steps as run_steps
 from ._sidecar import Sidecar as Sidecar
-from ._sidecar import silo_channel as silo_channel
 from ._start import read_aggregator_key as read_aggregator_key
 from ._start import run_sidecar as run_sidecar
 from ._statistics import take_part as take_part

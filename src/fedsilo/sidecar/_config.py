@@ -34,6 +34,9 @@ class SidecarConfig:
     run_id: str = ""
     # The silo's lifetime epsilon ceiling (Silo.spec.maxEpsilon), enforced across all its jobs.
     silo_max_epsilon: float | None = None
+    # The identity folder (the mounted key Secret), read again between rounds for a renewed mTLS
+    # certificate; None: the credentials the sidecar started with are kept.
+    identity_dir: Path | None = None
     # The digest of the trainer's image (``sha256:...``) where known, signed in every update.
     trainer_image_digest: str | None = None
 

@@ -40,7 +40,7 @@ from fedsilo.he import (
     verified_joint_key,
     wire,
 )
-from fedsilo.identity import SignatureError, SiloIdentity
+from fedsilo.identity import SignatureError
 from fedsilo.protocol import (
     PolicyVerdict,
     blob_from_chunks,
@@ -52,6 +52,7 @@ from fedsilo.protocol import (
 )
 
 from ._config import SidecarConfig
+from ._keys import SiloKeys
 from ._pipeline import Next, OutgoingUpdate, Payload, UpdateRefused
 from ._update import weighted_plain_payload
 
@@ -66,7 +67,7 @@ class HomomorphicEncode:
     """Step (homomorphic mode): join the round's key, encrypt the weighted update, decrypt the sum after."""
 
     config: SidecarConfig
-    identity: SiloIdentity
+    keys: SiloKeys
     stub: rpc.AggregatorStub
     params: HEParameters = field(default_factory=HEParameters)
 
@@ -94,18 +95,18 @@ class HomomorphicEncode:
     def _ceremony(self, ref: pb.RoundRef, seed: bytes, share: KeyShare) -> JointKey:
         """Post the signed public share; verify the relayed transcript; the joint key."""
         job, silo = self.config.job.metadata.name, self.config.silo
-        message = sign_key_share(self.identity.signing_key, job, silo, seed, share.public_share)
+        message = sign_key_share(self.keys, job, silo, seed, share.public_share)
         reply = self.stub.AdvertiseKeys(secagg_envelope(ref, wire.encode_share(message)))
         try:
             transcript = wire.decode_transcript(self.params, reply.body)
             members = {KeyShareClaim.parse(m.claim).silo for m in transcript}
-            unknown = members - set(self.config.peer_keys)
+            unknown = members - set(self.keys.peers)
             if unknown or silo not in members:
                 raise UpdateRefused(f"key_ceremony_invalid: the transcript names {sorted(unknown) or 'not this silo'}")
             least = max(2, self.config.job.spec.min_silos)
             if len(members) < least:
                 raise UpdateRefused(f"key_ceremony_invalid: {len(members)} silos in the key, fewer than {least}")
-            keys = {name: self.config.peer_keys[name] for name in members}
+            keys = {name: self.keys.peers[name] for name in members}
             return verified_joint_key(self.params, job, seed, transcript, keys)
         except (CiphertextRejected, SignatureError, ValueError) as error:
             raise UpdateRefused(f"key_ceremony_invalid: {error}") from None
@@ -132,7 +133,5 @@ class HomomorphicEncode:
             return
         signed = wire.pack(wire.DECRYPTION, shares)
         job, silo = self.config.job.metadata.name, self.config.silo
-        claim, signature = sign_decryption_share(
-            self.identity.signing_key, job, ref.round, silo, chunk_digest(body), signed
-        )
+        claim, signature = sign_decryption_share(self.keys, job, ref.round, silo, chunk_digest(body), signed)
         self.stub.SubmitDecryptionShare(share_upload(ref, wire.encode_decryption(claim, signature, shares)))

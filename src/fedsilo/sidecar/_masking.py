@@ -18,12 +18,12 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.compression import low_bits, pack_words
-from fedsilo.identity import SiloIdentity
 from fedsilo.protocol import PolicyVerdict, RoundPlan, round_ref, rpc, secagg_envelope
 from fedsilo.secagg import CHUNK_WORDS, SecAggClient, SecAggConfig, SecAggError, choose_graph
 
 from ._compress import packed_payload
 from ._config import SidecarConfig
+from ._keys import SiloKeys
 from ._pipeline import Next, OutgoingUpdate, Payload
 
 log = logging.getLogger("fedsilo.sidecar")
@@ -36,7 +36,7 @@ class MaskedSubmission:
         self,
         plan: RoundPlan,
         config: SidecarConfig,
-        identity: SiloIdentity,
+        keys: SiloKeys,
         update: npt.NDArray[np.float32],
         weight: int,
         levels: npt.NDArray[np.uint32] | None = None,
@@ -62,8 +62,8 @@ class MaskedSubmission:
                 degree=graph.degree,
             ),
             config.silo,
-            identity.signing_key,
-            config.peer_keys,
+            keys,  # the silo's key in force and its peers' (rotated at round boundaries)
+            keys.peers,
         )
         self._update = update
         self._weight = weight
@@ -115,14 +115,14 @@ class MaskedEncode:
     """Step (masked mode): the update in fixed point, masked with this round's pairwise keys."""
 
     config: SidecarConfig
-    identity: SiloIdentity
+    keys: SiloKeys
     stub: rpc.AggregatorStub
 
     def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
         """Mask, send, and unmask if this silo is asked to."""
         levels = None if update.compressed is None else update.compressed.astype(np.uint32, copy=False)
         submission = MaskedSubmission(
-            update.plan, self.config, self.identity, update.require_delta(), update.weight, levels
+            update.plan, self.config, self.keys, update.require_delta(), update.weight, levels
         )
         submission.setup(self.stub)
         if levels is None:

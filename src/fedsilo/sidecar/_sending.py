@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 
 from fedsilo import __version__
-from fedsilo.identity import SigningKey
+from fedsilo.identity import Signer
 from fedsilo.protocol import PolicyVerdict, UpdateMetadata, mechanism_claim, rpc, update_stream, verdict_from_proto
 
 from ._pipeline import Next, OutgoingUpdate
@@ -23,7 +23,8 @@ class Sign:
 
     job: str
     silo: str
-    signing_key: SigningKey
+    # The silo's key, or its key in force per round (``SiloKeys``) when the key may be rotated.
+    signing_key: Signer
     # The trainer image's digest where the silo knows it (``SidecarConfig.trainer_image_digest``).
     trainer_image_digest: str | None = None
 

@@ -10,7 +10,6 @@ the trainer link, and sends what comes back along the update's way (``Sidecar.st
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
@@ -44,7 +43,9 @@ from fedsilo.protocol import (
 
 from ._compress import Compress
 from ._config import SidecarConfig
+from ._connection import Connection
 from ._homomorphic import HomomorphicEncode
+from ._keys import KeyNotHeld, SiloKeys
 from ._link import TrainerLinkService
 from ._masking import MaskedEncode
 from ._model_check import ModelCheck, ModelRefused
@@ -67,47 +68,6 @@ MODEL_LIMIT_BYTES = 1 << 31
 RECONNECT_SECONDS = 600.0
 
 
-# The hub's rate limits (spec.rateLimits) refuse a call with RESOURCE_EXHAUSTED before it touches
-# any round state: an honest sidecar that was too quick waits and calls again, with gRPC's own
-# backoff, instead of failing its round. A streamed upload is retried only while gRPC still
-# buffers it; past that the round's own deadline handles it.
-_RETRY_WHEN_LIMITED = json.dumps(
-    {
-        "methodConfig": [
-            {
-                "name": [{"service": "fedsilo.v1.Aggregator"}],
-                "retryPolicy": {
-                    "maxAttempts": 5,
-                    "initialBackoff": "0.2s",
-                    "maxBackoff": "3s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["RESOURCE_EXHAUSTED"],
-                },
-            }
-        ]
-    }
-)
-
-
-def silo_channel(target: str, identity: SiloIdentity, aggregator_ca_pem: bytes | None) -> grpc.Channel:
-    """The silo's mTLS channel to the aggregator (its own certificate; the hub's CA, or the silo's own)."""
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=aggregator_ca_pem or identity.tls.ca_certificate_pem,
-        private_key=identity.tls.private_key_pem,
-        certificate_chain=identity.tls.certificate_pem,
-    )
-    return grpc.secure_channel(
-        target,
-        credentials,
-        options=[
-            ("grpc.max_receive_message_length", 4 << 20),
-            ("grpc.max_send_message_length", 4 << 20),
-            ("grpc.enable_retries", 1),
-            ("grpc.service_config", _RETRY_WHEN_LIMITED),
-        ],
-    )
-
-
 class Sidecar:
     """One silo's sidecar."""
 
@@ -118,9 +78,13 @@ class Sidecar:
         link: TrainerLinkService,
         *,
         on_verdict: Callable[[int, PolicyVerdict], None] | None = None,
+        keys: SiloKeys | None = None,
     ) -> None:
         self.config = config
         self._identity = identity
+        # The key each round is signed with (switched where the hub says: key rotation), and the peers'.
+        self._keys = keys or SiloKeys(config.silo, identity.signing_key, peers=config.peer_keys)
+        self._connection: Connection | None = None
         self._link = link
         self._on_verdict = on_verdict
         self._job_name = config.job.metadata.name
@@ -163,8 +127,12 @@ class Sidecar:
     def run(self) -> int:
         """Take part in every round; 0 when the job finished, 1 when it failed."""
         follow_parent()
-        with silo_channel(self.config.aggregator, self._identity, self.config.aggregator_ca_pem) as channel:
-            stub = rpc.AggregatorStub(channel)
+        connection = Connection(
+            self.config.aggregator, self._identity.tls, self.config.aggregator_ca_pem, self.config.identity_dir
+        )
+        self._connection = connection
+        try:
+            stub = connection.stub
             num_samples = self._hello()
             self._privacy = self._guard(num_samples)
             self._join(stub, num_samples)
@@ -196,11 +164,21 @@ class Sidecar:
                         self._join(stub, num_samples)
                 else:
                     try:
+                        self._keys.advance(plan)
+                    except KeyNotHeld as error:
+                        # Signing with a key the hub no longer takes would only be refused: sit the round out.
+                        log.error("%s", error)
+                        after = plan.round
+                        continue
+                    connection.renew()  # a renewed certificate, before this round's calls
+                    try:
                         self._round(stub, steps, plan, num_samples)
                     except grpc.RpcError as error:
                         after = self._reconnect(stub, num_samples, error)
                         continue
                 after = plan.round
+        finally:
+            connection.close()
 
     def _reconnect(self, stub: rpc.AggregatorStub, num_samples: int, error: grpc.RpcError) -> int:
         """The hub went away (``UNAVAILABLE``): join it again once it is back; the round to wait after (0).
@@ -238,6 +216,9 @@ class Sidecar:
 
     def _wait_round(self, stub: rpc.AggregatorStub, after: int) -> RoundPlan:
         while True:
+            if self._connection is not None:
+                # Between rounds a short-lived certificate may be renewed (and the old one expire).
+                self._connection.renew()
             try:
                 reply = stub.WaitRound(wait_round_request(self._job_name, self.config.silo, after), timeout=60)
                 return plan_from_proto(reply)
@@ -255,9 +236,9 @@ class Sidecar:
         privacy = self._privacy
         encode: Step = plain_encode
         if spec.aggregation.mode is AggregationMode.MASKED:
-            encode = MaskedEncode(self.config, self._identity, stub)
+            encode = MaskedEncode(self.config, self._keys, stub)
         elif spec.aggregation.mode is AggregationMode.HOMOMORPHIC:
-            encode = HomomorphicEncode(self.config, self._identity, stub)
+            encode = HomomorphicEncode(self.config, self._keys, stub)
         compression = spec.compression
         return [
             *([KeepPrivate(self._private)] if self._private else []),  # private parameters never leave
@@ -273,8 +254,8 @@ class Sidecar:
             encode,  # masked: fixed point + pairwise masks; homomorphic: CKKS chunks; plain: [w * update..., w]
             *([ChargeLedger(privacy)] if privacy else []),  # the ledger, before anything leaves
             Sign(
-                self._job_name, self.config.silo, self._identity.signing_key, self.config.trainer_image_digest
-            ),  # the claims the policy reads
+                self._job_name, self.config.silo, self._keys, self.config.trainer_image_digest
+            ),  # the claims the policy reads, signed with the round's key
             Send(stub),  # the wire; the verdict goes back up
         ]
 
@@ -342,7 +323,7 @@ class Sidecar:
             stage=stage,
         )
         signed = report.canonical_bytes()
-        stub.ReportEvaluation(signed_metadata(signed, self._identity.signing_key.sign(signed)))
+        stub.ReportEvaluation(signed_metadata(signed, self._keys.sign(signed)))
 
     def _verdict(self, round_number: int, verdict: PolicyVerdict) -> None:
         if verdict.accepted:

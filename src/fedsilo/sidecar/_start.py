@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedsilo.api import Manifest
-from fedsilo.identity import SignatureError, VerifyKey, read_identity
+from fedsilo.api import Manifest, load_manifest
+from fedsilo.identity import SIGNING_KEY_FILE, SignatureError, VerifyKey, read_identity
 from fedsilo.launch import SidecarArgs
 
 from ._config import SidecarConfig
+from ._keys import SiloKeys, registered_keys
 from ._link import TrainerLinkService, start_link_server
 from ._sidecar import Sidecar
 
@@ -37,11 +38,7 @@ def run_sidecar(args: SidecarArgs, manifest: Manifest) -> int:
         ValueError: an argument is unusable (the message names the flag and the fix).
     """
     aggregator_key = read_aggregator_key(args.aggregator_key) if args.aggregator_key else None
-    peer_keys = {
-        s.metadata.name: VerifyKey.from_base64(s.spec.identity.public_key)
-        for s in manifest.silos
-        if s.spec.identity.public_key
-    }
+    peer_keys = registered_keys(manifest)
     identity = read_identity(args.identity_dir)
     link = TrainerLinkService.from_environment()
     server = start_link_server(link, args.trainer_listen, identity.tls)
@@ -57,7 +54,16 @@ def run_sidecar(args: SidecarArgs, manifest: Manifest) -> int:
             run_id=args.run_id,
             silo_max_epsilon=manifest.silo(args.silo).spec.max_epsilon,
             trainer_image_digest=args.trainer_image_digest or None,
+            identity_dir=args.identity_dir,
         )
-        return Sidecar(config, identity, link).run()
+        # The key file and the manifest are read again at every round: a rotated key is taken without a restart.
+        keys = SiloKeys(
+            args.silo,
+            identity.signing_key,
+            key_file=args.identity_dir / SIGNING_KEY_FILE,
+            peers=peer_keys,
+            peer_source=lambda: registered_keys(load_manifest(args.job_config)),
+        )
+        return Sidecar(config, identity, link, keys=keys).run()
     finally:
         server.stop(grace=1)
