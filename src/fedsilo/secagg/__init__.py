@@ -11,6 +11,8 @@ from ._fixed_point import FixedPointError as FixedPointError
 from ._fixed_point import choose_fractional_bits as choose_fractional_bits
 from ._fixed_point import decode_sum as decode_sum
 from ._fixed_point import encode as encode
+from ._masks import SLICE_WORDS as SLICE_WORDS
+from ._masks import apply_masks as apply_masks
 from ._messages import SecAggAbort as SecAggAbort
 from ._messages import SecAggError as SecAggError
 from ._server import SecAggServer as SecAggServer
@@ -21,6 +23,7 @@ from ._shamir import split as split
 
 __all__ = [
     "CHUNK_WORDS",
+    "SLICE_WORDS",
     "FixedPointError",
     "SecAggAbort",
     "SecAggClient",
@@ -29,6 +32,7 @@ __all__ = [
     "SecAggServer",
     "ShamirError",
     "Share",
+    "apply_masks",
     "choose_fractional_bits",
     "decode_sum",
     "encode",

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from fedsilo.identity import derive_key
 
-# Values per masking chunk: a multiple of the 4 words of one AES block (1 MiB of uint32).
+from ._masks import SLICE_WORDS
+
+# Words per message of a streamed masked payload (1 MiB of uint32).
 CHUNK_WORDS = 1 << 18
 
 
@@ -21,13 +23,14 @@ class SecAggConfig:
     vector_length: int
     fractional_bits: int
     clip_range: float
-    chunk_words: int = CHUNK_WORDS
+    # Words per slice of the mask expansion (``apply_masks``); any size gives the same masks.
+    chunk_words: int = SLICE_WORDS
 
     def __post_init__(self) -> None:
         if not 2 <= self.threshold <= len(self.silos):
             raise ValueError(f"threshold {self.threshold} must be between 2 and {len(self.silos)}")
-        if self.chunk_words % 4:
-            raise ValueError("chunk_words must be a multiple of 4")
+        if self.chunk_words < 1:
+            raise ValueError("chunk_words must be positive")
 
     def x_of(self, silo: str) -> int:
         """The Shamir point of ``silo``: its 1-based position in the job's silo list."""
@@ -46,7 +49,3 @@ class SecAggConfig:
         """The AES-GCM key for share ciphertexts between two silos."""
         low, high = sorted((a, b))
         return derive_key(secret, self.context("share-encryption", low, high))
-
-    def chunks(self) -> range:
-        """Start offsets of the vector's chunks."""
-        return range(0, self.vector_length, self.chunk_words)
