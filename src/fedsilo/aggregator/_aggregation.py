@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.protocol import StreamError
+from fedsilo.protocol import StreamError, check_chunk_size
 
 from ._sketches import UpdateSketches
 
@@ -117,6 +117,7 @@ class BufferedSink(UpdateSink):
     def add(self, offset: int, dtype: str, values: npt.NDArray[np.generic]) -> None:
         if dtype != self.dtype:
             raise StreamError(f"this round takes {self.dtype} chunks, got {dtype}")
+        check_chunk_size(values.nbytes)
         if offset != self._filled:
             raise StreamError(f"chunk at offset {offset}, expected {self._filled}")
         end = offset + values.size
@@ -124,7 +125,7 @@ class BufferedSink(UpdateSink):
             raise StreamError(f"update is longer than the model ({self.vector.size} values)")
         self.vector[offset:end] = values
         self._filled = end
-        self._digest.update(values.tobytes())
+        self._digest.update(np.ascontiguousarray(values).data)
 
     def finish(self) -> str:
         if self._filled != self.vector.size:

@@ -434,6 +434,7 @@ class JobCoordinator:
                 self._restart(current.inputs, alive)
             wait_until(self._cond, current.inputs.complete, current.inputs.deadline)
             current.inputs.closed = True
+            current.release_setup_messages()
             missing = current.inputs.missing()
             self._presence.gone(missing, round_number, "input")
             for silo in missing:

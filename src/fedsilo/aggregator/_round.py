@@ -63,6 +63,16 @@ class OpenRound:
     # Why the round's sum was not applied (it broke that bound); None for a round that counted.
     void: str | None = None
 
+    def release_setup_messages(self) -> None:
+        """Drop the setup steps' messages once the input step has closed (no silo can use them then).
+
+        Each silo's share bundle holds a ciphertext for every peer: kept to the round's end they
+        grew the hub's memory with the square of the number of silos.
+        """
+        for phase in self.steps.values():
+            phase.posted = dict.fromkeys(phase.posted, b"")
+        self.replies = {step: {} for step in self.replies}
+
     def contribution_of(self, silo: str) -> SignedContribution:
         """What admitted ``silo`` signed (set when its update took effect)."""
         return self.signed[silo]

@@ -34,7 +34,6 @@ class SecAggServer:
         self._keys = dict(verify_keys)
         self._adverts: dict[str, Advert] = {}
         self._shared: set[str] = set()
-        self._mailboxes: dict[str, dict[str, str]] = {}
         self._sum = np.zeros(config.vector_length, dtype=np.uint32)
         self._counted: set[str] = set()
         self._excluded: dict[str, str] = {}
@@ -85,11 +84,11 @@ class SecAggServer:
             bundles[silo] = ciphertexts
         self._shared = set(bundles)
         self._require(len(self._shared), "sharing keys")
-        self._mailboxes = {
+        mailboxes = {
             receiver: {sender: bundle[receiver] for sender, bundle in bundles.items() if sender != receiver}
             for receiver in self._shared
         }
-        return {receiver: dump("delivery", {"ciphertexts": box}) for receiver, box in self._mailboxes.items()}
+        return {receiver: dump("delivery", {"ciphertexts": box}) for receiver, box in mailboxes.items()}
 
     # ----- step 2 ----------------------------------------------------------------------------
 
