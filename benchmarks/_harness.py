@@ -82,7 +82,12 @@ Flood = Callable[[int, Path, threading.Event], None]
 
 
 def job_documents(
-    silos: int, rounds: int, mode: str, extra: tuple[str, ...] = (), neighbours: str = "complete"
+    silos: int,
+    rounds: int,
+    mode: str,
+    extra: tuple[str, ...] = (),
+    neighbours: str = "complete",
+    round_timeout: int = 300,
 ) -> list[dict[str, Any]]:
     """A job of ``silos`` silos that all must answer, plus ``extra`` enrolled silos it does not wait for.
 
@@ -97,7 +102,7 @@ def job_documents(
             "silos": names,
             "minSilos": silos,
             "rounds": rounds,
-            "roundTimeoutSeconds": 300,
+            "roundTimeoutSeconds": round_timeout,
             "model": {"builtin": "mlp"},
             "aggregation": {"mode": mode}
             if neighbours == "complete"
@@ -116,6 +121,7 @@ def run_round_benchmark(
     trace_memory: bool = False,
     flood: Flood | None = None,
     neighbours: str = "complete",
+    round_timeout: int = 300,
 ) -> RoundFigures:
     """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model.
 
@@ -124,7 +130,9 @@ def run_round_benchmark(
     """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        documents = job_documents(silos, rounds, mode, (FLOODER,) if flood is not None else (), neighbours)
+        documents = job_documents(
+            silos, rounds, mode, (FLOODER,) if flood is not None else (), neighbours, round_timeout
+        )
         ca = CertificateAuthority.create()
         keys: dict[str, VerifyKey] = {}
         for document in documents[1:]:
@@ -259,20 +267,27 @@ def _client_main(work: Path, port: int, silos: list[str]) -> None:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=600)
+        thread.join(timeout=3600)
     stop.set()
     if any(codes) or len(codes) != len(silos):
         raise SystemExit(f"sidecars ended with {codes}")
 
 
 def measure_in_child(
-    silos: int, parameters: int, mode: str, rounds: int = 3, trace_memory: bool = False, neighbours: str = "complete"
+    silos: int,
+    parameters: int,
+    mode: str,
+    rounds: int = 3,
+    trace_memory: bool = False,
+    neighbours: str = "complete",
+    round_timeout: int = 300,
 ) -> RoundFigures:
     """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
     here = str(Path(__file__).parent)
     code = (
         f"import json, dataclasses, sys; sys.path.insert(0, {here!r}); from _harness import run_round_benchmark; "
-        f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, {trace_memory!r}, None, {neighbours!r}))))"
+        f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, "
+        f"{trace_memory!r}, None, {neighbours!r}, round_timeout={round_timeout}))))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if completed.returncode != 0:

@@ -1,17 +1,21 @@
 """Masked vs plain rounds over the real mTLS gRPC service, training excluded.
 
-1. A masked round vs a plain round, 10 silos, 1M parameters (target: at most 1.3x).
-2. The hub's peak memory with 10 vs 50 silos (target: flat within 20%), 1M parameters.
-3. Bytes on the wire per silo vs the float32 update (target: at most 1.05x).
-4. Masked vs plain round time at 5, 10, 20, 50 and 100 silos, over the complete graph and
-   over the sparse neighbour graph of SecAgg+ (target: at most 1.5x at 50 and 100 silos),
+1. ratio: a masked round vs a plain round, 10 silos, 1M parameters (target: at most 1.3x).
+2. memory: the hub's peak memory with 10, 50 and 100 silos, 1M parameters, masked and plain
+   (target: flat within 20% of the 10-silo figure), as the Python heap (tracemalloc: the
+   aggregator's arrays and messages) and as the growth of the resident set (which adds
+   gRPC's transport buffers and the threads serving the silos).
+3. bytes: bytes on the wire per silo vs the float32 update (target: at most 1.05x).
+4. graphs: masked vs plain round time at 5, 10, 20, 50 and 100 silos, over the complete graph
+   and over the sparse neighbour graph of SecAgg+ (target: at most 1.5x at 50 and 100 silos),
    100k parameters so the 100-silo runs fit this machine.
-5. The protocol's CPU time per silo and at the hub, complete vs sparse graph, in memory (no
-   gRPC, no training): what a silo on its own machine spends on masking, load-independent
-   where wall-clock rounds of 100 silos on one shared 2-core machine are not.
+5. protocol: the masking protocol's CPU time per silo and at the hub, complete vs sparse graph,
+   in memory (no gRPC, no training): what a silo on its own machine spends on masking,
+   load-independent where wall-clock rounds of 100 silos on one shared 2-core machine are not.
 
-    .venv/bin/python benchmarks/bench_secagg_round.py            # all five
-    .venv/bin/python benchmarks/bench_secagg_round.py graphs     # the fourth and fifth only
+    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory] [bytes] [graphs] [protocol]
+
+With no argument every part runs; the memory and graphs parts take several minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -23,15 +27,71 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
-from _harness import measure_in_child, print_figures
+from _harness import RoundFigures, measure_in_child, print_figures
 
 from fedsilo.identity import SigningKey
 from fedsilo.secagg import SecAggClient, SecAggConfig, SecAggServer, sparse_parameters
 
 T = TypeVar("T")
 
+SILO_COUNTS = (10, 50, 100)
 GRAPH_SILOS = (5, 10, 20, 50, 100)
 GRAPH_PARAMETERS = 100_000
+
+
+def round_ratio() -> tuple[RoundFigures, RoundFigures]:
+    """Part 1: a masked and a plain round at 10 silos."""
+    plain = measure_in_child(10, 1_000_000, "plain")
+    masked = measure_in_child(10, 1_000_000, "masked")
+    print_figures(
+        "masked vs plain round, 10 silos, 1M parameters",
+        [
+            {
+                "plain_round_s": plain.median_seconds,
+                "masked_round_s": masked.median_seconds,
+                "ratio": masked.median_seconds / plain.median_seconds,
+                "target": 1.3,
+            }
+        ],
+    )
+    return plain, masked
+
+
+def hub_memory() -> None:
+    """Part 2: the hub's peak memory as the number of silos grows, in both modes."""
+    rows = []
+    for mode in ("masked", "plain"):
+        figures = {n: measure_in_child(n, 1_000_000, mode, rounds=1, trace_memory=True) for n in SILO_COUNTS}
+        for measure, field in (
+            ("python heap", "hub_peak_python_heap_mib"),
+            ("resident set growth", "hub_peak_rss_mib"),
+        ):
+            mib = {n: float(getattr(figures[n], field)) for n in SILO_COUNTS}
+            row: dict[str, object] = {"mode": mode, "measure": measure}
+            for n in SILO_COUNTS:
+                row[f"silos_{n}_mib"] = mib[n]
+            for n in SILO_COUNTS[1:]:
+                row[f"ratio_{n}_to_{SILO_COUNTS[0]}"] = mib[n] / mib[SILO_COUNTS[0]]
+            row["target"] = 1.2
+            rows.append(row)
+    print_figures("hub peak memory, 1M parameters, one round", rows)
+
+
+def bytes_on_wire(plain: RoundFigures, masked: RoundFigures) -> None:
+    """Part 3: what one silo sends per round against its float32 update."""
+    print_figures(
+        "bytes sent per silo per round vs the float32 update",
+        [
+            {
+                "mode": figures.mode,
+                "float32_update_bytes": figures.parameters * 4,
+                "bytes_up_per_silo": int(figures.bytes_up_per_silo),
+                "ratio": figures.bytes_up_per_silo / (figures.parameters * 4),
+                "target": 1.05,
+            }
+            for figures in (plain, masked)
+        ],
+    )
 
 
 def graphs() -> None:
@@ -115,61 +175,18 @@ def protocol() -> None:
 
 
 def main() -> None:
-    plain = measure_in_child(10, 1_000_000, "plain")
-    masked = measure_in_child(10, 1_000_000, "masked")
-    small = {n: measure_in_child(n, 1_000_000, "masked", rounds=1, trace_memory=True) for n in (10, 50)}
-    print_figures(
-        "masked vs plain round, 10 silos, 1M parameters",
-        [
-            {
-                "plain_round_s": plain.median_seconds,
-                "masked_round_s": masked.median_seconds,
-                "ratio": masked.median_seconds / plain.median_seconds,
-                "target": 1.3,
-            }
-        ],
-    )
-    print_figures(
-        "hub peak memory, masked, 1M parameters",
-        [
-            {
-                "measure": "python heap (aggregator arrays and messages)",
-                "silos_10_mib": small[10].hub_peak_python_heap_mib,
-                "silos_50_mib": small[50].hub_peak_python_heap_mib,
-                "ratio": small[50].hub_peak_python_heap_mib / small[10].hub_peak_python_heap_mib,
-                "target": 1.2,
-            },
-            {
-                "measure": "resident set (including gRPC transport buffers)",
-                "silos_10_mib": small[10].hub_peak_rss_mib,
-                "silos_50_mib": small[50].hub_peak_rss_mib,
-                "ratio": small[50].hub_peak_rss_mib / small[10].hub_peak_rss_mib,
-                "target": 1.2,
-            },
-        ],
-    )
-    print_figures(
-        "bytes sent per silo per round vs the float32 update",
-        [
-            {
-                "mode": figures.mode,
-                "float32_update_bytes": figures.parameters * 4,
-                "bytes_up_per_silo": int(figures.bytes_up_per_silo),
-                "ratio": figures.bytes_up_per_silo / (figures.parameters * 4),
-                "target": 1.05,
-            }
-            for figures in (plain, masked)
-        ],
-    )
+    parts = set(sys.argv[1:]) or {"ratio", "memory", "bytes", "graphs", "protocol"}
+    if parts & {"ratio", "bytes"}:
+        plain, masked = round_ratio()
+        if "bytes" in parts:
+            bytes_on_wire(plain, masked)
+    if "memory" in parts:
+        hub_memory()
+    if "protocol" in parts:
+        protocol()
+    if "graphs" in parts:
+        graphs()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["protocol"]:
-        protocol()
-    elif sys.argv[1:] == ["graphs"]:
-        protocol()
-        graphs()
-    else:
-        main()
-        protocol()
-        graphs()
+    main()

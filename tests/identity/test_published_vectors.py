@@ -27,6 +27,7 @@ from fedsilo.identity import (
     WORDS_PER_BLOCK,
     AgreementKey,
     DecryptionError,
+    Keystream,
     SignatureError,
     derive_key,
     keystream_words,
@@ -89,10 +90,7 @@ HKDF_IKM = bytes([0x0B] * 22)
 
 
 def test_hkdf_without_salt_or_info_gives_rfc_5869_test_case_3() -> None:
-    okm = h(
-        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
-        "9d201395faa4b61a96c8"
-    )
+    okm = h("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")
     assert derive_key(HKDF_IKM, b"", length=42) == okm
 
 
@@ -190,6 +188,26 @@ def test_the_keystream_refuses_a_short_key_and_an_unaligned_start() -> None:
         keystream_words(CTR_KEY[:16], 0, 4)
     with pytest.raises(ValueError, match="multiple of 4"):
         keystream_words(CTR_KEY, 2, 4)
+
+
+@pytest.mark.parametrize("slices", [(16,), (1, 3, 5, 7), (6, 2, 8)])
+def test_a_keystream_read_slice_by_slice_is_the_nist_output_blocks(slices: tuple[int, ...]) -> None:
+    # Slices of any length (even ones that split an AES block) continue the one stream.
+    stream = Keystream(CTR_KEY, CTR_FIRST_COUNTER * WORDS_PER_BLOCK)
+    scratch = np.empty(16 + Keystream.SLACK_BYTES // 4, dtype="<u4")
+    words = []
+    for count in slices:
+        stream.read_into(memoryview(scratch).cast("B"), count)
+        words.append(scratch[:count].copy())
+    np.testing.assert_array_equal(np.concatenate(words), _words(CTR_OUTPUT_BLOCKS))
+
+
+def test_a_keystream_refuses_a_scratch_buffer_without_room_for_the_slice() -> None:
+    scratch = memoryview(np.empty(8, dtype="<u4")).cast("B")
+    with pytest.raises(ValueError, match="scratch buffer of 48 bytes"):
+        Keystream(CTR_KEY).read_into(scratch, 8)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        Keystream(CTR_KEY, 2)
 
 
 # ----- AES-256-GCM, GCM specification test cases 13, 14, 16 --------------------------------------

@@ -28,10 +28,10 @@ from ._coordinator import JobCoordinator as JobCoordinator
 from ._privacy import LedgerBook as LedgerBook
 from ._quality import ModelQuality as ModelQuality
 from ._quality import SiloScore as SiloScore
-from ._round import update_distances as update_distances
 from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from ._service import serve as serve
 from ._service import start_server as start_server
+from ._sketches import update_distances as update_distances
 from ._standing import SiloStanding as SiloStanding
 from ._standing import StandingSource as StandingSource
 from ._statistics import StatisticsFailed as StatisticsFailed

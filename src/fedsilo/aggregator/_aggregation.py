@@ -16,7 +16,9 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.protocol import StreamError
+from fedsilo.protocol import StreamError, check_chunk_size
+
+from ._sketches import UpdateSketches
 
 
 class UpdateSink(ABC):
@@ -73,7 +75,11 @@ class Aggregation(ABC):
         return None
 
     def admitted_updates(self) -> dict[str, npt.NDArray[np.float64]] | None:
-        """Each admitted silo's payload ``[w * update..., w]`` (plain mode, for robust rules); None when masked."""
+        """Each admitted silo's payload ``[w * update..., w]`` (plain mode with a robust rule); None otherwise."""
+        return None
+
+    def update_sketches(self) -> UpdateSketches | None:
+        """Sketches of the admitted updates, for their distances to the step (plain mode); None when masked."""
         return None
 
     def unmask_request(self, survivors: frozenset[str]) -> bytes:
@@ -111,6 +117,7 @@ class BufferedSink(UpdateSink):
     def add(self, offset: int, dtype: str, values: npt.NDArray[np.generic]) -> None:
         if dtype != self.dtype:
             raise StreamError(f"this round takes {self.dtype} chunks, got {dtype}")
+        check_chunk_size(values.nbytes)
         if offset != self._filled:
             raise StreamError(f"chunk at offset {offset}, expected {self._filled}")
         end = offset + values.size
@@ -118,7 +125,7 @@ class BufferedSink(UpdateSink):
             raise StreamError(f"update is longer than the model ({self.vector.size} values)")
         self.vector[offset:end] = values
         self._filled = end
-        self._digest.update(values.tobytes())
+        self._digest.update(np.ascontiguousarray(values).data)
 
     def finish(self) -> str:
         if self._filled != self.vector.size:
@@ -129,14 +136,21 @@ class BufferedSink(UpdateSink):
 
 
 class PlainAggregation(Aggregation):
-    """Sums float32 updates in the clear, in float64. For testing and baselines only."""
+    """Sums float32 updates in the clear, in float64. For testing and baselines only.
 
-    def __init__(self, vector_length: int) -> None:
+    Each admitted update is added into one running sum and freed, keeping only its sketch
+    (``UpdateSketches``: its distance to the round's step); the hub's memory is one sum and
+    the buffered uploads, whatever the number of silos. Only a robust rule (median,
+    trimmed mean, Multi-Krum, centered clipping), which needs every update, keeps them all
+    (``keep_updates``).
+    """
+
+    def __init__(self, vector_length: int, *, keep_updates: bool = False) -> None:
         super().__init__(vector_length)
         self._sum = np.zeros(vector_length, dtype=np.float64)
         self._pending: dict[str, BufferedSink] = {}
-        # Robust strategies combine the individual updates; plain mode is the one that may keep them.
-        self._admitted: dict[str, npt.NDArray[np.float64]] = {}
+        self._sketches = UpdateSketches(vector_length - 1)
+        self._admitted: dict[str, npt.NDArray[np.float64]] | None = {} if keep_updates else None
 
     def open_update(self, silo: str) -> UpdateSink:
         sink = BufferedSink(self.vector_length, "float32", check_finite=True)
@@ -148,17 +162,26 @@ class PlainAggregation(Aggregation):
 
     def admit(self, silo: str) -> None:
         sink = self._pending.pop(silo)
-        vector = sink.vector.astype(np.float64)
-        self._sum += vector
-        self._admitted[silo] = vector
+        self._count(silo, sink.vector.view(np.float32))
+
+    def _count(self, silo: str, vector: npt.NDArray[np.floating]) -> None:
+        """Add a payload ``[w * update..., w]`` into the sum and sketch its update; keep it only for a robust rule."""
+        np.add(self._sum, vector, out=self._sum)
+        # The payload's weight was checked against the signed record count (> 0) by check_cleartext.
+        self._sketches.add(silo, vector[:-1], 1.0 / float(vector[-1]))
+        if self._admitted is not None:
+            self._admitted[silo] = vector.astype(np.float64)
 
     def exclude(self, silo: str, reason: str) -> None:
         self._pending.pop(silo, None)
-        if silo in self._admitted:
+        if silo in self._sketches:
             raise RuntimeError(f"{silo} was already admitted; plain mode cannot take it back")
 
     def admitted_updates(self) -> dict[str, npt.NDArray[np.float64]] | None:
-        return dict(self._admitted)
+        return dict(self._admitted) if self._admitted is not None else None
+
+    def update_sketches(self) -> UpdateSketches | None:
+        return self._sketches
 
     def result(self) -> tuple[npt.NDArray[np.float64], float]:
         return self._sum[:-1].copy(), float(self._sum[-1])

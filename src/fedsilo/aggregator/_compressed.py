@@ -73,8 +73,8 @@ class CompressedMaskedAggregation(MaskedAggregation):
 class CompressedPlainAggregation(PlainAggregation):
     """Plain sums of one compressed round's payloads, each decoded to ``[w * x..., w]``."""
 
-    def __init__(self, vector_length: int, settings: RoundCompression) -> None:
-        super().__init__(vector_length)
+    def __init__(self, vector_length: int, settings: RoundCompression, *, keep_updates: bool = False) -> None:
+        super().__init__(vector_length, keep_updates=keep_updates)
         self.settings = settings
         self._decoded: dict[str, npt.NDArray[np.float64]] = {}
 
@@ -98,9 +98,7 @@ class CompressedPlainAggregation(PlainAggregation):
     def admit(self, silo: str) -> None:
         self.cleartext(silo)
         self._pending.pop(silo)
-        vector = self._decoded.pop(silo)
-        self._sum += vector
-        self._admitted[silo] = vector
+        self._count(silo, self._decoded.pop(silo))
 
     def exclude(self, silo: str, reason: str) -> None:
         self._decoded.pop(silo, None)

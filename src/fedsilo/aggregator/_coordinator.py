@@ -57,7 +57,7 @@ from ._metrics import job_finished, job_started, model_scored, round_retried
 from ._phases import Phase, PhaseClosed, RunCondition, wait_until
 from ._presence import Presence
 from ._record import record_round, seal_model, summarize
-from ._round import OpenRound, fit_config_document, max_records, require_quorum, round_aggregation, update_distances
+from ._round import OpenRound, fit_config_document, max_records, require_quorum, round_aggregation
 from ._standing import Standing, StandingSource
 from ._uploads import UploadSlots
 
@@ -454,6 +454,7 @@ class JobCoordinator:
                 self._restart(current.inputs, alive)
             wait_until(self._cond, current.inputs.complete, current.inputs.deadline)
             current.inputs.closed = True
+            current.release_setup_messages()
             missing = current.inputs.missing()
             self._presence.gone(missing, round_number, "input")
             for silo in missing:
@@ -504,12 +505,11 @@ class JobCoordinator:
 
     def _record_distances(self, current: OpenRound, aggregation: Aggregation, new_weights: Weights) -> None:
         """In plain mode, each admitted update's L2 distance and cosine to the step the model took."""
-        payloads = aggregation.admitted_updates()
-        if payloads is None:
+        sketches = aggregation.update_sketches()
+        if sketches is None:
             return
         step = self._layout.flatten(new_weights).astype(np.float64) - self._layout.flatten(self._weights)
-        for silo, payload in payloads.items():
-            distance, cosine = update_distances(payload[:-1] / payload[-1], step)
+        for silo, (distance, cosine) in sketches.distances(step).items():
             stats = current.stats_of(silo)
             stats.update_distance, stats.update_cosine = distance, cosine
 

@@ -48,7 +48,7 @@ from fedsilo.he import (
 )
 from fedsilo.identity import SignatureError, VerifyKey, sha256_digest
 from fedsilo.policy import Reason, Refusal
-from fedsilo.protocol import StreamError
+from fedsilo.protocol import StreamError, check_chunk_size
 
 from ._aggregation import Aggregation, UpdateSink
 from ._contracts import RoundFailed, UpdateGate
@@ -87,6 +87,7 @@ class FrameSink(UpdateSink):
     def add(self, offset: int, dtype: str, values: npt.NDArray[np.generic]) -> None:
         if dtype != "uint8":
             raise StreamError(f"homomorphic mode takes uint8 chunks, got {dtype}")
+        check_chunk_size(values.nbytes)
         if offset != len(self._buffer):
             raise StreamError(f"chunk at offset {offset}, expected {len(self._buffer)}")
         if len(self._buffer) + values.nbytes > self._limit:

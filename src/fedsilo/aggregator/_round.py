@@ -12,9 +12,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Final
 
-import numpy as np
-import numpy.typing as npt
-
 from fedsilo.api import AggregationMode, FederatedJob, FederatedJobSpec
 from fedsilo.compression import words_sent
 from fedsilo.he import HEParameters, round_seed
@@ -68,6 +65,16 @@ class OpenRound:
     # Why the round's sum was not applied (it broke that bound); None for a round that counted.
     void: str | None = None
 
+    def release_setup_messages(self) -> None:
+        """Drop the setup steps' messages once the input step has closed (no silo can use them then).
+
+        Each silo's share bundle holds a ciphertext for every peer: kept to the round's end they
+        grew the hub's memory with the square of the number of silos.
+        """
+        for phase in self.steps.values():
+            phase.posted = dict.fromkeys(phase.posted, b"")
+        self.replies = {step: {} for step in self.replies}
+
     def contribution_of(self, silo: str) -> SignedContribution:
         """What admitted ``silo`` signed (set when its update took effect)."""
         return self.signed[silo]
@@ -82,17 +89,6 @@ class OpenRound:
             raise PhaseClosed(f"round {round_number} is not open")
         if silo not in self.plan.participants:
             raise PhaseClosed(f"{silo} is not a participant of round {round_number}")
-
-
-def update_distances(update: npt.NDArray[np.float64], step: npt.NDArray[np.float64]) -> tuple[float, float | None]:
-    """``update``'s L2 distance to ``step`` and the cosine between them (None when either is zero).
-
-    An anomaly signal in plain mode: a sign-flipped update has a cosine near -1, a boosted
-    one a distance far above its peers'.
-    """
-    distance = float(np.linalg.norm(update - step))
-    norms = float(np.linalg.norm(update)) * float(np.linalg.norm(step))
-    return distance, (float(update @ step) / norms if norms > 0 else None)
 
 
 def fit_config_document(config: Any) -> dict[str, Any]:
@@ -133,9 +129,11 @@ def round_aggregation(
         return HomomorphicAggregation(homomorphic, plan.round, plan.vector_length, seed, participants)
     settings = plan.compression
     if spec.aggregation.mode is not AggregationMode.MASKED:
+        # Only a robust rule combines the individual updates; every other keeps a running sum.
+        keep = spec.strategy.name.robust
         if settings is not None:
-            return CompressedPlainAggregation(plan.vector_length, settings)
-        return PlainAggregation(plan.vector_length)
+            return CompressedPlainAggregation(plan.vector_length, settings, keep_updates=keep)
+        return PlainAggregation(plan.vector_length, keep_updates=keep)
     model_length = plan.vector_length - 1
     config = SecAggConfig(
         job=job.metadata.name,

@@ -8,6 +8,7 @@ imports this package.
 from ._agreement import WORDS_PER_BLOCK as WORDS_PER_BLOCK
 from ._agreement import AgreementKey as AgreementKey
 from ._agreement import DecryptionError as DecryptionError
+from ._agreement import Keystream as Keystream
 from ._agreement import derive_key as derive_key
 from ._agreement import keystream_words as keystream_words
 from ._agreement import open_sealed as open_sealed
@@ -56,6 +57,7 @@ __all__ = [
     "CertificateExpired",
     "DecryptionError",
     "IssuerMismatch",
+    "Keystream",
     "SignatureError",
     "Signer",
     "SigningKey",

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
@@ -91,19 +91,54 @@ def open_sealed(key: bytes, blob: bytes, associated: bytes) -> bytes:
 _ZEROS = bytes(1 << 22)
 
 
+def _ctr_encryptor(key: bytes, first_word: int) -> CipherContext:
+    """An AES-256-CTR encryptor whose keystream starts at word ``first_word`` (validated)."""
+    if first_word % WORDS_PER_BLOCK:
+        raise ValueError("keystream slices must start at a multiple of 4 words")
+    if len(key) != 32:
+        raise ValueError("the keystream key must be 32 bytes")
+    counter = (first_word // WORDS_PER_BLOCK).to_bytes(16, "big")
+    return Cipher(algorithms.AES(key), modes.CTR(counter)).encryptor()
+
+
 def keystream_words(key: bytes, first_word: int, count: int) -> npt.NDArray[np.uint32]:
     """AES-256-CTR keystream words ``first_word .. first_word + count - 1`` as little-endian uint32.
 
     Word ``w`` comes from counter block ``w // 4``, so any slice of the stream can be made
     on its own: chunks are masked and unmasked independently, in any order.
     """
-    if first_word % WORDS_PER_BLOCK:
-        raise ValueError("keystream slices must start at a multiple of 4 words")
-    if len(key) != 32:
-        raise ValueError("the keystream key must be 32 bytes")
-    counter = (first_word // WORDS_PER_BLOCK).to_bytes(16, "big")
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(counter)).encryptor()
+    encryptor = _ctr_encryptor(key, first_word)
     size = 4 * count
     zeros = memoryview(_ZEROS)[:size] if size <= len(_ZEROS) else bytes(size)
     # The CTR keystream is the encryption of zeros.
     return np.frombuffer(encryptor.update(zeros), dtype="<u4")
+
+
+class Keystream:
+    """One key's AES-256-CTR keystream (the words of ``keystream_words``), read forward into a buffer.
+
+    Masking a vector against many peers reads every peer's stream slice by slice; this keeps one
+    cipher context per stream and writes each slice into the caller's scratch buffer, so the mask
+    expansion allocates nothing per slice and the slice stays in cache for the modular add.
+    """
+
+    __slots__ = ("_encryptor",)
+
+    #: Bytes a scratch buffer needs beyond the slice: ``update_into`` wants one block of room.
+    SLACK_BYTES = 16
+
+    def __init__(self, key: bytes, first_word: int = 0) -> None:
+        self._encryptor = _ctr_encryptor(key, first_word)
+
+    def read_into(self, scratch: memoryview, count: int) -> None:
+        """Write the next ``count`` words (little-endian) to the start of ``scratch`` (bytes).
+
+        ``scratch`` holds at least ``4 * count + SLACK_BYTES`` bytes. The stream continues
+        where the last call ended; called once per slice per peer, so it checks only sizes.
+        """
+        size = 4 * count
+        if count < 0 or scratch.nbytes < size + self.SLACK_BYTES:
+            raise ValueError(f"a slice of {count} words needs a scratch buffer of {size + self.SLACK_BYTES} bytes")
+        # The CTR keystream is the encryption of zeros.
+        zeros = memoryview(_ZEROS)[:size] if size <= len(_ZEROS) else bytes(size)
+        self._encryptor.update_into(zeros, scratch)

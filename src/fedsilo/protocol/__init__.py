@@ -45,6 +45,7 @@ from ._statistics import StatisticsStep as StatisticsStep
 from ._statistics import masked_words_digest as masked_words_digest
 from ._streams import CHUNK_BYTES as CHUNK_BYTES
 from ._streams import StreamError as StreamError
+from ._streams import check_chunk_size as check_chunk_size
 from ._streams import decode_weights as decode_weights
 from ._streams import encode_weights as encode_weights
 from ._strict import MessageError as MessageError
@@ -97,6 +98,7 @@ __all__ = [
     "blob_from_chunks",
     "blob_to_chunks",
     "canonical_json",
+    "check_chunk_size",
     "decode_weights",
     "encode_weights",
     "follow_parent",

@@ -38,6 +38,12 @@ def split_bytes(data: bytes, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[i
         yield offset, total, bytes(view[offset : offset + chunk_bytes])
 
 
+def check_chunk_size(size: int) -> None:
+    """Refuse one message's slice of more than ``CHUNK_BYTES`` (every sender cuts its streams at that size)."""
+    if size > CHUNK_BYTES:
+        raise StreamError(f"a chunk of {size} bytes is over the {CHUNK_BYTES} bytes one message may carry")
+
+
 class BlobAssembler:
     """Collects ``(offset, total, data)`` slices in order, refusing anything over ``limit`` bytes."""
 
@@ -54,6 +60,7 @@ class BlobAssembler:
             self._total = total
         elif total != self._total:
             raise StreamError(f"stream changed its total from {self._total} to {total}")
+        check_chunk_size(len(data))
         if offset != len(self._buffer):
             raise StreamError(f"chunk at offset {offset}, expected {len(self._buffer)}")
         if len(self._buffer) + len(data) > total:

@@ -20,6 +20,8 @@ from ._graph import NeighbourGraph as NeighbourGraph
 from ._graph import choose_graph as choose_graph
 from ._graph import graph_seed as graph_seed
 from ._graph import sparse_parameters as sparse_parameters
+from ._masks import SLICE_WORDS as SLICE_WORDS
+from ._masks import apply_masks as apply_masks
 from ._messages import SecAggAbort as SecAggAbort
 from ._messages import SecAggError as SecAggError
 from ._server import SecAggServer as SecAggServer
@@ -30,6 +32,7 @@ from ._shamir import split as split
 
 __all__ = [
     "CHUNK_WORDS",
+    "SLICE_WORDS",
     "FixedPointError",
     "GraphChoice",
     "GraphParameters",
@@ -41,6 +44,7 @@ __all__ = [
     "SecAggServer",
     "ShamirError",
     "Share",
+    "apply_masks",
     "choose_fractional_bits",
     "choose_graph",
     "decode_sum",

@@ -25,13 +25,13 @@ from fedsilo.identity import (
     SignatureError,
     Signer,
     VerifyKey,
-    keystream_words,
     open_sealed,
     seal,
 )
 
 from ._config import SecAggConfig
 from ._fixed_point import encode
+from ._masks import Sign, apply_masks
 from ._messages import Advert, SecAggAbort, SecAggError, b64, dump, load, unb64
 from ._shamir import Share, split
 
@@ -156,24 +156,13 @@ class SecAggClient:
         c = self.config
         if words.dtype != np.uint32 or words.shape != (c.vector_length,):
             raise ValueError(f"the round masks {c.vector_length} uint32 words")
-        masked = words
-        peers = sorted(self._ciphertexts)
-        pair_keys = {
-            peer: c.pairwise_key(self._masking_key.exchange(self._adverts[peer].masking_key), self.me, peer)
-            for peer in peers
-        }
-        for offset in c.chunks():
-            count = min(c.chunk_words, c.vector_length - offset)
-            view = masked[offset : offset + count]
-            view += keystream_words(self._seed, offset, count)
-            for peer, key in pair_keys.items():
-                stream = keystream_words(key, offset, count)
-                # The lower-named silo adds the pairwise mask, the higher one subtracts it.
-                if self.me < peer:
-                    view += stream
-                else:
-                    view -= stream
-        return masked
+        # The lower-named silo of a pair adds their pairwise mask, the higher one subtracts it.
+        masks: list[tuple[bytes, Sign]] = [(self._seed, 1)]
+        for peer in sorted(self._ciphertexts):
+            key = c.pairwise_key(self._masking_key.exchange(self._adverts[peer].masking_key), self.me, peer)
+            masks.append((key, 1 if self.me < peer else -1))
+        apply_masks(words, masks, c.chunk_words)
+        return words
 
     # ----- step 3: unmasking -----------------------------------------------------------------
 

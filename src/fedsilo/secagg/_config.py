@@ -8,8 +8,9 @@ from functools import cached_property
 from fedsilo.identity import derive_key
 
 from ._graph import NeighbourGraph, graph_seed
+from ._masks import SLICE_WORDS
 
-# Values per masking chunk: a multiple of the 4 words of one AES block (1 MiB of uint32).
+# Words per message of a streamed masked payload (1 MiB of uint32).
 CHUNK_WORDS = 1 << 18
 
 
@@ -24,7 +25,8 @@ class SecAggConfig:
     vector_length: int
     fractional_bits: int
     clip_range: float
-    chunk_words: int = CHUNK_WORDS
+    # Words per slice of the mask expansion (``apply_masks``); any size gives the same masks.
+    chunk_words: int = SLICE_WORDS
     # The sparse neighbour graph's degree (SecAgg+); None: the complete graph, every silo a neighbour.
     degree: int | None = None
 
@@ -33,8 +35,8 @@ class SecAggConfig:
         group = len(self.silos) if self.degree is None else self.degree
         if not 2 <= self.threshold <= group:
             raise ValueError(f"threshold {self.threshold} must be between 2 and {group} (a share group's size)")
-        if self.chunk_words % 4:
-            raise ValueError("chunk_words must be a multiple of 4")
+        if self.chunk_words < 1:
+            raise ValueError("chunk_words must be positive")
 
     @cached_property
     def graph(self) -> NeighbourGraph:
@@ -60,7 +62,3 @@ class SecAggConfig:
         """The AES-GCM key for share ciphertexts between two silos."""
         low, high = sorted((a, b))
         return derive_key(secret, self.context("share-encryption", low, high))
-
-    def chunks(self) -> range:
-        """Start offsets of the vector's chunks."""
-        return range(0, self.vector_length, self.chunk_words)

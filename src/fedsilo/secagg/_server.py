@@ -19,10 +19,11 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.identity import AgreementKey, SignatureError, VerifyKey, keystream_words
+from fedsilo.identity import AgreementKey, SignatureError, VerifyKey
 
 from ._config import SecAggConfig
 from ._fixed_point import decode_sum
+from ._masks import Sign, apply_masks
 from ._messages import Advert, SecAggAbort, SecAggError, dump, load, unb64
 from ._shamir import ShamirError, Share, reconstruct
 
@@ -38,7 +39,6 @@ class SecAggServer:
         self._keys = dict(verify_keys)
         self._adverts: dict[str, Advert] = {}
         self._shared: set[str] = set()
-        self._mailboxes: dict[str, dict[str, str]] = {}
         self._sum = np.zeros(config.vector_length, dtype=np.uint32)
         self._counted: set[str] = set()
         self._excluded: dict[str, str] = {}
@@ -101,11 +101,11 @@ class SecAggServer:
             bundles[silo] = ciphertexts
         self._shared = set(bundles)
         self._require(len(self._shared), "sharing keys")
-        self._mailboxes = {
+        mailboxes = {
             receiver: {sender: bundle[receiver] for sender, bundle in bundles.items() if receiver in bundle}
             for receiver in self._shared
         }
-        return {receiver: dump("delivery", {"ciphertexts": box}) for receiver, box in self._mailboxes.items()}
+        return {receiver: dump("delivery", {"ciphertexts": box}) for receiver, box in mailboxes.items()}
 
     # ----- step 2 ----------------------------------------------------------------------------
 
@@ -174,23 +174,13 @@ class SecAggServer:
 
     def _remove_masks(self, seeds: Mapping[str, bytes], dropped_keys: Mapping[str, AgreementKey]) -> None:
         c = self.config
-        pair_keys = []
+        masks: list[tuple[bytes, Sign]] = [(seed, -1) for seed in seeds.values()]
         for gone, key in dropped_keys.items():
             for survivor in self._counted & c.graph.peers(gone):
                 secret = key.exchange(self._adverts[survivor].masking_key)
                 # The survivor added the mask if its name is lower, subtracted it otherwise.
-                pair_keys.append((c.pairwise_key(secret, gone, survivor), survivor < gone))
-        for offset in c.chunks():
-            count = min(c.chunk_words, c.vector_length - offset)
-            view = self._sum[offset : offset + count]
-            for seed in seeds.values():
-                view -= keystream_words(seed, offset, count)
-            for pair_key, added in pair_keys:
-                stream = keystream_words(pair_key, offset, count)
-                if added:
-                    view -= stream
-                else:
-                    view += stream
+                masks.append((c.pairwise_key(secret, gone, survivor), -1 if survivor < gone else 1))
+        apply_masks(self._sum, masks, c.chunk_words)
         self._result = self._sum
 
     # ----- results ---------------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""Plain mode keeps one running sum: updates are freed once added, their distances come from sketches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fedsilo.aggregator import update_distances
+from fedsilo.aggregator._aggregation import PlainAggregation
+from fedsilo.aggregator._sketches import SKETCH_WIDTH, UpdateSketches
+
+
+def _admit(aggregation: PlainAggregation, silo: str, payload: np.ndarray) -> None:
+    sink = aggregation.open_update(silo)
+    sink.add(0, "float32", payload.astype(np.float32))
+    sink.finish()
+    aggregation.admit(silo)
+
+
+def _payload(update: np.ndarray, weight: float) -> np.ndarray:
+    return np.append(update * weight, weight)
+
+
+def test_fedavg_keeps_no_update_and_the_sum_is_exact() -> None:
+    rng = np.random.default_rng(0)
+    aggregation = PlainAggregation(101)
+    updates = {f"s{i}": rng.normal(size=100).astype(np.float32) for i in range(5)}
+    for silo, update in updates.items():
+        _admit(aggregation, silo, _payload(update, 2.0))
+    total, weight = aggregation.result()
+    assert aggregation.admitted_updates() is None
+    assert weight == 10.0
+    np.testing.assert_allclose(total, sum(2.0 * u.astype(np.float64) for u in updates.values()), rtol=1e-6)
+
+
+def test_a_robust_rule_keeps_every_update() -> None:
+    aggregation = PlainAggregation(4, keep_updates=True)
+    _admit(aggregation, "a", _payload(np.array([1.0, 2.0, 3.0]), 1.0))
+    kept = aggregation.admitted_updates()
+    assert kept is not None and set(kept) == {"a"}
+
+
+def test_an_admitted_update_cannot_be_excluded_afterwards() -> None:
+    aggregation = PlainAggregation(3)
+    _admit(aggregation, "a", _payload(np.array([1.0, 2.0]), 1.0))
+    with pytest.raises(RuntimeError, match="already admitted"):
+        aggregation.exclude("a", "late")
+
+
+def test_a_small_models_distances_are_exact() -> None:
+    rng = np.random.default_rng(1)
+    update, step = rng.normal(size=SKETCH_WIDTH), rng.normal(size=SKETCH_WIDTH)
+    sketches = UpdateSketches(SKETCH_WIDTH)
+    sketches.add("a", update)
+    distance, cosine = sketches.distances(step)["a"]
+    exact_distance, exact_cosine = update_distances(update, step)
+    assert distance == pytest.approx(exact_distance, rel=1e-9)
+    assert cosine == pytest.approx(exact_cosine, rel=1e-9)
+
+
+def test_a_large_models_distances_are_estimated_within_a_few_percent_and_keep_the_sign() -> None:
+    rng = np.random.default_rng(2)
+    step = rng.normal(size=300_001)
+    honest = step + rng.normal(scale=0.5, size=step.size)
+    flipped = -3.0 * honest
+    sketches = UpdateSketches(step.size)
+    sketches.add("honest", honest)
+    sketches.add("flipped", flipped, 1.0)
+    estimated = sketches.distances(step)
+    for silo, update in (("honest", honest), ("flipped", flipped)):
+        exact_distance, exact_cosine = update_distances(update, step)
+        distance, cosine = estimated[silo]
+        assert distance == pytest.approx(exact_distance, rel=0.1)
+        assert cosine is not None and exact_cosine is not None
+        assert cosine == pytest.approx(exact_cosine, abs=0.1)
+    assert estimated["flipped"][1] < 0 < estimated["honest"][1]  # type: ignore[operator]
+
+
+def test_a_sketch_refuses_a_vector_of_another_length() -> None:
+    with pytest.raises(ValueError, match="has 10 values"):
+        UpdateSketches(10).sketch(np.zeros(11))
