@@ -145,8 +145,15 @@ def test_the_stored_pods_keep_the_trainer_off_the_network_and_away_from_secrets(
     service = found[("Service", "quickstart-hospital-a-sidecar")]["spec"]["clusterIP"]
     (trainer_container,) = trainer["containers"]
     assert f"{service}:7000" in trainer_container["args"], "the trainer dials its sidecar by IP, with no DNS"
+    # The aggregator's gRPC port admits only this job's sidecars, from namespaces marked as silos'
+    # (no remote-silo CIDRs are configured here).
     aggregator = found[("NetworkPolicy", "quickstart-aggregator")]["spec"]
-    assert aggregator["ingress"] == [{"ports": [{"protocol": "TCP", "port": 7443}]}]
+    (rule,) = aggregator["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 7443}]
+    (source,) = rule["from"]
+    assert source["namespaceSelector"] == {"matchLabels": {"fedsilo.io/silo-namespace": "true"}}
+    assert source["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "sidecar"
+    assert source["podSelector"]["matchLabels"]["fedsilo.io/job"] == "quickstart"
 
 
 def test_every_pod_the_operator_makes_is_admitted_under_pod_security_restricted(
