@@ -53,6 +53,23 @@ SILOS = _resource(SILO)
 DEPLOYMENTS = _resource(DEPLOYMENT)
 
 
+def _on_change(resource: tuple[str, str, str], handler_id: str, registry: kopf.OperatorRegistry, **options: Any) -> Any:
+    """Register one reconcile function for create, update and resume.
+
+    Resume gets an id of its own: kopf keeps a handler's progress by id, and when an edit
+    arrives while a resume is still being handled it re-purposes the resume's finished
+    handlers for the update. With one shared id the edit counted as already handled, and
+    a spec changed during an operator restart never reached the job's children.
+    """
+
+    def register(fn: Any) -> Any:
+        fn = kopf.on.resume(*resource, id=f"{handler_id}-resume", registry=registry, **options)(fn)
+        fn = kopf.on.create(*resource, id=handler_id, registry=registry, **options)(fn)
+        return kopf.on.update(*resource, id=handler_id, registry=registry, **options)(fn)
+
+    return register
+
+
 def connection_info(access: ClusterAccess) -> kopf.ConnectionInfo:
     """Kopf's credentials, from the same access the operator's own client uses."""
     header = access.authorization()
@@ -156,9 +173,7 @@ def _register_hub(registry: kopf.OperatorRegistry, hub: HubReconciler) -> None:
     def aggregators(body: kopf.Body, **_: Any) -> dict[tuple[str, str], bool]:
         return {(str(body.metadata.namespace), body.metadata.labels.get(JOB_LABEL, "")): aggregator_available(body)}
 
-    @kopf.on.resume(*JOBS, id="hub", registry=registry)
-    @kopf.on.create(*JOBS, id="hub", registry=registry)
-    @kopf.on.update(*JOBS, id="hub", registry=registry)
+    @_on_change(JOBS, "hub", registry)
     def reconcile_job(body: kopf.Body, retry: int, **kwargs: Any) -> None:
         with _handling("federatedjob", "hub", retry):
             hub.reconcile(body, _available(kwargs, *_where(body)), _silos(kwargs))
@@ -193,9 +208,7 @@ def _register_silo(registry: kopf.OperatorRegistry, silo: SiloReconciler) -> Non
         # no progress annotation, no finalizer), and so does every handler here.
         return silo.owns(body)
 
-    @kopf.on.resume(*SILOS, id="silo-identity", when=owned, registry=registry)
-    @kopf.on.create(*SILOS, id="silo-identity", when=owned, registry=registry)
-    @kopf.on.update(*SILOS, id="silo-identity", when=owned, registry=registry)
+    @_on_change(SILOS, "silo-identity", registry, when=owned)
     def reconcile_silo(body: kopf.Body, retry: int, **_: Any) -> None:
         with _handling("silo", "silo-identity", retry):
             silo.reconcile_silo(body)
@@ -205,9 +218,7 @@ def _register_silo(registry: kopf.OperatorRegistry, silo: SiloReconciler) -> Non
         with _handling("silo", "silo-identity-cleanup", retry):
             silo.cleanup_silo(body)
 
-    @kopf.on.resume(*JOBS, id="silo-workloads", registry=registry)
-    @kopf.on.create(*JOBS, id="silo-workloads", registry=registry)
-    @kopf.on.update(*JOBS, id="silo-workloads", registry=registry)
+    @_on_change(JOBS, "silo-workloads", registry)
     def reconcile_job(body: kopf.Body, retry: int, **kwargs: Any) -> None:
         with _handling("federatedjob", "silo-workloads", retry):
             silo.reconcile_job(body, _silos(kwargs))
