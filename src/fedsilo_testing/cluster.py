@@ -221,12 +221,18 @@ def install_fedsilo(cluster: Cluster) -> Cluster:
 TRAINER_RESOURCES = {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
 
 
+#: How long a job's aggregator waits for the silos' pods on the shared 2-core node.
+JOIN_TIMEOUT_S = 900
+
+
 def job_manifest(name: str, rounds: int, **spec: Any) -> dict[str, Any]:
     """The quickstart FederatedJob under another name, with fewer rounds (and spec overrides)."""
     job = copy.deepcopy(next(doc for doc in quickstart() if doc["kind"] == "FederatedJob"))
     job["metadata"] = {"name": name, "namespace": JOB_NAMESPACE}
     job["spec"]["rounds"] = rounds
     job["spec"].setdefault("resources", {})["trainer"] = TRAINER_RESOURCES
+    # The silos' pods start one after another on the one node (each trainer loads PyTorch).
+    job["spec"]["joinTimeoutSeconds"] = JOIN_TIMEOUT_S
     job["spec"].update(spec)
     return job
 

@@ -299,6 +299,14 @@ def metric(port: int, name: str, **labels: str) -> float | None:
     return None
 
 
+def serves_metrics(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def assert_audit_log_verifies(pod: HubPod, decisions: int) -> None:
     audit_log = pod.state_dir / "audit.jsonl"
     verified = subprocess.run(
@@ -335,6 +343,14 @@ def test_the_aggregator_runs_a_plain_job_from_the_operators_mounts_and_leaves_a_
     pod = hub_pod(tmp_path, opa_server.url, "plain")
     pod_cleanup.append(pod)
     rounds = pod.job.spec.rounds
+    # Stopped (the kubelet's SIGTERM of a deleted pod) while it waits for its silos: the job is
+    # interrupted, not failed, so the pod the Deployment starts next runs it.
+    stopped = pod.start("aggregator-stopped", fedsilo("-v", *pod.args))
+    wait_for(lambda: serves_metrics(pod.metrics_port), f"the first aggregator up\n{pod.all_logs()}", timeout=120)
+    stopped.send_signal(signal.SIGTERM)
+    assert pod.wait(stopped, 60) == 1, pod.all_logs()
+    assert "terminated" in pod.log("aggregator-stopped")
+    assert not (pod.state_dir / "outcome.json").exists(), pod.log("aggregator-stopped")
     aggregator = pod.start_aggregator()  # no FEDSILO_JOB_*: not in a cluster
     sidecars = pod.start_silos()
     labels = {"job": pod.job.metadata.name, "outcome": "completed"}

@@ -28,9 +28,10 @@ from fedsilo.api import (
 )
 from fedsilo.audit import FORMAT, SignedHead, sign_head
 from fedsilo.identity import SigningKey
-from fedsilo.kube import PERSISTENT_VOLUME_CLAIM, SECRET, ApiError, KubeApi, KubeStatusReporter, load_access
+from fedsilo.kube import PERSISTENT_VOLUME_CLAIM, POD, SECRET, ApiError, KubeApi, KubeStatusReporter, load_access
 from fedsilo.kube._reporter import FIELD_MANAGER as AGGREGATOR_FIELD_MANAGER
 from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION
+from fedsilo.operator._names import JOB_LABEL
 from fedsilo_testing import ControlPlane, KubectlError
 
 from .conftest import (
@@ -349,6 +350,8 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
         api.get(SECRET, namespace, "hospital-a-identity")
     assert refused.value.forbidden
 
+    job_pods = {JOB_LABEL: "quickstart"}
+    assert admin.list(POD, namespace, job_pods), "the silos' pods, before the job ends"
     reporter.job_finished(JobOutcome(succeeded=True, rounds_completed=15, message="15 rounds completed"))
     job = wait_for(
         lambda: (
@@ -363,6 +366,8 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
         lambda: get(cluster, namespace, "deployment", "quickstart-aggregator")["spec"]["replicas"] == 0,
         "the finished job's aggregator scaled to zero",
     )
+    # Nothing is left for the silos to join: their pods that still run (none here ended) are deleted.
+    assert wait_for(lambda: not admin.list(POD, namespace, job_pods), "the ended job's silo pods deleted")
 
 
 def silo_in(namespace: str, name: str) -> dict[str, Any]:

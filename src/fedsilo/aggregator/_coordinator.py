@@ -118,7 +118,9 @@ class JobCoordinator:
         self._privacy = privacy
         self._gate = gate
         # Silos need time to start (a trainer loads its data and model before it greets).
-        self._join_timeout = join_timeout or max(JOIN_TIMEOUT_SECONDS, float(self.spec.round_timeout_seconds))
+        self._join_timeout = join_timeout or float(
+            self.spec.join_timeout_seconds or max(JOIN_TIMEOUT_SECONDS, self.spec.round_timeout_seconds)
+        )
         self._cond = RunCondition()
         self._presence = Presence(self.spec.silos, self._cond)
         self._nonces = SeenNonces()

@@ -1143,6 +1143,16 @@ class FederatedJobSpec(_Model):
         le=86400,
         description="A round waiting longer than this closes with the silos that answered.",
     )
+    join_timeout_seconds: int | None = Field(
+        default=None,
+        ge=10,
+        le=7 * 86400,
+        description=(
+            "How long the aggregator waits for silos to join before round 1; with fewer than minSilos "
+            "by then the job fails. Unset: the larger of 120 s and roundTimeoutSeconds. Partners' pods "
+            "start when their own operators build them and pull their images, minutes after the hub's."
+        ),
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed for data, init and sampling.")
     purpose: Purpose | None = Field(
         default=None,

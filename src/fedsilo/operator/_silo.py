@@ -117,6 +117,8 @@ BUILD_WORKERS = 8
 PODS_PER_SILO = 2
 #: Phases after which a job's pods are not rebuilt.
 FINISHED_PHASES = frozenset({JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.DENIED})
+#: A pod in one of these phases runs nothing any more (its containers exited for good).
+ENDED_POD_PHASES = frozenset({"Succeeded", "Failed"})
 #: Kinds of a silo's per-job children, deleted in this order.
 WORKLOAD_KINDS = (POD, SERVICE, NETWORK_POLICY, CONFIG_MAP)
 
@@ -349,6 +351,15 @@ class SiloReconciler:
         job: FederatedJob = parse_object(body, FederatedJob)
         meta, status = body["metadata"], body.get("status") or {}
         namespace = meta["namespace"]
+        if status.get("phase") in FINISHED_PHASES:
+            # Nothing is left to join: pods still running would wait for an aggregator that is
+            # gone and hold the node's resources (on the test cluster, the next job's pods stayed
+            # Pending). Pods that ended keep their logs until the job is deleted.
+            try:
+                self._stop_pods(meta, named_silos(lookup, namespace, job.spec.silos).values())
+            except CALL_ERRORS as error:
+                raise retry_decision(error) from error
+            return
         if not status.get("endpoint"):
             raise kopf.TemporaryError("waiting for the hub to publish the aggregator endpoint", delay=WAIT_DELAY)
         endpoint = AggregatorEndpoint.model_validate(status["endpoint"])
@@ -598,6 +609,14 @@ class SiloReconciler:
         selector = {JOB_LABEL: job_meta["name"], JOB_NAMESPACE_LABEL: namespace}
         for workload in sorted(n for n in namespaces if self.config.manages(n)):
             self._delete_workloads(workload, selector, keep)
+
+    def _stop_pods(self, job_meta: Mapping[str, Any], silos: Iterable[Silo]) -> None:
+        """Delete this ended job's pods that have not ended, in every managed workload namespace of its Silos."""
+        selector = {JOB_LABEL: job_meta["name"], JOB_NAMESPACE_LABEL: job_meta["namespace"]}
+        for workload in sorted({n for silo in silos if self.config.manages(n := workload_namespace(silo))}):
+            for pod in self.api.list(POD, workload, selector):
+                if (pod.get("status") or {}).get("phase") not in ENDED_POD_PHASES:
+                    self.api.delete(POD, workload, pod["metadata"]["name"])
 
     def _delete_workloads(self, namespace: str, selector: Mapping[str, str], keep: set[str] | None = None) -> None:
         for kind in WORKLOAD_KINDS:

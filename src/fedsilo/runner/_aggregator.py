@@ -67,8 +67,13 @@ class AggregatorEnvironmentError(RuntimeError):
     """The environment failed: the Kubernetes API for status reports, or the gRPC port."""
 
 
-class Terminated(Exception):
-    """SIGTERM arrived before the job ended: the kubelet (or a user) wants the process gone."""
+class Terminated(BaseException):
+    """SIGTERM arrived before the job ended: the kubelet (or a user) wants the process gone.
+
+    A BaseException, like KeyboardInterrupt: it is a request to stop, not an error, so the
+    round loop's ``except Exception`` (which ends a broken job as Failed) lets it through and
+    the job stays resumable. As an Exception it made every deleted aggregator pod fail its job.
+    """
 
 
 def _raise_on_sigterm() -> None:
