@@ -5,9 +5,9 @@ audit log; the sidecars are real, each fed by an in-process trainer that answers
 
 The trainer adds a known update to the model it is given (``Delta``: per silo and round), so
 a test can compute what the hub must make of it; ``make_sidecar`` lets a test run a
-modified sidecar (an extra step) for one silo. Used by the masked-vote tests
-(tests/robustness/test_masked_vote_over_grpc.py) and the round benchmark of the vote
-(benchmarks/bench_masked_vote_rounds.py).
+modified sidecar (an extra step) for one silo. Used by the sparse-graph and masked-vote tests
+(tests/secagg/test_sparse_rounds_over_grpc.py, tests/robustness/test_masked_vote_over_grpc.py)
+and the round benchmark of the vote (benchmarks/bench_masked_vote_rounds.py).
 """
 
 from __future__ import annotations

@@ -554,8 +554,9 @@ class StrategySpec(_Model):
             "trimFraction largest and smallest values), multikrum (mean of the krumSelected "
             "updates closest to their neighbours, tolerating byzantineSilos attackers), or "
             "centered_clipping (clippingIterations steps of the mean of updates clipped to "
-            "clippingRadius around the previous aggregate), or sign_vote (every coordinate moves "
-            "signStepSize in the direction most silos' updates point; one vote per silo)."
+            "clippingRadius around the previous aggregate); or sign_vote (every coordinate moves "
+            "signStepSize in the direction most silos' updates point; one vote per silo), in plain or "
+            "masked mode, where the hub sees only the range-checked tally of the votes."
         ),
     )
     proximal_mu: float = Field(default=0.01, ge=0.0, le=100.0, description="FedProx proximal coefficient mu.")
