@@ -72,7 +72,8 @@ class UpdatesStrategy(ServerStrategy, Protocol):
     """A strategy that combines the individual updates (``fedsilo.strategies.RobustStrategy``).
 
     The coordinator calls ``aggregate_updates`` instead of ``aggregate`` for it, which it
-    can only in plain mode; the job's validation refuses such a strategy with masking.
+    can only in plain mode; the job's validation refuses such a strategy with masking,
+    except the sign vote, which is also a ``TallyStrategy``.
     """
 
     def aggregate_updates(self, global_weights: Weights, updates: Sequence[Weights]) -> Weights:
