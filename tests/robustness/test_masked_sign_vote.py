@@ -132,3 +132,18 @@ def test_bad_input_to_the_vote_is_refused_with_what_is_wrong() -> None:
         strategy.aggregate_updates(model, [])
     with pytest.raises(CompressionError, match="packed bytes"):
         unpack_votes(np.zeros(3, dtype=np.uint8), 4, 100)
+
+
+def test_a_round_that_lost_voters_reads_the_sum_at_the_width_its_silos_packed() -> None:
+    # Five participants packed 5-bit words; three were counted. A sum of 17 reads as 1 in
+    # 4-bit words (three voters' width) and would pass; at the packed width it is refused.
+    total = np.array([17, 3], dtype=np.uint32)
+    assert vote_tally(total, 3).tolist() == [-2, 0]
+    with pytest.raises(VoteRangeError, match="coordinate 0 is 17, above 6"):
+        vote_tally(total, 3, word_bits=vote_word_bits(5))
+
+
+@pytest.mark.parametrize("width", [3, 33])
+def test_a_width_the_voters_sum_does_not_fit_is_refused_naming_it(width: int) -> None:
+    with pytest.raises(CompressionError, match=f"need 5- to 32-bit words, not {width}"):
+        vote_tally(np.zeros(2, dtype=np.uint32), 5, word_bits=width)

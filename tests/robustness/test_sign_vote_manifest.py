@@ -45,6 +45,26 @@ def test_a_step_size_with_another_strategy_is_refused_naming_the_fix() -> None:
     assert "signStepSize is the step of strategy sign_vote only" in problems
 
 
-def test_the_vote_under_masking_is_refused_until_the_hub_runs_the_masked_tally() -> None:
-    problems = _problems(strategy={"name": "sign_vote"})
+def test_the_vote_under_masking_is_accepted() -> None:
+    job = parse_manifest(_manifest(strategy={"name": "sign_vote"}, aggregation={"mode": "masked"}), "job.yaml").job
+    assert job.spec.strategy.name is StrategyName.SIGN_VOTE
+
+
+def test_the_vote_under_homomorphic_aggregation_is_refused_naming_the_fix() -> None:
+    problems = _problems(strategy={"name": "sign_vote"}, aggregation={"mode": "homomorphic"})
+    assert "strategy sign_vote does not combine with aggregation.mode homomorphic" in problems
+    assert "use aggregation.mode masked" in problems
+
+
+@pytest.mark.parametrize(
+    "compression", [{"bits": 8}, {"subset": 0.5, "bits": 4}, {"adaptive": {"levels": [8, 4], "bytesBudget": 4096}}]
+)
+def test_the_masked_vote_with_compression_is_refused_naming_the_field(compression: dict[str, Any]) -> None:
+    problems = _problems(strategy={"name": "sign_vote"}, aggregation={"mode": "masked"}, compression=compression)
+    assert "spec.compression does not combine with strategy sign_vote" in problems
+    assert "remove spec.compression" in problems
+
+
+def test_the_other_robust_rules_under_masking_are_still_refused() -> None:
+    problems = _problems(strategy={"name": "median"}, aggregation={"mode": "masked"})
     assert "needs each silo's update in the clear" in problems and "aggregation.mode plain" in problems

@@ -97,6 +97,14 @@ class Aggregation(ABC):
         """How far this mode's arithmetic may move one coordinate of a correct ``result`` (floats: 0)."""
         return 0.0
 
+    def result_problem(self) -> str | None:
+        """After ``result``: why this mode's own check refuses the unmasked sum (a vote out of range); None if none."""
+        return None
+
+    def tally(self) -> npt.NDArray[np.int64] | None:
+        """After ``result``: the range-checked sign-vote tally (masked vote rounds); None in every other mode."""
+        return None
+
 
 class BufferedSink(UpdateSink):
     """Keeps one silo's vector until it is admitted or dropped.

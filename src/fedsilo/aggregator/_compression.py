@@ -5,7 +5,8 @@
 upload fits the bytes budget and, from each silo's measured upload throughput, the target
 time of the slowest silo: one level for all silos, as masking needs), the word width the
 sum of the round's silos needs, the weight scale, and the subset's seed and window.
-``observe`` takes the throughputs a closed round measured. The choice and its reason go
+``observe`` takes the throughputs a closed round measured. A masked sign-vote job's rounds
+are planned here too: their packing is fixed by the vote (``_votes.vote_settings``). The choice and its reason go
 into the round's summary (report, status) and the policy input (the audit log).
 """
 
@@ -22,10 +23,12 @@ from fedsilo.compression import (
     subset_schedule,
     subset_size,
     sum_word_bits,
+    vote_settings,
 )
 from fedsilo.protocol import RoundCompression
 
 from ._contracts import SiloRoundStats
+from ._votes import vote_reason
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,13 @@ class CompressionPlanner:
 
     def plan(self, round_number: int, participants: tuple[str, ...], records: Mapping[str, int]) -> CompressionChoice:
         """The round's settings: the level, its words, the weight scale, the subset's seed and window."""
+        if self.spec.masked_vote:
+            votes = vote_settings(len(participants), self.spec.aggregation.clip_range)
+            return CompressionChoice(
+                votes, masked_payload_size(votes, self.model_length), vote_reason(votes, self.model_length)
+            )
         compression = self.spec.compression
-        assert compression is not None, "a planner exists only for jobs with spec.compression"
+        assert compression is not None, "a planner exists only for jobs with spec.compression or a masked vote"
         masked = self.spec.aggregation.mode is AggregationMode.MASKED
         silo_dp = self.spec.privacy.mode is PrivacyMode.SILO
         weight_scale = 1 if silo_dp or not masked else max([records.get(s, 1) for s in participants] or [1])

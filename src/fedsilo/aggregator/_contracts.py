@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from fedsilo.audit import SignedHead
 from fedsilo.policy import BudgetView, Decision, Refusal, UpdatePolicyInput
 from fedsilo.protocol import PolicyVerdict, RoundCompression, UpdateMetadata, Weights
@@ -69,11 +72,25 @@ class UpdatesStrategy(ServerStrategy, Protocol):
     """A strategy that combines the individual updates (``fedsilo.strategies.RobustStrategy``).
 
     The coordinator calls ``aggregate_updates`` instead of ``aggregate`` for it, which it
-    can only in plain mode; the job's validation refuses such a strategy with masking.
+    can only in plain mode; the job's validation refuses such a strategy with masking,
+    except the sign vote, which is also a ``TallyStrategy``.
     """
 
     def aggregate_updates(self, global_weights: Weights, updates: Sequence[Weights]) -> Weights:
         """The next global model from every admitted update ``local - global``, in silo order."""
+        ...
+
+
+@runtime_checkable
+class TallyStrategy(ServerStrategy, Protocol):
+    """A strategy that steps from a per-coordinate vote tally (``fedsilo.strategies.SignVote``, masked mode).
+
+    The coordinator calls ``aggregate_tally`` when the round's aggregation unmasked a vote
+    tally (``Aggregation.tally``).
+    """
+
+    def aggregate_tally(self, global_weights: Weights, tally: npt.NDArray[np.int64]) -> Weights:
+        """The next global model from the tally (``+1`` votes minus ``-1`` votes), in the model's tensor order."""
         ...
 
 

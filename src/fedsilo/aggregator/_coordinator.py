@@ -48,6 +48,7 @@ from ._contracts import (
     RoundObserver,
     RoundSummary,
     ServerStrategy,
+    TallyStrategy,
     UpdateGate,
     UpdatesStrategy,
 )
@@ -127,7 +128,9 @@ class JobCoordinator:
         self._round: OpenRound | None = None
         self._final_plan: RoundPlan | None = None
         self._compression = (
-            CompressionPlanner(self.spec, self._layout.size) if self.spec.compression is not None else None
+            CompressionPlanner(self.spec, self._layout.size)
+            if self.spec.compression is not None or self.spec.masked_vote
+            else None
         )
         self.summaries: list[RoundSummary] = []
         self._anomaly = AnomalyScores()
@@ -473,7 +476,7 @@ class JobCoordinator:
             self._compression.observe(current.stats)
         total, weight = aggregation.result()
         signed = {silo: current.contribution_of(silo) for silo in accepted}
-        current.void = sum_problem(
+        current.void = aggregation.result_problem() or sum_problem(
             total,
             weight,
             signed,
@@ -495,7 +498,12 @@ class JobCoordinator:
             self._close(current, new_weights, accepted)
 
     def _next_weights(self, aggregation: Aggregation, mean: np.ndarray[Any, np.dtype[np.float64]]) -> Weights:
-        """The strategy's next model: from the mean update, or (robust rules, plain mode) from every update."""
+        """The strategy's next model: from the mean update, the masked vote's tally, or (plain mode) every update."""
+        tally = aggregation.tally()
+        if tally is not None:
+            if not isinstance(self._strategy, TallyStrategy):
+                raise JobFailed(f"strategy {self.spec.strategy.name.value} cannot step from a sign-vote tally")
+            return self._strategy.aggregate_tally(self._weights, tally)
         if not isinstance(self._strategy, UpdatesStrategy):
             return self._strategy.aggregate(self._weights, self._layout.unflatten(mean.astype(np.float32)))
         payloads = aggregation.admitted_updates()

@@ -27,6 +27,7 @@ from ._homomorphic import HomomorphicAggregation, HomomorphicJob
 from ._masked import MaskedAggregation
 from ._phases import Phase, PhaseClosed
 from ._quality import SignedEvaluation
+from ._votes import VoteAggregation
 
 # Masked mode: the fewest fractional bits the job's fixed point keeps. A silo's record count
 # is bounded at Join so that no silo can push the hub's precision below this.
@@ -148,7 +149,9 @@ def round_aggregation(
     )
     keys_of = {s: keys[s] for s in plan.participants}
     if settings is not None:
-        return CompressedMaskedAggregation(config, keys_of, settings, model_length)
+        # A sign vote's levels are summed like compressed ones and read back as the tally.
+        kind = VoteAggregation if spec.masked_vote else CompressedMaskedAggregation
+        return kind(config, keys_of, settings, model_length)
     return MaskedAggregation(config, keys_of)
 
 

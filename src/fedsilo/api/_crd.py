@@ -39,6 +39,8 @@ from ._types import (
     MAX_NAME,
     MAX_SYNTHETIC_VALUES,
     SIGN_STEP_SIZE_MESSAGE,
+    SIGN_VOTE_COMPRESSION_MESSAGE,
+    SIGN_VOTE_HOMOMORPHIC_MESSAGE,
     SPARSE_MODE_MESSAGE,
     SPARSE_THRESHOLD_MESSAGE,
     AdaptiveCompressionSpec,
@@ -173,7 +175,8 @@ def _default(model: type[BaseModel], field: str) -> Any:
 
 
 _FILE_SOURCES = [DataSource.CSV.value, DataSource.NPZ.value]
-_ROBUST = sorted(name.value for name in StrategyName if name.robust)
+_CLEARTEXT_RULES = sorted(name.value for name in StrategyName if name.needs_cleartext)
+_SIGN_VOTE = StrategyName.SIGN_VOTE.value
 _KRUM = StrategyName.MULTIKRUM.value
 _NORMALIZED = [BuiltinModel.MLP.value, BuiltinModel.CNN.value]
 # Absent fields read as their defaults, as the Python model reads them.
@@ -368,13 +371,26 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             field_path=".strategy.name",
         ),
         Rule(
-            rule=f"!has(self.strategy) || !has(self.strategy.name) || !(self.strategy.name in {_ROBUST}) "
+            rule=f"!has(self.strategy) || !has(self.strategy.name) || !(self.strategy.name in {_CLEARTEXT_RULES}) "
             f"|| (has(self.aggregation) && has(self.aggregation.mode) "
             f"&& self.aggregation.mode == '{AggregationMode.PLAIN.value}')",
-            message="a robust strategy (median, trimmed_mean, multikrum, centered_clipping, sign_vote) needs each "
-            "silo's update in the clear, which masked aggregation hides from the hub; set aggregation.mode plain, or "
-            "choose fedavg, fedprox or fedadam",
+            message="a robust strategy (median, trimmed_mean, multikrum, centered_clipping) needs each silo's "
+            "update in the clear, which masked aggregation hides from the hub; set aggregation.mode plain, or "
+            "choose fedavg, fedprox, fedadam or sign_vote",
             field_path=".strategy.name",
+        ),
+        Rule(
+            rule=f"!has(self.strategy) || !has(self.strategy.name) || self.strategy.name != '{_SIGN_VOTE}' "
+            f"|| !has(self.aggregation) || !has(self.aggregation.mode) "
+            f"|| self.aggregation.mode != '{AggregationMode.HOMOMORPHIC.value}'",
+            message=SIGN_VOTE_HOMOMORPHIC_MESSAGE,
+            field_path=".strategy.name",
+        ),
+        Rule(
+            rule=f"!has(self.compression) || {_NOT_MASKED} || !has(self.strategy) || !has(self.strategy.name) "
+            f"|| self.strategy.name != '{_SIGN_VOTE}'",
+            message=SIGN_VOTE_COMPRESSION_MESSAGE,
+            field_path=".compression",
         ),
         Rule(
             rule="!has(self.strategy) || !has(self.strategy.signStepSize) "

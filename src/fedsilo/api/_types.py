@@ -509,13 +509,18 @@ class StrategyName(StrEnum):
     TRIMMED_MEAN = "trimmed_mean"
     MULTIKRUM = "multikrum"
     CENTERED_CLIPPING = "centered_clipping"
-    # Majority vote of the updates' signs (strategies/_sign_vote.py); its masked tally is compression's.
+    # Majority vote of the updates' signs (strategies/_sign_vote.py): plain, or tallied under masking.
     SIGN_VOTE = "sign_vote"
 
     @property
     def robust(self) -> bool:
-        """Whether the rule combines the individual updates, which only plain aggregation shows the hub."""
+        """Whether the rule combines the individual updates (in plain mode the hub keeps every one)."""
         return self in _ROBUST_STRATEGIES
+
+    @property
+    def needs_cleartext(self) -> bool:
+        """Whether the rule needs each update in the clear: every robust rule but the vote, whose masked sum is the tally."""
+        return self.robust and self is not StrategyName.SIGN_VOTE
 
 
 #: Strategies that need each silo's update, not the sum: masked aggregation cannot serve them.
@@ -525,7 +530,7 @@ _ROBUST_STRATEGIES = frozenset(
         StrategyName.TRIMMED_MEAN,
         StrategyName.MULTIKRUM,
         StrategyName.CENTERED_CLIPPING,
-        # The vote needs only the sum of signs, but the hub and sidecars do not run the masked vote yet.
+        # The vote needs only the sum of signs: masked rounds tally them (``needs_cleartext``).
         StrategyName.SIGN_VOTE,
     }
 )
@@ -549,8 +554,9 @@ class StrategySpec(_Model):
             "trimFraction largest and smallest values), multikrum (mean of the krumSelected "
             "updates closest to their neighbours, tolerating byzantineSilos attackers), or "
             "centered_clipping (clippingIterations steps of the mean of updates clipped to "
-            "clippingRadius around the previous aggregate), or sign_vote (every coordinate moves "
-            "signStepSize in the direction most silos' updates point; one vote per silo)."
+            "clippingRadius around the previous aggregate); or sign_vote (every coordinate moves "
+            "signStepSize in the direction most silos' updates point; one vote per silo), in plain or "
+            "masked mode, where the hub sees only the range-checked tally of the votes."
         ),
     )
     proximal_mu: float = Field(default=0.01, ge=0.0, le=100.0, description="FedProx proximal coefficient mu.")
@@ -645,6 +651,15 @@ HOMOMORPHIC_FEDADAM_MESSAGE = (
     "strategy fedadam does not combine with aggregation.mode homomorphic: its server optimizer keeps "
     "per-coordinate state over plaintext mean updates, while homomorphic mode only admits strategies whose "
     "step is the decrypted mean itself (fedavg, fedprox); choose fedavg or fedprox, or aggregation.mode masked"
+)
+SIGN_VOTE_HOMOMORPHIC_MESSAGE = (
+    "strategy sign_vote does not combine with aggregation.mode homomorphic: CKKS sums approximate floats, "
+    "so the hub could not check the exact range of the vote's tally; use aggregation.mode masked (the masked "
+    "tally) or plain"
+)
+SIGN_VOTE_COMPRESSION_MESSAGE = (
+    "spec.compression does not combine with strategy sign_vote under aggregation.mode masked: the vote is "
+    "its own 2-bit packing (one level per coordinate, words sized for the silos' tally); remove spec.compression"
 )
 HOMOMORPHIC_COMPRESSION_MESSAGE = (
     "spec.compression does not combine with aggregation.mode homomorphic: CKKS packs float values into "
@@ -1223,10 +1238,12 @@ class FederatedJobSpec(_Model):
             if self.strategy.name is StrategyName.FEDADAM:
                 raise ValueError(HOMOMORPHIC_FEDADAM_MESSAGE)
         strategy = self.strategy
-        if strategy.name.robust and self.aggregation.mode is not AggregationMode.PLAIN:
+        if strategy.name is StrategyName.SIGN_VOTE and self.aggregation.mode is AggregationMode.HOMOMORPHIC:
+            raise ValueError(SIGN_VOTE_HOMOMORPHIC_MESSAGE)
+        if strategy.name.needs_cleartext and self.aggregation.mode is not AggregationMode.PLAIN:
             raise ValueError(
                 f"strategy.name {strategy.name.value} needs each silo's update in the clear, which masked "  # noqa: S608 - not SQL
-                "aggregation hides from the hub; set aggregation.mode plain, or choose fedavg, fedprox or fedadam"
+                "aggregation hides from the hub; set aggregation.mode plain, or choose fedavg, fedprox, fedadam or sign_vote"
             )
         if strategy.sign_step_size is not None and strategy.name is not StrategyName.SIGN_VOTE:
             raise ValueError(SIGN_STEP_SIZE_MESSAGE)
@@ -1283,6 +1300,8 @@ class FederatedJobSpec(_Model):
             raise ValueError(HOMOMORPHIC_COMPRESSION_MESSAGE)
         if compression is None or self.aggregation.mode is not AggregationMode.MASKED:
             return
+        if self.strategy.name is StrategyName.SIGN_VOTE:
+            raise ValueError(SIGN_VOTE_COMPRESSION_MESSAGE)
         if compression.top_k is not None:
             raise ValueError(
                 "spec.compression.topK needs aggregation.mode plain: masks cancel only where every silo sends the "
@@ -1302,6 +1321,11 @@ class FederatedJobSpec(_Model):
                     f"{MASKED_SUM_BITS}-bit masked words; lower spec.compression.bits (or adaptive.levels) or "
                     "name fewer silos"
                 )
+
+    @property
+    def masked_vote(self) -> bool:
+        """Whether rounds send sign votes under masking: the hub unmasks their tally (``strategy sign_vote``, masked)."""
+        return self.strategy.name is StrategyName.SIGN_VOTE and self.aggregation.mode is AggregationMode.MASKED
 
     def secagg_threshold(self) -> int:
         """The Shamir threshold t: configured, or the smallest strict majority."""

@@ -38,8 +38,10 @@ from ._subset import top_k_indices as top_k_indices
 from ._votes import VOTE_BITS as VOTE_BITS
 from ._votes import VoteRangeError as VoteRangeError
 from ._votes import pack_votes as pack_votes
+from ._votes import round_vote_levels as round_vote_levels
 from ._votes import unpack_votes as unpack_votes
 from ._votes import vote_levels as vote_levels
+from ._votes import vote_settings as vote_settings
 from ._votes import vote_tally as vote_tally
 from ._votes import vote_word_bits as vote_word_bits
 
@@ -68,6 +70,7 @@ __all__ = [
     "plain_payload_size",
     "quantize",
     "read_plain_payload",
+    "round_vote_levels",
     "step",
     "subset_indices",
     "subset_schedule",
@@ -77,6 +80,7 @@ __all__ = [
     "unpack_votes",
     "unpack_words",
     "vote_levels",
+    "vote_settings",
     "vote_tally",
     "vote_word_bits",
 ]

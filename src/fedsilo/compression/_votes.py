@@ -27,8 +27,10 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from fedsilo.protocol import RoundCompression
+
 from ._packing import low_bits, pack_words, unpack_words
-from ._quantize import CompressionError, sum_word_bits
+from ._quantize import MAX_WORD_BITS, CompressionError, sum_word_bits
 
 #: Bits of one silo's vote level before summing: 0 (-1), 1 (abstain: a zero coordinate), 2 (+1).
 VOTE_BITS: Final = 2
@@ -55,6 +57,35 @@ def vote_word_bits(voters: int) -> int:
     return sum_word_bits(VOTE_BITS, voters)
 
 
+def vote_settings(voters: int, value_range: float) -> RoundCompression:
+    """A masked vote round's published words: 2-bit levels summed in ``vote_word_bits(voters)`` bits, every coordinate.
+
+    The hub publishes these for a masked ``sign_vote`` round and each sidecar holds the round
+    to them (``round_vote_levels``). ``value_range`` is carried only because every
+    ``RoundCompression`` has one (the job's clip range); a vote uses no range.
+    """
+    return RoundCompression(bits=VOTE_BITS, word_bits=vote_word_bits(voters), value_range=value_range, weight_scale=1)
+
+
+def round_vote_levels(
+    update: npt.NDArray[np.floating], settings: RoundCompression, voters: int
+) -> npt.NDArray[np.uint32]:
+    """A silo's levels for a masked vote round of ``voters`` participants, once the round's words are the vote's.
+
+    Raises:
+        CompressionError: the round publishes other words than ``vote_settings(voters)``
+            (too narrow a sum would wrap the tally), or the update holds NaN.
+    """
+    expected = vote_settings(voters, settings.value_range)
+    if settings != expected:
+        raise CompressionError(
+            f"the round publishes {settings.bits}-bit levels in {settings.word_bits}-bit words over "
+            f"{settings.subset_size or 'all'} coordinates; a sign vote of {voters} silos sends {VOTE_BITS}-bit "
+            f"levels in {expected.word_bits}-bit words over all coordinates"
+        )
+    return vote_levels(update)
+
+
 def pack_votes(masked: npt.NDArray[np.uint32], voters: int) -> npt.NDArray[np.uint8]:
     """One silo's masked vote words on the wire: their low ``vote_word_bits(voters)`` bits, packed."""
     width = vote_word_bits(voters)
@@ -66,17 +97,26 @@ def unpack_votes(data: npt.NDArray[np.uint8], voters: int, count: int) -> npt.ND
     return unpack_words(data, vote_word_bits(voters), count)
 
 
-def vote_tally(total: npt.NDArray[np.unsignedinteger], voters: int) -> npt.NDArray[np.int64]:
+def vote_tally(
+    total: npt.NDArray[np.unsignedinteger], voters: int, word_bits: int | None = None
+) -> npt.NDArray[np.int64]:
     """The per-coordinate tally (``+1`` votes minus ``-1`` votes) from the unmasked sum of ``voters`` silos' levels.
 
-    ``total`` is read mod ``2^vote_word_bits(voters)``, the arithmetic the masks cancel in.
+    ``total`` is read mod ``2^word_bits``, the arithmetic the masks cancel in: by default
+    ``vote_word_bits(voters)``; a masked round whose words were sized for more silos than
+    it counted (some dropped out) passes the width its silos packed at, so the range check
+    reads every bit they sent.
 
     Raises:
         VoteRangeError: a coordinate's level sum is above ``2 x voters``, which no ``voters``
             honest silos can send; the message names the first such coordinate.
-        CompressionError: ``voters`` is below 1.
+        CompressionError: ``voters`` is below 1, or ``word_bits`` is narrower than their sum needs.
     """
-    words = np.asarray(total).astype(np.uint32) & low_bits(vote_word_bits(voters))
+    needed = vote_word_bits(voters)
+    width = needed if word_bits is None else word_bits
+    if not needed <= width <= MAX_WORD_BITS:
+        raise CompressionError(f"{voters} voters' levels need {needed}- to {MAX_WORD_BITS}-bit words, not {width}")
+    words = np.asarray(total).astype(np.uint32) & low_bits(width)
     outside = np.flatnonzero(words > 2 * voters)
     if outside.size:
         first = int(outside[0])

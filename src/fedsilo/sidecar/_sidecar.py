@@ -249,6 +249,8 @@ class Sidecar:
             *(
                 [Compress(spec.aggregation.mode is AggregationMode.MASKED, compression.error_feedback)]
                 if compression is not None
+                else [Compress(masked=True, error_feedback=False, vote=True)]  # masked sign vote: the signs
+                if spec.masked_vote
                 else []
             ),
             encode,  # masked: fixed point + pairwise masks; homomorphic: CKKS chunks; plain: [w * update..., w]

@@ -11,8 +11,9 @@ levels that masked aggregation sums, and ``vote_tally`` checks that sum's range 
 robust rules, the vote ignores sample counts: each silo has one vote.
 
 Called by the hub's coordinator (plain mode: ``aggregate_updates`` with every admitted
-update) and by the in-process robustness simulation (``fedsilo_testing.robust_simulation``),
-which also feeds it masked tallies through ``aggregate_tally``.
+update; masked mode: ``aggregate_tally`` with the unmasked, range-checked tally of
+``aggregator/_votes.py``) and by the in-process robustness simulation
+(``fedsilo_testing.robust_simulation``), which also feeds it masked tallies.
 """
 
 from __future__ import annotations

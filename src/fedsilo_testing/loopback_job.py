@@ -1,0 +1,138 @@
+"""A whole job on loopback without processes: the real hub and real sidecars, in-process trainers.
+
+The hub is the coordinator behind its mTLS gRPC server, with the embedded Rego gate and the
+audit log; the sidecars are real, each fed by an in-process trainer that answers at once.
+
+The trainer adds a known update to the model it is given (``Delta``: per silo and round), so
+a test can compute what the hub must make of it; ``make_sidecar`` lets a test run a
+modified sidecar (an extra step) for one silo. Used by the sparse-graph and masked-vote tests
+(tests/secagg/test_sparse_rounds_over_grpc.py, tests/robustness/test_masked_vote_over_grpc.py)
+and the round benchmark of the vote (benchmarks/bench_masked_vote_rounds.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from fedsilo.aggregator import JobCoordinator, RoundSummary, start_server
+from fedsilo.api import FederatedJob
+from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity
+from fedsilo.protocol import TensorLayout, TrainerReply, Weights, decode_weights, encode_weights
+from fedsilo.registry import LocalRegistry
+from fedsilo.runner import build_gate
+from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
+from fedsilo.strategies import make_strategy
+
+#: A silo's update in a round: what its trainer adds to the global model it was given.
+Delta = Callable[[str, int], npt.NDArray[np.float32]]
+#: Builds one silo's sidecar (default: ``Sidecar`` itself).
+MakeSidecar = Callable[[SidecarConfig, SiloIdentity, TrainerLinkService], Sidecar]
+
+
+class SiloVanished(Exception):
+    """Raised by a test's step to end its silo's sidecar as a killed process would: no further call."""
+
+
+@dataclass(frozen=True)
+class LoopbackRun:
+    """The rounds' summaries and the global model after each round (index 0: the initial model)."""
+
+    summaries: list[RoundSummary]
+    models: list[npt.NDArray[np.float32]]
+
+
+def _instant_trainer(silo: str, records: int, delta: Delta, link: TrainerLinkService, stop: threading.Event) -> None:
+    """Answers each task at once: the model it was given plus ``delta(silo, round)``, and a score."""
+    next_round = 0
+    while not stop.is_set():
+        with link._cond:  # an in-process trainer makes no gRPC call: mark it alive as a call would
+            link._last_call = time.monotonic()
+        offered = link.next_task(next_round, 0.5)
+        if offered is None:
+            continue
+        task, blob = offered
+        if task.kind == "finished":
+            return
+        if task.kind == "hello":
+            link.complete(TrainerReply(round=0, num_samples=records), b"")
+        elif task.kind == "fit":
+            layout = TensorLayout.of(decode_weights(blob))
+            local = layout.flatten(decode_weights(blob)) + delta(silo, task.round)
+            fit = {"num_samples": records, "train_loss": 1.0, "steps": 1, "batch_size": 10}
+            reply = TrainerReply.model_validate({"round": task.round, "fit": fit})
+            link.complete(reply, encode_weights(layout.unflatten(local)))
+        else:  # an evaluation: a score, so the hub need not wait for it until the deadline
+            evaluation = {"loss": 1.0, "accuracy": 0.5, "num_samples": records}
+            link.complete(TrainerReply.model_validate({"round": task.round, "evaluation": evaluation}), b"")
+        next_round = task.round + 1
+
+
+def _run_sidecar(sidecar: Sidecar) -> None:
+    try:
+        sidecar.run()
+    except SiloVanished:
+        return
+
+
+def run_loopback_job(
+    job: FederatedJob,
+    weights: Weights,
+    records: Mapping[str, int],
+    delta: Delta,
+    folder: Path,
+    make_sidecar: Mapping[str, MakeSidecar] | None = None,
+) -> LoopbackRun:
+    """Run ``job`` to its end with every silo of ``records``; its registry and audit log go under ``folder``."""
+    silos = tuple(job.spec.silos)
+    ca = CertificateAuthority.create()
+    keys = {silo: SigningKey.generate() for silo in silos}
+    verify = {s: k.public_key for s, k in keys.items()}
+    hub_key = SigningKey.generate()
+    registry = LocalRegistry(folder / "registry")
+    coordinator = JobCoordinator(
+        job,
+        verify,
+        weights,
+        make_strategy(job.spec),
+        registry,
+        build_gate(folder, hub_key),
+        model_key=hub_key,
+        silo_ceilings=dict.fromkeys(silos),
+    )
+    server, port = start_server(
+        coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
+    )
+    stop = threading.Event()
+    threads = []
+    for silo in silos:
+        link = TrainerLinkService()
+        config = SidecarConfig(job, silo, f"localhost:{port}", verify, aggregator_key=hub_key.public_key)
+        build = (make_sidecar or {}).get(silo, Sidecar)
+        sidecar = build(config, SiloIdentity(keys[silo], ca.issue(silo, server=False)), link)
+        threads.append(
+            threading.Thread(target=_instant_trainer, args=(silo, records[silo], delta, link, stop), daemon=True)
+        )
+        threads.append(threading.Thread(target=_run_sidecar, args=(sidecar,), daemon=True))
+    for thread in threads:
+        thread.start()
+    try:
+        summaries = coordinator.run()
+        # The sidecars learn that the job finished from the hub: stopping it earlier cuts their last call.
+        for thread in threads[1::2]:
+            thread.join(timeout=60)
+    finally:
+        stop.set()
+        server.stop(grace=1)
+    layout = TensorLayout.of(weights)
+    name = job.metadata.name
+    models = [layout.flatten(weights)] + [
+        layout.flatten(registry.load(registry.show(name, r))) for r in range(1, len(summaries) + 1)
+    ]
+    return LoopbackRun(summaries, models)
