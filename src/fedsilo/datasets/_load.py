@@ -23,7 +23,6 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.model_selection import train_test_split
 
 from fedsilo.api import DataSource, FederatedJobSpec, Imputation, Scaling
 
@@ -86,6 +85,8 @@ def _split(pool: Pool, indices: npt.NDArray[np.int64] | None, spec: FederatedJob
         )
     # Seeded per silo so silos' splits are independent draws, and reproducible.
     seed = spec.seed + 1000 * (0 if silo is None else silo + 1)
+    from sklearn.model_selection import train_test_split  # on first use, as in _sources
+
     train_x, test_x, train_y, test_y = train_test_split(
         x, y, test_size=fraction, random_state=seed, stratify=y if _stratifiable(y, fraction) else None
     )

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.datasets import load_breast_cancer, load_digits
 
 from fedsilo.api import SyntheticSpec, TabularSpec
 
@@ -45,6 +44,10 @@ def digits() -> Pool:
     Records are one-channel 8x8 images. Pixels (0..16) are mapped to [-1, 1]: a fixed transform, the same in every silo and
     learned from no split, so label-skewed silos still see identically scaled inputs.
     """
+    # Imported on first use: the sidecar and the command-line tools import this package for its
+    # types and never load records; scikit-learn would cost each of their starts seconds of CPU.
+    from sklearn.datasets import load_digits
+
     bunch = load_digits()
     images = np.asarray(bunch.data, np.float32).reshape(-1, 1, 8, 8) / 8.0 - 1.0
     return Pool(images, np.asarray(bunch.target, np.int64), 10, (1, 8, 8))
@@ -52,6 +55,8 @@ def digits() -> Pool:
 
 def breast_cancer() -> Pool:
     """Wisconsin breast cancer (569 records, 30 features, 2 classes), bundled with scikit-learn."""
+    from sklearn.datasets import load_breast_cancer  # on first use, as load_digits
+
     bunch = load_breast_cancer()
     return Pool(np.asarray(bunch.data, np.float32), np.asarray(bunch.target, np.int64), 2, (30,))
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from opa_client import OpaClient
+if TYPE_CHECKING:
+    from opa_client import OpaClient
 
 from ._decision import Decision
 from ._engine import PolicyEngine
@@ -87,6 +88,10 @@ class OpaServerEngine(PolicyEngine):
         # connection alive without sharing it.
         client: OpaClient | None = getattr(self._local, "client", None)
         if client is None:
+            # Imported on first use: its HTTP stack (aiohttp) would cost every process that imports
+            # the policy package (each sidecar, each command-line call) most of a CPU second at start.
+            from opa_client import OpaClient
+
             client = OpaClient(
                 host=self._host, port=self._port, ssl=self._ssl, token=self._token, retries=0, timeout=self._timeout
             )
