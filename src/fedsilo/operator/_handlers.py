@@ -12,9 +12,9 @@ Every path is idempotent, so a change and an event handling the same object agre
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 
@@ -53,7 +53,12 @@ SILOS = _resource(SILO)
 DEPLOYMENTS = _resource(DEPLOYMENT)
 
 
-def _on_change(resource: tuple[str, str, str], handler_id: str, registry: kopf.OperatorRegistry, **options: Any) -> Any:
+Handler = TypeVar("Handler", bound=Callable[..., None])
+
+
+def _on_change(
+    resource: tuple[str, str, str], handler_id: str, registry: kopf.OperatorRegistry, **options: Any
+) -> Callable[[Handler], Handler]:
     """Register one reconcile function for create, update and resume.
 
     Resume gets an id of its own: kopf keeps a handler's progress by id, and when an edit
@@ -62,10 +67,11 @@ def _on_change(resource: tuple[str, str, str], handler_id: str, registry: kopf.O
     a spec changed during an operator restart never reached the job's children.
     """
 
-    def register(fn: Any) -> Any:
-        fn = kopf.on.resume(*resource, id=f"{handler_id}-resume", registry=registry, **options)(fn)
-        fn = kopf.on.create(*resource, id=handler_id, registry=registry, **options)(fn)
-        return kopf.on.update(*resource, id=handler_id, registry=registry, **options)(fn)
+    def register(fn: Handler) -> Handler:
+        kopf.on.resume(*resource, id=f"{handler_id}-resume", registry=registry, **options)(fn)
+        kopf.on.create(*resource, id=handler_id, registry=registry, **options)(fn)
+        kopf.on.update(*resource, id=handler_id, registry=registry, **options)(fn)
+        return fn
 
     return register
 
