@@ -147,6 +147,12 @@ class StatisticsPhase:
             self._join.post(silo, claims)
             self._cond.notify_all()
             self._await(self._join)
+            if claims.declined is not None:
+                # A silo that takes no part still trains with the transform the others fit:
+                # it hears how the phase ended (and the transform), not just that it began.
+                while self._release is None and not self._failure:
+                    self._close_expired()
+                    self._cond.wait(0.5)
             return self._step
 
     def advertise(self, silo: str, pass_number: int, body: bytes) -> bytes:
@@ -479,6 +485,7 @@ class StatisticsPhase:
             participants=statistics.silos,
             statistics_digest=statistics_digest,
             preprocessing_digest=preprocessing_digest,
+            preprocessing_json=fitted.canonical_bytes().decode() if fitted is not None else "",
         )
 
     def _fail(self, message: str) -> None:
