@@ -105,7 +105,12 @@ class StatisticsPhase:
         *,
         step_seconds: float,
         silo_ceilings: Mapping[str, float | None] | None = None,
+        join_seconds: float | None = None,
     ) -> None:
+        """Open the join; it waits ``join_seconds`` (``step_seconds`` when None) for every silo.
+
+        Silo processes that start with the hub, and load their records first, may need longer than a step.
+        """
         self.job = job
         self.run = run
         self._keys = dict(silo_keys)
@@ -113,7 +118,8 @@ class StatisticsPhase:
         self._step_seconds = step_seconds
         self._ceilings = dict(silo_ceilings or {})
         self._cond = threading.Condition()
-        self._join: Phase[StatisticsClaims] = Phase("join", frozenset(job.spec.silos), time.monotonic() + step_seconds)
+        join_deadline = time.monotonic() + (step_seconds if join_seconds is None else join_seconds)
+        self._join: Phase[StatisticsClaims] = Phase("join", frozenset(job.spec.silos), join_deadline)
         self._steps: dict[tuple[int, str], Phase[Any]] = {}
         self._replies: dict[tuple[int, str], dict[str, bytes]] = {}
         self._unmask_body: dict[int, bytes] = {}

@@ -259,8 +259,9 @@ def _statistics_phase(
             credentials,
             silo_issuers=issuers,
             ceilings={s.metadata.name: s.spec.max_epsilon for s in manifest.silos},
-            # Pods start at their own pace: each step waits as long as a round would.
+            # Pods start at their own pace: the join, and each step, wait as long as a round would.
             step_seconds=float(spec.round_timeout_seconds),
+            join_seconds=float(spec.round_timeout_seconds),
         ) as hub:
             log.warning("statistics phase of job %s on %s (port %d)", job, args.listen, hub.port)
             files = write_statistics(hub.release(), out)

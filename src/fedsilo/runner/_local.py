@@ -433,6 +433,8 @@ class LocalRun:
                 "localhost:0",
                 server_tls,
                 ceilings={s.metadata.name: s.spec.max_epsilon for s in self.manifest.silos},
+                # The silos' processes start now: they may load their records as long as a round may take.
+                join_seconds=float(self.manifest.job.spec.round_timeout_seconds),
             ) as hub:
                 port = hub.port
                 self._processes = [

@@ -71,6 +71,7 @@ class HubStatistics:
     """The hub's side of one statistics phase, served on its own gRPC server with mutual TLS until it ends.
 
     Started on construction (``port`` is the bound port, for ``listen`` ending in ``:0``);
+    ``join_seconds`` lets silo processes started with it (or pods) load their records first;
     ``release`` waits for the phase's end; ``close`` stops the server, after which the
     training service may take the same address (a sidecar's Join retries meanwhile).
     """
@@ -87,9 +88,13 @@ class HubStatistics:
         silo_issuers: Mapping[str, bytes] | None = None,
         ceilings: Mapping[str, float | None] | None = None,
         step_seconds: float = STEP_SECONDS,
+        join_seconds: float | None = None,
     ) -> None:
-        self.phase = StatisticsPhase(job, run, keys, gate, step_seconds=step_seconds, silo_ceilings=ceilings or {})
+        self.phase = StatisticsPhase(
+            job, run, keys, gate, step_seconds=step_seconds, silo_ceilings=ceilings or {}, join_seconds=join_seconds
+        )
         self._step_seconds = step_seconds
+        self._join_seconds = step_seconds if join_seconds is None else join_seconds
         self._server, self.port = serve(
             StatisticsService(self.phase, silo_issuers), listen, credentials, workers=4 * len(keys) + 4
         )
@@ -102,8 +107,8 @@ class HubStatistics:
                 the phase failed or did not end within its steps' deadlines.
         """
         try:
-            # Two passes of four steps each, after the join: the phase's longest life.
-            return self.phase.result(timeout=(1 + 4 * len(PASSES)) * self._step_seconds)
+            # The join, then two passes of four steps each: the phase's longest life.
+            return self.phase.result(timeout=self._join_seconds + 4 * len(PASSES) * self._step_seconds)
         except StatisticsFailed as error:
             raise StatisticsError(str(error)) from error
 
