@@ -530,6 +530,10 @@ class StatisticsService(rpc.AggregatorServicer):
             silo_issuers,
         )
 
+    def Join(self, request: pb.JoinRequest, context: grpc.ServicerContext) -> pb.JoinReply:
+        """Training is not served yet: a sidecar that is already past the phase retries until it is."""
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the statistics phase is being served; training opens when it ends")
+
     def _limited(self, silo: str, refusal: Refusal) -> None:
         """A call over the silo's rate limits: recorded in the audit log, as the rounds' service does."""
         self._phase.refuse(silo, refusal)

@@ -264,9 +264,10 @@ def _statistics_phase(
             join_seconds=float(spec.round_timeout_seconds),
         ) as hub:
             log.warning("statistics phase of job %s on %s (port %d)", job, args.listen, hub.port)
-            files = write_statistics(hub.release(), out)
+            release = hub.release()
     finally:
         gate.audit.close()
+    files = write_statistics(release, out)
     log.warning(
         "statistics phase of job %s done: %d silos, %s; preprocessing %s",
         job,

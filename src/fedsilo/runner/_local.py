@@ -441,12 +441,14 @@ class LocalRun:
                     self._start_silo(i, n, identity_dirs[n], port, job_config)
                     for i, n in enumerate(self.manifest.job.spec.silos)
                 ]
-                self.statistics = write_statistics(hub.release(), self.workdir / "statistics")
+                release = hub.release()
         except BaseException:
             self._stop_silos()
             raise
         finally:
             gate.audit.close()
+        # Written once the phase's server is closed: the silos' Join waits for training's server meanwhile.
+        self.statistics = write_statistics(release, self.workdir / "statistics")
         self.preprocessing = self.statistics.preprocessing
         assert self.preprocessing is not None
         digest = LocalRegistry(self.options.registry).save_preprocessing(job, self.preprocessing.canonical_bytes())

@@ -243,30 +243,18 @@ def run_statistics(
                 thread.join(timeout=step_seconds)
 
 
-def statistics_phase(
-    manifest: Manifest,
-    out: Path,
-    *,
-    run_name: str,
-    identities: Mapping[str, SiloIdentity] | None = None,
-    ca: CertificateAuthority | None = None,
-    gate: PolicyGate | None = None,
-    ledgers: Path | None = None,
-) -> StatisticsFiles:
-    """Run the phase, fit the preprocessing the job asks for, and write the three files into ``out``.
+def statistics_phase(manifest: Manifest, out: Path, *, run_name: str, ledgers: Path | None = None) -> StatisticsFiles:
+    """``fedsilo stats``: the phase with fresh silo identities; the three files and the audit log go into ``out``.
 
-    ``identities`` are the silos' identity keys and TLS credentials, issued by ``ca`` (fresh
-    ones when None: a stand-alone statistics job). ``gate`` is the hub's policy gate and
-    audit log (one under ``out`` when None). ``ledgers`` is the directory of the silos'
-    ledgers (``silos/<name>.sqlite``), charged when ``spec.data.preprocessing.epsilon`` is set.
+    ``ledgers`` is the directory of the silos' ledgers (``silos/<name>.sqlite``), charged
+    when ``spec.data.preprocessing.epsilon`` is set.
 
     Raises:
         DataError: the settings do not fit the data (the message names the field or file).
         StatisticsError: too few silos could take part (the message names them and why).
     """
     spec = manifest.job.spec
-    given = dict(identities or {})
-    keys = {name: given[name].signing_key if name in given else SigningKey.generate() for name in spec.silos}
+    keys = {name: SigningKey.generate() for name in spec.silos}
     private = spec.data.preprocessing is not None and spec.data.preprocessing.epsilon is not None
     silos = job_silos(
         spec,
@@ -276,16 +264,9 @@ def statistics_phase(
         ceilings={s.metadata.name: s.spec.max_epsilon for s in manifest.silos},
     )
     out.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        if gate is None:
-            gate = build_gate(out, aggregator_signing_key(out))
-            stack.callback(gate.audit.close)
-        outcome = run_statistics(
-            run_name,
-            spec,
-            silos,
-            ca=ca if given else None,
-            tls={name: identity.tls for name, identity in given.items()},
-            gate=gate,
-        )
+    gate = build_gate(out, aggregator_signing_key(out))
+    try:
+        outcome = run_statistics(run_name, spec, silos, gate=gate)
+    finally:
+        gate.audit.close()
     return write_statistics(outcome, out)

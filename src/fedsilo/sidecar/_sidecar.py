@@ -135,11 +135,13 @@ class Sidecar:
         try:
             stub = connection.stub
             preprocessing = self._spec.data.preprocessing
-            if preprocessing is not None and preprocessing.federated:
+            statistics = preprocessing is not None and preprocessing.federated
+            if statistics:
                 self._statistics(stub)
             num_samples = self._hello()
             self._privacy = self._guard(num_samples)
-            self._join(stub, num_samples)
+            # After the phase, the hub builds round 0's model with the transform before it serves training.
+            self._join(stub, num_samples, RECONNECT_SECONDS if statistics else None)
             steps = self.steps(stub)
             after = 0
             while True:
