@@ -50,6 +50,7 @@ INTEGRATION = (
     "policy/test_opa_server_config.py",
     "policy/test_rego_tooling.py",
     "runner/test_trainer_isolation.py",
+    "statistics/test_totals_come_from_the_trainer_process.py",
 )
 #: Fixtures that start a real server or need a Go-built tool.
 SERVER_FIXTURES = frozenset({*FIXTURE_TOOLS, "opa_server"})

@@ -1,4 +1,5 @@
-"""A job with federated preprocessing runs its statistics phase first, and its models name the fitted transform."""
+"""A job with federated preprocessing runs its statistics phase first, in its silos' own sidecar and trainer
+processes, and its models name the fitted transform."""
 
 from __future__ import annotations
 
@@ -61,6 +62,13 @@ def test_the_tabular_example_fits_its_preprocessing_and_versions_it_with_every_m
     assert audit.index(phase) < next(
         i for i, r in enumerate(audit) if r.get("input", {}).get("job", {}).get("phase") == "training"
     )
+    # The phase ran in the job's own processes: each sidecar took its trainer's totals over the link
+    # and handed it the released transform, which the trainer applied before building its model.
+    for silo in documents[0]["spec"]["silos"]:
+        logs = tmp_path / "run" / "silos" / silo
+        sidecar_log = (logs / "sidecar.log").read_text()
+        assert f"the trainer applies the fitted preprocessing {fitted.digest()}" in sidecar_log
+        assert f"takes the fitted preprocessing {fitted.digest()}" in (logs / "trainer.log").read_text()
     key = (tmp_path / "run" / "aggregator-key.pub").read_text().strip()
     verify = subprocess.run(
         [sys.executable, "-m", "fedsilo", "models", "verify", "--registry", str(registry), "--key", key],

@@ -105,7 +105,12 @@ class StatisticsPhase:
         *,
         step_seconds: float,
         silo_ceilings: Mapping[str, float | None] | None = None,
+        join_seconds: float | None = None,
     ) -> None:
+        """Open the join; it waits ``join_seconds`` (``step_seconds`` when None) for every silo.
+
+        Silo processes that start with the hub, and load their records first, may need longer than a step.
+        """
         self.job = job
         self.run = run
         self._keys = dict(silo_keys)
@@ -113,7 +118,8 @@ class StatisticsPhase:
         self._step_seconds = step_seconds
         self._ceilings = dict(silo_ceilings or {})
         self._cond = threading.Condition()
-        self._join: Phase[StatisticsClaims] = Phase("join", frozenset(job.spec.silos), time.monotonic() + step_seconds)
+        join_deadline = time.monotonic() + (step_seconds if join_seconds is None else join_seconds)
+        self._join: Phase[StatisticsClaims] = Phase("join", frozenset(job.spec.silos), join_deadline)
         self._steps: dict[tuple[int, str], Phase[Any]] = {}
         self._replies: dict[tuple[int, str], dict[str, bytes]] = {}
         self._unmask_body: dict[int, bytes] = {}
@@ -147,6 +153,12 @@ class StatisticsPhase:
             self._join.post(silo, claims)
             self._cond.notify_all()
             self._await(self._join)
+            if claims.declined is not None:
+                # A silo that takes no part still trains with the transform the others fit:
+                # it hears how the phase ended (and the transform), not just that it began.
+                while self._release is None and not self._failure:
+                    self._close_expired()
+                    self._cond.wait(0.5)
             return self._step
 
     def advertise(self, silo: str, pass_number: int, body: bytes) -> bytes:
@@ -479,6 +491,7 @@ class StatisticsPhase:
             participants=statistics.silos,
             statistics_digest=statistics_digest,
             preprocessing_digest=preprocessing_digest,
+            preprocessing_json=fitted.canonical_bytes().decode() if fitted is not None else "",
         )
 
     def _fail(self, message: str) -> None:
@@ -516,6 +529,10 @@ class StatisticsService(rpc.AggregatorServicer):
             RateLimits(spec.rate_limits, spec.silos, self._limited),
             silo_issuers,
         )
+
+    def Join(self, request: pb.JoinRequest, context: grpc.ServicerContext) -> pb.JoinReply:
+        """Training is not served yet: a sidecar that is already past the phase retries until it is."""
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the statistics phase is being served; training opens when it ends")
 
     def _limited(self, silo: str, refusal: Refusal) -> None:
         """A call over the silo's rate limits: recorded in the audit log, as the rounds' service does."""

@@ -267,14 +267,14 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
         aggregator_ca=Path(JOB_DIR / AGGREGATOR_CA_FILE),
         # The hub's model-signing key, where the hub published one: no unsigned model is trained on.
         aggregator_key=Path(JOB_DIR / AGGREGATOR_PUBLIC_KEY) if inputs.endpoint.model_key else None,
+        # The job's UID names this run in the ledger (a job recreated under the same name is a new
+        # one) and in the statistics phase, whose context the aggregator names the same way.
+        run_id=str(inputs.owner["metadata"]["uid"]),
     )
     ledger_mounts: list[Object] = []
     ledger_volumes: list[Object] = []
     if ledger is not None:
-        # The job's UID names this run in the ledger: a job recreated under the same name is a new one.
-        sidecar_args = replace(
-            sidecar_args, ledger=Path(LEDGER_DIR / LEDGER_FILE), run_id=str(inputs.owner["metadata"]["uid"])
-        )
+        sidecar_args = replace(sidecar_args, ledger=Path(LEDGER_DIR / LEDGER_FILE))
         ledger_mounts = [{"name": "ledger", "mountPath": str(LEDGER_DIR)}]
         ledger_volumes = [{"name": "ledger", "persistentVolumeClaim": {"claimName": ledger["metadata"]["name"]}}]
     if IMAGE_DIGEST.search(config.trainer_image):

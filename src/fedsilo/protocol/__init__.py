@@ -60,10 +60,14 @@ from ._tensors import architecture_fingerprint as architecture_fingerprint
 from ._trainer_link import LINK_TOKEN_ENV as LINK_TOKEN_ENV
 from ._trainer_link import LINK_TOKEN_METADATA as LINK_TOKEN_METADATA
 from ._trainer_link import PARENT_PID_ENV as PARENT_PID_ENV
+from ._trainer_link import StatisticsAsk as StatisticsAsk
+from ._trainer_link import StatisticsTotals as StatisticsTotals
 from ._trainer_link import TrainerEvaluation as TrainerEvaluation
 from ._trainer_link import TrainerFitReport as TrainerFitReport
 from ._trainer_link import TrainerReply as TrainerReply
 from ._trainer_link import TrainerTask as TrainerTask
+from ._trainer_link import decode_totals as decode_totals
+from ._trainer_link import encode_totals as encode_totals
 from ._trainer_link import follow_parent as follow_parent
 
 __all__ = [
@@ -82,8 +86,10 @@ __all__ = [
     "PolicyVerdict",
     "RoundCompression",
     "RoundPlan",
+    "StatisticsAsk",
     "StatisticsClaims",
     "StatisticsStep",
+    "StatisticsTotals",
     "StreamError",
     "StrictMessage",
     "TensorLayout",
@@ -99,7 +105,9 @@ __all__ = [
     "blob_to_chunks",
     "canonical_json",
     "check_chunk_size",
+    "decode_totals",
     "decode_weights",
+    "encode_totals",
     "encode_weights",
     "follow_parent",
     "frames_in",

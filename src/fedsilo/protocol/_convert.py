@@ -221,6 +221,7 @@ def statistics_step_to_proto(step: StatisticsStep) -> pb.StatisticsStep:
         failure=step.failure,
         statistics_digest=step.statistics_digest,
         preprocessing_digest=step.preprocessing_digest,
+        preprocessing_json=step.preprocessing_json,
     )
 
 
@@ -233,4 +234,5 @@ def statistics_step_from_proto(message: pb.StatisticsStep) -> StatisticsStep:
         failure=message.failure,
         statistics_digest=message.statistics_digest,
         preprocessing_digest=message.preprocessing_digest,
+        preprocessing_json=message.preprocessing_json,
     )

@@ -80,6 +80,8 @@ class StatisticsStep:
     failure: str = ""
     statistics_digest: str = ""
     preprocessing_digest: str = ""
+    # The fitted transform itself (canonical JSON), for every silo to hand its trainer.
+    preprocessing_json: str = ""
 
     def range_map(self) -> dict[int, tuple[float, float]]:
         """The ranges by column, as the silos' histogram pass reads them."""

@@ -148,19 +148,21 @@ class Decision(_message.Message):
     def __init__(self, accepted: _Optional[bool] = ..., reasons: _Optional[_Iterable[str]] = ..., policy_revision: _Optional[str] = ...) -> None: ...
 
 class StatisticsStep(_message.Message):
-    __slots__ = ("ranges_json", "participants", "failure", "statistics_digest", "preprocessing_digest")
+    __slots__ = ("ranges_json", "participants", "failure", "statistics_digest", "preprocessing_digest", "preprocessing_json")
     PASS_FIELD_NUMBER: _ClassVar[int]
     RANGES_JSON_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     STATISTICS_DIGEST_FIELD_NUMBER: _ClassVar[int]
     PREPROCESSING_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PREPROCESSING_JSON_FIELD_NUMBER: _ClassVar[int]
     ranges_json: str
     participants: _containers.RepeatedScalarFieldContainer[str]
     failure: str
     statistics_digest: str
     preprocessing_digest: str
-    def __init__(self, ranges_json: _Optional[str] = ..., participants: _Optional[_Iterable[str]] = ..., failure: _Optional[str] = ..., statistics_digest: _Optional[str] = ..., preprocessing_digest: _Optional[str] = ..., **kwargs) -> None: ...
+    preprocessing_json: str
+    def __init__(self, ranges_json: _Optional[str] = ..., participants: _Optional[_Iterable[str]] = ..., failure: _Optional[str] = ..., statistics_digest: _Optional[str] = ..., preprocessing_digest: _Optional[str] = ..., preprocessing_json: _Optional[str] = ..., **kwargs) -> None: ...
 
 class Frame(_message.Message):
     __slots__ = ("header_json", "blob")

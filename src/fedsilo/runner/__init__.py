@@ -33,9 +33,11 @@ from ._report import write_plot as write_plot
 from ._report import write_privacy_plot as write_privacy_plot
 from ._reporting import RecordingRegistry as RecordingRegistry
 from ._reporting import ReportingObserver as ReportingObserver
+from ._statistics import HubStatistics as HubStatistics
 from ._statistics import StatisticsFiles as StatisticsFiles
 from ._statistics import run_statistics as run_statistics
 from ._statistics import statistics_phase as statistics_phase
+from ._statistics import write_statistics as write_statistics
 
 __all__ = [
     "AGGREGATOR_KEY",
@@ -45,6 +47,7 @@ __all__ = [
     "AggregatorEnvironmentError",
     "Hub",
     "HubSetupError",
+    "HubStatistics",
     "Isolation",
     "LocalRun",
     "RecordingRegistry",
@@ -73,4 +76,5 @@ __all__ = [
     "unlearn",
     "write_plot",
     "write_privacy_plot",
+    "write_statistics",
 ]

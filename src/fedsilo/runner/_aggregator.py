@@ -41,22 +41,29 @@ from prometheus_client import start_http_server
 
 from fedsilo.aggregator import Checkpoints, JobFailed, LedgerBook, start_server
 from fedsilo.api import JobOutcome, Manifest, StatusReporter
+from fedsilo.audit import AuditLog
+from fedsilo.datasets import PREPROCESSING_FILE, FittedPreprocessing
 from fedsilo.identity import TLS_CERT_FILE, TLS_KEY_FILE, TlsCredentials
 from fedsilo.launch import AGGREGATOR_KEY, OUTCOME_FILE, PRIVACY_LEDGER_FILE, REGISTRY_DIR, AggregatorArgs, silo_ca_file
-from fedsilo.policy import OpaServerEngine
+from fedsilo.policy import OpaServerEngine, PolicyGate
 from fedsilo.privacy.ledger import run_name
 from fedsilo.registry import LocalRegistry
+from fedsilo.statistics import StatisticsError
 
-from ._hub import HubSetupError, adopt_published_key, aggregator_signing_key, build_hub
+from ._gate import AUDIT_LOG
+from ._hub import HubSetupError, adopt_published_key, aggregator_signing_key, build_hub, registered_silo_keys
 from ._recovery import RecoveryError, apply_job_rollback, latest_checkpoint, resume_hub
 from ._reporting import RecordingRegistry, ReportingObserver
 from ._standing import manifest_standing
+from ._statistics import HubStatistics, write_statistics
 
 log = logging.getLogger("fedsilo.aggregator")
 
 #: Without a status reporter the aggregator exits after the job, but first keeps serving this
 #: long: a silo that has not yet asked for the next round must still learn that there is none.
 FINISH_LINGER_SECONDS = 10.0
+#: Where in the state directory the statistics phase writes its files (statistics.json, ...).
+STATISTICS_DIR = "statistics"
 
 
 class AggregatorConfigError(ValueError):
@@ -220,6 +227,62 @@ def _privacy_book(manifest: Manifest, state_dir: Path, resumed_round: int) -> Le
     )
 
 
+def _statistics_phase(
+    args: AggregatorArgs,
+    manifest: Manifest,
+    credentials: TlsCredentials,
+    issuers: Mapping[str, bytes],
+    engine: OpaServerEngine,
+) -> FittedPreprocessing | None:
+    """Serve the job's statistics phase before round 1 when it asks for federated preprocessing; the transform.
+
+    Served on ``--listen`` until the phase ends (then training takes the address; the
+    sidecars' Join retries meanwhile). Its files go to ``STATISTICS_DIR`` in the state
+    directory, and its decisions and release to the audit log there. A restarted aggregator
+    that finds the transform there does not run the phase again: its silos are past it.
+
+    Raises:
+        StatisticsError: the phase failed (the message names the silos left out and why).
+    """
+    spec = manifest.job.spec
+    if spec.data.preprocessing is None or not spec.data.preprocessing.federated:
+        return None
+    out = args.state_dir / STATISTICS_DIR
+    if (out / PREPROCESSING_FILE).is_file():
+        log.warning("statistics phase already done: using %s", out / PREPROCESSING_FILE)
+        return FittedPreprocessing.read(out / PREPROCESSING_FILE)
+    job = manifest.job.metadata.name
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    gate = PolicyGate(engine, AuditLog(args.state_dir / AUDIT_LOG, aggregator_signing_key(args.state_dir)))
+    try:
+        with HubStatistics(
+            manifest.job,
+            run_name(job, _ledger_run()),
+            registered_silo_keys(manifest.job, manifest.silos),
+            gate,
+            args.listen,
+            credentials,
+            silo_issuers=issuers,
+            ceilings={s.metadata.name: s.spec.max_epsilon for s in manifest.silos},
+            # Pods start at their own pace: the join, and each step, wait as long as a round would.
+            step_seconds=float(spec.round_timeout_seconds),
+            join_seconds=float(spec.round_timeout_seconds),
+        ) as hub:
+            log.warning("statistics phase of job %s on %s (port %d)", job, args.listen, hub.port)
+            release = hub.release()
+    finally:
+        gate.audit.close()
+    files = write_statistics(release, out)
+    log.warning(
+        "statistics phase of job %s done: %d silos, %s; preprocessing %s",
+        job,
+        len(files.statistics.silos),
+        files.json,
+        files.preprocessing.digest() if files.preprocessing else "none",
+    )
+    return files.preprocessing
+
+
 def _wait_for_termination() -> None:
     """Idle until SIGTERM: a Deployment restarts an exited container, which would run the job again."""
     log.warning("job over; waiting for the operator to scale this aggregator down")
@@ -295,6 +358,18 @@ def _serve(
         checkpoint = latest_checkpoint(checkpoints)
     except RecoveryError as error:
         raise AggregatorConfigError(str(error)) from error
+    try:
+        preprocessing = _statistics_phase(args, manifest, credentials, issuers, engine)
+    except StatisticsError as error:
+        # The job cannot train without its transform: it ends here, reported as any failed job.
+        failed = JobOutcome(False, 0, f"the statistics phase failed: {error}")
+        log.warning("job %s: %s", job, failed.message)
+        _record_outcome(outcome_file, job, failed)
+        if reporter is not None:
+            with contextlib.suppress(Terminated):
+                reporter.job_finished(failed)
+                _wait_for_termination()
+        return failed
     observer = ReportingObserver(reporter, registry) if reporter is not None else None
     # The round a restarted aggregator runs again: its releases may already be charged.
     privacy = _privacy_book(manifest, state_dir, (checkpoint.round if checkpoint else 0) + 1)
@@ -311,6 +386,7 @@ def _serve(
             # the kubelet updates the mounted file, and the next round boundary takes it.
             standing=manifest_standing(args.job_config, job),
             checkpoints=checkpoints,
+            preprocessing=preprocessing,
         )
     except HubSetupError as error:
         if observer is not None:

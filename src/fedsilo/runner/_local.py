@@ -40,6 +40,7 @@ from fedsilo.identity import (
     CertificateAuthority,
     SigningKey,
     SiloIdentity,
+    TlsCredentials,
     VerifyKey,
     read_identity,
     write_identity,
@@ -55,7 +56,7 @@ from fedsilo.launch import (
 from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
 from fedsilo.privacy.ledger import run_name
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
-from fedsilo.registry import LocalRegistry, preprocessing_path
+from fedsilo.registry import LocalRegistry
 
 from ._children import ChildWatch, SiloProcesses
 from ._gate import build_gate
@@ -64,7 +65,7 @@ from ._isolation import Isolation, detect_isolation
 from ._recovery import RunState, latest_checkpoint, read_run_state, resume_hub, write_run_state
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
 from ._standing import manifest_standing
-from ._statistics import StatisticsFiles, statistics_phase
+from ._statistics import HubStatistics, StatisticsFiles, write_statistics
 
 log = logging.getLogger("fedsilo.run")
 
@@ -107,6 +108,12 @@ class RunOptions:
 def _python_command(args: LaunchArgs) -> list[str]:
     # -v: the silo logs in the run directory record every round at INFO level.
     return [sys.executable, "-m", "fedsilo", "-v", *args.argv()]
+
+
+def _private_statistics(manifest: Manifest) -> bool:
+    """Whether the job's statistics phase adds DP noise, charged to each silo's ledger."""
+    preprocessing = manifest.job.spec.data.preprocessing
+    return preprocessing is not None and preprocessing.federated and preprocessing.epsilon is not None
 
 
 class LocalRun:
@@ -173,9 +180,7 @@ class LocalRun:
             silos.append(Silo.model_validate(document))
         return directories, silos
 
-    def _start_silo(
-        self, index: int, name: str, identity_dir: Path, port: int, job_config: Path, preprocessing: Path | None
-    ) -> SiloProcesses:
+    def _start_silo(self, index: int, name: str, identity_dir: Path, port: int, job_config: Path) -> SiloProcesses:
         silo_dir = self.workdir / "silos" / name
         silo_dir.mkdir(parents=True, exist_ok=True)
         # The link socket lives apart from the keys: the sandboxed trainer sees this directory only.
@@ -185,7 +190,10 @@ class LocalRun:
         manifest_dir = str(self.options.manifest_path.resolve().parent)
         # User model factories live beside their manifest, as in examples/custom_model.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (manifest_dir, env.get("PYTHONPATH", "")) if p)
-        private = self.manifest.job.spec.privacy.mode is not PrivacyMode.NONE
+        spec = self.manifest.job.spec
+        private = spec.privacy.mode is not PrivacyMode.NONE or _private_statistics(self.manifest)
+        # The run's name (job/run-id) is the statistics phase's context at the hub and every silo.
+        named = private or (spec.data.preprocessing is not None and spec.data.preprocessing.federated)
         sidecar_args = SidecarArgs(
             job_config=job_config,
             silo=name,
@@ -195,7 +203,7 @@ class LocalRun:
             # The hub's audit key signs every global model; the run publishes its public half.
             aggregator_key=self.workdir / AGGREGATOR_PUBLIC_KEY,
             ledger=self.options.silo_ledger(name) if private else None,
-            run_id=self.run_id if private else "",
+            run_id=self.run_id if named else "",
         )
         # The link's secret: only this silo's sidecar and trainer get it, in their environment.
         link_token = secrets.token_urlsafe(32)
@@ -208,11 +216,7 @@ class LocalRun:
         )
         trainer_env = {k: v for k, v in env.items() if not k.endswith("_PROXY") and not k.endswith("_proxy")}
         data = self.manifest.silo(name).spec.data.path
-        readable = (
-            job_config,
-            *(Path(p) for p in env["PYTHONPATH"].split(os.pathsep) if p),
-            *((preprocessing,) if preprocessing else ()),
-        )
+        readable = (job_config, *(Path(p) for p in env["PYTHONPATH"].split(os.pathsep) if p))
         trainer = subprocess.Popen(
             self.isolation.trainer_command(
                 _python_command(
@@ -220,7 +224,6 @@ class LocalRun:
                         job_config=job_config.resolve(),
                         silo=name,
                         sidecar=f"unix:{socket_path.resolve()}",
-                        preprocessing=preprocessing.resolve() if preprocessing else None,
                     )
                 ),
                 index=index,
@@ -310,7 +313,9 @@ class LocalRun:
         identity_dirs, silos = self._identities(ca)
         job_config = self.workdir / MANIFEST_FILE
         job_config.write_text(render_job_manifest(self.manifest.job, silos))
-        fitted_file = self._statistics(identity_dirs, ca)
+        # A job with federated preprocessing: its silos' processes start now and take part in
+        # the statistics phase; the hub then serves training on the same address.
+        listen = self._statistics(silos, identity_dirs, job_config, server_tls)
 
         # The hub's ledger outlives the run, so its signing key lives beside it, not in the run directory.
         ledger_key = aggregator_signing_key(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None
@@ -350,7 +355,11 @@ class LocalRun:
                 if privacy is not None:
                     privacy.close()
                 raise
-        server, port = start_server(coordinator, "localhost:0", server_tls)
+        try:
+            server, port = start_server(coordinator, listen, server_tls)
+        except BaseException:
+            self._stop_silos()
+            raise
         metrics = None
         if self.options.metrics_port is not None:
             metrics, _ = start_http_server(self.options.metrics_port, addr="127.0.0.1")
@@ -366,10 +375,10 @@ class LocalRun:
             statistics=str(self.statistics.json) if self.statistics is not None else None,
         )
         try:
-            self._processes = [
-                self._start_silo(i, n, identity_dirs[n], port, job_config, fitted_file)
-                for i, n in enumerate(spec.silos)
-            ]
+            if not self._processes:
+                self._processes = [
+                    self._start_silo(i, n, identity_dirs[n], port, job_config) for i, n in enumerate(spec.silos)
+                ]
             if on_started is not None:
                 on_started(self)
             self._watch.start(self._processes, lambda death: coordinator.abort(death.summary()))
@@ -399,37 +408,52 @@ class LocalRun:
                 report.denials[silo] = report.denials.get(silo, 0) + 1
         return report
 
-    def _statistics(self, identity_dirs: dict[str, Path], ca: CertificateAuthority) -> Path | None:
-        """The statistics phase before training, for a job that asks for fitted preprocessing.
+    def _statistics(
+        self, silos: list[Silo], identity_dirs: dict[str, Path], job_config: Path, server_tls: TlsCredentials
+    ) -> str:
+        """The statistics phase before training, for a job that asks for fitted preprocessing; where to serve training.
 
-        Each silo takes part over the aggregator's gRPC service with its own certificate and
-        identity key (its claims and key adverts are signed as in training) and, when the
-        statistics are private, its own ledger; the hub's decisions go to the run's audit log.
-        The fitted transform goes into the registry by its digest; the file every trainer
-        reads is that copy.
+        Served by the hub (``HubStatistics``) as the aggregator process serves it; every silo
+        takes part from its own sidecar process, with the totals its trainer process computes
+        on the records it loaded (the trainer link), and with its own ledger when the
+        statistics are private; the hub's decisions go to the run's audit log. The fitted
+        transform goes into the registry by its digest, and each sidecar hands it to its trainer.
         """
         preprocessing = self.manifest.job.spec.data.preprocessing
         if preprocessing is None or not preprocessing.federated:
-            return None
+            return "localhost:0"
         job = self.manifest.job.metadata.name
         gate = build_gate(self.workdir, aggregator_signing_key(self.workdir))
         try:
-            self.statistics = statistics_phase(
-                self.manifest,
-                self.workdir / "statistics",
-                run_name=run_name(job, self.run_id),
-                identities={name: read_identity(directory) for name, directory in identity_dirs.items()},
-                ca=ca,
-                gate=gate,
-                ledgers=self.options.ledgers,
-            )
+            with HubStatistics(
+                self.manifest.job,
+                run_name(job, self.run_id),
+                {s.metadata.name: VerifyKey.from_base64(str(s.spec.identity.public_key)) for s in silos},
+                gate,
+                "localhost:0",
+                server_tls,
+                ceilings={s.metadata.name: s.spec.max_epsilon for s in self.manifest.silos},
+                # The silos' processes start now: they may load their records as long as a round may take.
+                join_seconds=float(self.manifest.job.spec.round_timeout_seconds),
+            ) as hub:
+                port = hub.port
+                self._processes = [
+                    self._start_silo(i, n, identity_dirs[n], port, job_config)
+                    for i, n in enumerate(self.manifest.job.spec.silos)
+                ]
+                release = hub.release()
+        except BaseException:
+            self._stop_silos()
+            raise
         finally:
             gate.audit.close()
+        # Written once the phase's server is closed: the silos' Join waits for training's server meanwhile.
+        self.statistics = write_statistics(release, self.workdir / "statistics")
         self.preprocessing = self.statistics.preprocessing
         assert self.preprocessing is not None
         digest = LocalRegistry(self.options.registry).save_preprocessing(job, self.preprocessing.canonical_bytes())
         log.info("statistics phase done; fitted preprocessing %s", digest)
-        return preprocessing_path(self.options.registry / job, digest)
+        return f"localhost:{port}"
 
     def processes_of(self, name: str) -> SiloProcesses:
         """Silo ``name``'s sidecar and trainer processes (for fault tests); ``KeyError`` before they start."""

@@ -1,14 +1,17 @@
-"""The statistics phase over the aggregator's gRPC service with mutual TLS: ``fedsilo stats`` and ``fedsilo run``.
+"""The hub's side of the statistics phase, and ``fedsilo stats``: one server, one way to write what it released.
 
-``run_statistics`` serves the phase (``fedsilo.aggregator.StatisticsService`` over a
-``StatisticsPhase``) on loopback with a server certificate of the run's CA, and runs every
-silo's part (``fedsilo.sidecar.take_part``) as a client with the silo's own certificate and
-identity key, each in its own thread: the silos and the hub share nothing but the messages
-on the wire, exactly as in a cluster. The hub's policy gate decides every upload and the
-audit log records it. ``statistics_phase`` loads each silo's records as its own trainer
-would, fits the job's preprocessing when it asks for one, and writes ``statistics.json``,
-``histograms.png`` and ``preprocessing.json`` into ``out``. ``LocalRun`` calls it before
-training and hands ``preprocessing.json`` to every trainer; ``fedsilo stats`` calls it alone.
+``HubStatistics`` serves the phase (``fedsilo.aggregator.StatisticsService`` over a
+``StatisticsPhase``) on its own mTLS gRPC server until it ends, and ``write_statistics``
+writes ``statistics.json``, ``histograms.png`` and ``preprocessing.json``. Both the
+aggregator process (``run_aggregator``, before round 1) and ``fedsilo run`` (``LocalRun``)
+use them, with every silo taking part from its own sidecar process, which gets its totals
+from its own trainer process over the trainer link: the records are read where they are.
+
+``run_statistics`` (``fedsilo stats``, a standalone tool without trainers) serves the same
+``HubStatistics`` and runs each silo's part (``fedsilo.sidecar.take_part``) in a thread of
+this process with the silo's own certificate and identity, over the records it loads as
+that silo's trainer would (``statistics_phase``); the silos and the hub share nothing but
+the messages on the wire.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import numpy as np
 from fedsilo.aggregator import StatisticsFailed, StatisticsPhase, StatisticsRelease, StatisticsService, serve
 from fedsilo.api import FederatedJob, FederatedJobSpec, Manifest
 from fedsilo.datasets import PREPROCESSING_FILE, FittedPreprocessing
-from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, TlsCredentials
+from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, TlsCredentials, VerifyKey
 from fedsilo.policy import PolicyGate
 from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.protocol import rpc
 from fedsilo.sidecar import silo_channel, take_part
 from fedsilo.statistics import (
+    PASSES,
     FederatedStatistics,
     SiloRecords,
     StatisticsError,
@@ -48,6 +52,8 @@ STATISTICS_FILE = "statistics.json"
 HISTOGRAMS_FILE = "histograms.png"
 # How long each step of the phase waits for the silos (they are all up: a local phase).
 STEP_SECONDS = 120.0
+# How long a closing statistics server lets its last answers go out.
+CLOSE_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,74 @@ class StatisticsFiles:
     json: Path
     plot: Path
     preprocessing_path: Path | None
+
+
+class HubStatistics:
+    """The hub's side of one statistics phase, served on its own gRPC server with mutual TLS until it ends.
+
+    Started on construction (``port`` is the bound port, for ``listen`` ending in ``:0``);
+    ``join_seconds`` lets silo processes started with it (or pods) load their records first;
+    ``release`` waits for the phase's end; ``close`` stops the server, after which the
+    training service may take the same address (a sidecar's Join retries meanwhile).
+    """
+
+    def __init__(
+        self,
+        job: FederatedJob,
+        run: str,
+        keys: Mapping[str, VerifyKey],
+        gate: PolicyGate,
+        listen: str,
+        credentials: TlsCredentials,
+        *,
+        silo_issuers: Mapping[str, bytes] | None = None,
+        ceilings: Mapping[str, float | None] | None = None,
+        step_seconds: float = STEP_SECONDS,
+        join_seconds: float | None = None,
+    ) -> None:
+        self.phase = StatisticsPhase(
+            job, run, keys, gate, step_seconds=step_seconds, silo_ceilings=ceilings or {}, join_seconds=join_seconds
+        )
+        self._step_seconds = step_seconds
+        self._join_seconds = step_seconds if join_seconds is None else join_seconds
+        self._server, self.port = serve(
+            StatisticsService(self.phase, silo_issuers), listen, credentials, workers=4 * len(keys) + 4
+        )
+
+    def release(self) -> StatisticsRelease:
+        """Wait for the phase to end; what it released.
+
+        Raises:
+            StatisticsError: too few silos took part (the message names them and why), or
+                the phase failed or did not end within its steps' deadlines.
+        """
+        try:
+            # The join, then two passes of four steps each: the phase's longest life.
+            return self.phase.result(timeout=self._join_seconds + 4 * len(PASSES) * self._step_seconds)
+        except StatisticsFailed as error:
+            raise StatisticsError(str(error)) from error
+
+    def close(self) -> None:
+        """Stop serving, letting the last answers (the phase's end, to every silo) go out first."""
+        self._server.stop(grace=CLOSE_GRACE_SECONDS).wait()
+
+    def __enter__(self) -> HubStatistics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_statistics(release: StatisticsRelease, out: Path) -> StatisticsFiles:
+    """Write what a phase released into ``out``: ``statistics.json``, ``histograms.png``, ``preprocessing.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / STATISTICS_FILE
+    json_path.write_bytes(release.statistics.canonical_bytes())
+    plot = write_histograms(release.statistics, out / HISTOGRAMS_FILE)
+    # The transform the hub fitted from the totals alone (``StatisticsPhase``), not refitted here.
+    fitted = release.preprocessing
+    fitted_path = fitted.write(out / PREPROCESSING_FILE) if fitted is not None else None
+    return StatisticsFiles(release.statistics, fitted, json_path, plot, fitted_path)
 
 
 def run_statistics(
@@ -103,18 +177,20 @@ def run_statistics(
         credentials = dict(tls or {})
         for record in silos:
             credentials.setdefault(record.name, authority.issue(record.name, server=False))
-        phase = StatisticsPhase(
-            job,
-            run,
-            {s.name: s.signing_key.public_key for s in silos},
-            gate,
-            step_seconds=step_seconds,
-            silo_ceilings={s.name: s.max_epsilon for s in silos},
-        )
-        server_tls = authority.issue("aggregator", server=True, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
-        server, port = serve(StatisticsService(phase), "127.0.0.1:0", server_tls, workers=4 * len(silos) + 4)
-        stack.callback(server.stop, None)
         peer_keys = {s.name: s.signing_key.public_key for s in silos}
+        server_tls = authority.issue("aggregator", server=True, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+        hub = stack.enter_context(
+            HubStatistics(
+                job,
+                run,
+                peer_keys,
+                gate,
+                "127.0.0.1:0",
+                server_tls,
+                ceilings={s.name: s.max_epsilon for s in silos},
+                step_seconds=step_seconds,
+            )
+        )
         noise = rng.spawn(len(silos)) if rng is not None else [None] * len(silos)
         for record, generator in zip(silos, noise, strict=True):
             ledger = None
@@ -138,7 +214,7 @@ def run_statistics(
 
         def silo_part(member: StatisticsSilo, identity: SiloIdentity) -> None:
             try:
-                with silo_channel(f"localhost:{port}", identity, None) as channel:
+                with silo_channel(f"localhost:{hub.port}", identity, None) as channel:
                     last = take_part(
                         rpc.AggregatorStub(channel), member, identity.signing_key, peer_keys, timeout=4 * step_seconds
                     )
@@ -161,38 +237,24 @@ def run_statistics(
         for thread in threads:
             thread.start()
         try:
-            return phase.result(timeout=8 * step_seconds)
-        except StatisticsFailed as error:
-            raise StatisticsError(str(error)) from error
+            return hub.release()
         finally:
             for thread in threads:
                 thread.join(timeout=step_seconds)
 
 
-def statistics_phase(
-    manifest: Manifest,
-    out: Path,
-    *,
-    run_name: str,
-    identities: Mapping[str, SiloIdentity] | None = None,
-    ca: CertificateAuthority | None = None,
-    gate: PolicyGate | None = None,
-    ledgers: Path | None = None,
-) -> StatisticsFiles:
-    """Run the phase, fit the preprocessing the job asks for, and write the three files into ``out``.
+def statistics_phase(manifest: Manifest, out: Path, *, run_name: str, ledgers: Path | None = None) -> StatisticsFiles:
+    """``fedsilo stats``: the phase with fresh silo identities; the three files and the audit log go into ``out``.
 
-    ``identities`` are the silos' identity keys and TLS credentials, issued by ``ca`` (fresh
-    ones when None: a stand-alone statistics job). ``gate`` is the hub's policy gate and
-    audit log (one under ``out`` when None). ``ledgers`` is the directory of the silos'
-    ledgers (``silos/<name>.sqlite``), charged when ``spec.data.preprocessing.epsilon`` is set.
+    ``ledgers`` is the directory of the silos' ledgers (``silos/<name>.sqlite``), charged
+    when ``spec.data.preprocessing.epsilon`` is set.
 
     Raises:
         DataError: the settings do not fit the data (the message names the field or file).
         StatisticsError: too few silos could take part (the message names them and why).
     """
     spec = manifest.job.spec
-    given = dict(identities or {})
-    keys = {name: given[name].signing_key if name in given else SigningKey.generate() for name in spec.silos}
+    keys = {name: SigningKey.generate() for name in spec.silos}
     private = spec.data.preprocessing is not None and spec.data.preprocessing.epsilon is not None
     silos = job_silos(
         spec,
@@ -202,22 +264,9 @@ def statistics_phase(
         ceilings={s.metadata.name: s.spec.max_epsilon for s in manifest.silos},
     )
     out.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        if gate is None:
-            gate = build_gate(out, aggregator_signing_key(out))
-            stack.callback(gate.audit.close)
-        outcome = run_statistics(
-            run_name,
-            spec,
-            silos,
-            ca=ca if given else None,
-            tls={name: identity.tls for name, identity in given.items()},
-            gate=gate,
-        )
-    json_path = out / STATISTICS_FILE
-    json_path.write_bytes(outcome.statistics.canonical_bytes())
-    plot = write_histograms(outcome.statistics, out / HISTOGRAMS_FILE)
-    # The transform the hub fitted from the totals alone (``StatisticsPhase``), not refitted here.
-    fitted = outcome.preprocessing
-    fitted_path = fitted.write(out / PREPROCESSING_FILE) if fitted is not None else None
-    return StatisticsFiles(outcome.statistics, fitted, json_path, plot, fitted_path)
+    gate = build_gate(out, aggregator_signing_key(out))
+    try:
+        outcome = run_statistics(run_name, spec, silos, gate=gate)
+    finally:
+        gate.audit.close()
+    return write_statistics(outcome, out)

@@ -44,6 +44,8 @@ log = logging.getLogger("fedsilo.sidecar")
 
 # The trainer re-asks after this long, so a cancelled call never holds a thread forever.
 NEXT_TASK_WAIT_SECONDS = 30.0
+# The tasks of the statistics phase: each answered once, before hello, all at round 0.
+ONE_SHOT_KINDS = frozenset({"statistics", "preprocess"})
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,10 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
                 return f"result for round {reply.round}, but the task on offer is {offered}"
             self._answered = max(self._answered, reply.round)
             self._replay = False
+            if task.kind in ONE_SHOT_KINDS:
+                # Asked at round 0, before hello: taken off the offer so the trainer, which still
+                # asks from round 0, never answers it twice.
+                self._task = None
             if reply.error is not None:
                 self._errors[reply.round] = f"trainer failed: {reply.error}"
             else:

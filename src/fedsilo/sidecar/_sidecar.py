@@ -53,6 +53,7 @@ from ._pipeline import OutgoingUpdate, Step, refusal_verdict, run_steps
 from ._privacy import ChargeLedger, PrivacyGuard, SiloNoise
 from ._private import KeepPrivate, private_names
 from ._sending import Send, Sign
+from ._trainer_statistics import statistics_before_training
 from ._update import Clip, check_weights, plain_encode
 
 log = logging.getLogger("fedsilo.sidecar")
@@ -133,9 +134,14 @@ class Sidecar:
         self._connection = connection
         try:
             stub = connection.stub
+            preprocessing = self._spec.data.preprocessing
+            statistics = preprocessing is not None and preprocessing.federated
+            if statistics:
+                self._statistics(stub)
             num_samples = self._hello()
             self._privacy = self._guard(num_samples)
-            self._join(stub, num_samples)
+            # After the phase, the hub builds round 0's model with the transform before it serves training.
+            self._join(stub, num_samples, RECONNECT_SECONDS if statistics else None)
             steps = self.steps(stub)
             after = 0
             while True:
@@ -192,6 +198,26 @@ class Sidecar:
         log.warning("the aggregator is unreachable (%s); joining again when it is back", error.details())
         self._join(stub, num_samples, RECONNECT_SECONDS)
         return 0
+
+    def _statistics(self, stub: rpc.AggregatorStub) -> None:
+        """The statistics phase before training: the trainer's totals in, the fitted transform back to it."""
+        deadline = time.monotonic() + self.config.connect_timeout
+        while True:
+            try:
+                statistics_before_training(
+                    stub,
+                    self._link,
+                    self.config,
+                    self._identity.signing_key,
+                    self.config.peer_keys,
+                    timeout=float(self._spec.round_timeout_seconds),
+                )
+                return
+            except grpc.RpcError as error:
+                # The hub is not serving yet (or went away): take part again, from the join, once it is.
+                if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def _hello(self) -> int:
         self._link.offer(TrainerTask(kind="hello", round=0))

@@ -36,6 +36,10 @@ from fedsilo.statistics import PASSES, StatisticsSilo
 
 log = logging.getLogger("fedsilo.sidecar")
 
+# The join, then four steps (advertise, share, submit, unmask) per pass: how many step
+# timeouts a declined silo's join may wait for the phase to end.
+DECLINED_WAIT_STEPS = 1 + 4 * len(PASSES)
+
 
 def _signed(claims: StatisticsClaims, key: SigningKey) -> tuple[bytes, bytes]:
     body = claims.canonical_bytes()
@@ -70,9 +74,9 @@ def take_part(
         features=member.features,
         declined=declined,
     )
-    step = statistics_step_from_proto(
-        stub.JoinStatistics(signed_metadata(*_signed(claims, signing_key)), timeout=timeout)
-    )
+    # A silo that declines hears back when the phase ended (the transform it trains with): every step's wait.
+    wait = timeout if declined is None else timeout * DECLINED_WAIT_STEPS
+    step = statistics_step_from_proto(stub.JoinStatistics(signed_metadata(*_signed(claims, signing_key)), timeout=wait))
     if declined is not None:
         log.info("statistics: %s takes no part (%s)", member.name, declined)
         return step

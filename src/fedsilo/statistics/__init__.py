@@ -32,6 +32,9 @@ from ._silo import STATISTICS_ROUND as STATISTICS_ROUND
 from ._silo import StatisticsSilo as StatisticsSilo
 from ._wide import decode_wide as decode_wide
 from ._wide import encode_wide as encode_wide
+from .totals import Columns as Columns
+from .totals import RecordTotals as RecordTotals
+from .totals import Totals as Totals
 
 __all__ = [
     "BELOW_MIN_COUNT",
@@ -39,15 +42,18 @@ __all__ = [
     "PASSES",
     "STATISTICS_ROUND",
     "CategoricalStatistics",
+    "Columns",
     "ExcludedSilo",
     "FederatedStatistics",
     "HubView",
     "NumericStatistics",
+    "RecordTotals",
     "SiloRecords",
     "StatisticsError",
     "StatisticsHub",
     "StatisticsPlan",
     "StatisticsSilo",
+    "Totals",
     "decode_wide",
     "encode_wide",
     "fit_preprocessing",

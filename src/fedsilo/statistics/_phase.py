@@ -1,7 +1,8 @@
 """What each silo brings to a statistics phase: its records (loaded as its trainer loads them), identity and ledger.
 
-``job_silos`` is called by ``fedsilo.runner`` (``fedsilo stats``, the statistics phase of
-``fedsilo run``), which runs each silo's part against the aggregator's gRPC service.
+``job_silos`` is called by ``fedsilo.runner`` for ``fedsilo stats``, the standalone tool that runs
+each silo's part in a thread against the aggregator's gRPC service; in a job (``fedsilo run``,
+pods) each silo's trainer process reads its own records instead (``totals.RecordTotals``).
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from fedsilo.datasets import DataError
 from fedsilo.privacy import calibrate_noise
 from fedsilo.secagg import SecAggConfig
 
-from ._layout import HISTOGRAM, MOMENTS, Layout, histogram_layout, moments_layout, sensitivity
+from ._layout import HISTOGRAM, MOMENTS, Layout, sensitivity
 from ._wide import LIMBS
+from .totals import Columns
 
 #: Histogram releases a private statistics phase makes (pass 1 and pass 2), charged as one event.
 RELEASES = 2
@@ -83,13 +84,14 @@ class StatisticsPlan:
         """Whether the histograms carry DP noise (and the exact sums are not released)."""
         return self.noise_multiplier is not None
 
+    @property
+    def columns(self) -> Columns:
+        """What each pass's vector holds: all a silo's totals source needs of the plan."""
+        return Columns(self.numeric, self.categorical, self.codes, self.bins, self.private)
+
     def layout(self, phase: str) -> Layout:
         """The vector layout of ``phase`` (``MOMENTS`` or ``HISTOGRAM``)."""
-        if phase == MOMENTS:
-            return moments_layout(self.numeric, self.categorical, self.codes, self.private)
-        if phase == HISTOGRAM:
-            return histogram_layout(self.numeric, self.bins)
-        raise ValueError(f"unknown statistics phase {phase!r}")
+        return self.columns.layout(phase)
 
     def pass_number(self, phase: str) -> int:
         """The number a pass goes by on the wire and in the secure aggregation's context: 1 moments, 2 histogram."""

@@ -1,4 +1,4 @@
-"""A silo's side of the statistics phase: its own totals, its noise, its ledger, its masks.
+"""A silo's side of the statistics phase: its totals (``Totals``), its noise, its ledger, its masks.
 
 Everything a silo computes from its records stays here until it is masked: the hub gets
 only ``SecAggClient.mask_words`` of the wide-encoded vector. A silo with fewer training
@@ -19,9 +19,10 @@ from fedsilo.privacy import GaussianEvent, add_silo_noise, noise_generator, silo
 from fedsilo.privacy.ledger import PrivacyLedger, release_key
 from fedsilo.secagg import SecAggClient, SecAggConfig
 
-from ._layout import HISTOGRAM, MOMENTS, coarse_index, fine_edges, fine_index
+from ._layout import HISTOGRAM, MOMENTS
 from ._plan import RELEASES, StatisticsPlan
 from ._wide import encode_wide
+from .totals import RecordTotals, Totals
 
 #: The round the statistics phase is charged at: before training's first round.
 STATISTICS_ROUND = 0
@@ -36,7 +37,7 @@ class StatisticsSilo:
         self,
         plan: StatisticsPlan,
         name: str,
-        records: npt.NDArray[np.floating],
+        records: npt.NDArray[np.floating] | Totals,
         signing_key: SigningKey,
         *,
         ledger: PrivacyLedger | None = None,
@@ -46,7 +47,8 @@ class StatisticsSilo:
     ) -> None:
         self.plan = plan
         self.name = name
-        self._x = np.asarray(records, dtype=np.float64).reshape(len(records), -1)
+        # Records held here are wrapped; a sidecar passes a source that asks its trainer.
+        self._totals: Totals = RecordTotals(records) if isinstance(records, np.ndarray) else records
         self._key = signing_key
         self._ledger = ledger
         self._max_epsilon = max_epsilon
@@ -57,7 +59,7 @@ class StatisticsSilo:
     @property
     def features(self) -> int:
         """The width of this silo's records: all it tells the hub about them when it joins."""
-        return int(self._x.shape[1])
+        return self._totals.features
 
     def event(self) -> GaussianEvent | None:
         """The mechanism a private phase costs this silo (both histogram passes), None without DP."""
@@ -71,7 +73,7 @@ class StatisticsSilo:
         A private phase charges the silo's ledger here, before anything is computed for the
         hub: the charge is recorded even if the phase later fails, as a release may have happened.
         """
-        if len(self._x) < self.plan.min_count:
+        if self._totals.records < self.plan.min_count:
             return f"{BELOW_MIN_COUNT}: fewer training records than the job's minCount ({self.plan.min_count})"
         event = self.event()
         if event is None or self._ledger is None:
@@ -100,50 +102,11 @@ class StatisticsSilo:
 
     def moments(self) -> npt.NDArray[np.float64]:
         """Pass 1's vector of this silo's totals (noised in a private phase)."""
-        plan = self.plan
-        layout = plan.layout(MOMENTS)
-        where = layout.slices()
-        vector = np.zeros(layout.size)
-        vector[where["records"]] = len(self._x)
-        for column in plan.numeric:
-            values = self._x[:, column]
-            present = values[~np.isnan(values)]
-            vector[where[f"missing/{column}"]] = len(values) - len(present)
-            vector[where[f"coarse/{column}"]] = np.bincount(
-                coarse_index(present), minlength=where[f"coarse/{column}"].stop - where[f"coarse/{column}"].start
-            )
-            if not plan.private:
-                vector[where[f"count/{column}"]] = len(present)
-                vector[where[f"sum/{column}"]] = present.sum()
-                vector[where[f"sumsq/{column}"]] = np.square(present).sum()
-        for column in plan.categorical:
-            vector[where[f"codes/{column}"]] = self._code_counts(self._x[:, column])
-        return self._noised(vector, MOMENTS)
+        return self._noised(self._totals.moments(self.plan.columns), MOMENTS)
 
     def histogram(self, ranges: Mapping[int, tuple[float, float]]) -> npt.NDArray[np.float64]:
         """Pass 2's vector: each numeric feature's counts over the public range the hub published."""
-        plan = self.plan
-        layout = plan.layout(HISTOGRAM)
-        where = layout.slices()
-        vector = np.zeros(layout.size)
-        for column in plan.numeric:
-            values = self._x[:, column]
-            present = values[~np.isnan(values)]
-            low, high = ranges[column]
-            vector[where[f"bins/{column}"]] = np.bincount(
-                fine_index(present, fine_edges(low, high, plan.bins)), minlength=plan.bins + 2
-            )
-        return self._noised(vector, HISTOGRAM)
-
-    def _code_counts(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        codes = self.plan.codes
-        counts = np.zeros(codes + 2)
-        missing = np.isnan(values)
-        whole = ~missing & (values == np.round(values)) & (values >= 0) & (values < codes)
-        counts[:codes] = np.bincount(values[whole].astype(np.int64), minlength=codes)
-        counts[codes] = int((~missing & ~whole).sum())
-        counts[codes + 1] = int(missing.sum())
-        return counts
+        return self._noised(self._totals.histogram(self.plan.columns, ranges), HISTOGRAM)
 
     def _noised(self, vector: npt.NDArray[np.float64], phase: str) -> npt.NDArray[np.float64]:
         """The vector plus this silo's share of the Gaussian noise (any ``minSilos`` shares make the full noise)."""

@@ -21,17 +21,20 @@ import grpc
 from pydantic import ValidationError
 
 from fedsilo.api import FederatedJobSpec
-from fedsilo.datasets import FittedPreprocessing, load_silo_data
+from fedsilo.datasets import DataError, FittedPreprocessing, SiloData, load_raw_silo_data, load_silo_data
 from fedsilo.protocol import (
     LINK_TOKEN_ENV,
     LINK_TOKEN_METADATA,
     MessageError,
+    StatisticsAsk,
+    StatisticsTotals,
     StreamError,
     TrainerEvaluation,
     TrainerFitReport,
     TrainerReply,
     TrainerTask,
     decode_weights,
+    encode_totals,
     encode_weights,
     follow_parent,
     frames_in,
@@ -39,6 +42,7 @@ from fedsilo.protocol import (
     rpc,
     task_request,
 )
+from fedsilo.statistics.totals import Columns, RecordTotals
 
 from ._client import DpSgdConfig, EvaluateConfig, EvaluateResult, FitConfig, TrainerClient
 from ._factory import build_client
@@ -144,6 +148,90 @@ def _serve(
     return TrainerReply(round=task.round, evaluation=evaluation, fit=fit), encode_weights(client.get_weights())
 
 
+class _Silo:
+    """The trainer's silo: raw records for the statistics phase, then the transformed data and the model.
+
+    The model is built at its first use (hello), after a ``preprocess`` task has handed
+    over the fitted transform of a job with federated preprocessing: its width may depend
+    on it (one-hot columns), and its data must be transformed as every other silo's is.
+    """
+
+    def __init__(
+        self, spec: FederatedJobSpec, silo: str, data_path: str | None, fitted: FittedPreprocessing | None
+    ) -> None:
+        self.spec = spec
+        self.silo = silo
+        self._index = spec.silos.index(silo)
+        self._data_path = data_path
+        self._fitted = fitted
+        self._raw: RecordTotals | None = None
+        self._ready: tuple[SiloData, TrainerClient] | None = None
+
+    @property
+    def raw(self) -> RecordTotals:
+        """The silo's training records before any transform, as totals (loaded once)."""
+        if self._raw is None:
+            data = load_raw_silo_data(self.spec, self._index, len(self.spec.silos), self._data_path)
+            self._raw = RecordTotals(data.train_x)
+        return self._raw
+
+    def statistics(self, ask: StatisticsAsk) -> tuple[TrainerReply, bytes]:
+        """The answer to a statistics ask: the records' shape, or a pass's totals (never a record)."""
+        raw = self.raw
+        if ask.step == "describe":
+            return TrainerReply(round=0, totals=StatisticsTotals(features=raw.features, records=raw.records)), b""
+        outside = [c for c in (*ask.numeric, *ask.categorical) if c >= raw.features]
+        if outside:
+            raise DataError(f"the statistics ask names column {outside[0]}, but records have {raw.features} features")
+        columns = Columns(ask.numeric, ask.categorical, ask.codes, ask.bins, ask.private)
+        if ask.step == "moments":
+            vector = raw.moments(columns)
+        else:
+            vector = raw.histogram(columns, {column: (low, high) for column, low, high in ask.ranges})
+        totals = StatisticsTotals(features=raw.features, records=raw.records, values=len(vector))
+        return TrainerReply(round=0, totals=totals), encode_totals(vector)
+
+    def preprocess(self, blob: bytes) -> None:
+        """Take the fitted transform the hub released (read strictly); the model is built with it."""
+        fitted = FittedPreprocessing.parse(blob)
+        if self._ready is not None and (self._fitted is None or self._fitted.digest() != fitted.digest()):
+            raise MessageError("preprocess: the model is already built with another transform; it comes before hello")
+        self._fitted = fitted
+        log.info("trainer for %s takes the fitted preprocessing %s", self.silo, self._fitted.digest())
+
+    @property
+    def ready(self) -> tuple[SiloData, TrainerClient]:
+        """The silo's data (transformed as the job says) and its model, built at first use."""
+        if self._ready is None:
+            data = load_silo_data(self.spec, self._index, len(self.spec.silos), self._data_path, self._fitted)
+            client = build_client(self.spec, data)
+            import_optimizers()
+            log.info(
+                "trainer for %s ready: %d training and %d test records", self.silo, len(data.train_y), len(data.test_y)
+            )
+            self._ready = (data, client)
+        return self._ready
+
+
+def _answer(silo: _Silo, task: TrainerTask, blob: bytes) -> tuple[TrainerReply, bytes]:
+    """The reply to one task; a failure is reported to the sidecar (which skips the round or ends the phase)."""
+    try:
+        if task.kind == "statistics":
+            assert task.statistics is not None  # the message's own validator
+            return silo.statistics(task.statistics)
+        if task.kind == "preprocess":
+            silo.preprocess(blob)
+            return TrainerReply(round=task.round), b""
+        data, client = silo.ready
+        if task.kind == "hello":
+            private = sorted(client.private) if isinstance(client, PersonalizedClient) else []
+            return TrainerReply(round=task.round, num_samples=len(data.train_y), private_parameters=tuple(private)), b""
+        return _serve(client, task, blob, len(data.test_y), silo.spec)
+    except Exception as error:  # reported to the sidecar, which skips the round
+        log.error("task %s of round %d failed: %s", task.kind, task.round, traceback.format_exc())
+        return TrainerReply(round=task.round, error=f"{type(error).__name__}: {error}"[:4096]), b""
+
+
 def run_trainer(
     spec: FederatedJobSpec,
     silo: str,
@@ -155,16 +243,16 @@ def run_trainer(
 ) -> int:
     """Serve tasks until the job ends; 0 on a normal end, 1 when the sidecar is gone.
 
-    ``preprocessing`` is the job's fitted transform (read strictly: the hub wrote it).
+    ``preprocessing`` is the job's fitted transform when it is already known (read strictly);
+    otherwise a job with federated preprocessing gets it from its sidecar after the
+    statistics phase, in which this process computes its silo's totals.
     """
     follow_parent()
     token = os.environ.get(LINK_TOKEN_ENV)
     metadata: Metadata = ((LINK_TOKEN_METADATA, token),) if token else ()
-    fitted = FittedPreprocessing.read(preprocessing) if preprocessing is not None else None
-    data = load_silo_data(spec, spec.silos.index(silo), len(spec.silos), data_path, fitted)
-    client = build_client(spec, data)
-    import_optimizers()
-    log.info("trainer for %s ready: %d training and %d test records", silo, len(data.train_y), len(data.test_y))
+    state = _Silo(spec, silo, data_path, FittedPreprocessing.read(preprocessing) if preprocessing is not None else None)
+    if not (spec.data.preprocessing is not None and spec.data.preprocessing.federated and preprocessing is None):
+        state.ready  # noqa: B018 (a bad data set or model fails here, at start, as before)
     with _channel(sidecar, ca_certificate_pem, silo) as channel:
         stub = rpc.TrainerLinkStub(channel)
         next_round = 0
@@ -177,17 +265,10 @@ def run_trainer(
                 return 1
             if task.kind == "finished":
                 return 0
-            if task.kind == "hello":
-                private = sorted(client.private) if isinstance(client, PersonalizedClient) else []
-                reply = TrainerReply(round=task.round, num_samples=len(data.train_y), private_parameters=tuple(private))
-                out = b""
-            else:
-                try:
-                    reply, out = _serve(client, task, blob, len(data.test_y), spec)
-                except Exception as error:  # reported to the sidecar, which skips the round
-                    log.error("round %d failed: %s", task.round, traceback.format_exc())
-                    reply, out = TrainerReply(round=task.round, error=f"{type(error).__name__}: {error}"[:4096]), b""
+            reply, out = _answer(state, task, blob)
             ack = stub.Complete(frames_out(reply, out), metadata=metadata)
             if not ack.ok:
-                log.error("sidecar refused the round %d result: %s", task.round, ack.message)
-            next_round = task.round + 1
+                log.error("sidecar refused the %s result of round %d: %s", task.kind, task.round, ack.message)
+            if task.kind not in ("statistics", "preprocess"):
+                # The statistics phase's tasks all come at round 0, before hello.
+                next_round = task.round + 1
