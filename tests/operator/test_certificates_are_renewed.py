@@ -237,3 +237,46 @@ def test_the_operator_reads_the_ca_secret_by_name_and_no_other(
         with pytest.raises(ApiError) as refused:
             api.get(SECRET, silo, name)
         assert refused.value.forbidden, name
+
+
+@pytest.mark.integration
+def test_a_lifetime_set_on_an_identity_made_without_one_is_refused_once_with_a_warning(
+    renewing: KopfRunner, cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str]
+) -> None:
+    silo = namespaces["silo"]
+    plain = {"apiVersion": "fedsilo.io/v1alpha1", "kind": "Silo", "metadata": {"name": "bank-b"}, "spec": {}}
+    apply_objects(cluster, silo, plain)
+    wait_for(
+        lambda: ((get(cluster, silo, "silo", "bank-b").get("status") or {}).get("identity") or {}).get("publicKey"),
+        "bank-b's identity",
+        60,
+    )
+    apply_objects(cluster, silo, {**plain, "spec": {"identity": {"certificateLifetime": "1h"}}})
+
+    def warned() -> list[dict[str, Any]]:
+        events = get(cluster, silo, "events", "--field-selector", "involvedObject.name=bank-b")["items"]
+        return [e for e in events if e["reason"] == "CertificateNotRenewable"]
+
+    (warning,) = wait_for(warned, "a CertificateNotRenewable warning", 60)
+    assert warning["type"] == "Warning" and "delete the identity Secret" in warning["message"]
+    authorities = admin.get(SECRET, silo, AUTHORITY_SECRET)
+    assert authorities is not None and not any(key.startswith("bank-b.") for key in authorities["data"])
+    assert "certificate" not in (get(cluster, silo, "silo", "bank-b").get("status") or {})
+
+
+@pytest.mark.integration
+def test_deleting_the_silo_removes_its_ca_and_certificate_and_no_other_silos(
+    renewing: KopfRunner, cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str]
+) -> None:
+    silo = namespaces["silo"]
+    cluster.kubectl("delete", "-n", silo, "silo", "bank-a", "--timeout=60s")
+
+    def entries() -> set[str]:
+        found = set()
+        for name in (AUTHORITY_SECRET, CERTIFICATE_SECRET):
+            secret = admin.get(SECRET, silo, name)
+            found |= {key for key in ((secret or {}).get("data") or {}) if key.startswith("bank-a.")}
+        return found
+
+    wait_for(lambda: not entries(), "bank-a's entries removed from both Secrets", 60)
+    assert admin.get(SECRET, silo, "bank-a-identity") is None
