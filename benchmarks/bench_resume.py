@@ -110,8 +110,11 @@ def checkpoint_figures(parameters: int, strategy: str, folder: Path, repeats: in
     }
 
 
-def _wait_for(path: Path, deadline: float) -> float:
+def _wait_for(path: Path, deadline: float, process: subprocess.Popen[Any] | None = None) -> float:
+    """When ``path`` appeared; fails at once if ``process`` (the run that writes it) ended without it."""
     while not path.exists():
+        if process is not None and process.poll() is not None and not path.exists():
+            raise RuntimeError(f"the run ended (exit {process.returncode}) before {path} appeared; see its report.json")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} did not appear")
         time.sleep(0.05)
@@ -120,8 +123,9 @@ def _wait_for(path: Path, deadline: float) -> float:
 
 def _quickstart(folder: Path) -> Path:
     documents = list(yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text()))
-    # Generous: a loaded machine takes minutes to start six Python processes.
-    documents[0]["spec"].update({"rounds": 3, "roundTimeoutSeconds": 300})
+    # Generous: a loaded machine takes minutes to start six Python processes (a resumed run's
+    # silos took four minutes at a load average of 36, past a 300-second join window).
+    documents[0]["spec"].update({"rounds": 3, "roundTimeoutSeconds": 900})
     documents[0]["spec"]["training"]["localEpochs"] = 1
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "job.yaml"
@@ -149,9 +153,9 @@ def fresh_run(folder: Path) -> tuple[float, float]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    first = _wait_for(folder / "run" / "checkpoints" / "round-00001.json", started + 900)
-    second = _wait_for(folder / "run" / "checkpoints" / "round-00002.json", started + 900)
-    assert run.wait(timeout=900) == 0, "the fresh run failed"
+    first = _wait_for(folder / "run" / "checkpoints" / "round-00001.json", started + 1800, run)
+    second = _wait_for(folder / "run" / "checkpoints" / "round-00002.json", started + 1800, run)
+    assert run.wait(timeout=1800) == 0, "the fresh run failed"
     return first - started, second - first
 
 
@@ -173,14 +177,14 @@ def kill_to_next_round(folder: Path) -> dict[str, Any]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    deadline = killed + 900
+    deadline = killed + 1800
     while b'"operation":"resume"' not in (run / "audit.jsonl").read_bytes():
         if time.monotonic() > deadline:
             raise TimeoutError("the resumed hub never recorded its resume")
         time.sleep(0.05)
     back = time.monotonic()
-    accepted = _wait_for(run / "checkpoints" / "round-00002.json", deadline)
-    out, _ = resumed.communicate(timeout=900)
+    accepted = _wait_for(run / "checkpoints" / "round-00002.json", deadline, resumed)
+    out, _ = resumed.communicate(timeout=1800)
     report = json.loads(out)
     assert report["status"] == "succeeded", report
     return {"kill_to_hub_back_s": back - killed, "kill_to_round_accepted_s": accepted - killed}
