@@ -12,11 +12,12 @@
    training included) is killed with SIGKILL right after round 2's first update is
    admitted (``fedsilo_testing.crash``), then ``fedsilo run --resume`` starts; measured
    from the kill to the hub being back (its ``resume`` audit record) and to round 2's
-   checkpoint committing (the round accepted). The baseline, measured as many times in the
+   checkpoint committing (the round accepted). The baselines, measured as many times in the
    same run: a fresh ``fedsilo run`` of the same manifest, from its start to round 1's
-   checkpoint committing (processes started, silos joined, one round trained).
+   checkpoint committing (processes started, silos joined, one round trained), and its plain
+   round time, from round 1's checkpoint to round 2's (one uninterrupted round).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_resume.py [--skip-kill] [--kills N]
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_resume.py [--skip-kill | --skip-checkpoints] [--kills N]
 """
 
 from __future__ import annotations
@@ -109,8 +110,11 @@ def checkpoint_figures(parameters: int, strategy: str, folder: Path, repeats: in
     }
 
 
-def _wait_for(path: Path, deadline: float) -> float:
+def _wait_for(path: Path, deadline: float, process: subprocess.Popen[Any] | None = None) -> float:
+    """When ``path`` appeared; fails at once if ``process`` (the run that writes it) ended without it."""
     while not path.exists():
+        if process is not None and process.poll() is not None and not path.exists():
+            raise RuntimeError(f"the run ended (exit {process.returncode}) before {path} appeared; see its report.json")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{path} did not appear")
         time.sleep(0.05)
@@ -119,8 +123,9 @@ def _wait_for(path: Path, deadline: float) -> float:
 
 def _quickstart(folder: Path) -> Path:
     documents = list(yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text()))
-    # Generous: a loaded machine takes minutes to start six Python processes.
-    documents[0]["spec"].update({"rounds": 3, "roundTimeoutSeconds": 300})
+    # Generous: a loaded machine takes minutes to start six Python processes (a resumed run's
+    # silos took four minutes at a load average of 36, past a 300-second join window).
+    documents[0]["spec"].update({"rounds": 3, "roundTimeoutSeconds": 900})
     documents[0]["spec"]["training"]["localEpochs"] = 1
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "job.yaml"
@@ -139,8 +144,8 @@ def _places(folder: Path) -> list[str]:
     ]
 
 
-def fresh_start_to_first_round(folder: Path) -> float:
-    """Seconds from starting ``fedsilo run`` to its round 1's checkpoint committing (the baseline)."""
+def fresh_run(folder: Path) -> tuple[float, float]:
+    """Seconds from starting ``fedsilo run`` to round 1's checkpoint, and from there to round 2's (a plain round)."""
     manifest = _quickstart(folder)
     started = time.monotonic()
     run = subprocess.Popen(
@@ -148,9 +153,10 @@ def fresh_start_to_first_round(folder: Path) -> float:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    first = _wait_for(folder / "run" / "checkpoints" / "round-00001.json", started + 900)
-    assert run.wait(timeout=900) == 0, "the fresh run failed"
-    return first - started
+    first = _wait_for(folder / "run" / "checkpoints" / "round-00001.json", started + 1800, run)
+    second = _wait_for(folder / "run" / "checkpoints" / "round-00002.json", started + 1800, run)
+    assert run.wait(timeout=1800) == 0, "the fresh run failed"
+    return first - started, second - first
 
 
 def kill_to_next_round(folder: Path) -> dict[str, Any]:
@@ -171,14 +177,14 @@ def kill_to_next_round(folder: Path) -> dict[str, Any]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    deadline = killed + 900
+    deadline = killed + 1800
     while b'"operation":"resume"' not in (run / "audit.jsonl").read_bytes():
         if time.monotonic() > deadline:
             raise TimeoutError("the resumed hub never recorded its resume")
         time.sleep(0.05)
     back = time.monotonic()
-    accepted = _wait_for(run / "checkpoints" / "round-00002.json", deadline)
-    out, _ = resumed.communicate(timeout=900)
+    accepted = _wait_for(run / "checkpoints" / "round-00002.json", deadline, resumed)
+    out, _ = resumed.communicate(timeout=1800)
     report = json.loads(out)
     assert report["status"] == "succeeded", report
     return {"kill_to_hub_back_s": back - killed, "kill_to_round_accepted_s": accepted - killed}
@@ -189,13 +195,14 @@ def recovery_figures(folder: Path, kills: int) -> dict[str, Any]:
     killed, fresh = [], []
     for attempt in range(kills):
         killed.append(kill_to_next_round(folder / f"kill-{attempt}"))
-        fresh.append(fresh_start_to_first_round(folder / f"fresh-{attempt}"))
+        fresh.append(fresh_run(folder / f"fresh-{attempt}"))
     return {
         "kills": kills,
         "kill_to_hub_back_s_median": float(np.median([k["kill_to_hub_back_s"] for k in killed])),
         "kill_to_round_accepted_s_median": float(np.median([k["kill_to_round_accepted_s"] for k in killed])),
         "kill_to_round_accepted_s_max": float(max(k["kill_to_round_accepted_s"] for k in killed)),
-        "fresh_start_to_round_1_s_median": float(np.median(fresh)),
+        "fresh_start_to_round_1_s_median": float(np.median([start for start, _ in fresh])),
+        "plain_round_s_median": float(np.median([plain for _, plain in fresh])),
     }
 
 
@@ -203,12 +210,13 @@ def main() -> None:
     """Measure, print a table and JSON."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-kill", action="store_true", help="only the checkpoint figures")
+    parser.add_argument("--skip-checkpoints", action="store_true", help="only the kill-to-next-round figures")
     parser.add_argument("--kills", type=int, default=5, help="kills (and fresh starts) to take the median of")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         folder = Path(tmp)
-        for parameters in (1_000_000, 100_000_000):
+        for parameters in () if args.skip_checkpoints else (1_000_000, 100_000_000):
             for strategy in ("fedavg", "fedadam"):
                 # The tensors, their safetensors bytes and a read-back copy live at once.
                 needed = parameters * 4 * (3 if strategy == "fedadam" else 1) * 3
@@ -216,7 +224,8 @@ def main() -> None:
                     print(f"skipped {parameters} parameters with {strategy}: not enough free memory")
                     continue
                 rows.append(checkpoint_figures(parameters, strategy, folder, repeats=3 if parameters < 10**7 else 1))
-        print_figures("checkpoint per round", rows)
+        if rows:
+            print_figures("checkpoint per round", rows)
         if not args.skip_kill:
             print_figures("aggregator kill to next round accepted (local)", [recovery_figures(folder, args.kills)])
 

@@ -90,6 +90,17 @@ The operator's least-privilege rules, one named template per role, verbatim.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["create", "delete"]
+# Short-lived client certificates (Silo spec.identity.certificateLifetime): the one Secret
+# keeping each silo's CA is read and written, the one its sidecars mount is written; both by
+# name, so every other Secret stays unreadable. Neither leaves this namespace.
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: ["fedsilo-silo-authorities"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: ["fedsilo-silo-certificates"]
+  verbs: ["patch"]
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
   verbs: ["get", "list", "watch", "patch"]

@@ -28,6 +28,7 @@ from ._status import JobResult as JobResult
 from ._status import ModelQualityStatus as ModelQualityStatus
 from ._status import ModelReference as ModelReference
 from ._status import RoundReport as RoundReport
+from ._status import SiloCertificateStatus as SiloCertificateStatus
 from ._status import SiloIdentityStatus as SiloIdentityStatus
 from ._status import SiloJobStatus as SiloJobStatus
 from ._status import SiloStatus as SiloStatus
@@ -76,6 +77,7 @@ from ._types import StrategySpec as StrategySpec
 from ._types import SyntheticSpec as SyntheticSpec
 from ._types import TabularSpec as TabularSpec
 from ._types import TrainingSpec as TrainingSpec
+from ._types import parse_duration as parse_duration
 from ._types import workload_namespace_problem as workload_namespace_problem
 
 __all__ = [
@@ -131,6 +133,7 @@ __all__ = [
     "RoundReport",
     "Scaling",
     "Silo",
+    "SiloCertificateStatus",
     "SiloConsent",
     "SiloDataSpec",
     "SiloIdentity",
@@ -149,6 +152,7 @@ __all__ = [
     "consent_refusal",
     "consent_refusals",
     "load_manifest",
+    "parse_duration",
     "parse_manifest",
     "workload_namespace_problem",
 ]

@@ -36,8 +36,10 @@ from ._types import (
     HOMOMORPHIC_MIN_SILOS_MESSAGE,
     JOB_NAME_RULE,
     MASKED_MIN_SILOS,
+    MAX_CERTIFICATE_LIFETIME,
     MAX_NAME,
     MAX_SYNTHETIC_VALUES,
+    MIN_CERTIFICATE_LIFETIME,
     SIGN_STEP_SIZE_MESSAGE,
     SIGN_VOTE_COMPRESSION_MESSAGE,
     SIGN_VOTE_HOMOMORPHIC_MESSAGE,
@@ -276,6 +278,23 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             message="rateLimits.concurrentUploads is above rateLimits.concurrentCalls; an upload is a call: lower "
             "concurrentUploads or raise concurrentCalls",
             field_path=".concurrentUploads",
+        ),
+    ),
+    SiloIdentity: (
+        Rule(
+            rule=f"!has(self.certificateLifetime) || (duration(self.certificateLifetime) >= "
+            f"duration('{MIN_CERTIFICATE_LIFETIME}') && duration(self.certificateLifetime) <= "
+            f"duration('{MAX_CERTIFICATE_LIFETIME}'))",
+            message=f"certificateLifetime is outside {MIN_CERTIFICATE_LIFETIME} to {MAX_CERTIFICATE_LIFETIME}; "
+            "choose a lifetime in that range, e.g. 24h",
+            field_path=".certificateLifetime",
+        ),
+        Rule(
+            rule="!has(self.certificateLifetime) || !has(self.publicKey)",
+            message="certificateLifetime is set with publicKey: a registered key means the partner holds the "
+            "silo's CA, so the operator cannot renew its certificates; remove one of the two",
+            field_path=".certificateLifetime",
+            reason="FieldValueForbidden",
         ),
     ),
     SiloSuspension: (

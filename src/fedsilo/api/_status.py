@@ -277,6 +277,26 @@ class SiloIdentityStatus(_Status):
     )
 
 
+class SiloCertificateStatus(_Status):
+    """The sidecar's current mTLS client certificate, when the operator renews it (spec.identity.certificateLifetime)."""
+
+    secret_name: str | None = Field(
+        default=None, max_length=253, description="The Secret the sidecar mounts it from, in the workload namespace."
+    )
+    fingerprint: str | None = Field(
+        default=None, max_length=128, description="SHA-256 of the certificate (DER), as sha256:hex."
+    )
+    not_after: str | None = Field(default=None, max_length=64, description="When it expires (RFC 3339).")
+    renew_after: str | None = Field(
+        default=None,
+        max_length=64,
+        description="When the operator renews it: two thirds of its life (RFC 3339).",
+    )
+    renewals: int | None = Field(
+        default=None, ge=0, description="Certificates issued since the operator (re)started keeping this one."
+    )
+
+
 class SiloJobStatus(_Status):
     """One job the silo takes part in."""
 
@@ -303,6 +323,9 @@ class SiloStatus(_Status):
         description="Ready (identity in place and registered), Degraded.",
     )
     identity: SiloIdentityStatus | None = Field(default=None, description="The silo's identity.")
+    certificate: SiloCertificateStatus | None = Field(
+        default=None, description="The sidecar's short-lived client certificate, if the operator renews it."
+    )
     jobs: list[SiloJobStatus] | None = Field(
         default=None,
         max_length=1000,

@@ -9,12 +9,13 @@ Cross-field rules that the API server can check carry a CEL expression in
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NewType, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "fedsilo.io"
@@ -1350,8 +1351,28 @@ class FederatedJob(_Model):
         return self
 
 
+#: A Kubernetes-style duration of hours, minutes and seconds, each part optional but in that
+#: order, e.g. ``1h``, ``90m``, ``2h30m``, ``45s`` (a subset of Go's, which CEL's duration() reads).
+_DURATION = re.compile(r"^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$")
+_DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
+#: Bounds of a silo's client-certificate lifetime. Seconds-long lifetimes exist for tests and
+#: drills (renewal then runs every few seconds); in a cluster the kubelet takes up to about a
+#: minute to refresh a mounted Secret, so production lifetimes should be minutes or more. A
+#: year is the ceiling: the operator's silo CA outlives it, and a longer certificate is not short-lived.
+MIN_CERTIFICATE_LIFETIME = "10s"
+MAX_CERTIFICATE_LIFETIME = "8760h"
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``1h30m`` as a timedelta; ValueError for anything but hours, minutes and seconds in that order."""
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"{text!r} is not a duration; write hours, minutes and seconds such as 1h, 90m or 2h30m")
+    return dt.timedelta(seconds=sum(int(part[:-1]) * _DURATION_UNITS[part[-1]] for part in match.groups() if part))
+
+
 class SiloIdentity(_Model):
-    """The silo's registered public identity."""
+    """The silo's registered public identity, and how long its mTLS client certificate lives."""
 
     public_key: str | None = Field(
         default=None,
@@ -1363,6 +1384,47 @@ class SiloIdentity(_Model):
             "job; updates signed with the old key are refused from then on (key_retired)."
         ),
     )
+    certificate_lifetime: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=21,
+        pattern=_DURATION.pattern,
+        description=(
+            "How long each mTLS client certificate of the silo's sidecar is valid, as hours, minutes and "
+            f"seconds (e.g. 1h, 90m, 2h30m; {MIN_CERTIFICATE_LIFETIME} to {MAX_CERTIFICATE_LIFETIME}). The "
+            "operator keeps the silo's CA key in a Secret of the workload namespace and renews the certificate "
+            "when two thirds of its life have passed, in the Secret the sidecar mounts, without restarting a "
+            "pod; the hub refuses a certificate past its expiry. Unset: one certificate valid for 30 days, "
+            "never renewed. Only for identities the operator creates (not with publicKey)."
+        ),
+    )
+
+    @field_validator("certificate_lifetime")
+    @classmethod
+    def _lifetime_bounds(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        low, high = parse_duration(MIN_CERTIFICATE_LIFETIME), parse_duration(MAX_CERTIFICATE_LIFETIME)
+        if not low <= parse_duration(value) <= high:
+            raise ValueError(
+                f"{value} is outside {MIN_CERTIFICATE_LIFETIME} to {MAX_CERTIFICATE_LIFETIME}; "
+                "choose a lifetime in that range, e.g. 24h"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _renewable(self) -> Self:
+        if self.certificate_lifetime is not None and self.public_key is not None:
+            raise ValueError(
+                "certificateLifetime is set with publicKey: a registered key means the partner holds the silo's "
+                "CA, so the operator cannot renew its certificates; remove one of the two"
+            )
+        return self
+
+    @property
+    def lifetime(self) -> dt.timedelta | None:
+        """The client-certificate lifetime, or None for the unrenewed 30-day default."""
+        return None if self.certificate_lifetime is None else parse_duration(self.certificate_lifetime)
 
 
 class SiloDataSpec(_Model):

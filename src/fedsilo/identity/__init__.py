@@ -39,6 +39,7 @@ from ._pki import IssuerMismatch as IssuerMismatch
 from ._pki import TlsCredentials as TlsCredentials
 from ._pki import certificate_common_name as certificate_common_name
 from ._pki import certificate_expiry as certificate_expiry
+from ._pki import certificate_fingerprint as certificate_fingerprint
 from ._pki import check_certificate_current as check_certificate_current
 from ._pki import check_key_pair as check_key_pair
 from ._pki import renewal_due as renewal_due
@@ -66,6 +67,7 @@ __all__ = [
     "VerifyKey",
     "certificate_common_name",
     "certificate_expiry",
+    "certificate_fingerprint",
     "check_certificate_current",
     "check_key_pair",
     "constant_time_equal",

@@ -55,9 +55,12 @@ class CertificateAuthority:
         self._key = key
         self.certificate = certificate
 
+    def __repr__(self) -> str:
+        return f"CertificateAuthority({self.certificate.subject.rfc4514_string()!r}, <private key hidden>)"
+
     @classmethod
-    def create(cls, common_name: str = "fedsilo run CA") -> CertificateAuthority:
-        """A new self-signed CA valid for 30 days."""
+    def create(cls, common_name: str = "fedsilo run CA", validity: dt.timedelta = _VALIDITY) -> CertificateAuthority:
+        """A new self-signed CA valid for ``validity`` (30 days unless a keeper of the CA renews leaves for longer)."""
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = dt.datetime.now(dt.UTC)
@@ -68,7 +71,7 @@ class CertificateAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
+            .not_valid_after(now + validity)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -92,6 +95,28 @@ class CertificateAuthority:
     def certificate_pem(self) -> bytes:
         """The CA certificate, which every endpoint trusts."""
         return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def private_key_pem(self) -> bytes:
+        """The CA's private key (PKCS#8 PEM), for the one Secret that keeps it; never log or publish it."""
+        return self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    @classmethod
+    def load(cls, private_key_pem: bytes, certificate_pem: bytes) -> CertificateAuthority:
+        """A CA kept by ``private_key_pem``; ValueError unless both parse, the key is P-256 and matches the certificate."""
+        check_key_pair(private_key_pem, certificate_pem)
+        key = serialization.load_pem_private_key(private_key_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise ValueError("a CA key must be an ECDSA P-256 private key")
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+        try:
+            constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            raise ValueError("the certificate has no basic constraints, so it is not a CA certificate") from None
+        if not constraints.ca:
+            raise ValueError("the certificate is not a CA certificate")
+        return cls(key, certificate)
 
     def issue(
         self,
@@ -145,6 +170,12 @@ class CertificateAuthority:
             certificate_pem=certificate.public_bytes(serialization.Encoding.PEM),
             ca_certificate_pem=self.certificate_pem,
         )
+
+
+def certificate_fingerprint(certificate_pem: bytes) -> str:
+    """``sha256:`` and the hex SHA-256 of the certificate's DER: what logs and Events name a certificate by."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    return "sha256:" + certificate.fingerprint(hashes.SHA256()).hex()
 
 
 def certificate_common_name(certificate_pem: bytes) -> str:

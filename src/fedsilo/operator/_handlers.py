@@ -22,6 +22,7 @@ from fedsilo.kube import DEPLOYMENT, FEDERATED_JOB, SILO, ClusterAccess, Kind, K
 from fedsilo.policy import EmbeddedRegoEngine, default_bundle_path
 
 from ._admission import JobAdmission, admission_bundle, with_parameters
+from ._certificates import CHECK_SECONDS as CERTIFICATE_CHECK_SECONDS
 from ._config import OperatorConfig, OperatorRole
 from ._errors import backed_off
 from ._hub import HubReconciler, aggregator_available
@@ -223,6 +224,13 @@ def _register_silo(registry: kopf.OperatorRegistry, silo: SiloReconciler) -> Non
     def cleanup_silo(body: kopf.Body, retry: int, **_: Any) -> None:
         with _handling("silo", "silo-identity-cleanup", retry):
             silo.cleanup_silo(body)
+
+    def renewing(body: kopf.Body, **_: Any) -> bool:
+        return silo.owns(body) and bool(((body.get("spec") or {}).get("identity") or {}).get("certificateLifetime"))
+
+    @kopf.timer(*SILOS, id="silo-certificate", interval=CERTIFICATE_CHECK_SECONDS, when=renewing, registry=registry)
+    def renew_certificate(body: kopf.Body, **_: Any) -> None:
+        silo.renew_certificate(body)
 
     @_on_change(JOBS, "silo-workloads", registry)
     def reconcile_job(body: kopf.Body, retry: int, **kwargs: Any) -> None:

@@ -18,6 +18,7 @@ trainer verifies its sidecar with the CA certificate there) and the Silo's statu
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from dataclasses import dataclass
 
 # The file layout write_identity uses, which the sidecar reads from the mounted Secret.
@@ -55,10 +56,22 @@ def identity_public_name(silo: str) -> str:
     return child_name(silo, "identity", "public")
 
 
-def new_silo_identity(silo: str) -> SiloIdentity:
-    """A fresh identity, as ``fedsilo identity create`` makes one: a signing key and a client certificate."""
-    authority = CertificateAuthority.create(f"{silo} identity CA")
-    return SiloIdentity(SigningKey.generate(), authority.issue(silo, server=False))
+def new_silo_identity(silo: str, kept: tuple[CertificateAuthority, dt.timedelta] | None = None) -> SiloIdentity:
+    """A fresh identity, as ``fedsilo identity create`` makes one: a signing key and a client certificate.
+
+    ``kept``: the CA the operator keeps for the silo and the certificate lifetime, for a silo
+    whose certificates it renews; otherwise the CA is made here and forgotten.
+    """
+    if kept is None:
+        authority, lifetime = CertificateAuthority.create(f"{silo} identity CA"), None
+    else:
+        authority, lifetime = kept
+    tls = (
+        authority.issue(silo, server=False)
+        if lifetime is None
+        else authority.issue(silo, server=False, lifetime=lifetime)
+    )
+    return SiloIdentity(SigningKey.generate(), tls)
 
 
 def public_identity(identity: SiloIdentity) -> PublicIdentity:
@@ -71,9 +84,16 @@ def _data(files: dict[str, bytes]) -> dict[str, str]:
     return {name: base64.b64encode(content).decode() for name, content in files.items()}
 
 
-def identity_secret(silo: str, namespace: str, identity: SiloIdentity) -> dict[str, object]:
-    """The silo's identity Secret: immutable, since a new key is a new identity (delete to rotate)."""
+def identity_secret(silo: str, namespace: str, identity: SiloIdentity, renewed: bool = False) -> dict[str, object]:
+    """The silo's identity Secret: immutable, since a new key is a new identity (delete to rotate).
+
+    ``renewed``: the client certificate and its key live in the renewed certificates Secret
+    instead (:mod:`._certificates`), so this one holds the signing key and the CA only.
+    """
     public = public_identity(identity)
+    files = {SIGNING_KEY_FILE: identity.signing_key.private_bytes_pem(), CA_CERT_FILE: identity.tls.ca_certificate_pem}
+    if not renewed:
+        files |= {TLS_KEY_FILE: identity.tls.private_key_pem, TLS_CERT_FILE: identity.tls.certificate_pem}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -85,14 +105,7 @@ def identity_secret(silo: str, namespace: str, identity: SiloIdentity) -> dict[s
         },
         "type": "Opaque",
         "immutable": True,
-        "data": _data(
-            {
-                SIGNING_KEY_FILE: identity.signing_key.private_bytes_pem(),
-                TLS_KEY_FILE: identity.tls.private_key_pem,
-                TLS_CERT_FILE: identity.tls.certificate_pem,
-                CA_CERT_FILE: identity.tls.ca_certificate_pem,
-            }
-        ),
+        "data": _data(files),
     }
 
 

@@ -57,6 +57,7 @@ from fedsilo.kube import (
     Object,
 )
 
+from ._certificates import CertificateKeeper, KeptAuthority
 from ._conditions import Problem, condition, silo_conditions
 from ._config import OperatorConfig
 from ._consent import CONSENT_MISSING, consent_problem, forbidden_target, job_consent_problem
@@ -153,6 +154,9 @@ class SiloReconciler:
         # Per Silo (namespace, name): the jobs refused for want of its consent, and why.
         self._refused: dict[tuple[str, str], dict[str, str]] = {}
         self._lock = threading.Lock()
+        self.certificates = CertificateKeeper(api)
+        # Silos (namespace, name) whose certificate cannot be renewed, already warned about.
+        self._unrenewable: set[tuple[str, str]] = set()
 
     # -- Silo ----------------------------------------------------------------------------
 
@@ -208,6 +212,8 @@ class SiloReconciler:
             if identity.get("createdByOperator"):
                 self.api.delete(SECRET, workload, identity_secret_name(name))
                 self.api.delete(CONFIG_MAP, workload, identity_public_name(name))
+                if silo.spec.identity.lifetime is not None:
+                    self.certificates.forget(name, workload, str(silo.metadata.namespace))
         except CALL_ERRORS as error:
             raise retry_decision(error) from error
         with self._lock:
@@ -220,18 +226,27 @@ class SiloReconciler:
         name = silo.metadata.name
         secret, config_map = identity_secret_name(name), identity_public_name(name)
         registered = silo.spec.identity.public_key
-        if not registered:
+        lifetime = silo.spec.identity.lifetime
+        kept: KeptAuthority | None = None
+        if not registered and lifetime is not None and self._published_identity(workload, name) is None:
+            # The CA is kept before anything it signs exists; one kept earlier (a creation cut short) is reused.
+            kept = self.certificates.kept(name, workload) or KeptAuthority(
+                self.certificates.keep_new(name, workload), None
+            )
+        if not registered and (lifetime is None or kept is not None):
             # Create-if-absent without reading: the operator may create Secrets, never get them.
-            identity = new_silo_identity(name)
+            identity = new_silo_identity(name, None if kept is None or lifetime is None else (kept.authority, lifetime))
             public = public_identity(identity)
             secret_object, public_object = (
-                identity_secret(name, workload, identity),
+                identity_secret(name, workload, identity, renewed=kept is not None),
                 identity_public_config_map(name, workload, public),
             )
             if workload == silo.metadata.namespace:
                 adopt([secret_object, public_object], body)
             if self.api.create(secret_object) is not None:
                 self.api.apply(public_object)
+                if kept is not None and lifetime is not None:
+                    self.certificates.publish(body, silo, workload, kept, lifetime, identity.tls, "issued")
                 kopf.info(
                     as_body(body),
                     reason="IdentityCreated",
@@ -335,6 +350,32 @@ class SiloReconciler:
             self._write_identity_status(body, public, problem, workload)
         except CALL_ERRORS as error:
             log.warning("could not report a problem on Silo %s: %s", body["metadata"]["name"], error)
+
+    def renew_certificate(self, body: Mapping[str, Any]) -> None:
+        """The renewal timer: renew the silo's client certificate if it is due (see :mod:`._certificates`).
+
+        Waits for the identity (``reconcile_silo`` creates it); a silo whose CA the operator does
+        not keep gets one Warning Event, and its certificate runs out as issued.
+        """
+        try:
+            silo: Silo = parse_object(body, Silo)
+        except kopf.PermanentError:
+            return  # reconcile_silo reports an invalid Silo
+        identity = (silo.status or {}).get("identity") or {}
+        if not identity.get("createdByOperator"):
+            return
+        key = (str(silo.metadata.namespace), silo.metadata.name)
+        workload = workload_namespace(silo)
+        try:
+            problem = self.certificates.renew_if_due(body, silo, workload, identity.get("caCertificate"))
+        except CALL_ERRORS as error:
+            log.warning("certificate of Silo %s/%s not renewed yet: %s", *key, error)
+            return
+        with self._lock:
+            if problem is None or key in self._unrenewable:
+                return
+            self._unrenewable.add(key)
+        kopf.warn(as_body(body), reason=problem.reason, message=problem.message)
 
     # -- FederatedJob --------------------------------------------------------------------
 

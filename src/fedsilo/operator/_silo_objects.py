@@ -42,6 +42,7 @@ from fedsilo.launch import (
     TrainerArgs,
 )
 
+from ._certificates import renews, sidecar_identity_volume
 from ._config import GRPC_PORT, TRAINER_LINK_PORT, OperatorConfig
 from ._hub_objects import AGGREGATOR
 from ._identity import identity_public_name, identity_secret_name
@@ -298,7 +299,10 @@ def silo_pods(inputs: SiloInputs, sidecar_address: str, config: OperatorConfig) 
     )
     sidecar_volumes = [
         job_volume,
-        {"name": "identity", "secret": {"secretName": identity_secret_name(silo), "defaultMode": 0o440}},
+        # A renewed certificate comes from the Secret the operator updates; the kubelet refreshes it in place.
+        sidecar_identity_volume(silo, identity_secret_name(silo))
+        if renews(inputs.silo)
+        else {"name": "identity", "secret": {"secretName": identity_secret_name(silo), "defaultMode": 0o440}},
         *ledger_volumes,
     ]
 

@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
-from fedsilo.identity import TlsCredentials
+from fedsilo.identity import TlsCredentials, check_key_pair, read_tls
 from fedsilo.protocol import (
     LINK_TOKEN_ENV,
     LINK_TOKEN_METADATA,
@@ -195,8 +196,43 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
         return link_ack(self.complete(reply, blob))
 
 
-def start_link_server(service: TrainerLinkService, listen: str, credentials: TlsCredentials | None) -> grpc.Server:
-    """Serve the trainer link on ``unix:PATH`` (no TLS needed) or a TCP address (TLS required)."""
+def _renewing_credentials(initial: TlsCredentials, identity_dir: Path) -> grpc.ServerCredentials:
+    """Server credentials that take a renewed pair from ``identity_dir`` at the next handshake.
+
+    In a cluster the silo operator renews the sidecar's short-lived certificate in the mounted
+    Secret; the trainer verifies the link's certificate on every new connection, so the link
+    must present the renewed one, as the sidecar's channel to the hub does (``_connection.py``).
+    gRPC calls the fetcher at each handshake; it hands back the pair it has unless a new one is complete.
+    """
+    current = [initial]
+
+    def configuration(tls: TlsCredentials) -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration([(tls.private_key_pem, tls.certificate_pem)])
+
+    presented = [configuration(initial)]
+
+    def fetch() -> grpc.ServerCertificateConfiguration:
+        try:
+            tls = read_tls(identity_dir)
+            if tls.certificate_pem == current[0].certificate_pem:
+                return presented[0]
+            check_key_pair(tls.private_key_pem, tls.certificate_pem)
+        except (OSError, ValueError) as error:  # unreadable, or caught between key and certificate
+            log.info("trainer link keeps its certificate: the files in %s are not a new pair (%s)", identity_dir, error)
+            return presented[0]
+        current[0], presented[0] = tls, configuration(tls)
+        return presented[0]
+
+    return grpc.dynamic_ssl_server_credentials(presented[0], fetch)
+
+
+def start_link_server(
+    service: TrainerLinkService, listen: str, credentials: TlsCredentials | None, identity_dir: Path | None = None
+) -> grpc.Server:
+    """Serve the trainer link on ``unix:PATH`` (no TLS needed) or a TCP address (TLS required).
+
+    ``identity_dir``: where renewed ``tls.crt``/``tls.key`` appear; the link presents them from the next connection on.
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="trainer-link"),
         options=[("grpc.max_receive_message_length", 4 << 20), ("grpc.max_send_message_length", 4 << 20)],
@@ -218,7 +254,9 @@ def start_link_server(service: TrainerLinkService, listen: str, credentials: Tls
             raise ValueError("a TCP trainer link needs TLS credentials; use unix:PATH locally")
         port = server.add_secure_port(
             listen,
-            grpc.ssl_server_credentials([(credentials.private_key_pem, credentials.certificate_pem)]),
+            grpc.ssl_server_credentials([(credentials.private_key_pem, credentials.certificate_pem)])
+            if identity_dir is None
+            else _renewing_credentials(credentials, identity_dir),
         )
     if port == 0 and not listen.startswith("unix:"):
         raise OSError(f"cannot listen on {listen}")

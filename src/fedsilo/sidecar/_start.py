@@ -41,7 +41,7 @@ def run_sidecar(args: SidecarArgs, manifest: Manifest) -> int:
     peer_keys = registered_keys(manifest)
     identity = read_identity(args.identity_dir)
     link = TrainerLinkService.from_environment()
-    server = start_link_server(link, args.trainer_listen, identity.tls)
+    server = start_link_server(link, args.trainer_listen, identity.tls, args.identity_dir)
     try:
         config = SidecarConfig(
             job=manifest.job,
