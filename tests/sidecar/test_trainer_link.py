@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 
-from fedsilo.protocol import LINK_TOKEN_METADATA, TrainerTask, frames_in, rpc, task_request
+from fedsilo.protocol import LINK_TOKEN_METADATA, TrainerReply, TrainerTask, frames_in, rpc, task_request
 from fedsilo.sidecar import TrainerLinkService, start_link_server
 
 
@@ -40,3 +40,18 @@ def test_a_trainer_waiting_for_a_task_is_not_silent_and_a_gone_one_is(tmp_path: 
         assert link.trainer_silent_for() >= 0.2
     finally:
         server.stop(grace=0)
+
+
+def test_a_restarted_sidecars_hello_reaches_a_trainer_that_answered_later_rounds() -> None:
+    # The trainer outlived its sidecar (a container restart) after answering round 5; it asks
+    # for round 6 on. The new sidecar starts with hello, which must reach it all the same.
+    restarted = TrainerLinkService()
+    restarted.offer(TrainerTask(kind="hello", round=0))
+    task = restarted.next_task(6, timeout=5)
+    assert task is not None and task[0].kind == "hello"
+    # Answered once, it is off the offer: the trainer, now asking from round 1, is not handed it again.
+    assert restarted.complete(TrainerReply(round=0, num_samples=40), b"") is None
+    assert restarted.next_task(1, timeout=0.2) is None
+    # Other kinds still wait for the round the trainer asks for.
+    restarted.offer(TrainerTask(kind="evaluate", round=3), b"model")
+    assert restarted.next_task(6, timeout=0.2) is None

@@ -45,8 +45,8 @@ log = logging.getLogger("fedsilo.sidecar")
 
 # The trainer re-asks after this long, so a cancelled call never holds a thread forever.
 NEXT_TASK_WAIT_SECONDS = 30.0
-# The tasks of the statistics phase: each answered once, before hello, all at round 0.
-ONE_SHOT_KINDS = frozenset({"statistics", "preprocess"})
+# Tasks answered once, all at round 0: the statistics phase's, then hello.
+ONE_SHOT_KINDS = frozenset({"statistics", "preprocess", "hello"})
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,13 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
     def next_task(
         self, next_round: int, timeout: float, caller_alive: Callable[[], bool] = lambda: True
     ) -> tuple[TrainerTask, bytes] | None:
-        """The first task at or after ``next_round`` (the end of the job always); None on timeout.
+        """The first task at or after ``next_round`` (hello and the end of the job always); None on timeout.
+
+        A hello is handed out whatever round the trainer asks for: it comes from a sidecar that
+        (re)started, whose trainer may have answered later rounds of the sidecar before it. That
+        trainer asked only for rounds after its last, so the new sidecar's hello went unanswered
+        and the sidecar restarted every five minutes (seen on the real cluster). Answering the
+        hello takes the trainer back to round 1.
 
         ``caller_alive`` ends the wait early once the trainer has hung up (it died), so a dead
         trainer does not count as connected for the rest of its long poll.
@@ -147,7 +153,9 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._task is None or (
-                self._task[0].round < next_round and self._task[0].kind != "finished" and not self._replay
+                self._task[0].round < next_round
+                and self._task[0].kind not in ("finished", "hello")
+                and not self._replay
             ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not caller_alive():
@@ -165,8 +173,9 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
             self._answered = max(self._answered, reply.round)
             self._replay = False
             if task.kind in ONE_SHOT_KINDS:
-                # Asked at round 0, before hello: taken off the offer so the trainer, which still
-                # asks from round 0, never answers it twice.
+                # Asked at round 0 and handed out whatever round the trainer asks for (hello) or
+                # while it still asks from round 0 (the statistics phase): taken off the offer so
+                # the trainer never answers it twice.
                 self._task = None
             if reply.error is not None:
                 self._errors[reply.round] = f"trainer failed: {reply.error}"
