@@ -94,10 +94,11 @@ def test_quickstart_status_carries_the_accuracy_of_its_last_model(quickstart_run
     assert 0.0 <= quickstart_run["accuracy"] <= 1.0
 
 
-#: The killed-pods job: slow rounds (more local epochs than the quickstart's 2) and rounds
-#: enough that it is still running after both kills and both rebuilds.
+#: The killed-pods job: slower rounds (more local epochs than the quickstart's 2) and rounds
+#: enough that it is still running after both kills and both rebuilds. A round of this job
+#: takes about a second on an idle node: at 10 rounds it ended before the first kill.
 KILLED = "killed"
-KILLED_ROUNDS = 10
+KILLED_ROUNDS = 80
 KILLED_EPOCHS = 12
 #: The rounds at which the silo's trainer and then the aggregator are deleted.
 TRAINER_KILLED_AT = 1
