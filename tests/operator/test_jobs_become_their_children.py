@@ -544,6 +544,15 @@ def test_a_deleted_silo_pod_is_rebuilt(
     # The silo operator checks its pods every 15 s.
     wait_for(rebuilt, "the deleted trainer pod rebuilt", timeout=90)
 
+    def said(reason: str) -> list[dict[str, Any]]:
+        events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=quickstart")["items"]
+        return [event for event in events if event["reason"] == reason]
+
+    # Posted, not only logged: the operator posts its log's warnings only, so a kopf.info was lost.
+    (rebuilt_event,) = wait_for(lambda: said("PodsRebuilt"), "the PodsRebuilt Event on the job")
+    assert rebuilt_event["type"] == "Normal" and "hospital-b" in rebuilt_event["message"]
+    assert said("CertificateCreated"), "the serving certificate's Event on the job"
+
 
 def test_a_phase_written_from_a_stale_event_keeps_the_published_endpoint(
     cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str], operator: KopfRunner, tmp_path: Path

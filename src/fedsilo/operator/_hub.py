@@ -58,7 +58,7 @@ from ._identity import aggregator_credentials, tls_secret
 from ._locks import KeyedLocks
 from ._manifest import SeenStanding, SiloLookup, job_manifest, named_silos, parse_object, registered_key
 from ._metrics import forget_job, record_job_figures
-from ._names import JOB_LABEL, adopt, as_body, labels
+from ._names import JOB_LABEL, adopt, as_body, labels, normal_event
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class HubReconciler:
             self.api.delete(SECRET, namespace, tls_secret_name(name))
             if self.api.create(secret) is None:
                 raise kopf.TemporaryError("waiting for the unpublished serving certificate to go", delay=1)
-        kopf.info(as_body(body), reason="CertificateCreated", message=f"serving certificate for {service} created")
+        normal_event(body, reason="CertificateCreated", message=f"serving certificate for {service} created")
         endpoint = AggregatorEndpoint(
             address=endpoint_address(name, namespace, self.config),
             ca_certificate=credentials.ca_certificate_pem.decode(),
@@ -356,8 +356,7 @@ def _report_suspension(silo_body: Mapping[str, Any], silo: Silo, jobs: list[str]
         message = f"updates are denied (silo_suspended) from {where}: {suspended.reason}"
         kopf.warn(as_body(silo_body), reason="Suspended", message=message)
     else:
-        # kopf.event, not kopf.info: the operator posts only warnings from its log (settings.posting.level).
-        kopf.event(as_body(silo_body), type="Normal", reason="Readmitted", message=f"updates count again from {where}")
+        normal_event(silo_body, reason="Readmitted", message=f"updates count again from {where}")
 
 
 def _facts(body: Mapping[str, Any], job: FederatedJob, available: bool) -> JobFacts:
