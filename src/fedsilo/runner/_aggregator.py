@@ -55,7 +55,7 @@ from ._hub import HubSetupError, adopt_published_key, aggregator_signing_key, bu
 from ._recovery import RecoveryError, apply_job_rollback, latest_checkpoint, resume_hub
 from ._reporting import RecordingRegistry, ReportingObserver
 from ._standing import manifest_standing
-from ._statistics import HubStatistics, write_statistics
+from ._statistics import HubStatistics, statistics_status, write_statistics
 
 log = logging.getLogger("fedsilo.aggregator")
 
@@ -283,6 +283,14 @@ def _statistics_phase(
     return files.preprocessing
 
 
+def _report_statistics(reporter: StatusReporter, out: Path) -> None:
+    """Publish the phase's release on the job (again, after a restart); a report that fails never stops the job."""
+    try:
+        reporter.statistics_released(statistics_status(out))
+    except (OSError, ValueError) as error:
+        log.warning("the statistics phase's release is not in the job's status: %s in %s", error, out)
+
+
 def _wait_for_termination() -> None:
     """Idle until SIGTERM: a Deployment restarts an exited container, which would run the job again."""
     log.warning("job over; waiting for the operator to scale this aggregator down")
@@ -370,6 +378,8 @@ def _serve(
                 reporter.job_finished(failed)
                 _wait_for_termination()
         return failed
+    if reporter is not None and preprocessing is not None:
+        _report_statistics(reporter, args.state_dir / STATISTICS_DIR)
     observer = ReportingObserver(reporter, registry) if reporter is not None else None
     # The round a restarted aggregator runs again: its releases may already be charged.
     privacy = _privacy_book(manifest, state_dir, (checkpoint.round if checkpoint else 0) + 1)
