@@ -17,9 +17,10 @@ from fedsilo.api import StatisticsStatus, parse_manifest
 from fedsilo.audit import verify_audit_log
 from fedsilo.datasets import FittedPreprocessing, load_raw_silo_data
 from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity
-from fedsilo.launch import AggregatorArgs
+from fedsilo.launch import REGISTRY_DIR, AggregatorArgs
 from fedsilo.policy import OpaServerEngine
 from fedsilo.protocol import rpc
+from fedsilo.registry import preprocessing_path
 from fedsilo.runner import AUDIT_LOG, aggregator_signing_key
 from fedsilo.runner._aggregator import STATISTICS_DIR, _report_statistics, _statistics_phase
 from fedsilo.runner._statistics import statistics_status
@@ -118,10 +119,17 @@ def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
     audit = (state / AUDIT_LOG).read_text()
     assert '"operation":"statistics"' in audit.replace(" ", "") and fitted.digest() in audit
 
-    # A restarted aggregator is past the phase: it takes the transform it wrote, serving nothing.
+    # Kept in the job's registry by its digest, where every round's lineage (and models verify) finds it.
+    kept = preprocessing_path(state / REGISTRY_DIR / "hub", fitted.digest())
+    assert kept.read_bytes() == fitted.canonical_bytes()
+
+    # A restarted aggregator is past the phase: it takes the transform it wrote, serving nothing,
+    # and keeps it in the registry again if the registry lost it.
+    kept.unlink()
     with OpaServerEngine(opa_server.url) as engine:
         again = _statistics_phase(args, manifest, server_tls, issuers, engine)
     assert again is not None and again.digest() == fitted.digest()
+    assert kept.read_bytes() == fitted.canonical_bytes()
 
     # What the job's status shows in a cluster, read back from the state directory: the same after the restart.
     published = statistics_status(out)
