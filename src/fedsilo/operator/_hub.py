@@ -368,6 +368,8 @@ def _facts(body: Mapping[str, Any], job: FederatedJob, available: bool) -> JobFa
         result=status.get("result"),
         round=status.get("round"),
         message=status.get("message"),
+        statistics_phase=job.spec.data.preprocessing is not None and job.spec.data.preprocessing.federated,
+        statistics=status.get("statistics"),
     )
 
 
@@ -388,6 +390,8 @@ def _with(
         round=facts.round,
         message=facts.message,
         denied=denied,
+        statistics_phase=facts.statistics_phase,
+        statistics=facts.statistics,
     )
 
 
