@@ -109,8 +109,19 @@ def main() -> None:
 
     with start_cluster() as cluster:
         install_fedsilo(cluster)
-        runs = [cluster_run(cluster, f"bench-{i}", args.rounds) for i in range(args.repeats)]
-        local = [local_run(args.rounds) for _ in range(args.repeats)]
+        runs, local = [], []
+        # Each run takes minutes: say where it stands (stderr; the table and JSON go to stdout).
+        for i in range(args.repeats):
+            runs.append(cluster_run(cluster, f"bench-{i}", args.rounds))
+            print(
+                f"cluster run {i + 1}/{args.repeats}: Running after {runs[-1][0]:.0f} s, "
+                f"Succeeded after {runs[-1][1]:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        for i in range(args.repeats):
+            local.append(local_run(args.rounds))
+            print(f"local run {i + 1}/{args.repeats}: {local[-1]:.0f} s", file=sys.stderr, flush=True)
     to_running = statistics.median(run[0] for run in runs)
     to_succeeded = statistics.median(run[1] for run in runs)
     local_s = statistics.median(local)
