@@ -183,6 +183,16 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {})
 
 
+def wait_for_condition(cluster: ControlPlane, namespace: str, job: str, kind: str) -> dict[str, Any]:
+    """The FederatedJob ``job`` once its condition ``kind`` is True."""
+    return wait_for(
+        lambda: (
+            (j := get(cluster, namespace, "federatedjob", job)) and condition(j, kind).get("status") == "True" and j
+        ),
+        f"{kind}=True on {namespace}/{job}",
+    )
+
+
 def mark_available(cluster: ControlPlane, namespace: str, deployment: str) -> None:
     """Report the Deployment's replica as available, as the Deployment controller and a kubelet would."""
     status = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1}

@@ -51,6 +51,7 @@ from .conftest import (
     unique,
     versions,
     wait_for,
+    wait_for_condition,
 )
 
 pytestmark = pytest.mark.integration
@@ -206,14 +207,7 @@ def test_the_job_is_ready_once_its_aggregator_is_available(cluster: ControlPlane
     assert condition(job, "Ready")["status"] == "False" and job["status"]["phase"] == "Pending"
     assert job["status"]["endpoint"]["address"] == f"quickstart-aggregator.{quickstart}.svc.cluster.local:7443"
     mark_available(cluster, quickstart, "quickstart-aggregator")
-    job = wait_for(
-        lambda: (
-            (j := get(cluster, quickstart, "federatedjob", "quickstart"))
-            and condition(j, "Ready").get("status") == "True"
-            and j
-        ),
-        "Ready=True after the Deployment became available",
-    )
+    job = wait_for_condition(cluster, quickstart, "quickstart", "Ready")
     assert job["status"]["phase"] == "Running"
     assert condition(job, "Ready")["observedGeneration"] == job["metadata"]["generation"]
     silo = get(cluster, quickstart, "silo", "hospital-a")

@@ -30,6 +30,7 @@ from .conftest import (
     service_account_kubeconfig,
     unique,
     wait_for,
+    wait_for_condition,
 )
 
 TABULAR = EXAMPLES / "tabular.yaml"
@@ -86,14 +87,7 @@ def test_the_aggregator_publishes_the_release_and_the_operator_marks_it_on_the_j
     )
     reporter.statistics_released(RELEASE)
 
-    released = wait_for(
-        lambda: (
-            (j := get(cluster, namespace, "federatedjob", "tabular"))
-            and condition(j, "StatisticsReleased").get("status") == "True"
-            and j
-        ),
-        "the StatisticsReleased condition",
-    )
+    released = wait_for_condition(cluster, namespace, "tabular", "StatisticsReleased")
     assert released["status"]["statistics"] == RELEASE.model_dump(by_alias=True, exclude_none=True, mode="json")
     marked = condition(released, "StatisticsReleased")
     assert marked["reason"] == "StatisticsReleased"
