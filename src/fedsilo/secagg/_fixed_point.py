@@ -86,4 +86,5 @@ def encode(
 def decode_sum(total: npt.NDArray[np.uint32], fractional_bits: int) -> tuple[npt.NDArray[np.float64], int]:
     """The float sum of weighted values and the total weight from an unmasked sum."""
     signed = total[:-1].view(np.int32).astype(np.float64)
-    return signed / 2.0**fractional_bits, int(total[-1])
+    signed /= 2.0**fractional_bits  # in place: at 100M parameters a second float64 copy is 800 MB
+    return signed, int(total[-1])
