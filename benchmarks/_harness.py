@@ -131,8 +131,9 @@ def run_round_benchmark(
     """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model.
 
     With ``separate_sidecars``, each silo's sidecar runs in a process of its own, so each one's
-    peak memory is measured apart. With ``flood``, the job also enrolls :data:`FLOODER`, whose credentials ``flood`` uses
-    from a thread while the rounds run; the honest silos' rounds are what is measured.
+    peak memory is measured apart. With ``flood``, the job also enrolls :data:`FLOODER`, whose
+    credentials ``flood`` uses from a thread while the rounds run; the honest silos' rounds are
+    what is measured.
     """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -198,7 +199,11 @@ def run_round_benchmark(
         for client, (_, err) in zip(clients, outputs, strict=True):
             if client.returncode != 0:
                 raise RuntimeError(err.decode()[-3000:])
-        sidecar_rss = tuple(float(json.loads(out.decode().splitlines()[-1])["peak_rss_mib"]) for out, _ in outputs)
+        sidecar_rss = (
+            tuple(float(json.loads(out.decode().splitlines()[-1])["peak_rss_mib"]) for out, _ in outputs)
+            if separate_sidecars
+            else ()
+        )
         trained = [s for s in summaries if s.silos]
         up = [v.bytes_up for s in trained for v in s.silos.values()]
         down = [v.bytes_down for s in trained for v in s.silos.values()]
@@ -212,7 +217,7 @@ def run_round_benchmark(
             bytes_up_per_silo=float(np.mean(up)),
             bytes_down_per_silo=float(np.mean(down)),
             hub_peak_rss_total_mib=_rss_mib(),
-            sidecar_peak_rss_mib=sidecar_rss if separate_sidecars else (),
+            sidecar_peak_rss_mib=sidecar_rss,
         )
 
 
