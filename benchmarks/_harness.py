@@ -196,6 +196,9 @@ def run_round_benchmark(
             if flooding is not None:
                 flooding.join(timeout=60)
             server.stop(grace=1)
+            for client in clients:  # a failed job leaves its sidecars waiting for the hub: end them
+                if client.poll() is None:
+                    client.kill()
         for client, (_, err) in zip(clients, outputs, strict=True):
             if client.returncode != 0:
                 raise RuntimeError(err.decode()[-3000:])
