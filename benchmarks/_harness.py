@@ -56,6 +56,10 @@ class RoundFigures:
     hub_peak_python_heap_mib: float
     bytes_up_per_silo: float
     bytes_down_per_silo: float
+    # The hub process's peak resident set (not its growth), and each sidecar process's when each
+    # silo ran in its own process (``separate_sidecars``; a sidecar's figure includes its instant trainer).
+    hub_peak_rss_total_mib: float = 0.0
+    sidecar_peak_rss_mib: tuple[float, ...] = ()
 
     @property
     def median_seconds(self) -> float:
@@ -122,11 +126,14 @@ def run_round_benchmark(
     flood: Flood | None = None,
     neighbours: str = "complete",
     round_timeout: int = 300,
+    separate_sidecars: bool = False,
 ) -> RoundFigures:
     """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model.
 
-    With ``flood``, the job also enrolls :data:`FLOODER`, whose credentials ``flood`` uses
-    from a thread while the rounds run; the honest silos' rounds are what is measured.
+    With ``separate_sidecars``, each silo's sidecar runs in a process of its own, so each one's
+    peak memory is measured apart. With ``flood``, the job also enrolls :data:`FLOODER`, whose
+    credentials ``flood`` uses from a thread while the rounds run; the honest silos' rounds are
+    what is measured.
     """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -167,9 +174,13 @@ def run_round_benchmark(
         if trace_memory:  # tracemalloc slows every allocation: only when memory is the question
             tracemalloc.start()
         honest = [d["metadata"]["name"] for d in documents[1:] if d["metadata"]["name"] != FLOODER]
-        clients = subprocess.Popen(
-            [sys.executable, __file__, str(work), str(port), *honest], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        groups = [[silo] for silo in honest] if separate_sidecars else [honest]
+        clients = [
+            subprocess.Popen(
+                [sys.executable, __file__, str(work), str(port), *group], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for group in groups
+        ]
         stop = threading.Event()
         flooding = threading.Thread(target=flood, args=(port, work / FLOODER, stop), daemon=True) if flood else None
         if flooding is not None:
@@ -179,14 +190,23 @@ def run_round_benchmark(
                 _await_honest_joins(coordinator, len(honest))
             summaries: list[RoundSummary] = coordinator.run()
             # The sidecars learn that the job finished from the server: stop it only after them.
-            _, err = clients.communicate(timeout=120)
+            outputs = [client.communicate(timeout=600) for client in clients]
         finally:
             stop.set()
             if flooding is not None:
                 flooding.join(timeout=60)
             server.stop(grace=1)
-        if clients.returncode != 0:
-            raise RuntimeError(err.decode()[-3000:])
+            for client in clients:  # a failed job leaves its sidecars waiting for the hub: end them
+                if client.poll() is None:
+                    client.kill()
+        for client, (_, err) in zip(clients, outputs, strict=True):
+            if client.returncode != 0:
+                raise RuntimeError(err.decode()[-3000:])
+        sidecar_rss = (
+            tuple(float(json.loads(out.decode().splitlines()[-1])["peak_rss_mib"]) for out, _ in outputs)
+            if separate_sidecars
+            else ()
+        )
         trained = [s for s in summaries if s.silos]
         up = [v.bytes_up for s in trained for v in s.silos.values()]
         down = [v.bytes_down for s in trained for v in s.silos.values()]
@@ -199,6 +219,8 @@ def run_round_benchmark(
             hub_peak_python_heap_mib=tracemalloc.get_traced_memory()[1] / 2**20,
             bytes_up_per_silo=float(np.mean(up)),
             bytes_down_per_silo=float(np.mean(down)),
+            hub_peak_rss_total_mib=_rss_mib(),
+            sidecar_peak_rss_mib=sidecar_rss,
         )
 
 
@@ -234,7 +256,9 @@ def _instant_trainer(link: TrainerLinkService, stop: threading.Event) -> None:
         else:
             weights = decode_weights(blob)
             layout = TensorLayout.of(weights)
-            local = layout.flatten(weights) + rng.normal(0, 1e-3, layout.size).astype(np.float32)
+            local = layout.flatten(weights)
+            del weights  # a benchmark's trainer holds as few model copies as it can (100M parameters: 400 MB each)
+            local += rng.standard_normal(layout.size, dtype=np.float32) * np.float32(1e-3)
             fit = {"num_samples": 1000, "train_loss": 1.0, "steps": 1, "batch_size": 10}
             reply = TrainerReply.model_validate(
                 {
@@ -271,6 +295,8 @@ def _client_main(work: Path, port: int, silos: list[str]) -> None:
     stop.set()
     if any(codes) or len(codes) != len(silos):
         raise SystemExit(f"sidecars ended with {codes}")
+    # The process's peak resident set, for a benchmark that runs one sidecar per process.
+    print(json.dumps({"peak_rss_mib": _rss_mib()}))
 
 
 def measure_in_child(
@@ -281,18 +307,22 @@ def measure_in_child(
     trace_memory: bool = False,
     neighbours: str = "complete",
     round_timeout: int = 300,
+    separate_sidecars: bool = False,
 ) -> RoundFigures:
     """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
     here = str(Path(__file__).parent)
     code = (
         f"import json, dataclasses, sys; sys.path.insert(0, {here!r}); from _harness import run_round_benchmark; "
         f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, "
-        f"{trace_memory!r}, None, {neighbours!r}, round_timeout={round_timeout}))))"
+        f"{trace_memory!r}, None, {neighbours!r}, round_timeout={round_timeout}, "
+        f"separate_sidecars={separate_sidecars!r}))))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-3000:])
-    return RoundFigures(**json.loads(completed.stdout.strip().splitlines()[-1]))
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    figures["sidecar_peak_rss_mib"] = tuple(figures["sidecar_peak_rss_mib"])
+    return RoundFigures(**figures)
 
 
 def print_figures(title: str, rows: list[dict[str, Any]]) -> None:

@@ -12,10 +12,14 @@
 5. protocol: the masking protocol's CPU time per silo and at the hub, complete vs sparse graph,
    in memory (no gRPC, no training): what a silo on its own machine spends on masking,
    load-independent where wall-clock rounds of 100 silos on one shared 2-core machine are not.
+6. scale: one run per silo count and mode at 10, 50 and 100 silos, 100k parameters, plain next
+   to masked over the sparse neighbour graph (SecAgg+): the masked / plain round ratio (target
+   at most 1.5x at 50 and 100 silos) and the hub's peak memory, Python heap and resident set,
+   from the same runs (target: flat within 20% of the 10-silo figure). Printed row by row.
 
-    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory] [bytes] [graphs] [protocol]
+    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory] [bytes] [graphs] [protocol] [scale]
 
-With no argument every part runs; the memory and graphs parts take several minutes on 2 cores.
+With no argument every part runs; the memory, graphs and scale parts take several minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -116,6 +120,27 @@ def graphs() -> None:
         print_figures(f"masked vs plain round by masking graph, {GRAPH_PARAMETERS} parameters", rows)
 
 
+def scale() -> None:
+    """Part 6: masked (sparse graph) vs plain at 10, 50 and 100 silos: round ratio and hub memory, same runs."""
+    rows = []
+    for silos in SILO_COUNTS:
+        plain = measure_in_child(silos, GRAPH_PARAMETERS, "plain", rounds=2, trace_memory=True)
+        masked = measure_in_child(silos, GRAPH_PARAMETERS, "masked", rounds=2, trace_memory=True, neighbours="sparse")
+        rows.append(
+            {
+                "silos": silos,
+                "plain_round_s": plain.median_seconds,
+                "masked_round_s": masked.median_seconds,
+                "masked_to_plain": masked.median_seconds / plain.median_seconds,
+                "plain_hub_heap_mib": plain.hub_peak_python_heap_mib,
+                "masked_hub_heap_mib": masked.hub_peak_python_heap_mib,
+                "plain_hub_rss_mib": plain.hub_peak_rss_total_mib,
+                "masked_hub_rss_mib": masked.hub_peak_rss_total_mib,
+            }
+        )
+        print_figures(f"masked (sparse graph) vs plain by silo count, {GRAPH_PARAMETERS} parameters", rows)
+
+
 def protocol_cpu(silos: int, parameters: int, degree: int | None, threshold: int) -> tuple[float, float]:
     """CPU seconds of one in-memory round: the mean per silo, and the hub's."""
     names = tuple(f"silo-{i:03d}" for i in range(silos))
@@ -175,7 +200,7 @@ def protocol() -> None:
 
 
 def main() -> None:
-    parts = set(sys.argv[1:]) or {"ratio", "memory", "bytes", "graphs", "protocol"}
+    parts = set(sys.argv[1:]) or {"ratio", "memory", "bytes", "graphs", "protocol", "scale"}
     if parts & {"ratio", "bytes"}:
         plain, masked = round_ratio()
         if "bytes" in parts:
@@ -186,6 +211,8 @@ def main() -> None:
         protocol()
     if "graphs" in parts:
         graphs()
+    if "scale" in parts:
+        scale()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fedsilo.identity import keystream_words
-from fedsilo.secagg import apply_masks
+from fedsilo.secagg import MaskStreams, apply_masks
 
 
 @pytest.mark.parametrize("slice_words", [1, 3, 4, 7, 64, 1 << 15])
@@ -43,3 +43,15 @@ def test_masks_refuse_what_they_cannot_mask_in_place() -> None:
         apply_masks(np.zeros(16, dtype=np.uint32)[::2], [(key, 1)])
     with pytest.raises(ValueError, match=r"\+1 \(add\) or -1"):
         apply_masks(np.zeros(8, dtype=np.uint32), [(key, 2)])  # type: ignore[list-item]
+
+
+def test_masking_piece_by_piece_in_order_equals_masking_the_whole_vector() -> None:
+    keys = [(os.urandom(32), 1), (os.urandom(32), -1), (os.urandom(32), 1)]
+    words = np.random.default_rng(1).integers(0, 2**32, 10_000, dtype=np.uint32)
+    whole = words.copy()
+    apply_masks(whole, keys, 64)  # type: ignore[arg-type]
+    streams = MaskStreams(keys, 64)  # type: ignore[arg-type]
+    pieces = words.copy()
+    for start, end in [(0, 1), (1, 65), (65, 200), (200, 201), (201, 9_999), (9_999, 10_000)]:
+        streams.apply(pieces[start:end])
+    np.testing.assert_array_equal(pieces, whole)

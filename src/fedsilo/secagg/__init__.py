@@ -21,6 +21,7 @@ from ._graph import choose_graph as choose_graph
 from ._graph import graph_seed as graph_seed
 from ._graph import sparse_parameters as sparse_parameters
 from ._masks import SLICE_WORDS as SLICE_WORDS
+from ._masks import MaskStreams as MaskStreams
 from ._masks import apply_masks as apply_masks
 from ._messages import SecAggAbort as SecAggAbort
 from ._messages import SecAggError as SecAggError
@@ -36,6 +37,7 @@ __all__ = [
     "FixedPointError",
     "GraphChoice",
     "GraphParameters",
+    "MaskStreams",
     "NeighbourGraph",
     "SecAggAbort",
     "SecAggClient",

@@ -30,8 +30,8 @@ from fedsilo.identity import (
 )
 
 from ._config import SecAggConfig
-from ._fixed_point import encode
-from ._masks import Sign, apply_masks
+from ._fixed_point import ENCODE_SLICE, check_weight, encode_into
+from ._masks import MaskStreams, Sign
 from ._messages import Advert, SecAggAbort, SecAggError, b64, dump, load, unb64
 from ._shamir import Share, split
 
@@ -140,11 +140,25 @@ class SecAggClient:
     # ----- step 2: masked input --------------------------------------------------------------
 
     def masked_input(self, values: npt.NDArray[np.floating], weight: int) -> npt.NDArray[np.uint32]:
-        """``encode(values, weight) + PRG(seed) + sum of +-PRG(pairwise key)`` mod 2^32."""
+        """``encode(values, weight) + PRG(seed) + sum of +-PRG(pairwise key)`` mod 2^32.
+
+        Encoded and masked one slice at a time into the one output vector: beside the update
+        and the words it sends, the silo holds one slice of temporaries, whatever the model's size.
+        """
         c = self.config
         if values.size + 1 != c.vector_length:
             raise ValueError(f"update has {values.size} values, the round expects {c.vector_length - 1}")
-        return self.mask_words(encode(values, weight, c.clip_range, c.fractional_bits))
+        check_weight(weight, c.clip_range, c.fractional_bits)
+        words = np.empty(c.vector_length, dtype=np.uint32)
+        words[-1] = weight
+        masks = self.mask_streams()
+        for start in range(0, c.vector_length, ENCODE_SLICE):
+            piece = words[start : start + ENCODE_SLICE]
+            stop = min(start + piece.size, values.size)
+            if start < stop:
+                encode_into(values[start:stop], weight, c.clip_range, c.fractional_bits, words[start:stop])
+            masks.apply(piece)
+        return words
 
     def mask_words(self, words: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
         """``words + PRG(seed) + sum of +-PRG(pairwise key)`` mod 2^32, in place.
@@ -156,13 +170,22 @@ class SecAggClient:
         c = self.config
         if words.dtype != np.uint32 or words.shape != (c.vector_length,):
             raise ValueError(f"the round masks {c.vector_length} uint32 words")
+        self.mask_streams().apply(words)
+        return words
+
+    def mask_streams(self) -> MaskStreams:
+        """This silo's masks for the round, to apply to its ``vector_length`` words in order, piece by piece.
+
+        The caller masks word 0 onwards, each piece following the last (``MaskStreams``), so a
+        vector can be masked while it is encoded or packed instead of as one more whole copy.
+        """
+        c = self.config
         # The lower-named silo of a pair adds their pairwise mask, the higher one subtracts it.
         masks: list[tuple[bytes, Sign]] = [(self._seed, 1)]
         for peer in sorted(self._ciphertexts):
             key = c.pairwise_key(self._masking_key.exchange(self._adverts[peer].masking_key), self.me, peer)
             masks.append((key, 1 if self.me < peer else -1))
-        apply_masks(words, masks, c.chunk_words)
-        return words
+        return MaskStreams(masks, c.chunk_words)
 
     # ----- step 3: unmasking -----------------------------------------------------------------
 

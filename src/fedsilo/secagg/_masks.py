@@ -1,12 +1,14 @@
 """Mask expansion: many AES-CTR keystreams added to (or taken from) a vector of uint32 words.
 
-The one loop both sides of secure aggregation run over a whole vector:
-``SecAggClient.mask_words`` adds the silo's self mask and its signed pairwise masks, and
-``SecAggServer`` removes the self masks of counted silos and the pairwise masks of dropped
-ones. It walks the vector in slices small enough that a slice and the keystream being added
-to it stay in the core's cache, writes every keystream into one scratch buffer (no
-allocation per slice or per peer), and adds in place, so masking costs the keystream plus
-one cache-resident add per stream (``benchmarks/bench_masking.py`` measures the ratio).
+The one loop both sides of secure aggregation run over a vector: ``SecAggClient`` adds the
+silo's self mask and its signed pairwise masks, and ``SecAggServer`` removes the self masks
+of counted silos and the pairwise masks of dropped ones. ``MaskStreams`` holds the open
+keystreams, so a vector can be masked piece by piece in order (the silo masks each chunk
+of its upload as it encodes it, never holding a second whole-model copy); ``apply_masks``
+masks a whole vector at once. Both walk the words in slices small enough that a slice and
+the keystream being added to it stay in the core's cache, write every keystream into one
+scratch buffer (no allocation per slice or per peer), and add in place, so masking costs the
+keystream plus one cache-resident add per stream (``benchmarks/bench_masking.py``).
 """
 
 from __future__ import annotations
@@ -27,20 +29,39 @@ SLICE_WORDS = 1 << 15
 Sign = Literal[1, -1]
 
 
+class MaskStreams:
+    """Signed keystreams read forward: each ``apply`` masks the words that follow the last call's.
+
+    Masking a vector in pieces of any sizes, in order, gives exactly the words masking it
+    whole gives (the streams continue where they stopped); memory is one slice of scratch.
+    """
+
+    def __init__(self, masks: Sequence[tuple[bytes, Sign]], slice_words: int = SLICE_WORDS) -> None:
+        if any(sign not in (1, -1) for _, sign in masks):
+            raise ValueError("a mask's sign is +1 (add) or -1 (subtract)")
+        if slice_words < 1:
+            raise ValueError("slice_words must be positive")
+        self._streams = [(Keystream(key), np.add if sign == 1 else np.subtract) for key, sign in masks]
+        self._slice_words = slice_words
+        self._scratch = np.empty(slice_words + Keystream.SLACK_BYTES // 4, dtype="<u4")
+        self._scratch_bytes = self._scratch.data.cast("B")
+
+    def apply(self, words: npt.NDArray[np.uint32]) -> None:
+        """``words += sign * PRG(key)`` mod 2^32 for every stream, in place, continuing each stream."""
+        if words.dtype != np.uint32 or words.ndim != 1 or not words.flags.c_contiguous:
+            raise ValueError("masks apply to a contiguous 1-D uint32 vector")
+        for offset in range(0, words.size, self._slice_words):
+            view = words[offset : offset + self._slice_words]
+            stream_words = self._scratch[: view.size]
+            for stream, operation in self._streams:
+                stream.read_into(self._scratch_bytes, view.size)
+                operation(view, stream_words, out=view)
+
+
 def apply_masks(
     words: npt.NDArray[np.uint32], masks: Sequence[tuple[bytes, Sign]], slice_words: int = SLICE_WORDS
 ) -> None:
     """``words += sign * PRG(key)`` mod 2^32 for every ``(key, sign)``, in place, from word 0."""
     if words.dtype != np.uint32 or words.ndim != 1 or not words.flags.c_contiguous:
         raise ValueError("masks apply to a contiguous 1-D uint32 vector")
-    if any(sign not in (1, -1) for _, sign in masks):
-        raise ValueError("a mask's sign is +1 (add) or -1 (subtract)")
-    streams = [(Keystream(key), np.add if sign == 1 else np.subtract) for key, sign in masks]
-    scratch = np.empty(slice_words + Keystream.SLACK_BYTES // 4, dtype="<u4")
-    scratch_bytes = scratch.data.cast("B")
-    for offset in range(0, words.size, slice_words):
-        view = words[offset : offset + slice_words]
-        stream_words = scratch[: view.size]
-        for stream, operation in streams:
-            stream.read_into(scratch_bytes, view.size)
-            operation(view, stream_words, out=view)
+    MaskStreams(masks, slice_words).apply(words)

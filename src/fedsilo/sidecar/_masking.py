@@ -17,9 +17,9 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.compression import low_bits, pack_words
+from fedsilo.compression import low_bits, pack_words, packed_size
 from fedsilo.protocol import PolicyVerdict, RoundPlan, round_ref, rpc, secagg_envelope
-from fedsilo.secagg import CHUNK_WORDS, SecAggClient, SecAggConfig, SecAggError, choose_graph
+from fedsilo.secagg import CHUNK_WORDS, MaskStreams, SecAggClient, SecAggConfig, SecAggError, choose_graph
 
 from ._compress import packed_payload
 from ._config import SidecarConfig
@@ -80,12 +80,11 @@ class MaskedSubmission:
         reply = stub.ShareKeys(secagg_envelope(self._ref, self._client.share_keys()))
         self._client.receive_shares(reply.body)
         if self._levels is None:
+            # Encoded and masked slice by slice into the one vector that is sent: no second copy.
             self._masked = self._client.masked_input(self._update, self._weight)
-            self.digest = "sha256:" + hashlib.sha256(self._masked.tobytes()).hexdigest()
+            self.digest = "sha256:" + hashlib.sha256(self._masked.data).hexdigest()
         else:
-            # The low word_bits bits of each masked word, packed: the sum is read mod 2^word_bits.
-            masked = self._client.mask_words(self._levels.copy())
-            self.packed = pack_words(masked & low_bits(self._word_bits), self._word_bits)
+            self.packed = masked_packed(self._levels, self._client.mask_streams(), self._word_bits)
 
     def chunks(self) -> Iterator[tuple[int, npt.NDArray[np.uint32]]]:
         """The masked vector in wire-sized slices."""
@@ -108,6 +107,25 @@ class MaskedSubmission:
             log.error("round %d: refused the unmask request: %s", self._ref.round, error.reason)
             return
         stub.Unmask(secagg_envelope(self._ref, answer))
+
+
+def masked_packed(levels: npt.NDArray[np.uint32], masks: MaskStreams, word_bits: int) -> npt.NDArray[np.uint8]:
+    """The low ``word_bits`` bits of each masked level, packed; masked and packed one chunk at a time.
+
+    Each chunk of levels is copied, masked and packed while it is small: beside the levels and
+    the packed bytes the silo holds one chunk, and ``levels`` is left as it was. A chunk of
+    ``CHUNK_WORDS`` words (a multiple of 8) ends on a byte boundary at any width, so the
+    chunks' packed bytes laid end to end are the whole vector's packed bytes.
+    """
+    packed = np.empty(packed_size(levels.size, word_bits), dtype=np.uint8)
+    keep = low_bits(word_bits)
+    for start in range(0, levels.size, CHUNK_WORDS):
+        piece = levels[start : start + CHUNK_WORDS].astype(np.uint32)
+        masks.apply(piece)
+        np.bitwise_and(piece, keep, out=piece)
+        first = start * word_bits // 8
+        packed[first : first + packed_size(piece.size, word_bits)] = pack_words(piece, word_bits)
+    return packed
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ class OutgoingUpdate:
     plan: RoundPlan
     layout: TensorLayout
     global_vector: FloatVector
-    # The trainer's local model (safetensors bytes) and its fit report, not yet trusted.
+    # The trainer's local model (safetensors bytes; emptied by the check step once decoded) and its fit report, not yet trusted.
     model_bytes: bytes
     fit_report: dict[str, Any]
     # The records behind the update (what the policy's minimum reads).

@@ -331,6 +331,7 @@ class Sidecar:
         report = fit.model_dump() if fit is not None else {}
         layout = TensorLayout.of(global_weights)
         update = OutgoingUpdate(plan, layout, layout.flatten(global_weights), result.blob, report, records, records)
+        del blob, global_weights, result  # the update holds what the steps need; each step frees what it is done with
         self._verdict(plan.round, run_steps(steps, update))
 
     def _report_evaluation(
