@@ -3,12 +3,14 @@
 :meth:`LocalRun.execute` returns everything the command shows: the rounds, the centralized
 baseline, the plots and ``report.json`` in the run directory; the command only prints it.
 
-The aggregator runs in this process behind a real mutual-TLS gRPC server on loopback;
-every silo gets a sidecar process (its only network path) and a trainer process that
-reaches only its sidecar, over a Unix socket authenticated by a per-silo token, from the
-sandbox ``_isolation`` builds (its own uid, network and mount namespaces where the OS
-allows them). Both processes exit when this one dies. An ephemeral CA and every key are
-created per run inside the run directory (mode 0700); nothing listens in plaintext.
+The aggregator runs in a child process this one supervises (``_supervised``) behind a real
+mutual-TLS gRPC server on loopback; when it dies the runner restarts it from the newest
+checkpoint on the same port, and the silos reconnect. Every silo gets a sidecar process
+(its only network path) and a trainer process that reaches only its sidecar, over a Unix
+socket authenticated by a per-silo token, from the sandbox ``_isolation`` builds (its own
+uid, network and mount namespaces where the OS allows them). Both processes exit when this
+one dies. A CA per run and every key are created inside the run directory (mode 0700) and
+kept there for restarts and ``--resume``; nothing listens in plaintext.
 
 Every closed round is checkpointed in the run directory, which also holds ``run.json``
 (``_recovery``): ``RunOptions(resume=True)`` (``fedsilo run --resume RUN_DIR``) goes on from
