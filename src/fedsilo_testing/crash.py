@@ -196,10 +196,12 @@ def main() -> None:
     parser.add_argument("--ledgers", type=Path)
     parser.add_argument("--resume", type=Path, metavar="RUN", help="resume this run (killed before) instead")
     parser.add_argument("--kill", type=Kill.parse, action="append", required=True, metavar="ROUND:PHASE[:runner]")
+    parser.add_argument("--max-hub-restarts", type=int, help="default: one restart per --kill")
     args = parser.parse_args()
     manifest, options = _options(args)
     kills = tuple(args.kill)
-    options = dataclasses.replace(options, max_hub_restarts=len(kills))
+    restarts = len(kills) if args.max_hub_restarts is None else args.max_hub_restarts
+    options = dataclasses.replace(options, max_hub_restarts=restarts)
     report = LocalRun(manifest, options, hub_setup=HubKills(kills)).execute()
     print(report.to_json())
 

@@ -68,9 +68,9 @@ def _manifest(folder: Path, example: str, **spec_changes: object) -> Path:
     documents = list(yaml.safe_load_all((ROOT / "examples" / example).read_text()))
     spec = documents[0]["spec"]
     # Generous, and free: a deadline only matters when a silo is late (a loaded machine takes
-    # minutes to start six processes); the kills take the silos down with the hub, so no
-    # round ever waits for one.
-    spec.update({"rounds": ROUNDS, "roundTimeoutSeconds": 300, **spec_changes})
+    # minutes to start six processes: at a load average of 23 the silos took over 300 s to
+    # join); a killed hub's silos stay up and rejoin, so no round waits for a silo that is gone.
+    spec.update({"rounds": ROUNDS, "roundTimeoutSeconds": 900, **spec_changes})
     spec["training"]["localEpochs"] = 1
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "job.yaml"
@@ -206,3 +206,30 @@ def test_a_dp_job_killed_at_every_phase_charges_no_round_twice_and_ends_with_the
                 charge.epsilon_job,
             )
     assert sorted(round_number for _, round_number in hub) == sorted(list(range(1, ROUNDS + 1)) * 3)
+
+
+def test_a_hub_that_keeps_dying_fails_the_job_once_its_restarts_are_spent(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path / "manifest", "quickstart.yaml", rounds=1)
+    run = tmp_path / "run"
+    where = ["--workdir", str(run), "--registry", str(tmp_path / "registry"), "--ledgers", str(tmp_path / "ledgers")]
+    kills = ["--kill=1:keys", "--kill=1:keys", "--max-hub-restarts=1"]
+    crashed = subprocess.run(
+        [sys.executable, "-m", "fedsilo_testing.crash", str(manifest), *where, *kills],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert crashed.returncode == 0, crashed.stderr[-3000:]
+    report = json.loads(crashed.stdout)
+    assert report["status"] == "failed"
+    assert "after 1 restarts (at most 1, --max-hub-restarts)" in report["failure"], report["failure"]
+    assert f"fedsilo run --resume {run}" in report["failure"]
+    assert [r["restart"] for r in report["hub_restarts"]] == [1]
+    assert "killed by SIGKILL" in report["hub_restarts"][0]["cause"]
+    operations = [
+        record
+        for record in map(json.loads, (run / "audit.jsonl").read_text().splitlines())
+        if record["kind"] == "operation"
+    ]
+    assert [(r["operation"], r["round"]) for r in operations] == [("resume", 0)]

@@ -65,7 +65,7 @@ from ._isolation import Isolation, detect_isolation
 from ._recovery import RunState, read_run_state, write_run_state
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
 from ._statistics import HubStatistics, StatisticsFiles, write_statistics
-from ._supervised import HubLaunch, HubSetup, SupervisedHub, run_credentials
+from ._supervised import HubLaunch, HubSetup, SupervisedHub, free_port, run_credentials
 
 log = logging.getLogger("fedsilo.run")
 
@@ -327,6 +327,8 @@ class LocalRun:
         # A job with federated preprocessing: its silos' processes start now and take part in
         # the statistics phase; the hub then serves training on the same address.
         listen = self._statistics(silos, identity_dirs, job_config, server_tls)
+        # Chosen here so the silos start while the hub process starts (each takes a while under load).
+        port = int(listen.rsplit(":", 1)[1]) or free_port()
         hub = SupervisedHub(
             HubLaunch(
                 manifest=self.manifest,
@@ -342,7 +344,7 @@ class LocalRun:
                 server_tls=server_tls,
                 metrics_port=self.options.metrics_port,
                 parent_pid=os.getpid(),
-                listen=listen,
+                listen=f"localhost:{port}",
                 resume_reason=f"fedsilo run --resume {self.workdir}" if self.resumed is not None else None,
                 setup=self.hub_setup,
             ),
@@ -350,12 +352,7 @@ class LocalRun:
             self.options.max_hub_restarts,
             self._record_port,
         )
-        try:
-            port = hub.start()
-        except BaseException:
-            self._stop_silos()
-            raise
-        self.metrics_port = hub.metrics_port
+        hub.start()
         report = RunReport(
             job=self.manifest.job.metadata.name,
             status="running",
@@ -371,6 +368,8 @@ class LocalRun:
                 self._processes = [
                     self._start_silo(i, n, identity_dirs[n], port, job_config) for i, n in enumerate(spec.silos)
                 ]
+            hub.listening()
+            self.metrics_port = hub.metrics_port
             if on_started is not None:
                 on_started(self)
             self._watch.start(self._processes, lambda death: hub.abort(death.summary()))

@@ -28,6 +28,7 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +63,18 @@ _HUB_KEY, _HUB_CERT = "hub-key.pem", "hub.pem"
 START_SECONDS = 600.0
 #: How often the supervisor looks at its child when no event comes.
 POLL_SECONDS = 0.5
+
+
+def free_port() -> int:
+    """A loopback port free now, for the hub to listen on: its silos start meanwhile and dial it until it does.
+
+    Another process could take it before the hub binds it; the hub then fails to listen and
+    the run stops saying so (``HubRefused``), as with any port in use.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def run_credentials(workdir: Path) -> tuple[CertificateAuthority, TlsCredentials]:
@@ -307,11 +320,11 @@ class SupervisedHub:
         self.metrics_port: int | None = None
         self.restarts: list[HubRestart] = []
 
-    def start(self) -> int:
-        """Start the first hub child; its port once it listens. ``HubRefused``/``RecoveryError`` if it cannot."""
-        return self._spawn(self._launch)
+    def start(self) -> None:
+        """Start the first hub child, without waiting for it: the silos start meanwhile and dial until it listens."""
+        self._spawn(self._launch)
 
-    def _spawn(self, launch: HubLaunch) -> int:
+    def _spawn(self, launch: HubLaunch) -> None:
         events_here, events_there = self._context.Pipe(duplex=False)
         control_there, control_here = self._context.Pipe(duplex=False)
         process = self._context.Process(
@@ -322,11 +335,16 @@ class SupervisedHub:
         control_there.close()
         with self._lock:
             self._process, self._events, self._control = process, events_here, control_here
+
+    def listening(self) -> int:
+        """Wait for the hub child to listen; its port. ``HubRefused``/``RecoveryError`` if it cannot."""
+        process, events = self._process, self._events
+        assert process is not None and events is not None
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
-            if events_here.poll(POLL_SECONDS):
+            if events.poll(POLL_SECONDS):
                 try:
-                    message = events_here.recv()
+                    message = events.recv()
                 except EOFError:
                     break
                 if message[0] == "listening":
@@ -339,10 +357,8 @@ class SupervisedHub:
             elif not process.is_alive():
                 break
         self.stop()
-        raise HubRefused(
-            f"the aggregator process did not start listening ({exit_description(process.exitcode or 0)}); "
-            f"see the run's log for why"
-        )
+        ended = exit_description(process.exitcode) if process.exitcode is not None else "it hung"
+        raise HubRefused(f"the aggregator process did not start listening ({ended}); see the run's log for why")
 
     def abort(self, reason: str) -> None:
         """End the job as failed with ``reason`` (a silo process died); the hub tells the silos."""
@@ -408,6 +424,7 @@ class SupervisedHub:
             self._launch, listen=f"localhost:{self.port}", resume_reason=reason, attempt=number
         )
         self._spawn(launch)
+        self.listening()
         checkpoints = Checkpoints(
             launch.workdir,
             ledger_run=run_name(launch.manifest.job.metadata.name, launch.run_id),
