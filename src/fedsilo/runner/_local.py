@@ -327,8 +327,10 @@ class LocalRun:
         # A job with federated preprocessing: its silos' processes start now and take part in
         # the statistics phase; the hub then serves training on the same address.
         listen = self._statistics(silos, identity_dirs, job_config, server_tls)
-        # Chosen here so the silos start while the hub process starts (each takes a while under load).
+        # Chosen here so the silos start while the hub process starts (each takes a while under load);
+        # the hub's signing key too, whose public half every sidecar reads as it starts.
         port = int(listen.rsplit(":", 1)[1]) or free_port()
+        aggregator_signing_key(self.workdir)
         hub = SupervisedHub(
             HubLaunch(
                 manifest=self.manifest,
