@@ -5,9 +5,11 @@ audit log; the sidecars are real, each fed by an in-process trainer that answers
 
 The trainer adds a known update to the model it is given (``Delta``: per silo and round), so
 a test can compute what the hub must make of it; ``make_sidecar`` lets a test run a
-modified sidecar (an extra step) for one silo. Used by the sparse-graph and masked-vote tests
-(tests/secagg/test_sparse_rounds_over_grpc.py, tests/robustness/test_masked_vote_over_grpc.py)
-and the round benchmark of the vote (benchmarks/bench_masked_vote_rounds.py).
+modified sidecar (an extra step, a key holder that fails, a verdict recorder) for one silo.
+Used by the sparse-graph, masked-vote, homomorphic and large-model tests
+(tests/secagg/test_sparse_rounds_over_grpc.py, tests/robustness/test_masked_vote_over_grpc.py,
+tests/he/test_rounds_over_grpc.py, tests/sidecar/test_a_model_over_the_message_limit.py) and
+the round benchmark of the vote (benchmarks/bench_masked_vote_rounds.py).
 """
 
 from __future__ import annotations
@@ -42,10 +44,16 @@ class SiloVanished(Exception):
 
 @dataclass(frozen=True)
 class LoopbackRun:
-    """The rounds' summaries and the global model after each round (index 0: the initial model)."""
+    """The rounds' summaries, the global model after each (index 0: the initial model), the sidecars' exit codes.
+
+    ``models[i]`` is the model of ``summaries[i - 1]``: round ``i`` unless a round failed and
+    was run again under the next number (its summary is then missing, as is its model).
+    A sidecar that vanished (``SiloVanished``) or did not end has no exit code.
+    """
 
     summaries: list[RoundSummary]
     models: list[npt.NDArray[np.float32]]
+    exit_codes: dict[str, int]
 
 
 def _instant_trainer(silo: str, records: int, delta: Delta, link: TrainerLinkService, stop: threading.Event) -> None:
@@ -74,9 +82,9 @@ def _instant_trainer(silo: str, records: int, delta: Delta, link: TrainerLinkSer
         next_round = task.round + 1
 
 
-def _run_sidecar(sidecar: Sidecar) -> None:
+def _run_sidecar(silo: str, sidecar: Sidecar, exit_codes: dict[str, int]) -> None:
     try:
-        sidecar.run()
+        exit_codes[silo] = sidecar.run()
     except SiloVanished:
         return
 
@@ -111,6 +119,7 @@ def run_loopback_job(
     )
     stop = threading.Event()
     threads = []
+    exit_codes: dict[str, int] = {}
     for silo in silos:
         link = TrainerLinkService()
         config = SidecarConfig(job, silo, f"localhost:{port}", verify, aggregator_key=hub_key.public_key)
@@ -119,7 +128,7 @@ def run_loopback_job(
         threads.append(
             threading.Thread(target=_instant_trainer, args=(silo, records[silo], delta, link, stop), daemon=True)
         )
-        threads.append(threading.Thread(target=_run_sidecar, args=(sidecar,), daemon=True))
+        threads.append(threading.Thread(target=_run_sidecar, args=(silo, sidecar, exit_codes), daemon=True))
     for thread in threads:
         thread.start()
     try:
@@ -133,6 +142,6 @@ def run_loopback_job(
     layout = TensorLayout.of(weights)
     name = job.metadata.name
     models = [layout.flatten(weights)] + [
-        layout.flatten(registry.load(registry.show(name, r))) for r in range(1, len(summaries) + 1)
+        layout.flatten(registry.load(registry.show(name, summary.round))) for summary in summaries
     ]
-    return LoopbackRun(summaries, models)
+    return LoopbackRun(summaries, models, dict(exit_codes))

@@ -31,6 +31,7 @@ from fedsilo.identity import SigningKey
 from fedsilo.kube import PERSISTENT_VOLUME_CLAIM, POD, SECRET, ApiError, KubeApi, KubeStatusReporter, load_access
 from fedsilo.kube._reporter import FIELD_MANAGER as AGGREGATOR_FIELD_MANAGER
 from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION
+from fedsilo.operator._handlers import FIELD_MANAGER as OPERATOR_FIELD_MANAGER
 from fedsilo.operator._names import JOB_LABEL
 from fedsilo_testing import ControlPlane, KubectlError
 
@@ -55,7 +56,20 @@ from .conftest import (
 pytestmark = pytest.mark.integration
 
 QUICKSTART = EXAMPLES / "quickstart.yaml"
-SCENARIOS = ("quickstart", "custom", "again", "report", "delete", "hub", "silo-a", "silo-b", "misc", "suspend")
+SCENARIOS = (
+    "quickstart",
+    "custom",
+    "again",
+    "report",
+    "delete",
+    "hub",
+    "silo-a",
+    "silo-b",
+    "misc",
+    "suspend",
+    "rebuild",
+    "stale",
+)
 
 
 @pytest.fixture(scope="module")
@@ -512,3 +526,58 @@ def test_suspending_a_silo_is_an_event_and_a_new_manifest_for_the_running_aggreg
     template = lambda found: found[deployment]["spec"]["template"]["metadata"]["annotations"][digest]  # noqa: E731
     assert template(after) == template(before)
     assert after[deployment]["metadata"]["generation"] == before[deployment]["metadata"]["generation"]
+
+
+def test_a_deleted_silo_pod_is_rebuilt(
+    cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str], operator: KopfRunner
+) -> None:
+    namespace = namespaces["rebuild"]
+    before = apply_and_wait(cluster, admin, namespace, QUICKSTART)
+    mark_available(cluster, namespace, "quickstart-aggregator")
+    trainer = ("Pod", "quickstart-hospital-b-trainer")
+    cluster.kubectl("delete", "pod", trainer[1], "-n", namespace, "--wait=true")
+
+    def rebuilt() -> bool:
+        now = children(admin, namespace)
+        return trainer in now and now[trainer]["metadata"]["uid"] != before[trainer]["metadata"]["uid"]
+
+    # The silo operator checks its pods every 15 s.
+    wait_for(rebuilt, "the deleted trainer pod rebuilt", timeout=90)
+
+    def said(reason: str) -> list[dict[str, Any]]:
+        events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=quickstart")["items"]
+        return [event for event in events if event["reason"] == reason]
+
+    # Posted, not only logged: the operator posts its log's warnings only, so a kopf.info was lost.
+    (rebuilt_event,) = wait_for(lambda: said("PodsRebuilt"), "the PodsRebuilt Event on the job")
+    assert rebuilt_event["type"] == "Normal" and "hospital-b" in rebuilt_event["message"]
+    assert said("CertificateCreated"), "the serving certificate's Event on the job"
+
+
+def test_a_phase_written_from_a_stale_event_keeps_the_published_endpoint(
+    cluster: ControlPlane, admin: KubeApi, namespaces: dict[str, str], operator: KopfRunner, tmp_path: Path
+) -> None:
+    # Seen on the real cluster: the hub refreshed the phase from a job event older than the
+    # endpoint's publication, its apply left the endpoint out and so removed it, and the silo
+    # operators waited for an endpoint for the rest of the job (a deleted pod was never rebuilt).
+    namespace = namespaces["stale"]
+    apply_and_wait(cluster, admin, namespace, QUICKSTART)
+    published = wait_for(
+        lambda: (s := get(cluster, namespace, "federatedjob", "quickstart")["status"]) and s.get("endpoint") and s,
+        "the endpoint published",
+    )
+    # What the phase writer applies from a body that has no endpoint yet: phase and conditions only.
+    stale = {key: published[key] for key in ("observedGeneration", "phase", "conditions")}
+    operator_api = KubeApi(load_access(cluster.kubeconfig), OPERATOR_FIELD_MANAGER)
+    operator_api.apply(
+        {
+            "apiVersion": "fedsilo.io/v1alpha1",
+            "kind": "FederatedJob",
+            "metadata": {"name": "quickstart", "namespace": namespace},
+            "status": stale,
+        },
+        subresource="status",
+    )
+    after = get(cluster, namespace, "federatedjob", "quickstart")["status"]
+    assert after.get("endpoint") == published["endpoint"]
+    assert after.get("admission") == published["admission"]

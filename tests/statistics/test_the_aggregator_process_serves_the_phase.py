@@ -10,17 +10,20 @@ import threading
 from pathlib import Path
 
 import grpc
+import pytest
 import yaml
 
-from fedsilo.api import parse_manifest
+from fedsilo.api import StatisticsStatus, parse_manifest
 from fedsilo.audit import verify_audit_log
 from fedsilo.datasets import FittedPreprocessing, load_raw_silo_data
 from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity
-from fedsilo.launch import AggregatorArgs
+from fedsilo.launch import REGISTRY_DIR, AggregatorArgs
 from fedsilo.policy import OpaServerEngine
 from fedsilo.protocol import rpc
+from fedsilo.registry import preprocessing_path
 from fedsilo.runner import AUDIT_LOG, aggregator_signing_key
-from fedsilo.runner._aggregator import STATISTICS_DIR, _statistics_phase
+from fedsilo.runner._aggregator import STATISTICS_DIR, _report_statistics, _statistics_phase
+from fedsilo.runner._statistics import statistics_status
 from fedsilo.sidecar import silo_channel, take_part
 from fedsilo.statistics import StatisticsPlan, StatisticsSilo
 from fedsilo_testing import OpaServer
@@ -116,7 +119,50 @@ def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
     audit = (state / AUDIT_LOG).read_text()
     assert '"operation":"statistics"' in audit.replace(" ", "") and fitted.digest() in audit
 
-    # A restarted aggregator is past the phase: it takes the transform it wrote, serving nothing.
+    # Kept in the job's registry by its digest, where every round's lineage (and models verify) finds it.
+    kept = preprocessing_path(state / REGISTRY_DIR / "hub", fitted.digest())
+    assert kept.read_bytes() == fitted.canonical_bytes()
+
+    # A restarted aggregator is past the phase: it takes the transform it wrote, serving nothing,
+    # and keeps it in the registry again if the registry lost it.
+    kept.unlink()
     with OpaServerEngine(opa_server.url) as engine:
         again = _statistics_phase(args, manifest, server_tls, issuers, engine)
     assert again is not None and again.digest() == fitted.digest()
+    assert kept.read_bytes() == fitted.canonical_bytes()
+
+    # What the job's status shows in a cluster, read back from the state directory: the same after the restart.
+    published = statistics_status(out)
+    assert published.silos == SILOS and published.excluded is None and published.epsilon is None
+    assert (published.preprocessing_digest, published.statistics_digest) == (fitted.digest(), fitted.statistics_digest)
+    assert (published.features, published.categorical, published.transformed_features) == (
+        fitted.num_features,
+        1,
+        fitted.output_features,
+    )
+    reporter = Releases()
+    _report_statistics(reporter, out)
+    assert reporter.released == [published]
+
+
+class Releases:
+    """The reporter's one method the phase calls, recording what it was given."""
+
+    def __init__(self) -> None:
+        self.released: list[StatisticsStatus] = []
+
+    def statistics_released(self, statistics: StatisticsStatus) -> None:
+        self.released.append(statistics)
+
+
+def test_a_release_that_cannot_be_read_back_is_logged_and_the_job_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "statistics.json").write_text('{"format": "fedsilo.statistics/v1", "silos": "all"}')
+    (tmp_path / "preprocessing.json").write_text("{}")
+    with pytest.raises(ValueError, match="silos"):
+        statistics_status(tmp_path)
+    reporter = Releases()
+    _report_statistics(reporter, tmp_path)
+    assert reporter.released == []
+    assert "the statistics phase's release is not in the job's status" in caplog.text

@@ -32,6 +32,7 @@ from ._status import SiloCertificateStatus as SiloCertificateStatus
 from ._status import SiloIdentityStatus as SiloIdentityStatus
 from ._status import SiloJobStatus as SiloJobStatus
 from ._status import SiloStatus as SiloStatus
+from ._status import StatisticsStatus as StatisticsStatus
 from ._status import StatusReporter as StatusReporter
 from ._types import API_GROUP as API_GROUP
 from ._types import API_VERSION as API_VERSION
@@ -143,6 +144,7 @@ __all__ = [
     "SiloSpec",
     "SiloStatus",
     "SiloSuspension",
+    "StatisticsStatus",
     "StatusReporter",
     "StrategyName",
     "StrategySpec",

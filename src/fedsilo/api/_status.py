@@ -41,6 +41,8 @@ class ConditionType(StrEnum):
     DENIED = "Denied"
     #: On a Silo: True while its operator refuses jobs that name it without its consent (spec.consent).
     CONSENT_REFUSED = "ConsentRefused"
+    #: On a job with fitted preprocessing: True once the statistics phase released (status.statistics).
+    STATISTICS_RELEASED = "StatisticsReleased"
 
 
 class Condition(_Status):
@@ -148,6 +150,38 @@ class ModelQualityStatus(_Status):
     )
 
 
+class StatisticsStatus(_Status):
+    """What the job's statistics phase released before round 1 (docs/statistics.md); no count, no value of a feature.
+
+    The totals themselves stay in the aggregator's state directory (statistics.json): the
+    status says that the phase happened, who took part, and which transform every silo applies.
+    """
+
+    released_at: str = Field(
+        json_schema_extra={"format": "date-time"}, description="When the hub released the statistics (RFC 3339)."
+    )
+    silos: list[str] = Field(max_length=1000, description="The silos whose totals entered the statistics.")
+    excluded: dict[str, str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Silos left out of the statistics, by name: the reason code and why (e.g. below_min_count).",
+    )
+    features: int = Field(ge=0, description="Features of every silo's records (label removed).")
+    categorical: int = Field(ge=0, description="Of those, the categorical ones (one-hot over a shared vocabulary).")
+    transformed_features: int = Field(ge=0, description="Features the fitted transform gives the model.")
+    scaling: str = Field(max_length=32, description="The fitted scaling (spec.data.preprocessing.scaling).")
+    epsilon: float | None = Field(
+        default=None, ge=0.0, description="The statistics' DP epsilon charged to each silo's ledger; unset: exact."
+    )
+    statistics_digest: str = Field(
+        max_length=128, description="sha256 of the released statistics (statistics.json in the hub's state)."
+    )
+    preprocessing_digest: str = Field(
+        max_length=128,
+        description="sha256 of the fitted transform every silo applies; each round's lineage names the same digest.",
+    )
+
+
 class AdmissionRecord(_Status):
     """The job policy's decision on a job, kept on the job: which policy revision judged which input."""
 
@@ -186,7 +220,8 @@ class FederatedJobStatus(_Status):
         default=None,
         max_length=8,
         json_schema_extra=_CONDITIONS,
-        description="Ready (aggregator serving), Progressing (rounds advancing), Degraded (something needs attention).",
+        description="Ready (aggregator serving), Progressing (rounds advancing), Degraded (something needs attention), "
+        "and StatisticsReleased on a job whose preprocessing the statistics phase fits.",
     )
     round: int | None = Field(default=None, ge=0, description="The last completed round (0 before the first).")
     participants: list[str] | None = Field(
@@ -242,6 +277,11 @@ class FederatedJobStatus(_Status):
         default=None,
         description="Per-silo accuracy of the newest evaluated model, its worst silo and spread; published by "
         "the aggregator from the silos' signed evaluation reports.",
+    )
+    statistics: StatisticsStatus | None = Field(
+        default=None,
+        description="The statistics phase's release, published by the aggregator when the phase ends "
+        "(jobs with fitted spec.data.preprocessing).",
     )
     result: JobResult | None = Field(
         default=None, description="Set by the aggregator when the job ends: Succeeded or Failed."
@@ -387,3 +427,6 @@ class StatusReporter(Protocol):
 
     def model_evaluated(self, quality: ModelQualityStatus) -> None:
         """The silos' signed evaluations of a model arrived: per-silo accuracy and its spread."""
+
+    def statistics_released(self, statistics: StatisticsStatus) -> None:
+        """The statistics phase released its totals and the fitted transform, before round 1."""

@@ -363,6 +363,11 @@ class PreprocessingSpec(_Model):
             or self.impute is not Imputation.NONE
         )
 
+    @property
+    def private(self) -> bool:
+        """Whether the statistics phase runs with DP noise, charged to every silo's ledger."""
+        return self.federated and self.epsilon is not None
+
 
 class DataSpec(_Model):
     """The data each silo trains on."""
@@ -1327,6 +1332,16 @@ class FederatedJobSpec(_Model):
     def masked_vote(self) -> bool:
         """Whether rounds send sign votes under masking: the hub unmasks their tally (``strategy sign_vote``, masked)."""
         return self.strategy.name is StrategyName.SIGN_VOTE and self.aggregation.mode is AggregationMode.MASKED
+
+    @property
+    def charges_silos(self) -> bool:
+        """Whether the job charges the silos' privacy ledgers: DP training, DP statistics, or both.
+
+        The one rule for where a silo's ledger is needed: ``fedsilo run`` gives each sidecar its
+        ledger file and the silo operator mounts the silo's ledger volume exactly when it holds.
+        """
+        preprocessing = self.data.preprocessing
+        return self.privacy.mode is not PrivacyMode.NONE or (preprocessing is not None and preprocessing.private)
 
     def secagg_threshold(self) -> int:
         """The Shamir threshold t: configured, or the smallest strict majority."""

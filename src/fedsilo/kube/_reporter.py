@@ -1,7 +1,7 @@
 """The aggregator's :class:`~fedsilo.api.StatusReporter` in a cluster: its job's status and Events.
 
 The aggregator pod (``fedsilo aggregator``, :func:`fedsilo.runner.run_aggregator`) creates one with
-:meth:`KubeStatusReporter.from_environment` and calls it after every round and denial.
+:meth:`KubeStatusReporter.from_environment` and calls it after the statistics phase, every round and denial.
 Why a status patch rather than the operator polling the aggregator: the figures arrive
 when the round closes, no port of the aggregator has to admit the operator, and the grant
 is narrow: the pod's ServiceAccount may patch ``federatedjobs/status`` of its own job
@@ -25,7 +25,16 @@ from typing import Any
 
 import urllib3
 
-from fedsilo.api import API_VERSION, Denial, FederatedJobStatus, JobOutcome, JobResult, ModelQualityStatus, RoundReport
+from fedsilo.api import (
+    API_VERSION,
+    Denial,
+    FederatedJobStatus,
+    JobOutcome,
+    JobResult,
+    ModelQualityStatus,
+    RoundReport,
+    StatisticsStatus,
+)
 
 from ._access import load_access
 from ._client import FEDERATED_JOB, ApiError, KubeApi, Object
@@ -113,6 +122,19 @@ class KubeStatusReporter:
             "ModelEvaluated",
             f"Round {quality.round}'s {quality.stage} model on the silos' data: accuracy {quality.mean_accuracy:.4f}, "
             f"worst silo {quality.worst_silo} at {quality.worst_accuracy:.4f}",
+            "Normal",
+        )
+
+    def statistics_released(self, statistics: StatisticsStatus) -> None:
+        """Publish the statistics phase's release and record a StatisticsReleased event."""
+        self._publish(FederatedJobStatus(statistics=statistics))
+        left_out = "; ".join(f"{silo} left out: {why}" for silo, why in sorted((statistics.excluded or {}).items()))
+        privacy = f", epsilon {statistics.epsilon:g} charged to each silo" if statistics.epsilon is not None else ""
+        self._event(
+            "StatisticsReleased",
+            f"Statistics of {len(statistics.silos)} silos over {statistics.features} features{privacy}; "
+            f"every silo applies the {statistics.scaling} transform {statistics.preprocessing_digest}"
+            + (f"; {left_out}" if left_out else ""),
             "Normal",
         )
 

@@ -35,8 +35,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import kopf
-
 from fedsilo.api import API_VERSION, Silo, SiloCertificateStatus
 from fedsilo.identity import (
     CA_CERT_FILE,
@@ -52,7 +50,7 @@ from fedsilo.identity import (
 from fedsilo.kube import SECRET, SILO, KubeApi, Object
 
 from ._conditions import Problem
-from ._names import as_body, labels
+from ._names import labels, normal_event
 
 #: The Secret keeping each silo's CA in a workload namespace (read by the operator only).
 AUTHORITY_SECRET = "fedsilo-silo-authorities"  # noqa: S105 (a Secret's name, not a secret)
@@ -245,10 +243,8 @@ class CertificateKeeper:
             "renewAfter": due.isoformat(),
         }
         audit_log.info("silo certificate %s", json.dumps(record, sort_keys=True))
-        # kopf.event, not kopf.info: the operator posts only warnings from its log (settings.posting.level).
-        kopf.event(
-            as_body(body),
-            type="Normal",
+        normal_event(
+            body,
             reason="CertificateRenewed" if kept.issued is not None else "CertificateIssued",
             message=f"client certificate {fingerprint} ({reason}) in Secret {workload}/{CERTIFICATE_SECRET}, "
             f"valid until {expiry.isoformat()}, renewed after {due.isoformat()}",

@@ -66,6 +66,10 @@ class JobFacts:
     message: str | None = None
     #: The job policy's reasons when it refused the job.
     denied: tuple[str, ...] | None = None
+    #: Whether the job runs a statistics phase before round 1 (spec.data.preprocessing fits a transform).
+    statistics_phase: bool = False
+    #: What the aggregator published when the phase released (status.statistics), if it did.
+    statistics: Mapping[str, Any] | None = None
 
 
 def _denied_status(facts: JobFacts, reasons: tuple[str, ...], previous: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -148,10 +152,33 @@ def job_status(facts: JobFacts, previous: Sequence[Mapping[str, Any]]) -> dict[s
             ConditionType.DEGRADED, False, "AsExpected", "nothing needs attention", generation, previous
         )
 
+    conditions = [ready, progressing, degraded]
+    if facts.statistics_phase:
+        conditions.append(_statistics_condition(facts, previous))
     written = FederatedJobStatus.model_validate(
-        {"observedGeneration": generation, "phase": phase, "conditions": [ready, progressing, degraded]}
+        {"observedGeneration": generation, "phase": phase, "conditions": conditions}
     )
     return written.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _statistics_condition(facts: JobFacts, previous: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """StatisticsReleased: from the release the aggregator published, or why there is none yet."""
+    released = facts.statistics
+    if released is not None:
+        left_out = len(released.get("excluded") or {})
+        message = (
+            f"{len(released.get('silos') or [])} silos released statistics over {released.get('features')} features"
+            f"{f' ({left_out} left out)' if left_out else ''}; every silo applies the fitted transform "
+            f"{released.get('preprocessingDigest')}"
+        )
+        return condition(
+            ConditionType.STATISTICS_RELEASED, True, "StatisticsReleased", message, facts.generation, previous
+        )
+    if facts.result == JobResult.FAILED.value:
+        said = facts.message or "the job failed before the statistics were released"
+        return condition(ConditionType.STATISTICS_RELEASED, False, "JobFailed", said, facts.generation, previous)
+    message = "the statistics phase runs before round 1, once every silo's sidecar and trainer are up"
+    return condition(ConditionType.STATISTICS_RELEASED, False, "StatisticsPending", message, facts.generation, previous)
 
 
 def silo_conditions(

@@ -58,7 +58,7 @@ from ._identity import aggregator_credentials, tls_secret
 from ._locks import KeyedLocks
 from ._manifest import SeenStanding, SiloLookup, job_manifest, named_silos, parse_object, registered_key
 from ._metrics import forget_job, record_job_figures
-from ._names import JOB_LABEL, adopt, as_body, labels
+from ._names import JOB_LABEL, adopt, as_body, labels, normal_event
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,13 @@ log = logging.getLogger(__name__)
 WAIT_DELAY = 10.0
 #: Seconds between checks of a job naming a silo that has not consented (its owner may still).
 CONSENT_DELAY = 30.0
-STATUS_FIELDS = ("observedGeneration", "phase", "conditions", "endpoint", "admission")
+#: What the phase writer owns: recomputed on every event, from whatever body the event carried.
+PHASE_FIELDS = ("observedGeneration", "phase", "conditions")
+#: The endpoint and the admission record are decided once and written under a field manager of
+#: their own. A server-side apply removes the fields its manager owned and left out, so when the
+#: phase writer also owned them, a refresh from an event body older than the publication took
+#: the endpoint away: silo operators then waited for an endpoint forever and rebuilt no pod.
+PUBLICATION_FIELD_MANAGER = "fedsilo-operator-publication"
 
 
 def aggregator_available(deployment: Mapping[str, Any]) -> bool:
@@ -125,7 +131,8 @@ class HubReconciler:
             self.api.create(adopt([state_claim(job.metadata.name, namespace)], body)[0])
             for child in hub_objects(inputs, self.policies, self.config):
                 self.api.apply(child)
-            self._write_status(body, facts, endpoint, admission)
+            self._publish(body, endpoint, admission)
+            self._write_status(body, facts)
         except CALL_ERRORS as error:
             self._report(body, _with(facts, problem=problem_of(error)))
             raise retry_decision(error) from error
@@ -248,7 +255,8 @@ class HubReconciler:
         if decision.allow:
             return admission
         try:
-            self._write_status(body, _with(facts, denied=decision.reasons), admission=admission)
+            self._publish(body, None, admission)
+            self._write_status(body, _with(facts, denied=decision.reasons))
         except CALL_ERRORS as error:
             raise retry_decision(error) from error
         message = f"refused by the job policy ({decision.policy_revision}): {'; '.join(decision.reasons)}"
@@ -298,7 +306,7 @@ class HubReconciler:
             self.api.delete(SECRET, namespace, tls_secret_name(name))
             if self.api.create(secret) is None:
                 raise kopf.TemporaryError("waiting for the unpublished serving certificate to go", delay=1)
-        kopf.info(as_body(body), reason="CertificateCreated", message=f"serving certificate for {service} created")
+        normal_event(body, reason="CertificateCreated", message=f"serving certificate for {service} created")
         endpoint = AggregatorEndpoint(
             address=endpoint_address(name, namespace, self.config),
             ca_certificate=credentials.ca_certificate_pem.decode(),
@@ -306,34 +314,31 @@ class HubReconciler:
         )
         return endpoint.model_dump(by_alias=True, exclude_none=True)
 
-    def _write_status(
-        self,
-        body: Mapping[str, Any],
-        facts: JobFacts,
-        endpoint: Mapping[str, str] | None = None,
-        admission: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Apply the operator-owned status fields, unless they already hold these values."""
+    def _write_status(self, body: Mapping[str, Any], facts: JobFacts) -> None:
+        """Apply the phase and conditions, unless they already hold these values."""
         meta, status = body["metadata"], body.get("status") or {}
         fields: dict[str, Any] = job_status(facts, status.get("conditions") or [])
-        endpoint = endpoint or status.get("endpoint")
-        if endpoint:
-            fields["endpoint"] = dict(endpoint)
-        # Carried forward: a field this manager leaves out of an apply is removed.
-        admission = admission or status.get("admission")
-        if admission:
-            fields["admission"] = dict(admission)
-        if all(status.get(key) == fields.get(key) for key in STATUS_FIELDS):
+        if all(status.get(key) == fields.get(key) for key in PHASE_FIELDS):
             return
-        self.api.apply(
-            {
-                "apiVersion": API_VERSION,
-                "kind": FEDERATED_JOB.kind,
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-                "status": fields,
-            },
-            subresource="status",
-        )
+        self.api.apply(_status_object(meta, fields), subresource="status")
+
+    def _publish(
+        self, body: Mapping[str, Any], endpoint: Mapping[str, str] | None, admission: Mapping[str, Any] | None
+    ) -> None:
+        """Apply the endpoint and the admission record under their own field manager.
+
+        Applied on every reconcile, even when unchanged, so that the publication manager owns
+        them on jobs whose earlier operator wrote them with the phase (an upgrade): the phase
+        writer's next apply then leaves them in place.
+        """
+        status = body.get("status") or {}
+        # Carried forward: a field this manager leaves out of an apply is removed.
+        published = {"endpoint": endpoint or status.get("endpoint"), "admission": admission or status.get("admission")}
+        fields = {key: dict(value) for key, value in published.items() if value}
+        if fields:
+            self.api.apply(
+                _status_object(body["metadata"], fields), subresource="status", field_manager=PUBLICATION_FIELD_MANAGER
+            )
 
     def _report(self, body: Mapping[str, Any], facts: JobFacts) -> None:
         """Best effort: a problem that stops the reconcile is shown on the job if the API server allows it."""
@@ -351,8 +356,7 @@ def _report_suspension(silo_body: Mapping[str, Any], silo: Silo, jobs: list[str]
         message = f"updates are denied (silo_suspended) from {where}: {suspended.reason}"
         kopf.warn(as_body(silo_body), reason="Suspended", message=message)
     else:
-        # kopf.event, not kopf.info: the operator posts only warnings from its log (settings.posting.level).
-        kopf.event(as_body(silo_body), type="Normal", reason="Readmitted", message=f"updates count again from {where}")
+        normal_event(silo_body, reason="Readmitted", message=f"updates count again from {where}")
 
 
 def _facts(body: Mapping[str, Any], job: FederatedJob, available: bool) -> JobFacts:
@@ -364,6 +368,8 @@ def _facts(body: Mapping[str, Any], job: FederatedJob, available: bool) -> JobFa
         result=status.get("result"),
         round=status.get("round"),
         message=status.get("message"),
+        statistics_phase=job.spec.data.preprocessing is not None and job.spec.data.preprocessing.federated,
+        statistics=status.get("statistics"),
     )
 
 
@@ -384,6 +390,8 @@ def _with(
         round=facts.round,
         message=facts.message,
         denied=denied,
+        statistics_phase=facts.statistics_phase,
+        statistics=facts.statistics,
     )
 
 
@@ -406,6 +414,15 @@ def _waiting_for(job: FederatedJob, silos: Mapping[str, Silo], namespace: str) -
             "the one in its identity's public ConfigMap)"
         )
     return Problem("WaitingForSilos", "; ".join(parts)) if parts else None
+
+
+def _status_object(meta: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": FEDERATED_JOB.kind,
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "status": dict(fields),
+    }
 
 
 def _published_endpoint(job: Mapping[str, Any] | None) -> Mapping[str, str] | None:

@@ -84,6 +84,15 @@ def as_body(obj: Mapping[str, Any]) -> kopf.Body:
     return obj if isinstance(obj, kopf.Body) else kopf.Body(cast(kopf.RawBody, dict(obj)))
 
 
+def normal_event(obj: Mapping[str, Any], reason: str, message: str) -> None:
+    """Post a Normal Event on ``obj``.
+
+    Not ``kopf.info``: kopf posts that only when ``settings.posting.level`` allows INFO, and the
+    operator keeps it at WARNING so that its log's successes do not drown the rounds' Events.
+    """
+    kopf.event(as_body(obj), type="Normal", reason=reason, message=message)
+
+
 def adopt(children: list[Object], owner: Mapping[str, Any]) -> list[Object]:
     """Make ``owner`` the controller of ``children`` (same namespace only), as ``kopf.adopt`` does."""
     kopf.adopt(children, owner=as_body(owner))

@@ -81,6 +81,7 @@ from ._names import (
     WORKLOAD_NAMESPACE_ANNOTATION,
     adopt,
     as_body,
+    normal_event,
 )
 from ._silo_objects import SiloInputs, ledger_claim, silo_pods, silo_support_objects
 
@@ -247,8 +248,8 @@ class SiloReconciler:
                 self.api.apply(public_object)
                 if kept is not None and lifetime is not None:
                     self.certificates.publish(body, silo, workload, kept, lifetime, identity.tls, "issued")
-                kopf.info(
-                    as_body(body),
+                normal_event(
+                    body,
                     reason="IdentityCreated",
                     message=f"identity {public.fingerprint} created in Secret {workload}/{secret}",
                 )
@@ -565,8 +566,8 @@ class SiloReconciler:
             return
         if not missing:
             return
-        kopf.info(
-            as_body(body),
+        normal_event(
+            body,
             reason="PodsRebuilt",
             message=f"rebuilding the pods of silo {', '.join(missing)}, which were gone",
         )

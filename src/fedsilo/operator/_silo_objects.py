@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fedsilo.api import AggregatorEndpoint, FederatedJob, PrivacyMode, Silo
+from fedsilo.api import AggregatorEndpoint, FederatedJob, Silo
 from fedsilo.identity import CA_CERT_FILE
 from fedsilo.kube import Object
 from fedsilo.launch import (
@@ -62,12 +62,12 @@ def ledger_claim_name(silo: str) -> str:
 
 
 def ledger_claim(inputs: SiloInputs) -> Object | None:
-    """The silo's ledger volume when the job runs with DP; None otherwise.
+    """The silo's ledger volume when the job charges the silo (DP training or DP statistics); None otherwise.
 
     Owned by nothing and never deleted by the operator: the ledger is the silo's record of
     its lifetime epsilon, which must outlive every job (and a deleted Silo object too).
     """
-    if inputs.job.spec.privacy.mode is PrivacyMode.NONE:
+    if not inputs.job.spec.charges_silos:
         return None
     return {
         "apiVersion": "v1",

@@ -55,7 +55,7 @@ from ._hub import HubSetupError, adopt_published_key, aggregator_signing_key, bu
 from ._recovery import RecoveryError, apply_job_rollback, latest_checkpoint, resume_hub
 from ._reporting import RecordingRegistry, ReportingObserver
 from ._standing import manifest_standing
-from ._statistics import HubStatistics, write_statistics
+from ._statistics import HubStatistics, statistics_status, write_statistics
 
 log = logging.getLogger("fedsilo.aggregator")
 
@@ -238,7 +238,8 @@ def _statistics_phase(
 
     Served on ``--listen`` until the phase ends (then training takes the address; the
     sidecars' Join retries meanwhile). Its files go to ``STATISTICS_DIR`` in the state
-    directory, and its decisions and release to the audit log there. A restarted aggregator
+    directory, the transform into the job's registry there too, and its decisions and
+    release to the audit log there. A restarted aggregator
     that finds the transform there does not run the phase again: its silos are past it.
 
     Raises:
@@ -248,10 +249,10 @@ def _statistics_phase(
     if spec.data.preprocessing is None or not spec.data.preprocessing.federated:
         return None
     out = args.state_dir / STATISTICS_DIR
+    job = manifest.job.metadata.name
     if (out / PREPROCESSING_FILE).is_file():
         log.warning("statistics phase already done: using %s", out / PREPROCESSING_FILE)
-        return FittedPreprocessing.read(out / PREPROCESSING_FILE)
-    job = manifest.job.metadata.name
+        return _keep_transform(args.state_dir, job, FittedPreprocessing.read(out / PREPROCESSING_FILE))
     args.state_dir.mkdir(parents=True, exist_ok=True)
     gate = PolicyGate(engine, AuditLog(args.state_dir / AUDIT_LOG, aggregator_signing_key(args.state_dir)))
     try:
@@ -280,7 +281,25 @@ def _statistics_phase(
         files.json,
         files.preprocessing.digest() if files.preprocessing else "none",
     )
-    return files.preprocessing
+    return _keep_transform(args.state_dir, job, files.preprocessing) if files.preprocessing else None
+
+
+def _keep_transform(state_dir: Path, job: str, fitted: FittedPreprocessing) -> FittedPreprocessing:
+    """Keep ``fitted`` in the job's registry by its digest, as ``fedsilo run`` does; ``fitted``.
+
+    Every round's lineage names the digest and ``fedsilo models verify`` reads the file it names,
+    so the registry the aggregator fills must hold it (kept again after a restart: the same bytes).
+    """
+    LocalRegistry(state_dir / REGISTRY_DIR).save_preprocessing(job, fitted.canonical_bytes())
+    return fitted
+
+
+def _report_statistics(reporter: StatusReporter, out: Path) -> None:
+    """Publish the phase's release on the job (again, after a restart); a report that fails never stops the job."""
+    try:
+        reporter.statistics_released(statistics_status(out))
+    except (OSError, ValueError) as error:
+        log.warning("the statistics phase's release is not in the job's status: %s in %s", error, out)
 
 
 def _wait_for_termination() -> None:
@@ -370,6 +389,8 @@ def _serve(
                 reporter.job_finished(failed)
                 _wait_for_termination()
         return failed
+    if reporter is not None and preprocessing is not None:
+        _report_statistics(reporter, args.state_dir / STATISTICS_DIR)
     observer = ReportingObserver(reporter, registry) if reporter is not None else None
     # The round a restarted aggregator runs again: its releases may already be charged.
     privacy = _privacy_book(manifest, state_dir, (checkpoint.round if checkpoint else 0) + 1)

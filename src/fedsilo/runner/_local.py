@@ -113,12 +113,6 @@ def _python_command(args: LaunchArgs) -> list[str]:
     return [sys.executable, "-m", "fedsilo", "-v", *args.argv()]
 
 
-def _private_statistics(manifest: Manifest) -> bool:
-    """Whether the job's statistics phase adds DP noise, charged to each silo's ledger."""
-    preprocessing = manifest.job.spec.data.preprocessing
-    return preprocessing is not None and preprocessing.federated and preprocessing.epsilon is not None
-
-
 class LocalRun:
     """One execution of a manifest on this machine."""
 
@@ -191,6 +185,25 @@ class LocalRun:
             silos.append(Silo.model_validate(document))
         return directories, silos
 
+    def sidecar_args(
+        self, name: str, identity_dir: Path, aggregator: str, trainer_listen: str, job_config: Path
+    ) -> SidecarArgs:
+        """Silo ``name``'s sidecar command line: its ledger whenever the job charges it (as a silo pod's)."""
+        spec = self.manifest.job.spec
+        # The run's name (job/run-id) is the statistics phase's context at the hub and every silo.
+        named = spec.charges_silos or (spec.data.preprocessing is not None and spec.data.preprocessing.federated)
+        return SidecarArgs(
+            job_config=job_config,
+            silo=name,
+            aggregator=aggregator,
+            identity_dir=identity_dir,
+            trainer_listen=trainer_listen,
+            # The hub's audit key signs every global model; the run publishes its public half.
+            aggregator_key=self.workdir / AGGREGATOR_PUBLIC_KEY,
+            ledger=self.options.silo_ledger(name) if spec.charges_silos else None,
+            run_id=self.run_id if named else "",
+        )
+
     def _start_silo(self, index: int, name: str, identity_dir: Path, port: int, job_config: Path) -> SiloProcesses:
         silo_dir = self.workdir / "silos" / name
         silo_dir.mkdir(parents=True, exist_ok=True)
@@ -201,21 +214,7 @@ class LocalRun:
         manifest_dir = str(self.options.manifest_path.resolve().parent)
         # User model factories live beside their manifest, as in examples/custom_model.
         env["PYTHONPATH"] = os.pathsep.join(p for p in (manifest_dir, env.get("PYTHONPATH", "")) if p)
-        spec = self.manifest.job.spec
-        private = spec.privacy.mode is not PrivacyMode.NONE or _private_statistics(self.manifest)
-        # The run's name (job/run-id) is the statistics phase's context at the hub and every silo.
-        named = private or (spec.data.preprocessing is not None and spec.data.preprocessing.federated)
-        sidecar_args = SidecarArgs(
-            job_config=job_config,
-            silo=name,
-            aggregator=f"localhost:{port}",
-            identity_dir=identity_dir,
-            trainer_listen=f"unix:{socket_path}",
-            # The hub's audit key signs every global model; the run publishes its public half.
-            aggregator_key=self.workdir / AGGREGATOR_PUBLIC_KEY,
-            ledger=self.options.silo_ledger(name) if private else None,
-            run_id=self.run_id if named else "",
-        )
+        sidecar_args = self.sidecar_args(name, identity_dir, f"localhost:{port}", f"unix:{socket_path}", job_config)
         # The link's secret: only this silo's sidecar and trainer get it, in their environment.
         link_token = secrets.token_urlsafe(32)
         link_env = {LINK_TOKEN_ENV: link_token, PARENT_PID_ENV: str(os.getpid())}

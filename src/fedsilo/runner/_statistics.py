@@ -1,8 +1,9 @@
 """The hub's side of the statistics phase, and ``fedsilo stats``: one server, one way to write what it released.
 
 ``HubStatistics`` serves the phase (``fedsilo.aggregator.StatisticsService`` over a
-``StatisticsPhase``) on its own mTLS gRPC server until it ends, and ``write_statistics``
-writes ``statistics.json``, ``histograms.png`` and ``preprocessing.json``. Both the
+``StatisticsPhase``) on its own mTLS gRPC server until it ends, ``write_statistics``
+writes ``statistics.json``, ``histograms.png`` and ``preprocessing.json``, and
+``statistics_status`` reads them back as the job status's ``statistics`` (in a cluster). Both the
 aggregator process (``run_aggregator``, before round 1) and ``fedsilo run`` (``LocalRun``)
 use them, with every silo taking part from its own sidecar process, which gets its totals
 from its own trainer process over the trainer link: the records are read where they are.
@@ -16,6 +17,7 @@ the messages on the wire.
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -27,7 +29,7 @@ import grpc
 import numpy as np
 
 from fedsilo.aggregator import StatisticsFailed, StatisticsPhase, StatisticsRelease, StatisticsService, serve
-from fedsilo.api import FederatedJob, FederatedJobSpec, Manifest
+from fedsilo.api import FederatedJob, FederatedJobSpec, Manifest, StatisticsStatus
 from fedsilo.datasets import PREPROCESSING_FILE, FittedPreprocessing
 from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, TlsCredentials, VerifyKey
 from fedsilo.policy import PolicyGate
@@ -133,6 +135,34 @@ def write_statistics(release: StatisticsRelease, out: Path) -> StatisticsFiles:
     fitted = release.preprocessing
     fitted_path = fitted.write(out / PREPROCESSING_FILE) if fitted is not None else None
     return StatisticsFiles(release.statistics, fitted, json_path, plot, fitted_path)
+
+
+def statistics_status(out: Path) -> StatisticsStatus:
+    """The job status's view of the phase whose files ``write_statistics`` put in ``out``: who, what width, which transform.
+
+    Read back from the files, not kept from the phase: a restarted aggregator publishes the
+    same status again (its reporter starts empty, and a status field left out of the
+    reporter's next apply would be removed). No count or value of any feature goes in.
+
+    Raises:
+        OSError: a file is missing or unreadable.
+        ValueError: a file is not a valid statistics or preprocessing document.
+    """
+    statistics = FederatedStatistics.parse((out / STATISTICS_FILE).read_bytes())
+    fitted = FittedPreprocessing.read(out / PREPROCESSING_FILE)
+    released = dt.datetime.fromtimestamp((out / PREPROCESSING_FILE).stat().st_mtime, dt.UTC)
+    return StatisticsStatus(
+        released_at=released.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        silos=list(statistics.silos),
+        excluded={e.silo: e.reason for e in statistics.excluded} or None,
+        features=fitted.num_features,
+        categorical=len(fitted.categorical),
+        transformed_features=fitted.output_features,
+        scaling=fitted.scaling.value,
+        epsilon=statistics.privacy.epsilon if statistics.privacy is not None else None,
+        statistics_digest=statistics.digest(),
+        preprocessing_digest=fitted.digest(),
+    )
 
 
 def run_statistics(

@@ -18,6 +18,7 @@ from ._sidecar import Sidecar as Sidecar
 from ._start import read_aggregator_key as read_aggregator_key
 from ._start import run_sidecar as run_sidecar
 from ._statistics import take_part as take_part
+from ._trainer_statistics import statistics_member as statistics_member
 from ._update import InvalidUpdate as InvalidUpdate
 from ._update import PreparedUpdate as PreparedUpdate
 from ._update import check_trainer_weights as check_trainer_weights
@@ -40,5 +41,6 @@ __all__ = [
     "run_steps",
     "silo_channel",
     "start_link_server",
+    "statistics_member",
     "take_part",
 ]

@@ -13,7 +13,8 @@ applies the identical transform. A silo that declines (below ``minCount``) gets 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +31,7 @@ from fedsilo.protocol import (
     decode_totals,
     rpc,
 )
-from fedsilo.statistics import Columns, StatisticsError, StatisticsPlan, StatisticsSilo
+from fedsilo.statistics import Columns, StatisticsError, StatisticsPlan, StatisticsSilo, Totals
 
 from ._config import SidecarConfig
 from ._link import TrainerLinkService
@@ -115,6 +116,38 @@ def released_preprocessing(step: StatisticsStep) -> FittedPreprocessing:
     return fitted
 
 
+@contextmanager
+def statistics_member(config: SidecarConfig, signing_key: SigningKey, totals: Totals) -> Iterator[StatisticsSilo]:
+    """This silo in its job's statistics phase, with its ledger open (and signed by it) when the phase is private.
+
+    The one place a sidecar decides what the phase charges: the run's ledger name, the
+    silo's and the job's ceilings, the ledger file it was started with.
+
+    Raises:
+        ValueError: a private phase without the silo's ledger (``--ledger``).
+    """
+    spec = config.job.spec
+    plan = StatisticsPlan.for_job(config.ledger_job, spec, totals.features)
+    ledger = None
+    if plan.private:
+        if config.ledger is None:
+            raise ValueError("the job's statistics are private: give the sidecar its ledger (--ledger PATH)")
+        ledger = PrivacyLedger(config.ledger, signing_key)
+    try:
+        yield StatisticsSilo(
+            plan,
+            config.silo,
+            totals,
+            signing_key,
+            ledger=ledger,
+            max_epsilon=config.silo_max_epsilon,
+            job_ceiling=spec.policy.max_epsilon,
+        )
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
 def statistics_before_training(
     stub: rpc.AggregatorStub,
     link: TrainerLinkService,
@@ -131,28 +164,8 @@ def statistics_before_training(
         MessageError: the trainer or the hub sent something malformed.
         ValueError: a private phase without the silo's ledger (``--ledger``).
     """
-    spec = config.job.spec
-    totals = LinkTotals(link, timeout)
-    plan = StatisticsPlan.for_job(config.ledger_job, spec, totals.features)
-    ledger = None
-    if plan.private:
-        if config.ledger is None:
-            raise ValueError("the job's statistics are private: give the sidecar its ledger (--ledger PATH)")
-        ledger = PrivacyLedger(config.ledger, signing_key)
-    try:
-        member = StatisticsSilo(
-            plan,
-            config.silo,
-            totals,
-            signing_key,
-            ledger=ledger,
-            max_epsilon=config.silo_max_epsilon,
-            job_ceiling=spec.policy.max_epsilon,
-        )
+    with statistics_member(config, signing_key, LinkTotals(link, timeout)) as member:
         step = take_part(stub, member, signing_key, peer_keys, timeout=timeout)
-    finally:
-        if ledger is not None:
-            ledger.close()
     fitted = released_preprocessing(step)
     link.offer(TrainerTask(kind="preprocess", round=0), fitted.canonical_bytes())
     link.await_result(0, timeout=timeout)
