@@ -8,16 +8,18 @@
    with FedAdam hold 1.2 GB of tensors; the run is skipped (and says so) when the host has
    less than 4 GiB free.
 2. Time from an aggregator kill to the next round accepted, locally, the median of
-   ``--kills`` kills: a real local run of the quickstart (3 silos, masked, 3 rounds,
-   training included) is killed with SIGKILL right after round 2's first update is
-   admitted (``fedsilo_testing.crash``), then ``fedsilo run --resume`` starts; measured
-   from the kill to the hub being back (its ``resume`` audit record) and to round 2's
-   checkpoint committing (the round accepted). The baselines, measured as many times in the
-   same run: a fresh ``fedsilo run`` of the same manifest, from its start to round 1's
-   checkpoint committing (processes started, silos joined, one round trained), and its plain
-   round time, from round 1's checkpoint to round 2's (one uninterrupted round).
+   ``--kills`` kills in ONE real local run of the quickstart (3 silos, masked, training
+   included): its hub process is killed with SIGKILL right after the first update of each
+   of rounds 2..kills+1 is admitted (``fedsilo_testing.crash.HubKills``); the runner
+   restarts it from round r-1's checkpoint on the same port while the silos stay up. Measured
+   in the runner, from the killed update's admission (the hub forwards it just before it dies)
+   to the hub listening again and to round r closing (its summary: the round accepted). The
+   baseline, from the same run: the plain round time of its last two rounds, which no kill
+   touches. With ``--runner-kills N``, also the old path: the whole runner killed at round
+   2's first admitted update and ``fedsilo run --resume`` started (every silo process again),
+   from the kill to round 2's checkpoint committing.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_resume.py [--skip-kill | --skip-checkpoints] [--kills N]
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_resume.py [--skip-kill | --skip-checkpoints] [--kills N] [--runner-kills N]
 """
 
 from __future__ import annotations
@@ -39,9 +41,12 @@ import yaml
 from _harness import print_figures
 
 from fedsilo.aggregator import Checkpoints, RoundSummary
+from fedsilo.api import load_manifest
 from fedsilo.identity import SigningKey, sha256_digest
-from fedsilo.protocol import encode_weights
+from fedsilo.protocol import PolicyVerdict, encode_weights
 from fedsilo.registry import ModelSeal
+from fedsilo.runner import HubRestart, LocalRun, RunOptions
+from fedsilo_testing.crash import HubKills, Kill, Phase
 
 ROOT = Path(__file__).parents[1]
 GIB = 1 << 30
@@ -121,11 +126,11 @@ def _wait_for(path: Path, deadline: float, process: subprocess.Popen[Any] | None
     return time.monotonic()
 
 
-def _quickstart(folder: Path) -> Path:
+def _quickstart(folder: Path, rounds: int) -> Path:
     documents = list(yaml.safe_load_all((ROOT / "examples" / "quickstart.yaml").read_text()))
     # Generous: a loaded machine takes minutes to start six Python processes (a resumed run's
     # silos took four minutes at a load average of 36, past a 300-second join window).
-    documents[0]["spec"].update({"rounds": 3, "roundTimeoutSeconds": 900})
+    documents[0]["spec"].update({"rounds": rounds, "roundTimeoutSeconds": 900})
     documents[0]["spec"]["training"]["localEpochs"] = 1
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "job.yaml"
@@ -144,32 +149,70 @@ def _places(folder: Path) -> list[str]:
     ]
 
 
-def fresh_run(folder: Path) -> tuple[float, float]:
-    """Seconds from starting ``fedsilo run`` to round 1's checkpoint, and from there to round 2's (a plain round)."""
-    manifest = _quickstart(folder)
-    started = time.monotonic()
-    run = subprocess.Popen(
-        [sys.executable, "-m", "fedsilo", "run", str(manifest), *_places(folder), "--no-baseline"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+class _Clock:
+    """The runner-side observer: when each kill's update was admitted, the hub was back, each round closed."""
+
+    def __init__(self, killed_rounds: set[int]) -> None:
+        self.killed_rounds = killed_rounds
+        self.killed: dict[int, float] = {}
+        self.back: list[float] = []
+        self.closed: dict[int, float] = {}
+        self._current = 0
+
+    def round_started(self, round_number: int, participants: tuple[str, ...]) -> None:
+        self._current = round_number
+
+    def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
+        if verdict.accepted and round_number in self.killed_rounds:
+            self.killed.setdefault(round_number, time.monotonic())
+
+    def round_finished(self, summary: RoundSummary) -> None:
+        self.closed.setdefault(summary.round, time.monotonic())
+
+    def hub_restarted(self, restart: HubRestart) -> None:
+        self.back.append(time.monotonic())
+
+
+def supervised_kills(folder: Path, kills: int) -> dict[str, Any]:
+    """One run whose hub dies at the first admitted update of rounds 2..kills+1; medians and the plain round."""
+    killed_rounds = list(range(2, kills + 2))
+    manifest = _quickstart(folder, rounds=kills + 3)
+    clock = _Clock(set(killed_rounds))
+    options = RunOptions(
+        manifest_path=manifest,
+        workdir=folder / "run",
+        registry=folder / "registry",
+        ledgers=folder / "ledgers",
+        baseline=False,
+        max_hub_restarts=kills,
     )
-    first = _wait_for(folder / "run" / "checkpoints" / "round-00001.json", started + 1800, run)
-    second = _wait_for(folder / "run" / "checkpoints" / "round-00002.json", started + 1800, run)
-    assert run.wait(timeout=1800) == 0, "the fresh run failed"
-    return first - started, second - first
+    setup = HubKills(tuple(Kill(r, Phase.UPLOAD) for r in killed_rounds))
+    report = LocalRun(load_manifest(manifest), options, clock, hub_setup=setup).execute()
+    assert report.status == "succeeded", report.failure
+    assert len(report.hub_restarts) == kills, report.hub_restarts
+    to_back = [back - clock.killed[r] for r, back in zip(killed_rounds, clock.back, strict=True)]
+    to_round = [clock.closed[r] - clock.killed[r] for r in killed_rounds]
+    last = kills + 3
+    plain = [clock.closed[r] - clock.closed[r - 1] for r in (last - 1, last)]
+    return {
+        "kills": kills,
+        "kill_to_hub_back_s_median": float(np.median(to_back)),
+        "kill_to_round_accepted_s_median": float(np.median(to_round)),
+        "kill_to_round_accepted_s_max": float(max(to_round)),
+        "plain_round_s_median": float(np.median(plain)),
+    }
 
 
-def kill_to_next_round(folder: Path) -> dict[str, Any]:
-    """Kill a local run at round 2's first admitted update; how long until the hub is back and round 2 is accepted."""
-    manifest = _quickstart(folder)
+def runner_kill(folder: Path) -> float:
+    """The whole runner killed at round 2's first admitted update, then ``fedsilo run --resume``: seconds to round 2."""
+    manifest = _quickstart(folder, rounds=3)
     run = folder / "run"
-    where = [str(manifest), *_places(folder), "--round", "2", "--phase", "upload"]
     crash = subprocess.Popen(
-        [sys.executable, "-m", "fedsilo_testing.crash", *where],
+        [sys.executable, "-m", "fedsilo_testing.crash", str(manifest), *_places(folder), "--kill", "2:upload:runner"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    assert crash.wait(timeout=900) == -signal.SIGKILL, "the crash driver did not die by SIGKILL"
+    assert crash.wait(timeout=1800) == -signal.SIGKILL, "the crash driver did not die by SIGKILL"
     killed = time.monotonic()
     resumed = subprocess.Popen(
         [sys.executable, "-m", "fedsilo", "run", "--resume", str(run), "--no-baseline", "--json"],
@@ -177,33 +220,10 @@ def kill_to_next_round(folder: Path) -> dict[str, Any]:
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    deadline = killed + 1800
-    while b'"operation":"resume"' not in (run / "audit.jsonl").read_bytes():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the resumed hub never recorded its resume")
-        time.sleep(0.05)
-    back = time.monotonic()
-    accepted = _wait_for(run / "checkpoints" / "round-00002.json", deadline, resumed)
+    accepted = _wait_for(run / "checkpoints" / "round-00002.json", killed + 1800, resumed)
     out, _ = resumed.communicate(timeout=1800)
-    report = json.loads(out)
-    assert report["status"] == "succeeded", report
-    return {"kill_to_hub_back_s": back - killed, "kill_to_round_accepted_s": accepted - killed}
-
-
-def recovery_figures(folder: Path, kills: int) -> dict[str, Any]:
-    """Medians of ``kills`` kill-to-next-round measurements and as many fresh starts, alternated."""
-    killed, fresh = [], []
-    for attempt in range(kills):
-        killed.append(kill_to_next_round(folder / f"kill-{attempt}"))
-        fresh.append(fresh_run(folder / f"fresh-{attempt}"))
-    return {
-        "kills": kills,
-        "kill_to_hub_back_s_median": float(np.median([k["kill_to_hub_back_s"] for k in killed])),
-        "kill_to_round_accepted_s_median": float(np.median([k["kill_to_round_accepted_s"] for k in killed])),
-        "kill_to_round_accepted_s_max": float(max(k["kill_to_round_accepted_s"] for k in killed)),
-        "fresh_start_to_round_1_s_median": float(np.median([start for start, _ in fresh])),
-        "plain_round_s_median": float(np.median([plain for _, plain in fresh])),
-    }
+    assert json.loads(out)["status"] == "succeeded", out
+    return accepted - killed
 
 
 def main() -> None:
@@ -211,7 +231,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-kill", action="store_true", help="only the checkpoint figures")
     parser.add_argument("--skip-checkpoints", action="store_true", help="only the kill-to-next-round figures")
-    parser.add_argument("--kills", type=int, default=5, help="kills (and fresh starts) to take the median of")
+    parser.add_argument("--kills", type=int, default=5, help="hub kills (in one run) to take the median of")
+    parser.add_argument("--runner-kills", type=int, default=0, help="also kill the whole runner this often")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
@@ -227,7 +248,11 @@ def main() -> None:
         if rows:
             print_figures("checkpoint per round", rows)
         if not args.skip_kill:
-            print_figures("aggregator kill to next round accepted (local)", [recovery_figures(folder, args.kills)])
+            figures = supervised_kills(folder / "supervised", args.kills)
+            if args.runner_kills:
+                whole = [runner_kill(folder / f"runner-{n}") for n in range(args.runner_kills)]
+                figures["runner_kill_to_round_accepted_s_median"] = float(np.median(whole))
+            print_figures("aggregator kill to next round accepted (local)", [figures])
 
 
 if __name__ == "__main__":

@@ -1,18 +1,19 @@
-"""Kill a local run with SIGKILL at a chosen phase of a chosen round: the resume tests' and benchmark's hub crash.
+"""Kill a local run's hub with SIGKILL at chosen phases of chosen rounds: the resume tests' and benchmark's crashes.
 
-Run as a process of its own (the kill takes the in-process aggregator and, through their
-parent-death signal, the silos' processes with it)::
+A local run's hub is a child process of the runner (``fedsilo.runner``'s supervised hub).
+:class:`HubKills` is its ``hub_setup``: in the N-th hub process of a run it arms the N-th
+kill, so one run dies at every phase in turn, each death restarted by the runner from the
+newest checkpoint while the silos stay up. A kill aimed at the ``runner`` takes the whole
+run down instead (the runner first, then the hub; the silos follow their parent), which
+``fedsilo run --resume RUN`` then resumes. As a process of its own::
 
     python -m fedsilo_testing.crash MANIFEST --workdir RUN --registry REG --ledgers LEDGERS \
-        --round 2 --phase upload
+        --kill 1:keys --kill 2:upload --kill 2:unmask:runner
 
-then resume with ``fedsilo run --resume RUN``, or kill the resumed run too at another phase::
-
-    python -m fedsilo_testing.crash --resume RUN --round 2 --phase unmask
-
-so one chain of runs dies at every phase, each resumed from the checkpoint the previous kill
-left (the resume tests' cheap way to cover all phases: no second whole run per phase). The phases are the points of a round where
-the hub holds state a checkpoint must not lose or double-count:
+or, for a run killed before, ``python -m fedsilo_testing.crash --resume RUN --kill ...``. It
+exits with the runner's SIGKILL, or with the report's JSON when the run ended. The phases
+are the points of a round where the hub holds state a checkpoint must not lose or
+double-count:
 
 - ``keys``: key agreement, the hub has every silo's key advertisement and is about to answer;
 - ``upload``: the first update of the round was admitted (and, in a DP job, charged by both
@@ -22,24 +23,26 @@ the hub holds state a checkpoint must not lose or double-count:
 - ``checkpoint``: the round is in the registry, its checkpoint's tensors are written but the
   checkpoint's JSON (its commit marker) is not.
 
-The hooks wrap the aggregator's own methods in this process only; nothing in ``fedsilo``
+The hooks wrap the aggregator's own methods in the hub process only; nothing in ``fedsilo``
 knows about them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import fedsilo.aggregator._checkpoint as checkpoint_module
 import fedsilo.registry._local as registry_module
-from fedsilo.aggregator import RoundSummary
+from fedsilo.aggregator import RoundObserver, RoundSummary
 from fedsilo.aggregator._masked import MaskedAggregation
 from fedsilo.api import Manifest, load_manifest
 from fedsilo.protocol import PolicyVerdict
@@ -56,17 +59,43 @@ class Phase(StrEnum):
     CHECKPOINT = "checkpoint"
 
 
-def die() -> None:
-    """SIGKILL this process: no handler, no ``finally``, no flush."""
+@dataclass(frozen=True)
+class Kill:
+    """One crash: at ``phase`` of round ``round``, SIGKILL the hub process (or the whole ``runner``)."""
+
+    round: int
+    phase: Phase
+    runner: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Kill:
+        """``ROUND:PHASE`` or ``ROUND:PHASE:runner``."""
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "runner") or not parts[0].isdigit():
+            raise argparse.ArgumentTypeError(f"--kill takes ROUND:PHASE or ROUND:PHASE:runner, not {text!r}")
+        try:
+            phase = Phase(parts[1])
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--kill: no phase {parts[1]!r}; one of {[p.value for p in Phase]}"
+            ) from None
+        return cls(int(parts[0]), phase, len(parts) == 3)
+
+
+def die(runner: bool = False) -> None:
+    """SIGKILL this process (the runner first, if ``runner``): no handler, no ``finally``, no flush."""
+    if runner:
+        os.kill(os.getppid(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 class CrashObserver:
     """Tracks the open round and kills the process at ``phase`` of round ``round_number``."""
 
-    def __init__(self, phase: Phase, round_number: int) -> None:
+    def __init__(self, phase: Phase, round_number: int, runner: bool = False) -> None:
         self.phase = phase
         self.round_number = round_number
+        self.runner = runner
         self.current = 0
 
     def armed(self, phase: Phase) -> bool:
@@ -80,42 +109,56 @@ class CrashObserver:
     def update_decided(self, round_number: int, silo: str, verdict: PolicyVerdict) -> None:
         """Die at the first admitted update of the armed round (``upload``)."""
         if verdict.accepted and self.armed(Phase.UPLOAD):
-            die()
+            die(self.runner)
 
     def round_finished(self, summary: RoundSummary) -> None:
         """Nothing to do: the registry and checkpoint phases hook their writes."""
 
 
-def _before(owner: Any, name: str, when: Callable[..., bool]) -> None:
+def _before(owner: Any, name: str, when: Callable[..., bool], runner: bool) -> None:
     """Make ``owner.name`` die first whenever ``when`` (given the call's arguments) holds."""
     original = getattr(owner, name)
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if when(*args, **kwargs):
-            die()
+            die(runner)
         return original(*args, **kwargs)
 
     setattr(owner, name, wrapper)
 
 
-def arm(phase: Phase, round_number: int) -> CrashObserver:
-    """Install the hooks; the observer to pass to the run."""
-    observer = CrashObserver(phase, round_number)
-    _before(MaskedAggregation, "setup_step", lambda *a, **k: observer.armed(Phase.KEYS))
-    _before(MaskedAggregation, "unmask", lambda *a, **k: observer.armed(Phase.UNMASK))
+def arm(kill: Kill) -> CrashObserver:
+    """Install the hooks in this (hub) process; the observer to pass to its hub."""
+    phase, round_number = kill.phase, kill.round
+    observer = CrashObserver(phase, round_number, kill.runner)
+    _before(MaskedAggregation, "setup_step", lambda *a, **k: observer.armed(Phase.KEYS), kill.runner)
+    _before(MaskedAggregation, "unmask", lambda *a, **k: observer.armed(Phase.UNMASK), kill.runner)
     stem = f"round-{round_number:05d}"
     _before(
         registry_module,
         "_atomic_write",
         lambda path, data: observer.phase is Phase.REGISTRY and path.name == f"{stem}.json",
+        kill.runner,
     )
     _before(
         checkpoint_module,
         "_write_durably",
         lambda path, data: observer.phase is Phase.CHECKPOINT and path.name == f"{stem}.json",
+        kill.runner,
     )
     return observer
+
+
+@dataclass(frozen=True)
+class HubKills:
+    """A run's ``hub_setup``: the N-th hub process of the run (0 first) dies by ``kills[N]``; later ones live."""
+
+    kills: tuple[Kill, ...]
+
+    def __call__(self, attempt: int) -> RoundObserver | None:
+        """Arm this hub process's kill, if it has one."""
+        return arm(self.kills[attempt]) if attempt < len(self.kills) else None
 
 
 def _options(args: argparse.Namespace) -> tuple[Manifest, RunOptions]:
@@ -145,20 +188,22 @@ def _options(args: argparse.Namespace) -> tuple[Manifest, RunOptions]:
 
 
 def main() -> None:
-    """Run the manifest (or resume the run) until the armed phase kills it."""
+    """Run the manifest (or resume the run) with its hub killed at each ``--kill``; the report's JSON if it ends."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifest", type=Path, nargs="?")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--registry", type=Path)
     parser.add_argument("--ledgers", type=Path)
     parser.add_argument("--resume", type=Path, metavar="RUN", help="resume this run (killed before) instead")
-    parser.add_argument("--round", type=int, required=True)
-    parser.add_argument("--phase", type=Phase, choices=list(Phase), required=True)
+    parser.add_argument("--kill", type=Kill.parse, action="append", required=True, metavar="ROUND:PHASE[:runner]")
+    parser.add_argument("--max-hub-restarts", type=int, help="default: one restart per --kill")
     args = parser.parse_args()
     manifest, options = _options(args)
-    observer = arm(args.phase, args.round)
-    report = LocalRun(manifest, options, observer).execute()
-    raise SystemExit(f"the run ended ({report.status}) without reaching {args.phase} of round {args.round}")
+    kills = tuple(args.kill)
+    restarts = len(kills) if args.max_hub_restarts is None else args.max_hub_restarts
+    options = dataclasses.replace(options, max_hub_restarts=restarts)
+    report = LocalRun(manifest, options, hub_setup=HubKills(kills)).execute()
+    print(report.to_json())
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
 """A hub killed (SIGKILL) at every phase of a round resumes at its last checkpoint and ends where an uninterrupted run ends.
 
-Each job is killed once per phase in ONE chain of runs (``fedsilo_testing.crash``: the
-in-process aggregator dies and, by their parent-death signal, the silos' processes with
-it): the first run dies at key agreement of round 1, its resume dies at the upload of
-round 2, that one's resume at unmasking, then at the registry write and at the checkpoint
-write of round 2, and the last resume (``fedsilo run --resume``) finishes the job. A chain
-costs one whole run plus a restart per phase, where a crash-and-resume pair per phase cost
-two whole runs each. It is compared with one uninterrupted run of the same manifest:
+Each job is killed once per phase in ONE run (``fedsilo_testing.crash``, whose ``HubKills``
+arms the N-th hub process of the run with the N-th kill): the hub process dies at key
+agreement of round 1, and its restarts at the upload, the unmasking and the registry write of
+round 2, each restarted by the runner from the newest checkpoint on the same port while
+every silo's sidecar and trainer stay up and reconnect, as they do when a cluster's
+aggregator pod is deleted. The last kill, at the checkpoint write of round 2, takes the
+whole runner down (silos included), and ``fedsilo run --resume`` finishes the job: the
+other recovery path. A job costs one uninterrupted run, one killed run and one resume,
+where it cost a whole restart of every silo per phase. It is compared with one uninterrupted
+run of the same manifest:
 
 - the final model is bit for bit the same (same digest): training is seeded per round and
   silo, masked sums are exact in Z_2^32, and FedAdam's moments come back from the
   checkpoint; the DP job draws its DP-SGD noise from ``fedsilo_testing.replayable`` so two
   runs can be compared at all, and the round in flight is sent again from each silo's kept
-  release rather than trained afresh (after the upload kill, three times);
+  release rather than trained afresh;
 - ``fedsilo audit verify`` and ``fedsilo models verify`` pass, and the audit log records
-  every resume, each after the round its checkpoint held;
+  every resume, each after the round its checkpoint held, and says which the runner did
+  (its hub restarted, the silos up) and which ``fedsilo run --resume`` did;
 - in the DP job each silo's ledger and the hub's charge every round exactly once, agree on
   every charge, and verify with their writers' keys.
 """
@@ -36,22 +40,23 @@ from fedsilo.identity import load_signing_key, read_identity
 from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import LocalRun, RunOptions
-from fedsilo_testing.crash import Phase
+from fedsilo_testing.crash import Kill, Phase
 from fedsilo_testing.replayable import FACTORY
 
 from .conftest import ROOT
 
 ROUNDS = 3
-# (round, phase) of each kill, in chain order: every phase the hub holds state a checkpoint
-# must not lose or double-count. Key agreement dies in round 1 (resumed from the initial
-# model's checkpoint), the rest in round 2 (resumed from round 1's, FedAdam's moments and a
-# DP round's charges included).
+# Each kill in run order: every phase the hub holds state a checkpoint must not lose or
+# double-count. Key agreement dies in round 1 (resumed from the initial model's checkpoint),
+# the rest in round 2 (resumed from round 1's, FedAdam's moments and a DP round's charges
+# included). The hub alone dies at the first four (the runner restarts it, the silos stay);
+# the last takes the whole runner, and ``fedsilo run --resume`` goes on.
 KILLS = [
-    (1, Phase.KEYS),
-    (2, Phase.UPLOAD),
-    (2, Phase.UNMASK),
-    (2, Phase.REGISTRY),
-    (2, Phase.CHECKPOINT),
+    Kill(1, Phase.KEYS),
+    Kill(2, Phase.UPLOAD),
+    Kill(2, Phase.UNMASK),
+    Kill(2, Phase.REGISTRY),
+    Kill(2, Phase.CHECKPOINT, runner=True),
 ]
 TIMEOUT = 600
 # Two jobs, each one uninterrupted run and one chain of restarts: about a minute each on an
@@ -63,9 +68,9 @@ def _manifest(folder: Path, example: str, **spec_changes: object) -> Path:
     documents = list(yaml.safe_load_all((ROOT / "examples" / example).read_text()))
     spec = documents[0]["spec"]
     # Generous, and free: a deadline only matters when a silo is late (a loaded machine takes
-    # minutes to start six processes); the kills take the silos down with the hub, so no
-    # round ever waits for one.
-    spec.update({"rounds": ROUNDS, "roundTimeoutSeconds": 300, **spec_changes})
+    # minutes to start six processes: at a load average of 23 the silos took over 300 s to
+    # join); a killed hub's silos stay up and rejoin, so no round waits for a silo that is gone.
+    spec.update({"rounds": ROUNDS, "roundTimeoutSeconds": 900, **spec_changes})
     spec["training"]["localEpochs"] = 1
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "job.yaml"
@@ -106,28 +111,20 @@ def _fedsilo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _killed_at_every_phase(manifest: Path, folder: Path) -> dict[str, object]:
-    """Run ``manifest``, killing it at each of ``KILLS`` in turn (each kill resumed), then finish it; the report."""
+    """Run ``manifest`` with its hub killed at each of ``KILLS`` (the last kill the runner's), resume it; the report."""
     run = folder / "run"
-    start = ["--workdir", str(run), "--registry", str(folder / "registry"), "--ledgers", str(folder / "ledgers")]
-    for round_number, phase in KILLS:
-        where = ["--resume", str(run)] if run.exists() else [str(manifest), *start]
-        crashed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "fedsilo_testing.crash",
-                *where,
-                "--round",
-                str(round_number),
-                "--phase",
-                phase.value,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-        assert crashed.returncode == -signal.SIGKILL, f"{phase} of round {round_number}: {crashed.stderr[-3000:]}"
+    where = ["--workdir", str(run), "--registry", str(folder / "registry"), "--ledgers", str(folder / "ledgers")]
+    kills = [f"--kill={k.round}:{k.phase.value}{':runner' if k.runner else ''}" for k in KILLS]
+    crashed = subprocess.run(
+        [sys.executable, "-m", "fedsilo_testing.crash", str(manifest), *where, *kills],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert crashed.returncode == -signal.SIGKILL, (
+        f"the run was not killed: {crashed.stdout[-2000:]}{crashed.stderr[-3000:]}"
+    )
     resumed = _fedsilo("run", "--resume", str(run), "--no-baseline", "--json")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     report: dict[str, object] = json.loads(resumed.stdout)
@@ -175,8 +172,12 @@ def _check_common(job: Job) -> None:
     ]
     # Every phase dies before its round's checkpoint commits: each resume goes on after the round before.
     assert [(record["operation"], record["round"]) for record in operations] == [
-        ("resume", round_number - 1) for round_number, _ in KILLS
+        ("resume", kill.round - 1) for kill in KILLS
     ]
+    # A kill of the hub alone was the runner's to restart (the silos stayed up); the runner's own, --resume's.
+    restarted = ["the runner restarted it" in record["reason"] for record in operations]
+    assert restarted == [True, True, True, True, False], [record["reason"] for record in operations]
+    assert operations[-1]["reason"] == f"fedsilo run --resume {run}"
 
 
 def test_a_masked_job_killed_at_every_phase_ends_with_the_uninterrupted_model(masked_job: Job) -> None:
@@ -205,3 +206,30 @@ def test_a_dp_job_killed_at_every_phase_charges_no_round_twice_and_ends_with_the
                 charge.epsilon_job,
             )
     assert sorted(round_number for _, round_number in hub) == sorted(list(range(1, ROUNDS + 1)) * 3)
+
+
+def test_a_hub_that_keeps_dying_fails_the_job_once_its_restarts_are_spent(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path / "manifest", "quickstart.yaml", rounds=1)
+    run = tmp_path / "run"
+    where = ["--workdir", str(run), "--registry", str(tmp_path / "registry"), "--ledgers", str(tmp_path / "ledgers")]
+    kills = ["--kill=1:keys", "--kill=1:keys", "--max-hub-restarts=1"]
+    crashed = subprocess.run(
+        [sys.executable, "-m", "fedsilo_testing.crash", str(manifest), *where, *kills],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert crashed.returncode == 0, crashed.stderr[-3000:]
+    report = json.loads(crashed.stdout)
+    assert report["status"] == "failed"
+    assert "after 1 restarts (at most 1, --max-hub-restarts)" in report["failure"], report["failure"]
+    assert f"fedsilo run --resume {run}" in report["failure"]
+    assert [r["restart"] for r in report["hub_restarts"]] == [1]
+    assert "killed by SIGKILL" in report["hub_restarts"][0]["cause"]
+    operations = [
+        record
+        for record in map(json.loads, (run / "audit.jsonl").read_text().splitlines())
+        if record["kind"] == "operation"
+    ]
+    assert [(r["operation"], r["round"]) for r in operations] == [("resume", 0)]

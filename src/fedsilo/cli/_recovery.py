@@ -20,7 +20,7 @@ from rich.table import Table
 from fedsilo.runner import RecoveryError, RecoveryReport, rollback, unlearn
 
 from ._exit import EXIT_OK, EXIT_USAGE
-from ._run import resume_run
+from ._run import add_restart_option, resume_run
 
 
 def recovery_table(report: RecoveryReport) -> Table:
@@ -72,6 +72,7 @@ def _add(actions: Any, name: str, help_text: str, operation: Callable[[argparse.
     parser.add_argument("--no-isolation", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-baseline", action="store_true", help="skip the centralized baseline when retraining")
     parser.add_argument("--plot", type=Path, help=argparse.SUPPRESS)
+    add_restart_option(parser)
     parser.set_defaults(handler=_handler(operation))
     return parser
 

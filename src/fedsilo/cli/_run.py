@@ -18,10 +18,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fedsilo.aggregator import RoundSummary
 from fedsilo.api import Manifest
 from fedsilo.protocol import PolicyVerdict
-from fedsilo.runner import LocalRun, RecoveryError, RunOptions, read_run_state, render_silo_quality, render_table
+from fedsilo.runner import (
+    HubRestart,
+    LocalRun,
+    RecoveryError,
+    RunOptions,
+    read_run_state,
+    render_silo_quality,
+    render_table,
+)
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._manifests import manifest_or_report
+
+# A hub that died more often than this in one run has a cause that restarting will not fix.
+MAX_HUB_RESTARTS = 100
 
 
 class _ProgressObserver:
@@ -40,6 +51,13 @@ class _ProgressObserver:
             self._progress.console.print(
                 f"  round {round_number}: [yellow]{silo} denied[/]: {'; '.join(verdict.reasons)}"
             )
+
+    def hub_restarted(self, restart: HubRestart) -> None:
+        after = f"after round {restart.resumed_after}" if restart.resumed_after is not None else "from its start"
+        self._progress.console.print(
+            f"  [yellow]hub restart {restart.restart}[/]: {restart.cause}; back in {restart.seconds_down:.1f}s, "
+            f"going on {after}; the silos reconnect"
+        )
 
     def round_finished(self, summary: RoundSummary) -> None:
         if summary.round not in self._printed:
@@ -76,6 +94,7 @@ def _resumed(run_dir: Path, args: argparse.Namespace) -> tuple[Manifest, RunOpti
         ledgers=Path(state.ledgers),
         plot=args.plot,
         resume=True,
+        max_hub_restarts=args.max_hub_restarts,
     )
 
 
@@ -116,6 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         ledgers=args.ledgers,
         plot=args.plot,
         metrics_port=args.metrics_port,
+        max_hub_restarts=args.max_hub_restarts,
     )
     return execute(manifest, options, args, console)
 
@@ -183,6 +203,30 @@ def _metrics_port(text: str) -> int:
     return port
 
 
+def _restarts(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_HUB_RESTARTS:
+        raise argparse.ArgumentTypeError(
+            f"--max-hub-restarts must be a whole number from 0 to {MAX_HUB_RESTARTS}, not {text!r}"
+        )
+    return value
+
+
+def add_restart_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-hub-restarts``, for every command that runs a job locally (``run``, ``unlearn``, ``models rollback``)."""
+    parser.add_argument(
+        "--max-hub-restarts",
+        type=_restarts,
+        default=RunOptions.max_hub_restarts,
+        metavar="N",
+        help="restart a hub process that dies (from its newest checkpoint, the silos staying up) at most N times "
+        f"before the job fails (default {RunOptions.max_hub_restarts})",
+    )
+
+
 def register(commands: Any) -> None:
     """Add ``run`` and ``validate``."""
     run = commands.add_parser("run", help="run a FederatedJob manifest locally, end to end")
@@ -208,6 +252,7 @@ def register(commands: Any) -> None:
         type=_metrics_port,
         help="serve the hub's Prometheus /metrics on 127.0.0.1:PORT while the job runs (0: any free port)",
     )
+    add_restart_option(run)
     run.set_defaults(handler=_run)
     validate = commands.add_parser("validate", help="check a manifest without running it")
     validate.add_argument("manifest")

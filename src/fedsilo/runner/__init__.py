@@ -25,6 +25,7 @@ from ._recovery import RunState as RunState
 from ._recovery import read_run_state as read_run_state
 from ._recovery import rollback as rollback
 from ._recovery import unlearn as unlearn
+from ._report import HubRestart as HubRestart
 from ._report import RoundRow as RoundRow
 from ._report import RunReport as RunReport
 from ._report import render_silo_quality as render_silo_quality
@@ -38,6 +39,8 @@ from ._statistics import StatisticsFiles as StatisticsFiles
 from ._statistics import run_statistics as run_statistics
 from ._statistics import statistics_phase as statistics_phase
 from ._statistics import write_statistics as write_statistics
+from ._supervised import HubSetup as HubSetup
+from ._supervised import RestartObserver as RestartObserver
 
 __all__ = [
     "AGGREGATOR_KEY",
@@ -46,6 +49,8 @@ __all__ = [
     "AggregatorConfigError",
     "AggregatorEnvironmentError",
     "Hub",
+    "HubRestart",
+    "HubSetup",
     "HubSetupError",
     "HubStatistics",
     "Isolation",
@@ -54,6 +59,7 @@ __all__ = [
     "RecoveryError",
     "RecoveryReport",
     "ReportingObserver",
+    "RestartObserver",
     "RoundRow",
     "RunOptions",
     "RunReport",

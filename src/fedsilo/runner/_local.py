@@ -3,12 +3,14 @@
 :meth:`LocalRun.execute` returns everything the command shows: the rounds, the centralized
 baseline, the plots and ``report.json`` in the run directory; the command only prints it.
 
-The aggregator runs in this process behind a real mutual-TLS gRPC server on loopback;
-every silo gets a sidecar process (its only network path) and a trainer process that
-reaches only its sidecar, over a Unix socket authenticated by a per-silo token, from the
-sandbox ``_isolation`` builds (its own uid, network and mount namespaces where the OS
-allows them). Both processes exit when this one dies. An ephemeral CA and every key are
-created per run inside the run directory (mode 0700); nothing listens in plaintext.
+The aggregator runs in a child process this one supervises (``_supervised``) behind a real
+mutual-TLS gRPC server on loopback; when it dies the runner restarts it from the newest
+checkpoint on the same port, and the silos reconnect. Every silo gets a sidecar process
+(its only network path) and a trainer process that reaches only its sidecar, over a Unix
+socket authenticated by a per-silo token, from the sandbox ``_isolation`` builds (its own
+uid, network and mount namespaces where the OS allows them). Both processes exit when this
+one dies. A CA per run and every key are created inside the run directory (mode 0700) and
+kept there for restarts and ``--resume``; nothing listens in plaintext.
 
 Every closed round is checkpointed in the run directory, which also holds ``run.json``
 (``_recovery``): ``RunOptions(resume=True)`` (``fedsilo run --resume RUN_DIR``) goes on from
@@ -31,9 +33,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import start_http_server
-
-from fedsilo.aggregator import CHECKPOINT_DIR, Checkpoints, JobFailed, LedgerBook, RoundObserver, start_server
+from fedsilo.aggregator import CHECKPOINT_DIR, RoundObserver
 from fedsilo.api import Manifest, PrivacyMode, Silo, consent_refusals
 from fedsilo.datasets import FittedPreprocessing
 from fedsilo.identity import (
@@ -60,12 +60,12 @@ from fedsilo.registry import LocalRegistry
 
 from ._children import ChildWatch, SiloProcesses
 from ._gate import build_gate
-from ._hub import aggregator_signing_key, build_hub
+from ._hub import aggregator_signing_key
 from ._isolation import Isolation, detect_isolation
-from ._recovery import RunState, latest_checkpoint, read_run_state, resume_hub, write_run_state
+from ._recovery import RunState, read_run_state, write_run_state
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
-from ._standing import manifest_standing
 from ._statistics import HubStatistics, StatisticsFiles, write_statistics
+from ._supervised import HubLaunch, HubSetup, SupervisedHub, free_port, run_credentials
 
 log = logging.getLogger("fedsilo.run")
 
@@ -95,6 +95,9 @@ class RunOptions:
     metrics_port: int | None = None
     # Go on in ``workdir`` from its newest checkpoint (``fedsilo run --resume``).
     resume: bool = False
+    # How often the hub may die and be restarted (from its newest checkpoint, on the same port,
+    # the silos staying up) before the job fails (``--max-hub-restarts``).
+    max_hub_restarts: int = 3
 
     def hub_ledger(self) -> Path:
         """The hub's ledger file."""
@@ -113,10 +116,18 @@ def _python_command(args: LaunchArgs) -> list[str]:
 class LocalRun:
     """One execution of a manifest on this machine."""
 
-    def __init__(self, manifest: Manifest, options: RunOptions, observer: RoundObserver | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        options: RunOptions,
+        observer: RoundObserver | None = None,
+        hub_setup: HubSetup | None = None,
+    ) -> None:
         self.manifest = manifest
         self.options = options
         self.observer = observer
+        #: Run in every hub process before its hub is built (fault tests install kill hooks there).
+        self.hub_setup = hub_setup
         job = manifest.job.metadata.name
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         self.workdir = options.workdir or Path("runs") / f"{job}-{stamp}"
@@ -307,62 +318,42 @@ class LocalRun:
                     isolate=self.options.isolate,
                 ),
             )
-        ca = CertificateAuthority.create()
-        server_tls = ca.issue("aggregator", server=True, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
+        # Kept in the run directory: a restarted hub presents a certificate the live sidecars trust.
+        ca, server_tls = run_credentials(self.workdir)
         identity_dirs, silos = self._identities(ca)
         job_config = self.workdir / MANIFEST_FILE
         job_config.write_text(render_job_manifest(self.manifest.job, silos))
         # A job with federated preprocessing: its silos' processes start now and take part in
         # the statistics phase; the hub then serves training on the same address.
         listen = self._statistics(silos, identity_dirs, job_config, server_tls)
-
-        # The hub's ledger outlives the run, so its signing key lives beside it, not in the run directory.
-        ledger_key = aggregator_signing_key(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None
-        job = self.manifest.job.metadata.name
-        excluded = self.resumed.excluded if self.resumed else ()
-        checkpoints = Checkpoints(self.workdir, ledger_run=run_name(job, self.run_id), excluded=excluded)
-        checkpoint = latest_checkpoint(checkpoints) if self.resumed else None
-        # The round the crashed run was in: its releases may be charged already, and are recognised.
-        resumed_round = (checkpoint.round if checkpoint else 0) + 1 if self.resumed else None
-        privacy = LedgerBook.for_job(
-            self.manifest.job, self.options.hub_ledger(), self.run_id, ledger_key, resumed_round=resumed_round
-        )
-        hub = build_hub(
-            self.manifest.job,
-            silos,
-            state_dir=self.workdir,
-            engine=engine,
-            registry=LocalRegistry(self.options.registry),
-            observer=self.observer,
-            privacy=privacy,
-            preprocessing=self.preprocessing,
-            # The manifest the user ran: editing a Silo's spec.suspended in it between rounds
-            # suspends or readmits it from the next round on (keys are this run's own).
-            standing=manifest_standing(
-                self.options.manifest_path,
-                self.manifest.job.metadata.name,
-                {s.metadata.name: VerifyKey.from_base64(str(s.spec.identity.public_key)) for s in silos},
+        # Chosen here so the silos start while the hub process starts (each takes a while under load);
+        # the hub's signing key too, whose public half every sidecar reads as it starts.
+        port = int(listen.rsplit(":", 1)[1]) or free_port()
+        aggregator_signing_key(self.workdir)
+        hub = SupervisedHub(
+            HubLaunch(
+                manifest=self.manifest,
+                silos=tuple(silos),
+                manifest_path=self.options.manifest_path,
+                workdir=self.workdir,
+                registry=self.options.registry,
+                ledgers=self.options.ledgers,
+                hub_ledger=self.options.hub_ledger(),
+                run_id=self.run_id,
+                excluded=self.resumed.excluded if self.resumed else (),
+                preprocessing=self.preprocessing,
+                server_tls=server_tls,
+                metrics_port=self.options.metrics_port,
+                parent_pid=os.getpid(),
+                listen=f"localhost:{port}",
+                resume_reason=f"fedsilo run --resume {self.workdir}" if self.resumed is not None else None,
+                setup=self.hub_setup,
             ),
-            checkpoints=checkpoints,
+            self.observer,
+            self.options.max_hub_restarts,
+            self._record_port,
         )
-        coordinator = hub.coordinator
-        if self.resumed is not None:
-            try:
-                resume_hub(hub, checkpoint, f"fedsilo run --resume {self.workdir}")
-            except ValueError:
-                hub.close()
-                if privacy is not None:
-                    privacy.close()
-                raise
-        try:
-            server, port = start_server(coordinator, listen, server_tls)
-        except BaseException:
-            self._stop_silos()
-            raise
-        metrics = None
-        if self.options.metrics_port is not None:
-            metrics, _ = start_http_server(self.options.metrics_port, addr="127.0.0.1")
-            self.metrics_port = metrics.server_port
+        hub.start()
         report = RunReport(
             job=self.manifest.job.metadata.name,
             status="running",
@@ -378,34 +369,42 @@ class LocalRun:
                 self._processes = [
                     self._start_silo(i, n, identity_dirs[n], port, job_config) for i, n in enumerate(spec.silos)
                 ]
+            hub.listening()
+            self.metrics_port = hub.metrics_port
             if on_started is not None:
                 on_started(self)
-            self._watch.start(self._processes, lambda death: coordinator.abort(death.summary()))
-            try:
-                coordinator.run()
+            self._watch.start(self._processes, lambda death: hub.abort(death.summary()))
+            outcome = hub.wait()
+            if outcome.succeeded:
                 report.status = "succeeded"
-            except JobFailed as error:
+            else:
                 report.status = "failed"
                 death = self._watch.death
                 # The hub and the other silos are told which process died; the log's tail is for this report only.
-                report.failure = death.report() if death is not None and str(error) == death.summary() else str(error)
+                report.failure = (
+                    death.report() if death is not None and outcome.failure == death.summary() else (outcome.failure)
+                )
             self._watch.stop()
-            if self._watch.death is None:
+            # A hub that ended the job still serves: the silos learn that no round follows and exit.
+            if self._watch.death is None and hub.serving():
                 self._wait_for_silos()
         finally:
             self._watch.stop()
             self._stop_silos()
-            server.stop(grace=2).wait()
-            if metrics is not None:
-                metrics.shutdown()
-            hub.close()
-            if privacy is not None:
-                privacy.close()
-        report.rounds = [RoundRow.of(s) for s in coordinator.summaries]
+            hub.stop()
+        report.hub_restarts = list(hub.restarts)
+        summaries = outcome.summaries
+        report.rounds = [RoundRow.of(s) for s in summaries]
         for row in report.rounds:
             for silo in row.denied:
                 report.denials[silo] = report.denials.get(silo, 0) + 1
         return report
+
+    def _record_port(self, port: int) -> None:
+        """Keep the hub's port in ``run.json``: a restarted hub listens on it again, where the sidecars redial."""
+        state = read_run_state(self.workdir)
+        if state.hub_port != port:
+            write_run_state(self.workdir, state.model_copy(update={"hub_port": port}))
 
     def _statistics(
         self, silos: list[Silo], identity_dirs: dict[str, Path], job_config: Path, server_tls: TlsCredentials

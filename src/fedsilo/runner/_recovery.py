@@ -67,6 +67,9 @@ class RunState(StrictMessage):
     isolate: bool
     #: Silos ``fedsilo unlearn`` told the run to forget: a resumed run starts none of them.
     excluded: tuple[_Name, ...] = ()
+    #: The port the hub listens on (on loopback): a hub the runner restarts after it died listens
+    #: there again, with the same certificate, so the silos' sidecars redial it and go on.
+    hub_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
     def load_manifest(self) -> Manifest:
         """The run's manifest, without the silos it was told to forget."""

@@ -99,6 +99,19 @@ class RoundRow:
         )
 
 
+@dataclass(frozen=True)
+class HubRestart:
+    """One restart of a run's hub after its process died: the report lists them."""
+
+    restart: int
+    cause: str
+    died_at: str
+    #: The round the restarted hub goes on after (its newest checkpoint's).
+    resumed_after: int | None = None
+    #: Seconds from the death being noticed to the restarted hub listening again.
+    seconds_down: float | None = None
+
+
 @dataclass
 class RunReport:
     """The outcome of ``fedsilo run``."""
@@ -119,6 +132,8 @@ class RunReport:
     # The statistics phase's released statistics (jobs with spec.data.preprocessing).
     statistics: str | None = None
     denials: dict[str, int] = field(default_factory=dict)
+    # Each time the hub process died and the runner restarted it from its newest checkpoint.
+    hub_restarts: list[HubRestart] = field(default_factory=list)
 
     @property
     def private(self) -> bool:
