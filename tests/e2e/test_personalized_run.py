@@ -1,25 +1,21 @@
 """A whole local run with FedBN normalization and a FedPer head kept in each silo, and fine-tuning at the end.
 
 Every message the sidecars send the hub and every model the hub serves is captured as the
-bytes that crossed the real mutual-TLS gRPC connection; neither they nor any file of the
-registry hold a private parameter, and the updates are sized to the shared parameters alone.
+bytes that crossed the real mutual-TLS gRPC connection (``fedsilo_testing.wire``, recording in
+the hub's process); neither they nor any file of the registry hold a private parameter, and the updates are sized to the shared parameters alone.
 The report shows each silo's score, the worst silo and the spread, before and after fine-tuning.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from fedsilo.aggregator._service import AggregatorService
 from fedsilo.api import load_manifest
 from fedsilo.protocol import EvaluationReport, TensorLayout, UpdateMetadata, decode_weights, pb
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import LocalRun, RunOptions
+from fedsilo_testing.wire import WireRecorder
 
 from .conftest import quick_manifest
 
@@ -28,45 +24,8 @@ PRIVATE_MODULES = (b"layers.1.", b"layers.3.")
 SHARED = {"layers.0.weight", "layers.0.bias"}
 
 
-class Wire:
-    """Every request a sidecar sent the hub and every model chunk the hub sent back, serialized."""
-
-    def __init__(self) -> None:
-        self.requests: dict[str, list[bytes]] = {}
-        self.models: list[bytes] = []
-
-    def wrap(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        def recorded(service: AggregatorService, request: Any, context: Any) -> Any:
-            if name == "SubmitUpdate":
-                chunks = list(request)
-                self.requests.setdefault(name, []).extend(c.SerializeToString() for c in chunks)
-                return method(service, iter(chunks), context)
-            self.requests.setdefault(name, []).append(request.SerializeToString())
-            if name == "GetModel":
-                return self._models(method(service, request, context))
-            return method(service, request, context)
-
-        return recorded
-
-    def _models(self, chunks: Iterator[pb.BytesChunk]) -> Iterator[pb.BytesChunk]:
-        blob = b""
-        for chunk in chunks:
-            blob += chunk.data
-            yield chunk
-        self.models.append(blob)
-
-
-@pytest.fixture
-def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
-    recorder = Wire()
-    # Every call a sidecar can make (the service's gRPC methods are its capitalized ones).
-    for name in [n for n in vars(AggregatorService) if n[0].isupper()]:
-        monkeypatch.setattr(AggregatorService, name, recorder.wrap(name, getattr(AggregatorService, name)))
-    return recorder
-
-
 def test_private_layers_never_cross_the_wire_or_reach_the_registry_and_fine_tuning_is_reported(
-    tmp_path: Path, wire: Wire
+    tmp_path: Path,
 ) -> None:
     path = quick_manifest(
         tmp_path,
@@ -81,16 +40,17 @@ def test_private_layers_never_cross_the_wire_or_reach_the_registry_and_fine_tuni
     report = LocalRun(
         load_manifest(path),
         RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=registry, baseline=False),
+        hub_setup=(wire := WireRecorder(tmp_path / "wire")),
     ).execute()
     assert report.status == "succeeded", report.failure
 
     # The models the hub served: the shared layer alone, every round.
-    assert wire.models and all(set(decode_weights(blob)) == SHARED for blob in wire.models)
+    assert wire.models() and all(set(decode_weights(blob)) == SHARED for blob in wire.models())
     # Everything the sidecars sent: no private name in any message, updates sized to the shared layer.
-    sent = [message for messages in wire.requests.values() for message in messages]
+    sent = [message for messages in wire.requests().values() for message in messages]
     assert sent and not [m for m in sent for name in PRIVATE_MODULES if name in m]
-    shared_size = TensorLayout.of(decode_weights(wire.models[0])).size
-    updates = [pb.UpdateChunk.FromString(m) for m in wire.requests["SubmitUpdate"]]
+    shared_size = TensorLayout.of(decode_weights(wire.models()[0])).size
+    updates = [pb.UpdateChunk.FromString(m) for m in wire.requests()["SubmitUpdate"]]
     claims = [UpdateMetadata.parse(u.metadata.metadata_json) for u in updates if u.HasField("metadata")]
     assert len(claims) == 6 and {c.vector_length for c in claims} == {shared_size + 1}
     assert sum(len(u.vector.data) for u in updates if u.HasField("vector")) == 6 * (shared_size + 1) * 4
@@ -102,7 +62,7 @@ def test_private_layers_never_cross_the_wire_or_reach_the_registry_and_fine_tuni
 
     # Signed scores of fine-tuned models came in the closing evaluation, one per silo.
     stages = [
-        EvaluationReport.parse(pb.SignedMetadata.FromString(m).metadata_json) for m in wire.requests["ReportEvaluation"]
+        EvaluationReport.parse(pb.SignedMetadata.FromString(m).metadata_json) for m in wire.requests()["ReportEvaluation"]
     ]
     assert sorted(r.silo for r in stages if r.stage == "personalized") == ["hospital-a", "hospital-b", "hospital-c"]
     assert {r.round for r in stages if r.stage == "personalized"} == {3}
