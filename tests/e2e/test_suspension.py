@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from fedsilo.aggregator import RoundSummary
+from fedsilo.aggregator import RoundObserver, RoundSummary
 from fedsilo.api import load_manifest
 from fedsilo.protocol import PolicyVerdict
 from fedsilo.runner import LocalRun, RunOptions
@@ -18,13 +19,20 @@ from .conftest import quick_manifest
 REASON = "norms drifted; under review (ticket 4411)"
 
 
+@dataclass(frozen=True)
 class EditBetweenRounds:
-    """Edits the run's manifest as a platform team would, when a round has finished (before the next opens)."""
+    """Edits the run's manifest as a platform team would, when a round has finished (before the next opens).
 
-    def __init__(self, path: Path, edits: dict[int, dict[str, Any] | None]) -> None:
-        self.path = path
-        # Round finished -> hospital-c's suspension to write (None: lift it).
-        self.edits = edits
+    A ``hub_setup``: it observes the rounds in the hub's own process, where a finished round is
+    told before the next one opens (the runner hears of it later, over a pipe).
+    """
+
+    path: Path
+    #: Round finished -> hospital-c's suspension to write (None: lift it).
+    edits: dict[int, dict[str, Any] | None]
+
+    def __call__(self, attempt: int) -> RoundObserver:
+        return self
 
     def round_started(self, round_number: int, participants: tuple[str, ...]) -> None:
         pass
@@ -57,7 +65,7 @@ def test_a_silo_suspended_between_rounds_is_denied_then_readmitted_and_a_broken_
     run = LocalRun(
         load_manifest(path),
         RunOptions(manifest_path=path, workdir=tmp_path / "run", registry=tmp_path / "registry", baseline=False),
-        editor,
+        hub_setup=editor,
     )
     report = run.execute()
     assert report.status == "succeeded", report.failure

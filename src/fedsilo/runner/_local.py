@@ -125,6 +125,8 @@ class LocalRun:
     ) -> None:
         self.manifest = manifest
         self.options = options
+        #: Told of each round in this process, after the hub's process has moved on: an observer
+        #: that must act between two rounds (before the next opens) is returned by ``hub_setup``.
         self.observer = observer
         #: Run in every hub process before its hub is built (fault tests install kill hooks there).
         self.hub_setup = hub_setup
