@@ -107,12 +107,12 @@ class Aggregation(ABC):
 
 
 class BufferedSink(UpdateSink):
-    """Keeps one silo's vector until it is admitted or dropped.
+    """Keeps one silo's vector until it is admitted or dropped (plain modes, which read it in the clear).
 
-    A payload is only added to the aggregate once its digest and the policy decision are
-    known, because a masked value cannot be taken back out of a sum. The coordinator
-    bounds how many uploads are buffered at once, so memory stays a few models whatever
-    the number of silos.
+    A plain payload is checked whole (finite values, its real norm and weight) before it
+    counts. The coordinator bounds how many uploads are buffered at once, so memory stays a
+    few models whatever the number of silos. Masked payloads are not buffered: they go into
+    the sum as they arrive (``_streamed.py``).
     """
 
     def __init__(self, vector_length: int, dtype: str, check_finite: bool) -> None:

@@ -1,7 +1,7 @@
 """Compressed rounds on the hub: packed payloads in, the same ``Aggregation`` interface out.
 
 Masked mode: each silo's packed ``word_bits``-bit masked levels are unpacked into the
-running uint32 sum (``SecAggServer``), the sum is unmasked mod 2^32 and read mod
+running uint32 sum (``SecAggServer``) chunk by chunk as they arrive (``_streamed.py``), the sum is unmasked mod 2^32 and read mod
 ``2^word_bits``, which is exact because both the levels' sum and the masks live in that
 ring; the hub then turns the sum of levels into ``sum_i w_i x_i`` on the round's subset,
 with the total weight taken from the admitted updates' signed claims (a compressed masked
@@ -12,6 +12,7 @@ payload carries no weight word). Plain mode: each payload is decoded to
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +23,6 @@ from fedsilo.compression import (
     masked_total,
     plain_payload_size,
     read_plain_payload,
-    unpack_words,
     words_sent,
 )
 from fedsilo.identity import VerifyKey
@@ -43,23 +43,20 @@ class CompressedMaskedAggregation(MaskedAggregation):
         verify_keys: Mapping[str, VerifyKey],
         settings: RoundCompression,
         model_length: int,
+        *,
+        spill_dir: Path | None = None,
     ) -> None:
         if config.vector_length != words_sent(settings, model_length):
             raise ValueError("the secure-aggregation vector must be the round's words")
-        super().__init__(config, verify_keys)
+        super().__init__(config, verify_keys, spill_dir=spill_dir)
         self.settings = settings
         self.model_length = model_length
         self._weight = 0.0
 
     def open_update(self, silo: str) -> UpdateSink:
-        sink = BufferedSink(masked_payload_size(self.settings, self.model_length), "uint8", check_finite=False)
-        self._pending[silo] = sink
-        return sink
-
-    def admit(self, silo: str) -> None:
-        sink = self._pending.pop(silo)
-        words = unpack_words(sink.vector.view(np.uint8), self.settings.word_bits, self.vector_length)
-        self.server.add_input(silo, words)
+        return self._inputs.open(
+            silo, masked_payload_size(self.settings, self.model_length), "uint8", self.settings.word_bits
+        )
 
     def admit_weighted(self, silo: str, weight: int) -> None:
         self.admit(silo)

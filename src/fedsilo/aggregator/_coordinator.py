@@ -415,7 +415,10 @@ class JobCoordinator:
             # Which key each participant signs with from this boundary on: a rotated silo's sidecar switches here.
             signing_keys={name: self._keys[name].fingerprint() for name in participants if name in self._keys},
         )
-        aggregation = None if evaluate_only else round_aggregation(self.job, plan, self._keys, self._homomorphic)
+        spill_dir = self._checkpoints.directory.parent if self._checkpoints is not None else None
+        aggregation = (
+            None if evaluate_only else round_aggregation(self.job, plan, self._keys, self._homomorphic, spill_dir)
+        )
         expected = frozenset(participants)
         steps = {
             name: Phase[bytes](name, expected, deadline) for name in (aggregation.setup_steps if aggregation else ())

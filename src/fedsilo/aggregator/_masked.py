@@ -1,12 +1,14 @@
 """Masked aggregation: the ``Aggregation`` interface over ``fedsilo.secagg.SecAggServer``.
 
-The aggregator holds masked uint32 payloads and, after unmasking, the sum; never one
-silo's plaintext update.
+The aggregator holds the running sum of masked uint32 payloads, added chunk by chunk as they
+arrive (``_streamed.py``), and after unmasking the sum; never one silo's plaintext update
+nor, beyond a chunk in flight, its masked one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -14,18 +16,25 @@ import numpy.typing as npt
 from fedsilo.identity import VerifyKey
 from fedsilo.secagg import SecAggConfig, SecAggServer
 
-from ._aggregation import Aggregation, BufferedSink, UpdateSink
+from ._aggregation import Aggregation, UpdateSink
+from ._streamed import StreamedInputs
 
 
 class MaskedAggregation(Aggregation):
-    """One round of secure aggregation."""
+    """One round of secure aggregation.
+
+    ``spill_dir`` is where an upload's chunks are kept until its verdict, to take them back out
+    of the sum if it is refused (the hub's state directory; None: the system's temporary one).
+    """
 
     setup_steps = ("advertise", "share")
 
-    def __init__(self, config: SecAggConfig, verify_keys: Mapping[str, VerifyKey]) -> None:
+    def __init__(
+        self, config: SecAggConfig, verify_keys: Mapping[str, VerifyKey], *, spill_dir: Path | None = None
+    ) -> None:
         super().__init__(config.vector_length)
         self.server = SecAggServer(config, verify_keys)
-        self._pending: dict[str, BufferedSink] = {}
+        self._inputs = StreamedInputs(self.server, spill_dir)
 
     def setup_step(self, step: str, posted: Mapping[str, bytes]) -> dict[str, bytes]:
         if step == "advertise":
@@ -35,16 +44,13 @@ class MaskedAggregation(Aggregation):
         return super().setup_step(step, posted)
 
     def open_update(self, silo: str) -> UpdateSink:
-        sink = BufferedSink(self.vector_length, "uint32", check_finite=False)
-        self._pending[silo] = sink
-        return sink
+        return self._inputs.open(silo, self.vector_length, "uint32", 32)
 
     def admit(self, silo: str) -> None:
-        sink = self._pending.pop(silo)
-        self.server.add_input(silo, sink.vector.view(np.uint32))
+        self._inputs.count(silo)
 
     def exclude(self, silo: str, reason: str) -> None:
-        self._pending.pop(silo, None)
+        self._inputs.withdraw(silo)
         self.server.exclude(silo, reason)
 
     def unmask_request(self, survivors: frozenset[str]) -> bytes:

@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from fedsilo.api import AggregationMode, FederatedJob, FederatedJobSpec
@@ -119,9 +120,16 @@ def max_records(spec: FederatedJobSpec) -> int:
 
 
 def round_aggregation(
-    job: FederatedJob, plan: RoundPlan, keys: Mapping[str, VerifyKey], homomorphic: HomomorphicJob | None = None
+    job: FederatedJob,
+    plan: RoundPlan,
+    keys: Mapping[str, VerifyKey],
+    homomorphic: HomomorphicJob | None = None,
+    spill_dir: Path | None = None,
 ) -> Aggregation:
-    """The aggregation of a training round: secure aggregation or multiparty CKKS among the participants, or plain sums."""
+    """The aggregation of a training round: secure aggregation or multiparty CKKS among the participants, or plain sums.
+
+    ``spill_dir``: where masked uploads keep their chunks until their verdict (``MaskedAggregation``).
+    """
     spec = job.spec
     if spec.aggregation.mode is AggregationMode.HOMOMORPHIC:
         assert homomorphic is not None, "a homomorphic job's coordinator keeps a HomomorphicJob"
@@ -151,8 +159,8 @@ def round_aggregation(
     if settings is not None:
         # A sign vote's levels are summed like compressed ones and read back as the tally.
         kind = VoteAggregation if spec.masked_vote else CompressedMaskedAggregation
-        return kind(config, keys_of, settings, model_length)
-    return MaskedAggregation(config, keys_of)
+        return kind(config, keys_of, settings, model_length, spill_dir=spill_dir)
+    return MaskedAggregation(config, keys_of, spill_dir=spill_dir)
 
 
 def require_quorum(spec: FederatedJobSpec, alive: int, round_number: int, where: str) -> None:

@@ -110,15 +110,35 @@ class SecAggServer:
     # ----- step 2 ----------------------------------------------------------------------------
 
     def add_input(self, silo: str, masked: npt.NDArray[np.uint32]) -> None:
-        """Count a silo's masked input (after the gate allowed it): added into the running sum."""
+        """Count a silo's whole masked input at once (after the gate allowed it): added into the running sum."""
+        if masked.dtype != np.uint32 or masked.shape != self._sum.shape:
+            raise SecAggError(f"masked input must be {self._sum.size} uint32 values")
+        self._check_input(silo)
+        self.add_words(0, masked)
+        self._counted.add(silo)
+
+    def add_words(self, offset: int, words: npt.NDArray[np.uint32], sign: Sign = 1) -> None:
+        """``sum[offset:] += sign * words`` mod 2^32: a piece of an input as it arrives, or taken out again.
+
+        The caller (the aggregator's ``StreamedInputs``) answers for which silo the words are
+        and takes out exactly what it added for a silo that is not counted in the end; the sum
+        is only unmasked once every such silo's words are out.
+        """
+        if words.dtype != np.uint32 or words.ndim != 1 or not 0 <= offset <= self._sum.size - words.size:
+            raise SecAggError(f"{words.size} words at offset {offset} do not fit the {self._sum.size}-word sum")
+        target = self._sum[offset : offset + words.size]
+        (np.add if sign == 1 else np.subtract)(target, words, out=target)
+
+    def count_input(self, silo: str) -> None:
+        """Count a silo whose input was added piece by piece (``add_words``) once the gate allowed it."""
+        self._check_input(silo)
+        self._counted.add(silo)
+
+    def _check_input(self, silo: str) -> None:
         if silo not in self._shared:
             raise SecAggError(f"{silo} did not share keys in this round; its input cannot be unmasked")
         if silo in self._counted:
             raise SecAggError(f"{silo} already sent its input")
-        if masked.dtype != np.uint32 or masked.shape != self._sum.shape:
-            raise SecAggError(f"masked input must be {self._sum.size} uint32 values")
-        np.add(self._sum, masked, out=self._sum)
-        self._counted.add(silo)
 
     def exclude(self, silo: str, reason: str) -> None:
         """Leave ``silo``'s input out (denied, invalid, or never sent); its masks are removed later."""
