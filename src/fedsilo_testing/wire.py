@@ -83,10 +83,11 @@ def _recorded(name: str, method: Callable[..., Any], write: _Writer) -> Callable
     return recorded
 
 
-def _served(chunks: Iterator[pb.BytesChunk], write: _Writer) -> Iterator[pb.BytesChunk]:
+def _served(chunks: Iterator[bytes], write: _Writer) -> Iterator[bytes]:
+    """The model's serialized chunks, handed on; the model they carry recorded whole."""
     blob = b""
     for chunk in chunks:
-        blob += chunk.data
+        blob += pb.BytesChunk.FromString(chunk).data
         yield chunk
     write(MODELS, blob)
 

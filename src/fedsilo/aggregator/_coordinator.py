@@ -64,7 +64,7 @@ from ._uploads import UploadSlots
 
 log = logging.getLogger("fedsilo.aggregator")
 
-# Payloads buffered at once before they are admitted or dropped.
+# Uploads read at once: a plain payload is buffered whole until decided, a masked one holds a chunk.
 UPLOAD_SLOTS = 2
 # Least time silos get to join before the first round.
 JOIN_TIMEOUT_SECONDS = 120.0

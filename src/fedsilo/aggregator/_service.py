@@ -142,8 +142,9 @@ class AggregatorService(rpc.AggregatorServicer):
             RateLimits(coordinator.spec.rate_limits, coordinator.spec.silos, coordinator.refuse_call),
             silo_issuers,
         )
-        # Every silo downloads the same model: cut it into messages once per round, not per silo.
-        self._model_chunks: tuple[bytes, list[pb.BytesChunk]] | None = None
+        # Every silo downloads the same model: cut it into messages and serialize them once per
+        # round, not per silo (a download in flight then holds no copy of its own on the heap).
+        self._model_chunks: tuple[bytes, list[bytes]] | None = None
         self._chunk_lock = threading.Lock()
 
     def _check_job(self, context: grpc.ServicerContext, job: str) -> None:
@@ -170,7 +171,8 @@ class AggregatorService(rpc.AggregatorServicer):
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no round opened yet; ask again")
         return plan_to_proto(plan)
 
-    def GetModel(self, request: pb.RoundRef, context: grpc.ServicerContext) -> Iterator[pb.BytesChunk]:
+    def GetModel(self, request: pb.RoundRef, context: grpc.ServicerContext) -> Iterator[bytes]:
+        """The round's model as serialized ``BytesChunk`` messages (``serve`` sends them as they are)."""
         silo = self._caller(context, request.silo)
         try:
             blob = self._coordinator.model_blob(silo, request.round)
@@ -178,7 +180,8 @@ class AggregatorService(rpc.AggregatorServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
         with self._chunk_lock:
             if self._model_chunks is None or self._model_chunks[0] is not blob:
-                self._model_chunks = (blob, list(blob_to_chunks(blob)))
+                self._model_chunks = None  # the last round's messages go before this round's are made
+                self._model_chunks = (blob, [chunk.SerializeToString() for chunk in blob_to_chunks(blob)])
             chunks = self._model_chunks[1]
         yield from chunks
 
@@ -297,6 +300,17 @@ def serve(
         ],
     )
     rpc.add_AggregatorServicer_to_server(service, server)
+    if isinstance(service, AggregatorService):
+        # GetModel yields messages serialized once per round: registered again, over the generated
+        # handler, with a serializer that sends those bytes as they are.
+        server.add_registered_method_handlers(  # type: ignore[attr-defined]  # grpc's stubs lack it (grpcio >= 1.63)
+            "fedsilo.v1.Aggregator",
+            {
+                "GetModel": grpc.unary_stream_rpc_method_handler(
+                    service.GetModel, request_deserializer=pb.RoundRef.FromString, response_serializer=_as_sent
+                )
+            },
+        )
     server_credentials = grpc.ssl_server_credentials(
         [(credentials.private_key_pem, credentials.certificate_pem)],
         root_certificates=credentials.ca_certificate_pem,
@@ -307,3 +321,8 @@ def serve(
         raise OSError(f"cannot listen on {listen}")
     server.start()
     return server, port
+
+
+def _as_sent(message: bytes) -> bytes:
+    """A response already serialized (``AggregatorService.GetModel``'s chunks)."""
+    return message

@@ -41,21 +41,26 @@ class MaskStreams:
             raise ValueError("a mask's sign is +1 (add) or -1 (subtract)")
         if slice_words < 1:
             raise ValueError("slice_words must be positive")
-        self._streams = [(Keystream(key), np.add if sign == 1 else np.subtract) for key, sign in masks]
+        # Bound methods and ufuncs, looked up once: the loop below runs once per slice per stream.
+        self._streams = [(Keystream(key).read_into, np.add if sign == 1 else np.subtract) for key, sign in masks]
         self._slice_words = slice_words
         self._scratch = np.empty(slice_words + Keystream.SLACK_BYTES // 4, dtype="<u4")
         self._scratch_bytes = self._scratch.data.cast("B")
+        self._full_slice = self._scratch[:slice_words]
 
     def apply(self, words: npt.NDArray[np.uint32]) -> None:
         """``words += sign * PRG(key)`` mod 2^32 for every stream, in place, continuing each stream."""
         if words.dtype != np.uint32 or words.ndim != 1 or not words.flags.c_contiguous:
             raise ValueError("masks apply to a contiguous 1-D uint32 vector")
-        for offset in range(0, words.size, self._slice_words):
-            view = words[offset : offset + self._slice_words]
-            stream_words = self._scratch[: view.size]
-            for stream, operation in self._streams:
-                stream.read_into(self._scratch_bytes, view.size)
-                operation(view, stream_words, out=view)
+        step, scratch = self._slice_words, self._scratch_bytes
+        for offset in range(0, words.size, step):
+            view = words[offset : offset + step]
+            count = view.size
+            stream_words = self._full_slice if count == step else self._scratch[:count]
+            for read_into, operation in self._streams:
+                read_into(scratch, count)
+                # Positional ``out``: the keyword form costs a dictionary per call, once per slice per stream.
+                operation(view, stream_words, view)
 
 
 def apply_masks(
