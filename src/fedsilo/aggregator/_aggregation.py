@@ -91,7 +91,7 @@ class Aggregation(ABC):
 
     @abstractmethod
     def result(self) -> tuple[npt.NDArray[np.float64], float]:
-        """The sum of admitted weighted updates and the sum of their weights."""
+        """The sum of admitted weighted updates (a new array the caller may change) and the sum of their weights."""
 
     def coordinate_error(self) -> float:
         """How far this mode's arithmetic may move one coordinate of a correct ``result`` (floats: 0)."""

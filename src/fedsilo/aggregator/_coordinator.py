@@ -492,7 +492,9 @@ class JobCoordinator:
             log.warning("round %d is void, the model stays: %s", round_number, current.void)
             new_weights = self._weights
         else:
-            new_weights = self._next_weights(aggregation, total / expected_weight(signed))
+            # In place: the sum is this round's own array, and at 100M parameters another float64 copy is 800 MB.
+            total /= expected_weight(signed)
+            new_weights = self._next_weights(aggregation, total)
         self._record_distances(current, aggregation, new_weights)
         self._score_anomalies(current, accepted)
         if self._privacy is not None:

@@ -56,7 +56,8 @@ class PackedWords:
             data = np.concatenate((self._carry, data))
         groups = min(data.size // self._bits, (self._count - self._done) // 8)
         taken = groups * self._bits
-        words = unpack_words(data[:taken], self._bits, groups * 8)
+        # Whole uint32 words are read in place (the sum only reads them); narrower ones are unpacked.
+        words = data[:taken].view("<u4") if self._bits == 32 else unpack_words(data[:taken], self._bits, groups * 8)
         self._carry = data[taken:].copy()
         offset, self._done = self._done, self._done + words.size
         return offset, words
