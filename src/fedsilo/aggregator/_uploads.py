@@ -1,4 +1,4 @@
-"""Upload slots: how many update payloads the hub buffers at once, and at most one per silo."""
+"""Upload slots: how many update payloads the hub reads at once, and at most one per silo."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from fedsilo.policy import Reason, Refusal
 class UploadSlots:
     """At most ``slots`` payloads buffered at once, and at most one per silo.
 
-    A payload is held in memory until it is admitted or dropped, so the hub bounds how many
-    it reads at once. One silo may hold one slot only: a silo that opens several streams
+    A plain payload is held in memory until it is admitted or dropped, and a masked one holds a
+    chunk and a file of its bytes until then (``_streamed.py``), so the hub bounds how many it
+    reads at once. One silo may hold one slot only: a silo that opens several streams
     and stalls them cannot starve the others (each stream also has its own deadline, set
     by the gRPC edge).
     """
