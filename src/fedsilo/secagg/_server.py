@@ -111,9 +111,9 @@ class SecAggServer:
 
     def add_input(self, silo: str, masked: npt.NDArray[np.uint32]) -> None:
         """Count a silo's whole masked input at once (after the gate allowed it): added into the running sum."""
+        self._check_input(silo)
         if masked.dtype != np.uint32 or masked.shape != self._sum.shape:
             raise SecAggError(f"masked input must be {self._sum.size} uint32 values")
-        self._check_input(silo)
         self.add_words(0, masked)
         self._counted.add(silo)
 
