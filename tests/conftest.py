@@ -30,10 +30,10 @@ pytest_plugins = ["fedsilo_testing.fixtures"]
 
 #: Whole jobs end to end.
 E2E = ("e2e",)
-#: The real single-node cluster (scripts/cluster): asked for with --cluster only, not yet by CI.
-#: Its cold build (tools, then about 28 minutes of images) does not fit CI's budget beside the
-#: rest of the suite, and a source change still rebuilds PyTorch into the trainer image; the
-#: costs are in docs/install-hub.md ("The test cluster's costs").
+#: The real single-node cluster (scripts/cluster): asked for with --cluster, as scripts/test
+#: does. Its tests run last, so that the cluster's cold build (scripts/cluster prepare, which
+#: scripts/test starts in the background) has the rest of the suite's time; the costs are in
+#: docs/install-hub.md ("The test cluster's costs").
 CLUSTER = ("cluster",)
 #: Real servers, tool builds, real silo processes or minutes of in-process training; paths
 #: relative to ``tests/``.
@@ -83,11 +83,14 @@ def _asked_for(config: pytest.Config) -> list[Path]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark e2e and integration tests by their path; leave them out of a plain run."""
-    if not config.getoption("--cluster"):
-        cluster = [item for item in items if _under(item.path, CLUSTER)]
-        if cluster:
+    cluster = [item for item in items if _under(item.path, CLUSTER)]
+    if cluster:
+        rest = [item for item in items if not _under(item.path, CLUSTER)]
+        if config.getoption("--cluster"):
+            items[:] = rest + cluster
+        else:
             config.hook.pytest_deselected(items=cluster)
-            items[:] = [item for item in items if not _under(item.path, CLUSTER)]
+            items[:] = rest
     for item in items:
         path = item.path
         if _under(path, E2E + CLUSTER):
