@@ -21,6 +21,25 @@ from fedsilo.protocol import StreamError, check_chunk_size
 from ._sketches import UpdateSketches
 
 
+def chunk_end(
+    expected_dtype: str, filled: int, length: int, offset: int, dtype: str, values: npt.NDArray[np.generic]
+) -> int:
+    """Where a chunk ends in an update of ``length`` values, once its dtype, size and place are checked.
+
+    Every sink reads an update's chunks in order through this one check, so a plain and a
+    masked upload refuse the same malformed stream with the same message.
+    """
+    if dtype != expected_dtype:
+        raise StreamError(f"this round takes {expected_dtype} chunks, got {dtype}")
+    check_chunk_size(values.nbytes)
+    if offset != filled:
+        raise StreamError(f"chunk at offset {offset}, expected {filled}")
+    end = offset + values.size
+    if end > length:
+        raise StreamError(f"update is longer than the model ({length} values)")
+    return end
+
+
 class UpdateSink(ABC):
     """Receives one silo's vector chunk by chunk, in order."""
 
@@ -123,14 +142,7 @@ class BufferedSink(UpdateSink):
         self._digest = hashlib.sha256()
 
     def add(self, offset: int, dtype: str, values: npt.NDArray[np.generic]) -> None:
-        if dtype != self.dtype:
-            raise StreamError(f"this round takes {self.dtype} chunks, got {dtype}")
-        check_chunk_size(values.nbytes)
-        if offset != self._filled:
-            raise StreamError(f"chunk at offset {offset}, expected {self._filled}")
-        end = offset + values.size
-        if end > self.vector.size:
-            raise StreamError(f"update is longer than the model ({self.vector.size} values)")
+        end = chunk_end(self.dtype, self._filled, self.vector.size, offset, dtype, values)
         self.vector[offset:end] = values
         self._filled = end
         self._digest.update(np.ascontiguousarray(values).data)

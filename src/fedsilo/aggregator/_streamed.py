@@ -29,10 +29,10 @@ import numpy.typing as npt
 
 from fedsilo.compression import packed_size as packed_bytes
 from fedsilo.compression import unpack_words
-from fedsilo.protocol import CHUNK_BYTES, StreamError, check_chunk_size
+from fedsilo.protocol import CHUNK_BYTES, StreamError
 from fedsilo.secagg import SecAggServer
 
-from ._aggregation import UpdateSink
+from ._aggregation import UpdateSink, chunk_end
 
 
 class PackedWords:
@@ -103,14 +103,7 @@ class StreamedSink(UpdateSink):
 
     def add(self, offset: int, dtype: str, values: npt.NDArray[np.generic]) -> None:
         """Check the chunk's dtype, size and place, then add its words into the sum and keep its bytes."""
-        if dtype != self.dtype:
-            raise StreamError(f"this round takes {self.dtype} chunks, got {dtype}")
-        check_chunk_size(values.nbytes)
-        if offset != self._filled:
-            raise StreamError(f"chunk at offset {offset}, expected {self._filled}")
-        end = offset + values.size
-        if end > self._length:
-            raise StreamError(f"update is longer than the model ({self._length} values)")
+        end = chunk_end(self.dtype, self._filled, self._length, offset, dtype, values)
         data = np.ascontiguousarray(values).reshape(-1).view(np.uint8)
         with self._inputs.lock:
             self._require_open()
