@@ -34,7 +34,8 @@ import dataclasses
 import functools
 import os
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -47,6 +48,8 @@ from fedsilo.aggregator._masked import MaskedAggregation
 from fedsilo.api import Manifest, load_manifest
 from fedsilo.protocol import PolicyVerdict
 from fedsilo.runner import LocalRun, RunOptions, read_run_state
+
+from .local_runs import LEDGERS_DIR, REGISTRY_DIR, RUN_DIR
 
 
 class Phase(StrEnum):
@@ -80,6 +83,10 @@ class Kill:
                 f"--kill: no phase {parts[1]!r}; one of {[p.value for p in Phase]}"
             ) from None
         return cls(int(parts[0]), phase, len(parts) == 3)
+
+    def argument(self) -> str:
+        """This kill as ``--kill`` takes it (``parse``'s inverse)."""
+        return f"--kill={self.round}:{self.phase.value}{':runner' if self.runner else ''}"
 
 
 def die(runner: bool = False) -> None:
@@ -159,6 +166,20 @@ class HubKills:
     def __call__(self, attempt: int) -> RoundObserver | None:
         """Arm this hub process's kill, if it has one."""
         return arm(self.kills[attempt]) if attempt < len(self.kills) else None
+
+
+def crash_command(manifest: Path, folder: Path, kills: Sequence[Kill], *extra: str) -> list[str]:
+    """The command that runs ``manifest`` in ``folder`` (``local_runs.run_options``'s layout) dying at ``kills``."""
+    where = ("--workdir", folder / RUN_DIR, "--registry", folder / REGISTRY_DIR, "--ledgers", folder / LEDGERS_DIR)
+    return [
+        sys.executable,
+        "-m",
+        "fedsilo_testing.crash",
+        str(manifest),
+        *map(str, where),
+        *(kill.argument() for kill in kills),
+        *extra,
+    ]
 
 
 def _options(args: argparse.Namespace) -> tuple[Manifest, RunOptions]:
