@@ -21,7 +21,10 @@ double-count:
 - ``unmask``: the survivors' shares are in and the sum is about to be unmasked;
 - ``registry``: the round's model file is written, its lineage is not;
 - ``checkpoint``: the round is in the registry, its checkpoint's tensors are written but the
-  checkpoint's JSON (its commit marker) is not.
+  checkpoint's JSON (its commit marker) is not;
+- ``statistics`` (round 0: before training, in a job with federated preprocessing): the
+  statistics phase's first pass is unmasked (the hub knows the moments) and its second is
+  about to open.
 
 The hooks wrap the aggregator's own methods in the hub process only; nothing in ``fedsilo``
 knows about them.
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import logging
 import os
 import signal
 import sys
@@ -43,7 +47,7 @@ from typing import Any
 
 import fedsilo.aggregator._checkpoint as checkpoint_module
 import fedsilo.registry._local as registry_module
-from fedsilo.aggregator import RoundObserver, RoundSummary
+from fedsilo.aggregator import RoundObserver, RoundSummary, StatisticsPhase
 from fedsilo.aggregator._masked import MaskedAggregation
 from fedsilo.api import Manifest, load_manifest
 from fedsilo.protocol import PolicyVerdict
@@ -60,6 +64,7 @@ class Phase(StrEnum):
     UNMASK = "unmask"
     REGISTRY = "registry"
     CHECKPOINT = "checkpoint"
+    STATISTICS = "statistics"
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,8 @@ def arm(kill: Kill) -> CrashObserver:
     observer = CrashObserver(phase, round_number, kill.runner)
     _before(MaskedAggregation, "setup_step", lambda *a, **k: observer.armed(Phase.KEYS), kill.runner)
     _before(MaskedAggregation, "unmask", lambda *a, **k: observer.armed(Phase.UNMASK), kill.runner)
+    # StatisticsPhase._start_pass(self, pass_number, participants): the second pass opens.
+    _before(StatisticsPhase, "_start_pass", lambda *a, **k: phase is Phase.STATISTICS and a[1] == 2, kill.runner)
     stem = f"round-{round_number:05d}"
     _before(
         registry_module,
@@ -218,11 +225,14 @@ def main() -> None:
     parser.add_argument("--resume", type=Path, metavar="RUN", help="resume this run (killed before) instead")
     parser.add_argument("--kill", type=Kill.parse, action="append", required=True, metavar="ROUND:PHASE[:runner]")
     parser.add_argument("--max-hub-restarts", type=int, help="default: one restart per --kill")
+    parser.add_argument("--metrics-port", type=int, help="serve the hub's /metrics here (0: any free port)")
     args = parser.parse_args()
+    # As 'fedsilo -v': the runner's and its hub processes' INFO lines on stderr, for the test's failure messages.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     manifest, options = _options(args)
     kills = tuple(args.kill)
     restarts = len(kills) if args.max_hub_restarts is None else args.max_hub_restarts
-    options = dataclasses.replace(options, max_hub_restarts=restarts)
+    options = dataclasses.replace(options, max_hub_restarts=restarts, metrics_port=args.metrics_port)
     report = LocalRun(manifest, options, hub_setup=HubKills(kills)).execute()
     print(report.to_json())
 
