@@ -529,14 +529,15 @@ class SupervisedHub:
             resume_reason=reason,
             attempt=number,
         )
-        self._spawn(launch)
-        self.listening()
-        checkpoints = Checkpoints(
+        # Read before it starts: the newest checkpoint is the one it resumes from (none if the hub
+        # died in the statistics phase; it writes round 0's once it has served it again).
+        rounds = Checkpoints(
             launch.workdir,
             ledger_run=run_name(launch.manifest.job.metadata.name, launch.run_id),
             excluded=launch.excluded,
-        )
-        rounds = checkpoints.rounds()
+        ).rounds()
+        self._spawn(launch)
+        self.listening()
         restart = HubRestart(
             restart=number,
             cause=cause,
