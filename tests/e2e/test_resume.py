@@ -204,7 +204,7 @@ def test_a_dp_job_killed_at_every_phase_charges_no_round_twice_and_ends_with_the
 def test_a_hub_that_keeps_dying_fails_the_job_once_its_restarts_are_spent(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path / "manifest", "quickstart.yaml", rounds=1)
     run = tmp_path / "run"
-    crashed = _crash(manifest, tmp_path, [Kill(1, Phase.KEYS)] * 2, "--max-hub-restarts=1")
+    crashed = _crash(manifest, tmp_path, [Kill(1, Phase.KEYS)] * 2, "--max-hub-restarts=1", "--metrics-port=0")
     assert crashed.returncode == 0, crashed.stderr[-3000:]
     report = json.loads(crashed.stdout)
     assert report["status"] == "failed"
@@ -212,6 +212,11 @@ def test_a_hub_that_keeps_dying_fails_the_job_once_its_restarts_are_spent(tmp_pa
     assert f"fedsilo run --resume {run}" in report["failure"]
     assert [r["restart"] for r in report["hub_restarts"]] == [1]
     assert "killed by SIGKILL" in report["hub_restarts"][0]["cause"]
+    # The restarted hub served /metrics where the first one did (the port run.json keeps).
+    metrics_port = json.loads((run / "run.json").read_text())["metrics_port"]
+    assert metrics_port is not None and report["hub_restarts"][0]["metrics_port"] == metrics_port
+    # The hub processes' own log lines reached the runner's log (the crash driver logs at INFO).
+    assert crashed.stderr.count("INFO fedsilo.aggregator: round 1 opened with") == 2, crashed.stderr[-3000:]
     operations = [
         record
         for record in map(json.loads, (run / "audit.jsonl").read_text().splitlines())
