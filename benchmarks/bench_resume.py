@@ -45,8 +45,9 @@ from fedsilo.api import load_manifest
 from fedsilo.identity import SigningKey, sha256_digest
 from fedsilo.protocol import PolicyVerdict, encode_weights
 from fedsilo.registry import ModelSeal
-from fedsilo.runner import HubRestart, LocalRun, RunOptions
-from fedsilo_testing.crash import HubKills, Kill, Phase
+from fedsilo.runner import HubRestart, LocalRun
+from fedsilo_testing.crash import HubKills, Kill, Phase, crash_command
+from fedsilo_testing.local_runs import run_options
 
 ROOT = Path(__file__).parents[1]
 GIB = 1 << 30
@@ -138,17 +139,6 @@ def _quickstart(folder: Path, rounds: int) -> Path:
     return manifest
 
 
-def _places(folder: Path) -> list[str]:
-    return [
-        "--workdir",
-        str(folder / "run"),
-        "--registry",
-        str(folder / "registry"),
-        "--ledgers",
-        str(folder / "ledgers"),
-    ]
-
-
 class _Clock:
     """The runner-side observer: when each kill's update was admitted, the hub was back, each round closed."""
 
@@ -178,14 +168,7 @@ def supervised_kills(folder: Path, kills: int) -> dict[str, Any]:
     killed_rounds = list(range(2, kills + 2))
     manifest = _quickstart(folder, rounds=kills + 3)
     clock = _Clock(set(killed_rounds))
-    options = RunOptions(
-        manifest_path=manifest,
-        workdir=folder / "run",
-        registry=folder / "registry",
-        ledgers=folder / "ledgers",
-        baseline=False,
-        max_hub_restarts=kills,
-    )
+    options = run_options(manifest, folder, max_hub_restarts=kills)
     setup = HubKills(tuple(Kill(r, Phase.UPLOAD) for r in killed_rounds))
     report = LocalRun(load_manifest(manifest), options, clock, hub_setup=setup).execute()
     assert report.status == "succeeded", report.failure
@@ -208,7 +191,7 @@ def runner_kill(folder: Path) -> float:
     manifest = _quickstart(folder, rounds=3)
     run = folder / "run"
     crash = subprocess.Popen(
-        [sys.executable, "-m", "fedsilo_testing.crash", str(manifest), *_places(folder), "--kill", "2:upload:runner"],
+        crash_command(manifest, folder, [Kill(2, Phase.UPLOAD, runner=True)]),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

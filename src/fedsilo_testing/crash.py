@@ -21,7 +21,10 @@ double-count:
 - ``unmask``: the survivors' shares are in and the sum is about to be unmasked;
 - ``registry``: the round's model file is written, its lineage is not;
 - ``checkpoint``: the round is in the registry, its checkpoint's tensors are written but the
-  checkpoint's JSON (its commit marker) is not.
+  checkpoint's JSON (its commit marker) is not;
+- ``statistics`` (round 0: before training, in a job with federated preprocessing): the
+  statistics phase's first pass is unmasked (the hub knows the moments) and its second is
+  about to open.
 
 The hooks wrap the aggregator's own methods in the hub process only; nothing in ``fedsilo``
 knows about them.
@@ -32,9 +35,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import logging
 import os
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -42,11 +47,13 @@ from typing import Any
 
 import fedsilo.aggregator._checkpoint as checkpoint_module
 import fedsilo.registry._local as registry_module
-from fedsilo.aggregator import RoundObserver, RoundSummary
+from fedsilo.aggregator import RoundObserver, RoundSummary, StatisticsPhase
 from fedsilo.aggregator._masked import MaskedAggregation
 from fedsilo.api import Manifest, load_manifest
 from fedsilo.protocol import PolicyVerdict
 from fedsilo.runner import LocalRun, RunOptions, read_run_state
+
+from .local_runs import LEDGERS_DIR, REGISTRY_DIR, RUN_DIR
 
 
 class Phase(StrEnum):
@@ -57,6 +64,7 @@ class Phase(StrEnum):
     UNMASK = "unmask"
     REGISTRY = "registry"
     CHECKPOINT = "checkpoint"
+    STATISTICS = "statistics"
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,10 @@ class Kill:
                 f"--kill: no phase {parts[1]!r}; one of {[p.value for p in Phase]}"
             ) from None
         return cls(int(parts[0]), phase, len(parts) == 3)
+
+    def argument(self) -> str:
+        """This kill as ``--kill`` takes it (``parse``'s inverse)."""
+        return f"--kill={self.round}:{self.phase.value}{':runner' if self.runner else ''}"
 
 
 def die(runner: bool = False) -> None:
@@ -134,6 +146,8 @@ def arm(kill: Kill) -> CrashObserver:
     observer = CrashObserver(phase, round_number, kill.runner)
     _before(MaskedAggregation, "setup_step", lambda *a, **k: observer.armed(Phase.KEYS), kill.runner)
     _before(MaskedAggregation, "unmask", lambda *a, **k: observer.armed(Phase.UNMASK), kill.runner)
+    # StatisticsPhase._start_pass(self, pass_number, participants): the second pass opens.
+    _before(StatisticsPhase, "_start_pass", lambda *a, **k: phase is Phase.STATISTICS and a[1] == 2, kill.runner)
     stem = f"round-{round_number:05d}"
     _before(
         registry_module,
@@ -159,6 +173,20 @@ class HubKills:
     def __call__(self, attempt: int) -> RoundObserver | None:
         """Arm this hub process's kill, if it has one."""
         return arm(self.kills[attempt]) if attempt < len(self.kills) else None
+
+
+def crash_command(manifest: Path, folder: Path, kills: Sequence[Kill], *extra: str) -> list[str]:
+    """The command that runs ``manifest`` in ``folder`` (``local_runs.run_options``'s layout) dying at ``kills``."""
+    where = ("--workdir", folder / RUN_DIR, "--registry", folder / REGISTRY_DIR, "--ledgers", folder / LEDGERS_DIR)
+    return [
+        sys.executable,
+        "-m",
+        "fedsilo_testing.crash",
+        str(manifest),
+        *map(str, where),
+        *(kill.argument() for kill in kills),
+        *extra,
+    ]
 
 
 def _options(args: argparse.Namespace) -> tuple[Manifest, RunOptions]:
@@ -197,11 +225,14 @@ def main() -> None:
     parser.add_argument("--resume", type=Path, metavar="RUN", help="resume this run (killed before) instead")
     parser.add_argument("--kill", type=Kill.parse, action="append", required=True, metavar="ROUND:PHASE[:runner]")
     parser.add_argument("--max-hub-restarts", type=int, help="default: one restart per --kill")
+    parser.add_argument("--metrics-port", type=int, help="serve the hub's /metrics here (0: any free port)")
     args = parser.parse_args()
+    # As 'fedsilo -v': the runner's and its hub processes' INFO lines on stderr, for the test's failure messages.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     manifest, options = _options(args)
     kills = tuple(args.kill)
     restarts = len(kills) if args.max_hub_restarts is None else args.max_hub_restarts
-    options = dataclasses.replace(options, max_hub_restarts=restarts)
+    options = dataclasses.replace(options, max_hub_restarts=restarts, metrics_port=args.metrics_port)
     report = LocalRun(manifest, options, hub_setup=HubKills(kills)).execute()
     print(report.to_json())
 

@@ -39,8 +39,9 @@ from fedsilo.api import load_manifest
 from fedsilo.identity import load_signing_key, read_identity
 from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.registry import LocalRegistry
-from fedsilo.runner import LocalRun, RunOptions
-from fedsilo_testing.crash import Kill, Phase
+from fedsilo.runner import LocalRun
+from fedsilo_testing.crash import Kill, Phase, crash_command
+from fedsilo_testing.local_runs import run_options
 from fedsilo_testing.replayable import FACTORY
 
 from .conftest import ROOT
@@ -90,14 +91,7 @@ class Job:
 
 
 def _uninterrupted(folder: Path, manifest: Path) -> tuple[str, str]:
-    options = RunOptions(
-        manifest_path=manifest,
-        workdir=folder / "run",
-        registry=folder / "registry",
-        ledgers=folder / "ledgers",
-        baseline=False,
-    )
-    report = LocalRun(load_manifest(manifest), options).execute()
+    report = LocalRun(load_manifest(manifest), run_options(manifest, folder)).execute()
     assert report.status == "succeeded", report.failure
     final = LocalRegistry(folder / "registry").show(report.job)
     assert final.lineage.round == ROUNDS
@@ -110,18 +104,17 @@ def _fedsilo(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _crash(manifest: Path, folder: Path, kills: list[Kill], *extra: str) -> subprocess.CompletedProcess[str]:
+    """The crash driver run on ``manifest`` in ``folder``, its hub dying at ``kills``; its exit and output."""
+    return subprocess.run(
+        crash_command(manifest, folder, kills, *extra), capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+
+
 def _killed_at_every_phase(manifest: Path, folder: Path) -> dict[str, object]:
     """Run ``manifest`` with its hub killed at each of ``KILLS`` (the last kill the runner's), resume it; the report."""
     run = folder / "run"
-    where = ["--workdir", str(run), "--registry", str(folder / "registry"), "--ledgers", str(folder / "ledgers")]
-    kills = [f"--kill={k.round}:{k.phase.value}{':runner' if k.runner else ''}" for k in KILLS]
-    crashed = subprocess.run(
-        [sys.executable, "-m", "fedsilo_testing.crash", str(manifest), *where, *kills],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    crashed = _crash(manifest, folder, KILLS)
     assert crashed.returncode == -signal.SIGKILL, (
         f"the run was not killed: {crashed.stdout[-2000:]}{crashed.stderr[-3000:]}"
     )
@@ -211,15 +204,7 @@ def test_a_dp_job_killed_at_every_phase_charges_no_round_twice_and_ends_with_the
 def test_a_hub_that_keeps_dying_fails_the_job_once_its_restarts_are_spent(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path / "manifest", "quickstart.yaml", rounds=1)
     run = tmp_path / "run"
-    where = ["--workdir", str(run), "--registry", str(tmp_path / "registry"), "--ledgers", str(tmp_path / "ledgers")]
-    kills = ["--kill=1:keys", "--kill=1:keys", "--max-hub-restarts=1"]
-    crashed = subprocess.run(
-        [sys.executable, "-m", "fedsilo_testing.crash", str(manifest), *where, *kills],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    crashed = _crash(manifest, tmp_path, [Kill(1, Phase.KEYS)] * 2, "--max-hub-restarts=1", "--metrics-port=0")
     assert crashed.returncode == 0, crashed.stderr[-3000:]
     report = json.loads(crashed.stdout)
     assert report["status"] == "failed"
@@ -227,6 +212,11 @@ def test_a_hub_that_keeps_dying_fails_the_job_once_its_restarts_are_spent(tmp_pa
     assert f"fedsilo run --resume {run}" in report["failure"]
     assert [r["restart"] for r in report["hub_restarts"]] == [1]
     assert "killed by SIGKILL" in report["hub_restarts"][0]["cause"]
+    # The restarted hub served /metrics where the first one did (the port run.json keeps).
+    metrics_port = json.loads((run / "run.json").read_text())["metrics_port"]
+    assert metrics_port is not None and report["hub_restarts"][0]["metrics_port"] == metrics_port
+    # The hub processes' own log lines reached the runner's log (the crash driver logs at INFO).
+    assert crashed.stderr.count("INFO fedsilo.aggregator: round 1 opened with") == 2, crashed.stderr[-3000:]
     operations = [
         record
         for record in map(json.loads, (run / "audit.jsonl").read_text().splitlines())

@@ -57,3 +57,17 @@ def test_a_published_file_that_is_no_key_is_refused_naming_it(tmp_path: Path) ->
     with pytest.raises(HubSetupError, match=f"cannot use the published signing key {path}"):
         adopt_published_key(path, tmp_path / "state")
     assert not (tmp_path / "state" / AGGREGATOR_KEY).exists()
+
+
+def test_the_public_key_file_is_left_alone_when_right_and_replaced_whole_when_not(tmp_path: Path) -> None:
+    # The runner and its hub process both load the key while sidecars read the .pub: an
+    # unchanged file is never rewritten (a reader could catch it empty), a wrong one is renamed over.
+    key = aggregator_signing_key(tmp_path)
+    public = tmp_path / AGGREGATOR_PUBLIC_KEY
+    inode = public.stat().st_ino
+    aggregator_signing_key(tmp_path)
+    assert public.stat().st_ino == inode
+    public.write_text(SigningKey.generate().public_key.to_base64() + "\n")
+    aggregator_signing_key(tmp_path)
+    assert public.read_text().strip() == key.public_key.to_base64()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []

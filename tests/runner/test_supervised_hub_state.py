@@ -2,14 +2,18 @@
 
 The run's CA and the hub's serving certificate survive the hub process (a restarted hub must
 present a certificate the live sidecars trust), their private keys 0600; the hub's port is
-a typed field of ``run.json``; ``--max-hub-restarts`` takes a bounded whole number.
+a typed field of ``run.json``, and so is the port of its /metrics; ``--max-hub-restarts`` takes a
+bounded whole number; the hub process's log lines reach the runner's log under their own names.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import multiprocessing
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,7 @@ import pytest
 from fedsilo.cli._run import add_restart_option
 from fedsilo.runner import RecoveryError, RunOptions, RunState, read_run_state
 from fedsilo.runner._recovery import RUN_STATE_FILE, write_run_state
-from fedsilo.runner._supervised import CA_DIR, run_credentials
+from fedsilo.runner._supervised import CA_DIR, _LogToRunner, _relay_log, run_credentials
 
 STATE = {
     "format": "fedsilo.run/v1",
@@ -55,16 +59,44 @@ def test_a_missing_hub_certificate_is_refused_naming_the_folder(tmp_path: Path) 
         run_credentials(tmp_path)
 
 
-def test_the_hub_port_is_kept_in_run_json(tmp_path: Path) -> None:
-    write_run_state(tmp_path, RunState.model_validate({**STATE, "hub_port": 40123}))
-    assert read_run_state(tmp_path).hub_port == 40123
+def test_the_hub_and_metrics_ports_are_kept_in_run_json(tmp_path: Path) -> None:
+    write_run_state(tmp_path, RunState.model_validate({**STATE, "hub_port": 40123, "metrics_port": 40124}))
+    state = read_run_state(tmp_path)
+    assert (state.hub_port, state.metrics_port) == (40123, 40124)
 
 
+@pytest.mark.parametrize("field", ["hub_port", "metrics_port"])
 @pytest.mark.parametrize("port", [0, 65536, "40123", 1.5])
-def test_a_bad_hub_port_in_run_json_is_refused(tmp_path: Path, port: object) -> None:
-    (tmp_path / RUN_STATE_FILE).write_text(json.dumps({**STATE, "hub_port": port}))
-    with pytest.raises(RecoveryError, match=r"run\.json is damaged .*hub_port"):
+def test_a_bad_port_in_run_json_is_refused_naming_the_field(tmp_path: Path, field: str, port: object) -> None:
+    (tmp_path / RUN_STATE_FILE).write_text(json.dumps({**STATE, field: port}))
+    with pytest.raises(RecoveryError, match=rf"run\.json is damaged .*{field}"):
         read_run_state(tmp_path)
+
+
+def test_the_hub_process_log_reaches_the_runner_log_under_its_own_name(caplog: pytest.LogCaptureFixture) -> None:
+    runner_end, hub_end = multiprocessing.Pipe(duplex=False)
+    hub_log = logging.getLogger("fedsilo.test-hub")
+    handler = _LogToRunner(hub_end, threading.Lock())
+    hub_log.addHandler(handler)
+    hub_log.propagate = False
+    try:
+        hub_log.warning("round %d opened", 3)
+        try:
+            raise ValueError("a broken checkpoint")
+        except ValueError:
+            hub_log.exception("resume failed")
+    finally:
+        hub_log.removeHandler(handler)
+        hub_log.propagate = True
+    with caplog.at_level(logging.INFO, logger="fedsilo.test-hub"):
+        _relay_log(runner_end.recv())
+        _relay_log(runner_end.recv())
+    (first, second) = caplog.records
+    assert (first.name, first.levelno, first.getMessage()) == ("fedsilo.test-hub", logging.WARNING, "round 3 opened")
+    assert second.levelno == logging.ERROR
+    assert second.getMessage().startswith("resume failed\nTraceback") and "ValueError: a broken checkpoint" in (
+        second.getMessage()
+    )
 
 
 @pytest.mark.parametrize("value", ["-1", "many", "101", "2.5"])

@@ -17,7 +17,8 @@ import pytest
 from fedsilo.aggregator import RoundSummary
 from fedsilo.api import load_manifest
 from fedsilo.protocol import PolicyVerdict
-from fedsilo.runner import LocalRun, RunOptions
+from fedsilo.runner import LocalRun
+from fedsilo_testing.local_runs import run_options
 
 from ..e2e.conftest import quick_manifest
 from .conftest import Samples, scrape, value
@@ -57,15 +58,7 @@ def test_the_hub_metrics_move_as_the_rounds_go(tmp_path: Path) -> None:
         policy={"normCap": 1.0, "dataClass": "internal", "maxEpsilon": 10.0},
     )
     observer = ScrapeEachRound()
-    options = RunOptions(
-        manifest_path=path,
-        workdir=tmp_path / "run",
-        registry=tmp_path / "registry",
-        ledgers=tmp_path / "privacy",
-        baseline=False,
-        metrics_port=0,
-    )
-    run = LocalRun(load_manifest(path), options, observer)
+    run = LocalRun(load_manifest(path), run_options(path, tmp_path, metrics_port=0), observer)
     observer.run = run
     report = run.execute()
     assert report.status == "succeeded", report.failure

@@ -55,15 +55,13 @@ from ._hub import HubSetupError, adopt_published_key, aggregator_signing_key, bu
 from ._recovery import RecoveryError, apply_job_rollback, latest_checkpoint, resume_hub
 from ._reporting import RecordingRegistry, ReportingObserver
 from ._standing import manifest_standing
-from ._statistics import HubStatistics, statistics_status, write_statistics
+from ._statistics import STATISTICS_DIR, HubStatistics, statistics_status, write_statistics
 
 log = logging.getLogger("fedsilo.aggregator")
 
 #: Without a status reporter the aggregator exits after the job, but first keeps serving this
 #: long: a silo that has not yet asked for the next round must still learn that there is none.
 FINISH_LINGER_SECONDS = 10.0
-#: Where in the state directory the statistics phase writes its files (statistics.json, ...).
-STATISTICS_DIR = "statistics"
 
 
 class AggregatorConfigError(ValueError):

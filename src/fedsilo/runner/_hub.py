@@ -16,6 +16,7 @@ hub keeps on disk follows one layout under one directory:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,13 @@ def aggregator_signing_key(state_dir: Path) -> SigningKey:
         save_signing_key(key, path)
         log.info("created the audit signing key %s (public key %s)", path, key.public_key.fingerprint())
     # Always the loaded key's: the file sidecars and auditors verify with must never be another key's.
-    public.write_text(key.public_key.to_base64() + "\n")
+    # Rewritten only when it differs, and renamed into place: the runner and its hub process both call
+    # this while the silos' sidecars start and read it, and a truncated file read meanwhile is no key.
+    text = key.public_key.to_base64() + "\n"
+    if not public.is_file() or public.read_text() != text:
+        partial = public.with_name(f"{public.name}.{os.getpid()}.partial")
+        partial.write_text(text)
+        partial.replace(public)
     return key
 
 

@@ -40,7 +40,6 @@ from fedsilo.identity import (
     CertificateAuthority,
     SigningKey,
     SiloIdentity,
-    TlsCredentials,
     VerifyKey,
     read_identity,
     write_identity,
@@ -54,20 +53,15 @@ from fedsilo.launch import (
     render_job_manifest,
 )
 from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
-from fedsilo.privacy.ledger import run_name
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
-from fedsilo.registry import LocalRegistry
 
 from ._children import ChildWatch, SiloProcesses
-from ._gate import build_gate
 from ._hub import aggregator_signing_key
 from ._isolation import Isolation, detect_isolation
 from ._recovery import RunState, read_run_state, write_run_state
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
-from ._statistics import HubStatistics, StatisticsFiles, write_statistics
+from ._statistics import STATISTICS_DIR, StatisticsFiles, read_statistics
 from ._supervised import HubLaunch, HubSetup, SupervisedHub, free_port, run_credentials
-
-log = logging.getLogger("fedsilo.run")
 
 # Seconds a silo process gets to exit on its own after the job ends, before SIGTERM.
 EXIT_GRACE_SECONDS = 20.0
@@ -146,7 +140,7 @@ class LocalRun:
         self._processes: list[SiloProcesses] = []
         # A silo process that dies while the job runs ends it (``_children``).
         self._watch = ChildWatch()
-        # Set by the statistics phase, for jobs with spec.data.preprocessing.
+        # Read once the hub process has served the statistics phase, for jobs with spec.data.preprocessing.
         self.statistics: StatisticsFiles | None = None
         self.preprocessing: FittedPreprocessing | None = None
         #: The port /metrics is served on while the job runs (``RunOptions.metrics_port``).
@@ -325,12 +319,10 @@ class LocalRun:
         identity_dirs, silos = self._identities(ca)
         job_config = self.workdir / MANIFEST_FILE
         job_config.write_text(render_job_manifest(self.manifest.job, silos))
-        # A job with federated preprocessing: its silos' processes start now and take part in
-        # the statistics phase; the hub then serves training on the same address.
-        listen = self._statistics(silos, identity_dirs, job_config, server_tls)
         # Chosen here so the silos start while the hub process starts (each takes a while under load);
-        # the hub's signing key too, whose public half every sidecar reads as it starts.
-        port = int(listen.rsplit(":", 1)[1]) or free_port()
+        # the hub's signing key too, whose public half every sidecar reads as it starts. A job with
+        # federated preprocessing has its statistics phase served there first, by the same process.
+        port = free_port()
         aggregator_signing_key(self.workdir)
         hub = SupervisedHub(
             HubLaunch(
@@ -343,17 +335,17 @@ class LocalRun:
                 hub_ledger=self.options.hub_ledger(),
                 run_id=self.run_id,
                 excluded=self.resumed.excluded if self.resumed else (),
-                preprocessing=self.preprocessing,
                 server_tls=server_tls,
-                metrics_port=self.options.metrics_port,
+                metrics_port=self._metrics_port(),
                 parent_pid=os.getpid(),
                 listen=f"localhost:{port}",
                 resume_reason=f"fedsilo run --resume {self.workdir}" if self.resumed is not None else None,
                 setup=self.hub_setup,
+                log_level=logging.getLogger().getEffectiveLevel(),
             ),
             self.observer,
             self.options.max_hub_restarts,
-            self._record_port,
+            self._record_ports,
         )
         hub.start()
         report = RunReport(
@@ -364,7 +356,6 @@ class LocalRun:
             isolation=self.isolation.description,
             workdir=str(self.workdir),
             ledgers=str(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None,
-            statistics=str(self.statistics.json) if self.statistics is not None else None,
         )
         try:
             if not self._processes:
@@ -373,6 +364,11 @@ class LocalRun:
                 ]
             hub.listening()
             self.metrics_port = hub.metrics_port
+            if spec.data.preprocessing is not None and spec.data.preprocessing.federated:
+                # Released by the hub process before it listened for training.
+                self.statistics = read_statistics(self.workdir / STATISTICS_DIR)
+                self.preprocessing = self.statistics.preprocessing
+                report.statistics = str(self.statistics.json)
             if on_started is not None:
                 on_started(self)
             self._watch.start(self._processes, lambda death: hub.abort(death.summary()))
@@ -402,58 +398,19 @@ class LocalRun:
                 report.denials[silo] = report.denials.get(silo, 0) + 1
         return report
 
-    def _record_port(self, port: int) -> None:
-        """Keep the hub's port in ``run.json``: a restarted hub listens on it again, where the sidecars redial."""
+    def _metrics_port(self) -> int | None:
+        """Where the first hub serves /metrics: a resumed run asked for any port takes the one it had."""
+        asked = self.options.metrics_port
+        if asked == 0 and self.resumed is not None and self.resumed.metrics_port is not None:
+            return self.resumed.metrics_port
+        return asked
+
+    def _record_ports(self, port: int, metrics_port: int | None) -> None:
+        """Keep the hub's ports in ``run.json``: a restarted hub listens on them again (sidecars, scrapers)."""
         state = read_run_state(self.workdir)
-        if state.hub_port != port:
-            write_run_state(self.workdir, state.model_copy(update={"hub_port": port}))
-
-    def _statistics(
-        self, silos: list[Silo], identity_dirs: dict[str, Path], job_config: Path, server_tls: TlsCredentials
-    ) -> str:
-        """The statistics phase before training, for a job that asks for fitted preprocessing; where to serve training.
-
-        Served by the hub (``HubStatistics``) as the aggregator process serves it; every silo
-        takes part from its own sidecar process, with the totals its trainer process computes
-        on the records it loaded (the trainer link), and with its own ledger when the
-        statistics are private; the hub's decisions go to the run's audit log. The fitted
-        transform goes into the registry by its digest, and each sidecar hands it to its trainer.
-        """
-        preprocessing = self.manifest.job.spec.data.preprocessing
-        if preprocessing is None or not preprocessing.federated:
-            return "localhost:0"
-        job = self.manifest.job.metadata.name
-        gate = build_gate(self.workdir, aggregator_signing_key(self.workdir))
-        try:
-            with HubStatistics(
-                self.manifest.job,
-                run_name(job, self.run_id),
-                {s.metadata.name: VerifyKey.from_base64(str(s.spec.identity.public_key)) for s in silos},
-                gate,
-                "localhost:0",
-                server_tls,
-                ceilings={s.metadata.name: s.spec.max_epsilon for s in self.manifest.silos},
-                # The silos' processes start now: they may load their records as long as a round may take.
-                join_seconds=float(self.manifest.job.spec.round_timeout_seconds),
-            ) as hub:
-                port = hub.port
-                self._processes = [
-                    self._start_silo(i, n, identity_dirs[n], port, job_config)
-                    for i, n in enumerate(self.manifest.job.spec.silos)
-                ]
-                release = hub.release()
-        except BaseException:
-            self._stop_silos()
-            raise
-        finally:
-            gate.audit.close()
-        # Written once the phase's server is closed: the silos' Join waits for training's server meanwhile.
-        self.statistics = write_statistics(release, self.workdir / "statistics")
-        self.preprocessing = self.statistics.preprocessing
-        assert self.preprocessing is not None
-        digest = LocalRegistry(self.options.registry).save_preprocessing(job, self.preprocessing.canonical_bytes())
-        log.info("statistics phase done; fitted preprocessing %s", digest)
-        return f"localhost:{port}"
+        if (state.hub_port, state.metrics_port) != (port, metrics_port):
+            update = {"hub_port": port, "metrics_port": metrics_port}
+            write_run_state(self.workdir, state.model_copy(update=update))
 
     def processes_of(self, name: str) -> SiloProcesses:
         """Silo ``name``'s sidecar and trainer processes (for fault tests); ``KeyError`` before they start."""

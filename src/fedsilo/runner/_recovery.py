@@ -70,6 +70,9 @@ class RunState(StrictMessage):
     #: The port the hub listens on (on loopback): a hub the runner restarts after it died listens
     #: there again, with the same certificate, so the silos' sidecars redial it and go on.
     hub_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    #: The port the hub serves /metrics on, when the run serves it: a restarted hub (and a
+    #: resumed run asked for ``--metrics-port 0``) serves it there again, where the scraper looks.
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
     def load_manifest(self) -> Manifest:
         """The run's manifest, without the silos it was told to forget."""

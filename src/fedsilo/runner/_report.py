@@ -110,6 +110,8 @@ class HubRestart:
     resumed_after: int | None = None
     #: Seconds from the death being noticed to the restarted hub listening again.
     seconds_down: float | None = None
+    #: The port the restarted hub serves /metrics on (the first hub's), None without /metrics.
+    metrics_port: int | None = None
 
 
 @dataclass

@@ -50,6 +50,8 @@ from fedsilo.statistics import (
 from ._gate import build_gate
 from ._hub import aggregator_signing_key
 
+#: Where in a run's (or the aggregator's state) directory the phase writes its files.
+STATISTICS_DIR = "statistics"
 STATISTICS_FILE = "statistics.json"
 HISTOGRAMS_FILE = "histograms.png"
 # How long each step of the phase waits for the silos (they are all up: a local phase).
@@ -101,6 +103,11 @@ class HubStatistics:
             StatisticsService(self.phase, silo_issuers), listen, credentials, workers=4 * len(keys) + 4
         )
 
+    @property
+    def longest_seconds(self) -> float:
+        """The phase's longest life: the join, then two passes of four steps each."""
+        return self._join_seconds + 4 * len(PASSES) * self._step_seconds
+
     def release(self) -> StatisticsRelease:
         """Wait for the phase to end; what it released.
 
@@ -109,8 +116,7 @@ class HubStatistics:
                 the phase failed or did not end within its steps' deadlines.
         """
         try:
-            # The join, then two passes of four steps each: the phase's longest life.
-            return self.phase.result(timeout=self._join_seconds + 4 * len(PASSES) * self._step_seconds)
+            return self.phase.result(timeout=self.longest_seconds)
         except StatisticsFailed as error:
             raise StatisticsError(str(error)) from error
 
@@ -133,8 +139,29 @@ def write_statistics(release: StatisticsRelease, out: Path) -> StatisticsFiles:
     plot = write_histograms(release.statistics, out / HISTOGRAMS_FILE)
     # The transform the hub fitted from the totals alone (``StatisticsPhase``), not refitted here.
     fitted = release.preprocessing
-    fitted_path = fitted.write(out / PREPROCESSING_FILE) if fitted is not None else None
+    # Written last and renamed into place: a process killed meanwhile leaves no half transform that
+    # its restart would take for a finished phase.
+    fitted_path = (
+        fitted.write(out / f"{PREPROCESSING_FILE}.partial").replace(out / PREPROCESSING_FILE)
+        if fitted is not None
+        else None
+    )
     return StatisticsFiles(release.statistics, fitted, json_path, plot, fitted_path)
+
+
+def read_statistics(out: Path) -> StatisticsFiles:
+    """What ``write_statistics`` wrote into ``out``, read back strictly (a run whose hub process wrote it).
+
+    Raises:
+        OSError: ``statistics.json`` is missing or unreadable.
+        ValueError: a file is not a valid statistics or preprocessing document.
+    """
+    statistics = FederatedStatistics.parse((out / STATISTICS_FILE).read_bytes())
+    fitted_path = out / PREPROCESSING_FILE
+    fitted = FittedPreprocessing.read(fitted_path) if fitted_path.is_file() else None
+    return StatisticsFiles(
+        statistics, fitted, out / STATISTICS_FILE, out / HISTOGRAMS_FILE, fitted_path if fitted is not None else None
+    )
 
 
 def statistics_status(out: Path) -> StatisticsStatus:

@@ -13,9 +13,15 @@ the audit log (the restarted hub's ``resume`` record names the cause), in the ru
 bounded (``RunOptions.max_hub_restarts``): a hub that keeps dying fails the job with a
 message saying so, instead of looping.
 
+A restarted hub serves its Prometheus ``/metrics`` on the port the first one bound (kept in
+``run.json`` beside the hub's port), so a scraper pointed at the run does not lose it. The
+hub child's log lines go to the runner over the events pipe and are logged there under their
+own logger names, at the runner's level: ``fedsilo run -v`` shows the hub's rounds as an
+aggregator pod's log does (the hub logs no key, token or record).
+
 The runner and its hub child talk over two multiprocessing pipes of their own (no socket,
-nothing another user can reach): the child sends its port, the observer's events and its
-outcome; the runner sends ``abort`` (a silo process died) and ``stop`` (the silos have
+nothing another user can reach): the child sends its ports, its log lines, the observer's
+events and its outcome; the runner sends ``abort`` (a silo process died) and ``stop`` (the silos have
 left; close the server). Both ends are this package's code in processes of the same user,
 so the pipes are no trust boundary. The child dies with the runner (``PR_SET_PDEATHSIG``).
 """
@@ -39,15 +45,16 @@ from typing import Any, Protocol, runtime_checkable
 
 from fedsilo.aggregator import Checkpoints, JobFailed, LedgerBook, RoundObserver, RoundSummary, start_server
 from fedsilo.api import Manifest, PrivacyMode, Silo
-from fedsilo.datasets import FittedPreprocessing
 from fedsilo.identity import CertificateAuthority, TlsCredentials, VerifyKey, write_private_file
 from fedsilo.policy import EmbeddedRegoEngine
 from fedsilo.privacy.ledger import run_name
 from fedsilo.protocol import PARENT_PID_ENV, PolicyVerdict, follow_parent
 from fedsilo.registry import LocalRegistry
+from fedsilo.statistics import StatisticsError
 
 from ._children import exit_description
 from ._hub import aggregator_signing_key, build_hub
+from ._hub_statistics import statistics_before_training
 from ._recovery import RecoveryError, latest_checkpoint, resume_hub
 from ._report import HubRestart
 from ._standing import manifest_standing
@@ -140,7 +147,6 @@ class HubLaunch:
     hub_ledger: Path
     run_id: str
     excluded: tuple[str, ...]
-    preprocessing: FittedPreprocessing | None
     server_tls: TlsCredentials
     metrics_port: int | None
     parent_pid: int
@@ -149,6 +155,8 @@ class HubLaunch:
     resume_reason: str | None = None
     attempt: int = 0
     setup: HubSetup | None = None
+    #: The runner's logging level: the child's records at or above it are sent to the runner.
+    log_level: int = logging.WARNING
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,37 @@ class HubOutcome:
     succeeded: bool
     failure: str
     summaries: tuple[RoundSummary, ...]
+
+
+class _LogToRunner(logging.Handler):
+    """The hub child's one log handler: each record, formatted here, goes to the runner as ``("log", ...)``."""
+
+    def __init__(self, events: Connection, lock: threading.Lock) -> None:
+        super().__init__()
+        self._events, self._lock = events, lock
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Send the record's logger name, level and text (its traceback included); never raise."""
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text = f"{text}\n{logging.Formatter().formatException(record.exc_info)}"
+            with self._lock:
+                self._events.send(("log", record.name, record.levelno, text))
+        except Exception:  # a runner gone, an unformattable record: logging must not end the hub
+            self.handleError(record)
+
+
+def _relay_log(message: tuple[Any, ...]) -> None:
+    """Log a hub child's record in the runner, under the child's logger name and level."""
+    _, name, level, text = message
+    logging.getLogger(str(name)).log(int(level), "%s", text)
+
+
+def _send(events: Connection, lock: threading.Lock, message: tuple[Any, ...]) -> None:
+    """Send ``message`` to the runner; the lock keeps the log handler's sends from interleaving."""
+    with lock:
+        events.send(message)
 
 
 class _Forward:
@@ -192,7 +231,9 @@ class _Forward:
 def serve_hub(launch: HubLaunch, events: Connection, control: Connection) -> None:
     """The hub child's whole life: build the hub (resumed if asked), serve the job, report its outcome.
 
-    Sends ``("listening", port, metrics_port)``, then the observer's events, then
+    A job with federated preprocessing serves its statistics phase first (sending
+    ``("statistics", address, longest_seconds)`` once it listens). Then sends
+    ``("listening", port, metrics_port)``, then the observer's events, then
     ``("done", succeeded, failure, summaries)``; or ``("refused", kind, message)`` when the
     hub cannot be built (nothing listens). After ``done`` it keeps serving (silos learn that
     no round follows) until the runner sends ``stop``.
@@ -200,9 +241,29 @@ def serve_hub(launch: HubLaunch, events: Connection, control: Connection) -> Non
     os.environ[PARENT_PID_ENV] = str(launch.parent_pid)
     follow_parent()
     lock = threading.Lock()
+    # A spawned interpreter has no logging set up: its records go to the runner's handlers instead.
+    root = logging.getLogger()
+    root.handlers[:] = [_LogToRunner(events, lock)]
+    root.setLevel(launch.log_level)
     extra = launch.setup(launch.attempt) if launch.setup is not None else None
     manifest, spec = launch.manifest, launch.manifest.job.spec
     job = manifest.job.metadata.name
+    try:
+        # A job with federated preprocessing: its phase first, on the port training takes next.
+        preprocessing = statistics_before_training(
+            manifest,
+            launch.silos,
+            launch.workdir,
+            launch.registry,
+            launch.run_id,
+            launch.listen,
+            launch.server_tls,
+            fresh=launch.attempt == 0,
+            serving=lambda seconds: _send(events, lock, ("statistics", launch.listen, seconds)),
+        )
+    except StatisticsError as error:
+        _send(events, lock, ("refused", "statistics", str(error)))
+        return
     ledger_key = aggregator_signing_key(launch.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None
     checkpoints = Checkpoints(launch.workdir, ledger_run=run_name(job, launch.run_id), excluded=launch.excluded)
     try:
@@ -225,7 +286,7 @@ def serve_hub(launch: HubLaunch, events: Connection, control: Connection) -> Non
             registry=LocalRegistry(launch.registry),
             observer=_Forward(events, lock, extra),
             privacy=privacy,
-            preprocessing=launch.preprocessing,
+            preprocessing=preprocessing,
             # The manifest the user ran: editing a Silo's spec.suspended in it between rounds
             # suspends or readmits it from the next round on (keys are this run's own).
             standing=manifest_standing(launch.manifest_path, job, keys),
@@ -296,6 +357,10 @@ class HubRefused(ValueError):
     """The hub child could not build or resume its hub; nothing listens. The message says why."""
 
 
+#: What ``listening`` raises for each kind of refusal a hub child sends (else ``HubRefused``).
+_REFUSALS: dict[str, type[ValueError]] = {"recovery": RecoveryError, "statistics": StatisticsError}
+
+
 class SupervisedHub:
     """Starts the hub child, forwards its events, restarts it after a death, and tells how the job ended."""
 
@@ -304,12 +369,13 @@ class SupervisedHub:
         launch: HubLaunch,
         observer: RoundObserver | None,
         max_restarts: int,
-        on_port: Callable[[int], None],
+        on_ports: Callable[[int, int | None], None],
     ) -> None:
         self._launch = launch
         self._observer = observer
         self._max_restarts = max_restarts
-        self._on_port = on_port
+        #: Told the hub's port and metrics port (None: no /metrics) each time a hub listens.
+        self._on_ports = on_ports
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._process: multiprocessing.process.BaseProcess | None = None
@@ -319,6 +385,7 @@ class SupervisedHub:
         self.port: int | None = None
         self.metrics_port: int | None = None
         self.restarts: list[HubRestart] = []
+        self._started_restarts = 0
 
     def start(self) -> None:
         """Start the first hub child, without waiting for it: the silos start meanwhile and dial until it listens."""
@@ -337,25 +404,49 @@ class SupervisedHub:
             self._process, self._events, self._control = process, events_here, control_here
 
     def listening(self) -> int:
-        """Wait for the hub child to listen; its port. ``HubRefused``/``RecoveryError`` if it cannot."""
+        """Wait for the hub child to listen; its port.
+
+        Raises:
+            HubRefused: the hub could not be built or did not listen (the message says why).
+            RecoveryError: a restarted hub found no checkpoint it can resume from.
+            StatisticsError: the job's statistics phase failed (the message names the silos left out and why).
+        """
         process, events = self._process, self._events
         assert process is not None and events is not None
         deadline = time.monotonic() + START_SECONDS
+        in_statistics = False
         while time.monotonic() < deadline:
             if events.poll(POLL_SECONDS):
                 try:
                     message = events.recv()
                 except EOFError:
                     break
+                if message[0] == "log":
+                    _relay_log(message)
+                    continue
+                if message[0] == "statistics":
+                    # The statistics phase serves first: training listens once it ends, or fails.
+                    in_statistics, self.port = True, int(str(message[1]).rsplit(":", 1)[1])
+                    deadline = max(deadline, time.monotonic() + float(message[2]) + START_SECONDS)
+                    continue
                 if message[0] == "listening":
                     self.port, self.metrics_port = int(message[1]), message[2]
-                    self._on_port(self.port)
+                    self._on_ports(self.port, self.metrics_port)
                     return self.port
                 if message[0] == "refused":
                     process.join()
-                    raise (RecoveryError if message[1] == "recovery" else HubRefused)(str(message[2]))
+                    raise _REFUSALS.get(message[1], HubRefused)(str(message[2]))
             elif not process.is_alive():
                 break
+        process.join(POLL_SECONDS)
+        if in_statistics and process.exitcode is not None and self._aborted is None:
+            # It died serving the statistics phase, whose live silos wait for it: restart it as in a round.
+            cause = f"the aggregator process (pid {process.pid}) died: {exit_description(process.exitcode)}"
+            if self._started_restarts >= self._max_restarts:
+                raise HubRefused(self._restarts_spent(cause))
+            self._restart(cause)
+            assert self.port is not None
+            return self.port
         self.stop()
         ended = exit_description(process.exitcode) if process.exitcode is not None else "it hung"
         raise HubRefused(f"the aggregator process did not start listening ({ended}); see the run's log for why")
@@ -382,15 +473,17 @@ class SupervisedHub:
             cause = f"the aggregator process (pid {process.pid}) died: {exit_description(code)}"
             if self._aborted is not None:
                 return HubOutcome(False, self._aborted, ())
-            if len(self.restarts) >= self._max_restarts:
-                return HubOutcome(
-                    False,
-                    f"{cause}, after {len(self.restarts)} restarts (at most {self._max_restarts}, "
-                    "--max-hub-restarts); the job stops here. Its checkpoints are kept: fix the cause "
-                    f"and go on with 'fedsilo run --resume {self._launch.workdir}'",
-                    (),
-                )
+            if self._started_restarts >= self._max_restarts:
+                return HubOutcome(False, self._restarts_spent(cause), ())
             self._restart(cause)
+
+    def _restarts_spent(self, cause: str) -> str:
+        """Why the job stops at a death when no restart is left."""
+        return (
+            f"{cause}, after {self._started_restarts} restarts (at most {self._max_restarts}, "
+            "--max-hub-restarts); the job stops here. Its checkpoints are kept: fix the cause "
+            f"and go on with 'fedsilo run --resume {self._launch.workdir}'"
+        )
 
     def _forward(self, process: multiprocessing.process.BaseProcess, events: Connection) -> HubOutcome | None:
         """Hand the child's events to the observer; its outcome, or None when it died without one."""
@@ -402,6 +495,9 @@ class SupervisedHub:
                     process.join()
                     return None
                 kind = message[0]
+                if kind == "log":
+                    _relay_log(message)
+                    continue
                 if kind == "done":
                     return HubOutcome(bool(message[1]), str(message[2]), tuple(message[3]))
                 if self._observer is not None:
@@ -411,8 +507,12 @@ class SupervisedHub:
                 return None
 
     def _restart(self, cause: str) -> None:
+        """Start the next hub child after a death, wait for it to listen, and record the restart."""
         died = time.monotonic()
-        number = len(self.restarts) + 1
+        # Counted now: a child that dies in the statistics phase is restarted from within
+        # ``listening`` below, before this restart is recorded, and is the next one.
+        self._started_restarts += 1
+        number = self._started_restarts
         died_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         log.warning(
             "%s; restarting it from its newest checkpoint (restart %d of at most %d)", cause, number, self._max_restarts
@@ -420,25 +520,34 @@ class SupervisedHub:
         reason = (
             f"{cause}; the runner restarted it on port {self.port} (restart {number} of at most {self._max_restarts})"
         )
+        # The same ports: the sidecars redial the hub's, a scraper keeps reading the metrics one
+        # (not yet bound if the hub died in the statistics phase: the port the run asked for).
         launch = dataclasses.replace(
-            self._launch, listen=f"localhost:{self.port}", resume_reason=reason, attempt=number
+            self._launch,
+            listen=f"localhost:{self.port}",
+            metrics_port=self.metrics_port if self.metrics_port is not None else self._launch.metrics_port,
+            resume_reason=reason,
+            attempt=number,
         )
-        self._spawn(launch)
-        self.listening()
-        checkpoints = Checkpoints(
+        # Read before it starts: the newest checkpoint is the one it resumes from (none if the hub
+        # died in the statistics phase; it writes round 0's once it has served it again).
+        rounds = Checkpoints(
             launch.workdir,
             ledger_run=run_name(launch.manifest.job.metadata.name, launch.run_id),
             excluded=launch.excluded,
-        )
-        rounds = checkpoints.rounds()
+        ).rounds()
+        self._spawn(launch)
+        self.listening()
         restart = HubRestart(
             restart=number,
             cause=cause,
             died_at=died_at,
             resumed_after=rounds[-1] if rounds else None,
             seconds_down=round(time.monotonic() - died, 3),
+            metrics_port=self.metrics_port,
         )
         self.restarts.append(restart)
+        self.restarts.sort(key=lambda r: r.restart)
         if isinstance(self._observer, RestartObserver):
             self._observer.hub_restarted(restart)
 

@@ -67,6 +67,8 @@ MODEL_LIMIT_BYTES = 1 << 31
 # How long a sidecar keeps dialling a hub that went away: a restarted aggregator pod resumes
 # at its last checkpoint and needs time to be scheduled, start and load it.
 RECONNECT_SECONDS = 600.0
+# An attempt at the statistics phase that lasted this long had reached the hub before it went away.
+TOOK_PART_SECONDS = 2.0
 
 
 class Sidecar:
@@ -200,9 +202,16 @@ class Sidecar:
         return 0
 
     def _statistics(self, stub: rpc.AggregatorStub) -> None:
-        """The statistics phase before training: the trainer's totals in, the fitted transform back to it."""
+        """The statistics phase before training: the trainer's totals in, the fitted transform back to it.
+
+        A hub that goes away during the phase (its process died) is waited for as in a round
+        (``RECONNECT_SECONDS``), and the phase taken part in again from the join, with the
+        noise of the first attempt: the totals sent again are the ones sent before.
+        """
         deadline = time.monotonic() + self.config.connect_timeout
+        noise_seed = secrets.randbits(128)
         while True:
+            attempt = time.monotonic()
             try:
                 statistics_before_training(
                     stub,
@@ -211,11 +220,20 @@ class Sidecar:
                     self._identity.signing_key,
                     self.config.peer_keys,
                     timeout=float(self._spec.round_timeout_seconds),
+                    noise_seed=noise_seed,
                 )
                 return
             except grpc.RpcError as error:
+                now = time.monotonic()
+                if error.code() == grpc.StatusCode.UNAVAILABLE and now - attempt > TOOK_PART_SECONDS:
+                    # Not a hub that is not serving yet: one that went away while this silo took part.
+                    log.warning(
+                        "the aggregator went away during the statistics phase (%s); taking part again once it is back",
+                        error.details(),
+                    )
+                    deadline = now + RECONNECT_SECONDS
                 # The hub is not serving yet (or went away): take part again, from the join, once it is.
-                if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or now > deadline:
                     raise
                 time.sleep(0.5)
 

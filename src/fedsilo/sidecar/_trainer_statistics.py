@@ -117,11 +117,14 @@ def released_preprocessing(step: StatisticsStep) -> FittedPreprocessing:
 
 
 @contextmanager
-def statistics_member(config: SidecarConfig, signing_key: SigningKey, totals: Totals) -> Iterator[StatisticsSilo]:
+def statistics_member(
+    config: SidecarConfig, signing_key: SigningKey, totals: Totals, noise_seed: int | None = None
+) -> Iterator[StatisticsSilo]:
     """This silo in its job's statistics phase, with its ledger open (and signed by it) when the phase is private.
 
     The one place a sidecar decides what the phase charges: the run's ledger name, the
-    silo's and the job's ceilings, the ledger file it was started with.
+    silo's and the job's ceilings, the ledger file it was started with. ``noise_seed`` (a
+    secret the sidecar draws once) makes every attempt at the phase draw the same noise.
 
     Raises:
         ValueError: a private phase without the silo's ledger (``--ledger``).
@@ -142,6 +145,7 @@ def statistics_member(config: SidecarConfig, signing_key: SigningKey, totals: To
             ledger=ledger,
             max_epsilon=config.silo_max_epsilon,
             job_ceiling=spec.policy.max_epsilon,
+            rng=np.random.default_rng(noise_seed) if noise_seed is not None else None,
         )
     finally:
         if ledger is not None:
@@ -156,15 +160,20 @@ def statistics_before_training(
     peer_keys: Mapping[str, VerifyKey],
     *,
     timeout: float,
+    noise_seed: int | None = None,
 ) -> FittedPreprocessing:
     """Take part in the job's statistics phase with the trainer's totals; the transform, handed to the trainer.
+
+    ``noise_seed``: the same for every attempt of one sidecar, so that taking part again after
+    the hub died sends the same noised totals (one release, as the ledger charges once), not
+    a second draw.
 
     Raises:
         StatisticsError: the phase failed (the message says why, with the silos left out).
         MessageError: the trainer or the hub sent something malformed.
         ValueError: a private phase without the silo's ledger (``--ledger``).
     """
-    with statistics_member(config, signing_key, LinkTotals(link, timeout)) as member:
+    with statistics_member(config, signing_key, LinkTotals(link, timeout), noise_seed) as member:
         step = take_part(stub, member, signing_key, peer_keys, timeout=timeout)
     fitted = released_preprocessing(step)
     link.offer(TrainerTask(kind="preprocess", round=0), fitted.canonical_bytes())

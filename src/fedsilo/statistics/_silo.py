@@ -78,16 +78,19 @@ class StatisticsSilo:
         event = self.event()
         if event is None or self._ledger is None:
             return None
-        check = self._ledger.would_exceed(
-            self.name,
-            self.plan.job,
-            event,
-            job_ceiling=self._job_ceiling,
-            silo_ceiling=self._max_epsilon,
-            delta=self.plan.delta,
-        )
-        if check.exceeds:
-            return f"{EPSILON_EXCEEDED}: " + "; ".join(check.reasons)
+        if self._ledger.charged(self.name, self.plan.job, STATISTICS_ROUND) is None:
+            # Only a first charge can cross a ceiling: a phase taken part in again (its hub died) was
+            # paid for, and ``charge`` below returns that row (or refuses one with other facts).
+            check = self._ledger.would_exceed(
+                self.name,
+                self.plan.job,
+                event,
+                job_ceiling=self._job_ceiling,
+                silo_ceiling=self._max_epsilon,
+                delta=self.plan.delta,
+            )
+            if check.exceeds:
+                return f"{EPSILON_EXCEEDED}: " + "; ".join(check.reasons)
         self._ledger.charge(
             self.name,
             self.plan.job,
