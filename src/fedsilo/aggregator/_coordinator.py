@@ -595,10 +595,12 @@ class JobCoordinator:
             audit_head=self._gate.checkpoint(),
             ledger_head=self._privacy.signed_head() if self._privacy is not None else None,
         )
-        self.summaries.append(summary)
         self._model_seal = record_round(
             self.job, self._registry, current, summary, new_weights, parent, self._model_key, self._preprocessing_digest
         )
+        # Published once its model and lineage are in the registry: whoever sees a round's
+        # summary (a status reader, a test) can read its registry entry.
+        self.summaries.append(summary)
         self._commit()
         if self._observer is not None:
             self._observer.round_finished(summary)
