@@ -7,6 +7,7 @@ created is one the API server admitted under that profile.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,17 @@ from fedsilo.audit import FORMAT, SignedHead, sign_head
 from fedsilo.identity import SigningKey
 from fedsilo.kube import PERSISTENT_VOLUME_CLAIM, POD, SECRET, ApiError, KubeApi, KubeStatusReporter, load_access
 from fedsilo.kube._reporter import FIELD_MANAGER as AGGREGATOR_FIELD_MANAGER
-from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION
+from fedsilo.operator import WORKLOAD_NAMESPACE_ANNOTATION, OperatorConfig, load_policy_files
+from fedsilo.operator._admission import JobAdmission, admission_bundle, with_parameters
 from fedsilo.operator._handlers import FIELD_MANAGER as OPERATOR_FIELD_MANAGER
+from fedsilo.operator._hub import HubReconciler
 from fedsilo.operator._names import JOB_LABEL
+from fedsilo.policy import EmbeddedRegoEngine, default_bundle_path
 from fedsilo_testing import ControlPlane, KubectlError
 
 from .conftest import (
     EXAMPLES,
+    TWO_SILO_MASKING,
     apply_file,
     apply_objects,
     children,
@@ -70,6 +75,7 @@ SCENARIOS = (
     "suspend",
     "rebuild",
     "stale",
+    "queued",
 )
 
 
@@ -575,3 +581,41 @@ def test_a_phase_written_from_a_stale_event_keeps_the_published_endpoint(
     after = get(cluster, namespace, "federatedjob", "quickstart")["status"]
     assert after.get("endpoint") == published["endpoint"]
     assert after.get("admission") == published["admission"]
+
+
+def test_a_reconcile_queued_behind_the_publication_does_not_decide_admission_again(
+    cluster: ControlPlane,
+    admin: KubeApi,
+    namespaces: dict[str, str],
+    operator: KopfRunner,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Seen in CI: two reconciles of one job were queued before the endpoint was published; the
+    # second, with its older body, decided admission again and re-published it with a new
+    # decidedAt (and a second audit record of the same decision).
+    namespace = namespaces["queued"]
+    apply_and_wait(cluster, admin, namespace, QUICKSTART)
+    published = wait_for(
+        lambda: (
+            (job := get(cluster, namespace, "federatedjob", "quickstart")) and job["status"].get("endpoint") and job
+        ),
+        "the endpoint published",
+    )
+    # The body of an event from before the publication.
+    unpublished = ("endpoint", "admission")
+    queued = {**published, "status": {k: v for k, v in published["status"].items() if k not in unpublished}}
+    operator_api = KubeApi(load_access(cluster.kubeconfig), OPERATOR_FIELD_MANAGER)
+    parameters = TWO_SILO_MASKING
+    hub = HubReconciler(
+        operator_api,
+        OperatorConfig(namespaces=frozenset([namespace]), policy_parameters=parameters),
+        with_parameters(load_policy_files(default_bundle_path()), parameters),
+        JobAdmission(EmbeddedRegoEngine(admission_bundle(parameters))),
+    )
+    with caplog.at_level(logging.INFO, logger="fedsilo.audit.admission"):
+        caplog.clear()
+        hub.reconcile(queued, True, lambda where, name: get(cluster, where, "silo", name))
+    assert not [r for r in caplog.records if r.name == "fedsilo.audit.admission"], "admission decided again"
+    after = get(cluster, namespace, "federatedjob", "quickstart")["status"]
+    assert after["endpoint"] == published["status"]["endpoint"]
+    assert after["admission"] == published["status"]["admission"]

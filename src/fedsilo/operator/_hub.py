@@ -101,7 +101,26 @@ class HubReconciler:
     def reconcile(self, body: Mapping[str, Any], available: bool, silos: SiloLookup) -> None:
         """Bring the job's hub children to what its spec asks; raise TemporaryError while waiting."""
         with self._locks.hold(body["metadata"]["uid"]):
-            self._reconcile(body, available, silos)
+            self._reconcile(self._latest(body), available, silos)
+
+    def _latest(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The job as the API server has it now, while the handler's copy shows no endpoint.
+
+        Reconciles of one job run one at a time, but each with the body of the event that
+        started it: one queued behind the reconcile that published the endpoint would decide
+        admission again (a new decidedAt, a second audit record) and carry forward a
+        publication it never saw. After the publication, a stale body changes nothing.
+        """
+        if (body.get("status") or {}).get("endpoint"):
+            return body
+        meta = body["metadata"]
+        try:
+            current = self.api.get(FEDERATED_JOB, meta["namespace"], meta["name"])
+        except CALL_ERRORS as error:
+            raise retry_decision(error) from error
+        if current is None or current["metadata"].get("uid") != meta["uid"]:
+            return body
+        return current
 
     def _reconcile(self, body: Mapping[str, Any], available: bool, lookup: SiloLookup) -> None:
         job: FederatedJob = parse_object(body, FederatedJob)
