@@ -82,15 +82,20 @@ def _asked_for(config: pytest.Config) -> list[Path]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark e2e and integration tests by their path; leave them out of a plain run."""
+    """Order the tests (no Go tool first, the cluster last), mark e2e and integration tests by
+    their path, and leave those out of a plain run."""
     cluster = [item for item in items if _under(item.path, CLUSTER)]
-    if cluster:
-        rest = [item for item in items if not _under(item.path, CLUSTER)]
-        if config.getoption("--cluster"):
-            items[:] = rest + cluster
-        else:
-            config.hook.pytest_deselected(items=cluster)
-            items[:] = rest
+    rest = [item for item in items if not _under(item.path, CLUSTER)]
+    # The files whose tests need a Go-built tool run after those that need none, which run
+    # while a cold machine builds the tools (fedsilo_testing.fixtures starts that build at
+    # collection). By file, so that a module's fixtures are set up once.
+    needs_tool = {item.path for item in rest if FIXTURE_TOOLS.keys() & set(getattr(item, "fixturenames", ()))}
+    rest.sort(key=lambda item: item.path in needs_tool)
+    if config.getoption("--cluster"):
+        items[:] = rest + cluster
+    else:
+        config.hook.pytest_deselected(items=cluster)
+        items[:] = rest
     for item in items:
         path = item.path
         if _under(path, E2E + CLUSTER):

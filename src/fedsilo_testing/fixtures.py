@@ -13,17 +13,29 @@ that a first build on a fresh machine does not count against any test's timeout.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fedsilo_testing.controlplane import ControlPlane
-from fedsilo_testing.tools import FIXTURE_TOOLS, ensure_tools, tool_path
+from fedsilo_testing.tools import (
+    FIXTURE_TOOLS,
+    background_build_running,
+    build_in_background,
+    stop_background_build,
+    tool_path,
+    wait_for_background_build,
+)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build the tools the collected tests need, before any of them starts."""
+    """Start building the tools the collected tests need.
+
+    The tests that need none run meanwhile (tests/conftest.py orders them first); the others
+    wait for the build in their fixtures.
+    """
     if session.config.option.collectonly:
         return
     needed = {
@@ -33,7 +45,27 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for tool in FIXTURE_TOOLS.get(fixture, ())
     }
     if needed:
-        ensure_tools(*sorted(needed))
+        build_in_background(*sorted(needed))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the first test that needs a tool: wait for the build started at collection, saying so."""
+    if not FIXTURE_TOOLS.keys() & set(getattr(item, "fixturenames", ())):
+        return
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    terminal = item.config.pluginmanager.getplugin("terminalreporter")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        if background_build_running() and terminal:
+            terminal.write_line(f"\n[fedsilo] {item.nodeid} waits for the tool build started at collection")
+        outcome = wait_for_background_build()
+        if outcome and terminal:
+            terminal.write_line(f"\n[fedsilo] {outcome}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop a tool build that no test waited for (e.g. ``-k`` chose only tool-free tests)."""
+    stop_background_build()
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,12 @@ It names the override variables only to say, in an error, how to skip a build.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +43,11 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
 
 # A session may ask for several tools at once (e.g. from threads); one build is enough.
 _build_lock = threading.Lock()
+# The build started at collection (see build_in_background): its thread, its process while
+# it runs, and its outcome for the terminal, once.
+_background: threading.Thread | None = None
+_background_process: subprocess.Popen[str] | None = None
+_background_outcome = ""
 
 
 class ToolUnavailable(RuntimeError):
@@ -62,6 +69,8 @@ def ensure_tools(*names: str) -> dict[str, Path]:
     for name in names:
         _check_name(name)
     with _build_lock:
+        if _background is not None:
+            _background.join()
         missing = [name for name in names if _locate(name) is None]
         if missing:
             _build(missing)
@@ -75,6 +84,45 @@ def ensure_tools(*names: str) -> dict[str, Path]:
             )
         paths[name] = path
     return paths
+
+
+def build_in_background(*names: str) -> None:
+    """Start building those of ``names`` that are missing, and return.
+
+    The tests that need none of them run meanwhile; :func:`ensure_tools` waits for this build
+    before it looks. A cold build takes tens of minutes, most of a fresh machine's test run; its output goes to
+    a log file (named on the terminal), not between the tests' results. If it fails, the
+    first :func:`ensure_tools` builds again in the foreground and reports the error there.
+    """
+    global _background
+    missing = [name for name in names if _locate(name) is None]
+    if not missing:
+        return
+    log = _cache() / "tool-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    _background = threading.Thread(target=_build, args=(missing, log), name="fedsilo tool build", daemon=True)
+    _background.start()
+
+
+def background_build_running() -> bool:
+    """Whether the build started at collection is still running."""
+    return _background is not None and _background.is_alive()
+
+
+def wait_for_background_build() -> str:
+    """Wait for the build started at collection; its outcome the first time, then ""."""
+    global _background_outcome
+    if _background is not None:
+        _background.join()
+    outcome, _background_outcome = _background_outcome, ""
+    return outcome
+
+
+def stop_background_build() -> None:
+    """Stop a build nobody waited for (the session ended first); scripts/build-tools stops its go build."""
+    if _background_process is not None and _background_process.poll() is None:
+        _background_process.terminate()
+        _background_process.wait()
 
 
 def pinned_version(name: str) -> str:
@@ -108,21 +156,44 @@ def _locate(name: str) -> Path | None:
     raise ToolUnavailable(f"{located.stderr.strip()} (check {_variables(name)})")
 
 
-def _build(names: list[str]) -> None:
-    # The build's progress goes straight to the terminal, past pytest's capture: a first
-    # build takes minutes and should not look like a hang. The tail is kept for the error.
+def _cache() -> Path:
+    """scripts/build-tools' cache folder (FEDSILO_CACHE, by default ~/.cache/fedsilo)."""
+    return Path(os.environ.get("FEDSILO_CACHE") or Path.home() / ".cache" / "fedsilo")
+
+
+def _build(names: list[str], log: Path | None = None) -> None:
+    """Build ``names``; the progress goes to ``log`` or, without one, straight to the terminal.
+
+    The terminal, past pytest's capture: a first build takes minutes and should not look
+    like a hang. The tail is kept for the error.
+    """
+    global _background_process, _background_outcome
+    where = f" in the background (log: {log})" if log else ""
     print(
-        f"\n[fedsilo] building {' '.join(names)} with scripts/build-tools (minutes on a fresh machine)",
+        f"\n[fedsilo] building {' '.join(names)} with scripts/build-tools{where} (minutes on a fresh machine)",
         file=sys.__stderr__,
     )
     tail: collections.deque[str] = collections.deque(maxlen=40)
-    with subprocess.Popen(
-        ["bash", str(BUILD_TOOLS), *names], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as build:
-        assert build.stderr is not None
+    started = time.monotonic()
+    with (
+        open(log, "w") if log else contextlib.nullcontext(sys.__stderr__) as output,
+        subprocess.Popen(
+            ["bash", str(BUILD_TOOLS), *names], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        ) as build,
+    ):
+        if log:
+            _background_process = build
+        assert build.stderr is not None and output is not None
         for line in build.stderr:
             tail.append(line)
-            print(line, end="", file=sys.__stderr__, flush=True)
+            print(line, end="", file=output, flush=True)
+    if log:
+        # Reported by the first test that needs a tool: printed from here, it would land in
+        # the captured output of whichever test is running.
+        _background_process = None
+        outcome = "built" if build.returncode == 0 else f"failed (exit {build.returncode}; built again on first use)"
+        _background_outcome = f"{' '.join(names)} {outcome} in {time.monotonic() - started:.0f}s (log: {log})"
+        return
     if build.returncode != 0:
         raise ToolUnavailable(
             f"could not build {' '.join(names)}: scripts/build-tools exited with {build.returncode}. "
