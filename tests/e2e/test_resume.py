@@ -1,26 +1,28 @@
 """A hub killed (SIGKILL) at every phase of a round resumes at its last checkpoint and ends where an uninterrupted run ends.
 
-Each job is killed once per phase in ONE run (``fedsilo_testing.crash``, whose ``HubKills``
+One job holds every state a resumed hub must get back: the private example (masked sums,
+record-level DP-SGD charged by both ledgers) with FedAdam (whose moments live in the
+checkpoint). It is killed once per phase in ONE run (``fedsilo_testing.crash``, whose ``HubKills``
 arms the N-th hub process of the run with the N-th kill): the hub process dies at key
 agreement of round 1, and its restarts at the upload, the unmasking and the registry write of
 round 2, each restarted by the runner from the newest checkpoint on the same port while
 every silo's sidecar and trainer stay up and reconnect, as they do when a cluster's
 aggregator pod is deleted. The last kill, at the checkpoint write of round 2, takes the
 whole runner down (silos included), and ``fedsilo run --resume`` finishes the job: the
-other recovery path. A job costs one uninterrupted run, one killed run and one resume,
-where it cost a whole restart of every silo per phase. It is compared with one uninterrupted
-run of the same manifest:
+other recovery path. The job costs one uninterrupted run, one killed run and one resume
+(a masked FedAdam job and a DP job used to cost that each), and both tests read that one
+chain. It is compared with one uninterrupted run of the same manifest:
 
 - the final model is bit for bit the same (same digest): training is seeded per round and
   silo, masked sums are exact in Z_2^32, and FedAdam's moments come back from the
-  checkpoint; the DP job draws its DP-SGD noise from ``fedsilo_testing.replayable`` so two
+  checkpoint; the job draws its DP-SGD noise from ``fedsilo_testing.replayable`` so two
   runs can be compared at all, and the round in flight is sent again from each silo's kept
   release rather than trained afresh;
 - ``fedsilo audit verify`` and ``fedsilo models verify`` pass, and the audit log records
   every resume, each after the round its checkpoint held, and says which the runner did
   (its hub restarted, the silos up) and which ``fedsilo run --resume`` did;
-- in the DP job each silo's ledger and the hub's charge every round exactly once, agree on
-  every charge, and verify with their writers' keys.
+- each silo's ledger and the hub's charge every round exactly once, agree on every charge,
+  and verify with their writers' keys.
 """
 
 from __future__ import annotations
@@ -60,8 +62,8 @@ KILLS = [
     Kill(2, Phase.CHECKPOINT, runner=True),
 ]
 TIMEOUT = 600
-# Two jobs, each one uninterrupted run and one chain of restarts: about a minute each on an
-# idle 2-core machine, far more on a loaded one.
+# One uninterrupted run and one chain of restarts: about a minute each on an idle 2-core
+# machine, far more on a loaded one.
 pytestmark = pytest.mark.timeout(3600)
 
 
@@ -131,17 +133,15 @@ def _job(folder: Path, manifest: Path) -> Job:
 
 
 @pytest.fixture(scope="module")
-def masked_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
-    """The quickstart (masked) with FedAdam, whose moments a resumed hub must get back."""
-    folder = tmp_path_factory.mktemp("masked")
-    return _job(folder, _manifest(folder / "manifest", "quickstart.yaml", strategy={"name": "fedadam"}))
-
-
-@pytest.fixture(scope="module")
-def private_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
-    """The private example (masked, record-level DP-SGD), with replayable noise."""
-    folder = tmp_path_factory.mktemp("private")
-    manifest = _manifest(folder / "manifest", "private.yaml", model={"factory": FACTORY, "hiddenSizes": [64]})
+def job(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    """The private example (masked, record-level DP-SGD, replayable noise) with FedAdam, killed at every phase."""
+    folder = tmp_path_factory.mktemp("private-fedadam")
+    manifest = _manifest(
+        folder / "manifest",
+        "private.yaml",
+        model={"factory": FACTORY, "hiddenSizes": [64]},
+        strategy={"name": "fedadam"},
+    )
     return _job(folder, manifest)
 
 
@@ -173,19 +173,16 @@ def _check_common(job: Job) -> None:
     assert operations[-1]["reason"] == f"fedsilo run --resume {run}"
 
 
-def test_a_masked_job_killed_at_every_phase_ends_with_the_uninterrupted_model(masked_job: Job) -> None:
-    _check_common(masked_job)
+def test_a_masked_fedadam_job_killed_at_every_phase_ends_with_the_uninterrupted_model(job: Job) -> None:
+    _check_common(job)
 
 
-def test_a_dp_job_killed_at_every_phase_charges_no_round_twice_and_ends_with_the_uninterrupted_model(
-    private_job: Job,
-) -> None:
-    _check_common(private_job)
-    ledgers, run = private_job.killed / "ledgers", private_job.killed / "run"
+def test_a_dp_job_killed_at_every_phase_charges_no_round_twice(job: Job) -> None:
+    ledgers, run = job.killed / "ledgers", job.killed / "run"
     with PrivacyLedger(ledgers / "hub.sqlite", read_only=True) as hub_ledger:
         hub_ledger.verify(key=load_signing_key(ledgers / "aggregator-key.pem").public_key)
         hub = {(c.silo, c.round): c for c in hub_ledger.history()}
-    for silo in load_manifest(private_job.manifest).job.spec.silos:
+    for silo in load_manifest(job.manifest).job.spec.silos:
         key = read_identity(run / "silos" / silo / "identity").signing_key.public_key
         with PrivacyLedger(ledgers / "silos" / f"{silo}.sqlite", read_only=True) as own_ledger:
             own_ledger.verify(key=key)

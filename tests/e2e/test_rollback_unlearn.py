@@ -1,6 +1,7 @@
 """Rolling a run back and forgetting a silo retrain from a kept checkpoint; the lineage keeps nothing discarded.
 
-One real run (the quickstart with a fourth silo, masked, three rounds) is rolled back to round 1 with
+One real run (the quickstart with a fourth silo, masked, two rounds: the fewest that leave a round
+to discard after the kept one) is rolled back to round 1 with
 ``fedsilo models rollback`` and then made to forget hospital-c with ``fedsilo unlearn``, each
 retraining at once. Afterwards the registry's sealed lineage holds no update of a discarded
 round and, after unlearning, none of hospital-c; both operations are records in an audit
@@ -25,6 +26,9 @@ from .conftest import quick_manifest
 
 TIMEOUT = 900
 SILOS = ["hospital-a", "hospital-b", "hospital-c", "hospital-d"]
+ROUNDS = 2
+#: Every round of the job, and those after the kept round 1 that a rollback to it discards.
+ALL, LATER = tuple(range(1, ROUNDS + 1)), tuple(range(2, ROUNDS + 1))
 # Whole runs, one after another, on a machine that may be loaded: minutes each.
 pytestmark = pytest.mark.timeout(3600)
 
@@ -55,7 +59,7 @@ def _verified(run: Path, registry: Path) -> None:
 
 def test_rollback_and_unlearning_leave_no_discarded_update_in_the_lineage(tmp_path: Path) -> None:
     # Four silos: without the forgotten one, three remain, which masking needs.
-    manifest = quick_manifest(tmp_path, roundTimeoutSeconds=300, silos=SILOS)
+    manifest = quick_manifest(tmp_path, rounds=ROUNDS, roundTimeoutSeconds=300, silos=SILOS)
     documents = list(yaml.safe_load_all(manifest.read_text()))
     documents.append({**documents[-1], "metadata": {"name": "hospital-d"}})
     manifest.write_text(yaml.safe_dump_all(documents, sort_keys=False))
@@ -64,21 +68,21 @@ def test_rollback_and_unlearning_leave_no_discarded_update_in_the_lineage(tmp_pa
     first = LocalRun(load_manifest(manifest), options).execute()
     assert first.status == "succeeded", first.failure
     models = LocalRegistry(registry)
-    before = {n: models.show("quickstart", n).lineage for n in (1, 2, 3)}
+    before = {n: models.show("quickstart", n).lineage for n in ALL}
 
     rolled = _fedsilo(
         "models", "rollback", str(run), "--to-round", "1", "--reason", "round 2 was poisoned", "--no-baseline"
     )
     assert rolled.returncode == 0, rolled.stderr[-3000:]
     report = _report(run, "rollback")
-    assert (report.to_round, report.from_round) == (1, 3)
-    assert [(d.round, d.update_digests) for d in report.discarded] == [(n, before[n].update_digests) for n in (2, 3)]
-    after = {n: models.show("quickstart", n).lineage for n in (1, 2, 3)}
+    assert (report.to_round, report.from_round) == (1, ROUNDS)
+    assert [(d.round, d.update_digests) for d in report.discarded] == [(n, before[n].update_digests) for n in LATER]
+    after = {n: models.show("quickstart", n).lineage for n in ALL}
     assert after[1] == before[1]
     assert after[2].parent_digest == before[1].model_digest
     discarded = {digest for d in report.discarded for digest in d.update_digests.values()}
-    assert not discarded & {digest for n in (2, 3) for digest in after[n].update_digests.values()}
-    assert len(list((registry / "quickstart" / "discarded").glob("*/round-*.json"))) == 2
+    assert not discarded & {digest for n in LATER for digest in after[n].update_digests.values()}
+    assert len(list((registry / "quickstart" / "discarded").glob("*/round-*.json"))) == len(LATER)
     assert _operations(run)[-2:] == [("rollback", 1), ("resume", 1)]
     _verified(run, registry)
 
@@ -87,9 +91,9 @@ def test_rollback_and_unlearning_leave_no_discarded_update_in_the_lineage(tmp_pa
     report = _report(run, "unlearn")
     # hospital-c took part from round 1 on: only the initial model holds nothing of it.
     assert (report.to_round, report.forgotten) == (0, ("hospital-c",))
-    assert [d.round for d in report.discarded] == [1, 2, 3]
+    assert [d.round for d in report.discarded] == list(ALL)
     assert any("hospital-c" in d.update_digests for d in report.discarded)
-    for n in (1, 2, 3):
+    for n in ALL:
         lineage = models.show("quickstart", n).lineage
         assert "hospital-c" not in lineage.participants and "hospital-c" not in lineage.update_digests
         assert sorted(lineage.participants) == ["hospital-a", "hospital-b", "hospital-d"]
