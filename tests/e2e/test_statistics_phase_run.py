@@ -4,8 +4,9 @@ processes, and its models name the fitted transform; a hub killed during the pha
 One run of the tabular example (two rounds, private statistics) serves every assertion: its hub
 process is killed with SIGKILL in the statistics phase, between the first pass's unmasking and
 the second pass (``fedsilo_testing.crash``, ``--kill 0:statistics``). The runner restarts it on
-the same port, the live sidecars take part again, and the phase is released once: each silo's
-ledger holds one statistics charge, and the audit chain verifies across the death.
+the same port, the live sidecars take part again with the noised totals they kept beside their
+ledgers, and the phase is released once: each silo's ledger holds one statistics charge, and the
+audit chain verifies across the death.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def test_the_tabular_example_fits_its_preprocessing_and_versions_it_with_every_m
             ledger.verify(key=key)
             (charge,) = ledger.history(silo=silo)
         assert charge.round == STATISTICS_ROUND and charge.epsilon_job <= EPSILON + 1e-3
+        # What it released, kept beside its ledger: the second attempt sent these again.
+        kept = (tmp_path / "ledgers" / "silos" / f"{silo}.sqlite.releases").glob("*-statistics-*.safetensors")
+        assert sorted(path.name.rsplit("-", 1)[1] for path in kept) == ["histogram.safetensors", "moments.safetensors"]
     hub_key = str(tmp_path / "run" / "aggregator-key.pub")
     for check in (
         ["models", "verify", "--registry", str(registry)],

@@ -1,51 +1,96 @@
 """A silo that takes part in its statistics phase again (the hub died mid-phase) releases nothing new and pays once.
 
-The sidecar draws its statistics noise from one seed for all its attempts, so the noised totals
-it sends again are the ones it sent before; its ledger holds one charge for the run's phase,
-and a ceiling the first charge fitted under does not shut the silo out of the second attempt.
+The sidecar keeps the noised totals it released beside its ledger, so whatever takes part
+again in the same run (the same sidecar after its hub died, a new one after `fedsilo run
+--resume` or a rebuilt pod) sends them again rather than a second draw; its ledger holds one
+charge for the run's phase, and a ceiling the first charge fitted under does not shut the silo
+out of the second attempt.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fedsilo.api import load_manifest
 from fedsilo.datasets import load_raw_silo_data
 from fedsilo.identity import SigningKey
-from fedsilo.privacy.ledger import PrivacyLedger
+from fedsilo.privacy.ledger import PrivacyLedger, run_name
 from fedsilo.runner import run_statistics
 from fedsilo.sidecar import SidecarConfig, statistics_member
-from fedsilo.statistics import STATISTICS_ROUND, RecordTotals
+from fedsilo.statistics import STATISTICS_ROUND, RecordTotals, StatisticsError, StatisticsSilo
 
 from .conftest import silos_of, tabular_spec
 
 ROOT = Path(__file__).parents[2]
 
 
-def test_the_same_seed_sends_the_same_noised_totals_and_another_seed_does_not(tmp_path: Path) -> None:
+def _member_factory(tmp_path: Path) -> Callable[[str], AbstractContextManager[StatisticsSilo]]:
+    """A private phase's member, as a new sidecar process of run ``run_id`` makes it (same ledger)."""
     manifest = load_manifest(ROOT / "examples" / "tabular.yaml")
     document = manifest.job.model_dump(by_alias=True, exclude_none=True)
     document["spec"]["data"]["preprocessing"]["epsilon"] = 1.0
     job = type(manifest.job).model_validate(document)
-    config = SidecarConfig(
-        job=job, silo="bank-a", aggregator="localhost:1", peer_keys={}, ledger=tmp_path / "a.sqlite", run_id="r1"
-    )
     records = load_raw_silo_data(job.spec, 0, len(job.spec.silos), None).train_x
     key = SigningKey.generate()
 
-    def moments(seed: int) -> np.ndarray:
-        with statistics_member(config, key, RecordTotals(records), noise_seed=seed) as member:
-            assert member.decline() is None
-            return member.moments()
+    def member(run_id: str) -> AbstractContextManager[StatisticsSilo]:
+        config = SidecarConfig(
+            job=job, silo="bank-a", aggregator="localhost:1", peer_keys={}, ledger=tmp_path / "a.sqlite", run_id=run_id
+        )
+        return statistics_member(config, key, RecordTotals(records))
 
-    first, again, other = moments(11), moments(11), moments(12)
-    assert np.array_equal(first, again)
-    assert not np.array_equal(first, other)
+    return member
+
+
+def _ranges(member: StatisticsSilo, width: float) -> dict[int, tuple[float, float]]:
+    return {column: (-width, width) for column in member.plan.columns.numeric}
+
+
+def test_a_new_sidecar_of_the_same_run_sends_the_noised_totals_it_released_and_a_new_run_draws_afresh(
+    tmp_path: Path,
+) -> None:
+    # What `fedsilo run --resume` or a rebuilt silo pod does: a new process, the same run and ledger.
+    member = _member_factory(tmp_path)
+    released = []
+    for run_id in ("r1", "r1", "r2"):
+        with member(run_id) as silo:
+            assert silo.decline() is None
+            released.append((silo.moments(), silo.histogram(_ranges(silo, 5.0))))
+    (moments, histogram), (moments_again, histogram_again), (moments_new_run, _) = released
+    assert np.array_equal(moments, moments_again) and np.array_equal(histogram, histogram_again)
+    assert not np.array_equal(moments, moments_new_run)
     with PrivacyLedger(tmp_path / "a.sqlite", read_only=True) as ledger:
-        (charge,) = ledger.history("bank-a")
-    assert charge.round == STATISTICS_ROUND
+        assert [(charge.job, charge.round) for charge in ledger.history("bank-a")] == [
+            (run_name("tabular", "r1"), STATISTICS_ROUND),
+            (run_name("tabular", "r2"), STATISTICS_ROUND),
+        ]
+
+
+def test_a_pass_asked_for_again_with_other_public_inputs_is_refused_not_drawn_again(tmp_path: Path) -> None:
+    # Pass 2's ranges come from pass 1's sum: other ranges mean other silos took part this time.
+    member = _member_factory(tmp_path)
+    with member("r1") as silo:
+        assert silo.decline() is None
+        silo.histogram(_ranges(silo, 5.0))
+    with member("r1") as silo, pytest.raises(StatisticsError, match="released before with other public inputs"):
+        silo.histogram(_ranges(silo, 6.0))
+
+
+def test_a_kept_release_that_cannot_be_read_is_an_error_not_a_second_draw(tmp_path: Path) -> None:
+    member = _member_factory(tmp_path)
+    with member("r1") as silo:
+        assert silo.decline() is None
+        silo.moments()
+    (kept,) = (tmp_path / "a.sqlite.releases").glob("*-statistics-moments.safetensors")
+    assert kept.stat().st_mode & 0o077 == 0, "the silo's own file, like its ledger"
+    kept.write_bytes(b"not a safetensors file")
+    with member("r1") as silo, pytest.raises(StatisticsError, match="cannot be read"):
+        silo.moments()
 
 
 def test_a_phase_taken_part_in_again_is_charged_once_even_next_to_the_ceiling(tmp_path: Path) -> None:

@@ -13,9 +13,11 @@ killed in a round: on the same port, with the same CA, the silos' sidecars stayi
   again from the join (``Sidecar._statistics``).
 
 Doing the phase again costs no privacy twice: each silo's ledger charges the phase once per
-run (an idempotency key of job, silo and round 0), and a sidecar draws its statistics noise
-from one seed for all its attempts, so the same silos send the same noised totals again and
-the hub learns nothing new. The audit log goes on in the same chain: the dead attempt's
+run (an idempotency key of job, silo and round 0), and each silo keeps the noised totals it
+released beside its ledger (``fedsilo.sidecar.StatisticsReleases``), so the same silos send
+the same noised totals again, from a live sidecar or a new one after ``--resume``, and the hub
+learns nothing new. A pass asked for with other public inputs (other silos took part) is
+refused by the silo rather than drawn again. The audit log goes on in the same chain: the dead attempt's
 decisions, the new attempt's, its release, then the restarted hub's ``resume`` record.
 """
 

@@ -12,6 +12,11 @@ One file per job run (``<ledger>.releases/<digest of the run name>.safetensors``
 by every round: only the round in flight can be resumed. The file is the silo's own, in
 its own trust domain, like its ledger; it never leaves the silo. Tensors are safetensors
 with string metadata, never pickle.
+
+The statistics phase is charged once per run as well, so its noised totals are kept the
+same way, one file per pass (``StatisticsReleases``), and sent again by whatever takes part
+in the phase again: the sidecar after its hub died, a new one after ``fedsilo run
+--resume``, a rebuilt pod with the same ledger.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from safetensors import SafetensorError
 from safetensors.numpy import load as safetensors_load
 from safetensors.numpy import save as safetensors_save
@@ -28,6 +34,7 @@ from safetensors.numpy import save as safetensors_save
 from fedsilo.identity import sha256_digest
 from fedsilo.privacy import Mechanism, mechanism_from_json, mechanism_json
 from fedsilo.protocol import FloatVector, strict_json
+from fedsilo.statistics import StatisticsError
 
 
 @dataclass(frozen=True)
@@ -47,11 +54,10 @@ class ReleaseStore:
     """The kept release of one job run, in the folder beside the silo's ledger."""
 
     def __init__(self, ledger: Path, ledger_job: str) -> None:
-        self.path = Path(f"{ledger}.releases") / f"{sha256_digest(ledger_job.encode())[7:39]}.safetensors"
+        self.path = _releases_folder(ledger) / f"{_run_stem(ledger_job)}.safetensors"
 
     def keep(self, release: KeptRelease) -> None:
         """Write ``release`` durably (temporary file, fsync, rename), replacing the round before."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = safetensors_save(
             {"delta": np.ascontiguousarray(release.delta, dtype=np.float32)},
             metadata={
@@ -63,14 +69,7 @@ class ReleaseStore:
                 "epsilon_round": repr(release.epsilon_round),
             },
         )
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        _write_durably(self.path, data)
 
     def kept(self, round_number: int, model_digest: str) -> KeptRelease | None:
         """The kept release of ``round_number`` trained from ``model_digest``; None if there is none.
@@ -95,6 +94,65 @@ class ReleaseStore:
             )
         except (OSError, KeyError, ValueError, SafetensorError):
             return None
+
+
+class StatisticsReleases:
+    """The noised totals of one job run's statistics phase, one file per pass, beside the silo's ledger.
+
+    Unlike a round's kept release, a file here that cannot be read is an error, not "no
+    release": the pass was released, and drawing it again would be a second release.
+    """
+
+    def __init__(self, ledger: Path, ledger_job: str) -> None:
+        self._folder = _releases_folder(ledger)
+        self._stem = _run_stem(ledger_job)
+
+    def _path(self, phase: str) -> Path:
+        return self._folder / f"{self._stem}-statistics-{phase}.safetensors"
+
+    def released(self, phase: str) -> tuple[str, npt.NDArray[np.float64]] | None:
+        """The public inputs' digest and the noised totals kept for ``phase``; None if it was not released."""
+        path = self._path(phase)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            inputs = _metadata(data)["inputs"]
+            totals = safetensors_load(data)["totals"]
+        except (KeyError, ValueError, SafetensorError) as error:
+            raise StatisticsError(
+                f"{path}: the kept statistics release cannot be read ({error}); it was released, so it "
+                "is not drawn again. Run the job again as a new run."
+            ) from error
+        return inputs, totals.astype(np.float64)
+
+    def keep(self, phase: str, inputs: str, vector: npt.NDArray[np.float64]) -> None:
+        """Write ``vector`` for ``phase`` durably, before it is masked and sent."""
+        data = safetensors_save({"totals": np.ascontiguousarray(vector, dtype=np.float64)}, metadata={"inputs": inputs})
+        _write_durably(self._path(phase), data)
+
+
+def _releases_folder(ledger: Path) -> Path:
+    return Path(f"{ledger}.releases")
+
+
+def _run_stem(ledger_job: str) -> str:
+    """A file name for the run (its name may hold any character the job's does)."""
+    return sha256_digest(ledger_job.encode())[7:39]
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0600) so that a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def _metadata(data: bytes) -> dict[str, str]:

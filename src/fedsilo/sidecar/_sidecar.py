@@ -205,11 +205,10 @@ class Sidecar:
         """The statistics phase before training: the trainer's totals in, the fitted transform back to it.
 
         A hub that goes away during the phase (its process died) is waited for as in a round
-        (``RECONNECT_SECONDS``), and the phase taken part in again from the join, with the
-        noise of the first attempt: the totals sent again are the ones sent before.
+        (``RECONNECT_SECONDS``), and the phase taken part in again from the join: the noised
+        totals sent again are the ones sent before (``statistics_member`` keeps them).
         """
         deadline = time.monotonic() + self.config.connect_timeout
-        noise_seed = secrets.randbits(128)
         while True:
             attempt = time.monotonic()
             try:
@@ -220,7 +219,6 @@ class Sidecar:
                     self._identity.signing_key,
                     self.config.peer_keys,
                     timeout=float(self._spec.round_timeout_seconds),
-                    noise_seed=noise_seed,
                 )
                 return
             except grpc.RpcError as error:

@@ -35,6 +35,7 @@ from fedsilo.statistics import Columns, StatisticsError, StatisticsPlan, Statist
 
 from ._config import SidecarConfig
 from ._link import TrainerLinkService
+from ._releases import StatisticsReleases
 from ._statistics import take_part
 
 log = logging.getLogger("fedsilo.sidecar")
@@ -117,25 +118,24 @@ def released_preprocessing(step: StatisticsStep) -> FittedPreprocessing:
 
 
 @contextmanager
-def statistics_member(
-    config: SidecarConfig, signing_key: SigningKey, totals: Totals, noise_seed: int | None = None
-) -> Iterator[StatisticsSilo]:
+def statistics_member(config: SidecarConfig, signing_key: SigningKey, totals: Totals) -> Iterator[StatisticsSilo]:
     """This silo in its job's statistics phase, with its ledger open (and signed by it) when the phase is private.
 
     The one place a sidecar decides what the phase charges: the run's ledger name, the
-    silo's and the job's ceilings, the ledger file it was started with. ``noise_seed`` (a
-    secret the sidecar draws once) makes every attempt at the phase draw the same noise.
+    silo's and the job's ceilings, the ledger file it was started with, and, beside it, the
+    noised totals released in this run, which every later attempt at the phase sends again.
 
     Raises:
         ValueError: a private phase without the silo's ledger (``--ledger``).
     """
     spec = config.job.spec
     plan = StatisticsPlan.for_job(config.ledger_job, spec, totals.features)
-    ledger = None
+    ledger = kept = None
     if plan.private:
         if config.ledger is None:
             raise ValueError("the job's statistics are private: give the sidecar its ledger (--ledger PATH)")
         ledger = PrivacyLedger(config.ledger, signing_key)
+        kept = StatisticsReleases(config.ledger, config.ledger_job)
     try:
         yield StatisticsSilo(
             plan,
@@ -145,7 +145,7 @@ def statistics_member(
             ledger=ledger,
             max_epsilon=config.silo_max_epsilon,
             job_ceiling=spec.policy.max_epsilon,
-            rng=np.random.default_rng(noise_seed) if noise_seed is not None else None,
+            kept=kept,
         )
     finally:
         if ledger is not None:
@@ -160,20 +160,18 @@ def statistics_before_training(
     peer_keys: Mapping[str, VerifyKey],
     *,
     timeout: float,
-    noise_seed: int | None = None,
 ) -> FittedPreprocessing:
     """Take part in the job's statistics phase with the trainer's totals; the transform, handed to the trainer.
 
-    ``noise_seed``: the same for every attempt of one sidecar, so that taking part again after
-    the hub died sends the same noised totals (one release, as the ledger charges once), not
-    a second draw.
+    Taking part again (the hub died, the run resumed) sends the noised totals released the
+    first time (one release, as the ledger charges once), not a second draw.
 
     Raises:
         StatisticsError: the phase failed (the message says why, with the silos left out).
         MessageError: the trainer or the hub sent something malformed.
         ValueError: a private phase without the silo's ledger (``--ledger``).
     """
-    with statistics_member(config, signing_key, LinkTotals(link, timeout), noise_seed) as member:
+    with statistics_member(config, signing_key, LinkTotals(link, timeout)) as member:
         step = take_part(stub, member, signing_key, peer_keys, timeout=timeout)
     fitted = released_preprocessing(step)
     link.offer(TrainerTask(kind="preprocess", round=0), fitted.canonical_bytes())

@@ -9,18 +9,20 @@ cross the job's or its own epsilon ceiling.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.identity import SigningKey, VerifyKey
+from fedsilo.identity import SigningKey, VerifyKey, sha256_digest
 from fedsilo.privacy import GaussianEvent, add_silo_noise, noise_generator, silo_noise_std
 from fedsilo.privacy.ledger import PrivacyLedger, release_key
 from fedsilo.secagg import SecAggClient, SecAggConfig
 
 from ._layout import HISTOGRAM, MOMENTS
-from ._plan import RELEASES, StatisticsPlan
+from ._plan import RELEASES, StatisticsError, StatisticsPlan
 from ._wide import encode_wide
 from .totals import RecordTotals, Totals
 
@@ -28,6 +30,23 @@ from .totals import RecordTotals, Totals
 STATISTICS_ROUND = 0
 BELOW_MIN_COUNT = "below_min_count"
 EPSILON_EXCEEDED = "epsilon_exceeded"
+
+
+class KeptReleases(Protocol):
+    """Where a silo keeps the noised totals it released in a private phase, one per pass.
+
+    The ledger charges a run's phase once (it is idempotent on job, silo and round 0), so
+    whatever takes part in the phase again (a sidecar whose hub died mid-phase, a new sidecar
+    after ``fedsilo run --resume``, a rebuilt pod) must send the same noised totals, never a
+    second draw: two draws of noise over the same totals reveal more than the one charge
+    pays for. The sidecar keeps them beside its ledger (``StatisticsReleases``).
+    """
+
+    def released(self, phase: str) -> tuple[str, npt.NDArray[np.float64]] | None:
+        """The digest of the public inputs and the noised vector kept for ``phase``; None if none."""
+
+    def keep(self, phase: str, inputs: str, vector: npt.NDArray[np.float64]) -> None:
+        """Keep ``vector`` for ``phase`` durably, before it leaves the silo."""
 
 
 class StatisticsSilo:
@@ -44,6 +63,7 @@ class StatisticsSilo:
         max_epsilon: float | None = None,
         job_ceiling: float | None = None,
         rng: np.random.Generator | None = None,
+        kept: KeptReleases | None = None,
     ) -> None:
         self.plan = plan
         self.name = name
@@ -54,6 +74,7 @@ class StatisticsSilo:
         self._max_epsilon = max_epsilon
         self._job_ceiling = job_ceiling
         self._rng = rng or noise_generator()
+        self._kept = kept
         self._client: SecAggClient | None = None
 
     @property
@@ -105,19 +126,40 @@ class StatisticsSilo:
 
     def moments(self) -> npt.NDArray[np.float64]:
         """Pass 1's vector of this silo's totals (noised in a private phase)."""
-        return self._noised(self._totals.moments(self.plan.columns), MOMENTS)
+        return self._noised(self._totals.moments(self.plan.columns), MOMENTS, {})
 
     def histogram(self, ranges: Mapping[int, tuple[float, float]]) -> npt.NDArray[np.float64]:
         """Pass 2's vector: each numeric feature's counts over the public range the hub published."""
-        return self._noised(self._totals.histogram(self.plan.columns, ranges), HISTOGRAM)
+        return self._noised(self._totals.histogram(self.plan.columns, ranges), HISTOGRAM, ranges)
 
-    def _noised(self, vector: npt.NDArray[np.float64], phase: str) -> npt.NDArray[np.float64]:
-        """The vector plus this silo's share of the Gaussian noise (any ``minSilos`` shares make the full noise)."""
+    def _noised(
+        self, vector: npt.NDArray[np.float64], phase: str, ranges: Mapping[int, tuple[float, float]]
+    ) -> npt.NDArray[np.float64]:
+        """The vector plus this silo's share of the Gaussian noise (any ``minSilos`` shares make the full noise).
+
+        With ``kept``, a pass released before in this run is sent again as it was released;
+        one asked for with other public inputs (pass 2's ranges differ when other silos took
+        part) is refused, since it would be a second release.
+        """
         plan = self.plan
         if plan.noise_multiplier is None:
             return vector
+        inputs = _public_inputs(phase, len(vector), ranges)
+        released = self._kept.released(phase) if self._kept is not None else None
+        if released is not None:
+            inputs_then, noised = released
+            if inputs_then != inputs or noised.shape != vector.shape:
+                raise StatisticsError(
+                    f"{self.name}: the {phase} pass of {plan.job} was released before with other public "
+                    "inputs (other silos took part); a second release would cost privacy that the ledger "
+                    "charged once. Run the job again as a new run."
+                )
+            return noised
         std = silo_noise_std(plan.noise_multiplier, plan.sensitivity(phase), plan.min_silos)
-        return add_silo_noise(vector, std, self._rng)
+        noised = add_silo_noise(vector, std, self._rng)
+        if self._kept is not None:
+            self._kept.keep(phase, inputs, noised)
+        return noised
 
     # ----- secure aggregation -----------------------------------------------------------
 
@@ -136,3 +178,13 @@ class StatisticsSilo:
     def masked(self, vector: npt.NDArray[np.float64]) -> npt.NDArray[np.uint32]:
         """``vector`` wide-encoded and masked: all the hub ever receives of this silo's totals."""
         return self.client.mask_words(encode_wide(vector))
+
+
+def _public_inputs(phase: str, length: int, ranges: Mapping[int, tuple[float, float]]) -> str:
+    """A digest of what a pass's vector is computed for, besides the silo's records."""
+    document = {
+        "phase": phase,
+        "length": length,
+        "ranges": sorted([k, *(float(x).hex() for x in v)] for k, v in ranges.items()),
+    }
+    return sha256_digest(json.dumps(document, sort_keys=True).encode())
