@@ -13,6 +13,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -98,8 +99,10 @@ def build_in_background(*names: str) -> None:
     missing = [name for name in names if _locate(name) is None]
     if not missing:
         return
-    log = _cache() / "tool-build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    # One log per session: two sessions at once (two checkouts) wait for one build between them.
+    fd, name = tempfile.mkstemp(prefix="fedsilo-tool-build-", suffix=".log")
+    os.close(fd)
+    log = Path(name)
     _background = threading.Thread(target=_build, args=(missing, log), name="fedsilo tool build", daemon=True)
     _background.start()
 
@@ -156,11 +159,6 @@ def _locate(name: str) -> Path | None:
     raise ToolUnavailable(f"{located.stderr.strip()} (check {_variables(name)})")
 
 
-def _cache() -> Path:
-    """scripts/build-tools' cache folder (FEDSILO_CACHE, by default ~/.cache/fedsilo)."""
-    return Path(os.environ.get("FEDSILO_CACHE") or Path.home() / ".cache" / "fedsilo")
-
-
 def _build(names: list[str], log: Path | None = None) -> None:
     """Build ``names``; the progress goes to ``log`` or, without one, straight to the terminal.
 
@@ -191,8 +189,9 @@ def _build(names: list[str], log: Path | None = None) -> None:
         # Reported by the first test that needs a tool: printed from here, it would land in
         # the captured output of whichever test is running.
         _background_process = None
-        outcome = "built" if build.returncode == 0 else f"failed (exit {build.returncode}; built again on first use)"
-        _background_outcome = f"{' '.join(names)} {outcome} in {time.monotonic() - started:.0f}s (log: {log})"
+        # "ready", not "built": another session's build may have made them while this one waited.
+        outcome = "ready" if build.returncode == 0 else f"failed (exit {build.returncode}; built again on first use)"
+        _background_outcome = f"{' '.join(names)} {outcome} after {time.monotonic() - started:.0f}s (log: {log})"
         return
     if build.returncode != 0:
         raise ToolUnavailable(
