@@ -98,7 +98,9 @@ def test_quickstart_status_carries_the_accuracy_of_its_last_model(quickstart_run
 #: enough that it is still running after both kills and both rebuilds. A round of this job
 #: takes about a second on an idle node: at 10 rounds it ended before the first kill.
 KILLED = "killed"
-KILLED_ROUNDS = 80
+# On a quiet machine a round of this job takes about a second; the job must outlast a pod's
+# rebuild (the operator's 15-second check, then the new pod's start) with room to spare.
+KILLED_ROUNDS = 120
 KILLED_EPOCHS = 12
 #: The rounds at which the silo's trainer and then the aggregator are deleted.
 TRAINER_KILLED_AT = 1
@@ -120,9 +122,15 @@ def _round(cluster: Cluster, job: str) -> int:
 
 
 def _delete_and_wait_for_a_new_pod(cluster: Cluster, namespace: str, selector: str) -> bool:
-    """``kubectl delete pod`` the one pod ``selector`` picks; whether another one replaced it."""
+    """``kubectl delete pod`` the one pod ``selector`` picks, killed after one second; whether another replaced it.
+
+    One second, not the default grace period of 30: the job's rounds go on meanwhile, and on a
+    quiet machine 30 seconds were enough for the job to end before the pod was gone (seen: 80
+    rounds done before the rebuild, which the operator rightly skips for a finished job).
+    """
     victim = cluster.get("pods", "-n", namespace, "-l", selector)["items"][0]
-    cluster.kubectl("delete", "pod", victim["metadata"]["name"], "-n", namespace, "--wait=true", timeout=300)
+    name = victim["metadata"]["name"]
+    cluster.kubectl("delete", "pod", name, "-n", namespace, "--grace-period=1", "--wait=true", timeout=300)
 
     def replaced() -> bool:
         pods = cluster.get("pods", "-n", namespace, "-l", selector)["items"]

@@ -107,9 +107,14 @@ def outside() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def running(fedsilo: Cluster, outside: None) -> Iterator[Addresses]:
-    """A job with more rounds than the probes need, its pods Running; deleted afterwards."""
+    """A job that outlasts the probes however fast the machine, its pods Running; deleted afterwards.
+
+    Deleted, not run to its end, so its length costs nothing: on a quiet machine 200 rounds of
+    one second's training ended during the probes, and an ended job's pods cannot be probed.
+    """
     delete_job(fedsilo, JOB)
-    apply_quickstart(fedsilo, job_manifest(JOB, rounds=200))
+    training = {**job_manifest(JOB, rounds=1)["spec"]["training"], "localEpochs": 12}
+    apply_quickstart(fedsilo, job_manifest(JOB, rounds=5000, training=training))
     fedsilo.wait_for(
         f"job {JOB} to complete a round",
         lambda: (job_status(fedsilo, JOB).get("round") or 0) >= 1,
