@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import torch
-from opacus import GradSampleModule, PrivacyEngine
-from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader
+
+# Opacus is imported by the functions that use it: it pulls in torch.distributed and sympy,
+# 1.6 of the 5 CPU-seconds it takes every trainer to start, and most jobs train without DP-SGD.
+if TYPE_CHECKING:
+    from opacus import GradSampleModule
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ def make_dp_compatible(module: nn.Module) -> nn.Module:
     dense layer (BatchNorm1d on flat features) every group is one number and normalizing
     it erases it, so drop such a layer or use LayerNorm instead.
     """
+    from opacus.validators import ModuleValidator
+
     fixed: nn.Module = ModuleValidator.fix(module)
     return fixed
 
@@ -83,6 +89,9 @@ def make_dp_sgd(
     module holds a layer Opacus cannot compute per-record gradients for, naming it; see
     ``make_dp_compatible``.
     """
+    from opacus import PrivacyEngine
+    from opacus.validators import ModuleValidator
+
     problems = ModuleValidator.validate(module, strict=False)
     if problems:
         raise ValueError(
