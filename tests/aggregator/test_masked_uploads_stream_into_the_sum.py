@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedsilo.aggregator._contracts import RoundFailed
 from fedsilo.aggregator._masked import MaskedAggregation
 from fedsilo.aggregator._streamed import PackedWords
 from fedsilo.compression import pack_words, unpack_words
@@ -129,6 +130,25 @@ def test_a_refused_silo_cannot_be_counted_and_an_unfinished_payload_is_never_adm
     sink.add(offset, "uint32", values)
     with pytest.raises(RuntimeError, match="did not arrive whole"):
         hub.aggregation.admit("a")
+
+
+def test_a_refused_upload_whose_kept_chunks_changed_fails_the_round_instead_of_moving_the_sum(tmp_path: Path) -> None:
+    hub = Hub(tmp_path)
+    sinks = {silo: hub.aggregation.open_update(silo) for silo in ("a", "b")}
+    for silo, sink in sinks.items():
+        for offset, values in hub.pieces(silo):
+            sink.add(offset, "uint32", values)
+        sink.finish()
+    hub.aggregation.admit("b")
+    # A fault no wire can cause: the hub's own spill file changes under it (a bad disk, another
+    # process with the hub's rights), so this test writes into the sink's open file directly.
+    spill = sinks["a"]._spill
+    assert spill is not None
+    spill.seek(3)
+    spill.write(b"\xff")
+    hub.aggregation.exclude("a", "denied by the policy after its whole payload was added")
+    with pytest.raises(RoundFailed, match="a's kept chunks no longer hash to what arrived"):
+        hub.aggregation.unmask_request(frozenset({"b"}))
 
 
 @pytest.mark.parametrize("word_bits", [1, 3, 5, 12, 16, 24, 32])

@@ -54,6 +54,7 @@ class MaskedAggregation(Aggregation):
         self.server.exclude(silo, reason)
 
     def unmask_request(self, survivors: frozenset[str]) -> bytes:
+        self._inputs.require_whole()
         return self.server.unmask_request()
 
     def unmask(self, posted: Mapping[str, bytes]) -> None:

@@ -12,7 +12,9 @@ counted; if it is refused, cut off or closed out instead, ``withdraw`` subtracts
 words it added (mod 2^32), read back from the bytes the sink wrote, as they arrived, to an
 anonymous file (``tempfile.TemporaryFile``: no name, mode 0600, gone when closed or when the
 process ends) in the hub's state directory. The file is read back only for a refused payload,
-and its digest is checked against the one taken over the wire before anything is subtracted.
+and its digest is checked against the one taken over the wire before anything is subtracted;
+if it no longer matches (or cannot be read), the round fails when it would unmask
+(``RoundFailed``, retried with fresh masks) rather than hand out a sum the refused payload moved.
 docs/big-models.md says why this design (and not a staged copy per upload) was chosen.
 """
 
@@ -33,6 +35,7 @@ from fedsilo.protocol import CHUNK_BYTES, StreamError
 from fedsilo.secagg import SecAggServer
 
 from ._aggregation import UpdateSink, chunk_end
+from ._contracts import RoundFailed
 
 
 class PackedWords:
@@ -80,6 +83,7 @@ class StreamedSink(UpdateSink):
     def __init__(
         self,
         inputs: StreamedInputs,
+        silo: str,
         length: int,
         dtype: str,
         word_bits: int,
@@ -87,6 +91,7 @@ class StreamedSink(UpdateSink):
         spill_dir: Path | None,
     ) -> None:
         self._inputs = inputs
+        self.silo = silo
         self.dtype = dtype
         self._length = length
         self._word_bits = word_bits
@@ -144,7 +149,14 @@ class StreamedSink(UpdateSink):
         if self._spill is None:
             return
         try:
-            self._check_spill()
+            spilled = hashlib.sha256()
+            for piece in self._read_spill():
+                spilled.update(piece.data)
+            if spilled.digest() != self._digest.digest():
+                # The hub's own file changed under it (disk, another process): nothing is subtracted,
+                # and the round cannot be unmasked.
+                self._inputs.lose(f"{self.silo}'s kept chunks no longer hash to what arrived")
+                return
             reader = PackedWords(self._word_bits, self._words)
             for piece in self._read_spill():
                 offset, words = reader.feed(piece)
@@ -152,16 +164,10 @@ class StreamedSink(UpdateSink):
             if self.finished:
                 offset, words = reader.finish()
                 self._inputs.server.add_words(offset, words, -1)
+        except OSError as error:
+            self._inputs.lose(f"{self.silo}'s kept chunks cannot be read back: {error}")
         finally:
             self.release()
-
-    def _check_spill(self) -> None:
-        spilled = hashlib.sha256()
-        for piece in self._read_spill():
-            spilled.update(piece.data)
-        if spilled.digest() != self._digest.digest():
-            # The hub's own file changed under it: the sum cannot be repaired, so the round must fail.
-            raise RuntimeError("a refused upload's kept chunks no longer hash to what arrived; the round's sum is lost")
 
     def _read_spill(self) -> _SpillPieces:
         assert self._spill is not None, "read back only when something was kept"
@@ -208,12 +214,28 @@ class StreamedInputs:
         self._spill_dir = spill_dir
         self._open: dict[str, StreamedSink] = {}
         self._out: set[str] = set()
+        # Why a refused upload could not be taken back out of the sum, if one could not.
+        self._lost: str | None = None
+
+    def lose(self, reason: str) -> None:
+        """A withdrawal failed (lock held): the sum holds words no counted silo sent."""
+        self._lost = self._lost or reason
+
+    def require_whole(self) -> None:
+        """Raise ``RoundFailed`` if a refused upload stayed in the sum.
+
+        Unmasking such a sum would hand every silo a model moved by a refused payload; the round
+        is retried instead, with fresh masks.
+        """
+        with self.lock:
+            if self._lost is not None:
+                raise RoundFailed(f"a refused upload could not be taken back out of the round's sum: {self._lost}")
 
     def open(self, silo: str, length: int, dtype: str, word_bits: int) -> StreamedSink:
         """A sink for ``silo``'s payload of ``length`` ``dtype`` values holding the sum's words at ``word_bits``."""
         if packed_bytes(self.server.config.vector_length, word_bits) != length * np.dtype(dtype).itemsize:
             raise ValueError("the payload's size is not the round's words at this width")
-        sink = StreamedSink(self, length, dtype, word_bits, self.server.config.vector_length, self._spill_dir)
+        sink = StreamedSink(self, silo, length, dtype, word_bits, self.server.config.vector_length, self._spill_dir)
         with self.lock:
             if silo in self._out:
                 sink.withdrawn = True
