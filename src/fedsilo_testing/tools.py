@@ -9,7 +9,6 @@ It names the override variables only to say, in an error, how to skip a build.
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TOOLS = ROOT / "scripts" / "build-tools"
@@ -103,7 +103,7 @@ def build_in_background(*names: str) -> None:
     fd, name = tempfile.mkstemp(prefix="fedsilo-tool-build-", suffix=".log")
     os.close(fd)
     log = Path(name)
-    _background = threading.Thread(target=_build, args=(missing, log), name="fedsilo tool build", daemon=True)
+    _background = threading.Thread(target=_build_into_log, args=(missing, log), name="fedsilo tool build", daemon=True)
     _background.start()
 
 
@@ -159,43 +159,59 @@ def _locate(name: str) -> Path | None:
     raise ToolUnavailable(f"{located.stderr.strip()} (check {_variables(name)})")
 
 
-def _build(names: list[str], log: Path | None = None) -> None:
-    """Build ``names``; the progress goes to ``log`` or, without one, straight to the terminal.
+def _build(names: list[str]) -> None:
+    """Build ``names`` in the foreground, the progress straight to the terminal.
 
     The terminal, past pytest's capture: a first build takes minutes and should not look
-    like a hang. The tail is kept for the error.
+    like a hang.
     """
-    global _background_process, _background_outcome
-    where = f" in the background (log: {log})" if log else ""
     print(
-        f"\n[fedsilo] building {' '.join(names)} with scripts/build-tools{where} (minutes on a fresh machine)",
+        f"\n[fedsilo] building {' '.join(names)} with scripts/build-tools (minutes on a fresh machine)",
         file=sys.__stderr__,
     )
-    tail: collections.deque[str] = collections.deque(maxlen=40)
+    code, tail = _run_build(names, sys.__stderr__)
+    if code != 0:
+        raise ToolUnavailable(
+            f"could not build {' '.join(names)}: scripts/build-tools exited with {code}. "
+            "Install Go (tools/go.mod says which version) or point "
+            f"{' / '.join(_variables(name) for name in names)} at downloaded binaries.\n{tail}"
+        )
+
+
+def _build_into_log(names: list[str], log: Path) -> None:
+    """Build ``names`` with the progress in ``log``; the outcome is kept for the first test that needs a tool.
+
+    Printed from here, it would land in the captured output of whichever test is running.
+    """
+    global _background_outcome
+    print(
+        f"\n[fedsilo] building {' '.join(names)} with scripts/build-tools in the background (log: {log})",
+        file=sys.__stderr__,
+    )
     started = time.monotonic()
-    with (
-        open(log, "w") if log else contextlib.nullcontext(sys.__stderr__) as output,
-        subprocess.Popen(
-            ["bash", str(BUILD_TOOLS), *names], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        ) as build,
-    ):
-        if log:
+    with open(log, "w") as output:
+        code, _ = _run_build(names, output, background=True)
+    # "ready", not "built": another session's build may have made them while this one waited.
+    outcome = "ready" if code == 0 else f"failed (exit {code}; built again on first use)"
+    _background_outcome = f"{' '.join(names)} {outcome} after {time.monotonic() - started:.0f}s (log: {log})"
+
+
+def _run_build(names: list[str], output: TextIO | None, *, background: bool = False) -> tuple[int, str]:
+    """Run scripts/build-tools for ``names``, its progress copied to ``output``; its exit code and last lines.
+
+    ``background``: the process is the one :func:`stop_background_build` stops.
+    """
+    global _background_process
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    with subprocess.Popen(
+        ["bash", str(BUILD_TOOLS), *names], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    ) as build:
+        if background:
             _background_process = build
-        assert build.stderr is not None and output is not None
+        assert build.stderr is not None
         for line in build.stderr:
             tail.append(line)
             print(line, end="", file=output, flush=True)
-    if log:
-        # Reported by the first test that needs a tool: printed from here, it would land in
-        # the captured output of whichever test is running.
+    if background:
         _background_process = None
-        # "ready", not "built": another session's build may have made them while this one waited.
-        outcome = "ready" if build.returncode == 0 else f"failed (exit {build.returncode}; built again on first use)"
-        _background_outcome = f"{' '.join(names)} {outcome} after {time.monotonic() - started:.0f}s (log: {log})"
-        return
-    if build.returncode != 0:
-        raise ToolUnavailable(
-            f"could not build {' '.join(names)}: scripts/build-tools exited with {build.returncode}. "
-            "Install Go (tools/go.mod says which version) or point "
-            f"{' / '.join(_variables(name) for name in names)} at downloaded binaries.\n{''.join(tail)}"
-        )
+    return build.returncode, "".join(tail)
