@@ -9,11 +9,12 @@ out of the second attempt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from fedsilo.api import load_manifest
@@ -22,11 +23,25 @@ from fedsilo.identity import SigningKey
 from fedsilo.privacy.ledger import PrivacyLedger, run_name
 from fedsilo.runner import run_statistics
 from fedsilo.sidecar import SidecarConfig, statistics_member
-from fedsilo.statistics import STATISTICS_ROUND, RecordTotals, StatisticsError, StatisticsSilo
+from fedsilo.statistics import STATISTICS_ROUND, Columns, RecordTotals, StatisticsError, StatisticsSilo
 
 from .conftest import silos_of, tabular_spec
 
 ROOT = Path(__file__).parents[2]
+
+
+class CountedTotals(RecordTotals):
+    """Records held in this process that count how often a pass's totals are computed from them."""
+
+    computed = 0
+
+    def moments(self, plan: Columns) -> npt.NDArray[np.float64]:
+        CountedTotals.computed += 1
+        return super().moments(plan)
+
+    def histogram(self, plan: Columns, ranges: Mapping[int, tuple[float, float]]) -> npt.NDArray[np.float64]:
+        CountedTotals.computed += 1
+        return super().histogram(plan, ranges)
 
 
 def _member_factory(tmp_path: Path) -> Callable[[str], AbstractContextManager[StatisticsSilo]]:
@@ -42,7 +57,7 @@ def _member_factory(tmp_path: Path) -> Callable[[str], AbstractContextManager[St
         config = SidecarConfig(
             job=job, silo="bank-a", aggregator="localhost:1", peer_keys={}, ledger=tmp_path / "a.sqlite", run_id=run_id
         )
-        return statistics_member(config, key, RecordTotals(records))
+        return statistics_member(config, key, CountedTotals(records))
 
     return member
 
@@ -57,10 +72,14 @@ def test_a_new_sidecar_of_the_same_run_sends_the_noised_totals_it_released_and_a
     # What `fedsilo run --resume` or a rebuilt silo pod does: a new process, the same run and ledger.
     member = _member_factory(tmp_path)
     released = []
+    CountedTotals.computed = 0
     for run_id in ("r1", "r1", "r2"):
         with member(run_id) as silo:
             assert silo.decline() is None
             released.append((silo.moments(), silo.histogram(_ranges(silo, 5.0))))
+        if run_id == "r1":
+            # The first takes both passes from its records; the second reads none of them again.
+            assert CountedTotals.computed == 2
     (moments, histogram), (moments_again, histogram_again), (moments_new_run, _) = released
     assert np.array_equal(moments, moments_again) and np.array_equal(histogram, histogram_again)
     assert not np.array_equal(moments, moments_new_run)

@@ -35,7 +35,6 @@ logging.getLogger("absl").setLevel(logging.ERROR)
 _PLD_DISCRETIZATION = 1e-4
 
 
-
 def _backend(kind: AccountantKind) -> dp_accounting.PrivacyAccountant:
     """A fresh accountant of ``kind``.
 
@@ -49,6 +48,7 @@ def _backend(kind: AccountantKind) -> dp_accounting.PrivacyAccountant:
     if kind == "pld":
         return pld.PLDAccountant(neighboring_relation=neighbors, value_discretization_interval=_PLD_DISCRETIZATION)
     return rdp.RdpAccountant(neighboring_relation=neighbors)
+
 
 # The search range of calibrate_noise. At 0.3 a single Gaussian release already costs
 # epsilon ~16 at delta 1e-5, and a PLD's grid grows with 1/sigma^2 (minutes below 0.2).

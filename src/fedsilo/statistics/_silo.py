@@ -10,7 +10,7 @@ cross the job's or its own epsilon ceiling.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import numpy as np
@@ -126,29 +126,34 @@ class StatisticsSilo:
 
     def moments(self) -> npt.NDArray[np.float64]:
         """Pass 1's vector of this silo's totals (noised in a private phase)."""
-        return self._noised(self._totals.moments(self.plan.columns), MOMENTS, {})
+        return self._noised(lambda: self._totals.moments(self.plan.columns), MOMENTS, {})
 
     def histogram(self, ranges: Mapping[int, tuple[float, float]]) -> npt.NDArray[np.float64]:
         """Pass 2's vector: each numeric feature's counts over the public range the hub published."""
-        return self._noised(self._totals.histogram(self.plan.columns, ranges), HISTOGRAM, ranges)
+        return self._noised(lambda: self._totals.histogram(self.plan.columns, ranges), HISTOGRAM, ranges)
 
     def _noised(
-        self, vector: npt.NDArray[np.float64], phase: str, ranges: Mapping[int, tuple[float, float]]
+        self,
+        totals: Callable[[], npt.NDArray[np.float64]],
+        phase: str,
+        ranges: Mapping[int, tuple[float, float]],
     ) -> npt.NDArray[np.float64]:
-        """The vector plus this silo's share of the Gaussian noise (any ``minSilos`` shares make the full noise).
+        """The ``totals`` plus this silo's share of the Gaussian noise (any ``minSilos`` shares make the full noise).
 
-        With ``kept``, a pass released before in this run is sent again as it was released;
-        one asked for with other public inputs (pass 2's ranges differ when other silos took
-        part) is refused, since it would be a second release.
+        With ``kept``, a pass released before in this run is sent again as it was released,
+        without computing the totals again (a sidecar would ask its trainer to read every
+        record for a vector it then drops); one asked for with other public inputs (pass 2's
+        ranges differ when other silos took part) is refused, since it would be a second release.
         """
         plan = self.plan
         if plan.noise_multiplier is None:
-            return vector
-        inputs = _public_inputs(phase, len(vector), ranges)
+            return totals()
+        size = plan.layout(phase).size
+        inputs = _public_inputs(phase, size, ranges)
         released = self._kept.released(phase) if self._kept is not None else None
         if released is not None:
             inputs_then, noised = released
-            if inputs_then != inputs or noised.shape != vector.shape:
+            if inputs_then != inputs or noised.shape != (size,):
                 raise StatisticsError(
                     f"{self.name}: the {phase} pass of {plan.job} was released before with other public "
                     "inputs (other silos took part); a second release would cost privacy that the ledger "
@@ -156,7 +161,7 @@ class StatisticsSilo:
                 )
             return noised
         std = silo_noise_std(plan.noise_multiplier, plan.sensitivity(phase), plan.min_silos)
-        noised = add_silo_noise(vector, std, self._rng)
+        noised = add_silo_noise(totals(), std, self._rng)
         if self._kept is not None:
             self._kept.keep(phase, inputs, noised)
         return noised
