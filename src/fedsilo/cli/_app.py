@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fedsilo import __version__
+from fedsilo.launch import Terminated
 
 from . import _audit, _cluster, _identity, _ledger, _models, _processes, _recovery, _run, _stats
 from ._exit import EXIT_FAILED
@@ -53,4 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except Terminated:
+        # SIGTERM (a deleted pod) before the command was done: a stop, not a failure to report.
+        print("terminated", file=sys.stderr)
         return EXIT_FAILED

@@ -1,0 +1,81 @@
+"""``fedsilo sidecar`` and ``fedsilo trainer`` exit promptly on SIGTERM, as PID 1 too.
+
+In a pod each runs as PID 1 of its container, and the kernel gives PID 1 no default action
+for SIGTERM: without a handler of its own the kubelet's SIGTERM is ignored and a deleted pod
+waits out its whole grace period before SIGKILL. These tests start the real entry points with
+the arguments ``fedsilo run`` gives them (the silo files laid out as the operator's pods have
+them, by ``hub_pod``), once as plain children and once each as PID 1 of a PID namespace of its
+own (``unshare --pid --fork``), and signal them from outside it, as the kubelet does. The silos
+have no aggregator to reach: the sidecar keeps dialling it and the trainer waits on its link
+for a task, the states a pod spends its time in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fedsilo.launch import SidecarArgs, TrainerArgs
+from tests.cli.test_cluster_commands import HubPod, fedsilo, hub_pod, wait_for
+
+#: Generous: a loaded 2-core machine imports PyTorch slowly; the test fails only if it is exceeded.
+START_TIMEOUT_S = 240
+EXIT_TIMEOUT_S = 60
+
+
+def _in_own_pid_namespace(argv: list[str]) -> list[str]:
+    """``argv`` as PID 1 of a new PID namespace (``--kill-child``: it never outlives the test)."""
+    return ["unshare", "--pid", "--fork", "--kill-child", *argv]
+
+
+def _signalled_pid(process: subprocess.Popen[bytes], as_pid1: bool) -> int:
+    """The host's pid of the fedsilo process: ``unshare``'s only child when it runs as PID 1."""
+    if not as_pid1:
+        return process.pid
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    found: str = wait_for(lambda: children.read_text().split(), "unshare forked the entry point", timeout=30)[0]
+    return int(found)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("as_pid1", [False, True], ids=["child", "pid1"])
+def test_a_sidecar_and_its_trainer_exit_at_once_on_sigterm(tmp_path: Path, as_pid1: bool) -> None:
+    if as_pid1 and (os.geteuid() != 0 or shutil.which("unshare") is None):
+        pytest.skip("a PID namespace of its own needs root and util-linux's unshare")
+    # No OPA or aggregator is started: the silos only need the pod's files.
+    pod: HubPod = hub_pod(tmp_path, "http://127.0.0.1:9", "plain")
+    silo = pod.job.spec.silos[0]
+    socket = pod.logs / f"{silo}.sock"
+    sidecar_args = SidecarArgs(
+        job_config=pod.job_config,
+        silo=silo,
+        aggregator=f"localhost:{pod.port}",
+        identity_dir=pod.identities[silo],
+        trainer_listen=f"unix:{socket}",
+        aggregator_ca=pod.aggregator_ca,
+    )
+    trainer_args = TrainerArgs(job_config=pod.job_config, silo=silo, sidecar=f"unix:{socket}")
+    wrap = _in_own_pid_namespace if as_pid1 else list
+    try:
+        sidecar = pod.start("sidecar", wrap(fedsilo("-v", *sidecar_args.argv())))
+        trainer = pod.start("trainer", wrap(fedsilo("-v", *trainer_args.argv())))
+        # The trainer has loaded its data and model and takes the sidecar's tasks from here on.
+        wait_for(lambda: "ready" in pod.log("trainer"), f"the trainer ready\n{pod.all_logs()}", START_TIMEOUT_S)
+        assert sidecar.poll() is None and trainer.poll() is None, pod.all_logs()
+        for process in (trainer, sidecar):
+            os.kill(_signalled_pid(process, as_pid1), signal.SIGTERM)
+        # Exit code 1 ("terminated"), as the aggregator's: stopped before the job ended. Ignored,
+        # SIGTERM would leave them running until the timeout fails the test.
+        assert pod.wait(trainer, EXIT_TIMEOUT_S) == 1, pod.all_logs()
+        assert pod.wait(sidecar, EXIT_TIMEOUT_S) == 1, pod.all_logs()
+        for name in ("sidecar", "trainer"):
+            log = pod.log(name)
+            assert log.rstrip().endswith("terminated"), log
+            assert "Traceback" not in log, log
+    finally:
+        pod.stop_all()
