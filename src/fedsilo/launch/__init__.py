@@ -32,6 +32,7 @@ from ._layout import silo_ca_file as silo_ca_file
 from ._manifest import manifest_without_standing as manifest_without_standing
 from ._manifest import render_job_manifest as render_job_manifest
 from ._stopping import Terminated as Terminated
+from ._stopping import exit_if_terminated as exit_if_terminated
 from ._stopping import raise_on_sigterm as raise_on_sigterm
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "SidecarArgs",
     "Terminated",
     "TrainerArgs",
+    "exit_if_terminated",
     "manifest_without_standing",
     "raise_on_sigterm",
     "render_job_manifest",
