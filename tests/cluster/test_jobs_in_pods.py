@@ -122,15 +122,16 @@ def _round(cluster: Cluster, job: str) -> int:
 
 
 def _delete_and_wait_for_a_new_pod(cluster: Cluster, namespace: str, selector: str) -> bool:
-    """``kubectl delete pod`` the one pod ``selector`` picks, killed after one second; whether another replaced it.
+    """``kubectl delete pod`` the one pod ``selector`` picks, as a user does; whether another replaced it.
 
-    One second, not the default grace period of 30: the job's rounds go on meanwhile, and on a
-    quiet machine 30 seconds were enough for the job to end before the pod was gone (seen: 80
-    rounds done before the rebuild, which the operator rightly skips for a finished job).
+    The default grace period (30 s): the images' entry points stop on SIGTERM (as PID 1 they
+    would ignore it without a handler), so the pod is gone in about a second and the job's
+    rounds do not run on meanwhile (an ignored SIGTERM let a quiet machine finish the job, 80
+    rounds, before the pod was gone, and the operator rightly skips rebuilding a finished job).
     """
     victim = cluster.get("pods", "-n", namespace, "-l", selector)["items"][0]
     name = victim["metadata"]["name"]
-    cluster.kubectl("delete", "pod", name, "-n", namespace, "--grace-period=1", "--wait=true", timeout=300)
+    cluster.kubectl("delete", "pod", name, "-n", namespace, "--wait=true", timeout=300)
 
     def replaced() -> bool:
         pods = cluster.get("pods", "-n", namespace, "-l", selector)["items"]

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fedsilo import __version__
+from fedsilo.launch import Terminated, exit_if_terminated
 
 from . import _audit, _cluster, _identity, _ledger, _models, _processes, _recovery, _run, _stats
 from ._exit import EXIT_FAILED
@@ -39,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and run a command; returns the exit code."""
+    """Parse arguments and run a command; returns the exit code (after a SIGTERM, exits with it)."""
     parser = _parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
@@ -50,7 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     handler: Command = args.handler
     try:
-        return handler(args)
+        code = handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        code = EXIT_FAILED
+    except Terminated:
+        # SIGTERM (a deleted pod) before the command was done: a stop, not a failure to report.
+        print("terminated", file=sys.stderr)
+        code = EXIT_FAILED
+    return exit_if_terminated(code)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fedsilo.launch import AggregatorArgs, OperatorRole, silo_ca_file
-from fedsilo.runner import AggregatorConfigError, AggregatorEnvironmentError, Terminated, run_aggregator
+from fedsilo.runner import AggregatorConfigError, AggregatorEnvironmentError, run_aggregator
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._manifests import manifest_or_report
@@ -95,9 +95,6 @@ def _aggregator(parsed: argparse.Namespace) -> int:
     except AggregatorEnvironmentError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ENVIRONMENT
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return EXIT_FAILED
     return EXIT_OK if outcome.succeeded else EXIT_FAILED
 
 

@@ -1,4 +1,10 @@
-"""``fedsilo sidecar`` and ``fedsilo trainer``: the per-silo processes, as pods run them too."""
+"""``fedsilo sidecar`` and ``fedsilo trainer``: the per-silo processes, as pods run them too.
+
+Both stop promptly on SIGTERM (:func:`fedsilo.launch.raise_on_sigterm`): as PID 1 of their
+containers they would otherwise ignore it and every deleted silo pod would wait out its grace
+period. The handler is installed here, in the process's main thread, not in ``run_sidecar`` /
+``run_trainer``, which tests also run in threads of their own.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import argparse
 import logging
 from typing import Any
 
-from fedsilo.launch import SidecarArgs, TrainerArgs
+from fedsilo.launch import SidecarArgs, TrainerArgs, raise_on_sigterm
 from fedsilo.sidecar import run_sidecar
 
 from ._exit import EXIT_USAGE
@@ -16,6 +22,7 @@ log = logging.getLogger("fedsilo.cli")
 
 
 def _sidecar(parsed: argparse.Namespace) -> int:
+    raise_on_sigterm()
     args = SidecarArgs.from_namespace(parsed)
     manifest = manifest_or_report(args.job_config, args.silo)
     if manifest is None:
@@ -28,6 +35,7 @@ def _sidecar(parsed: argparse.Namespace) -> int:
 
 
 def _trainer(parsed: argparse.Namespace) -> int:
+    raise_on_sigterm()
     args = TrainerArgs.from_namespace(parsed)
     manifest = manifest_or_report(args.job_config, args.silo)
     if manifest is None:

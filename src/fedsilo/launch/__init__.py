@@ -1,4 +1,4 @@
-"""What the processes of a job agree on: their command lines, the pod layout, the job manifest.
+"""What the processes of a job agree on: their command lines, the pod layout, the job manifest, how they stop.
 
 Starters (the local run in ``fedsilo.runner``, the operator's builders in
 ``fedsilo.operator``) and readers (``fedsilo.cli``) import these definitions instead of
@@ -31,6 +31,9 @@ from ._layout import TLS_DIR as TLS_DIR
 from ._layout import silo_ca_file as silo_ca_file
 from ._manifest import manifest_without_standing as manifest_without_standing
 from ._manifest import render_job_manifest as render_job_manifest
+from ._stopping import Terminated as Terminated
+from ._stopping import exit_if_terminated as exit_if_terminated
+from ._stopping import raise_on_sigterm as raise_on_sigterm
 
 __all__ = [
     "AGGREGATOR_CA_FILE",
@@ -55,8 +58,11 @@ __all__ = [
     "LaunchArgs",
     "OperatorRole",
     "SidecarArgs",
+    "Terminated",
     "TrainerArgs",
+    "exit_if_terminated",
     "manifest_without_standing",
+    "raise_on_sigterm",
     "render_job_manifest",
     "silo_ca_file",
 ]

@@ -5,7 +5,6 @@ from fedsilo.launch import AGGREGATOR_PUBLIC_KEY as AGGREGATOR_PUBLIC_KEY
 
 from ._aggregator import AggregatorConfigError as AggregatorConfigError
 from ._aggregator import AggregatorEnvironmentError as AggregatorEnvironmentError
-from ._aggregator import Terminated as Terminated
 from ._aggregator import run_aggregator as run_aggregator
 from ._gate import AUDIT_LOG as AUDIT_LOG
 from ._gate import build_gate as build_gate
@@ -65,7 +64,6 @@ __all__ = [
     "RunReport",
     "RunState",
     "StatisticsFiles",
-    "Terminated",
     "adopt_published_key",
     "aggregator_signing_key",
     "build_gate",

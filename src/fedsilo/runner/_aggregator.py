@@ -22,7 +22,7 @@ this module:
 
 Errors are typed so the command line can map them to exit codes: :class:`AggregatorConfigError`
 (bad configuration, nothing started), :class:`AggregatorEnvironmentError` (the API server or
-the port failed) and :class:`Terminated` (stopped before the job ended).
+the port failed) and :class:`fedsilo.launch.Terminated` (SIGTERM before the job ended).
 """
 
 from __future__ import annotations
@@ -31,11 +31,9 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import FrameType
 
 from prometheus_client import start_http_server
 
@@ -44,7 +42,16 @@ from fedsilo.api import JobOutcome, Manifest, StatusReporter
 from fedsilo.audit import AuditLog
 from fedsilo.datasets import PREPROCESSING_FILE, FittedPreprocessing
 from fedsilo.identity import TLS_CERT_FILE, TLS_KEY_FILE, TlsCredentials
-from fedsilo.launch import AGGREGATOR_KEY, OUTCOME_FILE, PRIVACY_LEDGER_FILE, REGISTRY_DIR, AggregatorArgs, silo_ca_file
+from fedsilo.launch import (
+    AGGREGATOR_KEY,
+    OUTCOME_FILE,
+    PRIVACY_LEDGER_FILE,
+    REGISTRY_DIR,
+    AggregatorArgs,
+    Terminated,
+    raise_on_sigterm,
+    silo_ca_file,
+)
 from fedsilo.policy import OpaServerEngine, PolicyGate
 from fedsilo.privacy.ledger import run_name
 from fedsilo.registry import LocalRegistry
@@ -70,30 +77,6 @@ class AggregatorConfigError(ValueError):
 
 class AggregatorEnvironmentError(RuntimeError):
     """The environment failed: the Kubernetes API for status reports, or the gRPC port."""
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived before the job ended: the kubelet (or a user) wants the process gone.
-
-    A BaseException, like KeyboardInterrupt: it is a request to stop, not an error, so the
-    round loop's ``except Exception`` (which ends a broken job as Failed) lets it through and
-    the job stays resumable. As an Exception it made every deleted aggregator pod fail its job.
-    """
-
-
-def _raise_on_sigterm() -> None:
-    """Turn the first SIGTERM into :class:`Terminated` in the main thread, so ``finally`` blocks run.
-
-    Without this, SIGTERM ends Python at once and the audit log misses its closing signed
-    checkpoint. Later SIGTERMs are ignored so the clean-up is not cut short (the kubelet
-    still kills the process after the pod's grace period).
-    """
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def silo_issuers(job_dir: Path, silos: Iterable[str]) -> dict[str, bytes]:
@@ -326,7 +309,7 @@ def run_aggregator(args: AggregatorArgs, manifest: Manifest) -> JobOutcome:
     except (OSError, ValueError) as error:
         raise AggregatorConfigError(str(error)) from error
     reporter = status_reporter(job)
-    _raise_on_sigterm()
+    raise_on_sigterm()
     return _serve(args, manifest, credentials, issuers, engine, reporter)
 
 
