@@ -5,8 +5,8 @@ One run of the tabular example (two rounds, private statistics) serves every ass
 process is killed with SIGKILL in the statistics phase, between the first pass's unmasking and
 the second pass (``fedsilo_testing.crash``, ``--kill 0:statistics``). The runner restarts it on
 the same port, the live sidecars take part again with the noised totals they kept beside their
-ledgers, and the phase is released once: each silo's ledger holds one statistics charge, and the
-audit chain verifies across the death.
+ledgers, and the phase is released once: each silo's ledger and the hub's hold one statistics
+charge each, which agree, and the audit chain verifies across the death.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from fedsilo.datasets import FittedPreprocessing
-from fedsilo.identity import read_identity
-from fedsilo.privacy.ledger import PrivacyLedger
+from fedsilo.identity import load_signing_key, read_identity
+from fedsilo.launch import AGGREGATOR_KEY
+from fedsilo.privacy.ledger import PrivacyLedger, compare_ledgers, verify_ledger
 from fedsilo.registry import LocalRegistry, preprocessing_path
 from fedsilo.statistics import STATISTICS_ROUND
 from fedsilo_testing.crash import Kill, Phase, crash_command
@@ -89,9 +90,25 @@ def test_the_tabular_example_fits_its_preprocessing_and_versions_it_with_every_m
             ledger.verify(key=key)
             (charge,) = ledger.history(silo=silo)
         assert charge.round == STATISTICS_ROUND and charge.epsilon_job <= EPSILON + 1e-3
+        # The hub's ledger charged the same row once too, and the two agree; the report starts from it.
+        with (
+            PrivacyLedger(tmp_path / "ledgers" / "hub.sqlite", read_only=True) as hub,
+            PrivacyLedger(tmp_path / "ledgers" / "silos" / f"{silo}.sqlite", read_only=True) as own,
+        ):
+            agreement = compare_ledgers(hub, own, silo)
+            assert agreement.agree and agreement.only_silo == (), agreement
+            theirs = hub.charged(silo, charge.job, STATISTICS_ROUND)
+            assert theirs is not None and theirs.idempotency_key == charge.idempotency_key
+            assert len(hub.history(silo=silo)) == 1 and theirs.acknowledged_at is not None
+        assert report["statistics_epsilon"][silo] == report["epsilon_spent"][silo] == charge.epsilon_job
         # What it released, kept beside its ledger: the second attempt sent these again.
         kept = (tmp_path / "ledgers" / "silos" / f"{silo}.sqlite.releases").glob("*-statistics-*.safetensors")
         assert sorted(path.name.rsplit("-", 1)[1] for path in kept) == ["histogram.safetensors", "moments.safetensors"]
+    # Training ran without DP: every epsilon in the report is the statistics'.
+    assert set(report["epsilon_spent"]) == set(documents[0]["spec"]["silos"])
+    verify_ledger(
+        tmp_path / "ledgers" / "hub.sqlite", load_signing_key(tmp_path / "ledgers" / AGGREGATOR_KEY).public_key
+    )
     hub_key = str(tmp_path / "run" / "aggregator-key.pub")
     for check in (
         ["models", "verify", "--registry", str(registry)],

@@ -1,6 +1,7 @@
 """A job's statistics phase shows on the FederatedJob: the aggregator publishes the release, the operator a condition.
 
-The release travels as every round does (the aggregator's ``KubeStatusReporter``, through
+A private release's charges become each silo's epsilon in the job, which the silo operator sums
+into the Silo's ``epsilonSpent``. The release travels as every round does (the aggregator's ``KubeStatusReporter``, through
 its narrow grant, into ``status.statistics`` with an Event); the hub operator turns it
 into the ``StatisticsReleased`` condition of a job whose preprocessing the phase fits.
 """
@@ -42,6 +43,9 @@ RELEASE = StatisticsStatus(
     categorical=2,
     transformed_features=20,
     scaling="standardize",
+    epsilon=1.0,
+    # What the hub's ledger charged each counted silo (RDP: a little under the target).
+    epsilon_spent=dict.fromkeys(["bank-a", "bank-b", "bank-c"], 0.99975),
     statistics_digest="sha256:" + "ab" * 32,
     preprocessing_digest="sha256:" + "cd" * 32,
 )
@@ -94,6 +98,12 @@ def test_the_aggregator_publishes_the_release_and_the_operator_marks_it_on_the_j
     assert "3 silos released statistics over 14 features (1 left out)" in marked["message"]
     assert RELEASE.preprocessing_digest in marked["message"]
     assert condition(released, "Ready")["status"] == "True", "the other conditions are untouched"
+    # A private release is each silo's first spend in the job, and so on its Silo, which sums its jobs.
+    assert released["status"]["epsilon"] == RELEASE.epsilon_spent and released["status"]["maxEpsilonSpent"] == 0.99975
+    assert wait_for(
+        lambda: get(cluster, namespace, "silo", "bank-a")["status"].get("epsilonSpent") == 0.99975,
+        "the statistics' epsilon on the Silo",
+    )
 
     events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=tabular")["items"]
     (event,) = [e for e in events if e["reason"] == "StatisticsReleased"]

@@ -7,22 +7,26 @@ from __future__ import annotations
 
 import socket
 import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 import yaml
 
-from fedsilo.api import StatisticsStatus, parse_manifest
+from fedsilo.api import Manifest, StatisticsStatus, parse_manifest
 from fedsilo.audit import verify_audit_log
 from fedsilo.datasets import FittedPreprocessing, load_raw_silo_data
-from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity
-from fedsilo.launch import REGISTRY_DIR, AggregatorArgs
+from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, TlsCredentials
+from fedsilo.launch import PRIVACY_LEDGER_FILE, REGISTRY_DIR, AggregatorArgs
 from fedsilo.policy import OpaServerEngine
-from fedsilo.protocol import rpc
+from fedsilo.privacy.ledger import PrivacyLedger, compare_ledgers, verify_ledger
+from fedsilo.protocol import StatisticsStep, rpc
 from fedsilo.registry import preprocessing_path
 from fedsilo.runner import AUDIT_LOG, aggregator_signing_key
-from fedsilo.runner._aggregator import STATISTICS_DIR, _report_statistics, _statistics_phase
+from fedsilo.runner._aggregator import STATISTICS_DIR, _privacy_book, _report_statistics, _statistics_phase
 from fedsilo.runner._statistics import statistics_status
 from fedsilo.sidecar import silo_channel, take_part
 from fedsilo.statistics import StatisticsPlan, StatisticsSilo
@@ -37,9 +41,26 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
-    tmp_path: Path, opa_server: OpaServer
-) -> None:
+@dataclass
+class Served:
+    """One statistics phase the aggregator process served, and what each silo's part heard."""
+
+    manifest: Manifest
+    args: AggregatorArgs
+    server_tls: TlsCredentials
+    issuers: dict[str, bytes]
+    fitted: FittedPreprocessing | None
+    steps: dict[str, StatisticsStep]
+
+
+def _serve_phase(
+    tmp_path: Path,
+    opa_server: OpaServer,
+    preprocessing: dict[str, Any],
+    ledgers: Path | None = None,
+    records: int = 300,
+) -> Served:
+    """Serve the phase of a three-silo job from ``_statistics_phase`` and take part from each silo (``ledgers``: theirs)."""
     keys = {name: SigningKey.generate() for name in SILOS}
     job = {
         "apiVersion": "fedsilo.io/v1alpha1",
@@ -51,11 +72,7 @@ def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
             "rounds": 1,
             "roundTimeoutSeconds": 120,
             "model": {"builtin": "logistic_regression"},
-            "data": {
-                "source": "tabular",
-                "tabular": {"recordsPerSilo": 300},
-                "preprocessing": {"scaling": "standardize", "categorical": [12]},
-            },
+            "data": {"source": "tabular", "tabular": {"recordsPerSilo": records}, "preprocessing": preprocessing},
         },
     }
     silos = [
@@ -85,6 +102,7 @@ def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
     run = "hub/standalone"
     peers = {name: key.public_key for name, key in keys.items()}
     outcome: dict[str, FittedPreprocessing | None] = {}
+    silo_ledgers = ExitStack()
 
     def serve() -> None:
         with OpaServerEngine(opa_server.url) as engine:
@@ -92,10 +110,12 @@ def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
 
     hub = threading.Thread(target=serve, daemon=True)
     hub.start()
-    steps = {}
+    steps: dict[str, StatisticsStep] = {}
     for index, name in enumerate(SILOS):
         records = load_raw_silo_data(spec, index, len(SILOS)).train_x
-        member = StatisticsSilo(StatisticsPlan.for_job(run, spec, records.shape[1]), name, records, keys[name])
+        ledger = silo_ledgers.enter_context(PrivacyLedger(ledgers / f"{name}.sqlite")) if ledgers else None
+        plan = StatisticsPlan.for_job(run, spec, records.shape[1])
+        member = StatisticsSilo(plan, name, records, keys[name], ledger=ledger)
         identity = SiloIdentity(keys[name], ca.issue(name, server=False))
 
         def part(member: StatisticsSilo = member, identity: SiloIdentity = identity) -> None:
@@ -108,7 +128,23 @@ def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
 
         threading.Thread(target=part, daemon=True).start()
     hub.join(timeout=600)
-    fitted = outcome["fitted"]
+    silo_ledgers.close()
+    return Served(manifest, args, server_tls, issuers, outcome["fitted"], steps)
+
+
+def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
+    tmp_path: Path, opa_server: OpaServer
+) -> None:
+    served = _serve_phase(tmp_path, opa_server, {"scaling": "standardize", "categorical": [12]})
+    manifest, args, server_tls, issuers, steps = (
+        served.manifest,
+        served.args,
+        served.server_tls,
+        served.issuers,
+        served.steps,
+    )
+    state = args.state_dir
+    fitted = served.fitted
     assert fitted is not None
     out = state / STATISTICS_DIR
     assert FittedPreprocessing.read(out / "preprocessing.json").digest() == fitted.digest()
@@ -166,3 +202,31 @@ def test_a_release_that_cannot_be_read_back_is_logged_and_the_job_goes_on(
     _report_statistics(reporter, tmp_path)
     assert reporter.released == []
     assert "the statistics phase's release is not in the job's status" in caplog.text
+
+
+def test_a_private_phase_charges_the_aggregators_ledger_and_its_status_shows_the_charges(
+    tmp_path: Path, opa_server: OpaServer
+) -> None:
+    # Training without DP: the statistics alone charge, and the job's book exists for them.
+    ledgers = tmp_path / "silo-ledgers"
+    # Enough records that the noised histograms still give every feature's mean.
+    served = _serve_phase(tmp_path, opa_server, {"scaling": "standardize", "epsilon": 1.0}, ledgers, records=1500)
+    assert served.manifest.job.spec.privacy.mode.value == "none" and served.fitted is not None
+    state = served.args.state_dir
+    verify_ledger(state / PRIVACY_LEDGER_FILE, aggregator_signing_key(state).public_key)
+    book = _privacy_book(served.manifest, state, 1)
+    assert book is not None
+    try:
+        reporter = Releases()
+        _report_statistics(reporter, state / STATISTICS_DIR, book)
+        (published,) = reporter.released
+        spent = book.spent()
+    finally:
+        book.close()
+    assert published.epsilon == 1.0 and published.epsilon_spent == spent and set(spent) == set(SILOS)
+    with PrivacyLedger(state / PRIVACY_LEDGER_FILE, read_only=True) as hub:
+        for silo in SILOS:
+            with PrivacyLedger(ledgers / f"{silo}.sqlite", read_only=True) as own:
+                (mine,) = own.history(silo)
+                assert compare_ledgers(hub, own, silo).agree
+            assert spent[silo] == mine.epsilon_job

@@ -15,6 +15,12 @@ each silo sends the release it charged again (masked afresh, so under another di
 the book takes a charge of that round with the same mechanism as the release's own instead
 of refusing it or charging it twice. What the hub cannot see through the masks is whether
 the values are the same; the silo's own ledger, which lets a round go out once, guards that.
+
+A job whose statistics phase adds DP noise has a book even when training runs without DP:
+the phase charged the hub's ledger at round 0 (``StatisticsCharges``, under the same run
+name), so the book publishes the ledger's signed head and each silo's epsilon in the job,
+and a DP round's projection composes the statistics release with the training ones. In a
+job trained without DP the book charges no update (it reads no mechanism from one).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from fedsilo.policy import BudgetView, Reason, Refusal
 from fedsilo.privacy import DpSgdEvent, GaussianEvent, Mechanism, epsilon_for, mechanism_from_json, mechanism_json
 from fedsilo.privacy.ledger import Charge, PrivacyLedger, release_key, run_name
 from fedsilo.protocol import UpdateMetadata
+from fedsilo.statistics import released_epsilon
 
 # Relative slack between a signed epsilon and the hub's recomputation: both run the same
 # accountant on the same numbers, so anything beyond float noise is a different claim.
@@ -58,9 +65,10 @@ class LedgerBook:
     ) -> LedgerBook | None:
         """The book of one run of ``job`` over the ledger file ``ledger``, its charges signed with the hub's key.
 
-        None when the job runs without DP. ``resumed_round``: the round a resumed hub runs again.
+        None when the job charges no ledger (no DP in training nor in its statistics).
+        ``resumed_round``: the round a resumed hub runs again.
         """
-        if job.spec.privacy.mode is PrivacyMode.NONE:
+        if not job.spec.charges_silos:
             return None
         return cls(job.spec, PrivacyLedger(ledger, signing_key), run_name(job.metadata.name, run_id), resumed_round)
 
@@ -75,7 +83,18 @@ class LedgerBook:
     def _key(self, silo: str, claims: UpdateMetadata) -> str:
         return release_key(self._job, silo, claims.round, claims.payload_digest)
 
+    def spent(self) -> dict[str, float]:
+        """Each charged silo's epsilon in this run, as the hub's ledger composes it after its newest charge."""
+        return {charge.silo: charge.epsilon_job for charge in self._ledger.history(job=self._job)}
+
+    def statistics_spent(self, silos: tuple[str, ...]) -> dict[str, float]:
+        """The epsilon each of ``silos`` was charged in this run for the statistics release (the silos charged)."""
+        return released_epsilon(self._ledger, self._job, silos)
+
     def _mechanism(self, claims: UpdateMetadata) -> Mechanism | None:
+        if self._privacy.mode is PrivacyMode.NONE:
+            # Training without DP charges nothing, whatever an update names (the book is the statistics').
+            return None
         document = claims.mechanism_document()
         return None if document is None else mechanism_from_json(document)
 
@@ -168,5 +187,7 @@ class LedgerBook:
     def round_closed(self, round_number: int, silos: tuple[str, ...]) -> None:
         """The round's aggregate took the updates of ``silos``: acknowledge their charges."""
         # Every admitted update of a DP job was charged: ``problem`` refuses one without a mechanism.
+        if self._privacy.mode is PrivacyMode.NONE:
+            return
         for silo in silos:
             self._ledger.acknowledge(silo, self._job, round_number)

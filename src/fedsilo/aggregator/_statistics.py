@@ -8,7 +8,9 @@ uses (``fedsilo.statistics.StatisticsHub`` over ``SecAggServer``): key adverts, 
 shares, each silo's masked words with signed claims, unmasking. Each upload is admitted as
 an update is: strictly parsed claims, the silo's signature, its nonce, the payload's digest
 and length, then the policy (``phase: statistics`` in the ``fedsilo.update/v1`` input) and
-the audit log, which records every decision and the phase's outcome. The hub sees only
+the audit log, which records every decision and the phase's outcome. A private phase charges
+each admitted silo's release to the hub's ledger too (``StatisticsCharges``), under the silo's
+own key, before its totals enter the sum; the policy's ceilings count it. The hub sees only
 masked words and their sum; from the totals it publishes the statistics and fits the
 transform the job asks for. Built by ``fedsilo.runner`` (locally and in the aggregator pod).
 """
@@ -19,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -39,6 +41,7 @@ from fedsilo.policy import (
     UpdateFacts,
     UpdatePolicyInput,
 )
+from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.protocol import (
     MessageError,
     PolicyVerdict,
@@ -67,6 +70,7 @@ from ._contracts import UpdateGate
 from ._limits import RateLimits
 from ._phases import Phase, PhaseClosed
 from ._service import Callers
+from ._statistics_charges import StatisticsCharges
 
 log = logging.getLogger("fedsilo.aggregator")
 
@@ -82,6 +86,9 @@ class StatisticsRelease:
     statistics: FederatedStatistics
     preprocessing: FittedPreprocessing | None
     hub_view: HubView
+    #: Each counted silo's epsilon in the run after the hub's ledger charged the release (empty without DP
+    #: or without a hub ledger): the same figure as the silo's own ledger row.
+    epsilon_spent: Mapping[str, float] = field(default_factory=dict)
 
 
 class StatisticsFailed(Exception):
@@ -106,10 +113,13 @@ class StatisticsPhase:
         step_seconds: float,
         silo_ceilings: Mapping[str, float | None] | None = None,
         join_seconds: float | None = None,
+        ledger: PrivacyLedger | None = None,
     ) -> None:
         """Open the join; it waits ``join_seconds`` (``step_seconds`` when None) for every silo.
 
         Silo processes that start with the hub, and load their records first, may need longer than a step.
+        ``ledger`` is the hub's privacy ledger: a private phase charges each silo whose totals it admits
+        there, and the policy's ceilings count it (without one, only the silos' own ledgers are charged).
         """
         self.job = job
         self.run = run
@@ -117,6 +127,7 @@ class StatisticsPhase:
         self._gate = gate
         self._step_seconds = step_seconds
         self._ceilings = dict(silo_ceilings or {})
+        self._charges = StatisticsCharges(ledger) if ledger is not None else None
         self._cond = threading.Condition()
         join_deadline = time.monotonic() + (step_seconds if join_seconds is None else join_seconds)
         self._join: Phase[StatisticsClaims] = Phase("join", frozenset(job.spec.silos), join_deadline)
@@ -182,11 +193,11 @@ class StatisticsPhase:
         try:
             claims = self._claims(silo, claims_json, signature, None, pass_number)
             words = self._read_words(claims, chunks)
+            policy_input = self._policy_input(silo, claims, pass_number)
         except Refusal as refusal:
             decision = self.refuse(silo, refusal, pass_number)
             self._post_input(silo, pass_number, None, f"{refusal.text}")
             return PolicyVerdict(False, decision.reasons, decision.policy_revision)
-        policy_input = self._policy_input(silo, claims, pass_number)
         decision = self._gate.decide(policy_input)
         with self._cond:
             step = self._steps.get((pass_number, "submit"))
@@ -195,6 +206,10 @@ class StatisticsPhase:
                 decision = self.refuse(silo, closed, pass_number)
                 return PolicyVerdict(False, decision.reasons, decision.policy_revision)
             self._gate.record(policy_input, decision)
+            if decision.allow and self._charges is not None:
+                # Charged before the totals enter the sum, as an admitted update is (once: pass 2 finds the row).
+                assert self._plan is not None
+                self._charges.charge(self._plan, silo)
             step.post(silo, words if decision.allow else None)
             if not decision.allow:
                 assert self._hub is not None
@@ -303,11 +318,16 @@ class StatisticsPhase:
         return words
 
     def _policy_input(self, silo: str, claims: StatisticsClaims, pass_number: int) -> UpdatePolicyInput:
-        """The policy's view of one statistics upload (docs/policy-input.md, ``job.phase``)."""
+        """The policy's view of one statistics upload (docs/policy-input.md, ``job.phase``).
+
+        Raises:
+            Refusal: the hub's ledger charged the silo's statistics of this run for another release.
+        """
         assert self._plan is not None
         epsilon = self._plan.epsilon
         with self._cond:
             seen = sum(1 for name, _ in self._nonces if name == silo)
+        budget = self._charges.budget(self._plan, silo) if self._charges is not None else None
         return UpdatePolicyInput(
             job=JobFacts.of(self.job, pass_number).model_copy(update={"phase": "statistics"}),
             silo=SiloFacts(name=silo, enrolled=True, max_epsilon=self._ceilings.get(silo)),
@@ -322,10 +342,13 @@ class StatisticsPhase:
                 epsilon_round=epsilon,
                 payload_digest=claims.payload_digest or "",
             ),
-            # Both passes are one statistics release, charged to each silo's own ledger at round 0,
-            # before the first round: in this job the silo has spent nothing before it. Without DP
-            # nothing is accounted, and a job with an epsilon ceiling denies exact totals.
-            ledger=LedgerFacts(
+            # Both passes are one statistics release, charged at round 0 before the first round: the
+            # hub's ledger says what it costs (lifetime included). Without a hub ledger the silo has spent
+            # nothing in this job before it. Without DP nothing is accounted, and a job with an epsilon
+            # ceiling denies exact totals.
+            ledger=LedgerFacts.of(nonce_seen=False, seen_nonces=seen, budget=budget)
+            if budget is not None
+            else LedgerFacts(
                 nonce_seen=False,
                 seen_nonces=seen,
                 epsilon_spent=None if epsilon is None else 0.0,
@@ -471,7 +494,8 @@ class StatisticsPhase:
             if preprocessing is not None and preprocessing.federated
             else None
         )
-        self._release = StatisticsRelease(statistics, fitted, self._hub.view)
+        spent = self._charges.released(self._plan, statistics.silos) if self._charges is not None else {}
+        self._release = StatisticsRelease(statistics, fitted, self._hub.view, spent)
         statistics_digest = sha256_digest(statistics.canonical_bytes())
         preprocessing_digest = fitted.digest() if fitted is not None else ""
         self._gate.record_operation(
@@ -484,6 +508,8 @@ class StatisticsPhase:
                 "preprocessing_digest": preprocessing_digest or None,
                 "silos": list(statistics.silos),
                 "excluded": {e.silo: e.reason for e in statistics.excluded},
+                # What the hub's ledger charged each counted silo for this release (its epsilon in the run).
+                "epsilon_spent": dict(spent) or None,
             },
         )
         self._step = StatisticsStep(

@@ -173,6 +173,12 @@ class StatisticsStatus(_Status):
     epsilon: float | None = Field(
         default=None, ge=0.0, description="The statistics' DP epsilon charged to each silo's ledger; unset: exact."
     )
+    epsilon_spent: dict[str, float] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Epsilon the hub's ledger charged each silo in silos for the release, by silo name: the same "
+        "row as the silo's own ledger holds (round 0). Unset: exact statistics, which charge nothing.",
+    )
     statistics_digest: str = Field(
         max_length=128, description="sha256 of the released statistics (statistics.json in the hub's state)."
     )

@@ -1,4 +1,6 @@
-"""``fedsilo ledger show|verify``: what a privacy ledger holds, and whether its chain is intact and signed.
+"""``fedsilo ledger show|verify|agree``: a privacy ledger's charges, its chain and signatures, and agreement.
+
+``agree`` says whether the hub's and a silo's ledger agree on that silo's charges.
 
 A local run keeps the hub's ledger in ``runs/privacy/hub.sqlite`` (signed with
 ``runs/privacy/aggregator-key.pem``) and each silo's in ``runs/privacy/silos/<silo>.sqlite``
@@ -11,6 +13,11 @@ signature of that key), 1 with a ``TAMPERED: <kind> at privacy ledger row N: ...
 and 2 for a missing file or a bad ``--key``/``--head``. ``--head`` checks the ledger against
 the signed head published outside it (``status.evidence.ledgerHead`` of the FederatedJob),
 which catches a ledger cut back to an earlier signed row.
+
+``agree SILO_LEDGER --silo NAME`` compares a silo's own ledger with the hub's
+(``compare_ledgers``): exit 0 when every round both charged holds the same mechanism and
+epsilon and the hub charged nothing the silo did not, 1 naming the rounds that differ, 2 for
+a missing file. Rounds only the silo charged (sent, never admitted) are listed, not failed.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from rich.console import Console
 from fedsilo.privacy.ledger import (
     LedgerIntegrityError,
     PrivacyLedger,
+    compare_ledgers,
     ledger_report,
     ledger_table,
     verify_ledger,
@@ -84,8 +92,31 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _agree(args: argparse.Namespace) -> int:
+    if not (_exists(args.hub) and _exists(args.ledger)):
+        return EXIT_USAGE
+    try:
+        with PrivacyLedger(args.hub, read_only=True) as hub, PrivacyLedger(args.ledger, read_only=True) as own:
+            agreement = compare_ledgers(hub, own, args.silo, args.job)
+    except LedgerIntegrityError as error:
+        print(f"TAMPERED: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if agreement.only_silo:
+        print(f"{args.silo}: charged by the silo only (sent, never admitted): {', '.join(agreement.only_silo)}")
+    if not agreement.agree:
+        for what, rounds in (
+            ("rounds that differ", agreement.differing),
+            ("rounds charged by the hub only", agreement.only_hub),
+        ):
+            if rounds:
+                print(f"{args.silo}: DISAGREE: {what}: {', '.join(rounds)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{args.silo}: the hub's ledger {args.hub} and {args.ledger} agree")
+    return EXIT_OK
+
+
 def register(commands: Any) -> None:
-    """Add ``ledger show`` and ``ledger verify``."""
+    """Add ``ledger show``, ``ledger verify`` and ``ledger agree``."""
     ledger = commands.add_parser("ledger", help="show or verify a privacy (epsilon) ledger")
     sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     show = sub.add_parser("show", help="every charge: silo, job, round, mechanism, cumulative epsilon")
@@ -109,3 +140,9 @@ def register(commands: Any) -> None:
     verify.set_defaults(handler=_verify)
     for parser in (show, verify):
         parser.add_argument("ledger", nargs="?", type=Path, default=DEFAULT_LEDGER, help=f"default {DEFAULT_LEDGER}")
+    agree = sub.add_parser("agree", help="whether the hub's ledger and a silo's agree on the silo's charges")
+    agree.add_argument("ledger", type=Path, help="the silo's own ledger (e.g. runs/privacy/silos/<silo>.sqlite)")
+    agree.add_argument("--silo", required=True, help="the silo whose charges to compare")
+    agree.add_argument("--hub", type=Path, default=DEFAULT_LEDGER, help=f"the hub's ledger (default {DEFAULT_LEDGER})")
+    agree.add_argument("--job", help="only this job (as the ledgers name it: <job>/<run id>)")
+    agree.set_defaults(handler=_agree)

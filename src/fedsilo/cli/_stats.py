@@ -68,6 +68,7 @@ def register(commands: Any) -> None:
         "--ledgers",
         type=Path,
         default=Path("runs/privacy"),
-        help="directory of the silos' privacy ledgers, charged when spec.data.preprocessing.epsilon is set",
+        help="directory of the privacy ledgers (silos/<silo>.sqlite and the hub's hub.sqlite), "
+        "charged when spec.data.preprocessing.epsilon is set",
     )
     parser.set_defaults(handler=_stats)

@@ -126,8 +126,23 @@ class KubeStatusReporter:
         )
 
     def statistics_released(self, statistics: StatisticsStatus) -> None:
-        """Publish the statistics phase's release and record a StatisticsReleased event."""
-        self._publish(FederatedJobStatus(statistics=statistics))
+        """Publish the statistics phase's release and record a StatisticsReleased event.
+
+        A private release's charges are each silo's first epsilon in the job: published in the job's
+        ``epsilon`` (which the Silos' ``epsilonSpent`` sums) unless a round already published more.
+        """
+        status = FederatedJobStatus(statistics=statistics)
+        if statistics.epsilon_spent:
+            with self._lock:
+                published = dict(self._status.get("epsilon") or {})
+            epsilon = {
+                silo: max(spent, float(published.get(silo, 0.0)))
+                for silo, spent in {**published, **statistics.epsilon_spent}.items()
+            }
+            status = FederatedJobStatus(
+                statistics=statistics, epsilon=epsilon, max_epsilon_spent=max(epsilon.values(), default=0.0)
+            )
+        self._publish(status)
         left_out = "; ".join(f"{silo} left out: {why}" for silo, why in sorted((statistics.excluded or {}).items()))
         privacy = f", epsilon {statistics.epsilon:g} charged to each silo" if statistics.epsilon is not None else ""
         self._event(

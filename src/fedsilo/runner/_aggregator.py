@@ -62,7 +62,7 @@ from ._hub import HubSetupError, adopt_published_key, aggregator_signing_key, bu
 from ._recovery import RecoveryError, apply_job_rollback, latest_checkpoint, resume_hub
 from ._reporting import RecordingRegistry, ReportingObserver
 from ._standing import manifest_standing
-from ._statistics import STATISTICS_DIR, HubStatistics, statistics_status, write_statistics
+from ._statistics import STATISTICS_DIR, HubStatistics, open_hub_ledger, statistics_status, write_statistics
 
 log = logging.getLogger("fedsilo.aggregator")
 
@@ -236,6 +236,8 @@ def _statistics_phase(
         return _keep_transform(args.state_dir, job, FittedPreprocessing.read(out / PREPROCESSING_FILE))
     args.state_dir.mkdir(parents=True, exist_ok=True)
     gate = PolicyGate(engine, AuditLog(args.state_dir / AUDIT_LOG, aggregator_signing_key(args.state_dir)))
+    # The hub's ledger of a private phase: the one the rounds' book charges after it (``_privacy_book``).
+    ledger = open_hub_ledger(spec, args.state_dir / PRIVACY_LEDGER_FILE, args.state_dir)
     try:
         with HubStatistics(
             manifest.job,
@@ -249,11 +251,14 @@ def _statistics_phase(
             # Pods start at their own pace: the join, and each step, wait as long as a round would.
             step_seconds=float(spec.round_timeout_seconds),
             join_seconds=float(spec.round_timeout_seconds),
+            ledger=ledger,
         ) as hub:
             log.warning("statistics phase of job %s on %s (port %d)", job, args.listen, hub.port)
             release = hub.release()
     finally:
         gate.audit.close()
+        if ledger is not None:
+            ledger.close()
     files = write_statistics(release, out)
     log.warning(
         "statistics phase of job %s done: %d silos, %s; preprocessing %s",
@@ -275,10 +280,16 @@ def _keep_transform(state_dir: Path, job: str, fitted: FittedPreprocessing) -> F
     return fitted
 
 
-def _report_statistics(reporter: StatusReporter, out: Path) -> None:
-    """Publish the phase's release on the job (again, after a restart); a report that fails never stops the job."""
+def _report_statistics(reporter: StatusReporter, out: Path, privacy: LedgerBook | None = None) -> None:
+    """Publish the phase's release on the job (again, after a restart); a report that fails never stops the job.
+
+    A private release's charges are read from the hub's ledger (``privacy``), as the rounds' epsilons are.
+    """
     try:
-        reporter.statistics_released(statistics_status(out))
+        status = statistics_status(out)
+        if privacy is not None and status.epsilon is not None:
+            status = status.model_copy(update={"epsilon_spent": privacy.statistics_spent(tuple(status.silos)) or None})
+        reporter.statistics_released(status)
     except (OSError, ValueError) as error:
         log.warning("the statistics phase's release is not in the job's status: %s in %s", error, out)
 
@@ -370,11 +381,13 @@ def _serve(
                 reporter.job_finished(failed)
                 _wait_for_termination()
         return failed
-    if reporter is not None and preprocessing is not None:
-        _report_statistics(reporter, args.state_dir / STATISTICS_DIR)
-    observer = ReportingObserver(reporter, registry) if reporter is not None else None
     # The round a restarted aggregator runs again: its releases may already be charged.
     privacy = _privacy_book(manifest, state_dir, (checkpoint.round if checkpoint else 0) + 1)
+    if reporter is not None and preprocessing is not None:
+        _report_statistics(reporter, args.state_dir / STATISTICS_DIR, privacy)
+    # Seeded with what the ledger holds: the statistics' charges, and a restarted hub's rounds before it.
+    spent = privacy.spent() if privacy is not None else {}
+    observer = ReportingObserver(reporter, registry, spent) if reporter is not None else None
     try:
         hub = build_hub(
             manifest.job,

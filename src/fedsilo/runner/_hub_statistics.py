@@ -16,7 +16,8 @@ Doing the phase again costs no privacy twice: each silo's ledger charges the pha
 run (an idempotency key of job, silo and round 0), and each silo keeps the noised totals it
 released beside its ledger (``fedsilo.sidecar.StatisticsReleases``), so the same silos send
 the same noised totals again, from a live sidecar or a new one after ``--resume``, and the hub
-learns nothing new. A pass asked for with other public inputs (other silos took part) is
+learns nothing new. The hub's ledger (``--ledgers``/hub.sqlite) charges each silo whose noised
+totals it admits under the same key, so the phase taken again finds that row too. A pass asked for with other public inputs (other silos took part) is
 refused by the silo rather than drawn again. The audit log goes on in the same chain: the dead attempt's
 decisions, the new attempt's, its release, then the restarted hub's ``resume`` record.
 """
@@ -35,7 +36,7 @@ from fedsilo.registry import LocalRegistry
 
 from ._gate import build_gate
 from ._hub import aggregator_signing_key
-from ._statistics import STATISTICS_DIR, HubStatistics, write_statistics
+from ._statistics import HUB_LEDGER_FILE, STATISTICS_DIR, HubStatistics, open_hub_ledger, write_statistics
 
 log = logging.getLogger("fedsilo.run")
 
@@ -49,6 +50,7 @@ def statistics_before_training(
     listen: str,
     server_tls: TlsCredentials,
     *,
+    ledgers: Path,
     fresh: bool,
     serving: Callable[[float], None],
 ) -> FittedPreprocessing | None:
@@ -56,7 +58,8 @@ def statistics_before_training(
 
     ``silos`` carry this run's public keys; ``serving`` is told the phase's longest life in
     seconds once its server listens on ``listen``. The transform is kept in the registry by
-    its digest, as every round's lineage names it.
+    its digest, as every round's lineage names it. ``ledgers`` is the run's directory of privacy
+    ledgers: a private phase charges the hub's there (signed with the hub key beside it).
 
     Raises:
         StatisticsError: the phase failed (the message names the silos left out and why).
@@ -74,6 +77,7 @@ def statistics_before_training(
         fitted = FittedPreprocessing.read(released)
     else:
         gate = build_gate(workdir, aggregator_signing_key(workdir))
+        ledger = open_hub_ledger(manifest.job.spec, ledgers / HUB_LEDGER_FILE, ledgers)
         try:
             with HubStatistics(
                 manifest.job,
@@ -85,11 +89,14 @@ def statistics_before_training(
                 ceilings={s.metadata.name: s.spec.max_epsilon for s in manifest.silos},
                 # The silos' processes start with the hub: they may load their records as long as a round may take.
                 join_seconds=float(manifest.job.spec.round_timeout_seconds),
+                ledger=ledger,
             ) as hub:
                 serving(hub.longest_seconds)
                 release = hub.release()
         finally:
             gate.audit.close()
+            if ledger is not None:
+                ledger.close()
         # preprocessing.json is written last: once it is there, a restarted hub's silos are past the phase.
         files = write_statistics(release, out)
         assert files.preprocessing is not None  # the phase fits it whenever the job asks for preprocessing

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedsilo.aggregator import CHECKPOINT_DIR, RoundObserver
-from fedsilo.api import Manifest, PrivacyMode, Silo, consent_refusals
+from fedsilo.api import Manifest, Silo, consent_refusals
 from fedsilo.datasets import FittedPreprocessing
 from fedsilo.identity import (
     CertificateAuthority,
@@ -53,14 +53,16 @@ from fedsilo.launch import (
     render_job_manifest,
 )
 from fedsilo.policy import EmbeddedRegoEngine, JobPolicyInput
+from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.protocol import LINK_TOKEN_ENV, PARENT_PID_ENV
+from fedsilo.statistics import released_epsilon
 
 from ._children import ChildWatch, SiloProcesses
 from ._hub import aggregator_signing_key
 from ._isolation import Isolation, detect_isolation
 from ._recovery import RunState, read_run_state, write_run_state
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
-from ._statistics import STATISTICS_DIR, StatisticsFiles, read_statistics
+from ._statistics import HUB_LEDGER_FILE, STATISTICS_DIR, StatisticsFiles, read_statistics
 from ._supervised import HubLaunch, HubSetup, SupervisedHub, free_port, run_credentials
 
 # Seconds a silo process gets to exit on its own after the job ends, before SIGTERM.
@@ -95,7 +97,7 @@ class RunOptions:
 
     def hub_ledger(self) -> Path:
         """The hub's ledger file."""
-        return self.ledgers / "hub.sqlite"
+        return self.ledgers / HUB_LEDGER_FILE
 
     def silo_ledger(self, silo: str) -> Path:
         """The ledger file of ``silo``'s sidecar."""
@@ -199,6 +201,14 @@ class LocalRun:
             ledger=self.options.silo_ledger(name) if spec.charges_silos else None,
             run_id=self.run_id if named else "",
         )
+
+    def _statistics_epsilon(self, files: StatisticsFiles) -> dict[str, float]:
+        """What the hub's ledger charged each counted silo for a private statistics release; empty for exact ones."""
+        if files.statistics.privacy is None:
+            return {}
+        with PrivacyLedger(self.options.hub_ledger(), read_only=True) as ledger:
+            # The released document names the run its charges are under (job/run-id).
+            return released_epsilon(ledger, files.statistics.job, files.statistics.silos)
 
     def _start_silo(self, index: int, name: str, identity_dir: Path, port: int, job_config: Path) -> SiloProcesses:
         silo_dir = self.workdir / "silos" / name
@@ -355,7 +365,7 @@ class LocalRun:
             strategy=spec.strategy.name.value,
             isolation=self.isolation.description,
             workdir=str(self.workdir),
-            ledgers=str(self.options.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None,
+            ledgers=str(self.options.ledgers) if spec.charges_silos else None,
         )
         try:
             if not self._processes:
@@ -369,6 +379,7 @@ class LocalRun:
                 self.statistics = read_statistics(self.workdir / STATISTICS_DIR)
                 self.preprocessing = self.statistics.preprocessing
                 report.statistics = str(self.statistics.json)
+                report.statistics_epsilon = self._statistics_epsilon(self.statistics)
             if on_started is not None:
                 on_started(self)
             self._watch.start(self._processes, lambda death: hub.abort(death.summary()))

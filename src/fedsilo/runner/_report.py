@@ -133,18 +133,27 @@ class RunReport:
     ledgers: str | None = None
     # The statistics phase's released statistics (jobs with spec.data.preprocessing).
     statistics: str | None = None
+    # What the hub's ledger charged each counted silo for a private statistics release (its epsilon in
+    # the run after it): where every silo's epsilon starts before round 1.
+    statistics_epsilon: dict[str, float] = field(default_factory=dict)
     denials: dict[str, int] = field(default_factory=dict)
     # Each time the hub process died and the runner restarted it from its newest checkpoint.
     hub_restarts: list[HubRestart] = field(default_factory=list)
 
     @property
     def private(self) -> bool:
-        """Some update was charged for differential privacy."""
-        return any(v is not None for row in self.rounds for v in row.epsilon_spent.values())
+        """Some update, or the statistics release, was charged for differential privacy."""
+        return bool(self.statistics_epsilon) or any(
+            v is not None for row in self.rounds for v in row.epsilon_spent.values()
+        )
 
     def cumulative_epsilon(self) -> list[dict[str, float]]:
-        """Each round's epsilon spent per silo so far (a silo keeps its figure in rounds it sat out)."""
-        spent: dict[str, float] = {}
+        """Each round's epsilon spent per silo so far (a silo keeps its figure in rounds it sat out).
+
+        The rounds' figures are the hub ledger's composed totals, the statistics release included;
+        a job trained without DP keeps the statistics' figures.
+        """
+        spent: dict[str, float] = dict(self.statistics_epsilon)
         out = []
         for row in self.rounds:
             spent |= {s: v for s, v in row.epsilon_spent.items() if v is not None}
@@ -178,7 +187,7 @@ class RunReport:
         document: dict[str, Any] = asdict(self)
         document["final_accuracy"] = self.final_accuracy
         if self.private:
-            document["epsilon_spent"] = self.cumulative_epsilon()[-1]
+            document["epsilon_spent"] = (self.cumulative_epsilon() or [dict(self.statistics_epsilon)])[-1]
         if self.final_accuracy is not None and self.centralized_accuracy:
             document["accuracy_vs_centralized"] = self.final_accuracy / self.centralized_accuracy
         scored = [r for r in self.rounds if r.worst_silo is not None]

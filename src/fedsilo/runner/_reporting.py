@@ -18,7 +18,7 @@ import functools
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fedsilo.aggregator import RoundSummary
 from fedsilo.api import (
@@ -79,12 +79,22 @@ class ReportingObserver:
     never a sum of per-round epsilons: composing the mechanisms is what the accountant is for.
     """
 
-    def __init__(self, reporter: StatusReporter, models: RecordingRegistry | None = None) -> None:
+    def __init__(
+        self,
+        reporter: StatusReporter,
+        models: RecordingRegistry | None = None,
+        epsilon_spent: Mapping[str, float] | None = None,
+    ) -> None:
+        """``epsilon_spent``: each silo's epsilon in the job before the first round reported here.
+
+        What the hub's ledger held when the observer started (the statistics release's charges, a
+        restarted hub's earlier rounds): a silo keeps that figure until a round of its is charged.
+        """
         self._reporter = reporter
         self._models = models
         self._reported: set[int] = set()
         self._denials: dict[int, int] = {}
-        self._epsilon: dict[SiloName, float] = {}
+        self._epsilon: dict[SiloName, float] = {SiloName(s): v for s, v in (epsilon_spent or {}).items()}
         self._rounds_completed = 0
         # Summaries seen so far (the coordinator fills in their scores later), and what was published.
         self._summaries: dict[int, RoundSummary] = {}

@@ -54,6 +54,8 @@ from ._hub import aggregator_signing_key
 STATISTICS_DIR = "statistics"
 STATISTICS_FILE = "statistics.json"
 HISTOGRAMS_FILE = "histograms.png"
+#: The hub's ledger in a directory of privacy ledgers (``fedsilo run --ledgers``, ``fedsilo stats --ledgers``).
+HUB_LEDGER_FILE = "hub.sqlite"
 # How long each step of the phase waits for the silos (they are all up: a local phase).
 STEP_SECONDS = 120.0
 # How long a closing statistics server lets its last answers go out.
@@ -78,6 +80,7 @@ class HubStatistics:
     ``join_seconds`` lets silo processes started with it (or pods) load their records first;
     ``release`` waits for the phase's end; ``close`` stops the server, after which the
     training service may take the same address (a sidecar's Join retries meanwhile).
+    ``ledger`` is the hub's privacy ledger, charged for a private phase (``hub_ledger``).
     """
 
     def __init__(
@@ -93,9 +96,17 @@ class HubStatistics:
         ceilings: Mapping[str, float | None] | None = None,
         step_seconds: float = STEP_SECONDS,
         join_seconds: float | None = None,
+        ledger: PrivacyLedger | None = None,
     ) -> None:
         self.phase = StatisticsPhase(
-            job, run, keys, gate, step_seconds=step_seconds, silo_ceilings=ceilings or {}, join_seconds=join_seconds
+            job,
+            run,
+            keys,
+            gate,
+            step_seconds=step_seconds,
+            silo_ceilings=ceilings or {},
+            join_seconds=join_seconds,
+            ledger=ledger,
         )
         self._step_seconds = step_seconds
         self._join_seconds = step_seconds if join_seconds is None else join_seconds
@@ -202,6 +213,7 @@ def run_statistics(
     gate: PolicyGate | None = None,
     rng: np.random.Generator | None = None,
     step_seconds: float = STEP_SECONDS,
+    hub_ledger: PrivacyLedger | None = None,
 ) -> StatisticsRelease:
     """Serve the phase over mTLS gRPC on loopback and run every silo's part against it; the released statistics.
 
@@ -209,6 +221,7 @@ def run_statistics(
     aggregation's context). ``ca`` issues the hub's certificate and, for silos missing from
     ``tls``, theirs (a fresh CA when None). ``gate`` decides and records every upload (an
     embedded policy and a throwaway audit log when None). ``rng`` seeds the DP noise in tests.
+    ``hub_ledger``: the hub's privacy ledger, charged for every silo whose noised totals it admits.
 
     Raises:
         DataError: the records do not fit the settings (the message names the field).
@@ -246,12 +259,13 @@ def run_statistics(
                 server_tls,
                 ceilings={s.name: s.max_epsilon for s in silos},
                 step_seconds=step_seconds,
+                ledger=hub_ledger,
             )
         )
         noise = rng.spawn(len(silos)) if rng is not None else [None] * len(silos)
         for record, generator in zip(silos, noise, strict=True):
             ledger = None
-            if record.ledger is not None and spec.data.preprocessing is not None and spec.data.preprocessing.epsilon:
+            if record.ledger is not None and _private(spec):
                 ledger = stack.enter_context(PrivacyLedger(record.ledger))
             plan = StatisticsPlan.for_job(run, spec, widths[record.name])
             members.append(
@@ -303,8 +317,9 @@ def run_statistics(
 def statistics_phase(manifest: Manifest, out: Path, *, run_name: str, ledgers: Path | None = None) -> StatisticsFiles:
     """``fedsilo stats``: the phase with fresh silo identities; the three files and the audit log go into ``out``.
 
-    ``ledgers`` is the directory of the silos' ledgers (``silos/<name>.sqlite``), charged
-    when ``spec.data.preprocessing.epsilon`` is set.
+    ``ledgers`` is the directory of the privacy ledgers, the silos' (``silos/<name>.sqlite``)
+    and the hub's (``hub.sqlite``, signed with the key beside it), as ``fedsilo run`` keeps them;
+    charged when ``spec.data.preprocessing.epsilon`` is set.
 
     Raises:
         DataError: the settings do not fit the data (the message names the field or file).
@@ -312,7 +327,7 @@ def statistics_phase(manifest: Manifest, out: Path, *, run_name: str, ledgers: P
     """
     spec = manifest.job.spec
     keys = {name: SigningKey.generate() for name in spec.silos}
-    private = spec.data.preprocessing is not None and spec.data.preprocessing.epsilon is not None
+    private = _private(spec)
     silos = job_silos(
         spec,
         keys,
@@ -322,8 +337,23 @@ def statistics_phase(manifest: Manifest, out: Path, *, run_name: str, ledgers: P
     )
     out.mkdir(parents=True, exist_ok=True)
     gate = build_gate(out, aggregator_signing_key(out))
-    try:
-        outcome = run_statistics(run_name, spec, silos, gate=gate)
-    finally:
-        gate.audit.close()
+    with ExitStack() as stack:
+        stack.callback(gate.audit.close)
+        hub = open_hub_ledger(spec, ledgers / HUB_LEDGER_FILE, ledgers) if ledgers is not None else None
+        if hub is not None:
+            stack.callback(hub.close)
+        outcome = run_statistics(run_name, spec, silos, gate=gate, hub_ledger=hub)
     return write_statistics(outcome, out)
+
+
+def _private(spec: FederatedJobSpec) -> bool:
+    """Whether the job's statistics carry DP noise, charged to the ledgers (``StatisticsPlan.private``)."""
+    return spec.data.preprocessing is not None and spec.data.preprocessing.epsilon is not None
+
+
+def open_hub_ledger(spec: FederatedJobSpec, path: Path, key_dir: Path) -> PrivacyLedger | None:
+    """The hub's ledger at ``path`` for a job whose statistics are private, signed with the hub key in ``key_dir``.
+
+    None for exact statistics: they charge nothing, and no ledger is created for them.
+    """
+    return PrivacyLedger(path, aggregator_signing_key(key_dir)) if _private(spec) else None

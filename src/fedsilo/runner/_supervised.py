@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from fedsilo.aggregator import Checkpoints, JobFailed, LedgerBook, RoundObserver, RoundSummary, start_server
-from fedsilo.api import Manifest, PrivacyMode, Silo
+from fedsilo.api import Manifest, Silo
 from fedsilo.identity import CertificateAuthority, TlsCredentials, VerifyKey, write_private_file
 from fedsilo.policy import EmbeddedRegoEngine
 from fedsilo.privacy.ledger import run_name
@@ -258,13 +258,14 @@ def serve_hub(launch: HubLaunch, events: Connection, control: Connection) -> Non
             launch.run_id,
             launch.listen,
             launch.server_tls,
+            ledgers=launch.ledgers,
             fresh=launch.attempt == 0,
             serving=lambda seconds: _send(events, lock, ("statistics", launch.listen, seconds)),
         )
     except StatisticsError as error:
         _send(events, lock, ("refused", "statistics", str(error)))
         return
-    ledger_key = aggregator_signing_key(launch.ledgers) if spec.privacy.mode is not PrivacyMode.NONE else None
+    ledger_key = aggregator_signing_key(launch.ledgers) if spec.charges_silos else None
     checkpoints = Checkpoints(launch.workdir, ledger_run=run_name(job, launch.run_id), excluded=launch.excluded)
     try:
         checkpoint = latest_checkpoint(checkpoints) if launch.resume_reason is not None else None

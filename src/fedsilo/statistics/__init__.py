@@ -4,7 +4,8 @@ Before training (``spec.data.preprocessing``) or as a job of its own (``fedsilo 
 every silo computes its totals (counts, sums, sums of squares, histograms on a public
 binning, category counts), encodes them exactly in wide fixed point and masks them with
 the same ``fedsilo.secagg`` code that masks training updates; the hub unmasks only the
-sum. Optional DP noise is charged to each silo's ledger as a ``statistics`` release. A
+sum. Optional DP noise is charged as a ``statistics`` release to each silo's ledger and,
+for every silo whose totals it admits, to the hub's (``charge_release``: one definition). A
 silo below ``minCount`` records is left out with its reason; a bin or category below it
 is suppressed. ``fit_preprocessing`` turns the released statistics into the transform
 every silo and the centralized baseline apply. This package does the arithmetic of both
@@ -12,6 +13,12 @@ sides; the aggregator (``StatisticsPhase``) and the sidecar (``take_part``) carr
 the gRPC service. docs/statistics.md explains it all.
 """
 
+from ._charge import STATISTICS_ROUND as STATISTICS_ROUND
+from ._charge import charge_release as charge_release
+from ._charge import release_budget as release_budget
+from ._charge import release_event as release_event
+from ._charge import released_epsilon as released_epsilon
+from ._charge import statistics_key as statistics_key
 from ._hub import HubView as HubView
 from ._hub import StatisticsHub as StatisticsHub
 from ._phase import SiloRecords as SiloRecords
@@ -28,7 +35,6 @@ from ._result import NumericStatistics as NumericStatistics
 from ._result import fit_preprocessing as fit_preprocessing
 from ._silo import BELOW_MIN_COUNT as BELOW_MIN_COUNT
 from ._silo import EPSILON_EXCEEDED as EPSILON_EXCEEDED
-from ._silo import STATISTICS_ROUND as STATISTICS_ROUND
 from ._silo import StatisticsSilo as StatisticsSilo
 from ._wide import decode_wide as decode_wide
 from ._wide import encode_wide as encode_wide
@@ -54,10 +60,15 @@ __all__ = [
     "StatisticsPlan",
     "StatisticsSilo",
     "Totals",
+    "charge_release",
     "decode_wide",
     "encode_wide",
     "fit_preprocessing",
     "job_silos",
+    "release_budget",
+    "release_event",
+    "released_epsilon",
+    "statistics_key",
     "statistics_table",
     "write_histograms",
 ]

@@ -17,17 +17,16 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.identity import SigningKey, VerifyKey, sha256_digest
-from fedsilo.privacy import GaussianEvent, add_silo_noise, noise_generator, silo_noise_std
-from fedsilo.privacy.ledger import PrivacyLedger, release_key
+from fedsilo.privacy import add_silo_noise, noise_generator, silo_noise_std
+from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.secagg import SecAggClient, SecAggConfig
 
+from ._charge import STATISTICS_ROUND, charge_release, release_budget
 from ._layout import HISTOGRAM, MOMENTS
-from ._plan import RELEASES, StatisticsError, StatisticsPlan
+from ._plan import StatisticsError, StatisticsPlan
 from ._wide import encode_wide
 from .totals import RecordTotals, Totals
 
-#: The round the statistics phase is charged at: before training's first round.
-STATISTICS_ROUND = 0
 BELOW_MIN_COUNT = "below_min_count"
 EPSILON_EXCEEDED = "epsilon_exceeded"
 
@@ -82,12 +81,6 @@ class StatisticsSilo:
         """The width of this silo's records: all it tells the hub about them when it joins."""
         return self._totals.features
 
-    def event(self) -> GaussianEvent | None:
-        """The mechanism a private phase costs this silo (both histogram passes), None without DP."""
-        if self.plan.noise_multiplier is None:
-            return None
-        return GaussianEvent(self.plan.noise_multiplier, RELEASES, purpose="statistics")
-
     def decline(self) -> str | None:
         """Why this silo takes no part (a reason code and words, never its record count), or None.
 
@@ -96,30 +89,17 @@ class StatisticsSilo:
         """
         if self._totals.records < self.plan.min_count:
             return f"{BELOW_MIN_COUNT}: fewer training records than the job's minCount ({self.plan.min_count})"
-        event = self.event()
-        if event is None or self._ledger is None:
+        if self._ledger is None or not self.plan.private:
             return None
         if self._ledger.charged(self.name, self.plan.job, STATISTICS_ROUND) is None:
             # Only a first charge can cross a ceiling: a phase taken part in again (its hub died) was
-            # paid for, and ``charge`` below returns that row (or refuses one with other facts).
-            check = self._ledger.would_exceed(
-                self.name,
-                self.plan.job,
-                event,
-                job_ceiling=self._job_ceiling,
-                silo_ceiling=self._max_epsilon,
-                delta=self.plan.delta,
+            # paid for, and ``charge_release`` below returns that row (or refuses one with other facts).
+            check = release_budget(
+                self._ledger, self.plan, self.name, job_ceiling=self._job_ceiling, silo_ceiling=self._max_epsilon
             )
-            if check.exceeds:
+            if check is not None and check.exceeds:
                 return f"{EPSILON_EXCEEDED}: " + "; ".join(check.reasons)
-        self._ledger.charge(
-            self.name,
-            self.plan.job,
-            STATISTICS_ROUND,
-            event,
-            idempotency_key=release_key(self.plan.job, self.name, STATISTICS_ROUND, "statistics"),
-            delta=self.plan.delta,
-        )
+        charge_release(self._ledger, self.plan, self.name)
         return None
 
     # ----- the two passes -------------------------------------------------------------------

@@ -5,9 +5,12 @@ signed head published outside the file.
 
 The hub keeps one: its policy gate asks ``PrivacyLedger.would_exceed`` before an update
 is aggregated, charges the admitted update, and acknowledges it when the round closes.
-``fedsilo ledger show`` renders it with ``ledger_table`` / ``ledger_report``.
+``fedsilo ledger show`` renders it with ``ledger_table`` / ``ledger_report``;
+``compare_ledgers`` says whether the hub's and a silo's ledger agree on the silo's charges.
 """
 
+from ._agree import LedgerAgreement as LedgerAgreement
+from ._agree import compare_ledgers as compare_ledgers
 from ._chain import FORMAT as FORMAT
 from ._chain import ChainHead as ChainHead
 from ._chain import CheckpointRow as CheckpointRow
@@ -32,12 +35,14 @@ __all__ = [
     "ChainHead",
     "Charge",
     "CheckpointRow",
+    "LedgerAgreement",
     "LedgerConflict",
     "LedgerIntegrityError",
     "LedgerReport",
     "LedgerRow",
     "PrivacyLedger",
     "SpendProjection",
+    "compare_ledgers",
     "describe_mechanism",
     "ledger_report",
     "ledger_table",
