@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from fedsilo_testing import OpaServer
 from fedsilo_testing.tools import FIXTURE_TOOLS
@@ -27,6 +28,11 @@ ROOT = Path(__file__).parents[1]
 TESTS = ROOT / "tests"
 
 pytest_plugins = ["fedsilo_testing.fixtures"]
+
+# No deadline for property tests: they assert values, not speed, and on a loaded machine one
+# example's first call (imports, a cold cache) took 719 ms against hypothesis' default 200 ms.
+settings.register_profile("fedsilo", deadline=None)
+settings.load_profile("fedsilo")
 
 #: Whole jobs end to end.
 E2E = ("e2e",)

@@ -26,6 +26,17 @@ def test_an_invalid_manifest_exits_2_names_the_field_and_starts_nothing(tmp_path
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_workdir_too_deep_for_the_trainer_links_socket_is_refused_naming_it_and_starts_nothing(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 40) / ("e" * 40) / "run"
+    result = _fedsilo("run", str(QUICKSTART), "--workdir", str(deep), "--no-baseline", cwd=tmp_path)
+    # 3, an environment error, as the kernel's limit on a socket's path is what refuses it.
+    assert result.returncode == 3, result.stderr
+    # The terminal wraps the long path anywhere: compare without whitespace.
+    flat = "".join(result.stderr.split())
+    assert f"--workdir{deep}istoodeep" in flat and "chooseashorter--workdir" in flat, result.stderr
+    assert not deep.exists()
+
+
 def test_validate_accepts_the_quickstart(tmp_path: Path) -> None:
     result = _fedsilo("validate", str(QUICKSTART), cwd=tmp_path)
     assert result.returncode == 0 and "is valid" in result.stdout

@@ -22,7 +22,7 @@ BITS = st.sampled_from([2, 4, 8, 16])
 RANGE = st.floats(min_value=1e-3, max_value=1e3)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(bits=BITS, value_range=RANGE, seed=st.integers(0, 2**32 - 1), fraction=st.floats(-1.0, 1.0))
 def test_one_rounding_is_off_by_less_than_one_step(bits: int, value_range: float, seed: int, fraction: float) -> None:
     values = np.random.default_rng(seed).uniform(-value_range, value_range, 257)
@@ -33,7 +33,7 @@ def test_one_rounding_is_off_by_less_than_one_step(bits: int, value_range: float
     assert error.max() <= step(bits, value_range) * (1 + 1e-9)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(bits=BITS, value_range=RANGE, seed=st.integers(0, 2**32 - 1), fraction=st.floats(-1.0, 1.0))
 def test_the_mean_of_many_roundings_is_the_value(bits: int, value_range: float, seed: int, fraction: float) -> None:
     value = fraction * value_range
@@ -50,7 +50,7 @@ def test_values_outside_the_range_are_clipped_to_its_ends() -> None:
     assert levels.tolist() == [0, 15]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(bits=BITS, silos=st.integers(1, 1000), seed=st.integers(0, 2**32 - 1))
 def test_a_sum_of_levels_fits_its_word_and_decodes_to_the_sum_of_values(bits: int, silos: int, seed: int) -> None:
     rng = np.random.default_rng(seed)

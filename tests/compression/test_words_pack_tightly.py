@@ -11,7 +11,7 @@ from fedsilo.compression import CompressionError, pack_words, packed_size, read_
 from fedsilo.protocol import RoundCompression
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(width=st.integers(1, 32), count=st.integers(0, 3000), seed=st.integers(0, 2**32 - 1))
 def test_packed_words_come_back_exactly(width: int, count: int, seed: int) -> None:
     words = np.random.default_rng(seed).integers(0, 1 << width, count, dtype=np.uint64).astype(np.uint32)
@@ -30,7 +30,7 @@ def test_a_payload_of_the_wrong_size_is_refused() -> None:
         unpack_words(np.zeros(14, dtype=np.uint8), 12, 10)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(data=st.binary(max_size=300), top_k=st.sampled_from([0, 3]), bits=st.sampled_from([0, 4, 8]))
 def test_a_hostile_plain_payload_decodes_to_finite_values_or_is_refused(data: bytes, top_k: int, bits: int) -> None:
     settings_ = RoundCompression(bits=bits, word_bits=bits, value_range=2.0, weight_scale=1, top_k=top_k)

@@ -42,7 +42,7 @@ def _masked_tally(updates: dict[str, np.ndarray], dropped: tuple[str, ...] = ())
     return vote_tally(round_.server.raw_result(), len(counted))
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12)
 @given(
     silos=st.integers(3, 6),
     count=st.integers(1, 300),

@@ -25,6 +25,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,30 @@ exec setpriv --reuid="$uid" --regid="$uid" --clear-groups \
 """
 
 
+#: The longest path a unix socket may have: the kernel's ``sun_path`` holds 108 bytes with the closing NUL.
+SOCKET_PATH_LIMIT = 107
+
+
+def link_socket(run_dir: Path, silo: str) -> Path:
+    """Where silo ``silo``'s sidecar listens for its trainer: a unix socket in the silo's link directory."""
+    return run_dir / "links" / silo / "trainer.sock"
+
+
+def check_link_sockets(run_dir: Path, silos: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming ``--workdir`` if a silo's link socket would be too long a path to bind.
+
+    Otherwise the sidecar fails later, with only gRPC's "Failed to bind to address" to go on.
+    """
+    for silo in silos:
+        path = link_socket(run_dir, silo)
+        if len(os.fsencode(path)) > SOCKET_PATH_LIMIT:
+            raise ValueError(
+                f"--workdir {run_dir} is too deep: silo {silo}'s trainer link would listen on {path}, "
+                f"{len(os.fsencode(path))} bytes, and a unix socket's path may have at most {SOCKET_PATH_LIMIT}; "
+                "choose a shorter --workdir (nothing was created)"
+            )
+
+
 @dataclass(frozen=True)
 class Isolation:
     """How trainer processes are started, and what a person should be told about it."""
@@ -78,7 +103,7 @@ class Isolation:
 
     def link_directory(self, run_dir: Path, silo: str, index: int) -> Path:
         """Silo ``silo``'s link directory (its socket, nothing else): mode 0700, its trainer uid's in the sandbox."""
-        directory = run_dir / "links" / silo
+        directory = link_socket(run_dir, silo).parent
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o700)
         uid = self.trainer_uid(index)

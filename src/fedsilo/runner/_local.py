@@ -59,7 +59,7 @@ from fedsilo.statistics import released_epsilon
 
 from ._children import ChildWatch, SiloProcesses
 from ._hub import aggregator_signing_key
-from ._isolation import Isolation, detect_isolation
+from ._isolation import Isolation, check_link_sockets, detect_isolation, link_socket
 from ._recovery import RunState, read_run_state, write_run_state
 from ._report import RoundRow, RunReport, write_plot, write_privacy_plot
 from ._statistics import HUB_LEDGER_FILE, STATISTICS_DIR, StatisticsFiles, read_statistics
@@ -215,7 +215,7 @@ class LocalRun:
         silo_dir.mkdir(parents=True, exist_ok=True)
         # The link socket lives apart from the keys: the sandboxed trainer sees this directory only.
         link_dir = self.isolation.link_directory(self.workdir, name, index)
-        socket_path = link_dir / "trainer.sock"
+        socket_path = link_socket(self.workdir, name)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         manifest_dir = str(self.options.manifest_path.resolve().parent)
         # User model factories live beside their manifest, as in examples/custom_model.
@@ -309,6 +309,7 @@ class LocalRun:
                 f"{self.workdir} already holds a run: resume it with 'fedsilo run --resume {self.workdir}', "
                 "or choose another --workdir"
             )
+        check_link_sockets(self.workdir, spec.silos)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)
         if self.resumed is None:
