@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from xdist.remote import Producer
+from xdist.scheduler import LoadFileScheduling
 
 from fedsilo_testing import OpaServer
 from fedsilo_testing.tools import FIXTURE_TOOLS
@@ -104,6 +106,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = rest
     for item in items:
         path = item.path
+        # scripts/test runs the suite on every core (pytest-xdist, --dist loadgroup): each file
+        # goes whole to one worker, so that its module fixtures (a shared job run, a server) are
+        # set up once, and the cluster's files all go to one, as they share the one cluster.
+        item.add_marker(pytest.mark.xdist_group("cluster" if _under(path, CLUSTER) else str(path.relative_to(TESTS))))
         if _under(path, E2E + CLUSTER):
             item.add_marker(pytest.mark.e2e)
         elif _under(path, INTEGRATION) or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
@@ -118,6 +124,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if slow:
         config.hook.pytest_deselected(items=slow)
         items[:] = keep
+
+
+CLUSTER_SCOPE = "tests/cluster/"
+
+
+class _WholeFiles(LoadFileScheduling):
+    """pytest-xdist's scheduling by file, with the cluster's files as one: they share the one cluster.
+
+    A file goes whole to one worker, so that its module fixtures (a shared job run, a server)
+    are set up once; files go out in the order above, so the cluster's come last.
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = super()._split_scope(nodeid)
+        return CLUSTER_SCOPE if path.startswith(CLUSTER_SCOPE) else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> _WholeFiles:
+    """scripts/test runs the suite on every core (pytest-xdist): most of a test's time is spent
+    waiting on the processes it started, so one pytest process keeps about one core busy."""
+    return _WholeFiles(config, log)
 
 
 @pytest.fixture(scope="session")

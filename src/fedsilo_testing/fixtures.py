@@ -14,6 +14,7 @@ that a first build on a fresh machine does not count against any test's timeout.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,13 +55,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not FIXTURE_TOOLS.keys() & set(getattr(item, "fixturenames", ())):
         return
     capture = item.config.pluginmanager.getplugin("capturemanager")
-    terminal = item.config.pluginmanager.getplugin("terminalreporter")
+    # Past the capture to the process's own stderr: a pytest-xdist worker's terminal reporter
+    # writes nowhere anyone reads, but its stderr is the terminal's.
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        if background_build_running() and terminal:
-            terminal.write_line(f"\n[fedsilo] {item.nodeid} waits for the tool build started at collection")
+        if background_build_running():
+            print(f"\n[fedsilo] {item.nodeid} waits for the tool build started at collection", file=sys.__stderr__)
         outcome = wait_for_background_build()
-        if outcome and terminal:
-            terminal.write_line(f"\n[fedsilo] {outcome}")
+        if outcome:
+            print(f"\n[fedsilo] {outcome}", file=sys.__stderr__, flush=True)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
