@@ -186,3 +186,18 @@ def test_a_job_with_an_epsilon_ceiling_gets_no_exact_totals(tmp_path: Path) -> N
     spec = tabular_spec(tabular={"recordsPerSilo": 300}, policy={"maxEpsilon": 5.0})
     with pytest.raises(StatisticsError, match="epsilon_unaccounted"):
         run_statistics("ceiling", spec, silos_of(spec), step_seconds=60.0)
+
+
+def test_statistics_that_cannot_fit_the_preprocessing_fail_the_phase_naming_why(
+    tmp_path: Path, spec: FederatedJobSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fake, as no honest input causes it reliably: noise that pushes a feature's count below
+    # minCount suppresses its mean. The phase used to wait for its timeout on this error.
+    reason = "the mean of feature 0 is suppressed (fewer than minCount records in its bins)"
+
+    def suppressed(*_: object) -> None:
+        raise ValueError(reason)
+
+    monkeypatch.setattr("fedsilo.aggregator._statistics.fit_preprocessing", suppressed)
+    outcome, _, _ = _serve_and_take_part(tmp_path, spec, silos_of(spec))
+    assert isinstance(outcome, StatisticsFailed) and reason in str(outcome)

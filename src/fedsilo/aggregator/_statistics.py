@@ -412,7 +412,9 @@ class StatisticsPhase:
                 closers[step.name](step)
             except (SecAggAbort, SecAggError) as error:
                 self._fail(f"the statistics cannot be aggregated securely ({error})")
-            except DataError as error:
+            except ValueError as error:
+                # The records' widths disagree (DataError), or the released statistics cannot fit the
+                # preprocessing (a statistic it needs was suppressed): the message names what and the fix.
                 self._fail(str(error))
         self._cond.notify_all()
 
