@@ -22,7 +22,7 @@ import pytest
 
 from fedsilo import __version__
 from fedsilo.aggregator import JobCoordinator, PrivacyBook, StandingSource, UpdateGate, start_server
-from fedsilo.api import FederatedJob
+from fedsilo.api import Denial, FederatedJob, JobOutcome, ModelQualityStatus, RoundReport, StatisticsStatus
 from fedsilo.identity import CertificateAuthority, SigningKey, TlsCredentials, sha256_digest
 from fedsilo.policy import PolicyGate
 from fedsilo.protocol import (
@@ -238,3 +238,25 @@ def running_hub(
 def hub(tmp_path: Path) -> Iterator[Hub]:
     with running_hub(tmp_path, ["a", "b", "c"]) as h:
         yield h
+
+
+class RecordedRounds:
+    """A status reporter that keeps the rounds it is told of (the Kubernetes one is tested against a real API server)."""
+
+    def __init__(self) -> None:
+        self.rounds: list[RoundReport] = []
+
+    def round_completed(self, report: RoundReport) -> None:
+        self.rounds.append(report)
+
+    def update_denied(self, denial: Denial) -> None:
+        """Not kept."""
+
+    def job_finished(self, outcome: JobOutcome) -> None:
+        """Not kept."""
+
+    def model_evaluated(self, quality: ModelQualityStatus) -> None:
+        """Not kept."""
+
+    def statistics_released(self, statistics: StatisticsStatus) -> None:
+        """Not kept."""

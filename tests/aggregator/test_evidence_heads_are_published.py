@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from fedsilo.aggregator import LedgerBook
-from fedsilo.api import Denial, FederatedJob, JobOutcome, ModelQualityStatus, RoundReport
+from fedsilo.api import FederatedJob
 from fedsilo.audit import SignedHead, verify_audit_log
 from fedsilo.identity import SigningKey
 from fedsilo.privacy import GaussianEvent, epsilon_for
@@ -17,29 +17,10 @@ from fedsilo.privacy.ledger import PrivacyLedger, verify_ledger
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import ReportingObserver
 
-from .conftest import LENGTH, running_hub
+from .conftest import LENGTH, RecordedRounds, running_hub
 
 DELTA = 1e-5
 SIGMA = 2.0
-
-
-class _Reports:
-    """A status reporter that keeps what it was told (the Kubernetes one is tested against a real API server)."""
-
-    def __init__(self) -> None:
-        self.rounds: list[RoundReport] = []
-
-    def round_completed(self, report: RoundReport) -> None:
-        self.rounds.append(report)
-
-    def update_denied(self, denial: Denial) -> None:
-        pass
-
-    def job_finished(self, outcome: JobOutcome) -> None:
-        pass
-
-    def model_evaluated(self, quality: ModelQualityStatus) -> None:
-        pass
 
 
 def test_a_closed_round_publishes_the_signed_heads_of_the_audit_log_and_the_ledger(tmp_path: Path) -> None:
@@ -73,7 +54,7 @@ def test_a_closed_round_publishes_the_signed_heads_of_the_audit_log_and_the_ledg
         "ledger_head": summary.ledger_head.to_json(),
     }
 
-    reports = _Reports()
+    reports = RecordedRounds()
     observer = ReportingObserver(reports)
     observer.round_finished(summary)
     observer.close(None)

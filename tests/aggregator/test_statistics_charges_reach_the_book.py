@@ -15,43 +15,16 @@ import numpy as np
 
 from fedsilo.aggregator import LedgerBook
 from fedsilo.api import (
-    Denial,
     FederatedJob,
-    JobOutcome,
-    ModelQualityStatus,
-    RoundReport,
-    StatisticsStatus,
 )
 from fedsilo.identity import SigningKey
 from fedsilo.privacy.ledger import PrivacyLedger, run_name
 from fedsilo.runner import ReportingObserver
 from fedsilo.statistics import StatisticsPlan, charge_release
 
-from .conftest import LENGTH, job_document, running_hub
+from .conftest import LENGTH, RecordedRounds, job_document, running_hub
 
 PRIVATE_STATISTICS = {"source": "tabular", "preprocessing": {"scaling": "standardize", "epsilon": 1.0}}
-
-
-class _Reports:
-    """A status reporter that keeps the rounds it was told of (the Kubernetes one runs against an API server)."""
-
-    def __init__(self) -> None:
-        self.rounds: list[RoundReport] = []
-
-    def round_completed(self, report: RoundReport) -> None:
-        self.rounds.append(report)
-
-    def update_denied(self, denial: Denial) -> None:
-        """Not asked for here."""
-
-    def job_finished(self, outcome: JobOutcome) -> None:
-        """Not asked for here."""
-
-    def model_evaluated(self, quality: ModelQualityStatus) -> None:
-        """Not asked for here."""
-
-    def statistics_released(self, statistics: StatisticsStatus) -> None:
-        """Not asked for here."""
 
 
 def _payload() -> np.ndarray:
@@ -100,7 +73,7 @@ def test_plain_training_after_private_statistics_charges_no_update_and_reports_t
     with PrivacyLedger(ledger_path, read_only=True) as ledger:
         assert [(c.silo, c.round) for c in ledger.history()] == [("a", 0), ("b", 0)]
 
-    reports = _Reports()
+    reports = RecordedRounds()
     observer = ReportingObserver(reports, None, charged)
     observer.round_finished(summary)
     observer.close(None)

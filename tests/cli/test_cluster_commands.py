@@ -119,21 +119,25 @@ class HubPod:
     def start_aggregator(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         return self.start("aggregator", fedsilo("-v", *self.args), env)
 
+    def silo_args(self, silo: str) -> tuple[SidecarArgs, TrainerArgs]:
+        """The command lines of ``silo``'s sidecar and trainer, linked by a socket beside the logs."""
+        socket = self.logs / f"{silo}.sock"
+        sidecar = SidecarArgs(
+            job_config=self.job_config,
+            silo=silo,
+            aggregator=f"localhost:{self.port}",
+            identity_dir=self.identities[silo],
+            trainer_listen=f"unix:{socket}",
+            aggregator_ca=self.aggregator_ca,
+        )
+        return sidecar, TrainerArgs(job_config=self.job_config, silo=silo, sidecar=f"unix:{socket}")
+
     def start_silos(self) -> list[subprocess.Popen[bytes]]:
         """Each silo's sidecar and trainer, as ``fedsilo run`` starts them."""
         sidecars = []
         for silo in self.job.spec.silos:
-            socket = self.logs / f"{silo}.sock"
-            sidecar = SidecarArgs(
-                job_config=self.job_config,
-                silo=silo,
-                aggregator=f"localhost:{self.port}",
-                identity_dir=self.identities[silo],
-                trainer_listen=f"unix:{socket}",
-                aggregator_ca=self.aggregator_ca,
-            )
+            sidecar, trainer = self.silo_args(silo)
             sidecars.append(self.start(f"{silo}-sidecar", fedsilo("-v", *sidecar.argv())))
-            trainer = TrainerArgs(job_config=self.job_config, silo=silo, sidecar=f"unix:{socket}")
             self.start(f"{silo}-trainer", fedsilo("-v", *trainer.argv()))
         return sidecars
 

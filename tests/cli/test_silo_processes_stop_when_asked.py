@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from fedsilo.launch import SidecarArgs, TrainerArgs
 from tests.cli.test_cluster_commands import HubPod, fedsilo, hub_pod, wait_for
 
 #: Generous: a loaded 2-core machine imports PyTorch slowly; the test fails only if it is exceeded.
@@ -50,16 +49,7 @@ def test_a_sidecar_and_its_trainer_exit_at_once_on_sigterm(tmp_path: Path) -> No
     # No OPA or aggregator is started: the silos only need the pod's files.
     pod: HubPod = hub_pod(tmp_path, "http://127.0.0.1:9", "plain")
     silo = pod.job.spec.silos[0]
-    socket = pod.logs / f"{silo}.sock"
-    sidecar_args = SidecarArgs(
-        job_config=pod.job_config,
-        silo=silo,
-        aggregator=f"localhost:{pod.port}",
-        identity_dir=pod.identities[silo],
-        trainer_listen=f"unix:{socket}",
-        aggregator_ca=pod.aggregator_ca,
-    )
-    trainer_args = TrainerArgs(job_config=pod.job_config, silo=silo, sidecar=f"unix:{socket}")
+    sidecar_args, trainer_args = pod.silo_args(silo)
     wrap = _in_own_pid_namespace if as_pid1 else list
     try:
         sidecar = pod.start("sidecar", wrap(fedsilo("-v", *sidecar_args.argv())))
