@@ -9,7 +9,7 @@ import numpy as np
 from fedsilo.privacy import epsilon_for
 from fedsilo.privacy.ledger import PrivacyLedger, describe_mechanism
 from fedsilo.runner import run_statistics
-from fedsilo.statistics import EPSILON_EXCEEDED, STATISTICS_ROUND
+from fedsilo.statistics import STATISTICS_ROUND
 
 from .conftest import silos_of, tabular_spec
 
@@ -43,6 +43,6 @@ def test_a_silo_whose_ceiling_the_charge_would_cross_is_left_out(tmp_path: Path)
     )
     statistics = run_statistics("ceiling", spec, silos).statistics
     (excluded,) = statistics.excluded
-    assert excluded.silo == "bank-d" and excluded.reason.startswith(EPSILON_EXCEEDED)
+    assert excluded.silo == "bank-d" and excluded.reason.startswith("silo_epsilon_exceeded: "), excluded
     with PrivacyLedger(tmp_path / "bank-d.sqlite", read_only=True) as ledger:
         assert ledger.history("bank-d") == ()

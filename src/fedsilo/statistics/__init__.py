@@ -34,7 +34,6 @@ from ._result import FederatedStatistics as FederatedStatistics
 from ._result import NumericStatistics as NumericStatistics
 from ._result import fit_preprocessing as fit_preprocessing
 from ._silo import BELOW_MIN_COUNT as BELOW_MIN_COUNT
-from ._silo import EPSILON_EXCEEDED as EPSILON_EXCEEDED
 from ._silo import StatisticsSilo as StatisticsSilo
 from ._wide import decode_wide as decode_wide
 from ._wide import encode_wide as encode_wide
@@ -44,7 +43,6 @@ from .totals import Totals as Totals
 
 __all__ = [
     "BELOW_MIN_COUNT",
-    "EPSILON_EXCEEDED",
     "PASSES",
     "STATISTICS_ROUND",
     "CategoricalStatistics",

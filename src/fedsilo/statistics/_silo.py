@@ -28,7 +28,6 @@ from ._wide import encode_wide
 from .totals import RecordTotals, Totals
 
 BELOW_MIN_COUNT = "below_min_count"
-EPSILON_EXCEEDED = "epsilon_exceeded"
 
 
 class KeptReleases(Protocol):
@@ -98,7 +97,8 @@ class StatisticsSilo:
                 self._ledger, self.plan, self.name, job_ceiling=self._job_ceiling, silo_ceiling=self._max_epsilon
             )
             if check is not None and check.exceeds:
-                return f"{EPSILON_EXCEEDED}: " + "; ".join(check.reasons)
+                # The ledger's words, which are the hub's and the policy's: one reason reads the same everywhere.
+                return "; ".join(check.reasons)
         charge_release(self._ledger, self.plan, self.name)
         return None
 
