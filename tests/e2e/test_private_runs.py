@@ -14,7 +14,7 @@ import pytest
 from fedsilo.api import load_manifest
 from fedsilo.identity import PUBLIC_KEY_FILE
 from fedsilo.privacy import DpSgdEvent, GaussianEvent, epsilon_for
-from fedsilo.privacy.ledger import PrivacyLedger
+from fedsilo.privacy.ledger import PrivacyLedger, compare_ledgers
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import LocalRun, RunOptions, RunReport
 
@@ -82,16 +82,17 @@ def test_record_level_dp_spends_at_most_the_target_both_sides_agree_and_the_comm
         hub.verify()
         hub_rows = {(c.silo, c.round): c for c in hub.history()}
         assert len(hub_rows) == 6 and all(c.acknowledged_at for c in hub_rows.values())
-    for silo in names:
-        with PrivacyLedger(ledgers / "silos" / f"{silo}.sqlite") as own:
-            own.verify()
-            for charge in own.history():
-                # The silo charged before sending; the hub charged the same signed mechanism.
-                assert isinstance(charge.mechanism, DpSgdEvent)
-                assert hub_rows[(silo, charge.round)].mechanism == charge.mechanism
-                assert charge.idempotency_key == hub_rows[(silo, charge.round)].idempotency_key
-                assert charge.acknowledged_at is not None
-            assert own.epsilon_spent(silo, delta=1e-5) == pytest.approx(report["epsilon_spent"][silo])
+        for silo in names:
+            with PrivacyLedger(ledgers / "silos" / f"{silo}.sqlite") as own:
+                own.verify()
+                # The silo charged before sending; the hub charged the same signed mechanism, round by round.
+                agreement = compare_ledgers(hub, own, silo)
+                assert agreement.agree and not agreement.only_silo, agreement
+                for charge in own.history():
+                    assert isinstance(charge.mechanism, DpSgdEvent)
+                    assert charge.idempotency_key == hub_rows[(silo, charge.round)].idempotency_key
+                    assert charge.acknowledged_at is not None
+                assert own.epsilon_spent(silo, delta=1e-5) == pytest.approx(report["epsilon_spent"][silo])
 
     shown = fedsilo("ledger", "show", str(ledgers / "hub.sqlite"), "--json")
     assert shown.returncode == 0, shown.stderr
