@@ -398,6 +398,8 @@ class RoundReport:
     anomaly_scores: Mapping[SiloName, float] = field(default_factory=dict)
     # Why the round's sum was not applied (the model stayed); None when it counted.
     void: str | None = None
+    # Silos that left during the round (a stopping sidecar said so), with the reason each gave.
+    left: Mapping[SiloName, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

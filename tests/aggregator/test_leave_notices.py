@@ -1,0 +1,148 @@
+"""A silo's signed Leave, as the hub takes it (the round closes without the silo) or refuses it.
+
+A real hub (``conftest.running_hub``: coordinator, mTLS gRPC, embedded Rego, audit log) with a
+round timeout far longer than the test may take; silos are raw gRPC clients with real
+certificates, so they can send what a sidecar never would. A refused leave gets a status that
+names the problem and changes nothing: the silo's update is still taken afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+
+from fedsilo.audit import verify_audit_log
+from fedsilo.identity import SigningKey
+from fedsilo.protocol import MAX_LEAVE_REASON_LENGTH, LeaveNotice, pb
+
+from .conftest import LENGTH, Hub, Silo, running_hub
+
+REASON = "the sidecar was asked to stop"
+
+
+def _notice(sender: Silo, **changes: Any) -> LeaveNotice:
+    fields: dict[str, Any] = {
+        "job": "admission",
+        "round": 1,
+        "silo": sender.name,
+        "nonce": secrets.token_hex(16),
+        "reason": REASON,
+    }
+    return LeaveNotice(**(fields | changes))
+
+
+def _leave(silo: Silo, data: bytes, key: SigningKey | None = None) -> pb.Decision:
+    return silo.stub.Leave(pb.SignedMetadata(metadata_json=data, signature=(key or silo.key).sign(data)), timeout=30)
+
+
+def _refused(silo: Silo, data: bytes, key: SigningKey | None = None) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as refused:
+        _leave(silo, data, key)
+    return refused.value
+
+
+def _payload() -> np.ndarray:
+    payload = np.zeros(LENGTH, np.float32)
+    payload[0], payload[-1] = 1.0, 100.0
+    return payload
+
+
+def _operations(hub: Hub) -> list[dict[str, Any]]:
+    lines = (hub.workdir / "audit.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if record["kind"] == "operation"]
+
+
+@pytest.fixture
+def slow_hub(tmp_path: Path) -> Iterator[Hub]:
+    # Each step would wait two minutes for a silo that says nothing.
+    with running_hub(tmp_path, ["a", "b", "c"], roundTimeoutSeconds=120) as h:
+        yield h
+
+
+def test_a_leave_closes_the_round_without_the_silo_and_is_audited(tmp_path: Path) -> None:
+    with running_hub(tmp_path, ["a", "b", "c"], roundTimeoutSeconds=120) as hub:
+        a, b, c = (hub.silos[n] for n in "abc")
+        assert hub.open_round() == 1
+        for silo in (a, b):
+            assert silo.submit(silo.metadata(_payload()), _payload()).accepted
+
+        assert _leave(c, _notice(c).canonical_bytes()).accepted
+
+        summary = hub.first_summary()
+        assert summary.left == {"c": REASON}
+        assert summary.dropped == ("c",) and summary.accepted == ("a", "b")
+        (leave,) = [r for r in _operations(hub) if r["operation"] == "leave"]
+        assert leave["round"] == 1 and leave["reason"] == REASON
+        assert leave["details"] == {"silo": "c", "uploaded": False}
+    # The hub has sealed its log: the leave is in a chain the hub's key vouches for.
+    verify_audit_log(tmp_path / "audit.jsonl", hub.model_key.public_key)
+
+
+def test_a_replayed_leave_is_refused(slow_hub: Hub) -> None:
+    c = slow_hub.silos["c"]
+    slow_hub.open_round()
+    signed = _notice(c).canonical_bytes()
+    assert _leave(c, signed).accepted
+
+    error = _refused(c, signed)
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS and "nonce_replayed" in error.details()
+    assert len([r for r in _operations(slow_hub) if r["operation"] == "leave"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "words"),
+    [
+        ("signed with another key", grpc.StatusCode.PERMISSION_DENIED, "signature_invalid"),
+        ("names another silo", grpc.StatusCode.PERMISSION_DENIED, "signed for a, sent by c"),
+        ("signed by another silo", grpc.StatusCode.PERMISSION_DENIED, "signature_invalid"),
+        ("a later round", grpc.StatusCode.FAILED_PRECONDITION, "the current round is 1"),
+        ("an earlier round", grpc.StatusCode.FAILED_PRECONDITION, "the current round is 1"),
+        ("another job", grpc.StatusCode.NOT_FOUND, "wrong_job"),
+        ("an oversized reason", grpc.StatusCode.INVALID_ARGUMENT, "reason"),
+        ("a reason of two lines", grpc.StatusCode.INVALID_ARGUMENT, "reason"),
+        ("not a leave notice", grpc.StatusCode.INVALID_ARGUMENT, "metadata_invalid"),
+    ],
+)
+def test_a_leave_that_is_not_the_silos_own_for_this_round_is_refused_and_changes_nothing(
+    slow_hub: Hub, case: str, status: grpc.StatusCode, words: str
+) -> None:
+    a, c = slow_hub.silos["a"], slow_hub.silos["c"]
+    slow_hub.open_round()
+    key = None
+    if case == "signed with another key":
+        data = _notice(c).canonical_bytes()
+        key = SigningKey.generate()
+    elif case == "names another silo":
+        data = _notice(c, silo="a").canonical_bytes()
+    elif case == "signed by another silo":
+        # a's notice, signed with a's key, sent over c's session: it verifies with no key c holds.
+        data = _notice(a).canonical_bytes()
+        key = a.key
+    elif case == "a later round":
+        data = _notice(c, round=2).canonical_bytes()
+    elif case == "an earlier round":
+        data = _notice(c, round=0).canonical_bytes()
+    elif case == "another job":
+        data = _notice(c, job="other").canonical_bytes()
+    elif case == "an oversized reason":
+        data = _notice(c).canonical_bytes().replace(REASON.encode(), b"x" * (MAX_LEAVE_REASON_LENGTH + 1))
+    elif case == "a reason of two lines":
+        data = _notice(c).canonical_bytes().replace(REASON.encode(), b"stopped\\nround 1: a left")
+    else:
+        data = b'{"job":"admission","round":1}'
+
+    error = _refused(c, data, key)
+    assert error.code() == status and words in error.details(), (error.code(), error.details())
+    # Nothing changed: c is still expected, and its update still counts.
+    assert not [r for r in _operations(slow_hub) if r["operation"] == "leave"]
+    for silo in slow_hub.silos.values():
+        assert silo.submit(silo.metadata(_payload()), _payload()).accepted
+    summary = slow_hub.first_summary()
+    assert summary.left == {} and summary.accepted == ("a", "b", "c")
