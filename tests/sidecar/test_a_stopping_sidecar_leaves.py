@@ -9,10 +9,13 @@ sidecars are threads of the test: the handler itself is tested with real process
 tests/cli/test_silo_processes_stop_when_asked.py). Stopped before its upload, the silo is a
 dropout whose masks the others' shares remove; stopped after it, its input still counts and the
 unmasking does without it. Either way the job goes on with the others, the leave is in the
-round's summary and in the audit log, which verifies.
+round's summary and in the audit log, which verifies. In homomorphic mode, where every key
+holder's decryption share is needed, a key holder that leaves fails its round at once, and the
+round is retried without it.
 
 Without the Leave the hub waits out the step's deadline for the stopped silo: the job would
-not end within ``ROUND_TIMEOUT_S / 2``, and no leave would be recorded.
+not end within ``ROUND_TIMEOUT_S / 2``, and no leave would be recorded. And the Leave is best
+effort: a hub that takes it and never answers does not hold the stopping sidecar.
 """
 
 from __future__ import annotations
@@ -22,18 +25,23 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 
+from fedsilo.aggregator import serve
 from fedsilo.api import FederatedJob
 from fedsilo.audit import verify_audit_log
-from fedsilo.identity import SiloIdentity
+from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity
 from fedsilo.launch import Terminated
-from fedsilo.protocol import PolicyVerdict, TensorLayout, Weights, rpc
+from fedsilo.protocol import PolicyVerdict, TensorLayout, Weights, pb, rpc
 from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
+from fedsilo.sidecar._connection import Connection
 from fedsilo.sidecar._pipeline import Next, OutgoingUpdate, Step
 from fedsilo.sidecar._sidecar import LEAVE_REASON
 from fedsilo_testing.loopback_job import LoopbackRun, run_loopback_job
+
+from ..aggregator.conftest import job_document
 
 SILOS = ("a", "b", "c", "d")
 RECORDS = {silo: 100 * (i + 1) for i, silo in enumerate(SILOS)}
@@ -74,7 +82,7 @@ def _stopped_sidecar(after_upload: bool) -> Any:
     return build
 
 
-def _run(tmp_path: Path, after_upload: bool) -> LoopbackRun:
+def _run(tmp_path: Path, after_upload: bool, mode: str = "masked") -> LoopbackRun:
     """The job, which must end well before the round timeout: only the leave can make it."""
     job = FederatedJob.model_validate(
         {
@@ -87,7 +95,7 @@ def _run(tmp_path: Path, after_upload: bool) -> LoopbackRun:
                 "rounds": 2,
                 "roundTimeoutSeconds": ROUND_TIMEOUT_S,
                 "model": {"builtin": "mlp"},
-                "aggregation": {"mode": "masked", "clipRange": 1.0},
+                "aggregation": {"mode": mode, "clipRange": 1.0},
                 "policy": {"normCap": 1e6, "dataClass": "internal"},
             },
         }
@@ -152,3 +160,52 @@ def test_a_silo_stopped_after_its_upload_leaves_and_its_input_still_counts(tmp_p
     (leave,) = _leave_records(tmp_path)
     assert leave["details"] == {"silo": STOPPED, "uploaded": True}
     verify_audit_log(tmp_path / "audit.jsonl", run.audit_key)
+
+
+@pytest.mark.integration
+def test_a_key_holder_that_leaves_after_its_upload_fails_its_round_now_which_is_retried_without_it(
+    tmp_path: Path,
+) -> None:
+    # Homomorphic mode needs every key holder's decryption share: a leave cannot be recovered from,
+    # so it fails the round at once (as the deadline would, later), and the retry goes on without it.
+    run = _run(tmp_path, after_upload=True, mode="homomorphic")
+    assert [s.round for s in run.summaries] == [2, 3]
+    assert run.summaries[0].participants == ("a", "b", "c")
+    np.testing.assert_allclose(run.models[1].astype(np.float64), _mean(("a", "b", "c"), 2), atol=1e-4)
+
+    (leave,) = _leave_records(tmp_path)
+    assert leave["round"] == 1 and leave["details"] == {"silo": STOPPED, "uploaded": True}
+    verify_audit_log(tmp_path / "audit.jsonl", run.audit_key)
+
+
+class _Hanging(rpc.AggregatorServicer):
+    """A hub that takes a Leave and does not answer: a fault a working hub never has, so a stand-in serves it."""
+
+    def __init__(self) -> None:
+        self.called = threading.Event()
+        self.release = threading.Event()
+
+    def Leave(self, request: pb.SignedMetadata, context: grpc.ServicerContext) -> pb.Decision:
+        self.called.set()
+        self.release.wait(120)
+        return pb.Decision(accepted=True)
+
+
+def test_a_hub_that_does_not_answer_the_leave_does_not_hold_the_stopping_sidecar() -> None:
+    ca = CertificateAuthority.create()
+    hub = _Hanging()
+    server, port = serve(hub, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",)), workers=2)
+    job = FederatedJob.model_validate(job_document(["a"], roundTimeoutSeconds=ROUND_TIMEOUT_S))
+    identity = SiloIdentity(SigningKey.generate(), ca.issue("a", server=False))
+    sidecar = Sidecar(SidecarConfig(job, "a", f"localhost:{port}", {}), identity, TrainerLinkService())
+    connection = Connection(f"localhost:{port}", identity.tls, None)
+    stopping = threading.Thread(target=sidecar._leave, args=(connection.stub,), daemon=True)
+    try:
+        stopping.start()
+        # The sidecar gives up on the leave at its own deadline and goes on exiting, while the hub still holds the call.
+        stopping.join(timeout=ROUND_TIMEOUT_S / 2)
+        assert hub.called.is_set() and not stopping.is_alive()
+    finally:
+        hub.release.set()
+        connection.close()
+        server.stop(grace=0)
