@@ -10,7 +10,8 @@ Used by the sparse-graph, masked-vote, homomorphic and large-model tests
 (tests/secagg/test_sparse_rounds_over_grpc.py, tests/robustness/test_masked_vote_over_grpc.py,
 tests/he/test_rounds_over_grpc.py, tests/sidecar/test_a_model_over_the_message_limit.py,
 tests/sidecar/test_a_stopping_sidecar_leaves.py) and
-the round benchmark of the vote (benchmarks/bench_masked_vote_rounds.py).
+the round benchmarks of the vote and of a stopped silo (benchmarks/bench_masked_vote_rounds.py,
+benchmarks/bench_leave.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.aggregator import JobCoordinator, RoundSummary, start_server
+from fedsilo.aggregator import JobCoordinator, RoundObserver, RoundSummary, start_server
 from fedsilo.api import FederatedJob
 from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, VerifyKey
 from fedsilo.launch import Terminated
@@ -104,8 +105,12 @@ def run_loopback_job(
     delta: Delta,
     folder: Path,
     make_sidecar: Mapping[str, MakeSidecar] | None = None,
+    observer: RoundObserver | None = None,
 ) -> LoopbackRun:
-    """Run ``job`` to its end with every silo of ``records``; its registry and audit log go under ``folder``."""
+    """Run ``job`` to its end with every silo of ``records``; its registry and audit log go under ``folder``.
+
+    ``observer`` is told of the rounds as the hub's status reporter would be (a benchmark's clock).
+    """
     silos = tuple(job.spec.silos)
     ca = CertificateAuthority.create()
     keys = {silo: SigningKey.generate() for silo in silos}
@@ -122,6 +127,7 @@ def run_loopback_job(
         gate,
         model_key=hub_key,
         silo_ceilings=dict.fromkeys(silos),
+        observer=observer,
     )
     server, port = start_server(
         coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
