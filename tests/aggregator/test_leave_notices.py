@@ -85,6 +85,24 @@ def test_a_leave_closes_the_round_without_the_silo_and_is_audited(tmp_path: Path
     verify_audit_log(tmp_path / "audit.jsonl", hub.model_key.public_key)
 
 
+def test_a_silo_that_left_and_joins_again_sits_the_round_out_and_takes_the_next(tmp_path: Path) -> None:
+    with running_hub(tmp_path, ["a", "b", "c"], roundTimeoutSeconds=120, rounds=2) as hub:
+        a, b, c = (hub.silos[n] for n in "abc")
+        hub.open_round()
+        assert _leave(c, _notice(c).canonical_bytes()).accepted
+        # Its sidecar restarted: it joins and asks for a round, and learns round 1 goes on without it.
+        c.join()
+        plan = c.stub.WaitRound(pb.WaitRoundRequest(job="admission", silo="c", after_round=0), timeout=30)
+        assert plan.round == 1 and list(plan.participants) == ["a", "b"]
+        for silo in (a, b):
+            assert silo.submit(silo.metadata(_payload()), _payload()).accepted
+        assert hub.first_summary().left == {"c": REASON}
+
+        assert hub.next_round(1) == 2
+        assert hub.coordinator.summaries[0].participants == ("a", "b", "c")
+        assert hub.coordinator._round is not None and hub.coordinator._round.plan.participants == ("a", "b", "c")
+
+
 def test_a_replayed_leave_is_refused(slow_hub: Hub) -> None:
     c = slow_hub.silos["c"]
     slow_hub.open_round()

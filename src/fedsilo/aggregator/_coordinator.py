@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -189,7 +189,9 @@ class JobCoordinator:
 
         A gone silo gets the plan too, without itself among the participants: waiting alone
         does not bring it back (a sidecar whose trainer died keeps waiting), but it learns
-        the job went on without it and can join again once its trainer answers.
+        the job went on without it and can join again once its trainer answers. So does a
+        silo that left the open round and whose sidecar, restarted, asks again: no step of
+        that round takes its messages any more, so it sits the round out and takes the next.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -205,7 +207,10 @@ class JobCoordinator:
             if self._final_plan is not None:
                 return self._final_plan
             assert self._round is not None
-            return self._round.plan
+            plan = self._round.plan
+            if silo in self._round.left:
+                return replace(plan, participants=tuple(s for s in plan.participants if s != silo))
+            return plan
 
     def model_blob(self, silo: str, round_number: int) -> bytes:
         """The global model a silo trains from in ``round_number`` (safetensors bytes)."""
@@ -505,7 +510,7 @@ class JobCoordinator:
             current.inputs.closed = True
             current.release_setup_messages()
             missing = current.inputs.missing()
-            self._presence.gone(missing, round_number, "dropped during the input step")
+            self._dropped(current, missing, "input")
             for silo in missing:
                 aggregation.exclude(silo, "dropped before sending its update")
             accepted = tuple(s for s, v in current.inputs.posted.items() if v.accepted)
@@ -592,7 +597,7 @@ class JobCoordinator:
             wait_until(self._cond, phase.complete, phase.deadline)
             phase.closed = True
             alive &= set(phase.posted)
-            self._presence.gone(phase.missing(), round_number, f"dropped during the {name} step")
+            self._dropped(current, phase.missing(), name)
             require_quorum(self.spec, len(alive), round_number, f"the {name} step")
             try:
                 replies = aggregation.setup_step(name, {s: phase.posted[s] for s in alive})
@@ -619,7 +624,7 @@ class JobCoordinator:
         self._cond.notify_all()
         wait_until(self._cond, current.unmask.complete, current.unmask.deadline)
         current.unmask.closed = True
-        self._presence.gone(current.unmask.missing(), round_number, "dropped during the unmask step")
+        self._dropped(current, current.unmask.missing(), "unmask")
         try:
             aggregation.unmask(dict(current.unmask.posted))
         except RoundFailed:
@@ -696,6 +701,12 @@ class JobCoordinator:
                 self._model_seal,
                 self.summaries,
             )
+
+    def _dropped(self, current: OpenRound, missing: Iterable[str], step: str) -> None:
+        """The silos that missed ``step`` are gone; one that left is gone since its leave, or back if it joined since."""
+        self._presence.gone(
+            (s for s in missing if s not in current.left), current.plan.round, f"dropped during the {step} step"
+        )
 
     def _restart(self, phase: Phase[Any], alive: set[str]) -> None:
         """Open the next step to the silos still alive, with a full timeout of its own."""
