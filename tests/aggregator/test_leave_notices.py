@@ -21,8 +21,9 @@ import pytest
 from fedsilo.audit import verify_audit_log
 from fedsilo.identity import SigningKey
 from fedsilo.protocol import MAX_LEAVE_REASON_LENGTH, LeaveNotice, pb
+from fedsilo.runner import ReportingObserver
 
-from .conftest import LENGTH, Hub, Silo, running_hub
+from .conftest import LENGTH, Hub, RecordedRounds, Silo, running_hub
 
 REASON = "the sidecar was asked to stop"
 
@@ -81,6 +82,12 @@ def test_a_leave_closes_the_round_without_the_silo_and_is_audited(tmp_path: Path
         (leave,) = [r for r in _operations(hub) if r["operation"] == "leave"]
         assert leave["round"] == 1 and leave["reason"] == REASON
         assert leave["details"] == {"silo": "c", "uploaded": False}
+    # What the job's status and RoundCompleted Event are made of, where dropouts are too.
+    reports = RecordedRounds()
+    observer = ReportingObserver(reports)
+    observer.round_finished(summary)
+    observer.close(None)
+    assert reports.rounds[0].left == {"c": REASON} and reports.rounds[0].dropouts == ("c",)
     # The hub has sealed its log: the leave is in a chain the hub's key vouches for.
     verify_audit_log(tmp_path / "audit.jsonl", hub.model_key.public_key)
 

@@ -240,6 +240,12 @@ class FederatedJobStatus(_Status):
         max_length=1000,
         description="Silos that did not deliver an accepted update in the last completed round.",
     )
+    left: list[str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Silos whose sidecar was stopped and left the last completed round at once (a signed Leave) "
+        "instead of at its deadline; the audit log keeps each one's reason.",
+    )
     participation: str | None = Field(
         default=None,
         max_length=16,

@@ -87,6 +87,7 @@ class KubeStatusReporter:
                 round=int(report.round),
                 participants=sorted(report.participants),
                 dropouts=sorted(report.dropouts),
+                left=sorted(report.left),
                 participation=f"{len(report.participants)}/{silos}",
                 denials=report.denials_total,
                 epsilon=epsilon,
