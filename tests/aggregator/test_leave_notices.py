@@ -171,3 +171,14 @@ def test_a_leave_that_is_not_the_silos_own_for_this_round_is_refused_and_changes
         assert silo.submit(silo.metadata(_payload()), _payload()).accepted
     summary = slow_hub.first_summary()
     assert summary.left == {} and summary.accepted == ("a", "b", "c")
+
+
+def test_a_leave_after_the_job_ended_is_refused(slow_hub: Hub) -> None:
+    c = slow_hub.silos["c"]
+    slow_hub.open_round()
+    slow_hub.coordinator.abort("ended by the test")
+    slow_hub.thread.join(timeout=30)
+
+    error = _refused(c, _notice(c).canonical_bytes())
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "the job has ended" in error.details()
+    assert not [r for r in _operations(slow_hub) if r["operation"] == "leave"]

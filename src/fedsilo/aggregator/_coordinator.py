@@ -283,13 +283,15 @@ class JobCoordinator:
         without it), it is out of later rounds until it joins again, and the leave is in the
         audit log before it takes effect. Raises ``Refusal`` (and changes nothing) for a
         notice that is not verifiably ``silo``'s, names another job or a round that is not
-        the current one (0 before the first), or was used before.
+        the current one (0 before the first), was used before, or comes after the job ended.
         """
         notice = verify_signed(self._keys, silo, notice_json, signature, LeaveNotice)
         name = self.job.metadata.name
         if notice.job != name:
             raise Refusal(Reason.WRONG_JOB, f"the leave names job {notice.job!r}; this hub runs {name!r}")
         with self._cond:
+            if self._final_plan is not None:
+                raise Refusal(Reason.NO_OPEN_ROUND, "the job has ended: there is nothing left to leave")
             current = self._round
             round_number = current.plan.round if current is not None else 0
             if notice.round != round_number:

@@ -58,6 +58,7 @@ LEAVE_REFUSALS: Mapping[Reason, grpc.StatusCode] = {
     Reason.SILO_NOT_ENROLLED: grpc.StatusCode.PERMISSION_DENIED,
     Reason.WRONG_JOB: grpc.StatusCode.NOT_FOUND,
     Reason.STALE_ROUND: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.NO_OPEN_ROUND: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.NOT_A_SURVIVOR: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.NONCE_REPLAYED: grpc.StatusCode.ALREADY_EXISTS,
 }

@@ -162,8 +162,6 @@ class Sidecar:
                 except grpc.RpcError as error:
                     after = self._reconnect(stub, num_samples, error)
                     continue
-                if not plan.finished:
-                    self._round_number = plan.round
                 if plan.finished:
                     self._link.offer(TrainerTask(kind="finished", round=after + 1))
                     if plan.failure:
@@ -171,6 +169,7 @@ class Sidecar:
                         return 1
                     log.info("job %s finished", self._job_name)
                     return 0
+                self._round_number = plan.round
                 silent = self._link.trainer_silent_for()
                 if silent > TRAINER_SILENT_SECONDS:
                     # A dead or stuck trainer: no task it cannot take, and no update; the silo
