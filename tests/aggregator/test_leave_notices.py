@@ -110,6 +110,16 @@ def test_a_silo_that_left_and_joins_again_sits_the_round_out_and_takes_the_next(
         assert hub.coordinator._round is not None and hub.coordinator._round.plan.participants == ("a", "b", "c")
 
 
+def test_a_silo_stopped_before_the_new_rounds_plan_reached_it_leaves_that_round(slow_hub: Hub) -> None:
+    a, b, c = (slow_hub.silos[n] for n in "abc")
+    slow_hub.open_round()
+    # c's sidecar never saw round 1's plan: it names the round before, and has done nothing in round 1.
+    assert _leave(c, _notice(c, round=0).canonical_bytes()).accepted
+    for silo in (a, b):
+        assert silo.submit(silo.metadata(_payload()), _payload()).accepted
+    assert slow_hub.first_summary().left == {"c": REASON}
+
+
 def test_a_replayed_leave_is_refused(slow_hub: Hub) -> None:
     c = slow_hub.silos["c"]
     slow_hub.open_round()
@@ -153,6 +163,8 @@ def test_a_leave_that_is_not_the_silos_own_for_this_round_is_refused_and_changes
     elif case == "a later round":
         data = _notice(c, round=2).canonical_bytes()
     elif case == "an earlier round":
+        # c has taken part in round 1 (it has its model): a leave of round 0 is not a late view of it.
+        list(c.stub.GetModel(pb.RoundRef(job="admission", round=1, silo="c"), timeout=30))
         data = _notice(c, round=0).canonical_bytes()
     elif case == "another job":
         data = _notice(c, job="other").canonical_bytes()

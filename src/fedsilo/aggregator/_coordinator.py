@@ -283,7 +283,8 @@ class JobCoordinator:
         without it), it is out of later rounds until it joins again, and the leave is in the
         audit log before it takes effect. Raises ``Refusal`` (and changes nothing) for a
         notice that is not verifiably ``silo``'s, names another job or a round that is not
-        the current one (0 before the first), was used before, or comes after the job ended.
+        the current one (0 before the first; or the one before, from a silo that has done
+        nothing in the current one yet), was used before, or comes after the job ended.
         """
         notice = verify_signed(self._keys, silo, notice_json, signature, LeaveNotice)
         name = self.job.metadata.name
@@ -294,7 +295,10 @@ class JobCoordinator:
                 raise Refusal(Reason.NO_OPEN_ROUND, "the job has ended: there is nothing left to leave")
             current = self._round
             round_number = current.plan.round if current is not None else 0
-            if notice.round != round_number:
+            # A sidecar names the round of the last plan it got: one stopped as the next round opened,
+            # before its plan reached it, names the round before, and has done nothing in this one.
+            unaware = current is not None and notice.round == round_number - 1 and silo not in current.stats
+            if notice.round != round_number and not unaware:
                 raise Refusal(
                     Reason.STALE_ROUND, f"the leave names round {notice.round}; the current round is {round_number}"
                 )
