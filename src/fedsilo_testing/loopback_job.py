@@ -8,8 +8,10 @@ a test can compute what the hub must make of it; ``make_sidecar`` lets a test ru
 modified sidecar (an extra step, a key holder that fails, a verdict recorder) for one silo.
 Used by the sparse-graph, masked-vote, homomorphic and large-model tests
 (tests/secagg/test_sparse_rounds_over_grpc.py, tests/robustness/test_masked_vote_over_grpc.py,
-tests/he/test_rounds_over_grpc.py, tests/sidecar/test_a_model_over_the_message_limit.py) and
-the round benchmark of the vote (benchmarks/bench_masked_vote_rounds.py).
+tests/he/test_rounds_over_grpc.py, tests/sidecar/test_a_model_over_the_message_limit.py,
+tests/sidecar/test_a_stopping_sidecar_leaves.py) and
+the round benchmarks of the vote and of a stopped silo (benchmarks/bench_masked_vote_rounds.py,
+benchmarks/bench_leave.py).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.aggregator import JobCoordinator, RoundSummary, start_server
+from fedsilo.aggregator import JobCoordinator, RoundObserver, RoundSummary, start_server
 from fedsilo.api import FederatedJob
-from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity
+from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, VerifyKey
+from fedsilo.launch import Terminated
 from fedsilo.protocol import TensorLayout, TrainerReply, Weights, decode_weights, encode_weights
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import build_gate
@@ -39,7 +42,11 @@ MakeSidecar = Callable[[SidecarConfig, SiloIdentity, TrainerLinkService], Sideca
 
 
 class SiloVanished(Exception):
-    """Raised by a test's step to end its silo's sidecar as a killed process would: no further call."""
+    """Raised by a test's step to end its silo's sidecar as a killed process would: no further call.
+
+    A sidecar that is asked to stop instead (SIGTERM) gets ``fedsilo.launch.Terminated``, which a
+    test's step raises the same way; the sidecar then sends its Leave before its thread ends.
+    """
 
 
 @dataclass(frozen=True)
@@ -48,12 +55,14 @@ class LoopbackRun:
 
     ``models[i]`` is the model of ``summaries[i - 1]``: round ``i`` unless a round failed and
     was run again under the next number (its summary is then missing, as is its model).
-    A sidecar that vanished (``SiloVanished``) or did not end has no exit code.
+    A sidecar that vanished (``SiloVanished``), was stopped (``Terminated``) or did not end has
+    no exit code. ``audit_key`` verifies the hub's audit log (``fedsilo.audit.verify_audit_log``).
     """
 
     summaries: list[RoundSummary]
     models: list[npt.NDArray[np.float32]]
     exit_codes: dict[str, int]
+    audit_key: VerifyKey
 
 
 def _instant_trainer(silo: str, records: int, delta: Delta, link: TrainerLinkService, stop: threading.Event) -> None:
@@ -85,7 +94,7 @@ def _instant_trainer(silo: str, records: int, delta: Delta, link: TrainerLinkSer
 def _run_sidecar(silo: str, sidecar: Sidecar, exit_codes: dict[str, int]) -> None:
     try:
         exit_codes[silo] = sidecar.run()
-    except SiloVanished:
+    except (SiloVanished, Terminated):
         return
 
 
@@ -96,23 +105,29 @@ def run_loopback_job(
     delta: Delta,
     folder: Path,
     make_sidecar: Mapping[str, MakeSidecar] | None = None,
+    observer: RoundObserver | None = None,
 ) -> LoopbackRun:
-    """Run ``job`` to its end with every silo of ``records``; its registry and audit log go under ``folder``."""
+    """Run ``job`` to its end with every silo of ``records``; its registry and audit log go under ``folder``.
+
+    ``observer`` is told of the rounds as the hub's status reporter would be (a benchmark's clock).
+    """
     silos = tuple(job.spec.silos)
     ca = CertificateAuthority.create()
     keys = {silo: SigningKey.generate() for silo in silos}
     verify = {s: k.public_key for s, k in keys.items()}
     hub_key = SigningKey.generate()
     registry = LocalRegistry(folder / "registry")
+    gate = build_gate(folder, hub_key)
     coordinator = JobCoordinator(
         job,
         verify,
         weights,
         make_strategy(job.spec),
         registry,
-        build_gate(folder, hub_key),
+        gate,
         model_key=hub_key,
         silo_ceilings=dict.fromkeys(silos),
+        observer=observer,
     )
     server, port = start_server(
         coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
@@ -139,9 +154,10 @@ def run_loopback_job(
     finally:
         stop.set()
         server.stop(grace=1)
+        gate.audit.close()  # sealed, as the hub process seals it: the log verifies
     layout = TensorLayout.of(weights)
     name = job.metadata.name
     models = [layout.flatten(weights)] + [
         layout.flatten(registry.load(registry.show(name, summary.round))) for summary in summaries
     ]
-    return LoopbackRun(summaries, models, dict(exit_codes))
+    return LoopbackRun(summaries, models, dict(exit_codes), hub_key.public_key)

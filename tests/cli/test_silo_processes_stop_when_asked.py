@@ -7,7 +7,9 @@ the arguments ``fedsilo run`` gives them (the silo files laid out as the operato
 them, by ``hub_pod``), each as PID 1 of a PID namespace of its own (``unshare --pid --fork``;
 as plain children where the test is not root), and signals them from outside it, as the
 kubelet does. The silos have no aggregator to reach: the sidecar keeps dialling it and the
-trainer waits on its link for a task, the states a pod spends its time in.
+trainer waits on its link for a task, the states a pod spends its time in. Stopped, the sidecar
+still tries to send the hub its Leave (docs/operations.md): with no hub to take it, that costs
+the exit at most its short timeout.
 """
 
 from __future__ import annotations
@@ -69,5 +71,7 @@ def test_a_sidecar_and_its_trainer_exit_at_once_on_sigterm(tmp_path: Path) -> No
             log = pod.log(name)
             assert log.rstrip().endswith("terminated"), log
             assert "Traceback" not in log, log
+        # The sidecar tried to tell the hub it leaves; with no hub there, it said so and exited all the same.
+        assert "the hub did not take this silo's leave (UNAVAILABLE" in pod.log("sidecar"), pod.log("sidecar")
     finally:
         pod.stop_all()

@@ -304,12 +304,16 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
     # The audit log's signed head goes out with the round, outside the log (fedsilo audit verify --head).
     head = sign_head(SigningKey.generate(), FORMAT, "checkpoint", 7, "sha256:" + "cd" * 32)
     evidence = JobEvidence(audit_head=EvidenceHead.model_validate(head.to_json()))
-    reporter.round_completed(RoundReport(RoundNumber(1), (a, b), (c,), 1, {a: 0.5, b: 0.25}, model, evidence))
+    # hospital-c's sidecar was stopped and left the round (a signed Leave) before its update.
+    reporter.round_completed(
+        RoundReport(RoundNumber(1), (a, b), (c,), 1, {a: 0.5, b: 0.25}, model, evidence, left={c: "stopped"})
+    )
     status = wait_for(
         lambda: (s := get(cluster, namespace, "federatedjob", "quickstart")["status"]) and s.get("round") == 1 and s,
         "the round in the job's status",
     )
     assert (status["participation"], status["denials"], status["maxEpsilonSpent"]) == ("2/3", 1, 0.5)
+    assert status["dropouts"] == status["left"] == ["hospital-c"]
     assert status["latestModel"]["digest"] == model.digest and status["phase"] == "Running"
     assert SignedHead.parse(json.dumps(status["evidence"]["auditHead"])) == head
     # The silos' signed scores of round 1's model arrive a round later: per-silo accuracy, worst silo, spread.
@@ -335,7 +339,7 @@ def test_the_aggregator_reports_progress_through_its_narrow_grant(
     events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=quickstart")["items"]
     reasons = {e["reason"]: e for e in events}
     assert "hospital-c" in reasons["UpdateDenied"]["message"] and reasons["UpdateDenied"]["type"] == "Warning"
-    assert "Round 1: 2/3 silos accepted" in reasons["RoundCompleted"]["message"]
+    assert "Round 1: 2/3 silos accepted; dropped: hospital-c; left: hospital-c" in reasons["RoundCompleted"]["message"]
     assert "accuracy 0.8000, worst silo hospital-b at 0.6000" in reasons["ModelEvaluated"]["message"]
     assert wait_for(
         lambda: get(cluster, namespace, "silo", "hospital-a")["status"].get("epsilonSpent") == 0.5,

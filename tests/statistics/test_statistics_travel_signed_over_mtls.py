@@ -201,3 +201,36 @@ def test_statistics_that_cannot_fit_the_preprocessing_fail_the_phase_naming_why(
     monkeypatch.setattr("fedsilo.aggregator._statistics.fit_preprocessing", suppressed)
     outcome, _, _ = _serve_and_take_part(tmp_path, spec, silos_of(spec))
     assert isinstance(outcome, StatisticsFailed) and reason in str(outcome)
+
+
+def test_a_leave_during_the_phase_is_answered_that_the_silo_counts_at_the_steps_deadline(
+    tmp_path: Path, spec: FederatedJobSpec
+) -> None:
+    silos = silos_of(spec)
+    job = FederatedJob.model_validate(
+        {
+            "apiVersion": "fedsilo.io/v1alpha1",
+            "kind": "FederatedJob",
+            "metadata": {"name": "wire"},
+            "spec": spec.model_dump(by_alias=True, exclude_none=True),
+        }
+    )
+    ca = CertificateAuthority.create()
+    gate = PolicyGate(EmbeddedRegoEngine(), AuditLog(tmp_path / "audit.jsonl", SigningKey.generate()))
+    phase = StatisticsPhase(job, RUN, {s.name: s.signing_key.public_key for s in silos}, gate, step_seconds=60.0)
+    server, port = serve(
+        StatisticsService(phase),
+        "127.0.0.1:0",
+        ca.issue("aggregator", server=True, dns_names=("localhost",)),
+        workers=4,
+    )
+    first = silos[0]
+    identity = SiloIdentity(first.signing_key, ca.issue(first.name, server=False))
+    try:
+        with silo_channel(f"localhost:{port}", identity, None) as channel, pytest.raises(grpc.RpcError) as answered:
+            rpc.AggregatorStub(channel).Leave(pb.SignedMetadata(metadata_json=b"{}", signature=b""), timeout=30)
+    finally:
+        server.stop(None)
+        gate.audit.close()
+    assert answered.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "statistics phase" in answered.value.details() and "deadline" in answered.value.details()

@@ -43,7 +43,7 @@ from safetensors.numpy import save as safetensors_save
 
 from fedsilo.audit import SignedHead
 from fedsilo.identity import sha256_digest
-from fedsilo.protocol import MessageError, StrictMessage, Weights, encode_weights
+from fedsilo.protocol import MAX_LEAVE_REASON_LENGTH, MessageError, StrictMessage, Weights, encode_weights
 from fedsilo.registry import ModelSeal
 
 from ._contracts import RoundSummary, SiloRoundStats
@@ -97,6 +97,8 @@ class RoundRecord(StrictMessage):
     ledger_head: SignedHead | None
     void: str | None = None
     compression_reason: str = ""
+    # Silos that left during the round and why (absent from checkpoints written before leaves existed).
+    left: dict[_Name, Annotated[str, Field(max_length=MAX_LEAVE_REASON_LENGTH)]] = Field(default_factory=dict)
 
     # What a summary reports but a resumed hub does not need: the silos' scores (in each
     # model's lineage), the round's compression settings and its masking graph (in its report and

@@ -171,6 +171,9 @@ class RoundSummary:
     compression_reason: str = ""
     # The masked round's neighbour graph (kind, degree, threshold, seed, bound); None in other modes.
     graph: Mapping[str, Any] | None = None
+    # Silos that left during the round (their sidecar stopped and said so), with the reason each gave:
+    # a subset of ``dropped`` when they left before their update, of ``accepted`` when it still counted.
+    left: dict[str, str] = field(default_factory=dict)
 
 
 class RoundObserver(Protocol):

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -21,9 +21,10 @@ import numpy as np
 from fedsilo.api import AggregationMode, FederatedJob, PrivacyMode
 from fedsilo.he import wire
 from fedsilo.identity import SigningKey, VerifyKey, sha256_digest
-from fedsilo.policy import Refusal
+from fedsilo.policy import Reason, Refusal
 from fedsilo.protocol import (
     GlobalModelClaim,
+    LeaveNotice,
     PolicyVerdict,
     RoundPlan,
     TensorLayout,
@@ -37,7 +38,7 @@ from fedsilo.secagg import SecAggAbort, choose_fractional_bits, choose_graph
 from ._admission import Admission, Chunk
 from ._aggregation import Aggregation
 from ._anomaly import AnomalyScores
-from ._attribution import SeenNonces
+from ._attribution import SeenNonces, verify_signed
 from ._bounds import expected_weight, sum_problem
 from ._checkpoint import Checkpoint, Checkpoints
 from ._compression import CompressionPlanner
@@ -70,6 +71,8 @@ UPLOAD_SLOTS = 2
 JOIN_TIMEOUT_SECONDS = 120.0
 # Failed rounds in a row (homomorphic mode: a key holder lost before decrypting) before the job fails.
 MAX_ROUND_RETRIES = 3
+# The audit log's name for a silo's leave (``JobCoordinator.leave``).
+LEAVE_OPERATION = "leave"
 
 
 class JobCoordinator:
@@ -186,7 +189,9 @@ class JobCoordinator:
 
         A gone silo gets the plan too, without itself among the participants: waiting alone
         does not bring it back (a sidecar whose trainer died keeps waiting), but it learns
-        the job went on without it and can join again once its trainer answers.
+        the job went on without it and can join again once its trainer answers. So does a
+        silo that left the open round and whose sidecar, restarted, asks again: no step of
+        that round takes its messages any more, so it sits the round out and takes the next.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -202,7 +207,10 @@ class JobCoordinator:
             if self._final_plan is not None:
                 return self._final_plan
             assert self._round is not None
-            return self._round.plan
+            plan = self._round.plan
+            if silo in self._round.left:
+                return replace(plan, participants=tuple(s for s in plan.participants if s != silo))
+            return plan
 
     def model_blob(self, silo: str, round_number: int) -> bytes:
         """The global model a silo trains from in ``round_number`` (safetensors bytes)."""
@@ -266,6 +274,50 @@ class JobCoordinator:
             current.stats_of(silo).bytes_up += len(body)
             self._cond.notify_all()
         return PolicyVerdict(True)
+
+    def leave(self, silo: str, notice_json: bytes, signature: bytes) -> None:
+        """A stopping silo's signed ``LeaveNotice``: it is gone now, as if it had let the open step's deadline pass.
+
+        Every step of the open round stops waiting for it (a step it already posted to keeps
+        its message: an update it uploaded still counts, and masked recovery unmasks it
+        without it), it is out of later rounds until it joins again, and the leave is in the
+        audit log before it takes effect. Raises ``Refusal`` (and changes nothing) for a
+        notice that is not verifiably ``silo``'s, names another job or a round that is not
+        the current one (0 before the first; or the one before, from a silo that has done
+        nothing in the current one yet), was used before, or comes after the job ended.
+        """
+        notice = verify_signed(self._keys, silo, notice_json, signature, LeaveNotice)
+        name = self.job.metadata.name
+        if notice.job != name:
+            raise Refusal(Reason.WRONG_JOB, f"the leave names job {notice.job!r}; this hub runs {name!r}")
+        with self._cond:
+            if self._final_plan is not None:
+                raise Refusal(Reason.NO_OPEN_ROUND, "the job has ended: there is nothing left to leave")
+            current = self._round
+            round_number = current.plan.round if current is not None else 0
+            # A sidecar names the round of the last plan it got: one stopped as the next round opened,
+            # before its plan reached it, names the round before, and has done nothing in this one.
+            unaware = current is not None and notice.round == round_number - 1 and silo not in current.stats
+            if notice.round != round_number and not unaware:
+                raise Refusal(
+                    Reason.STALE_ROUND, f"the leave names round {notice.round}; the current round is {round_number}"
+                )
+            if not self._nonces.first_use(silo, notice.nonce):
+                raise Refusal(Reason.NONCE_REPLAYED, "this leave was already received")
+            if current is not None and silo in current.left:
+                raise Refusal(Reason.NOT_A_SURVIVOR, f"{silo} already left round {round_number}")
+            uploaded = current is not None and silo in current.inputs.posted
+            self._gate.record_operation(
+                job=name,
+                operation=LEAVE_OPERATION,
+                round_number=round_number,
+                reason=notice.reason,
+                details={"silo": silo, "uploaded": uploaded},
+            )
+            if current is not None:
+                current.leave(silo, notice.reason)
+            self._presence.gone([silo], round_number, f"left ({notice.reason})")
+            self._cond.notify_all()
 
     def refuse_call(self, silo: str, refusal: Refusal) -> None:
         """Record a call the gRPC edge refused (a rate limit) in the audit log, against the round now open."""
@@ -464,7 +516,7 @@ class JobCoordinator:
             current.inputs.closed = True
             current.release_setup_messages()
             missing = current.inputs.missing()
-            self._presence.gone(missing, round_number, "input")
+            self._dropped(current, missing, "input")
             for silo in missing:
                 aggregation.exclude(silo, "dropped before sending its update")
             accepted = tuple(s for s, v in current.inputs.posted.items() if v.accepted)
@@ -551,7 +603,7 @@ class JobCoordinator:
             wait_until(self._cond, phase.complete, phase.deadline)
             phase.closed = True
             alive &= set(phase.posted)
-            self._presence.gone(phase.missing(), round_number, name)
+            self._dropped(current, phase.missing(), name)
             require_quorum(self.spec, len(alive), round_number, f"the {name} step")
             try:
                 replies = aggregation.setup_step(name, {s: phase.posted[s] for s in alive})
@@ -568,13 +620,17 @@ class JobCoordinator:
         """Ask the accepted silos for their shares and unmask the sum (lock held)."""
         round_number = current.plan.round
         current.unmask = Phase[bytes](
-            "unmask", aggregation.decryptors(frozenset(accepted)), time.monotonic() + self.spec.round_timeout_seconds
+            "unmask",
+            aggregation.decryptors(frozenset(accepted)),
+            time.monotonic() + self.spec.round_timeout_seconds,
+            # A survivor that left is not asked: the others' shares unmask its input (or, homomorphic, fail the round).
+            left=set(current.left),
         )
         current.unmask_body = aggregation.unmask_request(frozenset(accepted))
         self._cond.notify_all()
         wait_until(self._cond, current.unmask.complete, current.unmask.deadline)
         current.unmask.closed = True
-        self._presence.gone(current.unmask.missing(), round_number, "unmask")
+        self._dropped(current, current.unmask.missing(), "unmask")
         try:
             aggregation.unmask(dict(current.unmask.posted))
         except RoundFailed:
@@ -608,16 +664,16 @@ class JobCoordinator:
     def _run_final_evaluation(self, round_number: int) -> None:
         with self._cond:
             current = self._open(round_number, evaluate_only=True)
-            participants = set(current.plan.participants)
             personalizing = self.spec.personalization is not None and self.spec.personalization.fine_tune_epochs > 0
-            wait_until(
-                self._cond,
-                lambda: (
-                    participants <= current.evaluations.keys()
-                    and (not personalizing or participants <= current.personalized.keys())
-                ),
-                current.inputs.deadline,
-            )
+
+            def reported() -> bool:
+                # A silo that left during the closing evaluation is not waited for.
+                participants = set(current.plan.participants) - current.left.keys()
+                return participants <= current.evaluations.keys() and (
+                    not personalizing or participants <= current.personalized.keys()
+                )
+
+            wait_until(self._cond, reported, current.inputs.deadline)
             self._apply_evaluations(current)
         if self._observer is not None and self.summaries:
             self._observer.round_finished(self.summaries[-1])
@@ -651,6 +707,12 @@ class JobCoordinator:
                 self._model_seal,
                 self.summaries,
             )
+
+    def _dropped(self, current: OpenRound, missing: Iterable[str], step: str) -> None:
+        """The silos that missed ``step`` are gone; one that left is gone since its leave, or back if it joined since."""
+        self._presence.gone(
+            (s for s in missing if s not in current.left), current.plan.round, f"dropped during the {step} step"
+        )
 
     def _restart(self, phase: Phase[Any], alive: set[str]) -> None:
         """Open the next step to the silos still alive, with a full timeout of its own."""

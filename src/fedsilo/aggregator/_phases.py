@@ -1,7 +1,8 @@
 """Barriers for the steps of a round.
 
-Each closes when every live participant has posted, or at the round's deadline with
-whoever has.
+Each closes when every live participant has posted or left (a stopping silo's signed
+Leave), or at the round's deadline with whoever has. A silo that left and did not post is
+missing, exactly as one that let the deadline pass: the step only stops waiting for it.
 
 The coordinator owns one ``threading.Condition``; gRPC handler threads post into a phase
 and wait on the same condition, so a phase closing wakes exactly the calls blocked on it.
@@ -32,6 +33,8 @@ class Phase(Generic[T]):
     deadline: float
     posted: dict[str, T] = field(default_factory=dict)
     closed: bool = False
+    # Silos that said they leave: the step does not wait for them, and takes nothing more from them.
+    left: set[str] = field(default_factory=set)
 
     def post(self, silo: str, value: T) -> None:
         """Record ``silo``'s message; raise ``PhaseClosed`` when late or not expected."""
@@ -46,10 +49,12 @@ class Phase(Generic[T]):
             raise PhaseClosed(f"{silo} is not a participant of the {self.name} step")
         if silo in self.posted:
             raise PhaseClosed(f"{silo} already sent its {self.name} message")
+        if silo in self.left:
+            raise PhaseClosed(f"{silo} has left this round")
 
     def complete(self) -> bool:
-        """Whether every expected silo has posted."""
-        return len(self.posted) == len(self.expected)
+        """Whether every expected silo has posted or left."""
+        return self.expected <= self.posted.keys() | self.left
 
     def missing(self) -> frozenset[str]:
         """Expected silos that have not posted."""

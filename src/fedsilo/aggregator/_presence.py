@@ -1,6 +1,7 @@
 """Which silos are there: joined with how many records, waiting for a round, or gone.
 
-A silo is gone once it misses a step's deadline, and stays gone until it joins again:
+A silo is gone once it misses a step's deadline or leaves (its sidecar is stopping and
+said so), and stays gone until it joins again:
 its sidecar joins after its trainer greets it, so a Join is proof of a working silo,
 while a sidecar whose trainer died keeps asking for rounds and must not make every later
 round wait its full timeout. The coordinator's condition variable guards this state; the
@@ -69,10 +70,8 @@ class Presence:
                 self._gone.add(silo)
         return ready
 
-    def gone(self, silos: Iterable[str], round_number: int, step: str) -> None:
-        """``silos`` missed ``step``'s deadline: gone until they join again."""
+    def gone(self, silos: Iterable[str], round_number: int, why: str) -> None:
+        """``silos`` are gone until they join again: they missed a step's deadline, or left (``why`` says which)."""
         for silo in silos:
-            log.warning(
-                "round %d: %s dropped during the %s step; it is gone until it joins again", round_number, silo, step
-            )
+            log.warning("round %d: %s %s; it is gone until it joins again", round_number, silo, why)
             self._gone.add(silo)

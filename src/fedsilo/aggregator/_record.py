@@ -47,6 +47,7 @@ def summarize(
         compression=plan.compression,
         compression_reason=current.compression_reason,
         graph=current.graph,
+        left=dict(current.left),
     )
 
 

@@ -66,6 +66,8 @@ class OpenRound:
     signed: dict[str, SignedContribution] = field(default_factory=dict)
     # Why the round's sum was not applied (it broke that bound); None for a round that counted.
     void: str | None = None
+    # Silos that left during the round (a signed Leave), with the reason each gave.
+    left: dict[str, str] = field(default_factory=dict)
 
     def release_setup_messages(self) -> None:
         """Drop the setup steps' messages once the input step has closed (no silo can use them then).
@@ -76,6 +78,12 @@ class OpenRound:
         for phase in self.steps.values():
             phase.posted = dict.fromkeys(phase.posted, b"")
         self.replies = {step: {} for step in self.replies}
+
+    def leave(self, silo: str, reason: str) -> None:
+        """``silo`` left: no step of this round, open now or later, waits for it or takes its messages."""
+        self.left[silo] = reason
+        for phase in (*self.steps.values(), self.inputs, *((self.unmask,) if self.unmask is not None else ())):
+            phase.left.add(silo)
 
     def contribution_of(self, silo: str) -> SignedContribution:
         """What admitted ``silo`` signed (set when its update took effect)."""

@@ -26,8 +26,10 @@ from fedsilo.identity import (
     check_certificate_current,
     verify_issued_by,
 )
+from fedsilo.policy import Reason, Refusal
 from fedsilo.protocol import (
     MessageError,
+    PolicyVerdict,
     StreamError,
     blob_to_chunks,
     pb,
@@ -49,6 +51,17 @@ log = logging.getLogger("fedsilo.aggregator")
 MAX_MESSAGE_BYTES = 4 << 20
 # A silo re-asks for the next round after this long, so a cancelled call never hangs.
 WAIT_ROUND_SECONDS = 30.0
+# The status a refused Leave gets, by reason (anything else: INVALID_ARGUMENT, a notice that does not parse).
+LEAVE_REFUSALS: Mapping[Reason, grpc.StatusCode] = {
+    Reason.SIGNATURE_INVALID: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.IDENTITY_MISMATCH: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.SILO_NOT_ENROLLED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.WRONG_JOB: grpc.StatusCode.NOT_FOUND,
+    Reason.STALE_ROUND: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.NO_OPEN_ROUND: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.NOT_A_SURVIVOR: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.NONCE_REPLAYED: grpc.StatusCode.ALREADY_EXISTS,
+}
 
 
 def _deadlined(
@@ -266,6 +279,16 @@ class AggregatorService(rpc.AggregatorServicer):
         silo = self._caller(context, "")
         verdict = self._coordinator.report_evaluation(silo, request.metadata_json, request.signature)
         return verdict_to_proto(verdict)
+
+    def Leave(self, request: pb.SignedMetadata, context: grpc.ServicerContext) -> pb.Decision:
+        """A stopping silo's signed leave; refused with the status its reason maps to (``LEAVE_REFUSALS``)."""
+        silo = self._caller(context, "")
+        try:
+            self._coordinator.leave(silo, request.metadata_json, request.signature)
+        except Refusal as refusal:
+            log.warning("leave from %s refused: %s", silo, refusal.text)
+            context.abort(LEAVE_REFUSALS.get(refusal.reason, grpc.StatusCode.INVALID_ARGUMENT), refusal.text)
+        return verdict_to_proto(PolicyVerdict(True))
 
 
 def start_server(

@@ -562,6 +562,15 @@ class StatisticsService(rpc.AggregatorServicer):
         """Training is not served yet: a sidecar that is already past the phase retries until it is."""
         context.abort(grpc.StatusCode.UNAVAILABLE, "the statistics phase is being served; training opens when it ends")
 
+    def Leave(self, request: pb.SignedMetadata, context: grpc.ServicerContext) -> pb.Decision:
+        """A leave during the phase is not taken: the silo counts as gone at the step's deadline (docs/statistics.md)."""
+        silo = self._caller(context, "")
+        context.abort(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"{silo}: a leave during the statistics phase is not taken; the phase counts the silo as gone at the "
+            "step's deadline (roundTimeoutSeconds)",
+        )
+
     def _limited(self, silo: str, refusal: Refusal) -> None:
         """A call over the silo's rate limits: recorded in the audit log, as the rounds' service does."""
         self._phase.refuse(silo, refusal)

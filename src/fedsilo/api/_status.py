@@ -240,6 +240,12 @@ class FederatedJobStatus(_Status):
         max_length=1000,
         description="Silos that did not deliver an accepted update in the last completed round.",
     )
+    left: list[str] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Silos whose sidecar was stopped and left the last completed round at once (a signed Leave) "
+        "instead of at its deadline; the audit log keeps each one's reason.",
+    )
     participation: str | None = Field(
         default=None,
         max_length=16,
@@ -398,6 +404,8 @@ class RoundReport:
     anomaly_scores: Mapping[SiloName, float] = field(default_factory=dict)
     # Why the round's sum was not applied (the model stayed); None when it counted.
     void: str | None = None
+    # Silos that left during the round (a stopping sidecar said so), with the reason each gave.
+    left: Mapping[SiloName, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

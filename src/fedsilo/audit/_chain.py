@@ -78,18 +78,20 @@ class CheckpointRecord(_Record):
 
 
 class OperationRecord(_Record):
-    """A decision about the job itself, not about one update: resume, rollback, unlearn, key ceremony, statistics.
+    """A decision about the job itself, not about one update: resume, rollback, unlearn, key ceremony, statistics, leave.
 
     ``round`` is the last completed round the job goes on from (a key ceremony: the round
-    whose joint key it made; the statistics phase: 0); ``details`` says what the operation
-    kept and discarded (rounds, update digests) or, for a key ceremony, the joint key's id
-    and each silo's signed share's digest, or for the statistics phase the digests of what it
-    released and the silos left out; ``reason`` why it was asked (statistics: released or failed).
+    whose joint key it made; the statistics phase: 0; a leave: the round the silo left in);
+    ``details`` says what the operation kept and discarded (rounds, update digests) or, for a
+    key ceremony, the joint key's id and each silo's signed share's digest, or for the
+    statistics phase the digests of what it released and the silos left out, or for a leave
+    the silo and whether its update was in; ``reason`` why it was asked (statistics: released
+    or failed; a leave: the silo's own signed reason).
     """
 
     kind: Literal["operation"]
     job: _Text
-    operation: Literal["resume", "rollback", "unlearn", "key_ceremony", "statistics"]
+    operation: Literal["resume", "rollback", "unlearn", "key_ceremony", "statistics", "leave"]
     round: SeqNumber
     reason: _Text
     details: dict[str, Any]

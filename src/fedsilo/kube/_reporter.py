@@ -87,6 +87,7 @@ class KubeStatusReporter:
                 round=int(report.round),
                 participants=sorted(report.participants),
                 dropouts=sorted(report.dropouts),
+                left=sorted(report.left),
                 participation=f"{len(report.participants)}/{silos}",
                 denials=report.denials_total,
                 epsilon=epsilon,
@@ -103,9 +104,10 @@ class KubeStatusReporter:
             return
         model = f", model {report.latest_model.digest}" if report.latest_model else ""
         dropped = f"; dropped: {', '.join(sorted(report.dropouts))}" if report.dropouts else ""
+        left = f"; left: {', '.join(sorted(report.left))}" if report.left else ""
         self._event(
             "RoundCompleted",
-            f"Round {report.round}: {len(report.participants)}/{silos} silos accepted{dropped}{model}",
+            f"Round {report.round}: {len(report.participants)}/{silos} silos accepted{dropped}{left}{model}",
             "Normal",
         )
 

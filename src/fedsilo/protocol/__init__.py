@@ -30,11 +30,13 @@ from ._convert import update_stream as update_stream
 from ._convert import verdict_from_proto as verdict_from_proto
 from ._convert import verdict_to_proto as verdict_to_proto
 from ._convert import wait_round_request as wait_round_request
+from ._messages import MAX_LEAVE_REASON_LENGTH as MAX_LEAVE_REASON_LENGTH
 from ._messages import MAX_RECORDS as MAX_RECORDS
 from ._messages import DpSgdMechanism as DpSgdMechanism
 from ._messages import EvaluationReport as EvaluationReport
 from ._messages import GaussianMechanism as GaussianMechanism
 from ._messages import GlobalModelClaim as GlobalModelClaim
+from ._messages import LeaveNotice as LeaveNotice
 from ._messages import ObjectName as ObjectName
 from ._messages import PolicyVerdict as PolicyVerdict
 from ._messages import RoundPlan as RoundPlan
@@ -74,6 +76,7 @@ __all__ = [
     "CHUNK_BYTES",
     "LINK_TOKEN_ENV",
     "LINK_TOKEN_METADATA",
+    "MAX_LEAVE_REASON_LENGTH",
     "MAX_RECORDS",
     "PARENT_PID_ENV",
     "DpSgdMechanism",
@@ -81,6 +84,7 @@ __all__ = [
     "FloatVector",
     "GaussianMechanism",
     "GlobalModelClaim",
+    "LeaveNotice",
     "MessageError",
     "ObjectName",
     "PolicyVerdict",

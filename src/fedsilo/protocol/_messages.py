@@ -1,8 +1,9 @@
 """Domain messages that cross a trust boundary, with their canonical signed encoding.
 
-The sidecar builds ``UpdateMetadata`` and ``EvaluationReport``, signs their canonical
-bytes, and the aggregator parses the same bytes strictly (unknown or missing fields,
-wrong types and non-finite numbers are refused) before it trusts any value in them.
+The sidecar builds ``UpdateMetadata``, ``EvaluationReport`` and ``LeaveNotice``, signs
+their canonical bytes, and the aggregator parses the same bytes strictly (unknown or
+missing fields, wrong types and non-finite numbers are refused) before it trusts any
+value in them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ MAX_VECTOR_LENGTH: Final = 2**31 - 1
 # A norm, loss or noise multiplier beyond this is no model's and no mechanism's.
 MAX_MAGNITUDE: Final = 1e12
 MAX_STEPS: Final = 10**9
+# Why a silo leaves, as its audit record keeps it: a sentence, not a document.
+MAX_LEAVE_REASON_LENGTH: Final = 200
 
 # A Kubernetes object name: a job or a silo.
 ObjectName = Annotated[
@@ -125,6 +128,21 @@ class EvaluationReport(StrictMessage):
     accuracy: Annotated[float, Field(ge=0.0, le=1.0)]
     num_samples: Records
     stage: Literal["global", "personalized"] = "global"
+
+
+class LeaveNotice(StrictMessage):
+    """A stopping silo's word that it leaves the job in ``round`` (its sidecar got SIGTERM).
+
+    Signed with the silo's key and sent by its own mTLS session, so only a silo can take
+    itself out, never another; the nonce makes each notice usable once. ``reason`` goes into
+    the hub's audit log and logs as it is: bounded, one line, printable characters only.
+    """
+
+    job: ObjectName
+    round: RoundNumber
+    silo: ObjectName
+    nonce: Nonce
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_LEAVE_REASON_LENGTH, pattern=r"^[\x20-\x7e]+$")]
 
 
 class GlobalModelClaim(StrictMessage):

@@ -89,6 +89,11 @@ class AggregatorStub:
                 request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
                 response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
                 _registered_method=True)
+        self.Leave = channel.unary_unary(
+                '/fedsilo.v1.Aggregator/Leave',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
+                _registered_method=True)
         self.JoinStatistics = channel.unary_unary(
                 '/fedsilo.v1.Aggregator/JoinStatistics',
                 request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
@@ -195,6 +200,16 @@ class AggregatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Leave(self, request, context):
+        """A stopping silo's signed leave (canonical JSON of fedsilo.protocol.LeaveNotice): the hub
+        counts it as gone now, as if it had missed the current step's deadline, instead of waiting
+        that deadline out (docs/operations.md). Refused with a status naming the problem; during the
+        statistics phase answered FAILED_PRECONDITION: there a leave counts at the step's deadline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def JoinStatistics(self, request, context):
         """Federated statistics: a silo's signed join (or decline), answered with pass 1 once every
         silo has joined; the pass's key steps; its signed masked totals (an update stream); the
@@ -289,6 +304,11 @@ def add_AggregatorServicer_to_server(servicer, server):
             ),
             'ReportEvaluation': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportEvaluation,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.SerializeToString,
+            ),
+            'Leave': grpc.unary_unary_rpc_method_handler(
+                    servicer.Leave,
                     request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.FromString,
                     response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.SerializeToString,
             ),
@@ -618,6 +638,33 @@ class Aggregator:
             request,
             target,
             '/fedsilo.v1.Aggregator/ReportEvaluation',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leave(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedsilo.v1.Aggregator/Leave',
             fedsilo_dot_protocol_dot_fedsilo__pb2.SignedMetadata.SerializeToString,
             fedsilo_dot_protocol_dot_fedsilo__pb2.Decision.FromString,
             options,

@@ -438,6 +438,13 @@ class LocalRun:
         processes.sidecar.kill()
         processes.trainer.kill()
 
+    def stop_silo(self, name: str) -> None:
+        """Ask a silo's sidecar and trainer to stop (SIGTERM, as a pod deletion does): the sidecar leaves at once."""
+        self._watch.release(name)
+        processes = self.processes_of(name)
+        processes.sidecar.send_signal(signal.SIGTERM)
+        processes.trainer.send_signal(signal.SIGTERM)
+
     def kill_trainer(self, name: str) -> None:
         """Kill a silo's trainer only, leaving its sidecar running (for fault tests): the silo sits out."""
         self._watch.release(name)

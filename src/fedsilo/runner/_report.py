@@ -57,6 +57,8 @@ class RoundRow:
     compression: dict[str, Any] | None = None
     # The masked round's neighbour graph (kind, degree, threshold, seed, bound); None in other modes.
     graph: dict[str, Any] | None = None
+    # Silos that left during the round (their sidecar stopped and said so) and the reason each gave.
+    left: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, summary: RoundSummary) -> RoundRow:
@@ -96,6 +98,7 @@ class RoundRow:
                 "reason": summary.compression_reason,
             },
             graph=dict(summary.graph) if summary.graph is not None else None,
+            left=dict(summary.left),
         )
 
 
@@ -214,7 +217,7 @@ def render_table(report: RunReport) -> Table:
     table.add_column("worst silo", justify="right")
     table.add_column("sd", justify="right")
     table.add_column("accepted", justify="right")
-    table.add_column("denied / dropped")
+    table.add_column("denied / dropped / left")
     for silo in silos:
         table.add_column(f"{silo}\nKiB up/down", justify="right")
     private = report.private
@@ -222,7 +225,11 @@ def render_table(report: RunReport) -> Table:
         for silo in silos:
             table.add_column(f"{silo}\nepsilon", justify="right")
     for row, spent in zip(report.rounds, report.cumulative_epsilon(), strict=True):
-        problems = [f"{s}: denied" for s in row.denied] + [f"{s}: dropped" for s in row.dropped]
+        problems = (
+            [f"{s}: denied" for s in row.denied]
+            + [f"{s}: dropped" for s in row.dropped if s not in row.left]
+            + [f"{s}: left" for s in row.left]
+        )
         epsilons = [f"{spent[s]:.3f}" if s in spent else "-" for s in silos] if private else []
         table.add_row(
             str(row.round),

@@ -143,6 +143,7 @@ class ReportingObserver:
             if stored is not None
             else None,
             void=summary.void,
+            left={SiloName(silo): reason for silo, reason in summary.left.items()},
             evidence=JobEvidence(
                 audit_head=_status_head(summary.audit_head),
                 ledger_head=_status_head(summary.ledger_head),

@@ -4,8 +4,9 @@ Per round it fetches the global model from the aggregator (it dials out; nothing
 in), verifies the hub's signature on it (``ModelCheck``, the head of every round's work:
 a model that fails is refused and never reaches the trainer), hands it to its trainer over
 the trainer link, and sends what comes back along the update's way (``Sidecar.steps``: check, clip, privacy, encode or mask, sign, send; see
-``_pipeline``), then reports the verdict it gets back. Called by
-``fedsilo sidecar`` and, per silo, by ``fedsilo run``.
+``_pipeline``), then reports the verdict it gets back. Asked to stop (SIGTERM, which
+``fedsilo.launch`` turns into ``Terminated``), it sends the hub a signed Leave before it
+exits. Called by ``fedsilo sidecar`` and, per silo, by ``fedsilo run``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import grpc
 
 from fedsilo.api import AggregationMode
 from fedsilo.identity import SiloIdentity, sha256_digest
+from fedsilo.launch import Terminated
 from fedsilo.privacy import plan_for_silo
 from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.protocol import (
     EvaluationReport,
+    LeaveNotice,
     MessageError,
     PolicyVerdict,
     RoundPlan,
@@ -69,6 +72,11 @@ MODEL_LIMIT_BYTES = 1 << 31
 RECONNECT_SECONDS = 600.0
 # An attempt at the statistics phase that lasted this long had reached the hub before it went away.
 TOOK_PART_SECONDS = 2.0
+# How long a stopping sidecar gives the hub to take its Leave: best effort, well inside the pod's
+# grace period, so a hub that is down or slow never holds the exit (it then counts at the deadline).
+LEAVE_TIMEOUT_SECONDS = 1.5
+# What a stopping sidecar tells the hub (and the hub's audit log keeps).
+LEAVE_REASON = "the sidecar was asked to stop (SIGTERM: pod deleted or node drained)"
 
 
 class Sidecar:
@@ -95,6 +103,8 @@ class Sidecar:
         self._privacy: PrivacyGuard | None = None
         # The parameters this silo keeps (personalization); declared by the trainer at hello.
         self._private: frozenset[str] = frozenset()
+        # The round of the last plan the hub handed this silo (0 before the first): the one a Leave names.
+        self._round_number = 0
         key = config.aggregator_key
         self._model_check = ModelCheck(self._job_name, key) if key is not None else None
         if key is None:
@@ -159,6 +169,7 @@ class Sidecar:
                         return 1
                     log.info("job %s finished", self._job_name)
                     return 0
+                self._round_number = plan.round
                 silent = self._link.trainer_silent_for()
                 if silent > TRAINER_SILENT_SECONDS:
                     # A dead or stuck trainer: no task it cannot take, and no update; the silo
@@ -185,8 +196,37 @@ class Sidecar:
                         after = self._reconnect(stub, num_samples, error)
                         continue
                 after = plan.round
+        except Terminated:
+            self._leave(connection.stub)
+            raise
         finally:
             connection.close()
+
+    def _leave(self, stub: rpc.AggregatorStub) -> None:
+        """Tell the hub this silo leaves now, so no step waits out its deadline for it; best effort, bounded.
+
+        Nothing on the silo is undone: a round its ledger charged stays charged, as for any
+        dropout (the update may have been counted). A hub that is down, slow or refuses the
+        notice is logged and left alone; the silo then counts as gone at the step's deadline.
+        """
+        notice = LeaveNotice(
+            job=self._job_name,
+            round=self._round_number,
+            silo=self.config.silo,
+            nonce=secrets.token_hex(16),
+            reason=LEAVE_REASON,
+        )
+        signed = notice.canonical_bytes()
+        try:
+            stub.Leave(signed_metadata(signed, self._keys.sign(signed)), timeout=LEAVE_TIMEOUT_SECONDS)
+        except grpc.RpcError as error:
+            log.warning(
+                "stopping: the hub did not take this silo's leave (%s: %s); it counts as gone at the step's deadline",
+                error.code().name,
+                error.details(),
+            )
+            return
+        log.info("stopping: the hub took this silo's leave in round %d", self._round_number)
 
     def _reconnect(self, stub: rpc.AggregatorStub, num_samples: int, error: grpc.RpcError) -> int:
         """The hub went away (``UNAVAILABLE``): join it again once it is back; the round to wait after (0).
