@@ -1,7 +1,7 @@
 """A masked job on the sparse neighbour graph with a real hub (coordinator, mTLS gRPC, embedded
 Rego, audit log) and real sidecars whose trainers answer at once: the global model moves by the
 weighted mean of the updates, and the round's graph (kind, degree, threshold, seed) is in the
-audit log and the round's summary."""
+audit log, which verifies with it, and in the round's summary."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fedsilo.api import FederatedJob
+from fedsilo.audit import verify_audit_log
 from fedsilo.protocol import TensorLayout, Weights
 from fedsilo.secagg import graph_seed
 from fedsilo_testing.loopback_job import run_loopback_job
@@ -71,3 +72,5 @@ def test_a_sparse_masked_round_sums_the_updates_and_records_its_graph(tmp_path: 
     (graph,) = [r for r in records if r["kind"] == "operation" and r["operation"] == "neighbour_graph"]
     assert graph["round"] == 1 and graph["details"]["seed"] == seed and graph["details"]["degree"] == 4
     assert graph["details"]["colluding_fraction"] == 0.125 and graph["details"]["hub"] == "curious"
+    # The graph's record is one an auditor's verify accepts (it once named an operation the reader refused).
+    verify_audit_log(tmp_path / "audit.jsonl", run.audit_key)

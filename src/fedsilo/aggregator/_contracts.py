@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.audit import SignedHead
+from fedsilo.audit import AuditOperation, SignedHead
 from fedsilo.policy import BudgetView, Decision, Refusal, UpdatePolicyInput
 from fedsilo.protocol import PolicyVerdict, RoundCompression, UpdateMetadata, Weights
 
@@ -41,7 +41,7 @@ class UpdateGate(Protocol):
         ...
 
     def record_operation(
-        self, *, job: str, operation: str, round_number: int, reason: str, details: Mapping[str, Any]
+        self, *, job: str, operation: AuditOperation, round_number: int, reason: str, details: Mapping[str, Any]
     ) -> None:
         """Record a decision about the job itself (a homomorphic round's key ceremony), signed at once."""
         ...

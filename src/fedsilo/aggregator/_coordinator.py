@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -72,7 +72,7 @@ JOIN_TIMEOUT_SECONDS = 120.0
 # Failed rounds in a row (homomorphic mode: a key holder lost before decrypting) before the job fails.
 MAX_ROUND_RETRIES = 3
 # The audit log's name for a silo's leave (``JobCoordinator.leave``).
-LEAVE_OPERATION = "leave"
+LEAVE_OPERATION: Final = "leave"
 
 
 class JobCoordinator:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import grpc
 import numpy as np
@@ -75,7 +75,7 @@ from ._statistics_charges import StatisticsCharges
 log = logging.getLogger("fedsilo.aggregator")
 
 #: The audit log's name for the phase's outcome (``record_operation``).
-STATISTICS_OPERATION = "statistics"
+STATISTICS_OPERATION: Final = "statistics"
 _STEPS = ("advertise", "share", "submit", "unmask")
 
 

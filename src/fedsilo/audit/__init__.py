@@ -10,6 +10,7 @@ through ``fedsilo audit verify|show``.
 """
 
 from ._chain import FORMAT as FORMAT
+from ._chain import AuditOperation as AuditOperation
 from ._chain import CheckpointRecord as CheckpointRecord
 from ._chain import DecisionRecord as DecisionRecord
 from ._chain import OperationRecord as OperationRecord
@@ -36,6 +37,7 @@ __all__ = [
     "FORMAT",
     "AuditLog",
     "AuditLogClosed",
+    "AuditOperation",
     "AuditVerificationError",
     "CheckpointRecord",
     "DecisionRecord",

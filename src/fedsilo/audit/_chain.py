@@ -22,6 +22,10 @@ from fedsilo.protocol import MessageError, StrictMessage, canonical_json
 from ._heads import Digest, SeqNumber, TamperedError, TamperKind, parse_record, strict_kind
 
 FORMAT = "fedsilo.audit/v1"
+#: The decisions about the job itself an ``operation`` record may name: the one list the writers
+#: (``AuditLog.record_operation``, typed with it) and the reader (``OperationRecord``) share, so an
+#: operation the hub writes is one ``fedsilo audit verify`` accepts.
+AuditOperation = Literal["resume", "rollback", "unlearn", "key_ceremony", "statistics", "leave", "neighbour_graph"]
 GENESIS = "sha256:" + "0" * 64
 
 
@@ -78,7 +82,7 @@ class CheckpointRecord(_Record):
 
 
 class OperationRecord(_Record):
-    """A decision about the job itself, not about one update: resume, rollback, unlearn, key ceremony, statistics, leave.
+    """A decision about the job itself, not about one update: resume, rollback, unlearn, key ceremony, statistics, leave, a round's masking graph.
 
     ``round`` is the last completed round the job goes on from (a key ceremony: the round
     whose joint key it made; the statistics phase: 0; a leave: the round the silo left in);
@@ -86,12 +90,12 @@ class OperationRecord(_Record):
     key ceremony, the joint key's id and each silo's signed share's digest, or for the
     statistics phase the digests of what it released and the silos left out, or for a leave
     the silo and whether its update was in; ``reason`` why it was asked (statistics: released
-    or failed; a leave: the silo's own signed reason).
+    or failed; a leave: the silo's own signed reason; a neighbour graph: the guarantee its degree gives).
     """
 
     kind: Literal["operation"]
     job: _Text
-    operation: Literal["resume", "rollback", "unlearn", "key_ceremony", "statistics", "leave"]
+    operation: AuditOperation
     round: SeqNumber
     reason: _Text
     details: dict[str, Any]

@@ -24,7 +24,7 @@ from typing import Any, Self
 from fedsilo.identity import SigningKey, sha256_digest
 from fedsilo.protocol import canonical_json
 
-from ._chain import FORMAT, GENESIS, RecordKind, encode_line, record_hash, rfc3339_now
+from ._chain import FORMAT, GENESIS, AuditOperation, RecordKind, encode_line, record_hash, rfc3339_now
 from ._heads import SignedHead, TamperedError, check_against_published, sign_head
 from ._verify import AuditVerificationError, scan_audit_log
 
@@ -163,7 +163,7 @@ class AuditLog:
             return record
 
     def record_operation(
-        self, *, job: str, operation: str, round_number: int, reason: str, details: Mapping[str, Any]
+        self, *, job: str, operation: AuditOperation, round_number: int, reason: str, details: Mapping[str, Any]
     ) -> SignedHead:
         """Append a decision about the job itself (resume, rollback, unlearn) and sign the head over it.
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fedsilo.audit import AuditLog, SignedHead
+from fedsilo.audit import AuditLog, AuditOperation, SignedHead
 
 from ._decision import Decision
 from ._engine import PolicyEngine
@@ -110,7 +110,7 @@ class PolicyGate:
         return self.audit.checkpoint()
 
     def record_operation(
-        self, *, job: str, operation: str, round_number: int, reason: str, details: Mapping[str, Any]
+        self, *, job: str, operation: AuditOperation, round_number: int, reason: str, details: Mapping[str, Any]
     ) -> None:
         """Record a decision about the job itself in the audit log, with a signed head over it."""
         self.audit.record_operation(
