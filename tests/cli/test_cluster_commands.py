@@ -378,6 +378,7 @@ BAD_CASES = {
     "invalid manifest": ("spec.rounds", "rounds: 0"),
     "silo without a key": ("spec.identity.publicKey", "no key"),
     "a silo without its CA": ("no CA certificate for silo", "no CA"),
+    "a CA file holding no CA": ("is not a bundle of CA certificates", "leaf"),
 }
 
 
@@ -395,10 +396,16 @@ def test_the_aggregator_refuses_bad_configuration_with_exit_code_2_naming_the_pr
         documents = list(yaml.safe_load_all(pod.job_config.read_text()))
         documents[1]["spec"]["identity"] = {}
         pod.job_config.write_text(yaml.safe_dump_all(documents))
-    else:
+    elif case == "a silo without its CA":
         silo = pod.job.spec.silos[-1]
         (pod.mounts["job"] / silo_ca_file(silo)).unlink()
         named = f"{silo} ({pod.mounts['job'] / silo_ca_file(silo)})"
+    else:
+        # A leaf certificate where the silo's CA belongs: it could bind the silo to nothing.
+        silo = pod.job.spec.silos[-1]
+        path = pod.mounts["job"] / silo_ca_file(silo)
+        path.write_bytes(pod.authorities[silo].issue(silo, server=False).certificate_pem)
+        named = f"{path} of silo {silo} is not a bundle of CA certificates"
     completed = subprocess.run(fedsilo(*pod.args), capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 2, completed.stderr
     assert "error:" in completed.stderr and named in completed.stderr, completed.stderr
