@@ -54,7 +54,7 @@ class _Trusted:
 
     current: tuple[bytes, ...]
     retired: tuple[bytes, ...] = ()
-    # (inode, size, mtime) of the file last read, or None for CAs not read from a file.
+    # (inode, size, mtime) of the file last read, or None before the first look at it.
     seen: tuple[int, int, int] | None = None
 
 
@@ -85,10 +85,9 @@ class SiloTrust:
         self._recheck = recheck_seconds
         self._lock = threading.Lock()
         self._checked = time.monotonic()
-        self._trusted = {
-            silo: _Trusted(ca_bundle(pem), seen=_identity(self._files[silo]) if silo in self._files else None)
-            for silo, pem in issuers.items()
-        }
+        # What the files held is read again at the first look (no file identity is known yet), so
+        # a file swapped between its reading and this point is not missed.
+        self._trusted = {silo: _Trusted(ca_bundle(pem)) for silo, pem in issuers.items()}
         for silo, trusted in self._trusted.items():
             self._record(silo, "trusted", trusted.current, (), ())
 
