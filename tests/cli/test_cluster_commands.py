@@ -453,6 +453,46 @@ def test_the_aggregator_refuses_a_certificate_another_silos_ca_minted_as_the_ope
     assert aggregator.poll() is None, pod.all_logs()
 
 
+@pytest.mark.integration
+def test_the_aggregator_follows_a_silos_rotated_ca_file_without_a_restart(
+    tmp_path: Path, opa_server: OpaServer, pod_cleanup: list[HubPod]
+) -> None:
+    pod = hub_pod(tmp_path, opa_server.url, "plain")
+    pod_cleanup.append(pod)
+    aggregator = pod.start_aggregator()
+    wait_for(
+        lambda: "aggregator of job" in pod.log("aggregator") or aggregator.poll() is not None,
+        f"the aggregator serving\n{pod.all_logs()}",
+        timeout=120,
+    )
+    a, b = pod.job.spec.silos
+    old, new = pod.authorities[a], CertificateAuthority.create(f"{a} identity CA, rotated")
+    ca_file = pod.mounts["job"] / silo_ca_file(a)
+
+    def swap(content: bytes) -> None:  # as the kubelet swaps a mounted ConfigMap's files
+        staged = ca_file.with_name(f".{ca_file.name}.new")
+        staged.write_bytes(content)
+        os.replace(staged, ca_file)
+
+    # The overlap: both of a's CAs are trusted for a, and the new one for a alone.
+    swap(old.certificate_pem + new.certificate_pem)
+    wait_for(lambda: _call_join(pod, a, new) is None, "a certificate from a's new CA let in", timeout=30)
+    assert _call_join(pod, a, old) is None
+    minted = _call_join(pod, b, new)
+    assert minted is not None and minted.code() == grpc.StatusCode.PERMISSION_DENIED, minted
+    # The old CA dropped: its certificates no longer get through the handshake.
+    swap(new.certificate_pem)
+    wait_for(lambda: _call_join(pod, a, old) is not None, "a certificate from a's dropped CA refused", timeout=30)
+    refused = _call_join(pod, a, old)
+    assert refused is not None and refused.code() == grpc.StatusCode.UNAVAILABLE, refused
+    assert _call_join(pod, a, new) is None
+    # One process served it all, and its log says what it trusts for whom.
+    assert aggregator.poll() is None, pod.all_logs()
+    log = pod.log("aggregator")
+    assert f"silo {a}: certificates from CA sha256:" in log and "no longer" in log, log[-3000:]
+    assert "BEGIN CERTIFICATE" not in log
+
+
 # ----- in a cluster: status reporter and operator ------------------------------------------
 
 
