@@ -27,6 +27,7 @@ from fedsilo.identity import (
     ca_bundle,
     certificate_expiry,
     certificate_fingerprint,
+    renewal_due,
     verify_issued_by,
 )
 from fedsilo.kube import CONFIG_MAP, DEPLOYMENT, EVENT, SECRET, KubeApi
@@ -45,7 +46,6 @@ from .conftest import Recorded, apply_objects, get, running_operator, service_ac
 from .test_least_privilege import shipped_rbac
 
 LIFETIME = dt.timedelta(seconds=12)
-NOW = dt.datetime.now(dt.UTC)
 
 
 # -- when ------------------------------------------------------------------------------------------
@@ -53,18 +53,22 @@ NOW = dt.datetime.now(dt.UTC)
 
 def test_a_raised_counter_rotates_the_ca_and_so_does_two_thirds_of_its_life() -> None:
     ca = CertificateAuthority.create("a", validity=dt.timedelta(hours=3)).certificate_pem
-    assert rotation_reason(ca, CaRotation(rotation=1), 1, NOW) is None
-    assert rotation_reason(ca, CaRotation(rotation=1), 2, NOW) == "requested"
-    # The CA is backdated five minutes: two thirds of its life are past two hours from now.
-    later = NOW + dt.timedelta(hours=2)
-    assert rotation_reason(ca, CaRotation(rotation=1), 1, later) == "authority renewal due"
+    now = dt.datetime.now(dt.UTC)
+    assert rotation_reason(ca, CaRotation(rotation=1), 1, now) is None
+    assert rotation_reason(ca, CaRotation(rotation=1), 2, now) == "requested"
+    # Two thirds of the way from the CA's notBefore to its notAfter, as for its certificates.
+    due = renewal_due(ca)
+    assert dt.timedelta(hours=1, minutes=55) < due - now < dt.timedelta(hours=2)
+    assert rotation_reason(ca, CaRotation(rotation=1), 1, due - dt.timedelta(minutes=1)) is None
+    assert rotation_reason(ca, CaRotation(rotation=1), 1, due) == "authority renewal due"
 
 
 def test_no_rotation_starts_while_an_overlap_is_under_way() -> None:
     ca = CertificateAuthority.create("a").certificate_pem
-    overlap = CaRotation(rotation=1, retiring=ca.decode(), retire_after=NOW + dt.timedelta(seconds=10))
-    assert rotation_reason(ca, overlap, 2, NOW) is None
-    assert rotation_reason(ca, overlap.model_copy(update={"retiring": None, "retire_after": None}), 2, NOW)
+    now = dt.datetime.now(dt.UTC)
+    overlap = CaRotation(rotation=1, retiring=ca.decode(), retire_after=now + dt.timedelta(seconds=10))
+    assert rotation_reason(ca, overlap, 2, now) is None
+    assert rotation_reason(ca, overlap.model_copy(update={"retiring": None, "retire_after": None}), 2, now)
 
 
 def test_the_new_ca_waits_for_the_hub_a_sixth_of_a_lifetime_at_most_and_never_past_a_minute_and_a_half() -> None:
