@@ -154,7 +154,8 @@ class SiloTrust:
 
     def refresh(self) -> None:
         """Read the files whose identity changed, at most once every ``recheck_seconds``."""
-        if not self._files:
+        # Read without the lock first: every call asks, and nearly every time nothing is due.
+        if not self._files or time.monotonic() - self._checked < self._recheck:
             return
         with self._lock:
             now = time.monotonic()
