@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 
 from fedsilo import __version__
-from fedsilo.aggregator import JobCoordinator, PrivacyBook, StandingSource, UpdateGate, start_server
+from fedsilo.aggregator import JobCoordinator, PrivacyBook, SiloTrust, StandingSource, UpdateGate, start_server
 from fedsilo.api import Denial, FederatedJob, JobOutcome, ModelQualityStatus, RoundReport, StatisticsStatus
 from fedsilo.identity import CertificateAuthority, SigningKey, TlsCredentials, sha256_digest
+from fedsilo.launch import silo_ca_file
 from fedsilo.policy import PolicyGate
 from fedsilo.protocol import (
     UpdateMetadata,
@@ -126,6 +127,8 @@ class Hub:
     model_key: SigningKey
     # Each silo's own CA when the hub binds silos to their CAs; empty: one CA for all.
     silo_cas: dict[str, CertificateAuthority] = field(default_factory=dict)
+    # The silos' CAs as the server follows them (``own_cas``); None: one CA for all.
+    trust: SiloTrust | None = None
 
     def open_round(self) -> int:
         """Every silo joins and waits; the round opens once all of them wait."""
@@ -178,6 +181,7 @@ def running_hub(
     gate_wrapper: Callable[[PolicyGate], UpdateGate] | None = None,
     keys: dict[str, SigningKey] | None = None,
     standing: StandingSource | None = None,
+    ca_files: Path | None = None,
     **spec: Any,
 ) -> Iterator[Hub]:
     """A coordinator for ``names`` behind a real mTLS server, its round loop in a thread.
@@ -185,6 +189,8 @@ def running_hub(
     With ``own_cas`` every silo has its own CA, as in a cluster: the server trusts all of
     them and binds each silo to its own. ``gate_wrapper`` wraps the real gate (to slow it down).
     ``keys`` are the silos' signing keys (default: new ones); ``standing`` is asked at round boundaries.
+    ``ca_files`` (with ``own_cas``): the silos' CAs are read from ``silo-ca.<silo>.crt`` files there, as
+    ``fedsilo aggregator`` reads them, and followed as they change (``Hub.trust``).
     """
     keys = keys or {n: SigningKey.generate() for n in names}
     job = FederatedJob.model_validate(job_document(names, **spec))
@@ -204,15 +210,17 @@ def running_hub(
     )
     served = ca.issue("aggregator", server=True, dns_names=("localhost",))
     silo_cas = {n: CertificateAuthority.create(f"{n} CA") for n in names} if own_cas else {}
-    if own_cas:
-        bundle = b"".join(c.certificate_pem for c in silo_cas.values())
-        served = TlsCredentials(served.private_key_pem, served.certificate_pem, bundle)
-    server, port = start_server(
-        coordinator,
-        "localhost:0",
-        served,
-        silo_issuers={n: c.certificate_pem for n, c in silo_cas.items()} if own_cas else None,
-    )
+    trust = None
+    if own_cas and ca_files is not None:
+        ca_files.mkdir(parents=True, exist_ok=True)
+        for n, c in silo_cas.items():
+            (ca_files / silo_ca_file(n)).write_bytes(c.certificate_pem)
+        trust = SiloTrust.from_files({n: ca_files / silo_ca_file(n) for n in names}, recheck_seconds=0.2)
+    elif own_cas:
+        trust = SiloTrust({n: c.certificate_pem for n, c in silo_cas.items()})
+    if trust is not None:
+        served = TlsCredentials(served.private_key_pem, served.certificate_pem, trust.roots())
+    server, port = start_server(coordinator, "localhost:0", served, trust=trust)
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -223,7 +231,7 @@ def running_hub(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome, hub_key, silo_cas)
+    h = Hub(coordinator, port, ca, tmp_path, {}, thread, outcome, hub_key, silo_cas, trust)
     h.silos = {n: h.client(n, keys[n]) for n in names}
     try:
         yield h

@@ -378,6 +378,7 @@ BAD_CASES = {
     "invalid manifest": ("spec.rounds", "rounds: 0"),
     "silo without a key": ("spec.identity.publicKey", "no key"),
     "a silo without its CA": ("no CA certificate for silo", "no CA"),
+    "a CA file holding no CA": ("is not a bundle of CA certificates", "leaf"),
 }
 
 
@@ -395,10 +396,16 @@ def test_the_aggregator_refuses_bad_configuration_with_exit_code_2_naming_the_pr
         documents = list(yaml.safe_load_all(pod.job_config.read_text()))
         documents[1]["spec"]["identity"] = {}
         pod.job_config.write_text(yaml.safe_dump_all(documents))
-    else:
+    elif case == "a silo without its CA":
         silo = pod.job.spec.silos[-1]
         (pod.mounts["job"] / silo_ca_file(silo)).unlink()
         named = f"{silo} ({pod.mounts['job'] / silo_ca_file(silo)})"
+    else:
+        # A leaf certificate where the silo's CA belongs: it could bind the silo to nothing.
+        silo = pod.job.spec.silos[-1]
+        path = pod.mounts["job"] / silo_ca_file(silo)
+        path.write_bytes(pod.authorities[silo].issue(silo, server=False).certificate_pem)
+        named = f"{path} of silo {silo} is not a bundle of CA certificates"
     completed = subprocess.run(fedsilo(*pod.args), capture_output=True, text=True, timeout=120, check=False)
     assert completed.returncode == 2, completed.stderr
     assert "error:" in completed.stderr and named in completed.stderr, completed.stderr
@@ -444,6 +451,46 @@ def test_the_aggregator_refuses_a_certificate_another_silos_ca_minted_as_the_ope
     # The same call with a certificate from b's own CA is let in.
     assert _call_join(pod, b, pod.authorities[b]) is None
     assert aggregator.poll() is None, pod.all_logs()
+
+
+@pytest.mark.integration
+def test_the_aggregator_follows_a_silos_rotated_ca_file_without_a_restart(
+    tmp_path: Path, opa_server: OpaServer, pod_cleanup: list[HubPod]
+) -> None:
+    pod = hub_pod(tmp_path, opa_server.url, "plain")
+    pod_cleanup.append(pod)
+    aggregator = pod.start_aggregator()
+    wait_for(
+        lambda: "aggregator of job" in pod.log("aggregator") or aggregator.poll() is not None,
+        f"the aggregator serving\n{pod.all_logs()}",
+        timeout=120,
+    )
+    a, b = pod.job.spec.silos
+    old, new = pod.authorities[a], CertificateAuthority.create(f"{a} identity CA, rotated")
+    ca_file = pod.mounts["job"] / silo_ca_file(a)
+
+    def swap(content: bytes) -> None:  # as the kubelet swaps a mounted ConfigMap's files
+        staged = ca_file.with_name(f".{ca_file.name}.new")
+        staged.write_bytes(content)
+        os.replace(staged, ca_file)
+
+    # The overlap: both of a's CAs are trusted for a, and the new one for a alone.
+    swap(old.certificate_pem + new.certificate_pem)
+    wait_for(lambda: _call_join(pod, a, new) is None, "a certificate from a's new CA let in", timeout=30)
+    assert _call_join(pod, a, old) is None
+    minted = _call_join(pod, b, new)
+    assert minted is not None and minted.code() == grpc.StatusCode.PERMISSION_DENIED, minted
+    # The old CA dropped: its certificates no longer get through the handshake.
+    swap(new.certificate_pem)
+    wait_for(lambda: _call_join(pod, a, old) is not None, "a certificate from a's dropped CA refused", timeout=30)
+    refused = _call_join(pod, a, old)
+    assert refused is not None and refused.code() == grpc.StatusCode.UNAVAILABLE, refused
+    assert _call_join(pod, a, new) is None
+    # One process served it all, and its log says what it trusts for whom.
+    assert aggregator.poll() is None, pod.all_logs()
+    log = pod.log("aggregator")
+    assert f"silo {a}: certificates from CA sha256:" in log and "no longer" in log, log[-3000:]
+    assert "BEGIN CERTIFICATE" not in log
 
 
 # ----- in a cluster: status reporter and operator ------------------------------------------

@@ -67,6 +67,18 @@ INVALID = {
     "no silos": (job(silos=[]), "spec.silos in body should have at least 1 items"),
     "a misspelt field": (job(minSilo=2), 'unknown field "spec.minSilo"'),
     "a silo epsilon ceiling of zero": (silo(maxEpsilon=0), "spec.maxEpsilon in body should be greater than 0"),
+    "a CA rotation without a certificate lifetime": (
+        silo(identity={"certificateAuthority": {"rotation": 1}}),
+        "certificateAuthority is set without certificateLifetime",
+    ),
+    "a negative CA rotation": (
+        silo(identity={"certificateLifetime": "1h", "certificateAuthority": {"rotation": -1}}),
+        "spec.identity.certificateAuthority.rotation in body should be greater than or equal to 0",
+    ),
+    "a CA rotation without its counter": (
+        silo(identity={"certificateLifetime": "1h", "certificateAuthority": {}}),
+        "spec.identity.certificateAuthority.rotation: Required value",
+    ),
 }
 
 
@@ -94,6 +106,25 @@ def test_the_aggregation_mode_cannot_be_weakened_after_creation(cluster: Control
     with pytest.raises(KubectlError) as refused:
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(plain))
     assert "spec.aggregation cannot change once the job exists" in refused.value.stderr
+
+
+def test_a_silos_ca_rotation_counter_may_only_be_raised(cluster: ControlPlane, namespace: str) -> None:
+    rotated = silo(identity={"certificateLifetime": "1h", "certificateAuthority": {"rotation": 2}})
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(rotated))
+    lowered = silo(identity={"certificateLifetime": "1h", "certificateAuthority": {"rotation": 1}})
+    with pytest.raises(KubectlError) as refused:
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(lowered))
+    assert "spec.identity.certificateAuthority.rotation may only be raised" in refused.value.stderr
+    raised = silo(identity={"certificateLifetime": "1h", "certificateAuthority": {"rotation": 3}})
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(raised))
+
+
+def test_kubectl_explain_teaches_the_silos_ca_rotation(cluster: ControlPlane) -> None:
+    rotation = " ".join(cluster.kubectl("explain", "silo.spec.identity.certificateAuthority.rotation").stdout.split())
+    for said in ("rotate the silo's CA now", "publishes both CAs", "no pod restarts", "May only be raised"):
+        assert said in rotation
+    status = " ".join(cluster.kubectl("explain", "silo.status.certificateAuthority").stdout.split())
+    assert "retireAfter" in status and "retiring" in status
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.rglob("*.yaml")), ids=lambda path: path.name)

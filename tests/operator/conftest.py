@@ -9,6 +9,7 @@ Deployment controller for the one fact the operator reads from it.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -217,3 +218,30 @@ def service_account_kubeconfig(cluster: ControlPlane, namespace: str, account: s
     config["contexts"][0]["context"]["user"] = account
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+class Recorded(logging.Handler):
+    """Every log record of the operator process while the module runs, as formatted text."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.name} {record.getMessage()}")
+
+
+@pytest.fixture(scope="module")
+def logged() -> Iterator[Recorded]:
+    """What the operator logs, its audit records at INFO included, whatever level the test run logs at."""
+    handler, root, audit = Recorded(), logging.getLogger(), logging.getLogger("fedsilo.audit.certificates")
+    level = audit.level
+    audit.setLevel(logging.INFO)
+    root.addHandler(handler)
+    audit.addHandler(handler)
+    audit.propagate = False
+    yield handler
+    audit.propagate = True
+    audit.removeHandler(handler)
+    root.removeHandler(handler)
+    audit.setLevel(level)

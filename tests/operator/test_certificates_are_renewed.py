@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from fedsilo.operator._certificates import (
 )
 from fedsilo_testing import ControlPlane
 
-from .conftest import apply_objects, get, running_operator, service_account_kubeconfig, unique, wait_for
+from .conftest import Recorded, apply_objects, get, running_operator, service_account_kubeconfig, unique, wait_for
 from .test_least_privilege import shipped_rbac
 
 LIFETIME = dt.timedelta(seconds=12)
@@ -107,33 +106,6 @@ def namespaces(cluster: ControlPlane) -> dict[str, str]:
     names = {role: cluster.create_namespace(unique(role)) for role in ("operator", "hub", "silo")}
     cluster.apply(*shipped_rbac(names["operator"], names["hub"], names["silo"]))
     return names
-
-
-class Recorded(logging.Handler):
-    """Every log record of the operator process while the module runs, as formatted text."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.name} {record.getMessage()}")
-
-
-@pytest.fixture(scope="module")
-def logged() -> Iterator[Recorded]:
-    """What the operator logs, its audit records at INFO included, whatever level the test run logs at."""
-    handler, root, audit = Recorded(), logging.getLogger(), logging.getLogger("fedsilo.audit.certificates")
-    level = audit.level
-    audit.setLevel(logging.INFO)
-    root.addHandler(handler)
-    audit.addHandler(handler)
-    audit.propagate = False
-    yield handler
-    audit.propagate = True
-    audit.removeHandler(handler)
-    root.removeHandler(handler)
-    audit.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from fedsilo.operator._conditions import JobFacts, Problem, job_status
 from fedsilo.operator._hub import _waiting_for
 from fedsilo.operator._hub_objects import state_claim
 from fedsilo.operator._identity import identity_secret, new_silo_identity
-from fedsilo.operator._manifest import job_manifest, registered_key
+from fedsilo.operator._manifest import SeenStanding, job_manifest, registered_cas, registered_key
 from fedsilo.operator._names import child_name
 from fedsilo.operator._silo_objects import ledger_claim
 from fedsilo.policy import default_bundle_path
@@ -257,6 +257,37 @@ def test_a_suspended_silo_or_a_rotated_key_changes_the_manifest_but_never_restar
     assert manifest.silo(silos[2].metadata.name).spec.suspended == SiloSuspension(reason="under review")
     assert manifest.silo(silos[0].metadata.name).spec.identity.public_key == registered_key(rotated)
     assert registered_key(rotated) != registered_key(silos[0])
+
+
+def test_a_silos_rotated_ca_bundle_reaches_its_ca_file_but_never_restarts_the_aggregator(
+    quickstart: Any, hub: dict[Any, Any]
+) -> None:
+    job, silos = quickstart
+    rotating = silo_cas(silos)
+    first = silos[0].metadata.name
+    rotating[first] = f"CA of {first}\nNEW CA of {first}\n"
+    inputs = HubInputs(owner(), job, job_manifest(job, silos), rotating, "AGGREGATOR CA\n", finished=False)
+    changed = by_kind(hub_objects(inputs, load_policy_files(default_bundle_path()), CONFIG))
+    digest = "fedsilo.io/spec-digest"
+    deployment = ("Deployment", "quickstart-aggregator")
+    # The aggregator follows its CA files in place (SiloTrust): a rotation restarts nothing.
+    assert (
+        changed[deployment]["spec"]["template"]["metadata"]["annotations"][digest]
+        == hub[deployment]["spec"]["template"]["metadata"]["annotations"][digest]
+    )
+    assert changed[("ConfigMap", "quickstart-job")]["data"][silo_ca_file(first)] == rotating[first]
+
+
+def test_a_changed_ca_bundle_is_a_change_of_the_silos_standing_that_re_renders_its_jobs(quickstart: Any) -> None:
+    _, silos = quickstart
+    seen = SeenStanding()
+    silo = silos[0]
+    assert "ca" in seen.changed(silo)
+    assert seen.changed(silo) == frozenset()
+    identity = {**silo.status["identity"], "caCertificate": "CA\nNEW CA\n"}
+    rotating = silo.model_copy(update={"status": {"identity": identity}})
+    assert seen.changed(rotating) == frozenset({"ca"})
+    assert registered_cas(rotating) == "CA\nNEW CA\n"
 
 
 def test_the_trainer_has_no_token_no_secret_and_reads_its_data_read_only(quickstart: Any) -> None:

@@ -1,18 +1,26 @@
 """In a cluster the trainer reaches its sidecar over TCP (separate pods): it verifies the
 sidecar's certificate against the silo's CA under the silo's name, so the silo's identity
-certificate must be fit to serve, and name the silo."""
+certificate must be fit to serve, and name the silo. When the silo's CA is rotated, a trainer
+that must reconnect dials again with the CAs its ``--sidecar-ca`` file holds now."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import socket
 from concurrent import futures
+from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from fedsilo.identity import CertificateAuthority
-from fedsilo.trainer._process import _channel
+from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, renew_tls, write_identity
+from fedsilo.protocol import TrainerTask
+from fedsilo.sidecar import TrainerLinkService, start_link_server
+from fedsilo.trainer._process import _channel, _Link, _task
 
 
 def _serve(silo: str, authority: CertificateAuthority) -> tuple[grpc.Server, int]:
@@ -59,3 +67,53 @@ def test_the_trainer_reaches_its_sidecar_by_address_under_the_silos_name() -> No
 def test_a_tcp_sidecar_without_the_silos_ca_is_refused() -> None:
     with pytest.raises(ValueError, match="--sidecar-ca"):
         _channel("10.0.0.7:7000", None, "hospital-a")
+
+
+def _swap(path: Path, content: bytes) -> None:
+    """Replace ``path`` at once, as the kubelet swaps a mounted ConfigMap's files."""
+    staged = path.with_name(f".{path.name}.new")
+    staged.write_bytes(content)
+    os.replace(staged, path)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_trainer_reconnecting_after_its_silos_ca_was_rotated_dials_with_the_cas_its_file_holds_now(
+    tmp_path: Path,
+) -> None:
+    old, new = CertificateAuthority.create("hospital-a identity CA"), CertificateAuthority.create("rotated")
+    identity_dir, ca_file = tmp_path / "identity", tmp_path / "sidecar-ca" / "ca.crt"
+    identity = SiloIdentity(SigningKey.generate(), old.issue("hospital-a", server=False))
+    write_identity(identity_dir, identity)
+    ca_file.parent.mkdir()
+    ca_file.write_bytes(old.certificate_pem)
+    address = f"127.0.0.1:{_free_port()}"
+    service = TrainerLinkService()
+    service.offer(TrainerTask(kind="hello", round=0))
+    server = start_link_server(service, address, identity.tls, identity_dir)
+    link = _Link(address, "hospital-a", ca_file)
+    try:
+        assert _task(link, "hospital-a", 0, (), patience=30)[0].kind == "hello"
+        # The rotation: both CAs published, the sidecar's certificate renewed from the new one, and
+        # the sidecar restarted (its container), so the trainer's connection is gone.
+        _swap(ca_file, old.certificate_pem + new.certificate_pem)
+        renewed = renew_tls(identity_dir, new, "hospital-a", dt.timedelta(hours=1))
+        server.stop(grace=None).wait()
+        service = TrainerLinkService()
+        service.offer(TrainerTask(kind="fit", round=1), b"model")
+        server = start_link_server(
+            service,
+            address,
+            replace(identity.tls, certificate_pem=renewed.certificate_pem, private_key_pem=renewed.private_key_pem),
+            identity_dir,
+        )
+        task, blob = _task(link, "hospital-a", 1, (), patience=20)
+        assert (task.kind, task.round, blob) == ("fit", 1, b"model")
+    finally:
+        link.close()
+        server.stop(grace=None)

@@ -38,6 +38,9 @@ from ._statistics import StatisticsFailed as StatisticsFailed
 from ._statistics import StatisticsPhase as StatisticsPhase
 from ._statistics import StatisticsRelease as StatisticsRelease
 from ._statistics import StatisticsService as StatisticsService
+from ._trust import IssuerRetired as IssuerRetired
+from ._trust import SiloTrust as SiloTrust
+from ._trust import TrustFilesError as TrustFilesError
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -50,6 +53,7 @@ __all__ = [
     "Checkpoints",
     "CompressionChoice",
     "CompressionPlanner",
+    "IssuerRetired",
     "JobCoordinator",
     "JobFailed",
     "LedgerBook",
@@ -62,11 +66,13 @@ __all__ = [
     "SiloRoundStats",
     "SiloScore",
     "SiloStanding",
+    "SiloTrust",
     "StandingSource",
     "StatisticsFailed",
     "StatisticsPhase",
     "StatisticsRelease",
     "StatisticsService",
+    "TrustFilesError",
     "UpdateGate",
     "UpdateSink",
     "UpdatesStrategy",

@@ -2,7 +2,8 @@
 
 Handlers are thin: they establish who is calling (the client certificate's common name,
 which must be an enrolled silo, match the silo the request names, and, where each silo
-has its own CA, have been issued by that silo's CA: see docs/trust.md), convert messages
+has its own CA, have been issued by one of that silo's CAs, which ``SiloTrust`` follows as
+the operator rotates them: see docs/trust.md), convert messages
 at the edge through ``fedsilo.protocol``, and hand over to ``JobCoordinator``. Each update
 stream has its own deadline: a silo that stalls its upload is cut off, not waited for.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import cast
 
@@ -19,13 +20,7 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
-from fedsilo.identity import (
-    CertificateExpired,
-    IssuerMismatch,
-    TlsCredentials,
-    check_certificate_current,
-    verify_issued_by,
-)
+from fedsilo.identity import CertificateExpired, IssuerMismatch, TlsCredentials, check_certificate_current
 from fedsilo.policy import Reason, Refusal
 from fedsilo.protocol import (
     MessageError,
@@ -44,6 +39,7 @@ from fedsilo.protocol import (
 from ._coordinator import JobCoordinator
 from ._limits import RateLimited, RateLimits
 from ._phases import PhaseClosed
+from ._trust import IssuerRetired, SiloTrust
 
 log = logging.getLogger("fedsilo.aggregator")
 
@@ -96,13 +92,11 @@ class Callers:
     and the statistics phase's, ``_statistics.StatisticsService``).
     """
 
-    def __init__(
-        self, enrolled: Callable[[str], bool], limits: RateLimits, silo_issuers: Mapping[str, bytes] | None
-    ) -> None:
+    def __init__(self, enrolled: Callable[[str], bool], limits: RateLimits, trust: SiloTrust | None) -> None:
         self._enrolled = enrolled
         self._limits = limits
-        # Silo name -> PEM of the CA that alone may issue its certificates; None: one CA for all.
-        self._issuers = dict(silo_issuers) if silo_issuers is not None else None
+        # Each silo's own CAs, which alone may issue its certificates; None: one CA for all.
+        self._trust = trust
 
     def __call__(self, context: grpc.ServicerContext, claimed: str, *, upload: bool = False) -> str:
         """The enrolled silo behind this TLS session, within its rate limits; aborts on a mismatch or a flood."""
@@ -123,12 +117,17 @@ class Callers:
                 f"the client certificate of {silo!r} {error}: its sidecar must dial with the renewed certificate "
                 "(renewed at 2/3 of its life; docs/operations.md)",
             )
-        if self._issuers is not None:
-            issuer = self._issuers.get(silo)
+        if self._trust is not None:
             try:
-                if not peer or issuer is None:
-                    raise IssuerMismatch("no registered CA for this silo")
-                verify_issued_by(peer[0], issuer)
+                if not peer:
+                    raise IssuerMismatch("without a certificate")
+                self._trust.check(silo, peer[0])
+            except IssuerRetired as error:
+                context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    f"the client certificate of {silo!r} was {error}: its sidecar must dial with a certificate "
+                    "from the silo's current CA (its operator issues one at the next renewal; docs/operations.md)",
+                )
             except IssuerMismatch as error:
                 context.abort(
                     grpc.StatusCode.PERMISSION_DENIED, f"certificate for {silo!r} is {error}: another CA minted it"
@@ -148,12 +147,12 @@ class Callers:
 class AggregatorService(rpc.AggregatorServicer):
     """Maps RPCs to a ``JobCoordinator``."""
 
-    def __init__(self, coordinator: JobCoordinator, silo_issuers: Mapping[str, bytes] | None = None) -> None:
+    def __init__(self, coordinator: JobCoordinator, trust: SiloTrust | None = None) -> None:
         self._coordinator = coordinator
         self._caller = Callers(
             coordinator.enrolled,
             RateLimits(coordinator.spec.rate_limits, coordinator.spec.silos, coordinator.refuse_call),
-            silo_issuers,
+            trust,
         )
         # Every silo downloads the same model: cut it into messages and serialize them once per
         # round, not per silo (a download in flight then holds no copy of its own on the heap).
@@ -297,24 +296,34 @@ def start_server(
     credentials: TlsCredentials,
     *,
     workers: int | None = None,
-    silo_issuers: Mapping[str, bytes] | None = None,
+    trust: SiloTrust | None = None,
 ) -> tuple[grpc.Server, int]:
     """Start the mTLS gRPC server; returns it and the bound port. Never listens in plaintext.
 
-    ``silo_issuers`` maps each silo to the PEM of its own CA: every call's certificate must
-    be issued by the CA of the silo it names. Without it every trusted CA may issue any
-    silo's certificate, which is only safe when one party holds the one CA (``fedsilo run``).
+    ``trust`` holds each silo's own CAs: every call's certificate must be issued by a CA of
+    the silo it names, and the TLS handshake lets in the CAs it trusts at that moment (see
+    :func:`serve`). Without it every CA of ``credentials`` may issue any silo's certificate,
+    which is only safe when one party holds the one CA (``fedsilo run``).
     """
     # Every silo may hold its concurrentCalls open (a wait in a step holds one), so size the pool to
     # the job: one flooding silo then cannot take the workers the others need.
     size = workers or coordinator.spec.rate_limits.concurrent_calls * len(coordinator.spec.silos) + 8
-    return serve(AggregatorService(coordinator, silo_issuers), listen, credentials, workers=size)
+    return serve(AggregatorService(coordinator, trust), listen, credentials, workers=size, trust=trust)
 
 
 def serve(
-    service: rpc.AggregatorServicer, listen: str, credentials: TlsCredentials, *, workers: int
+    service: rpc.AggregatorServicer,
+    listen: str,
+    credentials: TlsCredentials,
+    *,
+    workers: int,
+    trust: SiloTrust | None = None,
 ) -> tuple[grpc.Server, int]:
-    """Serve ``service`` over mutual TLS on ``listen`` with ``workers`` threads; the server and its bound port."""
+    """Serve ``service`` over mutual TLS on ``listen`` with ``workers`` threads; the server and its bound port.
+
+    With ``trust`` the client CAs the handshake accepts are ``trust``'s at each new connection
+    (a silo's rotated CA is let in without a restart), else ``credentials``' CA.
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aggregator"),
         options=[
@@ -334,16 +343,40 @@ def serve(
                 )
             },
         )
-    server_credentials = grpc.ssl_server_credentials(
-        [(credentials.private_key_pem, credentials.certificate_pem)],
-        root_certificates=credentials.ca_certificate_pem,
-        require_client_auth=True,
-    )
+    if trust is None:
+        server_credentials = grpc.ssl_server_credentials(
+            [(credentials.private_key_pem, credentials.certificate_pem)],
+            root_certificates=credentials.ca_certificate_pem,
+            require_client_auth=True,
+        )
+    else:
+        server_credentials = _following_client_cas(credentials, trust)
     port = server.add_secure_port(listen, server_credentials)
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
     server.start()
     return server, port
+
+
+def _following_client_cas(credentials: TlsCredentials, trust: SiloTrust) -> grpc.ServerCredentials:
+    """Server credentials whose trusted client CAs are ``trust``'s as of each handshake.
+
+    gRPC calls the fetcher at every new connection (as the sidecar's trainer link does for its
+    renewed certificate, ``sidecar/_link.py``); it builds a new configuration only when the CAs changed. A
+    connection already open keeps the CAs of its handshake, which is why ``Callers`` checks the
+    silo's CAs again on every call.
+    """
+    pair = [(credentials.private_key_pem, credentials.certificate_pem)]
+    roots = trust.roots()
+    current = [(roots, grpc.ssl_server_certificate_configuration(pair, root_certificates=roots))]
+
+    def fetch() -> grpc.ServerCertificateConfiguration:
+        roots = trust.roots()
+        if roots != current[0][0]:
+            current[0] = (roots, grpc.ssl_server_certificate_configuration(pair, root_certificates=roots))
+        return current[0][1]
+
+    return grpc.dynamic_ssl_server_credentials(current[0][1], fetch, require_client_authentication=True)
 
 
 def _as_sent(message: bytes) -> bytes:

@@ -71,6 +71,7 @@ from ._limits import RateLimits
 from ._phases import Phase, PhaseClosed
 from ._service import Callers
 from ._statistics_charges import StatisticsCharges
+from ._trust import SiloTrust
 
 log = logging.getLogger("fedsilo.aggregator")
 
@@ -549,14 +550,10 @@ class StatisticsService(rpc.AggregatorServicer):
     phase is over, by ``AggregatorService`` on the same address.
     """
 
-    def __init__(self, phase: StatisticsPhase, silo_issuers: Mapping[str, bytes] | None = None) -> None:
+    def __init__(self, phase: StatisticsPhase, trust: SiloTrust | None = None) -> None:
         self._phase = phase
         spec = phase.job.spec
-        self._caller = Callers(
-            phase.enrolled,
-            RateLimits(spec.rate_limits, spec.silos, self._limited),
-            silo_issuers,
-        )
+        self._caller = Callers(phase.enrolled, RateLimits(spec.rate_limits, spec.silos, self._limited), trust)
 
     def Join(self, request: pb.JoinRequest, context: grpc.ServicerContext) -> pb.JoinReply:
         """Training is not served yet: a sidecar that is already past the phase retries until it is."""

@@ -28,6 +28,7 @@ from ._status import JobResult as JobResult
 from ._status import ModelQualityStatus as ModelQualityStatus
 from ._status import ModelReference as ModelReference
 from ._status import RoundReport as RoundReport
+from ._status import SiloAuthorityStatus as SiloAuthorityStatus
 from ._status import SiloCertificateStatus as SiloCertificateStatus
 from ._status import SiloIdentityStatus as SiloIdentityStatus
 from ._status import SiloJobStatus as SiloJobStatus
@@ -67,6 +68,7 @@ from ._types import RollbackSpec as RollbackSpec
 from ._types import RoundNumber as RoundNumber
 from ._types import Scaling as Scaling
 from ._types import Silo as Silo
+from ._types import SiloCertificateAuthority as SiloCertificateAuthority
 from ._types import SiloConsent as SiloConsent
 from ._types import SiloDataSpec as SiloDataSpec
 from ._types import SiloIdentity as SiloIdentity
@@ -134,6 +136,8 @@ __all__ = [
     "RoundReport",
     "Scaling",
     "Silo",
+    "SiloAuthorityStatus",
+    "SiloCertificateAuthority",
     "SiloCertificateStatus",
     "SiloConsent",
     "SiloDataSpec",

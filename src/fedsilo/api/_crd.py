@@ -63,6 +63,7 @@ from ._types import (
     PrivacySpec,
     RateLimitSpec,
     Silo,
+    SiloCertificateAuthority,
     SiloIdentity,
     SiloSpec,
     SiloSuspension,
@@ -112,6 +113,7 @@ IMMUTABLE_JOB_FIELDS: tuple[tuple[str, str], ...] = (
 )
 IMMUTABLE_NOTE = "Immutable: fixed when the job is created; create a new FederatedJob to change it."
 CEILING_NOTE = "May only be lowered (or set where there was none) once written."
+ROTATION_NOTE = "May only be raised once written."
 KEY_NOTE = (
     "Once set it cannot be removed; to rotate the key, write the new one here "
     "(docs/operations.md, 'Suspension, key rotation and rate limits')."
@@ -150,6 +152,16 @@ _ROOT_RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             field_path=".spec.maxEpsilon",
             reason="FieldValueForbidden",
         ),
+        # A lowered counter would read as "rotated already": the operator compares it with the last rotation done.
+        Rule(
+            rule="!has(oldSelf.spec) || !has(oldSelf.spec.identity) || !has(oldSelf.spec.identity.certificateAuthority) "
+            "|| !has(self.spec) || !has(self.spec.identity) || !has(self.spec.identity.certificateAuthority) || "
+            "self.spec.identity.certificateAuthority.rotation >= oldSelf.spec.identity.certificateAuthority.rotation",
+            message="spec.identity.certificateAuthority.rotation may only be raised: each raise rotates the silo's "
+            "CA once; to rotate again, raise it",
+            field_path=".spec.identity.certificateAuthority.rotation",
+            reason="FieldValueForbidden",
+        ),
         # A key may be replaced (rotation takes effect at the next round boundary), never removed:
         # a running job would be left with no key to verify the silo by.
         Rule(
@@ -168,6 +180,7 @@ _FIELD_NOTES: dict[tuple[type[BaseModel], str], str] = {
     **{(FederatedJobSpec, field): IMMUTABLE_NOTE for field, _ in IMMUTABLE_JOB_FIELDS},
     (SiloSpec, "maxEpsilon"): CEILING_NOTE,
     (SiloIdentity, "publicKey"): KEY_NOTE,
+    (SiloCertificateAuthority, "rotation"): ROTATION_NOTE,
 }
 
 
@@ -288,6 +301,13 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             message=f"certificateLifetime is outside {MIN_CERTIFICATE_LIFETIME} to {MAX_CERTIFICATE_LIFETIME}; "
             "choose a lifetime in that range, e.g. 24h",
             field_path=".certificateLifetime",
+        ),
+        Rule(
+            rule="!has(self.certificateAuthority) || has(self.certificateLifetime)",
+            message="certificateAuthority is set without certificateLifetime: the operator keeps and rotates a CA "
+            "only for a silo whose certificates it renews; set certificateLifetime, or remove certificateAuthority",
+            field_path=".certificateAuthority",
+            reason="FieldValueForbidden",
         ),
         Rule(
             rule="!has(self.certificateLifetime) || !has(self.publicKey)",

@@ -321,7 +321,8 @@ class SiloIdentityStatus(_Status):
     ca_certificate: str | None = Field(
         default=None,
         max_length=16384,
-        description="PEM certificate of the CA that signed the silo's mTLS client certificate (public).",
+        description="PEM certificates of the silo's CAs, which the hub trusts for this silo's mTLS client "
+        "certificates (public): one, or two while the operator rotates the CA (the old one first, then the new).",
     )
     created_by_operator: bool | None = Field(
         default=None,
@@ -346,6 +347,36 @@ class SiloCertificateStatus(_Status):
     )
     renewals: int | None = Field(
         default=None, ge=0, description="Certificates issued since the operator (re)started keeping this one."
+    )
+    ca_fingerprint: str | None = Field(
+        default=None, max_length=128, description="SHA-256 of the CA certificate that signed it, as sha256:hex."
+    )
+
+
+class SiloAuthorityStatus(_Status):
+    """The silo's CA that the operator keeps, and the rotation under way (spec.identity.certificateAuthority)."""
+
+    fingerprint: str | None = Field(
+        default=None, max_length=128, description="SHA-256 of the current CA certificate, as sha256:hex."
+    )
+    not_after: str | None = Field(default=None, max_length=64, description="When the current CA expires (RFC 3339).")
+    rotate_after: str | None = Field(
+        default=None,
+        max_length=64,
+        description="When the operator rotates the CA by itself: two thirds of its life (RFC 3339).",
+    )
+    rotation: int | None = Field(
+        default=None, ge=0, description="The last rotation done (spec.identity.certificateAuthority.rotation)."
+    )
+    retiring: str | None = Field(
+        default=None,
+        max_length=128,
+        description="During a rotation's overlap: the old CA's fingerprint, which the hub still trusts.",
+    )
+    retire_after: str | None = Field(
+        default=None,
+        max_length=64,
+        description="When the old CA is dropped: the expiry of the last certificate it issued (RFC 3339).",
     )
 
 
@@ -377,6 +408,9 @@ class SiloStatus(_Status):
     identity: SiloIdentityStatus | None = Field(default=None, description="The silo's identity.")
     certificate: SiloCertificateStatus | None = Field(
         default=None, description="The sidecar's short-lived client certificate, if the operator renews it."
+    )
+    certificate_authority: SiloAuthorityStatus | None = Field(
+        default=None, description="The silo's CA, if the operator keeps it, and its rotation."
     )
     jobs: list[SiloJobStatus] | None = Field(
         default=None,

@@ -1386,8 +1386,31 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=sum(int(part[:-1]) * _DURATION_UNITS[part[-1]] for part in match.groups() if part))
 
 
+#: The highest CA rotation counter; a platform team raising it by one per rotation never reaches it.
+MAX_CA_ROTATION = 1_000_000
+
+
+class SiloCertificateAuthority(_Model):
+    """The silo's own CA that the operator keeps (with ``certificateLifetime``): when to rotate it."""
+
+    rotation: int = Field(
+        ge=0,
+        le=MAX_CA_ROTATION,
+        description=(
+            "Raise it (by one) to rotate the silo's CA now, on a schedule or at once after a suspected "
+            "compromise of its key. The operator then makes a new CA and drops the old CA's key, publishes both "
+            "CAs to the hub (status.identity.caCertificate, which the hub re-reads without a restart), issues the "
+            "next client certificate from the new CA at its renewal, and drops the old CA once the last "
+            "certificate it issued has expired; no pod restarts and no round fails. "
+            "status.certificateAuthority.rotation is the last rotation done; a rotation raised during another's "
+            "overlap starts when that one ends. The operator also rotates the CA by itself when two thirds of its "
+            "five-year life have passed."
+        ),
+    )
+
+
 class SiloIdentity(_Model):
-    """The silo's registered public identity, and how long its mTLS client certificate lives."""
+    """The silo's registered public identity, how long its mTLS client certificate lives, and its CA's rotation."""
 
     public_key: str | None = Field(
         default=None,
@@ -1414,6 +1437,14 @@ class SiloIdentity(_Model):
         ),
     )
 
+    certificate_authority: SiloCertificateAuthority | None = Field(
+        default=None,
+        description=(
+            "The silo's CA, which the operator keeps for a silo with certificateLifetime: raise rotation to "
+            "rotate it. Only with certificateLifetime."
+        ),
+    )
+
     @field_validator("certificate_lifetime")
     @classmethod
     def _lifetime_bounds(cls, value: str | None) -> str | None:
@@ -1434,7 +1465,17 @@ class SiloIdentity(_Model):
                 "certificateLifetime is set with publicKey: a registered key means the partner holds the silo's "
                 "CA, so the operator cannot renew its certificates; remove one of the two"
             )
+        if self.certificate_authority is not None and self.certificate_lifetime is None:
+            raise ValueError(
+                "certificateAuthority is set without certificateLifetime: the operator keeps and rotates a CA only "
+                "for a silo whose certificates it renews; set certificateLifetime, or remove certificateAuthority"
+            )
         return self
+
+    @property
+    def ca_rotation(self) -> int:
+        """The CA rotation the spec asks for (0 when it names none)."""
+        return 0 if self.certificate_authority is None else self.certificate_authority.rotation
 
     @property
     def lifetime(self) -> dt.timedelta | None:

@@ -42,13 +42,17 @@ def _trainer(parsed: argparse.Namespace) -> int:
         return EXIT_USAGE
     spec = manifest.job.spec
     data_path = args.data_path or manifest.silo(args.silo).spec.data.path
-    ca = args.sidecar_ca.read_bytes() if args.sidecar_ca else None
     # Imported here: training needs PyTorch, which only the trainer image carries; every
     # other command runs from the smaller fedsilo image without it.
     from fedsilo.trainer import run_trainer
 
     return run_trainer(
-        spec, args.silo, args.sidecar, data_path=data_path, ca_certificate_pem=ca, preprocessing=args.preprocessing
+        spec,
+        args.silo,
+        args.sidecar,
+        data_path=data_path,
+        sidecar_ca=args.sidecar_ca,
+        preprocessing=args.preprocessing,
     )
 
 

@@ -37,6 +37,7 @@ from ._pki import CertificateAuthority as CertificateAuthority
 from ._pki import CertificateExpired as CertificateExpired
 from ._pki import IssuerMismatch as IssuerMismatch
 from ._pki import TlsCredentials as TlsCredentials
+from ._pki import ca_bundle as ca_bundle
 from ._pki import certificate_common_name as certificate_common_name
 from ._pki import certificate_expiry as certificate_expiry
 from ._pki import certificate_fingerprint as certificate_fingerprint
@@ -65,6 +66,7 @@ __all__ = [
     "SiloIdentity",
     "TlsCredentials",
     "VerifyKey",
+    "ca_bundle",
     "certificate_common_name",
     "certificate_expiry",
     "certificate_fingerprint",

@@ -226,18 +226,44 @@ def check_key_pair(private_key_pem: bytes, certificate_pem: bytes) -> None:
 
 
 class IssuerMismatch(ValueError):
-    """A certificate that the named CA did not issue."""
+    """A certificate that none of the named CAs issued."""
+
+
+def ca_bundle(bundle_pem: bytes) -> tuple[bytes, ...]:
+    """The CA certificates of a PEM bundle, each as PEM, in order; ValueError unless there is one and each is a CA.
+
+    A silo's trusted CAs travel as one bundle: one CA, or two while its CA is being rotated
+    (the hub trusts both until the last certificate from the old one has expired).
+    """
+    try:
+        certificates = x509.load_pem_x509_certificates(bundle_pem)
+    except ValueError as error:
+        raise ValueError(f"not a PEM bundle of certificates ({error})") from None
+    for certificate in certificates:
+        try:
+            constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if constraints is None or not constraints.ca:
+            raise ValueError(f"{certificate.subject.rfc4514_string()} is not a CA certificate")
+    return tuple(certificate.public_bytes(serialization.Encoding.PEM) for certificate in certificates)
 
 
 def verify_issued_by(certificate_pem: bytes, ca_certificate_pem: bytes) -> None:
-    """Raise ``IssuerMismatch`` unless ``ca_certificate_pem``'s key signed ``certificate_pem``.
+    """Raise ``IssuerMismatch`` unless the key of a CA in ``ca_certificate_pem`` (one or a bundle) signed ``certificate_pem``.
 
     TLS already proved the certificate chains to *some* trusted CA; this proves it chains to
-    the one CA registered for the name it carries, so one partner's CA cannot mint another's.
+    a CA registered for the name it carries, so one partner's CA cannot mint another's.
     """
     try:
         certificate = x509.load_pem_x509_certificate(certificate_pem)
-        issuer = x509.load_pem_x509_certificate(ca_certificate_pem)
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature) as error:
+        issuers = x509.load_pem_x509_certificates(ca_certificate_pem)
+    except (ValueError, TypeError) as error:
         raise IssuerMismatch(f"not issued by the registered CA ({type(error).__name__})") from None
+    for issuer in issuers:
+        try:
+            certificate.verify_directly_issued_by(issuer)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return
+    raise IssuerMismatch("not issued by the registered CA (InvalidSignature)")

@@ -56,7 +56,15 @@ from ._hub_objects import (
 )
 from ._identity import aggregator_credentials, tls_secret
 from ._locks import KeyedLocks
-from ._manifest import SeenStanding, SiloLookup, job_manifest, named_silos, parse_object, registered_key
+from ._manifest import (
+    SeenStanding,
+    SiloLookup,
+    job_manifest,
+    named_silos,
+    parse_object,
+    registered_cas,
+    registered_key,
+)
 from ._metrics import forget_job, record_job_figures
 from ._names import JOB_LABEL, adopt, as_body, labels, normal_event
 
@@ -142,7 +150,7 @@ class HubReconciler:
                 owner=body,
                 job=job,
                 manifest=job_manifest(job, ordered),
-                silo_cas={silo.metadata.name: ca for silo in ordered if (ca := _silo_ca(silo))},
+                silo_cas={silo.metadata.name: ca for silo in ordered if (ca := registered_cas(silo))},
                 aggregator_ca=endpoint["caCertificate"],
                 finished=status.get("result") is not None,
             )
@@ -226,10 +234,11 @@ class HubReconciler:
     def silo_changed(
         self, silo_body: Mapping[str, Any], jobs: list[str], available: Mapping[str, bool], silos: SiloLookup
     ) -> None:
-        """A Silo changed: if its key or suspension did, re-render the jobs that name it (their manifests hold both).
+        """A Silo changed: if its key, CAs or suspension did, re-render the jobs that name it (their ConfigMaps hold them).
 
-        The aggregator is not restarted for either (its digest leaves the silos' standing out):
-        it re-reads the mounted manifest at its next round boundary.
+        The aggregator is not restarted for any (its digest leaves the silos' standing and CAs
+        out): it re-reads the mounted manifest at its next round boundary, and the silos' CA
+        files within a second (``fedsilo.aggregator.SiloTrust``).
         """
         namespace = silo_body["metadata"]["namespace"]
         try:
@@ -418,7 +427,9 @@ def _waiting_for(job: FederatedJob, silos: Mapping[str, Silo], namespace: str) -
     absent = [name for name in job.spec.silos if name not in silos]
     unkeyed = [name for name in job.spec.silos if name in silos and registered_key(silos[name]) is None]
     # The aggregator binds each silo to its own CA and refuses to start without one.
-    no_ca = [name for name in job.spec.silos if name in silos and name not in unkeyed and not _silo_ca(silos[name])]
+    no_ca = [
+        name for name in job.spec.silos if name in silos and name not in unkeyed and not registered_cas(silos[name])
+    ]
     parts = []
     if absent:
         parts.append(f"no Silo named {', '.join(absent)} in namespace {namespace}")
@@ -447,9 +458,3 @@ def _status_object(meta: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[s
 def _published_endpoint(job: Mapping[str, Any] | None) -> Mapping[str, str] | None:
     endpoint: Mapping[str, str] | None = ((job or {}).get("status") or {}).get("endpoint")
     return endpoint
-
-
-def _silo_ca(silo: Silo) -> str | None:
-    identity = (silo.status or {}).get("identity") or {}
-    ca = identity.get("caCertificate")
-    return str(ca) if ca else None

@@ -116,7 +116,7 @@ class HubInputs:
     owner: Mapping[str, Any]
     job: FederatedJob
     manifest: str
-    #: Each silo's own CA certificate (PEM) by silo name: the one CA that may issue its client certificates.
+    #: Each silo's own CAs (PEM; two while its CA is rotated) by silo name: the CAs that may issue its certificates.
     silo_cas: Mapping[str, str]
     aggregator_ca: str
     finished: bool
@@ -274,11 +274,11 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
                 "metadata": {
                     "labels": template_labels,
                     "annotations": {
-                        # Not the silos' standing: the aggregator takes a suspension or a new key
-                        # from the updated ConfigMap at its next round boundary, without a restart.
+                        # Not the silos' standing nor their CAs: the aggregator takes a suspension or a
+                        # new key from the updated ConfigMap at its next round boundary, and a rotated
+                        # CA from its file within a second, without a restart.
                         SPEC_DIGEST_ANNOTATION: _digest(
                             manifest_without_standing(inputs.manifest),
-                            dict(inputs.silo_cas),
                             inputs.aggregator_ca,
                             dict(policies),
                         ),

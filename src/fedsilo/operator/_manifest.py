@@ -60,26 +60,34 @@ def registered_key(silo: Silo) -> str | None:
     return str(key) if key else None
 
 
+def registered_cas(silo: Silo) -> str | None:
+    """The CAs the hub trusts for the silo (PEM, one or two during a rotation), from its status; None before any."""
+    identity = (silo.status or {}).get("identity") or {}
+    ca = identity.get("caCertificate")
+    return str(ca) if ca else None
+
+
 def job_manifest(job: FederatedJob, silos: Sequence[Silo]) -> str:
     """The manifest text: the job, then its silos in the job's order, each with its registered key."""
     return render_job_manifest(job, silos, public_key=registered_key)
 
 
 class SeenStanding:
-    """What was last seen of each Silo's standing (public key, suspension), so a Silo event acts only on a change."""
+    """What was last seen of each Silo's standing (public key, CAs, suspension), so a Silo event acts only on a change."""
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        self._seen: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = {}
         self._lock = threading.Lock()
 
     def changed(self, silo: Silo) -> frozenset[str]:
-        """Record the silo's standing; what differs from the last one seen: ``"key"``, ``"suspension"``.
+        """Record the silo's standing; what differs from the last one seen: ``"key"``, ``"ca"``, ``"suspension"``.
 
-        A key appearing for the first time is a change (the jobs naming the silo were waiting
-        for it); so is a suspension seen for the first time, which the operator reports.
+        A key or CA appearing for the first time is a change (the jobs naming the silo were
+        waiting for it); so is a suspension seen for the first time, which the operator reports.
+        A changed CA bundle is a rotation under way (docs/operations.md).
         """
         suspended = silo.spec.suspended
-        now = (registered_key(silo), suspended.reason if suspended is not None else None)
+        now = (registered_key(silo), suspended.reason if suspended is not None else None, registered_cas(silo))
         where = (str(silo.metadata.namespace), silo.metadata.name)
         with self._lock:
             before = self._seen.get(where)
@@ -89,4 +97,6 @@ class SeenStanding:
             changes.add("key")
         if (before[1] if before is not None else None) != now[1]:
             changes.add("suspension")
+        if now[2] is not None and (before is None or before[2] != now[2]):
+            changes.add("ca")
         return frozenset(changes)

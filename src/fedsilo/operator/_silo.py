@@ -27,7 +27,7 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kopf
@@ -231,8 +231,8 @@ class SiloReconciler:
         kept: KeptAuthority | None = None
         if not registered and lifetime is not None and self._published_identity(workload, name) is None:
             # The CA is kept before anything it signs exists; one kept earlier (a creation cut short) is reused.
-            kept = self.certificates.kept(name, workload) or KeptAuthority(
-                self.certificates.keep_new(name, workload), None
+            kept = self.certificates.kept(name, workload) or self.certificates.keep_new(
+                name, workload, silo.spec.identity.ca_rotation
             )
         if not registered and (lifetime is None or kept is not None):
             # Create-if-absent without reading: the operator may create Secrets, never get them.
@@ -288,6 +288,21 @@ class SiloReconciler:
                 ),
             )
         return published, False, None
+
+    def _publish_ca_bundle(self, body: Mapping[str, Any], silo: Silo, workload: str, bundle: str) -> None:
+        """Put the silo's CAs (one, or two while its CA is rotated) in its identity's public ConfigMap.
+
+        The trainer verifies its sidecar's certificate with them and people read them there; the
+        hub takes them from the Silo's status, which the certificate keeper writes next.
+        """
+        name = silo.metadata.name
+        published = self._published_identity(workload, name)
+        if published is None or published.ca_certificate == bundle:
+            return
+        public = identity_public_config_map(name, workload, replace(published, ca_certificate=bundle))
+        if workload == silo.metadata.namespace:
+            adopt([public], body)
+        self.api.apply(public)
 
     def _published_identity(self, workload: str, name: str) -> PublicIdentity | None:
         config_map = self.api.get(CONFIG_MAP, workload, identity_public_name(name))
@@ -353,7 +368,7 @@ class SiloReconciler:
             log.warning("could not report a problem on Silo %s: %s", body["metadata"]["name"], error)
 
     def renew_certificate(self, body: Mapping[str, Any]) -> None:
-        """The renewal timer: renew the silo's client certificate if it is due (see :mod:`._certificates`).
+        """The renewal timer: rotate the silo's CA and renew its client certificate as due (see :mod:`._certificates`).
 
         Waits for the identity (``reconcile_silo`` creates it); a silo whose CA the operator does
         not keep gets one Warning Event, and its certificate runs out as issued.
@@ -368,7 +383,13 @@ class SiloReconciler:
         key = (str(silo.metadata.namespace), silo.metadata.name)
         workload = workload_namespace(silo)
         try:
-            problem = self.certificates.renew_if_due(body, silo, workload, identity.get("caCertificate"))
+            problem = self.certificates.maintain(
+                body,
+                silo,
+                workload,
+                identity.get("caCertificate"),
+                lambda bundle: self._publish_ca_bundle(body, silo, workload, bundle),
+            )
         except CALL_ERRORS as error:
             log.warning("certificate of Silo %s/%s not renewed yet: %s", *key, error)
             return

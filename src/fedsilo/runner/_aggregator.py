@@ -4,9 +4,11 @@ The command line (``fedsilo.cli``) parses :class:`~fedsilo.launch.AggregatorArgs
 manifest and calls :func:`run_aggregator`; everything from here to the job's outcome lives in
 this module:
 
-- the serving credentials from ``--tls-dir``, and each silo's own CA beside ``--job-config``
-  (:func:`fedsilo.launch.silo_ca_file`): a client certificate must chain to one of them, and
-  the gRPC service accepts it for a silo only if that silo's CA issued it;
+- the serving credentials from ``--tls-dir``, and each silo's own CAs beside ``--job-config``
+  (:func:`fedsilo.launch.silo_ca_file`, one CA or two while the silo's CA is rotated): a client
+  certificate must chain to one of them, and the gRPC service accepts it for a silo only if one
+  of that silo's CAs issued it; the files are followed as the kubelet updates them
+  (:class:`fedsilo.aggregator.SiloTrust`), so a rotation needs no restart;
 - the status reporter, when the pod's environment names the job (``FEDSILO_JOB_*``; outside
   a cluster nothing is reported, and a log line says so);
 - the hub (:func:`fedsilo.runner.build_hub`, as ``fedsilo run`` builds its own) with OPA as
@@ -32,12 +34,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import start_http_server
 
-from fedsilo.aggregator import Checkpoints, JobFailed, LedgerBook, start_server
+from fedsilo.aggregator import Checkpoints, JobFailed, LedgerBook, SiloTrust, TrustFilesError, start_server
 from fedsilo.api import JobOutcome, Manifest, StatusReporter
 from fedsilo.audit import AuditLog
 from fedsilo.datasets import PREPROCESSING_FILE, FittedPreprocessing
@@ -79,34 +81,27 @@ class AggregatorEnvironmentError(RuntimeError):
     """The environment failed: the Kubernetes API for status reports, or the gRPC port."""
 
 
-def silo_issuers(job_dir: Path, silos: Iterable[str]) -> dict[str, bytes]:
-    """Each enrolled silo's own CA certificate (PEM), read from its file in ``job_dir``.
+def silo_issuers(job_dir: Path, silos: Iterable[str]) -> SiloTrust:
+    """Each enrolled silo's own CAs, read from its file in ``job_dir`` and followed as the file changes.
 
     Raises:
-        AggregatorConfigError: a silo has no CA file (or an empty one); the message names the
-            silos and files. Without its CA a silo could not be told from a silo whose
-            certificate another partner's CA minted, so the aggregator does not start.
+        AggregatorConfigError: a silo has no CA file, an empty one or one that holds no CA
+            certificate; the message names the silos and files. Without its CA a silo could not
+            be told from a silo whose certificate another partner's CA minted, so the aggregator
+            does not start.
     """
-    issuers: dict[str, bytes] = {}
-    missing = []
-    for silo in silos:
-        path = job_dir / silo_ca_file(silo)
-        pem = path.read_bytes() if path.is_file() else b""
-        if pem.strip():
-            issuers[silo] = pem
-        else:
-            missing.append(f"{silo} ({path})")
-    if missing:
+    try:
+        return SiloTrust.from_files({silo: job_dir / silo_ca_file(silo) for silo in silos})
+    except TrustFilesError as error:
         raise AggregatorConfigError(
-            f"no CA certificate for silo {', '.join(missing)}: every enrolled silo's own CA must be beside "
-            "--job-config (the operator writes it from the Silo's status.identity.caCertificate); without it "
-            "another partner's CA could mint that silo's certificate"
-        )
-    return issuers
+            f"{error}: every enrolled silo's own CA must be beside --job-config (the operator writes it from "
+            "the Silo's status.identity.caCertificate); without it another partner's CA could mint that silo's "
+            "certificate"
+        ) from error
 
 
-def serving_credentials(tls_dir: Path, issuers: Mapping[str, bytes]) -> TlsCredentials:
-    """The gRPC server's key and certificate from ``tls_dir``; clients must chain to one of the silos' CAs.
+def serving_credentials(tls_dir: Path, client_cas: bytes) -> TlsCredentials:
+    """The gRPC server's key and certificate from ``tls_dir``; clients must chain to one of ``client_cas`` (PEM).
 
     Raises:
         AggregatorConfigError: a file is missing; the message names it and where it comes from.
@@ -120,8 +115,8 @@ def serving_credentials(tls_dir: Path, issuers: Mapping[str, bytes]) -> TlsCrede
     return TlsCredentials(
         private_key_pem=(tls_dir / TLS_KEY_FILE).read_bytes(),
         certificate_pem=(tls_dir / TLS_CERT_FILE).read_bytes(),
-        # TLS admits any silo's CA; the service then holds each certificate to its own silo's CA.
-        ca_certificate_pem=b"\n".join(pem.strip() for pem in issuers.values()) + b"\n",
+        # TLS admits any silo's CA; the service then holds each certificate to its own silo's CAs.
+        ca_certificate_pem=client_cas,
     )
 
 
@@ -212,7 +207,7 @@ def _statistics_phase(
     args: AggregatorArgs,
     manifest: Manifest,
     credentials: TlsCredentials,
-    issuers: Mapping[str, bytes],
+    trust: SiloTrust,
     engine: OpaServerEngine,
 ) -> FittedPreprocessing | None:
     """Serve the job's statistics phase before round 1 when it asks for federated preprocessing; the transform.
@@ -246,7 +241,7 @@ def _statistics_phase(
             gate,
             args.listen,
             credentials,
-            silo_issuers=issuers,
+            trust=trust,
             ceilings={s.metadata.name: s.spec.max_epsilon for s in manifest.silos},
             # Pods start at their own pace: the join, and each step, wait as long as a round would.
             step_seconds=float(spec.round_timeout_seconds),
@@ -314,21 +309,21 @@ def run_aggregator(args: AggregatorArgs, manifest: Manifest) -> JobOutcome:
     """
     job = manifest.job.metadata.name
     try:
-        issuers = silo_issuers(args.job_config.parent, manifest.job.spec.silos)
-        credentials = serving_credentials(args.tls_dir, issuers)
+        trust = silo_issuers(args.job_config.parent, manifest.job.spec.silos)
+        credentials = serving_credentials(args.tls_dir, trust.roots())
         engine = OpaServerEngine(args.policy_url)
     except (OSError, ValueError) as error:
         raise AggregatorConfigError(str(error)) from error
     reporter = status_reporter(job)
     raise_on_sigterm()
-    return _serve(args, manifest, credentials, issuers, engine, reporter)
+    return _serve(args, manifest, credentials, trust, engine, reporter)
 
 
 def _serve(
     args: AggregatorArgs,
     manifest: Manifest,
     credentials: TlsCredentials,
-    issuers: Mapping[str, bytes],
+    trust: SiloTrust,
     engine: OpaServerEngine,
     reporter: StatusReporter | None,
 ) -> JobOutcome:
@@ -370,7 +365,7 @@ def _serve(
     except RecoveryError as error:
         raise AggregatorConfigError(str(error)) from error
     try:
-        preprocessing = _statistics_phase(args, manifest, credentials, issuers, engine)
+        preprocessing = _statistics_phase(args, manifest, credentials, trust, engine)
     except StatisticsError as error:
         # The job cannot train without its transform: it ends here, reported as any failed job.
         failed = JobOutcome(False, 0, f"the statistics phase failed: {error}")
@@ -424,7 +419,7 @@ def _serve(
         if args.metrics_port:
             start_http_server(args.metrics_port)
         try:
-            server, port = start_server(hub.coordinator, args.listen, credentials, silo_issuers=issuers)
+            server, port = start_server(hub.coordinator, args.listen, credentials, trust=trust)
         except (OSError, RuntimeError) as error:
             raise AggregatorEnvironmentError(f"cannot serve gRPC on {args.listen}: {error}") from error
         log.warning(

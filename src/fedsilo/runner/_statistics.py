@@ -28,7 +28,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from fedsilo.aggregator import StatisticsFailed, StatisticsPhase, StatisticsRelease, StatisticsService, serve
+from fedsilo.aggregator import (
+    SiloTrust,
+    StatisticsFailed,
+    StatisticsPhase,
+    StatisticsRelease,
+    StatisticsService,
+    serve,
+)
 from fedsilo.api import FederatedJob, FederatedJobSpec, Manifest, StatisticsStatus
 from fedsilo.datasets import PREPROCESSING_FILE, FittedPreprocessing
 from fedsilo.identity import CertificateAuthority, SigningKey, SiloIdentity, TlsCredentials, VerifyKey
@@ -92,7 +99,7 @@ class HubStatistics:
         listen: str,
         credentials: TlsCredentials,
         *,
-        silo_issuers: Mapping[str, bytes] | None = None,
+        trust: SiloTrust | None = None,
         ceilings: Mapping[str, float | None] | None = None,
         step_seconds: float = STEP_SECONDS,
         join_seconds: float | None = None,
@@ -111,7 +118,7 @@ class HubStatistics:
         self._step_seconds = step_seconds
         self._join_seconds = step_seconds if join_seconds is None else join_seconds
         self._server, self.port = serve(
-            StatisticsService(self.phase, silo_issuers), listen, credentials, workers=4 * len(keys) + 4
+            StatisticsService(self.phase, trust), listen, credentials, workers=4 * len(keys) + 4, trust=trust
         )
 
     @property

@@ -75,6 +75,43 @@ def _channel(target: str, ca_certificate_pem: bytes | None, silo: str) -> grpc.C
     return grpc.secure_channel(target, grpc.ssl_channel_credentials(ca_certificate_pem), options=options)
 
 
+class _Link:
+    """The channel to the sidecar, dialled again with the silo's CAs as its ``--sidecar-ca`` file holds them now.
+
+    In a cluster that file is the identity's public ConfigMap, which the silo operator rewrites
+    while it rotates the silo's CA (both CAs, then the new one alone) and the kubelet updates in
+    place. A connection keeps the CAs of its handshake, so once the sidecar serves a certificate
+    from the new CA, a trainer that has to reconnect (its sidecar restarted) would be refused
+    until it gave up. Instead, while the link is unreachable, it looks at the file and dials
+    again when the CAs there changed.
+    """
+
+    def __init__(self, target: str, silo: str, ca_file: Path | None) -> None:
+        self._target, self._silo, self._ca_file = target, silo, ca_file
+        self._ca = ca_file.read_bytes() if ca_file is not None else None
+        self._channel = _channel(target, self._ca, silo)
+        self.stub = rpc.TrainerLinkStub(self._channel)
+
+    def redial_if_cas_changed(self) -> None:
+        """Dial the sidecar again if the CA file now holds other CAs (an empty or unreadable one is not taken)."""
+        if self._ca_file is None:
+            return
+        try:
+            ca = self._ca_file.read_bytes()
+        except OSError:
+            return
+        if not ca.strip() or ca == self._ca:
+            return
+        log.warning("the silo's CAs in %s changed: dialling the sidecar again with them", self._ca_file)
+        old, self._ca = self._channel, ca
+        self._channel = _channel(self._target, ca, self._silo)
+        self.stub = rpc.TrainerLinkStub(self._channel)
+        old.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+
 def _fit_config(document: dict[str, Any]) -> FitConfig:
     known = {f.name for f in fields(FitConfig)}
     unknown = sorted(set(document) - known)
@@ -88,9 +125,7 @@ class SidecarGone(Exception):
     """The sidecar has not answered for ``LINK_LOST_SECONDS``: the silo is over, and so is its trainer."""
 
 
-def _task(
-    stub: rpc.TrainerLinkStub, silo: str, next_round: int, metadata: Metadata, patience: float
-) -> tuple[TrainerTask, bytes]:
+def _task(link: _Link, silo: str, next_round: int, metadata: Metadata, patience: float) -> tuple[TrainerTask, bytes]:
     """The next task from the sidecar; a malformed one is refused (logged) and asked for again.
 
     ``SidecarGone`` when the link stays unreachable for ``patience`` seconds.
@@ -99,7 +134,7 @@ def _task(
     while True:
         try:
             return frames_in(
-                stub.NextTask(task_request(silo, next_round), timeout=90, metadata=metadata),
+                link.stub.NextTask(task_request(silo, next_round), timeout=90, metadata=metadata),
                 TASK_LIMIT_BYTES,
                 TrainerTask,
             )
@@ -116,6 +151,7 @@ def _task(
             unreachable_since = unreachable_since or now
             if now - unreachable_since > patience:
                 raise SidecarGone(f"the sidecar has not answered for {patience:.0f}s") from error
+            link.redial_if_cas_changed()
             time.sleep(1.0)
 
 
@@ -238,14 +274,15 @@ def run_trainer(
     sidecar: str,
     *,
     data_path: str | None = None,
-    ca_certificate_pem: bytes | None = None,
+    sidecar_ca: Path | None = None,
     preprocessing: Path | None = None,
 ) -> int:
     """Serve tasks until the job ends; 0 on a normal end, 1 when the sidecar is gone.
 
     ``preprocessing`` is the job's fitted transform when it is already known (read strictly);
     otherwise a job with federated preprocessing gets it from its sidecar after the
-    statistics phase, in which this process computes its silo's totals.
+    statistics phase, in which this process computes its silo's totals. ``sidecar_ca`` holds
+    the silo's CAs that a TCP sidecar's certificate must chain to (read again as it changes).
     """
     follow_parent()
     token = os.environ.get(LINK_TOKEN_ENV)
@@ -253,22 +290,24 @@ def run_trainer(
     state = _Silo(spec, silo, data_path, FittedPreprocessing.read(preprocessing) if preprocessing is not None else None)
     if not (spec.data.preprocessing is not None and spec.data.preprocessing.federated and preprocessing is None):
         state.ready  # noqa: B018 (a bad data set or model fails here, at start, as before)
-    with _channel(sidecar, ca_certificate_pem, silo) as channel:
-        stub = rpc.TrainerLinkStub(channel)
+    link = _Link(sidecar, silo, sidecar_ca)
+    try:
         next_round = 0
         while True:
             try:
                 patience = LINK_LOST_SECONDS if next_round else FIRST_CONTACT_SECONDS
-                task, blob = _task(stub, silo, next_round, metadata, patience)
+                task, blob = _task(link, silo, next_round, metadata, patience)
             except SidecarGone as gone:
                 log.error("%s; exiting", gone)
                 return 1
             if task.kind == "finished":
                 return 0
             reply, out = _answer(state, task, blob)
-            ack = stub.Complete(frames_out(reply, out), metadata=metadata)
+            ack = link.stub.Complete(frames_out(reply, out), metadata=metadata)
             if not ack.ok:
                 log.error("sidecar refused the %s result of round %d: %s", task.kind, task.round, ack.message)
             if task.kind not in ("statistics", "preprocess"):
                 # The statistics phase's tasks all come at round 0, before hello.
                 next_round = task.round + 1
+    finally:
+        link.close()
