@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,11 +49,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         build_in_background(*sorted(needed))
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Before the first test that needs a tool: wait for the build started at collection, saying so."""
-    if not FIXTURE_TOOLS.keys() & set(getattr(item, "fixturenames", ())):
-        return
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    """Before the first test that needs a tool: wait for the build started at collection, saying so.
+
+    Here, outside pytest-timeout's own wrapper of the same hook (tryfirst puts this one
+    outermost), so the wait is not counted in the test's timeout: a cold build takes from
+    minutes to most of an hour on a loaded machine, and each waiting test failed at its
+    600 seconds while the build went on.
+    """
+    if FIXTURE_TOOLS.keys() & set(getattr(item, "fixturenames", ())):
+        _wait_for_tools(item)
+    return (yield)
+
+
+def _wait_for_tools(item: pytest.Item) -> None:
     capture = item.config.pluginmanager.getplugin("capturemanager")
     # Past the capture to the process's own stderr: a pytest-xdist worker's terminal reporter
     # writes nowhere anyone reads, but its stderr is the terminal's.
