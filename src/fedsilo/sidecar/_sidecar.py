@@ -140,6 +140,14 @@ class Sidecar:
             statistics = preprocessing is not None and preprocessing.federated
             if statistics:
                 self._statistics(stub)
+            if self._spec.statistics_only:
+                # The phase was the whole job (the hub ends it by the same rule): no round follows.
+                self._link.offer(TrainerTask(kind="finished", round=0))
+                log.info(
+                    "job %s finished: its statistics are released, and a statistics-only job trains no round",
+                    self._job_name,
+                )
+                return 0
             num_samples = self._hello()
             self._privacy = self._guard(num_samples)
             # After the phase, the hub builds round 0's model with the transform before it serves training.
