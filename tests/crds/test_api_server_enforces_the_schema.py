@@ -134,6 +134,8 @@ def test_kubectl_explain_teaches_the_job_spec(cluster: ControlPlane) -> None:
     assert "Default: 2." in described and "at most 1000" in described
     immutable = cluster.kubectl("explain", "federatedjob.spec.privacy").stdout
     assert "Immutable" in immutable
+    kind = " ".join(cluster.kubectl("explain", "federatedjob").stdout.split())
+    assert "With rounds 0 the job is statistics-only" in kind
     rounds = " ".join(cluster.kubectl("explain", "federatedjob.spec.rounds").stdout.split())
     assert "0 makes a statistics-only job" in rounds and "at least 0" in rounds
 

@@ -609,7 +609,8 @@ RESOURCES: tuple[Resource, ...] = (
         description=(
             "A FederatedJob trains one model across the Silos it names: each silo trains on its own data, "
             "and only signed, policy-checked, privacy-budgeted and masked updates reach the aggregator the "
-            "operator runs for the job. Silos are referenced by name in the job's namespace."
+            "operator runs for the job. Silos are referenced by name in the job's namespace. With rounds 0 the job "
+            "is statistics-only: it computes the silos' federated statistics the same way and trains no model."
         ),
         columns=(
             _condition_column("Ready", "Ready", "status", "Whether the aggregator is serving."),
