@@ -202,6 +202,7 @@ def test_fedsilo_run_serves_the_phase_to_its_silo_processes_and_reports_that_no_
         printed = capsys.readouterr()
         assert code == 0, printed.err
         assert "no round was trained: a statistics-only job (spec.rounds 0)" in printed.out
+        assert "statistics only (spec.rounds 0)" in printed.err and "0/0" not in printed.err
         assert "x12 (categorical)" in printed.out and f"audit log: {workdir / AUDIT_LOG}" in printed.out
         report = json.loads((workdir / "report.json").read_text())
         silos = documents[0]["spec"]["silos"]

@@ -154,7 +154,9 @@ def execute(manifest: Manifest, options: RunOptions, args: argparse.Namespace, c
         console=console,
         transient=False,
     ) as progress:
-        run = LocalRun(manifest, options, _ProgressObserver(progress, spec.rounds))
+        # A statistics-only job has no rounds to count: no bar stuck at 0/0.
+        observer = None if spec.statistics_only else _ProgressObserver(progress, spec.rounds)
+        run = LocalRun(manifest, options, observer)
         progress.console.print(
             f"job [bold]{manifest.job.metadata.name}[/]: {len(spec.silos)} silos, "
             + (
