@@ -67,7 +67,7 @@ def test_a_missing_required_field_is_named() -> None:
 
 
 def test_every_problem_is_listed_at_once() -> None:
-    text = _quickstart("rounds: 15", "rounds: 0").replace("name: fedavg", "name: nope")
+    text = _quickstart("rounds: 15", "rounds: -1").replace("name: fedavg", "name: nope")
     message = _problems(text)
     assert "spec.rounds" in message and "spec.strategy.name" in message
 

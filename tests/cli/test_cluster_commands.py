@@ -182,9 +182,17 @@ def _write_volume(directory: Path, volume: dict[str, Any], objects: dict[tuple[s
         (directory / path).write_bytes(data[key])
 
 
-def hub_pod(tmp_path: Path, opa_url: str, aggregation: str, *, uid: str = "", namespace: str = NAMESPACE) -> HubPod:
-    """The operator's aggregator pod for a tiny job, laid out on disk, with each silo's identity."""
-    job, silos = tiny_job(aggregation)
+def hub_pod(
+    tmp_path: Path,
+    opa_url: str,
+    aggregation: str,
+    *,
+    uid: str = "",
+    namespace: str = NAMESPACE,
+    job: tuple[FederatedJob, list[Silo]] | None = None,
+) -> HubPod:
+    """The operator's aggregator pod for a tiny job (or ``job``), laid out on disk, with each silo's identity."""
+    job, silos = job or tiny_job(aggregation)
     name = job.metadata.name
     # Each silo's identity as the silo role creates it: a signing key and a client
     # certificate from a CA of the silo's own, whose certificate the hub collects.

@@ -34,6 +34,9 @@ def server_says(cluster: ControlPlane, namespace: str, obj: dict[str, Any]) -> s
     return refused.value.stderr
 
 
+#: Data whose preprocessing the statistics phase fits: what a statistics-only job (``rounds: 0``) needs.
+STATISTICS = {"source": "tabular", "preprocessing": {"scaling": "standardize"}}
+
 # Each: an invalid object, and what the user must read in the API server's answer.
 INVALID = {
     "min silos above the silos": (job(minSilos=3), "minSilos is above the number of silos"),
@@ -59,7 +62,15 @@ INVALID = {
     "a silo named twice": (job(silos=["hospital-a", "hospital-a"]), 'Duplicate value: "hospital-a"'),
     "a silo name that is no DNS label": (job(silos=["Hospital_A", "b"]), "spec.silos[0]"),
     "an unknown strategy": (job(strategy={"name": "fedsgd"}), 'supported values: "fedavg", "fedprox", "fedadam"'),
-    "zero rounds": (job(rounds=0), "spec.rounds in body should be greater than or equal to 1"),
+    "negative rounds": (job(rounds=-1), "spec.rounds in body should be greater than or equal to 0"),
+    "a statistics-only job with no statistics phase": (
+        job(rounds=0),
+        "spec.rounds 0 makes a statistics-only job, which runs the statistics phase and trains no round",
+    ),
+    "a statistics-only job rolled back": (
+        job(rounds=0, data=STATISTICS, rollback={"toRound": 0, "reason": "retrain"}),
+        "spec.rollback does not apply to a statistics-only job (spec.rounds 0)",
+    ),
     "a learning rate of zero": (
         job(training={"learningRate": 0}),
         "spec.training.learningRate in body should be greater than 0",
@@ -127,6 +138,19 @@ def test_kubectl_explain_teaches_the_silos_ca_rotation(cluster: ControlPlane) ->
     assert "retireAfter" in status and "retiring" in status
 
 
+@pytest.mark.parametrize(("created", "edited"), [(0, 10), (10, 0)], ids=["to training", "to statistics only"])
+def test_a_job_cannot_change_between_statistics_only_and_training(
+    cluster: ControlPlane, namespace: str, created: int, edited: int
+) -> None:
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(job(rounds=created, data=STATISTICS)))
+    with pytest.raises(KubectlError) as refused:
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(job(rounds=edited, data=STATISTICS)))
+    assert "spec.rounds cannot change between 0 (a statistics-only job) and a number of rounds" in refused.value.stderr
+    # A job that trains may still change its number of rounds (docs/immutability.md).
+    if created:
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(job(rounds=created + 5, data=STATISTICS)))
+
+
 @pytest.mark.parametrize("example", sorted(EXAMPLES.rglob("*.yaml")), ids=lambda path: path.name)
 def test_the_api_server_accepts_every_example(cluster: ControlPlane, namespace: str, example: Any) -> None:
     cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(example))
@@ -141,6 +165,10 @@ def test_kubectl_explain_teaches_the_job_spec(cluster: ControlPlane) -> None:
     assert "Default: 2." in described and "at most 1000" in described
     immutable = cluster.kubectl("explain", "federatedjob.spec.privacy").stdout
     assert "Immutable" in immutable
+    kind = " ".join(cluster.kubectl("explain", "federatedjob").stdout.split())
+    assert "With rounds 0 the job is statistics-only" in kind
+    rounds = " ".join(cluster.kubectl("explain", "federatedjob.spec.rounds").stdout.split())
+    assert "0 makes a statistics-only job" in rounds and "at least 0" in rounds
 
 
 def test_kubectl_explain_teaches_compression(cluster: ControlPlane) -> None:

@@ -12,17 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from kopf.testing import KopfRunner
 
-from fedsilo.api import StatisticsStatus
+from fedsilo.api import JobOutcome, StatisticsStatus
 from fedsilo.kube import KubeApi, KubeStatusReporter, load_access
 from fedsilo.kube._reporter import FIELD_MANAGER as AGGREGATOR_FIELD_MANAGER
 from fedsilo.operator._conditions import JobFacts, job_status
+from fedsilo.runner._aggregator import STATISTICS_ONLY_OUTCOME
 from fedsilo_testing import ControlPlane
 
 from .conftest import (
     EXAMPLES,
     apply_file,
+    apply_objects,
     children,
     condition,
     get,
@@ -125,3 +128,82 @@ def test_a_job_that_failed_before_its_release_says_so_and_a_job_without_a_phase_
     assert "only 1 silo took part" in marked["message"]
     plain = job_status(JobFacts(generation=1, rounds=10, aggregator_available=True), [])
     assert [c["type"] for c in plain["conditions"]] == ["Ready", "Progressing", "Degraded"]
+
+
+def _statistics_only(name: str) -> list[dict[str, object]]:
+    """The tabular example as a statistics-only job called ``name``, with its Silos."""
+    job, *silos = yaml.safe_load_all(TABULAR.read_text())
+    job["metadata"]["name"] = name
+    job["spec"]["rounds"] = 0
+    return [job, *silos]
+
+
+@pytest.mark.integration
+def test_a_statistics_only_job_runs_its_phase_then_succeeds_at_round_zero_with_its_release(
+    cluster: ControlPlane, admin: KubeApi, namespace: str, operator: KopfRunner, tmp_path: Path
+) -> None:
+    apply_objects(cluster, namespace, *_statistics_only("census"))
+    wait_for(lambda: ("Deployment", "census-aggregator") in children(admin, namespace), "the aggregator Deployment")
+    mark_available(cluster, namespace, "census-aggregator")
+    job = wait_for(
+        lambda: (
+            (j := get(cluster, namespace, "federatedjob", "census")) and j["status"].get("phase") == "Running" and j
+        ),
+        "Running",
+    )
+    assert job["status"]["round"] == 0
+    running = condition(job, "Progressing")
+    assert (running["reason"], running["message"]) == (
+        "StatisticsPhase",
+        "the statistics phase runs; a statistics-only job ends with it and trains no round",
+    )
+    assert "trains no round" in condition(job, "StatisticsReleased")["message"]
+
+    # What the aggregator reports at the end of such a job, through its own narrow grant.
+    kubeconfig = service_account_kubeconfig(cluster, namespace, "census-aggregator", tmp_path / "aggregator.kubeconfig")
+    reporter = KubeStatusReporter(
+        KubeApi(load_access(kubeconfig), AGGREGATOR_FIELD_MANAGER),
+        "census",
+        namespace,
+        job["metadata"]["uid"],
+        "census-aggregator-0",
+    )
+    reporter.statistics_released(RELEASE)
+    reporter.job_finished(JobOutcome(True, 0, STATISTICS_ONLY_OUTCOME))
+
+    done = wait_for(
+        lambda: (
+            (j := get(cluster, namespace, "federatedjob", "census")) and j["status"].get("phase") == "Succeeded" and j
+        ),
+        "Succeeded",
+    )
+    assert done["status"]["round"] == 0 and done["status"]["message"] == STATISTICS_ONLY_OUTCOME
+    assert done["status"]["statistics"] == RELEASE.model_dump(by_alias=True, exclude_none=True, mode="json")
+    assert condition(done, "StatisticsReleased")["status"] == "True"
+    ready, progressing = condition(done, "Ready"), condition(done, "Progressing")
+    assert (ready["status"], ready["reason"]) == ("False", "JobSucceeded")
+    assert (progressing["status"], progressing["reason"]) == ("False", "JobSucceeded")
+    assert condition(done, "Degraded")["status"] == "False"
+    # The printer columns: Round 0, and the largest epsilon the statistics charged.
+    header, row = cluster.kubectl("get", "fj", "census", "-n", namespace).stdout.splitlines()[:2]
+
+    def cell(column: str) -> str:  # empty cells make split() useless: read at the header's offset
+        return row[header.index(column) :].split()[0]
+
+    assert (cell("PHASE"), cell("ROUND"), cell("EPSILON")) == ("Succeeded", "0", "0.99975")
+    events = get(cluster, namespace, "events", "--field-selector", "involvedObject.name=census")["items"]
+    reasons = [e["reason"] for e in events]
+    assert "StatisticsReleased" in reasons and "JobSucceeded" in reasons and "RoundCompleted" not in reasons
+
+
+def test_a_statistics_only_job_counts_no_rounds_in_its_conditions() -> None:
+    running = job_status(JobFacts(generation=1, rounds=0, aggregator_available=True, statistics_phase=True), [])
+    assert running["round"] == 0 and running["phase"] == "Running"
+    (progressing,) = [c for c in running["conditions"] if c["type"] == "Progressing"]
+    assert progressing["reason"] == "StatisticsPhase" and "rounds completed" not in progressing["message"]
+    finished = job_status(
+        JobFacts(generation=1, rounds=0, result="Succeeded", message=STATISTICS_ONLY_OUTCOME, statistics_phase=True), []
+    )
+    assert finished["round"] == 0 and finished["phase"] == "Succeeded"
+    trains = job_status(JobFacts(generation=1, rounds=10, aggregator_available=True), [])
+    assert "round" not in trains, "a job that trains has its round from the aggregator's reports"

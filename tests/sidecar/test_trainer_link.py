@@ -55,3 +55,24 @@ def test_a_restarted_sidecars_hello_reaches_a_trainer_that_answered_later_rounds
     # Other kinds still wait for the round the trainer asks for.
     restarted.offer(TrainerTask(kind="evaluate", round=3), b"model")
     assert restarted.next_task(6, timeout=0.2) is None
+
+
+def test_the_end_of_the_job_waits_for_a_trainer_between_two_calls_and_not_for_one_that_never_calls() -> None:
+    # The sidecar closes the link once the job is over; a trainer that asks a moment after the end
+    # was offered (it was sending its last result) must still be handed it, or it waits out its patience.
+    link = TrainerLinkService()
+    taken: list[TrainerTask] = []
+
+    def late_trainer() -> None:
+        time.sleep(0.5)
+        task = link.next_task(0, timeout=5)
+        assert task is not None
+        taken.append(task[0])
+
+    asking = threading.Thread(target=late_trainer)
+    asking.start()
+    assert link.offer_end(0, timeout=30) is True
+    asking.join(10)
+    assert [(task.kind, task.round) for task in taken] == [("finished", 0)]
+    # Nobody takes it: the wait ends at its bound, and says so.
+    assert TrainerLinkService().offer_end(1, timeout=0.2) is False

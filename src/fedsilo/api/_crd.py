@@ -45,6 +45,9 @@ from ._types import (
     SIGN_VOTE_HOMOMORPHIC_MESSAGE,
     SPARSE_MODE_MESSAGE,
     SPARSE_THRESHOLD_MESSAGE,
+    STATISTICS_ONLY_PHASE_MESSAGE,
+    STATISTICS_ONLY_PRIVACY_MESSAGE,
+    STATISTICS_ONLY_REFUSED,
     AdaptiveCompressionSpec,
     AggregationMode,
     BuiltinModel,
@@ -54,6 +57,7 @@ from ._types import (
     DataSpec,
     FederatedJob,
     FederatedJobSpec,
+    Imputation,
     ModelSpec,
     NeighbourGraphKind,
     Normalization,
@@ -62,6 +66,7 @@ from ._types import (
     PrivacyMode,
     PrivacySpec,
     RateLimitSpec,
+    Scaling,
     Silo,
     SiloCertificateAuthority,
     SiloIdentity,
@@ -72,6 +77,7 @@ from ._types import (
     SyntheticSpec,
     TabularSpec,
     masked_sum_fits,
+    statistics_only_refusal,
 )
 
 VERSION = API_VERSION.rsplit("/", 1)[1]
@@ -198,6 +204,17 @@ _NORMALIZED = [BuiltinModel.MLP.value, BuiltinModel.CNN.value]
 _MIN_SILOS = f"(has(self.minSilos) ? self.minSilos : {_default(FederatedJobSpec, 'min_silos')})"
 _KRUM_F = (
     f"(has(self.strategy.byzantineSilos) ? self.strategy.byzantineSilos : {_default(StrategySpec, 'byzantine_silos')})"
+)
+
+_ROUNDS = f"(has(self.rounds) ? self.rounds : {_default(FederatedJobSpec, 'rounds')})"
+_OLD_ROUNDS = f"(has(oldSelf.rounds) ? oldSelf.rounds : {_default(FederatedJobSpec, 'rounds')})"
+_PREPROCESSING = "self.data.preprocessing"
+#: ``PreprocessingSpec.federated``: the preprocessing needs fitted values, so a statistics phase runs.
+_FEDERATED_PREPROCESSING = (
+    f"(has(self.data) && has({_PREPROCESSING}) && ("
+    f"{_PREPROCESSING}.scaling in {[Scaling.STANDARDIZE.value, Scaling.MINMAX.value]} "
+    f"|| (has({_PREPROCESSING}.categorical) && size({_PREPROCESSING}.categorical) > 0) "
+    f"|| (has({_PREPROCESSING}.impute) && {_PREPROCESSING}.impute != '{Imputation.NONE.value}')))"
 )
 
 _NOT_MASKED = f"(has(self.aggregation) && has(self.aggregation.mode) && self.aggregation.mode != '{AggregationMode.MASKED.value}')"
@@ -485,8 +502,38 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             "batch or layer",
             field_path=".personalization.privateNormalization",
         ),
+        # The statistics-only rules come before the rollback's own, as the model checks them.
         Rule(
-            rule="!has(self.rollback) || self.rollback.toRound < (has(self.rounds) ? self.rounds : 10)",
+            rule=f"{_ROUNDS} != 0 || {_FEDERATED_PREPROCESSING}",
+            message=STATISTICS_ONLY_PHASE_MESSAGE,
+            field_path=".rounds",
+        ),
+        *(
+            Rule(
+                rule=f"{_ROUNDS} != 0 || !has(self.{field})",
+                message=statistics_only_refusal(field, why),
+                field_path=f".{field}",
+                reason="FieldValueForbidden",
+            )
+            for field, why in STATISTICS_ONLY_REFUSED
+        ),
+        Rule(
+            rule=f"{_ROUNDS} != 0 || !has(self.privacy) || !has(self.privacy.mode) "
+            f"|| self.privacy.mode == '{PrivacyMode.NONE.value}'",
+            message=STATISTICS_ONLY_PRIVACY_MESSAGE,
+            field_path=".privacy.mode",
+            reason="FieldValueForbidden",
+        ),
+        # Cluster-only, as the immutable fields: a job that trained cannot become one that does not, nor back.
+        Rule(
+            rule=f"({_ROUNDS} == 0) == ({_OLD_ROUNDS} == 0)",
+            message="spec.rounds cannot change between 0 (a statistics-only job) and a number of rounds once the "
+            "job exists; create a new FederatedJob instead",
+            field_path=".rounds",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            rule=f"!has(self.rollback) || self.rollback.toRound < {_ROUNDS}",
             message="rollback.toRound must be below rounds: a job rolled back to its last round has nothing to "
             "train again",
             field_path=".rollback.toRound",
@@ -582,7 +629,8 @@ RESOURCES: tuple[Resource, ...] = (
         description=(
             "A FederatedJob trains one model across the Silos it names: each silo trains on its own data, "
             "and only signed, policy-checked, privacy-budgeted and masked updates reach the aggregator the "
-            "operator runs for the job. Silos are referenced by name in the job's namespace."
+            "operator runs for the job. Silos are referenced by name in the job's namespace. With rounds 0 the job "
+            "is statistics-only: it computes the silos' federated statistics the same way and trains no model."
         ),
         columns=(
             _condition_column("Ready", "Ready", "status", "Whether the aggregator is serving."),

@@ -701,6 +701,32 @@ SPARSE_MODE_MESSAGE = (
     "remove aggregation.neighbours, or choose aggregation.mode masked"
 )
 
+#: Why a statistics-only job (``rounds: 0``) needs federated statistics (CEL and the models say the same).
+STATISTICS_ONLY_PHASE_MESSAGE = (
+    "spec.rounds 0 makes a statistics-only job, which runs the statistics phase and trains no round, but "
+    "spec.data.preprocessing asks for no federated statistics: set spec.data.preprocessing with scaling "
+    "standardize or minmax, categorical columns or impute; or set spec.rounds to 1 or more to train"
+)
+#: The training-only fields a statistics-only job refuses, each with what it would act on.
+STATISTICS_ONLY_REFUSED: tuple[tuple[str, str], ...] = (
+    ("rollback", "it rolls training back to an earlier round"),
+    ("personalization", "it keeps trained layers in each silo"),
+    ("compression", "it compresses model updates"),
+)
+STATISTICS_ONLY_PRIVACY_MESSAGE = (
+    "spec.privacy is differential privacy for training, and a statistics-only job (spec.rounds 0) trains no "
+    "round; remove spec.privacy (or set its mode none) and set spec.data.preprocessing.epsilon for private "
+    "statistics, or set spec.rounds to 1 or more"
+)
+
+
+def statistics_only_refusal(field: str, why: str) -> str:
+    """Why a statistics-only job refuses the training-only ``spec.<field>`` (CEL and the models say the same)."""
+    return (
+        f"spec.{field} does not apply to a statistics-only job (spec.rounds 0): {why}, and the job trains no "
+        f"round; remove spec.{field}, or set spec.rounds to 1 or more"
+    )
+
 
 class NeighboursSpec(_Model):
     """The masking graph: every pair of silos (complete), or a sparse graph of logarithmic degree (SecAgg+)."""
@@ -1157,7 +1183,17 @@ class FederatedJobSpec(_Model):
         le=1000,
         description="Quorum: a round closes with at least this many accepted updates, or fails.",
     )
-    rounds: int = Field(default=10, ge=1, le=100000, description="Number of federated rounds.")
+    rounds: int = Field(
+        default=10,
+        ge=0,
+        le=100000,
+        description=(
+            "Number of federated rounds. 0 makes a statistics-only job: the statistics phase of "
+            "data.preprocessing runs (it must ask for federated statistics), its release is published in "
+            "status.statistics, and the job succeeds without training a round (docs/statistics.md). A job "
+            "cannot change between 0 and a number of rounds once it exists."
+        ),
+    )
     round_timeout_seconds: int = Field(
         default=300,
         ge=5,
@@ -1218,6 +1254,8 @@ class FederatedJobSpec(_Model):
             raise ValueError(f"silos lists {', '.join(duplicated)} more than once")
         if self.min_silos > len(self.silos):
             raise ValueError(f"minSilos ({self.min_silos}) is above the number of silos ({len(self.silos)})")
+        # Before the rollback's own checks: a rollback in a job that trains nothing is refused for that.
+        self._check_statistics_only()
         if self.rollback is not None and self.rollback.to_round >= self.rounds:
             raise ValueError(
                 f"rollback.toRound ({self.rollback.to_round}) must be below rounds ({self.rounds}): a job rolled back "
@@ -1279,6 +1317,28 @@ class FederatedJobSpec(_Model):
             if self.aggregation.mode is not AggregationMode.MASKED:
                 raise ValueError(SPARSE_MODE_MESSAGE)
         return self
+
+    def _check_statistics_only(self) -> None:
+        """A statistics-only job runs a statistics phase and carries no setting that acts on training."""
+        if not self.statistics_only:
+            return
+        preprocessing = self.data.preprocessing
+        if preprocessing is None or not preprocessing.federated:
+            raise ValueError(STATISTICS_ONLY_PHASE_MESSAGE)
+        for field, why in STATISTICS_ONLY_REFUSED:
+            if getattr(self, field) is not None:
+                raise ValueError(statistics_only_refusal(field, why))
+        if self.privacy.mode is not PrivacyMode.NONE:
+            raise ValueError(STATISTICS_ONLY_PRIVACY_MESSAGE)
+
+    @property
+    def statistics_only(self) -> bool:
+        """Whether the job is its statistics phase alone (``rounds: 0``): released, then finished, no round trained.
+
+        The one rule every process reads: the aggregator ends the job when the phase is released, and
+        each silo's sidecar ends with it instead of joining training.
+        """
+        return self.rounds == 0
 
     def _check_personalization(self) -> None:
         """Batch normalization and FedBN need a model that has them and training that allows them."""

@@ -19,14 +19,17 @@ from fedsilo.aggregator import RoundSummary
 from fedsilo.api import Manifest
 from fedsilo.protocol import PolicyVerdict
 from fedsilo.runner import (
+    AUDIT_LOG,
     HubRestart,
     LocalRun,
     RecoveryError,
     RunOptions,
+    RunReport,
     read_run_state,
     render_silo_quality,
     render_table,
 )
+from fedsilo.statistics import statistics_table
 
 from ._exit import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._manifests import manifest_or_report
@@ -151,10 +154,16 @@ def execute(manifest: Manifest, options: RunOptions, args: argparse.Namespace, c
         console=console,
         transient=False,
     ) as progress:
-        run = LocalRun(manifest, options, _ProgressObserver(progress, spec.rounds))
+        # A statistics-only job has no rounds to count: no bar stuck at 0/0.
+        observer = None if spec.statistics_only else _ProgressObserver(progress, spec.rounds)
+        run = LocalRun(manifest, options, observer)
         progress.console.print(
             f"job [bold]{manifest.job.metadata.name}[/]: {len(spec.silos)} silos, "
-            f"{spec.rounds} rounds, {spec.aggregation.mode.value} aggregation"
+            + (
+                "statistics only (spec.rounds 0)"
+                if spec.statistics_only
+                else f"{spec.rounds} rounds, {spec.aggregation.mode.value} aggregation"
+            )
         )
         progress.console.print(f"trainer isolation {run.isolation.description}")
         progress.console.print(f"run directory {run.workdir}")
@@ -168,6 +177,8 @@ def execute(manifest: Manifest, options: RunOptions, args: argparse.Namespace, c
             return EXIT_ENVIRONMENT
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
+    elif report.statistics_only:
+        _print_statistics_only(run, report)
     else:
         # A pipe or log file gets the whole table rather than an 80-column squeeze.
         stdout = Console()
@@ -182,6 +193,17 @@ def execute(manifest: Manifest, options: RunOptions, args: argparse.Namespace, c
         console.print(f"[red]job failed:[/] {report.failure}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _print_statistics_only(run: LocalRun, report: RunReport) -> None:
+    """What ``fedsilo stats`` prints, for a statistics-only job (``spec.rounds: 0``): its release, no rounds."""
+    if run.statistics is not None:
+        print(statistics_table(run.statistics.statistics))
+        files = run.statistics
+        print(f"\nstatistics: {files.json}\nhistograms: {files.plot}\naudit log: {run.workdir / AUDIT_LOG}")
+        if files.preprocessing_path is not None and files.preprocessing is not None:
+            print(f"preprocessing: {files.preprocessing_path} ({files.preprocessing.digest()})")
+    print(f"no round was trained: a statistics-only job (spec.rounds 0)\nreport: {report.path}")
 
 
 def _validate(args: argparse.Namespace) -> int:

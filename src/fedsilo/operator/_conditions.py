@@ -52,6 +52,10 @@ def condition(
     return written.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+#: What a statistics-only job (``spec.rounds: 0``) does, for the messages that would count rounds.
+STATISTICS_ONLY_NOTE = "a statistics-only job ends with it and trains no round"
+
+
 @dataclass(frozen=True)
 class JobFacts:
     """What the hub reconciler found out about a job."""
@@ -125,13 +129,24 @@ def job_status(facts: JobFacts, previous: Sequence[Mapping[str, Any]]) -> dict[s
             generation,
             previous,
         )
-        progressing = condition(
-            ConditionType.PROGRESSING,
-            True,
-            "RoundsAdvancing",
-            f"{done} of {facts.rounds} rounds completed",
-            generation,
-            previous,
+        progressing = (
+            condition(
+                ConditionType.PROGRESSING,
+                True,
+                "StatisticsPhase",
+                f"the statistics phase runs; {STATISTICS_ONLY_NOTE}",
+                generation,
+                previous,
+            )
+            if facts.rounds == 0
+            else condition(
+                ConditionType.PROGRESSING,
+                True,
+                "RoundsAdvancing",
+                f"{done} of {facts.rounds} rounds completed",
+                generation,
+                previous,
+            )
         )
     else:
         phase = JobPhase.PENDING
@@ -155,9 +170,11 @@ def job_status(facts: JobFacts, previous: Sequence[Mapping[str, Any]]) -> dict[s
     conditions = [ready, progressing, degraded]
     if facts.statistics_phase:
         conditions.append(_statistics_condition(facts, previous))
-    written = FederatedJobStatus.model_validate(
-        {"observedGeneration": generation, "phase": phase, "conditions": conditions}
-    )
+    status: dict[str, Any] = {"observedGeneration": generation, "phase": phase, "conditions": conditions}
+    if facts.rounds == 0:
+        # A statistics-only job's round stays 0 ("0 before the first"): the aggregator reports none.
+        status["round"] = 0
+    written = FederatedJobStatus.model_validate(status)
     return written.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
@@ -177,7 +194,11 @@ def _statistics_condition(facts: JobFacts, previous: Sequence[Mapping[str, Any]]
     if facts.result == JobResult.FAILED.value:
         said = facts.message or "the job failed before the statistics were released"
         return condition(ConditionType.STATISTICS_RELEASED, False, "JobFailed", said, facts.generation, previous)
-    message = "the statistics phase runs before round 1, once every silo's sidecar and trainer are up"
+    message = (
+        f"the statistics phase runs once every silo's sidecar and trainer are up; {STATISTICS_ONLY_NOTE}"
+        if facts.rounds == 0
+        else "the statistics phase runs before round 1, once every silo's sidecar and trainer are up"
+    )
     return condition(ConditionType.STATISTICS_RELEASED, False, "StatisticsPending", message, facts.generation, previous)
 
 

@@ -16,6 +16,8 @@ this module:
   hub's privacy ledger, all under ``--state-dir``;
 - the job's outcome, written to the state directory before it is reported, so a restarted
   container re-reports it and never reruns the job;
+- a statistics-only job (``spec.rounds: 0``): its statistics phase, the release published,
+  then its outcome, with no training server started and no round opened;
 - the checkpoint of every closed round in the state directory (a PersistentVolumeClaim): a
   container restarted or a pod deleted mid-job resumes at the last completed round, and the
   silos' sidecars join it again;
@@ -67,6 +69,9 @@ from ._standing import manifest_standing
 from ._statistics import STATISTICS_DIR, HubStatistics, open_hub_ledger, statistics_status, write_statistics
 
 log = logging.getLogger("fedsilo.aggregator")
+
+#: How a statistics-only job (``spec.rounds: 0``) ends once its statistics are released.
+STATISTICS_ONLY_OUTCOME = "statistics released; a statistics-only job (spec.rounds 0) trains no round"
 
 #: Without a status reporter the aggregator exits after the job, but first keeps serving this
 #: long: a silo that has not yet asked for the next round must still learn that there is none.
@@ -289,6 +294,23 @@ def _report_statistics(reporter: StatusReporter, out: Path, privacy: LedgerBook 
         log.warning("the statistics phase's release is not in the job's status: %s in %s", error, out)
 
 
+def _end_before_training(
+    outcome_file: Path, job: str, reporter: StatusReporter | None, outcome: JobOutcome
+) -> JobOutcome:
+    """End a job whose statistics phase was its end (it failed, or the job is statistics-only); ``outcome``.
+
+    Recorded before it is reported, as a trained job's outcome is, so a restarted container does not
+    run the phase again. Nothing serves after the phase: its last answers went to every silo with it.
+    """
+    log.warning("job %s: %s", job, outcome.message)
+    _record_outcome(outcome_file, job, outcome)
+    if reporter is not None:
+        with contextlib.suppress(Terminated):
+            reporter.job_finished(outcome)
+            _wait_for_termination()
+    return outcome
+
+
 def _wait_for_termination() -> None:
     """Idle until SIGTERM: a Deployment restarts an exited container, which would run the job again."""
     log.warning("job over; waiting for the operator to scale this aggregator down")
@@ -300,7 +322,7 @@ def _wait_for_termination() -> None:
 
 
 def run_aggregator(args: AggregatorArgs, manifest: Manifest) -> JobOutcome:
-    """Serve the job's rounds until it ends (or has ended before); its outcome.
+    """Serve the job's statistics phase and rounds until it ends (or has ended before); its outcome.
 
     Raises:
         AggregatorConfigError: bad files, environment or job; nothing was started.
@@ -368,18 +390,19 @@ def _serve(
         preprocessing = _statistics_phase(args, manifest, credentials, trust, engine)
     except StatisticsError as error:
         # The job cannot train without its transform: it ends here, reported as any failed job.
-        failed = JobOutcome(False, 0, f"the statistics phase failed: {error}")
-        log.warning("job %s: %s", job, failed.message)
-        _record_outcome(outcome_file, job, failed)
-        if reporter is not None:
-            with contextlib.suppress(Terminated):
-                reporter.job_finished(failed)
-                _wait_for_termination()
-        return failed
+        return _end_before_training(
+            outcome_file, job, reporter, JobOutcome(False, 0, f"the statistics phase failed: {error}")
+        )
     # The round a restarted aggregator runs again: its releases may already be charged.
     privacy = _privacy_book(manifest, state_dir, (checkpoint.round if checkpoint else 0) + 1)
     if reporter is not None and preprocessing is not None:
         _report_statistics(reporter, args.state_dir / STATISTICS_DIR, privacy)
+    if manifest.job.spec.statistics_only:
+        # Released (and published) above; the phase acknowledged its own charges, so the book has nothing
+        # left to do, and no round opens: the silos' sidecars end with the phase by the same rule.
+        if privacy is not None:
+            privacy.close()
+        return _end_before_training(outcome_file, job, reporter, JobOutcome(True, 0, STATISTICS_ONLY_OUTCOME))
     # Seeded with what the ledger holds: the statistics' charges, and a restarted hub's rounds before it.
     spent = privacy.spent() if privacy is not None else {}
     observer = ReportingObserver(reporter, registry, spent) if reporter is not None else None

@@ -262,11 +262,18 @@ class LocalRun:
     ) -> RunReport:
         """Run the job to its end, then its baseline, plots and ``report.json``; the whole report.
 
-        The report says whether the job finished or failed and why. ``on_started`` is called
+        The report says whether the job finished or failed and why. A statistics-only job
+        (``spec.rounds: 0``) ends with its statistics phase, served as for any job with federated
+        preprocessing and taken part in by every silo's sidecar and trainer processes: its report
+        has the statistics and no round, and no baseline or plot. ``on_started`` is called
         once every silo process runs; ``on_baseline`` wraps the baseline's training (a
         progress display), which takes a while.
         """
         report = self._run_job(on_started)
+        if report.statistics_only:
+            # No model was trained: no baseline to compare it with and no accuracy to plot.
+            report.path.write_text(report.to_json())
+            return report
         # A run ended by a dead process fails at once: no baseline to wait for.
         if self.options.baseline and self._watch.death is None:
             # Imported here, as the hub's model is (see _hub): the baseline trains with PyTorch,
@@ -367,6 +374,7 @@ class LocalRun:
             isolation=self.isolation.description,
             workdir=str(self.workdir),
             ledgers=str(self.options.ledgers) if spec.charges_silos else None,
+            statistics_only=spec.statistics_only,
         )
         try:
             if not self._processes:

@@ -136,6 +136,8 @@ class RunReport:
     ledgers: str | None = None
     # The statistics phase's released statistics (jobs with spec.data.preprocessing).
     statistics: str | None = None
+    # A statistics-only job (spec.rounds 0): the statistics are the result, and no round was trained.
+    statistics_only: bool = False
     # What the hub's ledger charged each counted silo for a private statistics release (its epsilon in
     # the run after it): where every silo's epsilon starts before round 1.
     statistics_epsilon: dict[str, float] = field(default_factory=dict)

@@ -236,7 +236,8 @@ def serve_hub(launch: HubLaunch, events: Connection, control: Connection) -> Non
     ``("listening", port, metrics_port)``, then the observer's events, then
     ``("done", succeeded, failure, summaries)``; or ``("refused", kind, message)`` when the
     hub cannot be built (nothing listens). After ``done`` it keeps serving (silos learn that
-    no round follows) until the runner sends ``stop``.
+    no round follows) until the runner sends ``stop``. A statistics-only job sends ``done``
+    right after its phase, without listening for training, and waits for ``stop`` the same way.
     """
     os.environ[PARENT_PID_ENV] = str(launch.parent_pid)
     follow_parent()
@@ -264,6 +265,11 @@ def serve_hub(launch: HubLaunch, events: Connection, control: Connection) -> Non
         )
     except StatisticsError as error:
         _send(events, lock, ("refused", "statistics", str(error)))
+        return
+    if spec.statistics_only:
+        # The phase was the whole job: no hub is built, no round opens, and the sidecars end with the phase.
+        _send(events, lock, ("done", True, "", ()))
+        _await_stop(control)
         return
     ledger_key = aggregator_signing_key(launch.ledgers) if spec.charges_silos else None
     checkpoints = Checkpoints(launch.workdir, ledger_run=run_name(job, launch.run_id), excluded=launch.excluded)
@@ -312,6 +318,17 @@ def serve_hub(launch: HubLaunch, events: Connection, control: Connection) -> Non
         hub.close()
         if privacy is not None:
             privacy.close()
+
+
+def _await_stop(control: Connection) -> None:
+    """Wait for the runner's ``stop`` (or its end): the silos have left a job that is over."""
+    while True:
+        try:
+            message = control.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
 
 
 def _serve(
@@ -387,6 +404,8 @@ class SupervisedHub:
         self.metrics_port: int | None = None
         self.restarts: list[HubRestart] = []
         self._started_restarts = 0
+        #: The outcome of a job that ended before training listened (a statistics-only job).
+        self._ended: HubOutcome | None = None
 
     def start(self) -> None:
         """Start the first hub child, without waiting for it: the silos start meanwhile and dial until it listens."""
@@ -434,6 +453,10 @@ class SupervisedHub:
                     self.port, self.metrics_port = int(message[1]), message[2]
                     self._on_ports(self.port, self.metrics_port)
                     return self.port
+                if message[0] == "done" and in_statistics and self.port is not None:
+                    # A statistics-only job ended with its phase: training never listens, ``wait`` returns this.
+                    self._ended = HubOutcome(bool(message[1]), str(message[2]), tuple(message[3]))
+                    return self.port
                 if message[0] == "refused":
                     process.join()
                     raise _REFUSALS.get(message[1], HubRefused)(str(message[2]))
@@ -464,6 +487,8 @@ class SupervisedHub:
 
     def wait(self) -> HubOutcome:
         """Forward the hub's events until the job ends, restarting a dead hub; how the job ended."""
+        if self._ended is not None:
+            return self._ended
         while True:
             process, events = self._process, self._events
             assert process is not None and events is not None

@@ -72,6 +72,8 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
         # at or below it: a restarted hub resumes a round the trainer already trained.
         self._answered = 0
         self._replay = False
+        # Whether the trainer has been handed the end of the job on offer (``offer_end``).
+        self._end_taken = False
         self.result_limit_bytes = result_limit_bytes
 
     @classmethod
@@ -118,6 +120,25 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
             self._task = (task, blob)
             self._cond.notify_all()
 
+    def offer_end(self, round_number: int, timeout: float) -> bool:
+        """Offer the end of the job and wait (at most ``timeout``) for the trainer to take it; whether it did.
+
+        The sidecar stops serving the link right after: a trainer that asked for its next task a
+        moment later (between two calls, as after the statistics phase's last task) would find
+        nobody there and wait out its patience, minutes, before it exits.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._task = (TrainerTask(kind="finished", round=round_number), b"")
+            self._end_taken = False
+            self._cond.notify_all()
+            while not self._end_taken:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 1.0))
+            return True
+
     def await_result(self, round_number: int, timeout: float) -> TrainerResult:
         """The trainer's result for ``round_number``; ``TimeoutError`` or ``MessageError`` otherwise."""
         deadline = time.monotonic() + timeout
@@ -161,6 +182,9 @@ class TrainerLinkService(rpc.TrainerLinkServicer):
                 if remaining <= 0 or not caller_alive():
                     return None
                 self._cond.wait(min(remaining, 1.0))
+            if self._task[0].kind == "finished":
+                self._end_taken = True
+                self._cond.notify_all()
             return self._task
 
     def complete(self, reply: TrainerReply, blob: bytes) -> str | None:

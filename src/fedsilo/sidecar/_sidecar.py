@@ -150,6 +150,14 @@ class Sidecar:
             statistics = preprocessing is not None and preprocessing.federated
             if statistics:
                 self._statistics(stub)
+            if self._spec.statistics_only:
+                # The phase was the whole job (the hub ends it by the same rule): no round follows.
+                self._end_trainer(0)
+                log.info(
+                    "job %s finished: its statistics are released, and a statistics-only job trains no round",
+                    self._job_name,
+                )
+                return 0
             num_samples = self._hello()
             self._privacy = self._guard(num_samples)
             # After the phase, the hub builds round 0's model with the transform before it serves training.
@@ -163,7 +171,7 @@ class Sidecar:
                     after = self._reconnect(stub, num_samples, error)
                     continue
                 if plan.finished:
-                    self._link.offer(TrainerTask(kind="finished", round=after + 1))
+                    self._end_trainer(after + 1)
                     if plan.failure:
                         log.error("job %s failed: %s", self._job_name, plan.failure)
                         return 1
@@ -227,6 +235,13 @@ class Sidecar:
             )
             return
         log.info("stopping: the hub took this silo's leave in round %d", self._round_number)
+
+    def _end_trainer(self, round_number: int) -> None:
+        """Hand the trainer the end of the job; a live one gets time to take it before the link closes."""
+        # A dead or stuck trainer would only hold the sidecar's exit back: it is not waited for.
+        patience = 0.0 if self._link.trainer_silent_for() > TRAINER_SILENT_SECONDS else TRAINER_SILENT_SECONDS
+        if not self._link.offer_end(round_number, patience) and patience:
+            log.warning("the trainer did not take the end of the job within %.0fs", patience)
 
     def _reconnect(self, stub: rpc.AggregatorStub, num_samples: int, error: grpc.RpcError) -> int:
         """The hub went away (``UNAVAILABLE``): join it again once it is back; the round to wait after (0).
