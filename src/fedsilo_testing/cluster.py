@@ -296,6 +296,13 @@ def aggregator_state_dir(cluster: Cluster, job: str) -> tuple[Path, str]:
         for mount in container.get("volumeMounts", [])
         if mount["name"] == claim_volume["name"]
     )
-    claim = cluster.get("pvc", claim_volume["persistentVolumeClaim"]["claimName"], "-n", JOB_NAMESPACE)
+    return claim_dir(cluster, JOB_NAMESPACE, claim_volume["persistentVolumeClaim"]["claimName"]), str(
+        mount["mountPath"]
+    )
+
+
+def claim_dir(cluster: Cluster, namespace: str, claim_name: str) -> Path:
+    """Where a bound PersistentVolumeClaim's volume is on the node (scripts/cluster's pool is node-local)."""
+    claim = cluster.get("pvc", claim_name, "-n", namespace)
     volume = cluster.get("pv", claim["spec"]["volumeName"])
-    return Path(volume["spec"]["hostPath"]["path"]), str(mount["mountPath"])
+    return Path(volume["spec"]["hostPath"]["path"])
