@@ -69,6 +69,8 @@ class RoundFigures:
     # MiB) and the most threads its process had.
     hub_residency_mib: dict[str, float] = field(default_factory=dict)
     hub_most_threads: int = 0
+    # With ``heap_sites``: the lines holding the most of the hub's Python heap near its peak.
+    hub_heap_sites: list[str] = field(default_factory=list)
 
     @property
     def median_seconds(self) -> float:
@@ -137,6 +139,7 @@ def run_round_benchmark(
     round_timeout: int = 300,
     separate_sidecars: bool = False,
     hub_defaults: bool = False,
+    heap_sites: bool = False,
 ) -> RoundFigures:
     """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model.
 
@@ -145,6 +148,7 @@ def run_round_benchmark(
     credentials ``flood`` uses from a thread while the rounds run; the honest silos' rounds are
     what is measured. With ``hub_defaults``, the hub runs as it did before its memory was bounded:
     gRPC's default flow control and glibc's default malloc arenas (the memory benchmark's baseline).
+    With ``heap_sites`` (and ``trace_memory``), the lines holding most of the hub's heap near its peak.
     """
     if not hub_defaults:  # before any thread, as the local run's hub does
         bound_allocator_arenas()
@@ -188,7 +192,7 @@ def run_round_benchmark(
                 coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
             )
         before = _rss_mib()
-        sampler = PeakSampler()
+        sampler = PeakSampler(heap_sites=heap_sites)
         if trace_memory:  # tracemalloc slows every allocation: only when memory is the question
             tracemalloc.start()
             sampler.start()
@@ -244,6 +248,7 @@ def run_round_benchmark(
             sidecar_peak_rss_mib=sidecar_rss,
             hub_residency_mib=sampler.peak,
             hub_most_threads=sampler.most_threads,
+            hub_heap_sites=sampler.sites,
         )
 
 
@@ -332,6 +337,7 @@ def measure_in_child(
     round_timeout: int = 300,
     separate_sidecars: bool = False,
     hub_defaults: bool = False,
+    heap_sites: bool = False,
 ) -> RoundFigures:
     """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
     here = str(Path(__file__).parent)
@@ -339,7 +345,8 @@ def measure_in_child(
         f"import json, dataclasses, sys; sys.path.insert(0, {here!r}); from _harness import run_round_benchmark; "
         f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, "
         f"{trace_memory!r}, None, {neighbours!r}, round_timeout={round_timeout}, "
-        f"separate_sidecars={separate_sidecars!r}, hub_defaults={hub_defaults!r}))))"
+        f"separate_sidecars={separate_sidecars!r}, hub_defaults={hub_defaults!r}, "
+        f"heap_sites={heap_sites!r}))))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if completed.returncode != 0:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import tracemalloc
 from dataclasses import dataclass, field
 
 _HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \d+\s*(.*)$")
@@ -97,12 +98,20 @@ class PeakSampler:
     """Samples this process's resident set; keeps its breakdown at the highest sample, and the most threads.
 
     A sample every ``interval`` seconds misses a peak shorter than that: the figures are the
-    resident set's composition near its peak, not a bound.
+    resident set's composition near its peak, not a bound. With ``heap_sites`` (and tracemalloc
+    tracing), each time the Python heap passes its last snapshot by ``heap_step_mib`` a snapshot
+    names the lines holding the most of it: at 100M parameters, which whole-model copies the hub
+    holds at its peak.
     """
 
     interval: float = 0.2
+    heap_sites: bool = False
+    heap_step_mib: float = 64.0
     peak: dict[str, float] = field(default_factory=dict)
     most_threads: int = 0
+    # "MiB at file:line", largest first, from the snapshot at the heap's highest sample.
+    sites: list[str] = field(default_factory=list)
+    _sites_at_mib: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -121,6 +130,12 @@ class PeakSampler:
             now = _rss_now_mib()
             if now > self.peak.get("total", 0.0) + 1.0:
                 self.peak = residency()
+            if self.heap_sites and tracemalloc.is_tracing():
+                heap = tracemalloc.get_traced_memory()[0] / 2**20
+                if heap > self._sites_at_mib + self.heap_step_mib:
+                    self._sites_at_mib = heap
+                    top = tracemalloc.take_snapshot().statistics("lineno")[:12]
+                    self.sites = [f"{stat.size / 2**20:.1f} MiB at {stat.traceback[0]}" for stat in top]
 
 
 def _rss_now_mib() -> float:
