@@ -19,8 +19,12 @@
    to masked over the sparse neighbour graph (SecAgg+): the masked / plain round ratio (target
    at most 1.5x at 50 and 100 silos) and the hub's peak memory, Python heap and resident set,
    from the same runs (target: flat within 20% of the 10-silo figure). Printed row by row.
+7. connections: what idle mTLS connections cost the hub's server: its resident set before and
+   after 10, 50 and 100 clients have each connected and made one call (the allocator bounded
+   as the hub's is), by kind of mapping: the per-connection TLS and HTTP/2 buffers, apart from
+   any round's data.
 
-    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory [silos=10,50,100]] [bytes] [graphs] [protocol] [scale]
+    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory [silos=10,50,100]] [bytes] [graphs] [protocol] [scale] [connections]
 
 With no argument every part runs; the memory, graphs and scale parts take several minutes on 2 cores.
 """
@@ -29,7 +33,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -38,8 +44,12 @@ from typing import TypeVar
 
 import numpy as np
 from _harness import RoundFigures, measure_in_child, print_figures
+from _residency import residency
 
-from fedsilo.identity import SigningKey
+from fedsilo.aggregator import serve
+from fedsilo.identity import CertificateAuthority, SigningKey
+from fedsilo.launch import bound_allocator_arenas
+from fedsilo.protocol import rpc
 from fedsilo.secagg import SecAggClient, SecAggConfig, SecAggServer, sparse_parameters
 
 T = TypeVar("T")
@@ -238,7 +248,80 @@ def protocol() -> None:
         print_figures(f"masking protocol CPU per silo and at the hub, {GRAPH_PARAMETERS} parameters", rows)
 
 
+_CONNECT = """
+import sys, time
+from pathlib import Path
+import grpc
+from fedsilo.protocol import pb, rpc
+port, count, certificates = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+authority = (certificates / "ca.pem").read_bytes()
+channels = []
+for i in range(count):
+    key, chain = (certificates / f"{i}.key").read_bytes(), (certificates / f"{i}.pem").read_bytes()
+    channel = grpc.secure_channel(f"localhost:{port}", grpc.ssl_channel_credentials(authority, key, chain))
+    try:  # any call completes the handshake; the servicer answers UNIMPLEMENTED
+        rpc.AggregatorStub(channel).Join(pb.JoinRequest(job="idle", silo="idle", num_samples=1), timeout=60)
+    except grpc.RpcError:
+        pass
+    channels.append(channel)
+print("connected", flush=True)
+time.sleep(600)
+"""
+
+
+def _idle_connections(count: int) -> dict[str, object]:
+    """In this process: a hub's server, ``count`` connected clients in another; the resident set's growth."""
+    bound_allocator_arenas()
+    ca = CertificateAuthority.create()
+    server, port = serve(
+        rpc.AggregatorServicer(),
+        "localhost:0",
+        ca.issue("aggregator", server=True, dns_names=("localhost",)),
+        workers=8,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        certificates = Path(tmp)
+        (certificates / "ca.pem").write_bytes(ca.certificate_pem)
+        for i in range(count):
+            issued = ca.issue(f"silo-{i}", server=False)
+            (certificates / f"{i}.key").write_bytes(issued.private_key_pem)
+            (certificates / f"{i}.pem").write_bytes(issued.certificate_pem)
+        before = residency()
+        client = subprocess.Popen(
+            [sys.executable, "-c", _CONNECT, str(port), str(count), tmp], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert client.stdout is not None and client.stdout.readline().strip() == "connected"
+            time.sleep(1)
+            after = residency()
+        finally:
+            client.kill()
+            client.wait()
+            server.stop(None)
+    growth = {kind: after[kind] - before[kind] for kind in after}
+    total = growth.pop("total")
+    return {"connections": count, "growth_mib": total, "per_connection_kib": total * 1024 / count} | {
+        f"{kind}_mib": mib for kind, mib in growth.items()
+    }
+
+
+def connections() -> None:
+    """Part 7: the hub server's resident-set growth with idle mTLS connections, each count in a fresh process."""
+    rows = []
+    for count in SILO_COUNTS:
+        done = subprocess.run(
+            [sys.executable, __file__, "_connections", str(count)], capture_output=True, text=True, check=True
+        )
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        row["load_average"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        rows.append(row)
+    print_figures("hub server resident-set growth with idle mTLS connections", rows)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["_connections"]:  # the fresh process of one connections() measurement
+        print(json.dumps(_idle_connections(int(sys.argv[2]))))
+        return
     words = sys.argv[1:]
     # "silos=10,50": the memory part at these silo counts only (the first is the ratios' base).
     counts = next((tuple(int(n) for n in w[6:].split(",")) for w in words if w.startswith("silos=")), SILO_COUNTS)
@@ -249,6 +332,7 @@ def main() -> None:
         "graphs",
         "protocol",
         "scale",
+        "connections",
     }
     if parts & {"ratio", "bytes"}:
         plain, masked = round_ratio()
@@ -262,6 +346,8 @@ def main() -> None:
         graphs()
     if "scale" in parts:
         scale()
+    if "connections" in parts:
+        connections()
 
 
 if __name__ == "__main__":
