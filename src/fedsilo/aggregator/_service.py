@@ -49,18 +49,6 @@ log = logging.getLogger("fedsilo.aggregator")
 MAX_MESSAGE_BYTES = 4 << 20
 # A silo re-asks for the next round after this long, so a cancelled call never hangs.
 WAIT_ROUND_SECONDS = 30.0
-# How much of a call's request stream gRPC core may receive before its handler reads it. By
-# default BDP probing raises every stream's window to max(4 MiB, 2 x BDP) while gRPC's memory
-# quota sees no pressure, so each upload waiting for one of the hub's few upload slots had up to
-# 4 MiB of its payload buffered in the hub, about 4 MiB of resident set per silo. With probing
-# off, a stream's window stays at this size until its handler asks for a message; a reading
-# handler still lets in the rest of the message it waits for, up to one 1 MiB chunk, so a silo
-# that is being read sends a chunk per round trip. docs/big-models.md has the measurements.
-STREAM_WINDOW_BYTES = 64 << 10
-RECEIVE_WINDOW_OPTIONS: tuple[tuple[str, int], ...] = (
-    ("grpc.http2.bdp_probe", 0),
-    ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
-)
 
 
 def _deadlined(
@@ -298,6 +286,20 @@ def start_server(
     # the job: one flooding silo then cannot take the workers the others need.
     size = workers or coordinator.spec.rate_limits.concurrent_calls * len(coordinator.spec.silos) + 8
     return serve(AggregatorService(coordinator, silo_issuers), listen, credentials, workers=size)
+
+
+# How much of a call's request stream gRPC core may receive before its handler reads it. By
+# default BDP probing raises every stream's window to max(4 MiB, 2 x BDP) while gRPC's memory
+# quota sees no pressure, so each upload waiting for one of the hub's few upload slots had up to
+# 4 MiB of its payload buffered in the hub, about 4 MiB of resident set per silo. With probing
+# off, a stream's window stays at this size until its handler asks for a message; a reading
+# handler still lets in the rest of the message it waits for, up to one 1 MiB chunk, so a silo
+# that is being read sends a chunk per round trip. docs/big-models.md has the measurements.
+STREAM_WINDOW_BYTES = 64 << 10
+RECEIVE_WINDOW_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
+)
 
 
 def serve(
