@@ -4,7 +4,9 @@ protocol's cost (training excluded).
 
 Peak memory of the hub is reported twice: the growth of this process's resident set during
 the rounds (which includes gRPC's per-connection transport buffers), and the peak of the
-Python heap (tracemalloc: the aggregator's own arrays and messages).
+Python heap (tracemalloc: the aggregator's own arrays and messages). With ``trace_memory`` the
+resident set near its peak is also broken down by kind of mapping (``_residency``: malloc
+arenas, thread stacks...), next to the most threads the hub had.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import yaml
+from _residency import PeakSampler
 from rich.console import Console
 from rich.table import Table
 
-from fedsilo.aggregator import JobCoordinator, RoundSummary, start_server
+from fedsilo.aggregator import JobCoordinator, RoundSummary, _service, start_server
 from fedsilo.api import FederatedJob, Silo, load_manifest
 from fedsilo.identity import (
     CertificateAuthority,
@@ -37,6 +41,7 @@ from fedsilo.identity import (
     read_identity,
     write_identity,
 )
+from fedsilo.launch import bound_allocator_arenas
 from fedsilo.protocol import TensorLayout, TrainerReply, Weights, decode_weights, encode_weights
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import build_gate
@@ -60,6 +65,12 @@ class RoundFigures:
     # silo ran in its own process (``separate_sidecars``; a sidecar's figure includes its instant trainer).
     hub_peak_rss_total_mib: float = 0.0
     sidecar_peak_rss_mib: tuple[float, ...] = ()
+    # With ``trace_memory``: the hub's resident set near its peak by kind of mapping (``_residency.residency``,
+    # MiB) and the most threads its process had.
+    hub_residency_mib: dict[str, float] = field(default_factory=dict)
+    hub_most_threads: int = 0
+    # With ``heap_sites``: the lines holding the most of the hub's Python heap near its peak.
+    hub_heap_sites: list[str] = field(default_factory=list)
 
     @property
     def median_seconds(self) -> float:
@@ -127,14 +138,20 @@ def run_round_benchmark(
     neighbours: str = "complete",
     round_timeout: int = 300,
     separate_sidecars: bool = False,
+    hub_defaults: bool = False,
+    heap_sites: bool = False,
 ) -> RoundFigures:
     """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model.
 
     With ``separate_sidecars``, each silo's sidecar runs in a process of its own, so each one's
     peak memory is measured apart. With ``flood``, the job also enrolls :data:`FLOODER`, whose
     credentials ``flood`` uses from a thread while the rounds run; the honest silos' rounds are
-    what is measured.
+    what is measured. With ``hub_defaults``, the hub runs as it did before its memory was bounded:
+    gRPC's default flow control and glibc's default malloc arenas (the memory benchmark's baseline).
+    With ``heap_sites`` (and ``trace_memory``), the lines holding most of the hub's heap near its peak.
     """
+    if not hub_defaults:  # before any thread, as the local run's hub does
+        bound_allocator_arenas()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         documents = job_documents(
@@ -167,12 +184,18 @@ def run_round_benchmark(
             # a wait for it that would outlast the sidecars' patience with their idle trainers.
             join_timeout=1.0 if flood is not None else None,
         )
-        server, port = start_server(
-            coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
-        )
+        # The baseline's hub serves with gRPC's default windows (a benchmark may look inside).
+        with mock.patch.object(
+            _service, "RECEIVE_WINDOW_OPTIONS", () if hub_defaults else _service.RECEIVE_WINDOW_OPTIONS
+        ):
+            server, port = start_server(
+                coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
+            )
         before = _rss_mib()
+        sampler = PeakSampler(heap_sites=heap_sites)
         if trace_memory:  # tracemalloc slows every allocation: only when memory is the question
             tracemalloc.start()
+            sampler.start()
         honest = [d["metadata"]["name"] for d in documents[1:] if d["metadata"]["name"] != FLOODER]
         groups = [[silo] for silo in honest] if separate_sidecars else [honest]
         clients = [
@@ -196,6 +219,8 @@ def run_round_benchmark(
             if flooding is not None:
                 flooding.join(timeout=60)
             server.stop(grace=1)
+            if trace_memory:
+                sampler.stop()
             for client in clients:  # a failed job leaves its sidecars waiting for the hub: end them
                 if client.poll() is None:
                     client.kill()
@@ -221,6 +246,9 @@ def run_round_benchmark(
             bytes_down_per_silo=float(np.mean(down)),
             hub_peak_rss_total_mib=_rss_mib(),
             sidecar_peak_rss_mib=sidecar_rss,
+            hub_residency_mib=sampler.peak,
+            hub_most_threads=sampler.most_threads,
+            hub_heap_sites=sampler.sites,
         )
 
 
@@ -308,6 +336,8 @@ def measure_in_child(
     neighbours: str = "complete",
     round_timeout: int = 300,
     separate_sidecars: bool = False,
+    hub_defaults: bool = False,
+    heap_sites: bool = False,
 ) -> RoundFigures:
     """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
     here = str(Path(__file__).parent)
@@ -315,7 +345,8 @@ def measure_in_child(
         f"import json, dataclasses, sys; sys.path.insert(0, {here!r}); from _harness import run_round_benchmark; "
         f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, "
         f"{trace_memory!r}, None, {neighbours!r}, round_timeout={round_timeout}, "
-        f"separate_sidecars={separate_sidecars!r}))))"
+        f"separate_sidecars={separate_sidecars!r}, hub_defaults={hub_defaults!r}, "
+        f"heap_sites={heap_sites!r}))))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if completed.returncode != 0:

@@ -9,14 +9,17 @@ the trainer link), far below the 4 MiB message limit of every channel; the silo 
 masks its update slice by slice into the one vector it sends, and the hub adds each masked
 payload into one running sum.
 
-    .venv/bin/python benchmarks/bench_big_model.py [parameters] [silos] [plain]
+    .venv/bin/python benchmarks/bench_big_model.py [parameters] [silos] [plain] [trace]
 
-``plain`` also runs the same round in plain mode, for the masked / plain ratio.
+``plain`` also runs the same round in plain mode, for the masked / plain ratio. ``trace`` traces
+the hub's Python heap (tracemalloc) and reports its peak, the lines holding most of it near the
+peak (which whole-model copies the hub holds) and the resident set by kind of mapping.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,27 +45,51 @@ def row(figures: RoundFigures) -> dict[str, object]:
         "sidecar_peak_rss_mib": ", ".join(f"{m:.0f}" for m in figures.sidecar_peak_rss_mib),
         "bytes_up_per_silo_mib": figures.bytes_up_per_silo / 2**20,
         "bytes_up_vs_float32": figures.bytes_up_per_silo / float32_bytes,
+        "hub_python_heap_mib": figures.hub_peak_python_heap_mib,
     }
 
 
 def main() -> None:
     parameters = int(sys.argv[1]) if len(sys.argv) > 1 else PARAMETERS
     silos = int(sys.argv[2]) if len(sys.argv) > 2 else SILOS
+    trace = "trace" in sys.argv[3:]
+    modes = ["masked", "plain"] if "plain" in sys.argv[3:] else ["masked"]
     # A shared 2-core machine moves 400 MB per silo through TLS, hashing and masking slowly: room for it.
-    runs = [
-        measure_in_child(silos, parameters, "masked", rounds=1, round_timeout=ROUND_TIMEOUT, separate_sidecars=True)
-    ]
-    if "plain" in sys.argv[3:]:
+    runs = []
+    loads = []
+    for mode in modes:
+        before = os.getloadavg()
         runs.append(
-            measure_in_child(silos, parameters, "plain", rounds=1, round_timeout=ROUND_TIMEOUT, separate_sidecars=True)
+            measure_in_child(
+                silos,
+                parameters,
+                mode,
+                rounds=1,
+                round_timeout=ROUND_TIMEOUT,
+                separate_sidecars=True,
+                trace_memory=trace,
+                heap_sites=trace,
+            )
         )
+        loads.append([round(x, 1) for x in (*before, *os.getloadavg())])
     rows = [row(figures) for figures in runs]
     title = f"one round of a {parameters:,}-parameter model, {silos} silos, one process per sidecar"
     print_figures(title, rows)
     if len(runs) == 2:
         print(f"masked / plain round time: {runs[0].median_seconds / runs[1].median_seconds:.2f}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"benchmark": title, "results": rows}, indent=2) + "\n")
+    details = [
+        {
+            "mode": figures.mode,
+            "load_average_before_and_after": load,
+            "hub_resident_set_near_peak_mib": figures.hub_residency_mib,
+            "hub_heap_sites_near_peak": figures.hub_heap_sites,
+        }
+        for figures, load in zip(runs, loads, strict=True)
+    ]
+    for detail in details:
+        print(json.dumps(detail, indent=2))
+    RESULTS.write_text(json.dumps({"benchmark": title, "results": rows, "details": details}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

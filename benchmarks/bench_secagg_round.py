@@ -4,7 +4,10 @@
 2. memory: the hub's peak memory with 10, 50 and 100 silos, 1M parameters, masked and plain
    (target: flat within 20% of the 10-silo figure), as the Python heap (tracemalloc: the
    aggregator's arrays and messages) and as the growth of the resident set (which adds
-   gRPC's transport buffers and the threads serving the silos).
+   gRPC's transport buffers and the threads serving the silos), each next to the same run with
+   gRPC's and glibc's defaults (the hub before its memory was bounded); the resident set near
+   its peak by kind of mapping (malloc arenas, thread stacks...) and every run's load average
+   go to benchmarks/results/hub-memory.json. ``silos=10,50`` runs only those counts.
 3. bytes: bytes on the wire per silo vs the float32 update (target: at most 1.05x).
 4. graphs: masked vs plain round time at 5, 10, 20, 50 and 100 silos, over the complete graph
    and over the sparse neighbour graph of SecAgg+ (target: at most 1.5x at 50 and 100 silos),
@@ -16,24 +19,37 @@
    to masked over the sparse neighbour graph (SecAgg+): the masked / plain round ratio (target
    at most 1.5x at 50 and 100 silos) and the hub's peak memory, Python heap and resident set,
    from the same runs (target: flat within 20% of the 10-silo figure). Printed row by row.
+7. connections: what idle mTLS connections cost the hub's server: its resident set before and
+   after 10, 50 and 100 clients have each connected and made one call (the allocator bounded
+   as the hub's is), by kind of mapping: the per-connection TLS and HTTP/2 buffers, apart from
+   any round's data.
 
-    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory] [bytes] [graphs] [protocol] [scale]
+    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory [silos=10,50,100]] [bytes] [graphs] [protocol] [scale] [connections]
 
 With no argument every part runs; the memory, graphs and scale parts take several minutes on 2 cores.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 from _harness import RoundFigures, measure_in_child, print_figures
+from _residency import residency
 
-from fedsilo.identity import SigningKey
+from fedsilo.aggregator import serve
+from fedsilo.identity import CertificateAuthority, SigningKey
+from fedsilo.launch import bound_allocator_arenas
+from fedsilo.protocol import rpc
 from fedsilo.secagg import SecAggClient, SecAggConfig, SecAggServer, sparse_parameters
 
 T = TypeVar("T")
@@ -41,6 +57,7 @@ T = TypeVar("T")
 SILO_COUNTS = (10, 50, 100)
 GRAPH_SILOS = (5, 10, 20, 50, 100)
 GRAPH_PARAMETERS = 100_000
+MEMORY_RESULTS = Path(__file__).parent / "results" / "hub-memory.json"
 
 
 def round_ratio() -> tuple[RoundFigures, RoundFigures]:
@@ -61,24 +78,56 @@ def round_ratio() -> tuple[RoundFigures, RoundFigures]:
     return plain, masked
 
 
-def hub_memory() -> None:
-    """Part 2: the hub's peak memory as the number of silos grows, in both modes."""
+def hub_memory(silo_counts: tuple[int, ...]) -> None:
+    """Part 2: the hub's peak memory as the number of silos grows, in both modes, bounded and as before.
+
+    Each configuration runs twice, interleaved: with the hub as it serves now (bounded receive
+    windows, two malloc arenas) and with gRPC's and glibc's defaults (the baseline, ``hub_defaults``).
+    Every run's figures, its resident set by kind of mapping and the load average go to
+    :data:`MEMORY_RESULTS`.
+    """
+    runs: list[dict[str, object]] = []
+    for silos in silo_counts:
+        for mode in ("masked", "plain"):
+            for hub, defaults in (("bounded", False), ("defaults", True)):
+                load = os.getloadavg()
+                # Long deadlines: on a loaded 2-core machine 50 silos in one process miss the default ones.
+                figures = measure_in_child(
+                    silos, 1_000_000, mode, rounds=1, trace_memory=True, round_timeout=1200, hub_defaults=defaults
+                )
+                runs.append(
+                    {
+                        "silos": silos,
+                        "mode": mode,
+                        "hub": hub,
+                        "rss_growth_mib": figures.hub_peak_rss_mib,
+                        "rss_peak_mib": figures.hub_peak_rss_total_mib,
+                        "python_heap_mib": figures.hub_peak_python_heap_mib,
+                        "most_threads": figures.hub_most_threads,
+                        "round_s": figures.median_seconds,
+                        "resident_set_near_peak_mib": figures.hub_residency_mib,
+                        "load_average": [round(x, 1) for x in (*load, *os.getloadavg())],
+                    }
+                )
+                print(json.dumps(runs[-1]), flush=True)
     rows = []
     for mode in ("masked", "plain"):
-        figures = {n: measure_in_child(n, 1_000_000, mode, rounds=1, trace_memory=True) for n in SILO_COUNTS}
-        for measure, field in (
-            ("python heap", "hub_peak_python_heap_mib"),
-            ("resident set growth", "hub_peak_rss_mib"),
-        ):
-            mib = {n: float(getattr(figures[n], field)) for n in SILO_COUNTS}
-            row: dict[str, object] = {"mode": mode, "measure": measure}
-            for n in SILO_COUNTS:
-                row[f"silos_{n}_mib"] = mib[n]
-            for n in SILO_COUNTS[1:]:
-                row[f"ratio_{n}_to_{SILO_COUNTS[0]}"] = mib[n] / mib[SILO_COUNTS[0]]
-            row["target"] = 1.2
-            rows.append(row)
-    print_figures("hub peak memory, 1M parameters, one round", rows)
+        for hub in ("bounded", "defaults"):
+            mine = {int(str(r["silos"])): r for r in runs if r["mode"] == mode and r["hub"] == hub}
+            for measure in ("rss_growth_mib", "rss_peak_mib", "python_heap_mib"):
+                row: dict[str, object] = {"mode": mode, "hub": hub, "measure": measure}
+                for n in silo_counts:
+                    row[f"silos_{n}"] = mine[n][measure]
+                for n in silo_counts[1:]:
+                    row[f"ratio_{n}_to_{silo_counts[0]}"] = float(str(mine[n][measure])) / float(
+                        str(mine[silo_counts[0]][measure])
+                    )
+                row["target"] = 1.2
+                rows.append(row)
+    title = "hub peak memory, 1M parameters, one round: bounded hub vs gRPC and glibc defaults"
+    print_figures(title, rows)
+    MEMORY_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    MEMORY_RESULTS.write_text(json.dumps({"benchmark": title, "results": rows, "runs": runs}, indent=2) + "\n")
 
 
 def bytes_on_wire(plain: RoundFigures, masked: RoundFigures) -> None:
@@ -199,20 +248,106 @@ def protocol() -> None:
         print_figures(f"masking protocol CPU per silo and at the hub, {GRAPH_PARAMETERS} parameters", rows)
 
 
+_CONNECT = """
+import sys, time
+from pathlib import Path
+import grpc
+from fedsilo.protocol import pb, rpc
+port, count, certificates = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+authority = (certificates / "ca.pem").read_bytes()
+channels = []
+for i in range(count):
+    key, chain = (certificates / f"{i}.key").read_bytes(), (certificates / f"{i}.pem").read_bytes()
+    channel = grpc.secure_channel(f"localhost:{port}", grpc.ssl_channel_credentials(authority, key, chain))
+    try:  # any call completes the handshake; the servicer answers UNIMPLEMENTED
+        rpc.AggregatorStub(channel).Join(pb.JoinRequest(job="idle", silo="idle", num_samples=1), timeout=60)
+    except grpc.RpcError:
+        pass
+    channels.append(channel)
+print("connected", flush=True)
+time.sleep(600)
+"""
+
+
+def _idle_connections(count: int) -> dict[str, object]:
+    """In this process: a hub's server, ``count`` connected clients in another; the resident set's growth."""
+    bound_allocator_arenas()
+    ca = CertificateAuthority.create()
+    server, port = serve(
+        rpc.AggregatorServicer(),
+        "localhost:0",
+        ca.issue("aggregator", server=True, dns_names=("localhost",)),
+        workers=8,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        certificates = Path(tmp)
+        (certificates / "ca.pem").write_bytes(ca.certificate_pem)
+        for i in range(count):
+            issued = ca.issue(f"silo-{i}", server=False)
+            (certificates / f"{i}.key").write_bytes(issued.private_key_pem)
+            (certificates / f"{i}.pem").write_bytes(issued.certificate_pem)
+        before = residency()
+        client = subprocess.Popen(
+            [sys.executable, "-c", _CONNECT, str(port), str(count), tmp], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert client.stdout is not None and client.stdout.readline().strip() == "connected"
+            time.sleep(1)
+            after = residency()
+        finally:
+            client.kill()
+            client.wait()
+            server.stop(None)
+    growth = {kind: after[kind] - before[kind] for kind in after}
+    total = growth.pop("total")
+    return {"connections": count, "growth_mib": total, "per_connection_kib": total * 1024 / count} | {
+        f"{kind}_mib": mib for kind, mib in growth.items()
+    }
+
+
+def connections() -> None:
+    """Part 7: the hub server's resident-set growth with idle mTLS connections, each count in a fresh process."""
+    rows = []
+    for count in SILO_COUNTS:
+        done = subprocess.run(
+            [sys.executable, __file__, "_connections", str(count)], capture_output=True, text=True, check=True
+        )
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        row["load_average"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        rows.append(row)
+    print_figures("hub server resident-set growth with idle mTLS connections", rows)
+
+
 def main() -> None:
-    parts = set(sys.argv[1:]) or {"ratio", "memory", "bytes", "graphs", "protocol", "scale"}
+    if sys.argv[1:2] == ["_connections"]:  # the fresh process of one connections() measurement
+        print(json.dumps(_idle_connections(int(sys.argv[2]))))
+        return
+    words = sys.argv[1:]
+    # "silos=10,50": the memory part at these silo counts only (the first is the ratios' base).
+    counts = next((tuple(int(n) for n in w[6:].split(",")) for w in words if w.startswith("silos=")), SILO_COUNTS)
+    parts = {w for w in words if not w.startswith("silos=")} or {
+        "ratio",
+        "memory",
+        "bytes",
+        "graphs",
+        "protocol",
+        "scale",
+        "connections",
+    }
     if parts & {"ratio", "bytes"}:
         plain, masked = round_ratio()
         if "bytes" in parts:
             bytes_on_wire(plain, masked)
     if "memory" in parts:
-        hub_memory()
+        hub_memory(counts)
     if "protocol" in parts:
         protocol()
     if "graphs" in parts:
         graphs()
     if "scale" in parts:
         scale()
+    if "connections" in parts:
+        connections()
 
 
 if __name__ == "__main__":

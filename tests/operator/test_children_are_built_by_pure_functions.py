@@ -20,7 +20,7 @@ from fedsilo.api import (
     parse_manifest,
 )
 from fedsilo.identity import SigningKey, SiloIdentity, read_identity, write_identity
-from fedsilo.launch import MANIFEST_FILE, silo_ca_file
+from fedsilo.launch import HUB_MALLOC_ARENAS, MANIFEST_FILE, silo_ca_file
 from fedsilo.operator import (
     HubInputs,
     OperatorConfig,
@@ -195,6 +195,8 @@ def test_the_aggregator_runs_with_opa_beside_it_restricted_and_reporting_its_job
     env = {e["name"]: e for e in aggregator["env"]}
     assert env["FEDSILO_JOB_NAME"]["value"] == "quickstart"
     assert env["FEDSILO_JOB_UID"]["value"] == owner()["metadata"]["uid"]
+    # Its malloc arenas are bounded from the process's start (docs/big-models.md).
+    assert env["MALLOC_ARENA_MAX"]["value"] == str(HUB_MALLOC_ARENAS)
     for container in pod["containers"]:
         assert container["securityContext"] == RESTRICTED_CONTAINER
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -311,6 +311,20 @@ def start_server(
     return serve(AggregatorService(coordinator, trust), listen, credentials, workers=size, trust=trust)
 
 
+# How much of a call's request stream gRPC core may receive before its handler reads it. By
+# default BDP probing raises every stream's window to max(4 MiB, 2 x BDP) while gRPC's memory
+# quota sees no pressure, so each upload waiting for one of the hub's few upload slots had up to
+# 4 MiB of its payload buffered in the hub, about 4 MiB of resident set per silo. With probing
+# off, a stream's window stays at this size until its handler asks for a message; a reading
+# handler still lets in the rest of the message it waits for, up to one 1 MiB chunk, so a silo
+# that is being read sends a chunk per round trip. docs/big-models.md has the measurements.
+STREAM_WINDOW_BYTES = 64 << 10
+RECEIVE_WINDOW_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
+)
+
+
 def serve(
     service: rpc.AggregatorServicer,
     listen: str,
@@ -329,6 +343,7 @@ def serve(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            *RECEIVE_WINDOW_OPTIONS,
         ],
     )
     rpc.add_AggregatorServicer_to_server(service, server)

@@ -5,6 +5,9 @@ Starters (the local run in ``fedsilo.runner``, the operator's builders in
 spelling flags, paths and file names themselves, so there is one definition of each.
 """
 
+from ._allocator import HUB_MALLOC_ARENAS as HUB_MALLOC_ARENAS
+from ._allocator import bound_allocator_arenas as bound_allocator_arenas
+from ._allocator import hub_allocator_environment as hub_allocator_environment
 from ._args import AggregatorArgs as AggregatorArgs
 from ._args import LaunchArgs as LaunchArgs
 from ._args import OperatorRole as OperatorRole
@@ -40,6 +43,7 @@ __all__ = [
     "AGGREGATOR_KEY",
     "AGGREGATOR_PUBLIC_KEY",
     "DATA_DIR",
+    "HUB_MALLOC_ARENAS",
     "IDENTITY_DIR",
     "JOB_DIR",
     "LEDGER_DIR",
@@ -60,7 +64,9 @@ __all__ = [
     "SidecarArgs",
     "Terminated",
     "TrainerArgs",
+    "bound_allocator_arenas",
     "exit_if_terminated",
+    "hub_allocator_environment",
     "manifest_without_standing",
     "raise_on_sigterm",
     "render_job_manifest",

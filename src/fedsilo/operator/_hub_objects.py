@@ -42,6 +42,7 @@ from fedsilo.launch import (
     STATE_DIR,
     TLS_DIR,
     AggregatorArgs,
+    hub_allocator_environment,
     manifest_without_standing,
     silo_ca_file,
 )
@@ -222,6 +223,7 @@ def _deployment(inputs: HubInputs, namespace: str, policies: PolicyFiles, config
             _field_env(JOB_NAMESPACE_VARIABLE, "metadata.namespace"),
             {"name": JOB_UID_VARIABLE, "value": str(inputs.owner["metadata"]["uid"])},
             _field_env(POD_NAME_VARIABLE, "metadata.name"),
+            *({"name": name, "value": value} for name, value in hub_allocator_environment().items()),
         ],
         volumeMounts=[
             {"name": "job", "mountPath": str(JOB_DIR), "readOnly": True},

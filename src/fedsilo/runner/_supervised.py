@@ -46,6 +46,7 @@ from typing import Any, Protocol, runtime_checkable
 from fedsilo.aggregator import Checkpoints, JobFailed, LedgerBook, RoundObserver, RoundSummary, start_server
 from fedsilo.api import Manifest, Silo
 from fedsilo.identity import CertificateAuthority, TlsCredentials, VerifyKey, write_private_file
+from fedsilo.launch import bound_allocator_arenas
 from fedsilo.policy import EmbeddedRegoEngine
 from fedsilo.privacy.ledger import run_name
 from fedsilo.protocol import PARENT_PID_ENV, PolicyVerdict, follow_parent
@@ -239,6 +240,8 @@ def serve_hub(launch: HubLaunch, events: Connection, control: Connection) -> Non
     no round follows) until the runner sends ``stop``. A statistics-only job sends ``done``
     right after its phase, without listening for training, and waits for ``stop`` the same way.
     """
+    # First, before any thread: spawn gives the child no environment of its own to set it in.
+    bound_allocator_arenas()
     os.environ[PARENT_PID_ENV] = str(launch.parent_pid)
     follow_parent()
     lock = threading.Lock()

@@ -21,4 +21,11 @@ class FedAvg(Strategy):
         """The global model moved by ``server_learning_rate`` times the mean update."""
         check_update(global_weights, mean_update)
         rate = np.float32(self.spec.strategy.server_learning_rate)
-        return {name: (value + rate * mean_update[name]).astype(np.float32) for name, value in global_weights.items()}
+        # Into one float32 array per tensor: (value + rate * update).astype(...) made three, 1.1 GiB at
+        # 100M parameters at the hub's peak.
+        stepped = {}
+        for name, value in global_weights.items():
+            tensor = np.multiply(mean_update[name], rate, dtype=np.float32)
+            tensor += value
+            stepped[name] = tensor
+        return stepped
