@@ -119,6 +119,17 @@ class HubPod:
     def start_aggregator(self, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         return self.start("aggregator", fedsilo("-v", *self.args), env)
 
+    def serving_aggregator(self) -> subprocess.Popen[bytes]:
+        """The aggregator started and serving its job (it said so), still running."""
+        aggregator = self.start_aggregator()
+        wait_for(
+            lambda: "aggregator of job" in self.log("aggregator") or aggregator.poll() is not None,
+            f"the aggregator serving\n{self.all_logs()}",
+            timeout=120,
+        )
+        assert aggregator.poll() is None, self.all_logs()
+        return aggregator
+
     def silo_args(self, silo: str) -> tuple[SidecarArgs, TrainerArgs]:
         """The command lines of ``silo``'s sidecar and trainer, linked by a socket beside the logs."""
         socket = self.logs / f"{silo}.sock"
@@ -443,13 +454,7 @@ def test_the_aggregator_refuses_a_certificate_another_silos_ca_minted_as_the_ope
 ) -> None:
     pod = hub_pod(tmp_path, opa_server.url, "plain")
     pod_cleanup.append(pod)
-    aggregator = pod.start_aggregator()
-    wait_for(
-        lambda: "aggregator of job" in pod.log("aggregator") or aggregator.poll() is not None,
-        f"the aggregator serving\n{pod.all_logs()}",
-        timeout=120,
-    )
-    assert aggregator.poll() is None, pod.all_logs()
+    aggregator = pod.serving_aggregator()
     a, b = pod.job.spec.silos
     # Partner a keeps its CA key and mints a certificate in b's name: TLS accepts it (a's CA is
     # trusted), the per-silo binding the operator's files give the aggregator does not.
@@ -467,12 +472,7 @@ def test_the_aggregator_follows_a_silos_rotated_ca_file_without_a_restart(
 ) -> None:
     pod = hub_pod(tmp_path, opa_server.url, "plain")
     pod_cleanup.append(pod)
-    aggregator = pod.start_aggregator()
-    wait_for(
-        lambda: "aggregator of job" in pod.log("aggregator") or aggregator.poll() is not None,
-        f"the aggregator serving\n{pod.all_logs()}",
-        timeout=120,
-    )
+    aggregator = pod.serving_aggregator()
     a, b = pod.job.spec.silos
     old, new = pod.authorities[a], CertificateAuthority.create(f"{a} identity CA, rotated")
     ca_file = pod.mounts["job"] / silo_ca_file(a)
