@@ -3,7 +3,8 @@
 While an upload waits for one of the hub's few upload slots, its handler reads nothing; what the
 silo sends meanwhile stays in gRPC core's buffers on the hub, up to the stream's flow-control
 window. With gRPC's default (BDP probing) that window grows to 4 MiB per stream, about 4 MiB of
-hub memory per waiting silo; the hub's server (``serve``) keeps it at ``STREAM_WINDOW_BYTES``.
+hub memory per waiting silo; the hub's server (``serve``) keeps it at ``STREAM_WINDOW_BYTES``, or
+at the job's ``spec.rateLimits.streamWindowKiB`` (``start_server``).
 
 The server, its transport options and mTLS are the real ones; only the servicer is a stand-in,
 whose ``SubmitUpdate`` waits before reading as the admission steps do while every slot is taken
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 
 import grpc
+import pytest
 
 from fedsilo.aggregator._service import STREAM_WINDOW_BYTES, serve
 from fedsilo.identity import CertificateAuthority
@@ -60,11 +62,16 @@ def _settled(sent: list[int], quiet: float = 1.0, timeout: float = 30.0) -> int:
     return last
 
 
-def test_a_silo_can_send_at_most_the_stream_window_before_the_hub_reads_its_upload() -> None:
+@pytest.mark.parametrize("window", [STREAM_WINDOW_BYTES, 1 << 20], ids=["default 64 KiB", "a job's 1 MiB"])
+def test_a_silo_can_send_at_most_the_stream_window_before_the_hub_reads_its_upload(window: int) -> None:
     ca = CertificateAuthority.create()
     service = _ParkedUploads()
     server, port = serve(
-        service, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",)), workers=4
+        service,
+        "localhost:0",
+        ca.issue("aggregator", server=True, dns_names=("localhost",)),
+        workers=4,
+        stream_window_bytes=window,
     )
     silo = ca.issue("silo-a", server=False)
     channel = grpc.secure_channel(
@@ -77,7 +84,9 @@ def test_a_silo_can_send_at_most_the_stream_window_before_the_hub_reads_its_uplo
         held = _settled(sent)
         # What the hub may hold for it: the window, plus the few messages gRPC's client and
         # server each hold while a send completes. The default window would have let in all 4 MiB.
-        assert held * CHUNK <= STREAM_WINDOW_BYTES + 8 * CHUNK, f"{held} chunks of {CHUNK} bytes went out unread"
+        assert held * CHUNK <= window + 8 * CHUNK, f"{held} chunks of {CHUNK} bytes went out unread"
+        # The window is the setting's, not a floor of gRPC's: a larger one lets in more.
+        assert held * CHUNK > window - 8 * CHUNK, f"only {held} chunks of {CHUNK} bytes went out"
         service.release.set()
         assert reply.result(timeout=60).accepted
         assert service.received == CHUNKS  # held back, never dropped

@@ -307,22 +307,33 @@ def start_server(
     """
     # Every silo may hold its concurrentCalls open (a wait in a step holds one), so size the pool to
     # the job: one flooding silo then cannot take the workers the others need.
-    size = workers or coordinator.spec.rate_limits.concurrent_calls * len(coordinator.spec.silos) + 8
-    return serve(AggregatorService(coordinator, trust), listen, credentials, workers=size, trust=trust)
+    limits = coordinator.spec.rate_limits
+    size = workers or limits.concurrent_calls * len(coordinator.spec.silos) + 8
+    service = AggregatorService(coordinator, trust)
+    return serve(
+        service, listen, credentials, workers=size, trust=trust, stream_window_bytes=limits.stream_window_kib << 10
+    )
 
 
-# How much of a call's request stream gRPC core may receive before its handler reads it. By
-# default BDP probing raises every stream's window to max(4 MiB, 2 x BDP) while gRPC's memory
-# quota sees no pressure, so each upload waiting for one of the hub's few upload slots had up to
-# 4 MiB of its payload buffered in the hub, about 4 MiB of resident set per silo. With probing
-# off, a stream's window stays at this size until its handler asks for a message; a reading
-# handler still lets in the rest of the message it waits for, up to one 1 MiB chunk, so a silo
-# that is being read sends a chunk per round trip. docs/big-models.md has the measurements.
+#: How much of a call's request stream gRPC core may receive before its handler reads it, unless
+#: the job says otherwise (``spec.rateLimits.streamWindowKiB``).
 STREAM_WINDOW_BYTES = 64 << 10
-RECEIVE_WINDOW_OPTIONS: tuple[tuple[str, int], ...] = (
-    ("grpc.http2.bdp_probe", 0),
-    ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
-)
+
+
+def receive_window_options(window_bytes: int) -> tuple[tuple[str, int], ...]:
+    """The server options that hold each stream's receive window at ``window_bytes``; none for 0 (gRPC's sizing).
+
+    By default BDP probing raises every stream's window to max(4 MiB, 2 x BDP) while gRPC's
+    memory quota sees no pressure, so each upload waiting for one of the hub's few upload slots
+    had up to 4 MiB of its payload buffered in the hub. With probing off, a stream's window
+    stays at this size until its handler asks for a message; a reading handler still lets in the
+    rest of the message it waits for, so an upload moves about one window (at least its 1 MiB
+    chunk) per round trip: the window trades the hub's memory against distant silos' throughput
+    (docs/big-models.md, benchmarks/bench_receive_window.py).
+    """
+    if window_bytes == 0:
+        return ()
+    return (("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", window_bytes))
 
 
 def serve(
@@ -332,18 +343,20 @@ def serve(
     *,
     workers: int,
     trust: SiloTrust | None = None,
+    stream_window_bytes: int = STREAM_WINDOW_BYTES,
 ) -> tuple[grpc.Server, int]:
     """Serve ``service`` over mutual TLS on ``listen`` with ``workers`` threads; the server and its bound port.
 
     With ``trust`` the client CAs the handshake accepts are ``trust``'s at each new connection
-    (a silo's rotated CA is let in without a restart), else ``credentials``' CA.
+    (a silo's rotated CA is let in without a restart), else ``credentials``' CA. Each stream's
+    receive window is ``stream_window_bytes`` (:func:`receive_window_options`).
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aggregator"),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            *RECEIVE_WINDOW_OPTIONS,
+            *receive_window_options(stream_window_bytes),
         ],
     )
     rpc.add_AggregatorServicer_to_server(service, server)

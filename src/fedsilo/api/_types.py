@@ -1142,6 +1142,20 @@ class RateLimitSpec(_Model):
             "since its last record), so a flood cannot flood the audit log."
         ),
     )
+    stream_window_kib: int = Field(
+        default=64,
+        ge=0,
+        le=16384,
+        alias="streamWindowKiB",
+        description=(
+            "The HTTP/2 receive window of each call's stream at the aggregator, in KiB: what one silo's upload "
+            "waiting for an upload slot may buffer in the hub, and about what an upload moves per round trip "
+            "once it is read (at least its 1 MiB chunk). Raise it for silos far from the hub: at 100 ms round "
+            "trip one upload moved about 9 MiB/s with 64, 33 with 4096 and 56 with gRPC's own sizing "
+            "(docs/big-models.md); the hub then holds up to this much per waiting silo. 0: gRPC sizes it "
+            "(BDP probing, at least 4 MiB per stream)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _uploads_are_calls(self) -> Self:
