@@ -16,6 +16,7 @@ import grpc
 import pytest
 import yaml
 
+from fedsilo.aggregator import SiloTrust
 from fedsilo.api import Manifest, StatisticsStatus, parse_manifest
 from fedsilo.audit import verify_audit_log
 from fedsilo.datasets import FittedPreprocessing, load_raw_silo_data
@@ -48,7 +49,7 @@ class Served:
     manifest: Manifest
     args: AggregatorArgs
     server_tls: TlsCredentials
-    issuers: dict[str, bytes]
+    trust: SiloTrust
     fitted: FittedPreprocessing | None
     steps: dict[str, StatisticsStep]
 
@@ -88,7 +89,7 @@ def _serve_phase(
     spec = manifest.job.spec
     ca = CertificateAuthority.create()
     server_tls = ca.issue("aggregator", server=True, dns_names=("localhost",), ip_addresses=("127.0.0.1",))
-    issuers = {name: ca.certificate_pem for name in SILOS}
+    trust = SiloTrust({name: ca.certificate_pem for name in SILOS})
     state = tmp_path / "state"
     port = _free_port()
     args = AggregatorArgs(
@@ -106,7 +107,7 @@ def _serve_phase(
 
     def serve() -> None:
         with OpaServerEngine(opa_server.url) as engine:
-            outcome["fitted"] = _statistics_phase(args, manifest, server_tls, issuers, engine)
+            outcome["fitted"] = _statistics_phase(args, manifest, server_tls, trust, engine)
 
     hub = threading.Thread(target=serve, daemon=True)
     hub.start()
@@ -129,18 +130,18 @@ def _serve_phase(
         threading.Thread(target=part, daemon=True).start()
     hub.join(timeout=600)
     silo_ledgers.close()
-    return Served(manifest, args, server_tls, issuers, outcome["fitted"], steps)
+    return Served(manifest, args, server_tls, trust, outcome["fitted"], steps)
 
 
 def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
     tmp_path: Path, opa_server: OpaServer
 ) -> None:
     served = _serve_phase(tmp_path, opa_server, {"scaling": "standardize", "categorical": [12]})
-    manifest, args, server_tls, issuers, steps = (
+    manifest, args, server_tls, trust, steps = (
         served.manifest,
         served.args,
         served.server_tls,
-        served.issuers,
+        served.trust,
         served.steps,
     )
     state = args.state_dir
@@ -163,7 +164,7 @@ def test_the_aggregator_serves_the_phase_and_a_restart_keeps_its_transform(
     # and keeps it in the registry again if the registry lost it.
     kept.unlink()
     with OpaServerEngine(opa_server.url) as engine:
-        again = _statistics_phase(args, manifest, server_tls, issuers, engine)
+        again = _statistics_phase(args, manifest, server_tls, trust, engine)
     assert again is not None and again.digest() == fitted.digest()
     assert kept.read_bytes() == fitted.canonical_bytes()
 
