@@ -17,11 +17,9 @@ handshake, and a connection opened while A was still trusted on its next call, w
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import threading
-import time
 from pathlib import Path
 
 import grpc
@@ -40,10 +38,9 @@ from fedsilo.identity import (
 )
 from fedsilo.launch import silo_ca_file
 from fedsilo.protocol import PolicyVerdict, pb, rpc
-from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
 
 from ..aggregator.conftest import Hub, running_hub
-from .test_short_lived_certificates import LIFETIME, _SlowTrainer
+from .test_short_lived_certificates import LIFETIME, run_sidecar_to_the_end
 
 ROUNDS = 12
 
@@ -121,36 +118,15 @@ def test_a_sidecar_takes_part_in_every_round_while_its_silos_ca_is_rotated_and_t
                 issuers.append("new")
 
         verdicts: dict[int, tuple[PolicyVerdict, dt.datetime]] = {}
-        link = TrainerLinkService()
-        config = SidecarConfig(
-            hub.coordinator.job,
-            "a",
-            f"localhost:{hub.port}",
-            {},
-            aggregator_ca_pem=hub.ca.certificate_pem,
-            identity_dir=folder,
-        )
-        sidecar = Sidecar(
-            config,
+        code = run_sidecar_to_the_end(
+            hub,
             SiloIdentity(key, first),
-            link,
-            on_verdict=lambda r, v: verdicts.__setitem__(r, (v, dt.datetime.now(dt.UTC))),
+            folder,
+            lambda r, v: verdicts.__setitem__(r, (v, dt.datetime.now(dt.UTC))),
+            beside=operator,
         )
-        trainer = _SlowTrainer(link)
-        outcome: dict[str, int] = {}
-
-        def serve() -> None:
-            with contextlib.suppress(grpc.RpcError):
-                outcome["code"] = sidecar.run()
-
-        for target in (operator, trainer.run, serve):
-            threading.Thread(target=target, daemon=True).start()
-        deadline = time.monotonic() + 300
-        while "code" not in outcome and time.monotonic() < deadline:
-            time.sleep(0.1)
         stop.set()
-        trainer.stop.set()
-        assert outcome.get("code") == 0, f"the sidecar did not finish the job: {verdicts}"
+        assert code == 0, f"the sidecar did not finish the job: {verdicts}"
         assert sorted(verdicts) == list(range(1, ROUNDS + 1)), verdicts
         assert all(v.accepted for v, _ in verdicts.values()), verdicts
         assert set(steps) == {"both published", "issued from new", "old dropped"}, steps

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -123,6 +124,46 @@ class _SlowTrainer(Trainer):
             next_round = task.round + 1
 
 
+def run_sidecar_to_the_end(
+    hub: Hub,
+    identity: SiloIdentity,
+    folder: Path,
+    on_verdict: Callable[[int, PolicyVerdict], None],
+    *,
+    beside: Callable[[], None],
+) -> int | None:
+    """Run silo ``a``'s real sidecar, dialling with the files in ``folder``, to the job's end (at most 300 s).
+
+    Its trainer is a ``_SlowTrainer`` on the link, and ``beside`` (whatever renews or rotates
+    its files) runs in a thread of its own meanwhile. The sidecar's exit code; None if it did
+    not finish in time.
+    """
+    link = TrainerLinkService()
+    config = SidecarConfig(
+        hub.coordinator.job,
+        "a",
+        f"localhost:{hub.port}",
+        {},
+        aggregator_ca_pem=hub.ca.certificate_pem,
+        identity_dir=folder,
+    )
+    sidecar = Sidecar(config, identity, link, on_verdict=on_verdict)
+    trainer = _SlowTrainer(link)
+    outcome: dict[str, int] = {}
+
+    def serve() -> None:
+        with contextlib.suppress(grpc.RpcError):
+            outcome["code"] = sidecar.run()
+
+    for target in (beside, trainer.run, serve):
+        threading.Thread(target=target, daemon=True).start()
+    deadline = time.monotonic() + 300
+    while "code" not in outcome and time.monotonic() < deadline:
+        time.sleep(0.1)
+    trainer.stop.set()
+    return outcome.get("code")
+
+
 def test_a_sidecar_renewed_every_few_seconds_takes_part_in_every_round_of_a_job_that_outlasts_its_certificate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,32 +189,10 @@ def test_a_sidecar_renewed_every_few_seconds_takes_part_in_every_round_of_a_job_
                 renewed.append(current)
 
         verdicts: dict[int, PolicyVerdict] = {}
-        link = TrainerLinkService()
-        config = SidecarConfig(
-            hub.coordinator.job,
-            "a",
-            f"localhost:{hub.port}",
-            {},
-            aggregator_ca_pem=hub.ca.certificate_pem,
-            identity_dir=folder,
-        )
-        sidecar = Sidecar(config, SiloIdentity(key, first), link, on_verdict=verdicts.__setitem__)
-        trainer = _SlowTrainer(link)
-        outcome: dict[str, int] = {}
-
-        def serve() -> None:
-            with contextlib.suppress(grpc.RpcError):
-                outcome["code"] = sidecar.run()
-
-        for target in (renewer, trainer.run, serve):
-            threading.Thread(target=target, daemon=True).start()
-        deadline = time.monotonic() + 300
-        while "code" not in outcome and time.monotonic() < deadline:
-            time.sleep(0.1)
+        code = run_sidecar_to_the_end(hub, SiloIdentity(key, first), folder, verdicts.__setitem__, beside=renewer)
         finished = dt.datetime.now(dt.UTC)
         stop.set()
-        trainer.stop.set()
-    assert outcome.get("code") == 0, f"the sidecar did not finish the job: {verdicts}"
+    assert code == 0, f"the sidecar did not finish the job: {verdicts}"
     assert sorted(verdicts) == list(range(1, 8)) and all(v.accepted for v in verdicts.values()), verdicts
     # The job went on past the first certificate's expiry, which the hub refuses on every call:
     # the last rounds' calls were made on connections dialled with a renewed certificate.
