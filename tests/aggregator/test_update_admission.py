@@ -54,7 +54,9 @@ def test_bad_updates_are_refused_each_with_its_reason(hub: Hub) -> None:
     assert ("b", "deny") in decided and ("c", "deny") in decided and ("a", "deny") in decided
 
     def counted(outcome: str) -> float:
-        return REGISTRY.get_sample_value("fedsilo_policy_decisions_total", {"job": "admission", "outcome": outcome}) or 0
+        return (
+            REGISTRY.get_sample_value("fedsilo_policy_decisions_total", {"job": "admission", "outcome": outcome}) or 0
+        )
 
     assert counted("allow") >= 1 and counted("deny") >= 2
 

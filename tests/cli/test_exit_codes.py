@@ -26,7 +26,9 @@ def test_an_invalid_manifest_exits_2_names_the_field_and_starts_nothing(tmp_path
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_workdir_too_deep_for_the_trainer_links_socket_is_refused_naming_it_and_starts_nothing(tmp_path: Path) -> None:
+def test_a_workdir_too_deep_for_the_trainer_links_socket_is_refused_naming_it_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
     deep = tmp_path / ("d" * 40) / ("e" * 40) / "run"
     result = _fedsilo("run", str(QUICKSTART), "--workdir", str(deep), "--no-baseline", cwd=tmp_path)
     # 3, an environment error, as the kernel's limit on a socket's path is what refuses it.

@@ -62,7 +62,8 @@ def test_private_layers_never_cross_the_wire_or_reach_the_registry_and_fine_tuni
 
     # Signed scores of fine-tuned models came in the closing evaluation, one per silo.
     stages = [
-        EvaluationReport.parse(pb.SignedMetadata.FromString(m).metadata_json) for m in wire.requests()["ReportEvaluation"]
+        EvaluationReport.parse(pb.SignedMetadata.FromString(m).metadata_json)
+        for m in wire.requests()["ReportEvaluation"]
     ]
     assert sorted(r.silo for r in stages if r.stage == "personalized") == ["hospital-a", "hospital-b", "hospital-c"]
     assert {r.round for r in stages if r.stage == "personalized"} == {3}

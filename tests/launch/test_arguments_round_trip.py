@@ -102,7 +102,9 @@ def test_the_manifest_lists_the_silos_in_the_jobs_order_with_their_keys_and_name
     job = FederatedJob.model_validate(documents[0])
     silos = [Silo.model_validate(d) for d in reversed(documents[1:])]
     # Distinct, well-formed keys (base64 of 32 bytes), one per silo.
-    keyed = {s.metadata.name: base64.b64encode(hashlib.sha256(s.metadata.name.encode()).digest()).decode() for s in silos}
+    keyed = {
+        s.metadata.name: base64.b64encode(hashlib.sha256(s.metadata.name.encode()).digest()).decode() for s in silos
+    }
     rendered = list(yaml.safe_load_all(render_job_manifest(job, silos, public_key=lambda s: keyed[s.metadata.name])))
     assert [d["metadata"] for d in rendered] == [{"name": n} for n in [job.metadata.name, *job.spec.silos]]
     assert [d["spec"]["identity"]["publicKey"] for d in rendered[1:]] == [keyed[n] for n in job.spec.silos]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CONFTEST = '''
+CONFTEST = """
 import threading
 import time
 from pathlib import Path
@@ -34,7 +34,7 @@ def pytest_collection_finish(session):
 def opa_binary():
     # The name marks the test as needing a tool; no real one is built.
     return Path(__file__)
-'''
+"""
 
 TEST = """
 def test_needs_a_tool(opa_binary):

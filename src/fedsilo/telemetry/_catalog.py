@@ -70,7 +70,11 @@ def _histogram(spec: MetricSpec) -> Histogram:
 
 ROUNDS = _counter(
     MetricSpec(
-        "fedsilo_rounds", "counter", ("job", "outcome"), "Rounds closed, by outcome (completed; void: the sum broke the signed bounds; retried; failed).", "aggregator"
+        "fedsilo_rounds",
+        "counter",
+        ("job", "outcome"),
+        "Rounds closed, by outcome (completed; void: the sum broke the signed bounds; retried; failed).",
+        "aggregator",
     )
 )
 ROUND_SECONDS = _histogram(
