@@ -95,7 +95,7 @@ class SidecarChannel:
         make = masked_levels if masked else plain_payload
         sent = []
         for index, (delta, weight) in enumerate(zip(deltas, records, strict=True)):
-            feedback = self._feedback.setdefault(index, ErrorFeedback())
+            feedback = self._feedback.setdefault(index, ErrorFeedback(compression.error_feedback_fraction))
             residual = feedback.residual if compression.error_feedback else None
             compressed = make(delta, residual, weight, settings, self.rng)
             if compression.error_feedback:
