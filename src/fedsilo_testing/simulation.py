@@ -65,6 +65,11 @@ class SidecarChannel:
     _feedback: dict[int, ErrorFeedback] = field(default_factory=dict)
     _planner: CompressionPlanner | None = None
 
+    @property
+    def residuals(self) -> list[npt.NDArray[np.float64]]:
+        """Each silo's error-feedback residual after the last round (none without error feedback)."""
+        return [f.residual for f in self._feedback.values() if f.residual is not None]
+
     def __call__(self, round_number: int, global_weights: Weights, locals_: list[tuple[Weights, int]]) -> Weights:
         """Clip each silo's change, compress it if the job does, and decode the weighted mean."""
         layout = TensorLayout.of(global_weights)
