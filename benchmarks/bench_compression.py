@@ -49,6 +49,8 @@ SETTINGS: list[tuple[str, str, dict[str, Any] | None, float | None]] = [
     ("masked subset 10% 8-bit + EF", "masked", {"bits": 8, "subset": 0.1}, 0.12),
     ("plain float32", "plain", None, None),
     ("plain top-k 1% + EF", "plain", {"topK": 0.01}, 0.03),
+    # Partial error feedback: local training re-learns much of what the residual holds (docs/compression.md).
+    ("plain top-k 1% + EF 0.7", "plain", {"topK": 0.01, "errorFeedbackFraction": 0.7}, 0.03),
 ]
 
 

@@ -65,6 +65,11 @@ class SidecarChannel:
     _feedback: dict[int, ErrorFeedback] = field(default_factory=dict)
     _planner: CompressionPlanner | None = None
 
+    @property
+    def residuals(self) -> list[npt.NDArray[np.float64]]:
+        """Each silo's error-feedback residual after the last round (none without error feedback)."""
+        return [f.residual for f in self._feedback.values() if f.residual is not None]
+
     def __call__(self, round_number: int, global_weights: Weights, locals_: list[tuple[Weights, int]]) -> Weights:
         """Clip each silo's change, compress it if the job does, and decode the weighted mean."""
         layout = TensorLayout.of(global_weights)
@@ -95,7 +100,7 @@ class SidecarChannel:
         make = masked_levels if masked else plain_payload
         sent = []
         for index, (delta, weight) in enumerate(zip(deltas, records, strict=True)):
-            feedback = self._feedback.setdefault(index, ErrorFeedback())
+            feedback = self._feedback.setdefault(index, ErrorFeedback(compression.error_feedback_fraction))
             residual = feedback.residual if compression.error_feedback else None
             compressed = make(delta, residual, weight, settings, self.rng)
             if compression.error_feedback:

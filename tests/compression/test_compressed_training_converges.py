@@ -2,12 +2,13 @@
 each silo's update through the sidecar's clip and compress steps and the hub's decoding
 (``fedsilo_testing.simulation.SidecarChannel``), next to the same run uncompressed.
 
-Masked 8-bit levels stay within 1 point of masked float32 and masked 4-bit with error feedback
-(its value range near the updates' size) within 2. Plain top-k 1% with error feedback does NOT
-reach the issue's goal of 2 points in 15 rounds (4.7 points below plain float32 on seed 7,
-benchmarks/results/compression): its case guards that measured level (within 6 points) so a
-regression shows, and the goal stays open. The wire path of a compressed round is a whole run
-in tests/e2e/test_compressed_run.py; here only what the compression does to learning is measured.
+Masked 8-bit levels stay within 1 point of masked float32, masked 4-bit with error feedback
+(its value range near the updates' size) within 2, and plain top-k 1% with partial error
+feedback (``errorFeedbackFraction: 0.7``) within 2. Top-k 1% with the whole residual falls
+short (about 3.4 points below on these seeds): local training re-learns what the global model
+missed, so the whole residual counts it twice (docs/compression.md). The wire path of a
+compressed round is a whole run in tests/e2e/test_compressed_run.py; here only what the
+compression does to learning is measured.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _accuracy(seed: int, mode: str, compression: tuple[tuple[str, Any], ...] | N
     [
         ("masked", {"bits": 8}, 1.0),
         ("masked", {"bits": 4, "errorFeedback": True, "valueRange": 0.25}, 2.0),
-        ("plain", {"topK": 0.01, "errorFeedback": True}, 6.0),
+        ("plain", {"topK": 0.01, "errorFeedback": True, "errorFeedbackFraction": 0.7}, 2.0),
     ],
     ids=["masked-8-bit", "masked-4-bit-ef", "plain-top-1pct-ef"],
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedsilo.compression import read_plain_payload
+from fedsilo.compression import ErrorFeedback, read_plain_payload
 from fedsilo.privacy.ledger import PrivacyLedger
 from fedsilo.protocol import RoundCompression
 from fedsilo.sidecar._compress import Compress
@@ -24,9 +24,16 @@ EIGHT_BITS = RoundCompression(bits=8, word_bits=8, value_range=1.0, weight_scale
 TOP_2 = RoundCompression(bits=0, word_bits=0, value_range=1.0, weight_scale=1, top_k=2)
 
 
-def _dp_rounds(ledger: Path, compression: RoundCompression | None, rounds: int = 3) -> list[dict[str, object]]:
+def _dp_rounds(
+    ledger: Path, compression: RoundCompression | None, fraction: float = 1.0, rounds: int = 3
+) -> list[dict[str, object]]:
     wire = Wire()
-    compress = [Compress(masked=False, error_feedback=True, rng=np.random.default_rng(0))] if compression else []
+    feedback = ErrorFeedback(fraction)
+    compress = (
+        [Compress(masked=False, error_feedback=True, rng=np.random.default_rng(0), feedback=feedback)]
+        if compression
+        else []
+    )
     steps = silo_dp_steps(_guard(ledger), wire, *compress)
     local = {"w": np.full((2, 3), 0.1, np.float32), "b": np.zeros(3, np.float32)}
     for round_number in range(1, rounds + 1):
@@ -49,12 +56,16 @@ def _dp_rounds(ledger: Path, compression: RoundCompression | None, rounds: int =
         ]
 
 
-@pytest.mark.parametrize("compression", [EIGHT_BITS, TOP_2], ids=["8-bit", "top-2"])
+@pytest.mark.parametrize(
+    ("compression", "fraction"),
+    [(EIGHT_BITS, 1.0), (TOP_2, 1.0), (TOP_2, 0.7)],
+    ids=["8-bit", "top-2", "top-2-partial-feedback"],
+)
 def test_a_dp_jobs_ledger_is_identical_with_and_without_compression(
-    tmp_path: Path, compression: RoundCompression
+    tmp_path: Path, compression: RoundCompression, fraction: float
 ) -> None:
     plain = _dp_rounds(tmp_path / "plain.sqlite", None)
-    compressed = _dp_rounds(tmp_path / "compressed.sqlite", compression)
+    compressed = _dp_rounds(tmp_path / "compressed.sqlite", compression, fraction)
     assert len(plain) == 3
     assert compressed == plain
 
@@ -78,6 +89,33 @@ def test_error_feedback_sends_over_the_rounds_what_was_meant_but_one_residual(tm
     residual = compress.feedback.residual
     assert residual is not None
     np.testing.assert_allclose(sent + residual, meant, atol=1e-5)
+
+
+def test_partial_error_feedback_keeps_its_fraction_of_what_each_round_left_out() -> None:
+    fraction = 0.7
+    wire = Wire()
+    compress = Compress(masked=False, error_feedback=True, feedback=ErrorFeedback(fraction))
+    steps: list[Step] = [check_weights, Clip(norm_cap=10.0, clip_range=4.0), compress, plain_encode, wire]
+    rng = np.random.default_rng(3)
+    kept = np.zeros(LAYOUT.size)
+    for round_number in range(1, 6):
+        local = {name: rng.normal(0, 0.3, value.shape).astype(np.float32) for name, value in GLOBAL.items()}
+        update = _update(local)
+        update.plan = replace(PLAN, round=round_number, compression=TOP_2)
+        assert run_steps(steps, update).accepted
+        payload = np.concatenate([chunk for _, chunk in wire.sent[-1].require_payload().chunks()])
+        decoded, _ = read_plain_payload(payload.view(np.uint8), TOP_2, LAYOUT.size)
+        wanted = update.require_delta() + kept
+        # Top-k chose from the update plus the kept residual, and sent those values whole.
+        assert set(np.flatnonzero(decoded)) <= set(np.argsort(-np.abs(wanted))[:2])
+        kept = fraction * (wanted - decoded)
+        np.testing.assert_allclose(compress.feedback.residual, kept, atol=1e-6)
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5, float("nan")])
+def test_an_error_feedback_fraction_outside_zero_to_one_is_refused(fraction: float) -> None:
+    with pytest.raises(ValueError, match="fraction"):
+        ErrorFeedback(fraction)
 
 
 def test_a_denied_update_leaves_the_residual_as_it_was() -> None:

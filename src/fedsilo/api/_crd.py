@@ -368,6 +368,12 @@ _RULES: dict[type[BaseModel], tuple[Rule, ...]] = {
             rule="has(self.bits) || has(self.topK) || has(self.subset) || has(self.adaptive)",
             message="set bits, topK, subset or adaptive: this compression block compresses nothing",
         ),
+        Rule(
+            rule="!has(self.errorFeedbackFraction) || self.errorFeedbackFraction == 1.0 "
+            "|| !has(self.errorFeedback) || self.errorFeedback",
+            message="errorFeedbackFraction needs errorFeedback: true (there is no residual to share)",
+            field_path=".errorFeedbackFraction",
+        ),
     ),
     FederatedJobSpec: (
         Rule(

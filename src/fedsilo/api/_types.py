@@ -869,6 +869,16 @@ class CompressionSpec(_Model):
         default=True,
         description="Keep what compression dropped on the silo and add it to the next update (never sent).",
     )
+    error_feedback_fraction: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description=(
+            "The share of the kept residual added to the next update; the rest is dropped (partial error "
+            "feedback). 1 keeps all of it. Top-k wants less (0.7): each round's local training already "
+            "re-learns much of what the global model did not receive, so a whole residual counts it twice."
+        ),
+    )
     top_k: float | None = Field(
         default=None,
         gt=0.0,
@@ -896,6 +906,8 @@ class CompressionSpec(_Model):
             raise ValueError("set bits or adaptive, not both: adaptive chooses the bits from adaptive.levels")
         if self.bits is None and self.top_k is None and self.subset is None and self.adaptive is None:
             raise ValueError("set bits, topK, subset or adaptive: this compression block compresses nothing")
+        if not self.error_feedback and self.error_feedback_fraction != 1.0:
+            raise ValueError("errorFeedbackFraction needs errorFeedback: true (there is no residual to share)")
         return self
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 import grpc
 
 from fedsilo.api import AggregationMode
+from fedsilo.compression import ErrorFeedback
 from fedsilo.identity import SiloIdentity, sha256_digest
 from fedsilo.launch import Terminated
 from fedsilo.privacy import plan_for_silo
@@ -344,7 +345,13 @@ class Sidecar:
             *([SiloNoise(privacy, spec.aggregation.clip_range)] if privacy else []),  # budget, noise, weight
             # The round's quantization / sparsification, after clip and noise; its residual stays here.
             *(
-                [Compress(spec.aggregation.mode is AggregationMode.MASKED, compression.error_feedback)]
+                [
+                    Compress(
+                        spec.aggregation.mode is AggregationMode.MASKED,
+                        compression.error_feedback,
+                        feedback=ErrorFeedback(compression.error_feedback_fraction),
+                    )
+                ]
                 if compression is not None
                 else [Compress(masked=True, error_feedback=False, vote=True)]  # masked sign vote: the signs
                 if spec.masked_vote
