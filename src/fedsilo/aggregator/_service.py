@@ -213,6 +213,19 @@ class AggregatorService(rpc.AggregatorServicer):
     def ShareKeys(self, request: pb.SecAggEnvelope, context: grpc.ServicerContext) -> pb.SecAggEnvelope:
         return self._setup("share", request, context)
 
+    def ReserveUpload(self, request: pb.RoundRef, context: grpc.ServicerContext) -> pb.UploadGrant:
+        silo = self._caller(context, request.silo)
+        self._check_job(context, request.job)
+        try:
+            hold_seconds = self._coordinator.reserve_upload(silo, request.round)
+        except PhaseClosed as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        except Refusal as refused:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused.text)
+        if not context.is_active():  # the silo gave up waiting: its slot goes to the next one now
+            self._coordinator.withdraw_reservation(silo)
+        return pb.UploadGrant(hold_seconds=hold_seconds)
+
     def SubmitUpdate(self, request_iterator: Iterator[pb.UpdateChunk], context: grpc.ServicerContext) -> pb.Decision:
         silo = self._caller(context, "", upload=True)
         try:
