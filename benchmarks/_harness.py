@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedsilo.aggregator import JobCoordinator, RoundSummary, start_server
+from fedsilo.aggregator._service import AggregatorService
 from fedsilo.api import FederatedJob, Silo, load_manifest
 from fedsilo.identity import (
     CertificateAuthority,
@@ -41,7 +42,7 @@ from fedsilo.identity import (
     write_identity,
 )
 from fedsilo.launch import bound_allocator_arenas
-from fedsilo.protocol import TensorLayout, TrainerReply, Weights, decode_weights, encode_weights
+from fedsilo.protocol import TensorLayout, TrainerReply, Weights, decode_weights, encode_weights, rpc
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import build_gate
 from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
@@ -139,6 +140,8 @@ def run_round_benchmark(
     separate_sidecars: bool = False,
     hub_defaults: bool = False,
     heap_sites: bool = False,
+    stream_window_kib: int | None = None,
+    reservations: bool = True,
 ) -> RoundFigures:
     """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model.
 
@@ -148,6 +151,9 @@ def run_round_benchmark(
     what is measured. With ``hub_defaults``, the hub runs as it did before its memory was bounded:
     gRPC's default flow control and glibc's default malloc arenas (the memory benchmark's baseline).
     With ``heap_sites`` (and ``trace_memory``), the lines holding most of the hub's heap near its peak.
+    ``stream_window_kib`` is the job's ``rateLimits.streamWindowKiB``; without ``reservations`` the
+    hub answers ``ReserveUpload`` UNIMPLEMENTED, as a hub from before upload reservations did, so
+    each sidecar streams at once and waits for its slot inside the upload.
     """
     if not hub_defaults:  # before any thread, as the local run's hub does
         bound_allocator_arenas()
@@ -158,6 +164,10 @@ def run_round_benchmark(
         )
         if hub_defaults:  # the baseline's hub lets gRPC size its streams' windows (BDP probing)
             documents[0]["spec"]["rateLimits"] = {"streamWindowKiB": 0}
+        if stream_window_kib is not None:
+            documents[0]["spec"]["rateLimits"] = {"streamWindowKiB": stream_window_kib}
+        if not reservations:  # this process is the hub's alone (``measure_in_child``)
+            AggregatorService.ReserveUpload = rpc.AggregatorServicer.ReserveUpload  # type: ignore[method-assign]
         ca = CertificateAuthority.create()
         keys: dict[str, VerifyKey] = {}
         for document in documents[1:]:
@@ -335,6 +345,8 @@ def measure_in_child(
     separate_sidecars: bool = False,
     hub_defaults: bool = False,
     heap_sites: bool = False,
+    stream_window_kib: int | None = None,
+    reservations: bool = True,
 ) -> RoundFigures:
     """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
     here = str(Path(__file__).parent)
@@ -343,7 +355,7 @@ def measure_in_child(
         f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, "
         f"{trace_memory!r}, None, {neighbours!r}, round_timeout={round_timeout}, "
         f"separate_sidecars={separate_sidecars!r}, hub_defaults={hub_defaults!r}, "
-        f"heap_sites={heap_sites!r}))))"
+        f"heap_sites={heap_sites!r}, stream_window_kib={stream_window_kib!r}, reservations={reservations!r}))))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if completed.returncode != 0:

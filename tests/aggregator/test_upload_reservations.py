@@ -16,7 +16,8 @@ import grpc
 import numpy as np
 import pytest
 
-from fedsilo.protocol import RoundPlan, pb
+from fedsilo.aggregator._service import AggregatorService
+from fedsilo.protocol import RoundPlan, pb, rpc
 from fedsilo.sidecar._pipeline import OutgoingUpdate, Payload
 from fedsilo.sidecar._sending import Send
 
@@ -39,6 +40,21 @@ def _wait_until_uploading(hub: Hub, *silos: str) -> None:
         time.sleep(0.05)
 
 
+def _outgoing(silo: Silo, taken: list[int]) -> OutgoingUpdate:
+    """``silo``'s signed round-1 update as the send step gets it; ``taken`` grows when its payload is read."""
+    payload = _payload()
+
+    def chunks() -> Iterator[tuple[int, np.ndarray]]:
+        taken.append(0)
+        yield 0, payload
+
+    update = OutgoingUpdate(cast(RoundPlan, RoundPlan(round=1)), cast(Any, None), cast(Any, None), b"", {}, 100, 100)
+    update.payload = Payload("float32", chunks, "")
+    signed = silo.metadata(payload).canonical_bytes()
+    update.signed_metadata, update.signature = signed, silo.key.sign(signed)
+    return update
+
+
 def test_a_silo_waiting_for_its_reserved_slot_has_sent_none_of_its_payload(tmp_path: Path) -> None:
     with running_hub(tmp_path, ["a", "b", "c"], roundTimeoutSeconds=60) as hub:
         a, b, c = (hub.silos[n] for n in "abc")
@@ -46,21 +62,12 @@ def test_a_silo_waiting_for_its_reserved_slot_has_sent_none_of_its_payload(tmp_p
         release = threading.Event()
         stalled = [silo.stub.SubmitUpdate.future(_stalled(silo, release)) for silo in (a, b)]
         _wait_until_uploading(hub, "a", "b")
-        payload = _payload()
-        signed = c.metadata(payload).canonical_bytes()
         taken: list[int] = []
-
-        def chunks() -> Iterator[tuple[int, np.ndarray]]:
-            taken.append(0)
-            yield 0, payload
-
-        update = OutgoingUpdate(
-            cast(RoundPlan, RoundPlan(round=1)), cast(Any, None), cast(Any, None), b"", {}, 100, 100
-        )
-        update.payload = Payload("float32", chunks, "")
-        update.signed_metadata, update.signature = signed, c.key.sign(signed)
+        update = _outgoing(c, taken)
         verdicts: list[Any] = []
-        sender = threading.Thread(target=lambda: verdicts.append(Send(c.stub, "admission", "c", 60)(update, None)))
+        sender = threading.Thread(
+            target=lambda: verdicts.append(Send(c.stub, "admission", "c", 60)(update, cast(Any, None)))
+        )
         try:
             sender.start()
             sender.join(2)
@@ -155,3 +162,17 @@ def test_a_reservation_given_up_by_its_silo_frees_the_slot(tmp_path: Path) -> No
             assert _reserve(d).result(timeout=8).hold_seconds > 0
         finally:
             release.set()
+
+
+def test_a_sidecar_facing_a_hub_without_reservations_uploads_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hub from before reservations answers UNIMPLEMENTED, as the generated servicer does: no
+    # such build is at hand, so this hub's handler is put back to the generated one.
+    monkeypatch.setattr(AggregatorService, "ReserveUpload", rpc.AggregatorServicer.ReserveUpload)
+    with running_hub(tmp_path, ["a", "b"]) as hub:
+        a = hub.silos["a"]
+        hub.open_round()
+        taken: list[int] = []
+        assert Send(a.stub, "admission", "a", 60)(_outgoing(a, taken), cast(Any, None)).accepted
+        assert taken == [0]
