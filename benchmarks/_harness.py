@@ -71,6 +71,10 @@ class RoundFigures:
     hub_most_threads: int = 0
     # With ``heap_sites``: the lines holding the most of the hub's Python heap near its peak.
     hub_heap_sites: list[str] = field(default_factory=list)
+    # CPU seconds (user + system) the hub and every sidecar process spent from the sidecars'
+    # start to the job's end: the run's cost, which other work on the machine does not inflate
+    # as it does wall-clock time.
+    cpu_seconds: float = 0.0
 
     @property
     def median_seconds(self) -> float:
@@ -79,6 +83,14 @@ class RoundFigures:
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU time of this process and of its children that have ended."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
 
 
 def model_of(parameters: int) -> Weights:
@@ -199,6 +211,7 @@ def run_round_benchmark(
             coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
         )
         before = _rss_mib()
+        cpu_before = _cpu_seconds()
         sampler = PeakSampler(heap_sites=heap_sites)
         if trace_memory:  # tracemalloc slows every allocation: only when memory is the question
             tracemalloc.start()
@@ -256,6 +269,7 @@ def run_round_benchmark(
             hub_residency_mib=sampler.peak,
             hub_most_threads=sampler.most_threads,
             hub_heap_sites=sampler.sites,
+            cpu_seconds=_cpu_seconds() - cpu_before,
         )
 
 
