@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fedsilo.aggregator import JobCoordinator, RoundSummary, start_server
+from fedsilo.aggregator._service import AggregatorService
 from fedsilo.api import FederatedJob, Silo, load_manifest
 from fedsilo.identity import (
     CertificateAuthority,
@@ -41,7 +42,7 @@ from fedsilo.identity import (
     write_identity,
 )
 from fedsilo.launch import bound_allocator_arenas
-from fedsilo.protocol import TensorLayout, TrainerReply, Weights, decode_weights, encode_weights
+from fedsilo.protocol import TensorLayout, TrainerReply, Weights, decode_weights, encode_weights, rpc
 from fedsilo.registry import LocalRegistry
 from fedsilo.runner import build_gate
 from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
@@ -70,6 +71,10 @@ class RoundFigures:
     hub_most_threads: int = 0
     # With ``heap_sites``: the lines holding the most of the hub's Python heap near its peak.
     hub_heap_sites: list[str] = field(default_factory=list)
+    # CPU seconds (user + system) the hub and every sidecar process spent from the sidecars'
+    # start to the job's end: the run's cost, which other work on the machine does not inflate
+    # as it does wall-clock time.
+    cpu_seconds: float = 0.0
 
     @property
     def median_seconds(self) -> float:
@@ -78,6 +83,14 @@ class RoundFigures:
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU time of this process and of its children that have ended."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
 
 
 def model_of(parameters: int) -> Weights:
@@ -139,6 +152,8 @@ def run_round_benchmark(
     separate_sidecars: bool = False,
     hub_defaults: bool = False,
     heap_sites: bool = False,
+    stream_window_kib: int | None = None,
+    reservations: bool = True,
 ) -> RoundFigures:
     """Run ``rounds`` rounds of a ``silos``-silo job on a ``parameters``-value model.
 
@@ -148,6 +163,9 @@ def run_round_benchmark(
     what is measured. With ``hub_defaults``, the hub runs as it did before its memory was bounded:
     gRPC's default flow control and glibc's default malloc arenas (the memory benchmark's baseline).
     With ``heap_sites`` (and ``trace_memory``), the lines holding most of the hub's heap near its peak.
+    ``stream_window_kib`` is the job's ``rateLimits.streamWindowKiB``; without ``reservations`` the
+    hub answers ``ReserveUpload`` UNIMPLEMENTED, as a hub from before upload reservations did, so
+    each sidecar streams at once and waits for its slot inside the upload.
     """
     if not hub_defaults:  # before any thread, as the local run's hub does
         bound_allocator_arenas()
@@ -158,6 +176,10 @@ def run_round_benchmark(
         )
         if hub_defaults:  # the baseline's hub lets gRPC size its streams' windows (BDP probing)
             documents[0]["spec"]["rateLimits"] = {"streamWindowKiB": 0}
+        if stream_window_kib is not None:
+            documents[0]["spec"]["rateLimits"] = {"streamWindowKiB": stream_window_kib}
+        if not reservations:  # this process is the hub's alone (``measure_in_child``)
+            AggregatorService.ReserveUpload = rpc.AggregatorServicer.ReserveUpload  # type: ignore[method-assign]
         ca = CertificateAuthority.create()
         keys: dict[str, VerifyKey] = {}
         for document in documents[1:]:
@@ -189,6 +211,7 @@ def run_round_benchmark(
             coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
         )
         before = _rss_mib()
+        cpu_before = _cpu_seconds()
         sampler = PeakSampler(heap_sites=heap_sites)
         if trace_memory:  # tracemalloc slows every allocation: only when memory is the question
             tracemalloc.start()
@@ -246,6 +269,7 @@ def run_round_benchmark(
             hub_residency_mib=sampler.peak,
             hub_most_threads=sampler.most_threads,
             hub_heap_sites=sampler.sites,
+            cpu_seconds=_cpu_seconds() - cpu_before,
         )
 
 
@@ -335,6 +359,8 @@ def measure_in_child(
     separate_sidecars: bool = False,
     hub_defaults: bool = False,
     heap_sites: bool = False,
+    stream_window_kib: int | None = None,
+    reservations: bool = True,
 ) -> RoundFigures:
     """``run_round_benchmark`` in a fresh process, so its peak memory is its own."""
     here = str(Path(__file__).parent)
@@ -343,7 +369,7 @@ def measure_in_child(
         f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, "
         f"{trace_memory!r}, None, {neighbours!r}, round_timeout={round_timeout}, "
         f"separate_sidecars={separate_sidecars!r}, hub_defaults={hub_defaults!r}, "
-        f"heap_sites={heap_sites!r}))))"
+        f"heap_sites={heap_sites!r}, stream_window_kib={stream_window_kib!r}, reservations={reservations!r}))))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if completed.returncode != 0:

@@ -17,7 +17,8 @@
    load-independent where wall-clock rounds of 100 silos on one shared 2-core machine are not.
 6. scale: one run per silo count and mode at 10, 50 and 100 silos, 100k parameters, plain next
    to masked over the sparse neighbour graph (SecAgg+): the masked / plain round ratio (target
-   at most 1.5x at 50 and 100 silos) and the hub's peak memory, Python heap and resident set,
+   at most 1.5x at 50 and 100 silos) in wall time and in CPU time (hub and sidecars; load on
+   the machine inflates the first, not the second), and the hub's peak memory, Python heap and resident set,
    from the same runs (target: flat within 20% of the 10-silo figure). Printed row by row.
 7. connections: what idle mTLS connections cost the hub's server: its resident set before and
    after 10, 50 and 100 clients have each connected and made one call (the allocator bounded
@@ -181,6 +182,11 @@ def scale() -> None:
                 "plain_round_s": plain.median_seconds,
                 "masked_round_s": masked.median_seconds,
                 "masked_to_plain": masked.median_seconds / plain.median_seconds,
+                # The same runs' CPU time, hub and sidecars (two rounds, joins and key agreements
+                # included): what wall time shows only on an otherwise idle machine.
+                "plain_cpu_s": plain.cpu_seconds,
+                "masked_cpu_s": masked.cpu_seconds,
+                "masked_to_plain_cpu": masked.cpu_seconds / plain.cpu_seconds,
                 "plain_hub_heap_mib": plain.hub_peak_python_heap_mib,
                 "masked_hub_heap_mib": masked.hub_peak_python_heap_mib,
                 "plain_hub_rss_mib": plain.hub_peak_rss_total_mib,

@@ -3,8 +3,9 @@
 While an upload waits for one of the hub's few upload slots, its handler reads nothing; what the
 silo sends meanwhile stays in gRPC core's buffers on the hub, up to the stream's flow-control
 window. With gRPC's default (BDP probing) that window grows to 4 MiB per stream, about 4 MiB of
-hub memory per waiting silo; the hub's server (``serve``) keeps it at ``STREAM_WINDOW_BYTES``, or
-at the job's ``spec.rateLimits.streamWindowKiB`` (``start_server``).
+hub memory per waiting silo; the hub's server (``serve``) keeps it at the job's
+``spec.rateLimits.streamWindowKiB`` (``start_server``). Sidecars reserve their slot first
+(tests/aggregator/test_upload_reservations.py); this is what a silo that does not may park.
 
 The server, its transport options and mTLS are the real ones; only the servicer is a stand-in,
 whose ``SubmitUpdate`` waits before reading as the admission steps do while every slot is taken
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from fedsilo.aggregator._service import STREAM_WINDOW_BYTES, serve
+from fedsilo.aggregator._service import serve
 from fedsilo.identity import CertificateAuthority
 from fedsilo.protocol import pb, rpc
 
@@ -62,7 +63,7 @@ def _settled(sent: list[int], quiet: float = 1.0, timeout: float = 30.0) -> int:
     return last
 
 
-@pytest.mark.parametrize("window", [STREAM_WINDOW_BYTES, 1 << 20], ids=["default 64 KiB", "a job's 1 MiB"])
+@pytest.mark.parametrize("window", [64 << 10, 1 << 20], ids=["a job's 64 KiB", "a job's 1 MiB"])
 def test_a_silo_can_send_at_most_the_stream_window_before_the_hub_reads_its_upload(window: int) -> None:
     ca = CertificateAuthority.create()
     service = _ParkedUploads()

@@ -169,6 +169,26 @@ class Admission:
             self._observer.update_decided(submission.round.plan.round, silo, verdict)
         return verdict
 
+    def reserve_upload(self, silo: str, round_number: int) -> float:
+        """Keep an upload slot for ``silo``'s update of this round; the seconds it is kept.
+
+        ``PhaseClosed`` unless the round's input step is open to ``silo``; ``Refusal(UPLOAD_BUSY)``
+        if no slot frees before the step's deadline. A reservation decides nothing: the update
+        that follows goes through every step, and is refused as ever if no slot is free for it.
+        """
+        with self._cond:
+            current = self._current()
+            if current is None or current.aggregation is None:
+                raise PhaseClosed("no round is accepting updates")
+            current.require(silo, round_number)
+            current.inputs.check_open(silo)
+            timeout = current.inputs.deadline - time.monotonic()
+        return self._uploads.reserve(silo, timeout)
+
+    def withdraw_reservation(self, silo: str) -> None:
+        """Free the slot kept for ``silo`` (its reservation was answered after its call ended)."""
+        self._uploads.withdraw(silo)
+
     # ----- the steps, in order -------------------------------------------------------------
 
     def verify_signature(self, submission: Submission) -> None:

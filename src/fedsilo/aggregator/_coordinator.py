@@ -242,6 +242,14 @@ class JobCoordinator:
         """Decide one update through the admission steps (``Admission.submit``). Never raises for bad input."""
         return self.admission.submit(silo, metadata_json, signature, chunks)
 
+    def reserve_upload(self, silo: str, round_number: int) -> float:
+        """Keep an upload slot for ``silo`` (``Admission.reserve_upload``); the seconds it is kept."""
+        return self.admission.reserve_upload(silo, round_number)
+
+    def withdraw_reservation(self, silo: str) -> None:
+        """Free the upload slot kept for ``silo`` (``Admission.withdraw_reservation``)."""
+        self.admission.withdraw_reservation(silo)
+
     def unmask_request(self, silo: str, round_number: int) -> bytes:
         """Block until the input step closes; what ``silo`` must reveal."""
         with self._cond:

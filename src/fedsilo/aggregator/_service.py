@@ -20,6 +20,7 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 
+from fedsilo.api import RateLimitSpec
 from fedsilo.identity import CertificateExpired, IssuerMismatch, TlsCredentials, check_certificate_current
 from fedsilo.policy import Reason, Refusal
 from fedsilo.protocol import (
@@ -213,6 +214,19 @@ class AggregatorService(rpc.AggregatorServicer):
     def ShareKeys(self, request: pb.SecAggEnvelope, context: grpc.ServicerContext) -> pb.SecAggEnvelope:
         return self._setup("share", request, context)
 
+    def ReserveUpload(self, request: pb.RoundRef, context: grpc.ServicerContext) -> pb.UploadGrant:
+        silo = self._caller(context, request.silo)
+        self._check_job(context, request.job)
+        try:
+            hold_seconds = self._coordinator.reserve_upload(silo, request.round)
+        except PhaseClosed as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        except Refusal as refused:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused.text)
+        if not context.is_active():  # the silo gave up waiting: its slot goes to the next one now
+            self._coordinator.withdraw_reservation(silo)
+        return pb.UploadGrant(hold_seconds=hold_seconds)
+
     def SubmitUpdate(self, request_iterator: Iterator[pb.UpdateChunk], context: grpc.ServicerContext) -> pb.Decision:
         silo = self._caller(context, "", upload=True)
         try:
@@ -316,8 +330,8 @@ def start_server(
 
 
 #: How much of a call's request stream gRPC core may receive before its handler reads it, unless
-#: the job says otherwise (``spec.rateLimits.streamWindowKiB``).
-STREAM_WINDOW_BYTES = 64 << 10
+#: the job says otherwise: ``spec.rateLimits.streamWindowKiB``'s default.
+STREAM_WINDOW_BYTES = cast(int, RateLimitSpec.model_fields["stream_window_kib"].default) << 10
 
 
 def receive_window_options(window_bytes: int) -> tuple[tuple[str, int], ...]:
@@ -328,8 +342,10 @@ def receive_window_options(window_bytes: int) -> tuple[tuple[str, int], ...]:
     had up to 4 MiB of its payload buffered in the hub. With probing off, a stream's window
     stays at this size until its handler asks for a message; a reading handler still lets in the
     rest of the message it waits for, so an upload moves about one window (at least its 1 MiB
-    chunk) per round trip: the window trades the hub's memory against distant silos' throughput
-    (docs/big-models.md, benchmarks/bench_receive_window.py).
+    chunk) per round trip (benchmarks/bench_receive_window.py). Sidecars reserve their upload
+    slot before they stream (``ReserveUpload``), so a waiting upload has sent nothing: the window
+    costs the hub memory for the uploads it reads and for a silo that streams without reserving,
+    not for every waiting silo (docs/big-models.md, benchmarks/bench_upload_reservations.py).
     """
     if window_bytes == 0:
         return ()

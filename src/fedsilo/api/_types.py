@@ -1155,17 +1155,17 @@ class RateLimitSpec(_Model):
         ),
     )
     stream_window_kib: int = Field(
-        default=64,
+        default=4096,
         ge=0,
         le=16384,
         alias="streamWindowKiB",
         description=(
-            "The HTTP/2 receive window of each call's stream at the aggregator, in KiB: what one silo's upload "
-            "waiting for an upload slot may buffer in the hub, and about what an upload moves per round trip "
-            "once it is read (at least its 1 MiB chunk). Raise it for silos far from the hub: at 100 ms round "
-            "trip one upload moved about 9 MiB/s with 64, 33 with 4096 and 56 with gRPC's own sizing "
-            "(docs/big-models.md); the hub then holds up to this much per waiting silo. 0: gRPC sizes it "
-            "(BDP probing, at least 4 MiB per stream)."
+            "The HTTP/2 receive window of each call's stream at the aggregator, in KiB: about what an upload "
+            "moves per round trip (at least its 1 MiB chunk), and what an upload that did not reserve its "
+            "slot may buffer in the hub while it waits (sidecars reserve first, so theirs buffer nothing). "
+            "At 100 ms round trip one upload moved about 9 MiB/s with 64, 33 with 4096 and 56 with gRPC's "
+            "own sizing (docs/big-models.md). Lower it to bound what a silo that streams without reserving "
+            "can park in the hub; 0: gRPC sizes it (BDP probing, at least 4 MiB per stream)."
         ),
     )
 

@@ -137,6 +137,12 @@ class ShareUpload(_message.Message):
     blob: BytesChunk
     def __init__(self, ref: _Optional[_Union[RoundRef, _Mapping]] = ..., blob: _Optional[_Union[BytesChunk, _Mapping]] = ...) -> None: ...
 
+class UploadGrant(_message.Message):
+    __slots__ = ("hold_seconds",)
+    HOLD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    hold_seconds: float
+    def __init__(self, hold_seconds: _Optional[float] = ...) -> None: ...
+
 class Decision(_message.Message):
     __slots__ = ("accepted", "reasons", "policy_revision")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]

@@ -59,6 +59,11 @@ class AggregatorStub:
                 request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
                 response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
                 _registered_method=True)
+        self.ReserveUpload = channel.unary_unary(
+                '/fedsilo.v1.Aggregator/ReserveUpload',
+                request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.RoundRef.SerializeToString,
+                response_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.UploadGrant.FromString,
+                _registered_method=True)
         self.SubmitUpdate = channel.stream_unary(
                 '/fedsilo.v1.Aggregator/SubmitUpdate',
                 request_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.UpdateChunk.SerializeToString,
@@ -157,6 +162,17 @@ class AggregatorServicer:
 
     def ShareKeys(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReserveUpload(self, request, context):
+        """Keeps one of the hub's few upload slots for the caller's update of RoundRef.round, answering
+        once one is free (FAILED_PRECONDITION when the round's input step is not open to the caller,
+        RESOURCE_EXHAUSTED when none frees before its deadline). A silo that reserves sends nothing
+        while it waits; one that streams at once waits inside SubmitUpdate with a stream window of
+        its payload buffered in the hub. Optional: SubmitUpdate alone decides the update.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -276,6 +292,11 @@ def add_AggregatorServicer_to_server(servicer, server):
                     servicer.ShareKeys,
                     request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
                     response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
+            ),
+            'ReserveUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveUpload,
+                    request_deserializer=fedsilo_dot_protocol_dot_fedsilo__pb2.RoundRef.FromString,
+                    response_serializer=fedsilo_dot_protocol_dot_fedsilo__pb2.UploadGrant.SerializeToString,
             ),
             'SubmitUpdate': grpc.stream_unary_rpc_method_handler(
                     servicer.SubmitUpdate,
@@ -478,6 +499,33 @@ class Aggregator:
             '/fedsilo.v1.Aggregator/ShareKeys',
             fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.SerializeToString,
             fedsilo_dot_protocol_dot_fedsilo__pb2.SecAggEnvelope.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedsilo.v1.Aggregator/ReserveUpload',
+            fedsilo_dot_protocol_dot_fedsilo__pb2.RoundRef.SerializeToString,
+            fedsilo_dot_protocol_dot_fedsilo__pb2.UploadGrant.FromString,
             options,
             channel_credentials,
             insecure,

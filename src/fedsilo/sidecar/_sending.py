@@ -7,14 +7,27 @@ the only one that talks to the hub, and returns its verdict to the steps above i
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 
+import grpc
+
 from fedsilo import __version__
 from fedsilo.identity import Signer
-from fedsilo.protocol import PolicyVerdict, UpdateMetadata, mechanism_claim, rpc, update_stream, verdict_from_proto
+from fedsilo.protocol import (
+    PolicyVerdict,
+    UpdateMetadata,
+    mechanism_claim,
+    round_ref,
+    rpc,
+    update_stream,
+    verdict_from_proto,
+)
 
 from ._pipeline import Next, OutgoingUpdate
+
+log = logging.getLogger("fedsilo.sidecar")
 
 
 @dataclass(frozen=True)
@@ -57,14 +70,32 @@ class Sign:
 
 @dataclass(frozen=True)
 class Send:
-    """Final step: stream the signed metadata and the payload; the hub's verdict goes back up."""
+    """Final step: reserve an upload slot, then stream the signed metadata and the payload; the hub's verdict goes back up.
+
+    Reserving first means the payload waits here, not in the hub's buffers, while other silos
+    upload (``ReserveUpload``). A reservation the hub does not give (an older hub, a closed
+    round, a deadline) is not a verdict: the upload goes anyway and the hub decides it.
+    """
 
     stub: rpc.AggregatorStub
+    job: str
+    silo: str
+    # The longest the hub may take to free a slot: its wait ends at the round's input deadline.
+    reserve_timeout_seconds: float
 
     def __call__(self, update: OutgoingUpdate, call_next: Next) -> PolicyVerdict:
         """Submit the update (``call_next`` is never called: nothing comes after the wire)."""
         if not update.signature:
             raise RuntimeError("the update is not signed: the sign step must come before the send step")
         payload = update.require_payload()
+        try:
+            self.stub.ReserveUpload(
+                round_ref(self.job, update.plan.round, self.silo), timeout=self.reserve_timeout_seconds
+            )
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNIMPLEMENTED:
+                log.info(
+                    "no upload slot reserved for round %d (%s): uploading anyway", update.plan.round, error.details()
+                )
         stream = update_stream(update.signed_metadata, update.signature, payload.chunks(), payload.dtype)
         return verdict_from_proto(self.stub.SubmitUpdate(stream))

@@ -362,7 +362,9 @@ class Sidecar:
             Sign(
                 self._job_name, self.config.silo, self._keys, self.config.trainer_image_digest
             ),  # the claims the policy reads, signed with the round's key
-            Send(stub),  # the wire; the verdict goes back up
+            Send(
+                stub, self._job_name, self.config.silo, spec.round_timeout_seconds
+            ),  # the wire; the verdict goes back up
         ]
 
     def _round(self, stub: rpc.AggregatorStub, steps: list[Step], plan: RoundPlan, num_samples: int) -> None:
