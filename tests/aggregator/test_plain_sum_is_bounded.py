@@ -27,10 +27,12 @@ def test_fedavg_keeps_no_update_and_the_sum_is_exact() -> None:
     updates = {f"s{i}": rng.normal(size=100).astype(np.float32) for i in range(5)}
     for silo, update in updates.items():
         _admit(aggregation, silo, _payload(update, 2.0))
-    total, weight = aggregation.result()
+    total = aggregation.result()
     assert aggregation.admitted_updates() is None
-    assert weight == 10.0
-    np.testing.assert_allclose(total, sum(2.0 * u.astype(np.float64) for u in updates.values()), rtol=1e-6)
+    assert total.weight == 10.0
+    expected = sum(2.0 * u.astype(np.float64) for u in updates.values())
+    np.testing.assert_allclose(total.mean(10.0), expected / 10.0, rtol=1e-6)
+    assert total.norm() == pytest.approx(float(np.linalg.norm(expected)), rel=1e-6)
 
 
 def test_a_robust_rule_keeps_every_update() -> None:

@@ -47,10 +47,17 @@ class UpdateSketches:
         self._seed = seed
         self._sketches: dict[str, npt.NDArray[np.float64]] = {}
 
-    def sketch(self, vector: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
-        """The CountSketch of ``vector`` (``length`` values), folded block by block."""
-        if vector.shape != (self.length,):
-            raise ValueError(f"a sketched vector has {self.length} values, not {vector.shape}")
+    def sketch(
+        self, vector: npt.NDArray[np.floating], origin: npt.NDArray[np.floating] | None = None
+    ) -> npt.NDArray[np.float64]:
+        """The CountSketch of ``vector`` (``length`` values), or of ``vector - origin``, folded block by block.
+
+        The difference is formed in float64 one block at a time: the hub sketches the step
+        ``new model - old model`` without holding it whole (763 MiB at 100M parameters).
+        """
+        for given in (vector, origin):
+            if given is not None and given.shape != (self.length,):
+                raise ValueError(f"a sketched vector has {self.length} values, not {given.shape}")
         out = np.zeros(self.width, dtype=np.float64)
         # The signs are drawn again, block by block in order, on every call: the same signs each
         # time, and no per-coordinate state kept.
@@ -58,6 +65,8 @@ class UpdateSketches:
         block = _BLOCK_ROWS * self.width
         for start in range(0, self.length, block):
             values = vector[start : start + block]
+            if origin is not None:
+                values = np.subtract(values, origin[start : start + block], dtype=np.float64)
             signed = values * (signs.integers(0, 2, values.size, dtype=np.int8) * 2 - 1)
             rows = values.size // self.width
             out += signed[: rows * self.width].reshape(rows, self.width).sum(axis=0, dtype=np.float64)
@@ -72,7 +81,12 @@ class UpdateSketches:
     def __contains__(self, silo: object) -> bool:
         return silo in self._sketches
 
-    def distances(self, step: npt.NDArray[np.floating]) -> dict[str, tuple[float, float | None]]:
-        """Each sketched update's (estimated) L2 distance and cosine to ``step`` (see ``update_distances``)."""
-        sketched_step = self.sketch(step)
+    def distances(
+        self, step: npt.NDArray[np.floating], origin: npt.NDArray[np.floating] | None = None
+    ) -> dict[str, tuple[float, float | None]]:
+        """Each sketched update's (estimated) L2 distance and cosine to ``step`` or, given ``origin``, to ``step - origin``.
+
+        See ``update_distances``.
+        """
+        sketched_step = self.sketch(step, origin)
         return {silo: update_distances(sketch, sketched_step) for silo, sketch in self._sketches.items()}
