@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,33 @@ def test_a_large_models_distances_are_estimated_within_a_few_percent_and_keep_th
 def test_a_sketch_refuses_a_vector_of_another_length() -> None:
     with pytest.raises(ValueError, match="has 10 values"):
         UpdateSketches(10).sketch(np.zeros(11))
+
+
+def test_the_result_is_the_sum_itself_and_its_mean_is_the_old_float32_mean_bit_for_bit() -> None:
+    rng = np.random.default_rng(4)
+    length = 200_001
+    aggregation = PlainAggregation(length + 1)
+    for silo in ("a", "b", "c"):
+        _admit(aggregation, silo, _payload(rng.normal(size=length).astype(np.float32), 3.0))
+    tracemalloc.start()
+    try:
+        total = aggregation.result()
+        handed_over = tracemalloc.get_traced_memory()[1]
+        norm = total.norm()
+    finally:
+        tracemalloc.stop()
+    # Before, result() copied the float64 sum: 1.6 MB here, 763 MiB at 100M parameters.
+    assert handed_over < 10_000
+    whole = aggregation._sum[:-1].copy()  # what the coordinator divided in place and rounded before
+    assert norm == float(np.linalg.norm(whole))
+    whole /= 9.0
+    np.testing.assert_array_equal(total.mean(9.0).view(np.uint32), whole.astype(np.float32).view(np.uint32))
+
+
+def test_the_step_sketched_from_two_models_is_the_step_sketched_whole() -> None:
+    rng = np.random.default_rng(5)
+    new, old = rng.normal(size=300_001).astype(np.float32), rng.normal(size=300_001).astype(np.float32)
+    sketches = UpdateSketches(new.size)
+    sketches.add("a", rng.normal(size=new.size))
+    np.testing.assert_array_equal(sketches.sketch(new, old), sketches.sketch(new.astype(np.float64) - old))
+    assert sketches.distances(new, old) == sketches.distances(new.astype(np.float64) - old)

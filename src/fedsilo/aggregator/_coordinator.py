@@ -651,7 +651,16 @@ class JobCoordinator:
             ledger_head=self._privacy.signed_head() if self._privacy is not None else None,
         )
         self._model_seal = record_round(
-            self.job, self._registry, current, summary, new_weights, parent, self._model_key, self._preprocessing_digest
+            self.job,
+            self._registry,
+            current,
+            summary,
+            new_weights,
+            parent,
+            self._model_key,
+            self._preprocessing_digest,
+            # The bytes the hub serves: the registry stores them instead of encoding the model again.
+            encoded=self._model_blob,
         )
         # Published once its model and lineage are in the registry: whoever sees a round's
         # summary (a status reader, a test) can read its registry entry.
