@@ -106,10 +106,22 @@ def test_the_result_is_the_sum_itself_and_its_mean_is_the_old_float32_mean_bit_f
     np.testing.assert_array_equal(total.mean(9.0).view(np.uint32), whole.astype(np.float32).view(np.uint32))
 
 
-def test_the_step_sketched_from_two_models_is_the_step_sketched_whole() -> None:
+def test_the_step_sketched_from_two_models_tensors_is_the_step_sketched_whole() -> None:
     rng = np.random.default_rng(5)
-    new, old = rng.normal(size=300_001).astype(np.float32), rng.normal(size=300_001).astype(np.float32)
-    sketches = UpdateSketches(new.size)
-    sketches.add("a", rng.normal(size=new.size))
-    np.testing.assert_array_equal(sketches.sketch(new, old), sketches.sketch(new.astype(np.float64) - old))
-    assert sketches.distances(new, old) == sketches.distances(new.astype(np.float64) - old)
+    # Tensors that end inside a block, span blocks (524,288 values each), and an empty one.
+    shapes = [(100_000,), (600, 1_000), (3,), (0,), (400, 1_000)]
+    new = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
+    old = [rng.normal(size=shape).astype(np.float32) for shape in shapes]
+    flat_new, flat_old = (np.concatenate([t.reshape(-1) for t in model]) for model in (new, old))
+    sketches = UpdateSketches(flat_new.size)
+    sketches.add("a", rng.normal(size=flat_new.size))
+    # What the coordinator measured before: the float64 step of the two flattened models.
+    step = flat_new.astype(np.float64) - flat_old
+    np.testing.assert_array_equal(sketches.sketch(new, old), sketches.sketch(step))
+    np.testing.assert_array_equal(sketches.sketch(new), sketches.sketch(flat_new))
+    assert sketches.distances(new, old) == sketches.distances(step)
+
+
+def test_a_sketch_refuses_tensors_of_another_total_length() -> None:
+    with pytest.raises(ValueError, match="has 10 values, not 11"):
+        UpdateSketches(10).sketch([np.zeros(5), np.zeros(6)])

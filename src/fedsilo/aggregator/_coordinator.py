@@ -573,8 +573,11 @@ class JobCoordinator:
         sketches = aggregation.update_sketches()
         if sketches is None:
             return
-        # The step new - old is formed in float64 block by block inside the sketch, never whole.
-        steps = sketches.distances(self._layout.flatten(new_weights), self._layout.flatten(self._weights))
+        # The step new - old is formed in float64 block by block inside the sketch, from the tensors
+        # themselves: neither model is flattened and the step is never whole.
+        self._layout.check(new_weights)
+        self._layout.check(self._weights)
+        steps = sketches.distances(list(new_weights.values()), list(self._weights.values()))
         for silo, (distance, cosine) in steps.items():
             stats = current.stats_of(silo)
             stats.update_distance, stats.update_cosine = distance, cosine
