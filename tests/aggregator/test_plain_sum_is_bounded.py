@@ -10,6 +10,7 @@ import pytest
 from fedsilo.aggregator import update_distances
 from fedsilo.aggregator._aggregation import PlainAggregation
 from fedsilo.aggregator._sketches import SKETCH_WIDTH, UpdateSketches
+from fedsilo.protocol import StreamError
 
 
 def _admit(aggregation: PlainAggregation, silo: str, payload: np.ndarray) -> None:
@@ -125,3 +126,26 @@ def test_the_step_sketched_from_two_models_tensors_is_the_step_sketched_whole() 
 def test_a_sketch_refuses_tensors_of_another_total_length() -> None:
     with pytest.raises(ValueError, match="has 10 values, not 11"):
         UpdateSketches(10).sketch([np.zeros(5), np.zeros(6)])
+
+
+@pytest.mark.parametrize("where", [0, 70_000, 4_000_000 - 1])
+def test_a_finished_plain_payload_is_checked_for_finite_values_slice_by_slice(where: int) -> None:
+    sink = PlainAggregation(4_000_000).open_update("a")
+    payload = np.ones(4_000_000, dtype=np.float32)
+    sink.add(0, "float32", payload[:1])  # one small chunk, then the rest as the stream would bring it
+    for start in range(1, payload.size, 262_144):
+        sink.add(start, "float32", payload[start : start + 262_144])
+    tracemalloc.start()
+    try:
+        sink.finish()
+        checked = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Before, the check made a boolean array of the whole payload: 4 MB here.
+    assert checked < 400_000
+    bad = PlainAggregation(4_000_000).open_update("b")
+    payload[where] = np.nan
+    for start in range(0, payload.size, 262_144):
+        bad.add(start, "float32", payload[start : start + 262_144])
+    with pytest.raises(StreamError, match="NaN or infinite"):
+        bad.finish()
