@@ -13,7 +13,9 @@ payload into one running sum.
 
 ``plain`` also runs the same round in plain mode, for the masked / plain ratio. ``trace`` traces
 the hub's Python heap (tracemalloc) and reports its peak, the lines holding most of it near the
-peak (which whole-model copies the hub holds) and the resident set by kind of mapping.
+peak (which whole-model copies the hub holds) and the resident set by kind of mapping. The hub's
+growth and heap are also given in models (the float32 model's size), so that a peak reads as
+"k whole copies".
 """
 
 from __future__ import annotations
@@ -32,16 +34,20 @@ RESULTS = Path(__file__).parent / "results" / "big-model.json"
 
 
 def row(figures: RoundFigures) -> dict[str, object]:
-    """One table row: the round's time, everyone's peak memory, the bytes up."""
+    """One table row: the round's time, everyone's peak memory (also in models: the float32 model's size), the bytes up."""
     float32_bytes = figures.parameters * 4
+    model_mib = float32_bytes / 2**20
     return {
         "mode": figures.mode,
         "silos": figures.silos,
         "parameters": figures.parameters,
-        "model_mib": float32_bytes / 2**20,
+        "model_mib": model_mib,
         "round_s": figures.median_seconds,
         "hub_peak_rss_mib": figures.hub_peak_rss_total_mib,
         "hub_rss_growth_mib": figures.hub_peak_rss_mib,
+        # The baseline every peak is read against: how many float32 models' worth the hub held.
+        "hub_rss_growth_models": figures.hub_peak_rss_mib / model_mib,
+        "hub_python_heap_models": figures.hub_peak_python_heap_mib / model_mib,
         "sidecar_peak_rss_mib": ", ".join(f"{m:.0f}" for m in figures.sidecar_peak_rss_mib),
         "bytes_up_per_silo_mib": figures.bytes_up_per_silo / 2**20,
         "bytes_up_vs_float32": figures.bytes_up_per_silo / float32_bytes,

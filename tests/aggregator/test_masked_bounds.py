@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from fedsilo.aggregator._aggregation import FloatSum
 from fedsilo.aggregator._bounds import SignedContribution, sum_problem
 from fedsilo.identity import sha256_digest
 from fedsilo.protocol import (
@@ -45,27 +46,29 @@ def _contributions(*pairs: tuple[float, float]) -> dict[str, SignedContribution]
 def test_a_sum_within_the_signed_norms_and_weights_passes() -> None:
     signed = _contributions((100, 1.0), (50, 2.0))
     aligned = np.full(4, (100 * 1.0 + 50 * 2.0) / 2.0)  # norm exactly the bound: both updates point the same way
-    assert sum_problem(aligned, 150, signed, check_norm=True, coordinate_error=0.0) is None
+    assert sum_problem(FloatSum(aligned, 150), signed, check_norm=True, coordinate_error=0.0) is None
 
 
 def test_a_sum_longer_than_the_signed_norms_allow_is_named() -> None:
     signed = _contributions((100, 1.0), (50, 2.0))
-    problem = sum_problem(np.full(4, 101.0), 150, signed, check_norm=True, coordinate_error=0.0)
+    problem = sum_problem(FloatSum(np.full(4, 101.0), 150), signed, check_norm=True, coordinate_error=0.0)
     assert problem is not None and "L2 norm is 202" in problem
     # Silo-level DP adds noise after the norm was measured: only the weight is checked.
-    assert sum_problem(np.full(4, 101.0), 150, signed, check_norm=False, coordinate_error=0.0) is None
+    assert sum_problem(FloatSum(np.full(4, 101.0), 150), signed, check_norm=False, coordinate_error=0.0) is None
 
 
 def test_a_weight_word_that_is_not_the_signed_records_is_named() -> None:
-    problem = sum_problem(np.zeros(4), 0, _contributions((100, 1.0), (50, 2.0)), check_norm=True, coordinate_error=0.0)
+    problem = sum_problem(
+        FloatSum(np.zeros(4), 0), _contributions((100, 1.0), (50, 2.0)), check_norm=True, coordinate_error=0.0
+    )
     assert problem == "the sum's weight word is 0, the counted silos signed 150 in all"
 
 
 def test_rounding_of_each_coordinate_is_allowed_for() -> None:
     signed = _contributions((1, 1.0))
     over = np.full(100, 0.1 + 0.001)  # norm 1.01: one percent over the claim
-    assert sum_problem(over, 1, signed, check_norm=True, coordinate_error=0.0) is not None
-    assert sum_problem(over, 1, signed, check_norm=True, coordinate_error=0.001) is None
+    assert sum_problem(FloatSum(over, 1), signed, check_norm=True, coordinate_error=0.0) is not None
+    assert sum_problem(FloatSum(over, 1), signed, check_norm=True, coordinate_error=0.001) is None
 
 
 def _play(hub: Hub, silo: Silo, values: npt.NDArray[np.float32], tamper: Tamper | None, out: dict[str, object]) -> None:

@@ -6,6 +6,7 @@ strategy turns the aggregate into the next global model, which goes to the regis
 
 from ._aggregation import Aggregation as Aggregation
 from ._aggregation import PlainAggregation as PlainAggregation
+from ._aggregation import RoundSum as RoundSum
 from ._aggregation import UpdateSink as UpdateSink
 from ._anomaly import AnomalyScores as AnomalyScores
 from ._checkpoint import CHECKPOINT_DIR as CHECKPOINT_DIR
@@ -61,6 +62,7 @@ __all__ = [
     "PlainAggregation",
     "PrivacyBook",
     "RoundObserver",
+    "RoundSum",
     "RoundSummary",
     "ServerStrategy",
     "SiloRoundStats",

@@ -4,7 +4,8 @@ Every mode receives *weighted* inputs: a silo sends ``[n * update..., n]`` (its 
 count as the last coordinate), so the sum carries the FedAvg numerator and denominator
 and the mean needs nothing but the sum. The masked mode (``_masked.py``) and the
 homomorphic mode (``_homomorphic.py``) implement the same interface over secure
-aggregation and multiparty CKKS; plain mode exists for tests and comparisons.
+aggregation and multiparty CKKS; plain mode exists for tests and comparisons. Each mode hands
+its sum over as a ``RoundSum``, which the coordinator reads slice by slice instead of copying.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +40,54 @@ def chunk_end(
     if end > length:
         raise StreamError(f"update is longer than the model ({length} values)")
     return end
+
+
+#: Values read per slice when a whole vector is divided or checked: temporaries of at most 512 KiB.
+_SLICE: Final = 1 << 16
+
+
+class RoundSum(ABC):
+    """The sum of a round's admitted weighted updates (the weight word left out), as ``Aggregation.result`` hands it over.
+
+    Not an array the caller may change: at 100M parameters a float64 copy of the sum is 763 MiB,
+    and the masked sum is held as uint32 words. What the coordinator needs of it is the weight
+    word, the sum's L2 norm (the bound on a liar, ``_bounds.py``) and the mean update in float32
+    (the strategy's input); each mode computes them from what it already holds, slice by slice.
+    """
+
+    def __init__(self, size: int, weight: float) -> None:
+        self.size = size
+        self.weight = weight
+
+    @abstractmethod
+    def norm(self) -> float:
+        """The sum's L2 norm."""
+
+    @abstractmethod
+    def mean(self, divisor: float) -> npt.NDArray[np.float32]:
+        """The sum divided by ``divisor`` in float64 and rounded to float32: a new array the caller may change."""
+
+
+class FloatSum(RoundSum):
+    """A sum held as float64 values: the mode's own array, read and never changed (plain, homomorphic, compressed)."""
+
+    def __init__(self, values: npt.NDArray[np.float64], weight: float) -> None:
+        super().__init__(values.size, weight)
+        self._values = values
+
+    def norm(self) -> float:
+        return float(np.linalg.norm(self._values))
+
+    def mean(self, divisor: float) -> npt.NDArray[np.float32]:
+        """Element by element what ``(values / divisor).astype(np.float32)`` gives, with one slice of float64 at a time."""
+        mean = np.empty(self.size, dtype=np.float32)
+        scratch = np.empty(min(_SLICE, self.size), dtype=np.float64)
+        for start in range(0, self.size, _SLICE):
+            end = min(start + _SLICE, self.size)
+            quotient = scratch[: end - start]
+            np.divide(self._values[start:end], divisor, out=quotient)
+            np.copyto(mean[start:end], quotient, casting="same_kind")
+        return mean
 
 
 class UpdateSink(ABC):
@@ -109,8 +159,8 @@ class Aggregation(ABC):
         """Take the survivors' revealed shares (masked mode)."""
 
     @abstractmethod
-    def result(self) -> tuple[npt.NDArray[np.float64], float]:
-        """The sum of admitted weighted updates (a new array the caller may change) and the sum of their weights."""
+    def result(self) -> RoundSum:
+        """The sum of admitted weighted updates and its weight word, once the round is unmasked (no copy of the sum)."""
 
     def coordinate_error(self) -> float:
         """How far this mode's arithmetic may move one coordinate of a correct ``result`` (floats: 0)."""
@@ -150,7 +200,10 @@ class BufferedSink(UpdateSink):
     def finish(self) -> str:
         if self._filled != self.vector.size:
             raise StreamError(f"update ended after {self._filled} of {self.vector.size} values")
-        if self._check_finite and not np.isfinite(self.vector).all():
+        # By slices: a boolean array of the whole payload is a quarter model (95 MiB at 100M parameters).
+        if self._check_finite and not all(
+            np.isfinite(self.vector[start : start + _SLICE]).all() for start in range(0, self.vector.size, _SLICE)
+        ):
             raise StreamError("update holds NaN or infinite values")
         return "sha256:" + self._digest.hexdigest()
 
@@ -203,5 +256,5 @@ class PlainAggregation(Aggregation):
     def update_sketches(self) -> UpdateSketches | None:
         return self._sketches
 
-    def result(self) -> tuple[npt.NDArray[np.float64], float]:
-        return self._sum[:-1].copy(), float(self._sum[-1])
+    def result(self) -> RoundSum:
+        return FloatSum(self._sum[:-1], float(self._sum[-1]))

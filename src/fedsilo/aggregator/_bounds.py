@@ -27,8 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-import numpy as np
-import numpy.typing as npt
+from ._aggregation import RoundSum
 
 # float32 payloads summed in float64: the relative error a correct sum can show.
 _RELATIVE_SLACK: Final = 1e-5
@@ -48,27 +47,26 @@ def expected_weight(contributions: Mapping[str, SignedContribution]) -> float:
 
 
 def sum_problem(
-    total: npt.NDArray[np.float64],
-    weight: float,
+    total: RoundSum,
     contributions: Mapping[str, SignedContribution],
     *,
     check_norm: bool,
     coordinate_error: float,
 ) -> str | None:
-    """Why ``total`` (the weighted sum) and ``weight`` (its weight word) cannot be the signed updates' sum; None if they can.
+    """Why ``total`` (the weighted sum and its weight word) cannot be the signed updates' sum; None if it can.
 
     ``coordinate_error`` is how far the mode's arithmetic may move one coordinate of a
     correct sum, the weight word included (``Aggregation.coordinate_error``: fixed-point
     rounding in masked mode, CKKS noise in homomorphic mode).
     """
     signed = expected_weight(contributions)
-    if not math.isclose(weight, signed, rel_tol=_RELATIVE_SLACK, abs_tol=coordinate_error):
-        return f"the sum's weight word is {weight:g}, the counted silos signed {signed:g} in all"
+    if not math.isclose(total.weight, signed, rel_tol=_RELATIVE_SLACK, abs_tol=coordinate_error):
+        return f"the sum's weight word is {total.weight:g}, the counted silos signed {signed:g} in all"
     if not check_norm:
         return None
     bound = math.fsum(c.weight * c.l2_norm for c in contributions.values())
     rounding = coordinate_error * math.sqrt(total.size)
-    norm = float(np.linalg.norm(total))
+    norm = total.norm()
     if norm > bound * (1 + _RELATIVE_SLACK) + rounding:
         return (
             f"the sum's L2 norm is {norm:.6g}, above {bound + rounding:.6g}, the most the counted silos' signed "

@@ -39,11 +39,17 @@ import numpy.typing as npt
 from pydantic import Field
 from safetensors import SafetensorError
 from safetensors.numpy import load as safetensors_load
-from safetensors.numpy import save as safetensors_save
 
 from fedsilo.audit import SignedHead
 from fedsilo.identity import sha256_digest
-from fedsilo.protocol import MAX_LEAVE_REASON_LENGTH, MessageError, StrictMessage, Weights, encode_weights
+from fedsilo.protocol import (
+    MAX_LEAVE_REASON_LENGTH,
+    MessageError,
+    StrictMessage,
+    Weights,
+    encode_weights,
+    safetensors_parts,
+)
 from fedsilo.registry import ModelSeal
 
 from ._contracts import RoundSummary, SiloRoundStats
@@ -180,11 +186,11 @@ class Checkpoint:
         return [record.summary() for record in self.document.rounds]
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file, fsync, rename, fsync of the folder."""
+def _write_durably(path: Path, parts: Sequence[bytes | memoryview]) -> None:
+    """Write ``parts`` one after another to ``path`` atomically: a temporary file, fsync, rename, fsync of the folder."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as handle:
-        handle.write(data)
+        handle.writelines(parts)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -225,7 +231,8 @@ class Checkpoints:
         self.directory.mkdir(parents=True, exist_ok=True)
         tensors = {_MODEL_PREFIX + name: np.ascontiguousarray(value) for name, value in weights.items()}
         tensors |= {_STRATEGY_PREFIX + name: np.ascontiguousarray(value) for name, value in strategy_state.items()}
-        data = safetensors_save(tensors)
+        # safetensors' bytes, streamed to the file from the tensors themselves: never a whole copy.
+        parts = safetensors_parts(tensors)
         json_path = self.path(round_number)
         tensors_path = json_path.with_suffix(".safetensors")
         last = summaries[-1] if summaries else None
@@ -235,7 +242,7 @@ class Checkpoints:
             round=round_number,
             ledger_run=self.ledger_run,
             tensors_file=tensors_path.name,
-            tensors_digest=sha256_digest(data),
+            tensors_digest=sha256_digest(*parts),
             model_tensors=tuple(weights),
             model_digest=last.model_digest if last is not None else sha256_digest(encode_weights(weights)),
             model_seal=SealRecord(**seal.to_json()),
@@ -244,8 +251,8 @@ class Checkpoints:
             excluded=self.excluded,
             written=dt.datetime.now(dt.UTC).isoformat(),
         )
-        _write_durably(tensors_path, data)
-        _write_durably(json_path, document.canonical_bytes())
+        _write_durably(tensors_path, parts)
+        _write_durably(json_path, [document.canonical_bytes()])
         return json_path
 
     def rounds(self) -> list[int]:

@@ -30,7 +30,7 @@ from fedsilo.policy import Reason, Refusal
 from fedsilo.protocol import RoundCompression
 from fedsilo.secagg import SecAggConfig
 
-from ._aggregation import BufferedSink, PlainAggregation, UpdateSink
+from ._aggregation import BufferedSink, FloatSum, PlainAggregation, RoundSum, UpdateSink
 from ._masked import MaskedAggregation
 
 
@@ -62,9 +62,11 @@ class CompressedMaskedAggregation(MaskedAggregation):
         self.admit(silo)
         self._weight += weight
 
-    def result(self) -> tuple[npt.NDArray[np.float64], float]:
+    def result(self) -> RoundSum:
         counted = len(self.server.counted)
-        return masked_total(self.server.raw_result(), counted, self.settings, self.model_length), self._weight
+        return FloatSum(
+            masked_total(self.server.unmasked_words(), counted, self.settings, self.model_length), self._weight
+        )
 
 
 class CompressedPlainAggregation(PlainAggregation):

@@ -36,7 +36,7 @@ from fedsilo.registry import ModelRegistry
 from fedsilo.secagg import SecAggAbort, choose_fractional_bits, choose_graph
 
 from ._admission import Admission, Chunk
-from ._aggregation import Aggregation
+from ._aggregation import Aggregation, RoundSum
 from ._anomaly import AnomalyScores
 from ._attribution import SeenNonces, verify_signed
 from ._bounds import expected_weight, sum_problem
@@ -537,11 +537,10 @@ class JobCoordinator:
                 self._run_unmask(current, aggregation, accepted)
         if self._compression is not None:
             self._compression.observe(current.stats)
-        total, weight = aggregation.result()
+        total = aggregation.result()
         signed = {silo: current.contribution_of(silo) for silo in accepted}
         current.void = aggregation.result_problem() or sum_problem(
             total,
-            weight,
             signed,
             # Silo-level DP adds noise after the norm was signed; compression sends the update plus the
             # silo's error-feedback residual: neither sum is bounded by the signed norms.
@@ -552,9 +551,7 @@ class JobCoordinator:
             log.warning("round %d is void, the model stays: %s", round_number, current.void)
             new_weights = self._weights
         else:
-            # In place: the sum is this round's own array, and at 100M parameters another float64 copy is 800 MB.
-            total /= expected_weight(signed)
-            new_weights = self._next_weights(aggregation, total)
+            new_weights = self._next_weights(aggregation, total, expected_weight(signed))
         self._record_distances(current, aggregation, new_weights)
         self._score_anomalies(current, accepted)
         if self._privacy is not None:
@@ -562,15 +559,16 @@ class JobCoordinator:
         with self._cond:
             self._close(current, new_weights, accepted)
 
-    def _next_weights(self, aggregation: Aggregation, mean: np.ndarray[Any, np.dtype[np.float64]]) -> Weights:
-        """The strategy's next model: from the mean update, the masked vote's tally, or (plain mode) every update."""
+    def _next_weights(self, aggregation: Aggregation, total: RoundSum, divisor: float) -> Weights:
+        """The strategy's next model: from the mean update ``total / divisor``, the vote's tally or every update."""
         tally = aggregation.tally()
         if tally is not None:
             if not isinstance(self._strategy, TallyStrategy):
                 raise JobFailed(f"strategy {self.spec.strategy.name.value} cannot step from a sign-vote tally")
             return self._strategy.aggregate_tally(self._weights, tally)
         if not isinstance(self._strategy, UpdatesStrategy):
-            return self._strategy.aggregate(self._weights, self._layout.unflatten(mean.astype(np.float32)))
+            # The float32 mean is the only whole copy: the strategy's input, freed once it has stepped.
+            return self._strategy.aggregate(self._weights, self._layout.unflatten(total.mean(divisor)))
         payloads = aggregation.admitted_updates()
         if payloads is None:
             raise JobFailed(f"strategy {self.spec.strategy.name.value} needs aggregation.mode plain")
@@ -583,8 +581,12 @@ class JobCoordinator:
         sketches = aggregation.update_sketches()
         if sketches is None:
             return
-        step = self._layout.flatten(new_weights).astype(np.float64) - self._layout.flatten(self._weights)
-        for silo, (distance, cosine) in sketches.distances(step).items():
+        # The step new - old is formed in float64 block by block inside the sketch, from the tensors
+        # themselves: neither model is flattened and the step is never whole.
+        self._layout.check(new_weights)
+        self._layout.check(self._weights)
+        steps = sketches.distances(list(new_weights.values()), list(self._weights.values()))
+        for silo, (distance, cosine) in steps.items():
             stats = current.stats_of(silo)
             stats.update_distance, stats.update_cosine = distance, cosine
 
@@ -660,7 +662,16 @@ class JobCoordinator:
             ledger_head=self._privacy.signed_head() if self._privacy is not None else None,
         )
         self._model_seal = record_round(
-            self.job, self._registry, current, summary, new_weights, parent, self._model_key, self._preprocessing_digest
+            self.job,
+            self._registry,
+            current,
+            summary,
+            new_weights,
+            parent,
+            self._model_key,
+            self._preprocessing_digest,
+            # The bytes the hub serves: the registry stores them instead of encoding the model again.
+            encoded=self._model_blob,
         )
         # Published once its model and lineage are in the registry: whoever sees a round's
         # summary (a status reader, a test) can read its registry entry.

@@ -50,7 +50,7 @@ from fedsilo.identity import SignatureError, VerifyKey, sha256_digest
 from fedsilo.policy import Reason, Refusal
 from fedsilo.protocol import StreamError, check_chunk_size
 
-from ._aggregation import Aggregation, UpdateSink
+from ._aggregation import Aggregation, FloatSum, RoundSum, UpdateSink
 from ._contracts import RoundFailed, UpdateGate
 
 log = logging.getLogger("fedsilo.aggregator")
@@ -232,10 +232,10 @@ class HomomorphicAggregation(Aggregation):
             shares[silo] = parts
         self._total = fuse(self._params, self._summed, shares, self.vector_length)
 
-    def result(self) -> tuple[npt.NDArray[np.float64], float]:
+    def result(self) -> RoundSum:
         if self._total is None:
             raise RoundFailed(f"round {self._round}: the sum was not decrypted")
-        return self._total[:-1].copy(), float(self._total[-1])
+        return FloatSum(self._total[:-1], float(self._total[-1]))
 
     def coordinate_error(self) -> float:
         """CKKS decodes each value of the sum within the parameters' stated bound (flooding noise dominates)."""

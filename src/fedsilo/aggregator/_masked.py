@@ -2,7 +2,8 @@
 
 The aggregator holds the running sum of masked uint32 payloads, added chunk by chunk as they
 arrive (``_streamed.py``), and after unmasking the sum; never one silo's plaintext update
-nor, beyond a chunk in flight, its masked one.
+nor, beyond a chunk in flight, its masked one. The unmasked words are decoded slice by slice
+(``FixedPointSum``): no float64 copy of the whole sum.
 """
 
 from __future__ import annotations
@@ -14,10 +15,25 @@ import numpy as np
 import numpy.typing as npt
 
 from fedsilo.identity import VerifyKey
-from fedsilo.secagg import SecAggConfig, SecAggServer
+from fedsilo.secagg import SecAggConfig, SecAggServer, decode_mean, decoded_norm
 
-from ._aggregation import Aggregation, UpdateSink
+from ._aggregation import Aggregation, RoundSum, UpdateSink
 from ._streamed import StreamedInputs
+
+
+class FixedPointSum(RoundSum):
+    """The unmasked sum as the server holds it, uint32 fixed-point words, decoded a slice at a time when read."""
+
+    def __init__(self, words: npt.NDArray[np.uint32], fractional_bits: int) -> None:
+        super().__init__(words.size - 1, float(words[-1]))
+        self._words = words
+        self._fractional_bits = fractional_bits
+
+    def norm(self) -> float:
+        return decoded_norm(self._words, self._fractional_bits)
+
+    def mean(self, divisor: float) -> npt.NDArray[np.float32]:
+        return decode_mean(self._words, self._fractional_bits, divisor)
 
 
 class MaskedAggregation(Aggregation):
@@ -60,9 +76,8 @@ class MaskedAggregation(Aggregation):
     def unmask(self, posted: Mapping[str, bytes]) -> None:
         self.server.unmask(posted)
 
-    def result(self) -> tuple[npt.NDArray[np.float64], float]:
-        total, weight = self.server.result()
-        return total, float(weight)
+    def result(self) -> RoundSum:
+        return FixedPointSum(self.server.unmasked_words(), self.server.config.fractional_bits)
 
     def coordinate_error(self) -> float:
         """Each counted silo's fixed point rounds each coordinate by at most half a unit."""

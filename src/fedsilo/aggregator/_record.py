@@ -66,6 +66,8 @@ def record_round(
     parent_digest: str,
     key: SigningKey,
     preprocessing_digest: str | None = None,
+    *,
+    encoded: bytes | None = None,
 ) -> ModelSeal:
     """Count the round in the metrics, seal its model and store both with the lineage auditors follow.
 
@@ -73,6 +75,8 @@ def record_round(
     the registry stores exactly the record the seal names. It carries the silos' signed
     evaluations of the parent model (each silo's score, the worst silo, the spread, and each
     claim with its signature); the final model's are in the run report and the job status.
+    ``encoded`` is the model's ``encode_weights`` bytes when the caller has them (see
+    ``ModelRegistry.save``).
     """
     name = job.metadata.name
     round_recorded(job, summary)
@@ -111,5 +115,5 @@ def record_round(
             lineage_digest=lineage_digest(lineage),
         ),
     )
-    registry.save(weights, lineage, seal)
+    registry.save(weights, lineage, seal, encoded=encoded)
     return seal

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from fedsilo.compression import VoteRangeError, masked_payload_size, vote_tally
 from fedsilo.protocol import RoundCompression
 
+from ._aggregation import FloatSum, RoundSum
 from ._compressed import CompressedMaskedAggregation
 
 
@@ -38,15 +39,15 @@ class VoteAggregation(CompressedMaskedAggregation):
     _tally: npt.NDArray[np.int64] | None = None
     _problem: str | None = None
 
-    def result(self) -> tuple[npt.NDArray[np.float64], float]:
+    def result(self) -> RoundSum:
         """The tally per coordinate (zeros when out of range: the round is void) and the counted silos' signed weight."""
         counted = len(self.server.counted)
         try:
-            self._tally = vote_tally(self.server.raw_result(), counted, self.settings.word_bits)
+            self._tally = vote_tally(self.server.unmasked_words(), counted, self.settings.word_bits)
         except VoteRangeError as error:
             self._problem = str(error)
             self._tally = np.zeros(self.model_length, dtype=np.int64)
-        return self._tally.astype(np.float64), self._weight
+        return FloatSum(self._tally.astype(np.float64), self._weight)
 
     def result_problem(self) -> str | None:
         return self._problem

@@ -13,11 +13,14 @@ import hmac
 import os
 import stat
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 ED25519_PUBLIC_KEY_BYTES = 32
 ED25519_SIGNATURE_BYTES = 64
@@ -182,9 +185,16 @@ def save_signing_key(key: SigningKey, path: Path) -> None:
     write_private_file(path, key.private_bytes_pem())
 
 
-def sha256_digest(data: bytes) -> str:
-    """``sha256:<hex>``, the digest form every persisted artifact carries."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+def sha256_digest(*parts: ReadableBuffer) -> str:
+    """``sha256:<hex>`` of ``parts`` one after another, the digest form every persisted artifact carries.
+
+    Several parts: a file written piece by piece (a checkpoint's tensors) is digested without
+    joining it first.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return "sha256:" + digest.hexdigest()
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:

@@ -42,6 +42,8 @@ from ._messages import PolicyVerdict as PolicyVerdict
 from ._messages import RoundPlan as RoundPlan
 from ._messages import UpdateMetadata as UpdateMetadata
 from ._messages import mechanism_claim as mechanism_claim
+from ._safetensors import safetensors_bytes as safetensors_bytes
+from ._safetensors import safetensors_parts as safetensors_parts
 from ._statistics import StatisticsClaims as StatisticsClaims
 from ._statistics import StatisticsStep as StatisticsStep
 from ._statistics import masked_words_digest as masked_words_digest
@@ -125,6 +127,8 @@ __all__ = [
     "plan_to_proto",
     "round_ref",
     "rpc",
+    "safetensors_bytes",
+    "safetensors_parts",
     "secagg_envelope",
     "share_upload",
     "share_upload_from_proto",

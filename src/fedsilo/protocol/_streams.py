@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from safetensors import SafetensorError
 from safetensors.numpy import load as safetensors_load
-from safetensors.numpy import save as safetensors_save
 
+from ._safetensors import safetensors_bytes
 from ._tensors import Weights
 
 # 1 MiB per message keeps every message far below gRPC's 4 MiB default limit.
@@ -80,8 +80,12 @@ _ORDER_KEY = "fedsilo.tensor_order"
 
 
 def encode_weights(weights: Mapping[str, npt.NDArray[np.generic]]) -> bytes:
-    """Weights as safetensors bytes; the model's tensor order rides in the header metadata."""
-    return safetensors_save(
+    """Weights as safetensors bytes; the model's tensor order rides in the header metadata.
+
+    Built in one allocation (``safetensors_bytes``): the same bytes safetensors' ``save`` makes,
+    without its second copy of the whole model.
+    """
+    return safetensors_bytes(
         {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()},
         metadata={_ORDER_KEY: json.dumps(list(weights))},
     )

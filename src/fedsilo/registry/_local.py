@@ -94,8 +94,14 @@ class ModelRef:
 class ModelRegistry(Protocol):
     """Where global models are kept; the aggregator only ever calls ``save``."""
 
-    def save(self, weights: Weights, lineage: Lineage, seal: ModelSeal | None = None) -> ModelRef:
-        """Store a round's global model with the hub's seal on it."""
+    def save(
+        self, weights: Weights, lineage: Lineage, seal: ModelSeal | None = None, *, encoded: bytes | None = None
+    ) -> ModelRef:
+        """Store a round's global model with the hub's seal on it.
+
+        ``encoded``: ``encode_weights(weights)`` when the caller has it already (the hub, which
+        serves those bytes), so that a model is not encoded twice at once.
+        """
         ...
 
 
@@ -128,9 +134,11 @@ class LocalRegistry:
     def _stem(self, job: str, round_number: int) -> Path:
         return self.root / job / f"round-{round_number:05d}"
 
-    def save(self, weights: Weights, lineage: Lineage, seal: ModelSeal | None = None) -> ModelRef:
+    def save(
+        self, weights: Weights, lineage: Lineage, seal: ModelSeal | None = None, *, encoded: bytes | None = None
+    ) -> ModelRef:
         """Write the model, then its lineage and seal (the lineage marks the model complete)."""
-        data = encode_weights(weights)
+        data = encode_weights(weights) if encoded is None else encoded
         digest = sha256_digest(data)
         if lineage.model_digest and lineage.model_digest != digest:
             raise ValueError("lineage.model_digest does not match the weights")

@@ -51,9 +51,11 @@ class RecordingRegistry:
         self._stored: dict[int, ModelRef] = {}
         self._lock = threading.Lock()
 
-    def save(self, weights: Weights, lineage: Lineage, seal: ModelSeal | None = None) -> ModelRef:
+    def save(
+        self, weights: Weights, lineage: Lineage, seal: ModelSeal | None = None, *, encoded: bytes | None = None
+    ) -> ModelRef:
         """Store through the inner registry and remember the reference."""
-        ref = self.inner.save(weights, lineage, seal)
+        ref = self.inner.save(weights, lineage, seal, encoded=encoded)
         with self._lock:
             self._stored[lineage.round] = ref
         return ref

@@ -12,7 +12,9 @@ from ._config import CHUNK_WORDS as CHUNK_WORDS
 from ._config import SecAggConfig as SecAggConfig
 from ._fixed_point import FixedPointError as FixedPointError
 from ._fixed_point import choose_fractional_bits as choose_fractional_bits
+from ._fixed_point import decode_mean as decode_mean
 from ._fixed_point import decode_sum as decode_sum
+from ._fixed_point import decoded_norm as decoded_norm
 from ._fixed_point import encode as encode
 from ._graph import GraphChoice as GraphChoice
 from ._graph import GraphParameters as GraphParameters
@@ -49,7 +51,9 @@ __all__ = [
     "apply_masks",
     "choose_fractional_bits",
     "choose_graph",
+    "decode_mean",
     "decode_sum",
+    "decoded_norm",
     "encode",
     "graph_seed",
     "reconstruct",

@@ -211,6 +211,14 @@ class SecAggServer:
             raise SecAggError("the round has not been unmasked")
         return decode_sum(self._result, self.config.fractional_bits)
 
+    def unmasked_words(self) -> npt.NDArray[np.uint32]:
+        """The unmasked sum in Z_2^32 itself, read-only: no copy, for a caller that decodes it slice by slice."""
+        if self._result is None:
+            raise SecAggError("the round has not been unmasked")
+        words = self._result.view()
+        words.flags.writeable = False
+        return words
+
     def raw_result(self) -> npt.NDArray[np.uint32]:
         """The unmasked sum in Z_2^32, for bit-exact checks."""
         if self._result is None:
