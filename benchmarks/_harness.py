@@ -30,7 +30,7 @@ from _residency import PeakSampler
 from rich.console import Console
 from rich.table import Table
 
-from fedsilo.aggregator import JobCoordinator, RoundSummary, start_server
+from fedsilo.aggregator import READ_BUFFER_BYTES, JobCoordinator, RoundSummary, start_server
 from fedsilo.api import FederatedJob, Silo, load_manifest
 from fedsilo.identity import (
     CertificateAuthority,
@@ -196,7 +196,7 @@ def run_round_benchmark(
             coordinator,
             "localhost:0",
             ca.issue("aggregator", server=True, dns_names=("localhost",)),
-            read_buffer_bytes=0 if hub == "reads_unbounded" else None,  # 0: gRPC's own sizing
+            read_buffer_bytes=READ_BUFFER_BYTES if hub == "bounded" else 0,  # 0: gRPC's own sizing
         )
         before = _rss_mib()
         sampler = PeakSampler(heap_sites=heap_sites)

@@ -3,7 +3,8 @@
 gRPC core sizes each connection's next socket read from its last ones and keeps that buffer
 allocated while the connection waits: after a silo's upload in 1 MiB messages, 0.6 to 1.3 MiB
 per connection, held until the silo disconnects, so the hub's heap grew with the number of
-connected silos. The hub's server (``serve``) caps it at the stream window, 64 KiB by default.
+connected silos. The hub's server (``serve``) caps it at ``READ_BUFFER_BYTES``, 64 KiB, whatever
+the job's stream window.
 
 The server, its options and mTLS are the real ones; only the servicer is a stand-in that reads
 every upload whole. The silos run in another process, so what the hub's process holds is what

@@ -45,6 +45,9 @@ log = logging.getLogger("fedsilo.aggregator")
 
 # Room for the largest chunk (1 MiB of data) plus framing.
 MAX_MESSAGE_BYTES = 4 << 20
+#: The most each connection's socket reads at once, and so the read buffer it keeps between reads
+#: (:func:`read_buffer_options`).
+READ_BUFFER_BYTES = 64 << 10
 # A silo re-asks for the next round after this long, so a cancelled call never hangs.
 WAIT_ROUND_SECONDS = 30.0
 # The status a refused Leave gets, by reason (anything else: INVALID_ARGUMENT, a notice that does not parse).
@@ -297,7 +300,7 @@ def start_server(
     *,
     workers: int | None = None,
     trust: SiloTrust | None = None,
-    read_buffer_bytes: int | None = None,
+    read_buffer_bytes: int = READ_BUFFER_BYTES,
 ) -> tuple[grpc.Server, int]:
     """Start the mTLS gRPC server; returns it and the bound port. Never listens in plaintext.
 
@@ -354,10 +357,8 @@ def read_buffer_options(buffer_bytes: int) -> tuple[tuple[str, int], ...]:
     every silo's connection kept it until it closed: at the end of a 50-silo round, 30 MiB of the
     hub's heap was empty read buffers (``heaptrack``; docs/big-models.md). Capped, a connection
     reads the same bytes in more, smaller reads; the TCP socket still queues what arrives meanwhile.
-    ``serve`` caps it at the stream window: at the default 64 KiB an upload moved as fast capped as
-    not, at 4 MiB or gRPC's own sizing the cap cost a fast link up to half its speed
-    (benchmarks/bench_receive_window.py), so a job that chose a large window for its distant
-    silos' speed gets large reads with it.
+    The cap is the hub's, not the job's: it bounds what every connected silo costs the hub whatever
+    window the job chose (what it costs an upload's speed: benchmarks/bench_receive_window.py).
     """
     if buffer_bytes == 0:
         return ()
@@ -372,24 +373,23 @@ def serve(
     workers: int,
     trust: SiloTrust | None = None,
     stream_window_bytes: int = STREAM_WINDOW_BYTES,
-    read_buffer_bytes: int | None = None,
+    read_buffer_bytes: int = READ_BUFFER_BYTES,
 ) -> tuple[grpc.Server, int]:
     """Serve ``service`` over mutual TLS on ``listen`` with ``workers`` threads; the server and its bound port.
 
     With ``trust`` the client CAs the handshake accepts are ``trust``'s at each new connection
     (a silo's rotated CA is let in without a restart), else ``credentials``' CA. Each stream's
     receive window is ``stream_window_bytes`` (:func:`receive_window_options`), each connection's
-    read buffer at most ``read_buffer_bytes`` (:func:`read_buffer_options`), by default the window
-    (0 for either: gRPC's own sizing).
+    read buffer at most ``read_buffer_bytes`` (:func:`read_buffer_options`); 0 for either: gRPC's
+    own sizing.
     """
-    reads = stream_window_bytes if read_buffer_bytes is None else read_buffer_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aggregator"),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             *receive_window_options(stream_window_bytes),
-            *read_buffer_options(reads),
+            *read_buffer_options(read_buffer_bytes),
         ],
     )
     rpc.add_AggregatorServicer_to_server(service, server)
