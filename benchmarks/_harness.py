@@ -30,7 +30,7 @@ from _residency import PeakSampler
 from rich.console import Console
 from rich.table import Table
 
-from fedsilo.aggregator import JobCoordinator, RoundSummary, start_server
+from fedsilo.aggregator import READ_BUFFER_BYTES, JobCoordinator, RoundSummary, start_server
 from fedsilo.aggregator._service import AggregatorService
 from fedsilo.api import FederatedJob, Silo, load_manifest
 from fedsilo.identity import (
@@ -102,6 +102,11 @@ def model_of(parameters: int) -> Weights:
     }
 
 
+#: How the benchmark's hub serves: as it does now; as it did before its connections' read buffers were
+#: capped (``reads_unbounded``: windows and arenas bounded, gRPC's read sizing); with gRPC's and glibc's
+#: defaults (``defaults``: before the hub's memory was bounded at all). The memory benchmark's baselines.
+HUBS = ("bounded", "reads_unbounded", "defaults")
+
 #: Enrolled in the job but never joins: it only floods the aggregator (``run_round_benchmark(flood=...)``).
 FLOODER = "flooder"
 #: ``flood(port, identity_dir, stop)``: called in a thread while the rounds run, until ``stop`` is set.
@@ -150,7 +155,7 @@ def run_round_benchmark(
     neighbours: str = "complete",
     round_timeout: int = 300,
     separate_sidecars: bool = False,
-    hub_defaults: bool = False,
+    hub: str = "bounded",
     heap_sites: bool = False,
     stream_window_kib: int | None = None,
     reservations: bool = True,
@@ -160,21 +165,23 @@ def run_round_benchmark(
     With ``separate_sidecars``, each silo's sidecar runs in a process of its own, so each one's
     peak memory is measured apart. With ``flood``, the job also enrolls :data:`FLOODER`, whose
     credentials ``flood`` uses from a thread while the rounds run; the honest silos' rounds are
-    what is measured. With ``hub_defaults``, the hub runs as it did before its memory was bounded:
-    gRPC's default flow control and glibc's default malloc arenas (the memory benchmark's baseline).
+    what is measured. ``hub`` is one of :data:`HUBS`: the hub as it serves now, or one of the memory
+    benchmark's baselines.
     With ``heap_sites`` (and ``trace_memory``), the lines holding most of the hub's heap near its peak.
     ``stream_window_kib`` is the job's ``rateLimits.streamWindowKiB``; without ``reservations`` the
     hub answers ``ReserveUpload`` UNIMPLEMENTED, as a hub from before upload reservations did, so
     each sidecar streams at once and waits for its slot inside the upload.
     """
-    if not hub_defaults:  # before any thread, as the local run's hub does
+    if hub not in HUBS:
+        raise ValueError(f"hub must be one of {', '.join(HUBS)}, not {hub!r}")
+    if hub != "defaults":  # before any thread, as the local run's hub does
         bound_allocator_arenas()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         documents = job_documents(
             silos, rounds, mode, (FLOODER,) if flood is not None else (), neighbours, round_timeout
         )
-        if hub_defaults:  # the baseline's hub lets gRPC size its streams' windows (BDP probing)
+        if hub == "defaults":  # the baseline's hub lets gRPC size its streams' windows (BDP probing)
             documents[0]["spec"]["rateLimits"] = {"streamWindowKiB": 0}
         if stream_window_kib is not None:
             documents[0]["spec"]["rateLimits"] = {"streamWindowKiB": stream_window_kib}
@@ -208,7 +215,10 @@ def run_round_benchmark(
             join_timeout=1.0 if flood is not None else None,
         )
         server, port = start_server(
-            coordinator, "localhost:0", ca.issue("aggregator", server=True, dns_names=("localhost",))
+            coordinator,
+            "localhost:0",
+            ca.issue("aggregator", server=True, dns_names=("localhost",)),
+            read_buffer_bytes=READ_BUFFER_BYTES if hub == "bounded" else 0,  # 0: gRPC's own sizing
         )
         before = _rss_mib()
         cpu_before = _cpu_seconds()
@@ -357,7 +367,7 @@ def measure_in_child(
     neighbours: str = "complete",
     round_timeout: int = 300,
     separate_sidecars: bool = False,
-    hub_defaults: bool = False,
+    hub: str = "bounded",
     heap_sites: bool = False,
     stream_window_kib: int | None = None,
     reservations: bool = True,
@@ -368,7 +378,7 @@ def measure_in_child(
         f"import json, dataclasses, sys; sys.path.insert(0, {here!r}); from _harness import run_round_benchmark; "
         f"print(json.dumps(dataclasses.asdict(run_round_benchmark({silos}, {parameters}, {mode!r}, {rounds}, "
         f"{trace_memory!r}, None, {neighbours!r}, round_timeout={round_timeout}, "
-        f"separate_sidecars={separate_sidecars!r}, hub_defaults={hub_defaults!r}, "
+        f"separate_sidecars={separate_sidecars!r}, hub={hub!r}, "
         f"heap_sites={heap_sites!r}, stream_window_kib={stream_window_kib!r}, reservations={reservations!r}))))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

@@ -1,7 +1,7 @@
 """One upload's throughput over a distant link, for each stream window the hub may use, next to gRPC's own sizing.
 
     PYTHONPATH=src:benchmarks .venv/bin/python benchmarks/bench_receive_window.py [--rtt-ms 0,20,100]
-        [--window-kib 64,1024] [--mib 32]
+        [--window-kib 64,1024] [--mib 32] [--read-buffer-kib 64]
 
 The hub's server holds each stream's HTTP/2 receive window at ``spec.rateLimits.streamWindowKiB``
 (64 KiB by default) with BDP probing off (``fedsilo.aggregator._service.receive_window_options``),
@@ -14,7 +14,9 @@ through a delay line on loopback that holds every byte for half the round trip e
 The kernel's netem is not available here; the delay line is a proxy that acknowledges at
 once and forwards after the delay, so TCP's own window does not limit, and the HTTP/2 window
 (whose updates travel back through the same delay) is what the figures compare. Plain TCP:
-TLS changes neither window. The load average is printed beside the figures.
+TLS changes neither window. With ``--read-buffer-kib``, each setting runs a second time with
+each connection's read buffer capped at that size (``read_buffer_options``, as the hub's server
+does): the cap must not slow an upload. The load average is printed beside the figures.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from concurrent import futures
 import grpc
 from _harness import print_figures
 
-from fedsilo.aggregator._service import receive_window_options
+from fedsilo.aggregator._service import read_buffer_options, receive_window_options
 
 CHUNK = 1 << 20
 METHOD = "/bench.Upload/Send"
@@ -115,6 +117,7 @@ def main() -> None:
     parser.add_argument("--rtt-ms", default="0,20,100", help="round trips to measure, comma-separated")
     parser.add_argument("--window-kib", default="64,1024", help="the hub's stream windows to measure, in KiB")
     parser.add_argument("--mib", type=int, default=32, help="the upload's size in MiB")
+    parser.add_argument("--read-buffer-kib", type=int, default=0, help="also each setting with reads capped at this")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     rows = []
@@ -122,7 +125,14 @@ def main() -> None:
         row: dict[str, object] = {"rtt_ms": rtt}
         windows = [int(value) for value in args.window_kib.split(",")]
         settings = [(f"{kib} KiB window", receive_window_options(kib << 10)) for kib in windows]
-        for name, options in [*settings, ("gRPC's sizing", receive_window_options(0))]:
+        settings.append(("gRPC's sizing", receive_window_options(0)))
+        if args.read_buffer_kib:
+            capped = read_buffer_options(args.read_buffer_kib << 10)
+            reads = f", reads of {args.read_buffer_kib} KiB"
+            settings = [
+                pair for name, options in settings for pair in ((name, options), (name + reads, options + capped))
+            ]
+        for name, options in settings:
             server, port = _server(options)
             line = DelayLine(port, rtt / 2000)
             try:

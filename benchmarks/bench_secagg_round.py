@@ -5,9 +5,10 @@
    (target: flat within 20% of the 10-silo figure), as the Python heap (tracemalloc: the
    aggregator's arrays and messages) and as the growth of the resident set (which adds
    gRPC's transport buffers and the threads serving the silos), each next to the same run with
-   gRPC's and glibc's defaults (the hub before its memory was bounded); the resident set near
-   its peak by kind of mapping (malloc arenas, thread stacks...) and every run's load average
-   go to benchmarks/results/hub-memory.json. ``silos=10,50`` runs only those counts.
+   the hub's read buffers sized by gRPC and with gRPC's and glibc's defaults (the hub before its
+   memory was bounded); the resident set near its peak by kind of mapping (malloc arenas, thread
+   stacks...) and every run's load average go to benchmarks/results/hub-memory.json.
+   ``silos=10,50``, ``hubs=...`` and ``modes=...`` run only those.
 3. bytes: bytes on the wire per silo vs the float32 update (target: at most 1.05x).
 4. graphs: masked vs plain round time at 5, 10, 20, 50 and 100 silos, over the complete graph
    and over the sparse neighbour graph of SecAgg+ (target: at most 1.5x at 50 and 100 silos),
@@ -25,7 +26,7 @@
    as the hub's is), by kind of mapping: the per-connection TLS and HTTP/2 buffers, apart from
    any round's data.
 
-    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory [silos=10,50,100]] [bytes] [graphs] [protocol] [scale] [connections]
+    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory [silos=10,50,100] [hubs=bounded,reads_unbounded,defaults] [modes=masked,plain]] [bytes] [graphs] [protocol] [scale] [connections]
 
 With no argument every part runs; the memory, graphs and scale parts take several minutes on 2 cores.
 """
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from _harness import RoundFigures, measure_in_child, print_figures
+from _harness import HUBS, RoundFigures, measure_in_child, print_figures
 from _residency import residency
 
 from fedsilo.aggregator import serve
@@ -58,6 +59,7 @@ T = TypeVar("T")
 SILO_COUNTS = (10, 50, 100)
 GRAPH_SILOS = (5, 10, 20, 50, 100)
 GRAPH_PARAMETERS = 100_000
+MODES = ("masked", "plain")
 MEMORY_RESULTS = Path(__file__).parent / "results" / "hub-memory.json"
 
 
@@ -79,22 +81,22 @@ def round_ratio() -> tuple[RoundFigures, RoundFigures]:
     return plain, masked
 
 
-def hub_memory(silo_counts: tuple[int, ...]) -> None:
+def hub_memory(silo_counts: tuple[int, ...], hubs: tuple[str, ...] = HUBS, modes: tuple[str, ...] = MODES) -> None:
     """Part 2: the hub's peak memory as the number of silos grows, in both modes, bounded and as before.
 
-    Each configuration runs twice, interleaved: with the hub as it serves now (bounded receive
-    windows, two malloc arenas) and with gRPC's and glibc's defaults (the baseline, ``hub_defaults``).
-    Every run's figures, its resident set by kind of mapping and the load average go to
-    :data:`MEMORY_RESULTS`.
+    Each configuration runs once per hub of ``hubs`` (:data:`_harness.HUBS`), interleaved: the hub as
+    it serves now (bounded receive windows and read buffers, two malloc arenas), as it was before its
+    connections' read buffers were capped, and with gRPC's and glibc's defaults. Every run's figures,
+    its resident set by kind of mapping and the load average go to :data:`MEMORY_RESULTS`.
     """
     runs: list[dict[str, object]] = []
     for silos in silo_counts:
-        for mode in ("masked", "plain"):
-            for hub, defaults in (("bounded", False), ("defaults", True)):
+        for mode in modes:
+            for hub in hubs:
                 load = os.getloadavg()
                 # Long deadlines: on a loaded 2-core machine 50 silos in one process miss the default ones.
                 figures = measure_in_child(
-                    silos, 1_000_000, mode, rounds=1, trace_memory=True, round_timeout=1200, hub_defaults=defaults
+                    silos, 1_000_000, mode, rounds=1, trace_memory=True, round_timeout=1200, hub=hub
                 )
                 runs.append(
                     {
@@ -112,8 +114,8 @@ def hub_memory(silo_counts: tuple[int, ...]) -> None:
                 )
                 print(json.dumps(runs[-1]), flush=True)
     rows = []
-    for mode in ("masked", "plain"):
-        for hub in ("bounded", "defaults"):
+    for mode in modes:
+        for hub in hubs:
             mine = {int(str(r["silos"])): r for r in runs if r["mode"] == mode and r["hub"] == hub}
             for measure in ("rss_growth_mib", "rss_peak_mib", "python_heap_mib"):
                 row: dict[str, object] = {"mode": mode, "hub": hub, "measure": measure}
@@ -125,7 +127,7 @@ def hub_memory(silo_counts: tuple[int, ...]) -> None:
                     )
                 row["target"] = 1.2
                 rows.append(row)
-    title = "hub peak memory, 1M parameters, one round: bounded hub vs gRPC and glibc defaults"
+    title = "hub peak memory, 1M parameters, one round: bounded hub vs its read buffers unbounded vs gRPC and glibc defaults"
     print_figures(title, rows)
     MEMORY_RESULTS.parent.mkdir(parents=True, exist_ok=True)
     MEMORY_RESULTS.write_text(json.dumps({"benchmark": title, "results": rows, "runs": runs}, indent=2) + "\n")
@@ -329,9 +331,12 @@ def main() -> None:
         print(json.dumps(_idle_connections(int(sys.argv[2]))))
         return
     words = sys.argv[1:]
-    # "silos=10,50": the memory part at these silo counts only (the first is the ratios' base).
-    counts = next((tuple(int(n) for n in w[6:].split(",")) for w in words if w.startswith("silos=")), SILO_COUNTS)
-    parts = {w for w in words if not w.startswith("silos=")} or {
+    # "silos=10,50": the memory part at these silo counts only (the first is the ratios' base);
+    # "hubs=bounded,defaults" and "modes=plain": only these hubs (_harness.HUBS) and modes.
+    options = {w.split("=", 1)[0]: tuple(w.split("=", 1)[1].split(",")) for w in words if "=" in w}
+    counts = tuple(int(n) for n in options["silos"]) if "silos" in options else SILO_COUNTS
+    hubs, modes = options.get("hubs", HUBS), options.get("modes", MODES)
+    parts = {w for w in words if "=" not in w} or {
         "ratio",
         "memory",
         "bytes",
@@ -345,7 +350,7 @@ def main() -> None:
         if "bytes" in parts:
             bytes_on_wire(plain, masked)
     if "memory" in parts:
-        hub_memory(counts)
+        hub_memory(counts, hubs, modes)
     if "protocol" in parts:
         protocol()
     if "graphs" in parts:

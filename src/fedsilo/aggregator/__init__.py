@@ -30,6 +30,7 @@ from ._privacy import LedgerBook as LedgerBook
 from ._quality import ModelQuality as ModelQuality
 from ._quality import SiloScore as SiloScore
 from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from ._service import READ_BUFFER_BYTES as READ_BUFFER_BYTES
 from ._service import serve as serve
 from ._service import start_server as start_server
 from ._sketches import update_distances as update_distances
@@ -46,6 +47,7 @@ from ._trust import TrustFilesError as TrustFilesError
 __all__ = [
     "CHECKPOINT_DIR",
     "MAX_MESSAGE_BYTES",
+    "READ_BUFFER_BYTES",
     "Aggregation",
     "AnomalyScores",
     "Checkpoint",

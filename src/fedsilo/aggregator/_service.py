@@ -46,6 +46,9 @@ log = logging.getLogger("fedsilo.aggregator")
 
 # Room for the largest chunk (1 MiB of data) plus framing.
 MAX_MESSAGE_BYTES = 4 << 20
+#: The most each connection's socket reads at once, and so the read buffer it keeps between reads
+#: (:func:`read_buffer_options`).
+READ_BUFFER_BYTES = 64 << 10
 # A silo re-asks for the next round after this long, so a cancelled call never hangs.
 WAIT_ROUND_SECONDS = 30.0
 # The status a refused Leave gets, by reason (anything else: INVALID_ARGUMENT, a notice that does not parse).
@@ -311,13 +314,15 @@ def start_server(
     *,
     workers: int | None = None,
     trust: SiloTrust | None = None,
+    read_buffer_bytes: int = READ_BUFFER_BYTES,
 ) -> tuple[grpc.Server, int]:
     """Start the mTLS gRPC server; returns it and the bound port. Never listens in plaintext.
 
     ``trust`` holds each silo's own CAs: every call's certificate must be issued by a CA of
     the silo it names, and the TLS handshake lets in the CAs it trusts at that moment (see
     :func:`serve`). Without it every CA of ``credentials`` may issue any silo's certificate,
-    which is only safe when one party holds the one CA (``fedsilo run``).
+    which is only safe when one party holds the one CA (``fedsilo run``). ``read_buffer_bytes``
+    is for benchmarks that measure the hub as it was (:func:`serve`).
     """
     # Every silo may hold its concurrentCalls open (a wait in a step holds one), so size the pool to
     # the job: one flooding silo then cannot take the workers the others need.
@@ -325,7 +330,13 @@ def start_server(
     size = workers or limits.concurrent_calls * len(coordinator.spec.silos) + 8
     service = AggregatorService(coordinator, trust)
     return serve(
-        service, listen, credentials, workers=size, trust=trust, stream_window_bytes=limits.stream_window_kib << 10
+        service,
+        listen,
+        credentials,
+        workers=size,
+        trust=trust,
+        stream_window_bytes=limits.stream_window_kib << 10,
+        read_buffer_bytes=read_buffer_bytes,
     )
 
 
@@ -352,6 +363,24 @@ def receive_window_options(window_bytes: int) -> tuple[tuple[str, int], ...]:
     return (("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", window_bytes))
 
 
+def read_buffer_options(buffer_bytes: int) -> tuple[tuple[str, int], ...]:
+    """The server option that caps each connection's read buffer at ``buffer_bytes``; none for 0 (gRPC's sizing).
+
+    gRPC core sizes a connection's next read from its last ones: a read that fills most of its
+    buffer doubles the buffer, and the buffer is kept, allocated, while the connection waits for
+    its next bytes, shrinking by 1% a read. A silo's upload, 1 MiB messages that the hub reads as
+    fast as loopback or a LAN delivers them, grew its connection's buffer to 0.6 to 1.3 MiB, and
+    every silo's connection kept it until it closed: at the end of a 50-silo round, 30 MiB of the
+    hub's heap was empty read buffers (``heaptrack``; docs/big-models.md). Capped, a connection
+    reads the same bytes in more, smaller reads; the TCP socket still queues what arrives meanwhile.
+    The cap is the hub's, not the job's: it bounds what every connected silo costs the hub whatever
+    window the job chose (what it costs an upload's speed: benchmarks/bench_receive_window.py).
+    """
+    if buffer_bytes == 0:
+        return ()
+    return (("grpc.experimental.tcp_max_read_buffer_size", buffer_bytes),)
+
+
 def serve(
     service: rpc.AggregatorServicer,
     listen: str,
@@ -360,12 +389,15 @@ def serve(
     workers: int,
     trust: SiloTrust | None = None,
     stream_window_bytes: int = STREAM_WINDOW_BYTES,
+    read_buffer_bytes: int = READ_BUFFER_BYTES,
 ) -> tuple[grpc.Server, int]:
     """Serve ``service`` over mutual TLS on ``listen`` with ``workers`` threads; the server and its bound port.
 
     With ``trust`` the client CAs the handshake accepts are ``trust``'s at each new connection
     (a silo's rotated CA is let in without a restart), else ``credentials``' CA. Each stream's
-    receive window is ``stream_window_bytes`` (:func:`receive_window_options`).
+    receive window is ``stream_window_bytes`` (:func:`receive_window_options`), each connection's
+    read buffer at most ``read_buffer_bytes`` (:func:`read_buffer_options`); 0 for either: gRPC's
+    own sizing.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aggregator"),
@@ -373,6 +405,7 @@ def serve(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             *receive_window_options(stream_window_bytes),
+            *read_buffer_options(read_buffer_bytes),
         ],
     )
     rpc.add_AggregatorServicer_to_server(service, server)
