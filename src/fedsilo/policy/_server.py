@@ -1,15 +1,17 @@
 """The OPA server engine, and how to run the OPA server it talks to.
 
 In a cluster, OPA runs as a container beside the aggregator and listens on localhost; the
-aggregator's ``PolicyGate`` asks it through ``OpaServerEngine`` (opa-python-client, one
-kept-alive HTTP session per thread). ``opa_config`` and ``opa_run_args`` are what the
+aggregator's ``PolicyGate`` asks it through ``OpaServerEngine`` (opa-python-client, kept-alive
+HTTP sessions, as many as decisions were ever asked for at once). ``opa_config`` and ``opa_run_args`` are what the
 operator, the Helm chart and the tests start that server with.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -79,15 +81,20 @@ class OpaServerEngine(PolicyEngine):
         self._timeout = timeout_seconds
         self._token = token
         self._batch_size = batch_size
-        self._local = threading.local()
+        # Sessions not in use. requests sessions are not documented as thread-safe, so a call
+        # borrows one of its own; not one per thread, because the hub decides on whichever of its
+        # handler threads (one per silo waiting in a step) got the upload, and a session per
+        # thread kept a connection to OPA and its buffers for every silo.
+        self._idle: queue.SimpleQueue[OpaClient] = queue.SimpleQueue()
         self._clients: list[OpaClient] = []
         self._clients_lock = threading.Lock()
 
-    def _client(self) -> OpaClient:
-        # requests sessions are not documented as thread-safe; one per thread keeps each
-        # connection alive without sharing it.
-        client: OpaClient | None = getattr(self._local, "client", None)
-        if client is None:
+    @contextmanager
+    def _client(self) -> Iterator[OpaClient]:
+        """A session no other call is using, returned to the idle ones afterwards."""
+        try:
+            client = self._idle.get_nowait()
+        except queue.Empty:
             # Imported on first use: its HTTP stack (aiohttp) would cost every process that imports
             # the policy package (each sidecar, each command-line call) most of a CPU second at start.
             from opa_client import OpaClient
@@ -95,18 +102,21 @@ class OpaServerEngine(PolicyEngine):
             client = OpaClient(
                 host=self._host, port=self._port, ssl=self._ssl, token=self._token, retries=0, timeout=self._timeout
             )
-            self._local.client = client
             with self._clients_lock:
                 self._clients.append(client)
-        return client
+        try:
+            yield client
+        finally:
+            self._idle.put(client)
 
     def evaluate(self, decision_path: str, document: Mapping[str, Any]) -> object:
         """``data.<decision_path>`` for ``document``, asked of the server."""
         package, _, rule = decision_path.rpartition("/")
         try:
-            response = self._client().query_rule(
-                input_data=dict(document), package_path=package.replace("/", "."), rule_name=rule
-            )
+            with self._client() as client:
+                response = client.query_rule(
+                    input_data=dict(document), package_path=package.replace("/", "."), rule_name=rule
+                )
         # Connection refused, timeout, HTTP error, a body that is not JSON: all mean no decision.
         except Exception as error:
             raise PolicyUnavailable(f"OPA at {self.url} did not decide {decision_path}: {error}") from error
@@ -121,7 +131,8 @@ class OpaServerEngine(PolicyEngine):
         for start in range(0, len(documents), self._batch_size):
             chunk = [dict(document) for document in documents[start : start + self._batch_size]]
             try:
-                results = self._client().bulk_query_rule(chunk, package.replace("/", "."), rule)
+                with self._client() as client:
+                    results = client.bulk_query_rule(chunk, package.replace("/", "."), rule)
             # As in evaluate: whatever failed, these documents have no decision.
             except Exception as error:
                 raise PolicyUnavailable(f"OPA at {self.url} did not decide {len(chunk)} documents: {error}") from error
@@ -131,7 +142,7 @@ class OpaServerEngine(PolicyEngine):
         return decisions
 
     def close(self) -> None:
-        """Close every thread's session."""
+        """Close every session."""
         with self._clients_lock:
             clients, self._clients = self._clients, []
         for client in clients:

@@ -1,21 +1,26 @@
-"""The embedded engine keeps rego-cpp on one thread of its own, whichever threads ask it for decisions.
+"""Neither policy engine keeps something per thread that asks it for decisions: the hub asks from one thread per silo.
 
-rego-cpp allocates with snmalloc, which keeps an allocator per thread that allocated, with that
-thread's slabs, for as long as the thread lives. The hub decides each upload on the gRPC handler
-thread that received it, and those threads live as long as the server, so before the engine
-had a thread of its own the hub's resident set grew with every silo (docs/big-models.md).
+The hub decides each upload on the gRPC handler thread that received it, and those threads
+live as long as the server. rego-cpp allocates with snmalloc, which keeps an allocator per
+thread that allocated, with that thread's slabs, for as long as the thread lives: before the
+embedded engine had a thread of its own, the hub's resident set grew with every silo
+(docs/big-models.md). The OPA engine kept an HTTP session, and a connection to OPA, per thread.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from fedsilo.policy import EmbeddedRegoEngine, PolicyUnavailable
+from fedsilo.policy import EmbeddedRegoEngine, OpaServerEngine, PolicyUnavailable
+from fedsilo_testing import OpaServer
 
 from .conftest import VALID, varied
 
@@ -102,3 +107,49 @@ def test_a_closed_engine_refuses_to_decide() -> None:
     engine.close()
     with pytest.raises(PolicyUnavailable, match="rego-cpp failed"):
         engine.decide_update(VALID)
+
+
+def _connections_to(port: int) -> int:
+    """This process's established TCP connections to ``port`` on loopback (its sockets in /proc/net/tcp)."""
+    mine = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed since the listing
+            continue
+        if target.startswith("socket:["):
+            mine.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port, state, inode = int(fields[2].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            count += remote_port == port and state == "01" and inode in mine
+    return count
+
+
+def test_the_opa_engine_keeps_a_session_per_call_at_once_not_per_thread(opa_server: OpaServer) -> None:
+    # As the hub's handler threads: threads that stay alive, each deciding once, one after another.
+    port = urlsplit(opa_server.url).port
+    assert port is not None
+    release = threading.Event()
+    with OpaServerEngine(opa_server.url) as engine:
+
+        def decide_then_wait(decided: threading.Event) -> None:
+            assert engine.decide_update(VALID).allow
+            decided.set()
+            release.wait()
+
+        threads = []
+        try:
+            for _ in range(20):
+                decided = threading.Event()
+                threads.append(threading.Thread(target=decide_then_wait, args=(decided,)))
+                threads[-1].start()
+                assert decided.wait(30)
+            # Before, each thread kept a session of its own, and a connection to OPA: 20 here.
+            assert _connections_to(port) == 1
+        finally:
+            release.set()
+            for thread in threads:
+                thread.join()
