@@ -182,6 +182,7 @@ def running_hub(
     keys: dict[str, SigningKey] | None = None,
     standing: StandingSource | None = None,
     ca_files: Path | None = None,
+    weights: dict[str, np.ndarray] | None = None,
     **spec: Any,
 ) -> Iterator[Hub]:
     """A coordinator for ``names`` behind a real mTLS server, its round loop in a thread.
@@ -190,7 +191,8 @@ def running_hub(
     them and binds each silo to its own. ``gate_wrapper`` wraps the real gate (to slow it down).
     ``keys`` are the silos' signing keys (default: new ones); ``standing`` is asked at round boundaries.
     ``ca_files`` (with ``own_cas``): the silos' CAs are read from ``silo-ca.<silo>.crt`` files there, as
-    ``fedsilo aggregator`` reads them, and followed as they change (``Hub.trust``).
+    ``fedsilo aggregator`` reads them, and followed as they change (``Hub.trust``). ``weights``: the
+    initial model (default :data:`WEIGHTS`).
     """
     keys = keys or {n: SigningKey.generate() for n in names}
     job = FederatedJob.model_validate(job_document(names, **spec))
@@ -200,7 +202,7 @@ def running_hub(
     coordinator = JobCoordinator(
         job,
         {n: k.public_key for n, k in keys.items()},
-        WEIGHTS,
+        WEIGHTS if weights is None else weights,
         make_strategy(job.spec),
         LocalRegistry(tmp_path / "registry"),
         gate_wrapper(gate) if gate_wrapper is not None else gate,

@@ -29,6 +29,7 @@ from ._coordinator import JobCoordinator as JobCoordinator
 from ._privacy import LedgerBook as LedgerBook
 from ._quality import ModelQuality as ModelQuality
 from ._quality import SiloScore as SiloScore
+from ._service import DOWNLOAD_MESSAGE_BYTES as DOWNLOAD_MESSAGE_BYTES
 from ._service import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
 from ._service import READ_BUFFER_BYTES as READ_BUFFER_BYTES
 from ._service import serve as serve
@@ -46,6 +47,7 @@ from ._trust import TrustFilesError as TrustFilesError
 
 __all__ = [
     "CHECKPOINT_DIR",
+    "DOWNLOAD_MESSAGE_BYTES",
     "MAX_MESSAGE_BYTES",
     "READ_BUFFER_BYTES",
     "Aggregation",

@@ -49,6 +49,13 @@ MAX_MESSAGE_BYTES = 4 << 20
 #: The most each connection's socket reads at once, and so the read buffer it keeps between reads
 #: (:func:`read_buffer_options`).
 READ_BUFFER_BYTES = 64 << 10
+#: The data each message of a download carries (GetModel, GetEncryptedSum); uploads keep 1 MiB.
+#: Until its transport has written them, gRPC holds about four messages of each download in
+#: flight, and every silo downloads the model at once: at 1 MiB that was 4 MiB of the hub's
+#: memory per silo downloading, at 256 KiB about 1 MiB, for a tenth to a third more of the hub's
+#: CPU per byte sent (benchmarks/bench_model_download.py, docs/big-models.md). The hub chooses it,
+#: so a silo that reads slowly, or asks for a large window, cannot make it hold more.
+DOWNLOAD_MESSAGE_BYTES = 256 << 10
 # A silo re-asks for the next round after this long, so a cancelled call never hangs.
 WAIT_ROUND_SECONDS = 30.0
 # The status a refused Leave gets, by reason (anything else: INVALID_ARGUMENT, a notice that does not parse).
@@ -197,7 +204,10 @@ class AggregatorService(rpc.AggregatorServicer):
         with self._chunk_lock:
             if self._model_chunks is None or self._model_chunks[0] is not blob:
                 self._model_chunks = None  # the last round's messages go before this round's are made
-                self._model_chunks = (blob, [chunk.SerializeToString() for chunk in blob_to_chunks(blob)])
+                self._model_chunks = (
+                    blob,
+                    [chunk.SerializeToString() for chunk in blob_to_chunks(blob, DOWNLOAD_MESSAGE_BYTES)],
+                )
             chunks = self._model_chunks[1]
         yield from chunks
 
@@ -272,7 +282,7 @@ class AggregatorService(rpc.AggregatorServicer):
             body = self._coordinator.unmask_request(silo, request.round)
         except PhaseClosed as error:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-        yield from blob_to_chunks(body)
+        yield from blob_to_chunks(body, DOWNLOAD_MESSAGE_BYTES)
 
     def SubmitDecryptionShare(
         self, request_iterator: Iterator[pb.ShareUpload], context: grpc.ServicerContext

@@ -17,7 +17,7 @@ from . import fedsilo_pb2 as pb
 from ._compression import RoundCompression
 from ._messages import PolicyVerdict, RoundPlan
 from ._statistics import StatisticsStep, ranges_from_json, ranges_to_json
-from ._streams import BlobAssembler, split_bytes, vector_from_bytes, vector_to_bytes
+from ._streams import CHUNK_BYTES, BlobAssembler, split_bytes, vector_from_bytes, vector_to_bytes
 from ._strict import MessageError, StrictMessage
 
 H = TypeVar("H", bound=StrictMessage)
@@ -87,9 +87,9 @@ def verdict_from_proto(message: pb.Decision) -> PolicyVerdict:
     )
 
 
-def blob_to_chunks(data: bytes) -> Iterator[pb.BytesChunk]:
-    """A byte string as a stream of chunks."""
-    for offset, total, piece in split_bytes(data):
+def blob_to_chunks(data: bytes, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.BytesChunk]:
+    """A byte string as a stream of chunks of at most ``chunk_bytes`` bytes."""
+    for offset, total, piece in split_bytes(data, chunk_bytes):
         yield pb.BytesChunk(offset=offset, total=total, data=piece)
 
 
