@@ -31,8 +31,10 @@ from rich.console import Console
 from rich.table import Table
 
 from fedsilo.aggregator import READ_BUFFER_BYTES, JobCoordinator, RoundSummary, start_server
+from fedsilo.aggregator import _service as service_module
 from fedsilo.aggregator._service import AggregatorService
 from fedsilo.api import FederatedJob, Silo, load_manifest
+from fedsilo.audit import AuditLog
 from fedsilo.identity import (
     CertificateAuthority,
     SigningKey,
@@ -42,9 +44,10 @@ from fedsilo.identity import (
     write_identity,
 )
 from fedsilo.launch import bound_allocator_arenas
-from fedsilo.protocol import TensorLayout, TrainerReply, Weights, decode_weights, encode_weights, rpc
+from fedsilo.policy import EmbeddedRegoEngine, PolicyGate
+from fedsilo.protocol import CHUNK_BYTES, TensorLayout, TrainerReply, Weights, decode_weights, encode_weights, rpc
 from fedsilo.registry import LocalRegistry
-from fedsilo.runner import build_gate
+from fedsilo.runner import AUDIT_LOG, build_gate
 from fedsilo.sidecar import Sidecar, SidecarConfig, TrainerLinkService
 from fedsilo.strategies import make_strategy
 
@@ -102,10 +105,30 @@ def model_of(parameters: int) -> Weights:
     }
 
 
-#: How the benchmark's hub serves: as it does now; as it did before its connections' read buffers were
-#: capped (``reads_unbounded``: windows and arenas bounded, gRPC's read sizing); with gRPC's and glibc's
-#: defaults (``defaults``: before the hub's memory was bounded at all). The memory benchmark's baselines.
-HUBS = ("bounded", "reads_unbounded", "defaults")
+#: How the benchmark's hub serves: as it does now; with its policy decided on each gRPC handler thread
+#: and downloads in 1 MiB messages (``policy_per_thread``: as it did before the embedded engine had a
+#: thread of its own and downloads came in ``DOWNLOAD_MESSAGE_BYTES``); as it did before its connections'
+#: read buffers were capped (``reads_unbounded``: windows and arenas bounded, gRPC's read sizing); with
+#: gRPC's and glibc's defaults (``defaults``: before the hub's memory was bounded at all). The memory
+#: benchmark's baselines.
+HUBS = ("bounded", "policy_per_thread", "reads_unbounded", "defaults")
+
+
+class _DecidedOnCallersThreads(EmbeddedRegoEngine):
+    """The embedded engine as it was before it had a thread of its own: rego-cpp runs on whoever asks.
+
+    rego-cpp's allocator (snmalloc) then keeps slabs for every handler thread that ever decided.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._caller_lock = threading.Lock()
+
+    def evaluate(self, decision_path: str, document: Any) -> object:
+        with self._caller_lock:
+            _, results = self._query(json.dumps(document, allow_nan=False), decision_path)
+        return results[0].expressions[0]
+
 
 #: Enrolled in the job but never joins: it only floods the aggregator (``run_round_benchmark(flood=...)``).
 FLOODER = "flooder"
@@ -185,6 +208,8 @@ def run_round_benchmark(
             documents[0]["spec"]["rateLimits"] = {"streamWindowKiB": 0}
         if stream_window_kib is not None:
             documents[0]["spec"]["rateLimits"] = {"streamWindowKiB": stream_window_kib}
+        if hub == "policy_per_thread":  # this process is the hub's alone (``measure_in_child``)
+            service_module.DOWNLOAD_MESSAGE_BYTES = CHUNK_BYTES
         if not reservations:  # this process is the hub's alone (``measure_in_child``)
             AggregatorService.ReserveUpload = rpc.AggregatorServicer.ReserveUpload  # type: ignore[method-assign]
         ca = CertificateAuthority.create()
@@ -207,7 +232,9 @@ def run_round_benchmark(
             model_of(parameters),
             make_strategy(job.spec),
             LocalRegistry(work / "registry"),
-            build_gate(work, hub_key),
+            build_gate(work, hub_key)
+            if hub != "policy_per_thread"
+            else PolicyGate(_DecidedOnCallersThreads(), AuditLog(work / AUDIT_LOG, hub_key)),
             model_key=hub_key,
             silo_ceilings={s.metadata.name: None for s in silo_objects},
             # The flooder never joins: the rounds start once the honest silos have (see below), not after

@@ -5,7 +5,8 @@
    (target: flat within 20% of the 10-silo figure), as the Python heap (tracemalloc: the
    aggregator's arrays and messages) and as the growth of the resident set (which adds
    gRPC's transport buffers and the threads serving the silos), each next to the same run with
-   the hub's read buffers sized by gRPC and with gRPC's and glibc's defaults (the hub before its
+   the hub's policy decided on every handler thread and downloads in 1 MiB messages, with its
+   read buffers sized by gRPC, and with gRPC's and glibc's defaults (the hub before its
    memory was bounded); the resident set near its peak by kind of mapping (malloc arenas, thread
    stacks...) and every run's load average go to benchmarks/results/hub-memory.json.
    ``silos=10,50``, ``hubs=...`` and ``modes=...`` run only those.
@@ -26,7 +27,7 @@
    as the hub's is), by kind of mapping: the per-connection TLS and HTTP/2 buffers, apart from
    any round's data.
 
-    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory [silos=10,50,100] [hubs=bounded,reads_unbounded,defaults] [modes=masked,plain]] [bytes] [graphs] [protocol] [scale] [connections]
+    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory [silos=10,50,100] [hubs=bounded,policy_per_thread,reads_unbounded,defaults] [modes=masked,plain]] [bytes] [graphs] [protocol] [scale] [connections]
 
 With no argument every part runs; the memory, graphs and scale parts take several minutes on 2 cores.
 """
@@ -84,10 +85,10 @@ def round_ratio() -> tuple[RoundFigures, RoundFigures]:
 def hub_memory(silo_counts: tuple[int, ...], hubs: tuple[str, ...] = HUBS, modes: tuple[str, ...] = MODES) -> None:
     """Part 2: the hub's peak memory as the number of silos grows, in both modes, bounded and as before.
 
-    Each configuration runs once per hub of ``hubs`` (:data:`_harness.HUBS`), interleaved: the hub as
-    it serves now (bounded receive windows and read buffers, two malloc arenas), as it was before its
-    connections' read buffers were capped, and with gRPC's and glibc's defaults. Every run's figures,
-    its resident set by kind of mapping and the load average go to :data:`MEMORY_RESULTS`.
+    Each configuration runs once per hub of ``hubs`` (:data:`_harness.HUBS`), interleaved: the hub
+    as it serves now (bounded receive windows and read buffers, two malloc arenas, its policy
+    engine on a thread of its own, 256 KiB download messages) and as each baseline. Every run's
+    figures, its resident set by kind of mapping and the load average go to :data:`MEMORY_RESULTS`.
     """
     runs: list[dict[str, object]] = []
     for silos in silo_counts:
@@ -127,7 +128,9 @@ def hub_memory(silo_counts: tuple[int, ...], hubs: tuple[str, ...] = HUBS, modes
                     )
                 row["target"] = 1.2
                 rows.append(row)
-    title = "hub peak memory, 1M parameters, one round: bounded hub vs its read buffers unbounded vs gRPC and glibc defaults"
+    title = (
+        f"hub peak memory, 1M parameters, one round: the hub as it serves now vs {', '.join(hubs[1:]) or 'no baseline'}"
+    )
     print_figures(title, rows)
     MEMORY_RESULTS.parent.mkdir(parents=True, exist_ok=True)
     MEMORY_RESULTS.write_text(json.dumps({"benchmark": title, "results": rows, "runs": runs}, indent=2) + "\n")
