@@ -20,14 +20,11 @@ import numpy.typing as npt
 
 from fedsilo.compression import CompressionError, ErrorFeedback, masked_levels, plain_payload, round_vote_levels
 from fedsilo.identity import sha256_digest
-from fedsilo.protocol import PolicyVerdict
+from fedsilo.protocol import CHUNK_BYTES, PolicyVerdict
 
 from ._pipeline import Next, OutgoingUpdate, Payload, UpdateRefused
 
 log = logging.getLogger("fedsilo.sidecar")
-
-# Bytes per chunk of a packed payload: 1 MiB.
-CHUNK_BYTES = 1 << 20
 
 
 @dataclass

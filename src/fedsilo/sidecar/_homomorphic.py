@@ -42,6 +42,7 @@ from fedsilo.he import (
 )
 from fedsilo.identity import SignatureError
 from fedsilo.protocol import (
+    CHUNK_BYTES,
     PolicyVerdict,
     blob_from_chunks,
     pb,
@@ -57,9 +58,6 @@ from ._pipeline import Next, OutgoingUpdate, Payload, UpdateRefused
 from ._update import weighted_plain_payload
 
 log = logging.getLogger("fedsilo.sidecar")
-
-# Payload slices on the wire (the gRPC message limit is 4 MiB).
-CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
