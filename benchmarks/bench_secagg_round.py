@@ -9,7 +9,8 @@
    read buffers sized by gRPC, and with gRPC's and glibc's defaults (the hub before its
    memory was bounded); the resident set near its peak by kind of mapping (malloc arenas, thread
    stacks...) and every run's load average go to benchmarks/results/hub-memory.json.
-   ``silos=10,50``, ``hubs=...`` and ``modes=...`` run only those.
+   ``silos=10,50``, ``hubs=...`` and ``modes=...`` run only those; ``neighbours=sparse`` masks over
+   SecAgg+'s sparse graph instead of the complete one.
 3. bytes: bytes on the wire per silo vs the float32 update (target: at most 1.05x).
 4. graphs: masked vs plain round time at 5, 10, 20, 50 and 100 silos, over the complete graph
    and over the sparse neighbour graph of SecAgg+ (target: at most 1.5x at 50 and 100 silos),
@@ -27,7 +28,7 @@
    as the hub's is), by kind of mapping: the per-connection TLS and HTTP/2 buffers, apart from
    any round's data.
 
-    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory [silos=10,50,100] [hubs=bounded,policy_per_thread,reads_unbounded,defaults] [modes=masked,plain]] [bytes] [graphs] [protocol] [scale] [connections]
+    .venv/bin/python benchmarks/bench_secagg_round.py [ratio] [memory [silos=10,50,100] [hubs=bounded,policy_per_thread,reads_unbounded,defaults] [modes=masked,plain] [neighbours=sparse]] [bytes] [graphs] [protocol] [scale] [connections]
 
 With no argument every part runs; the memory, graphs and scale parts take several minutes on 2 cores.
 """
@@ -82,13 +83,19 @@ def round_ratio() -> tuple[RoundFigures, RoundFigures]:
     return plain, masked
 
 
-def hub_memory(silo_counts: tuple[int, ...], hubs: tuple[str, ...] = HUBS, modes: tuple[str, ...] = MODES) -> None:
+def hub_memory(
+    silo_counts: tuple[int, ...],
+    hubs: tuple[str, ...] = HUBS,
+    modes: tuple[str, ...] = MODES,
+    neighbours: str = "complete",
+) -> None:
     """Part 2: the hub's peak memory as the number of silos grows, in both modes, bounded and as before.
 
     Each configuration runs once per hub of ``hubs`` (:data:`_harness.HUBS`), interleaved: the hub
     as it serves now (bounded receive windows and read buffers, two malloc arenas, its policy
     engine on a thread of its own, 256 KiB download messages) and as each baseline. Every run's
     figures, its resident set by kind of mapping and the load average go to :data:`MEMORY_RESULTS`.
+    ``neighbours``: the masking graph, complete (every pair of silos) or sparse (SecAgg+).
     """
     runs: list[dict[str, object]] = []
     for silos in silo_counts:
@@ -97,7 +104,14 @@ def hub_memory(silo_counts: tuple[int, ...], hubs: tuple[str, ...] = HUBS, modes
                 load = os.getloadavg()
                 # Long deadlines: on a loaded 2-core machine 50 silos in one process miss the default ones.
                 figures = measure_in_child(
-                    silos, 1_000_000, mode, rounds=1, trace_memory=True, round_timeout=1200, hub=hub
+                    silos,
+                    1_000_000,
+                    mode,
+                    rounds=1,
+                    trace_memory=True,
+                    round_timeout=1200,
+                    hub=hub,
+                    neighbours=neighbours,
                 )
                 runs.append(
                     {
@@ -353,7 +367,7 @@ def main() -> None:
         if "bytes" in parts:
             bytes_on_wire(plain, masked)
     if "memory" in parts:
-        hub_memory(counts, hubs, modes)
+        hub_memory(counts, hubs, modes, options.get("neighbours", ("complete",))[0])
     if "protocol" in parts:
         protocol()
     if "graphs" in parts:
