@@ -303,7 +303,17 @@ def run_trainer(
             if task.kind == "finished":
                 return 0
             reply, out = _answer(state, task, blob)
-            ack = link.stub.Complete(frames_out(reply, out), metadata=metadata)
+            try:
+                ack = link.stub.Complete(frames_out(reply, out), metadata=metadata)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                # The sidecar went while it took the result (stopping, or restarted): ask it for a task
+                # again from the same round, as for any lost contact; a sidecar back up sends what it needs.
+                log.warning(
+                    "the sidecar did not take the %s result of round %d: %s", task.kind, task.round, error.details()
+                )
+                continue
             if not ack.ok:
                 log.error("sidecar refused the %s result of round %d: %s", task.kind, task.round, ack.message)
             if task.kind not in ("statistics", "preprocess"):
